@@ -1,0 +1,45 @@
+"""recommender: related articles for news sites.
+
+from recommender import Recommender
+rec = Recommender.open("indexes/news")
+rec.similar("a-123", k=5)
+"""
+
+from __future__ import annotations
+
+from .articles import Article
+from .engine import Recommender
+from .errors import (
+    IncompatibleIndexError,
+    IndexDamagedError,
+    IndexNotFoundError,
+    InputFileError,
+    InvalidArticleError,
+    InvalidArticlesError,
+    InvalidQueryError,
+    ModelError,
+    RecommenderError,
+    UnknownArticleError,
+)
+from .results import BuildReport, IndexInfo, Recommendation
+from .settings import DEFAULT_MODEL, Settings
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Article",
+    "BuildReport",
+    "IncompatibleIndexError",
+    "IndexDamagedError",
+    "IndexInfo",
+    "IndexNotFoundError",
+    "InputFileError",
+    "InvalidArticleError",
+    "InvalidArticlesError",
+    "InvalidQueryError",
+    "ModelError",
+    "Recommendation",
+    "Recommender",
+    "RecommenderError",
+    "Settings",
+    "UnknownArticleError",
+]

@@ -1,0 +1,330 @@
+"""Reading articles: JSON Lines and CSV files in, validated ``Article`` values out.
+
+A bad record never stops the reader: it is reported with its file and line, and the caller
+decides whether that fails the whole import or is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import InputFileError, InvalidArticleError
+from .text import clean_html, clean_title
+
+#: The fields an article is made of; any other input field is kept as metadata.
+FIELDS = ("id", "title", "body", "category", "published_at", "url", "source", "lang", "tags")
+
+#: File name endings the reader understands, with the format each one means.
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+}
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article as the engine stores it (title and body already cleaned of HTML)."""
+
+    id: str
+    title: str
+    body: str = ""
+    category: str | None = None
+    published_at: datetime | None = None
+    url: str | None = None
+    source: str | None = None
+    lang: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReadReport:
+    """What reading a set of files gave: valid articles (last one wins per id) and the rest."""
+
+    articles: list[Article]
+    records: int = 0
+    invalid: list[InvalidArticleError] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An ISO-8601 string (or date/datetime) as an aware UTC datetime; no zone means UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO-8601 date") from None
+    else:
+        raise ValueError(f"expected an ISO-8601 date string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_field_map(pairs: Iterable[str]) -> dict[str, str]:
+    """``["id=article_id", "body=content"]`` as ``{"id": "article_id", "body": "content"}``."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        ours, sep, theirs = pair.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not sep or not ours or not theirs:
+            raise InvalidArticleError(f"field mapping {pair!r} is not of the form FIELD=COLUMN")
+        if ours not in FIELDS:
+            raise InvalidArticleError(
+                f"field mapping {pair!r} names unknown field {ours!r}; known: {', '.join(FIELDS)}"
+            )
+        mapping[ours] = theirs
+    return mapping
+
+
+def _optional_text(record: Mapping[str, Any], key: str, name: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArticleError(f"{name} must be a string, got {type(value).__name__}")
+    value = value.strip()
+    return value or None
+
+
+def _json_safe(value: Any) -> Any:
+    """Metadata as plain JSON: NaN and infinity (which JSON cannot hold) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def parse_article(
+    record: object,
+    field_map: Mapping[str, str] | None = None,
+    drop_fields: Iterable[str] = (),
+) -> Article:
+    """Validate one input record and turn it into an Article; raises InvalidArticleError."""
+    if not isinstance(record, Mapping):
+        raise InvalidArticleError(f"expected an object with an id and a title, got {_kind(record)}")
+    field_map = field_map or {}
+    column = {name: field_map.get(name, name) for name in FIELDS}
+
+    raw_id = record.get(column["id"])
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        what = "missing" if raw_id is None else f"a {_kind(raw_id)}"
+        raise InvalidArticleError(f"id must be a string or an integer, got {what}")
+    article_id = str(raw_id).strip()
+    if not article_id:
+        raise InvalidArticleError("id is empty")
+
+    raw_title = record.get(column["title"])
+    if not isinstance(raw_title, str):
+        what = "missing" if raw_title is None else f"a {_kind(raw_title)}"
+        raise InvalidArticleError(f"article {article_id!r}: title must be a string, got {what}")
+    title = clean_title(raw_title)
+    if not title:
+        raise InvalidArticleError(f"article {article_id!r}: title is empty")
+
+    raw_body = record.get(column["body"])
+    if raw_body is not None and not isinstance(raw_body, str):
+        raise InvalidArticleError(
+            f"article {article_id!r}: body must be a string, got {_kind(raw_body)}"
+        )
+
+    try:
+        category = _optional_text(record, column["category"], "category")
+        url = _optional_text(record, column["url"], "url")
+        source = _optional_text(record, column["source"], "source")
+        lang = _optional_text(record, column["lang"], "lang")
+        published_at = parse_datetime(record.get(column["published_at"]))
+    except (InvalidArticleError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, InvalidArticleError) else f"published_at {exc}"
+        raise InvalidArticleError(f"article {article_id!r}: {reason}") from None
+
+    raw_tags = record.get(column["tags"])
+    if raw_tags is None:
+        tags: tuple[str, ...] = ()
+    elif isinstance(raw_tags, str):
+        tags = tuple(tag.strip() for tag in raw_tags.split(",") if tag.strip())
+    elif isinstance(raw_tags, list) and all(isinstance(tag, str) for tag in raw_tags):
+        tags = tuple(tag.strip() for tag in raw_tags if tag.strip())
+    else:
+        raise InvalidArticleError(
+            f"article {article_id!r}: tags must be a list of strings or a comma-separated string"
+        )
+
+    consumed = set(column.values()) | set(drop_fields)
+    metadata = {key: _json_safe(value) for key, value in record.items() if key not in consumed}
+    return Article(
+        id=article_id,
+        title=title,
+        body=clean_html(raw_body or ""),
+        category=category,
+        published_at=published_at,
+        url=url,
+        source=source,
+        lang=lang,
+        tags=tags,
+        metadata=metadata,
+    )
+
+
+def _kind(value: object) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", float: "number"}
+    if value is None:
+        return "null"
+    return names.get(type(value), type(value).__name__)
+
+
+def file_format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise InputFileError(
+        f"cannot read {path}: unknown file type (expected one of {', '.join(FORMATS)})"
+    )
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    try:
+        if path.name.lower().endswith(".gz"):
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, decode error) for each line; a line that is not UTF-8 keeps going."""
+    with _open_binary(path) as handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
+                except UnicodeDecodeError as exc:
+                    yield number, None, f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputFileError(f"cannot read {path}: {exc}") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
+    for number, text, error in _decoded_lines(path):
+        if error is not None:
+            yield number, None, error
+            continue
+        assert text is not None
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text), None
+        except json.JSONDecodeError as exc:
+            yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
+    bad_lines: dict[int, str] = {}
+    consumed = 0  # lines handed to the CSV parser so far
+
+    def text_lines() -> Iterator[str]:
+        nonlocal consumed
+        for number, text, error in _decoded_lines(path):
+            consumed = number
+            if error is not None:
+                bad_lines[number] = error
+                # Keep the row's shape so the rows around it parse as usual; it is reported.
+                text = "\ufffd\n"
+            assert text is not None
+            yield text
+
+    reader = csv.reader(text_lines())
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        while True:
+            first_line = consumed + 1
+            row = next(reader, None)
+            if row is None:
+                return
+            errors = [bad_lines[n] for n in range(first_line, consumed + 1) if n in bad_lines]
+            if errors:
+                yield first_line, None, errors[0]
+            elif not row or row == [""]:
+                continue  # a blank line
+            elif len(row) > len(header):
+                yield first_line, None, "more values than columns in the header"
+            else:
+                # CSV has no null: an empty or missing cell means "not given".
+                values = row + [""] * (len(header) - len(row))
+                record = {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)}
+                yield first_line, record, None
+    except csv.Error as exc:
+        raise InputFileError(f"cannot read {path}: line {consumed}: {exc}") from None
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
+    """(line number, parsed record or None, error or None) for every record of one file."""
+    if not path.is_file():
+        raise InputFileError(f"cannot read {path}: no such file")
+    if file_format(path) == "csv":
+        return _csv_records(path)
+    return _jsonl_records(path)
+
+
+def read_articles(
+    paths: Sequence[str | Path],
+    *,
+    field_map: Mapping[str, str] | None = None,
+    drop_fields: Iterable[str] = (),
+) -> ReadReport:
+    """Read and validate every record of the given files.
+
+    Invalid records are collected in ``report.invalid`` (each names its file and line); for
+    an id seen twice the later record wins and ``report.duplicates`` counts the earlier ones.
+    """
+    drop = frozenset(drop_fields)
+    for path in paths:  # fail on a missing file before spending time on the others
+        file_format(Path(path))
+        if not Path(path).is_file():
+            raise InputFileError(f"cannot read {path}: no such file")
+    by_id: dict[str, Article] = {}
+    report = ReadReport(articles=[])
+    for path in paths:
+        for line, record, error in iter_records(Path(path)):
+            report.records += 1
+            try:
+                if error is not None:
+                    raise InvalidArticleError(error)
+                article = parse_article(record, field_map, drop)
+            except InvalidArticleError as exc:
+                report.invalid.append(InvalidArticleError(exc.reason, path=str(path), line=line))
+                continue
+            if article.id in by_id:
+                report.duplicates += 1
+                del by_id[article.id]  # re-insert so the order follows the winning record
+            by_id[article.id] = article
+    report.articles = list(by_id.values())
+    return report

@@ -1,0 +1,59 @@
+"""The exceptions the library raises: one base class, one subclass per kind of fault."""
+
+from __future__ import annotations
+
+
+class RecommenderError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidArticleError(RecommenderError):
+    """An input record is not a valid article; names the file and line where known."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = f"{path}:{line}: " if path is not None and line is not None else ""
+        super().__init__(f"{where}{message}")
+
+
+class InputFileError(RecommenderError):
+    """An input file cannot be read at all (missing, unknown format, not decodable)."""
+
+
+class InvalidArticlesError(RecommenderError):
+    """Some input records are invalid and the caller did not ask to skip them."""
+
+    def __init__(self, errors: list[InvalidArticleError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more invalid records)" if len(errors) > 1 else ""
+        super().__init__(f"{first}{more}; fix them or pass --skip-invalid to leave them out")
+
+
+class IndexNotFoundError(RecommenderError):
+    """No index exists at the given place."""
+
+
+class IndexDamagedError(RecommenderError):
+    """An index exists but its files are missing, truncated or unreadable."""
+
+
+class IncompatibleIndexError(RecommenderError):
+    """The index was written with another model or a newer format than this version reads."""
+
+
+class UnknownArticleError(RecommenderError, KeyError):
+    """The article id is not in the index."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ModelError(RecommenderError):
+    """The embedding model cannot be loaded or fails to encode."""
+
+
+class InvalidQueryError(RecommenderError, ValueError):
+    """A query parameter is out of range or contradicts another."""

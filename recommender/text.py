@@ -1,0 +1,75 @@
+"""Turning an article into text: HTML cleaning, the text that is embedded, duplicate keys."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+_INVISIBLE_BLOCKS = re.compile(
+    r"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
+)
+_BREAKING_TAGS = re.compile(
+    r"</?(p|div|br|li|ul|ol|h[1-6]|tr|table|blockquote|section|article|header|footer)\b[^>]*>",
+    re.IGNORECASE,
+)
+# A tag starts with a letter, "/" or "!": "a < b" and "<3%" in plain text are not tags.
+_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
+_SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+_NOT_WORD = re.compile(r"[\W_]+")
+_URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def clean_html(text: str) -> str:
+    """Plain text from an HTML or plain body: no tags, scripts or entities; tidy whitespace."""
+    if "<" in text:
+        text = _INVISIBLE_BLOCKS.sub(" ", text)
+        text = _BREAKING_TAGS.sub("\n", text)
+        text = _TAG.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    return _NEWLINES.sub("\n", text).strip()
+
+
+def clean_title(title: str) -> str:
+    """A title on one line, cleaned like a body."""
+    return " ".join(clean_html(title).split())
+
+
+def embedding_text(title: str, body: str, max_body_chars: int) -> str:
+    """The text the model encodes: the title, then the body cut at a word boundary."""
+    body = " ".join(body.split())
+    if not body or max_body_chars <= 0:
+        return title
+    if len(body) > max_body_chars:
+        # Cut at the last space within the limit (a word ending exactly there is kept).
+        space = body.rfind(" ", 0, max_body_chars + 1)
+        body = body[:space] if space > max_body_chars // 2 else body[:max_body_chars]
+    separator = " " if title.endswith((".", "!", "?", ":")) else ". "
+    return f"{title}{separator}{body}"
+
+
+def title_key(title: str) -> str:
+    """Titles that differ only in case, accents, punctuation or spacing share this key."""
+    folded = unicodedata.normalize("NFKD", title.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return _NOT_WORD.sub(" ", folded).strip()
+
+
+def url_key(url: str | None) -> str | None:
+    """The same page under http/https, www., a #fragment or a trailing slash shares this key."""
+    if not url:
+        return None
+    key = _URL_SCHEME.sub("", url.strip()).split("#", 1)[0]
+    host, slash, rest = key.partition("/")
+    host = host.lower().removeprefix("www.")
+    return (host + slash + rest).rstrip("/") or None
+
+
+def content_hash(text: str) -> str:
+    """A short, stable fingerprint of the embedded text (decides whether to embed again)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
