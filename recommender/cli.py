@@ -1,0 +1,378 @@
+"""The ``recommend`` command: parse, call the Recommender facade, format. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .engine import DEFAULT_INDEX, FROM_SETTINGS, Recommender
+from .errors import RecommenderError
+from .results import Recommendation
+from .settings import DEFAULT_MODEL, Settings
+
+app = typer.Typer(
+    help="Related articles for news sites: build an index, then ask what is related.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+IndexOption = Annotated[
+    Path,
+    typer.Option(
+        "--index",
+        "-i",
+        help="Index folder.",
+        envvar="RECOMMENDER_INDEX",
+        show_envvar=True,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+SAMPLE_INDEX = Path("indexes") / "sample"
+#: Sample articles the demo asks about: different sections, each with hard negatives.
+DEMO_QUERIES = ("a-1001", "a-2016", "a-3002")
+
+
+@app.callback()
+def _quiet_model_loading() -> None:
+    # The model's own loading bar says nothing a user needs; ours shows the embedding.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _cli_errors(command: F) -> F:
+    """Library errors become one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RecommenderError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; the index was left as it was", err=True)
+            raise typer.Exit(130) from None
+
+    return run  # type: ignore[return-value]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while embedding; silent when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("articles"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _build(
+    articles: list[Path],
+    index: Path,
+    *,
+    fields: list[str],
+    drop_fields: list[str],
+    skip_invalid: bool,
+    settings: Settings,
+) -> None:
+    from .articles import parse_field_map
+
+    started = time.perf_counter()
+    with _progress_bar("embedding") as progress:
+        report = Recommender.build_from_files(
+            articles,
+            index,
+            field_map=parse_field_map(fields),
+            drop_fields=drop_fields,
+            skip_invalid=skip_invalid,
+            settings=settings,
+            progress=progress,
+        )
+    seconds = time.perf_counter() - started
+    notes = []
+    if report.skipped:
+        notes.append(f"{report.skipped} invalid skipped")
+    if report.duplicates:
+        notes.append(f"{report.duplicates} duplicate ids, last kept")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    typer.echo(
+        f"indexed {report.articles} articles from {report.records} records{extra} "
+        f"in {seconds:.1f} s, {report.articles / seconds if seconds else 0:.0f} articles/s; "
+        f"index {_size(report.index_bytes)} at {report.index}"
+    )
+
+
+@app.command("build-index")
+@_cli_errors
+def build_index(
+    articles: Annotated[
+        list[Path],
+        typer.Argument(help="JSON Lines (.jsonl, .jsonl.gz) or CSV (.csv, .csv.gz) files."),
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    model: Annotated[
+        str,
+        typer.Option(help="sentence-transformers model name or local path."),
+    ] = DEFAULT_MODEL,
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="Read a field from another column, e.g. --field id=article_id (repeatable).",
+        ),
+    ] = None,
+    drop_field: Annotated[
+        list[str] | None,
+        typer.Option("--drop-field", help="Input column not to store at all (repeatable)."),
+    ] = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
+    ] = False,
+    max_body_chars: Annotated[
+        int, typer.Option(help="Characters of body embedded after the title.")
+    ] = Settings.max_body_chars,
+    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = Settings.batch_size,
+    half_life_days: Annotated[
+        float, typer.Option(help="Default recency half-life of queries, in days.")
+    ] = 7.0,
+    recency_weight: Annotated[
+        float, typer.Option(help="Default share of the score that recency can change (0-1).")
+    ] = Settings.recency_weight,
+    category_boost: Annotated[
+        float, typer.Option(help="Default extra weight for the query's own category.")
+    ] = Settings.category_boost,
+) -> None:
+    """Read articles, embed them and write the index (replacing any index there once done)."""
+    settings = Settings(
+        model=model,
+        max_body_chars=max_body_chars,
+        batch_size=batch_size,
+        half_life_days=half_life_days,
+        recency_weight=recency_weight,
+        category_boost=category_boost,
+    )
+    _build(
+        articles,
+        index,
+        fields=field or [],
+        drop_fields=drop_field or [],
+        skip_invalid=skip_invalid,
+        settings=settings,
+    )
+
+
+def _date(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else "-"
+
+
+def _print_table(items: list[Recommendation]) -> None:
+    if not items:
+        typer.echo("no related articles found")
+        return
+    header = f"{'#':>2}  {'score':>5}  {'sim':>5}  {'rec':>5}  {'cat':>5}  {'date':10}  "
+    width_cat = max(8, *(len(item.category or "-") for item in items))
+    width_id = max(2, *(len(item.id) for item in items))
+    typer.echo(f"{header}{'category':{width_cat}}  {'id':{width_id}}  title")
+    for n, item in enumerate(items, start=1):
+        typer.echo(
+            f"{n:>2}  {item.score:5.3f}  {item.similarity:5.3f}  {item.recency_factor:5.3f}  "
+            f"{item.category_factor:5.3f}  {_date(item.published_at):10}  "
+            f"{item.category or '-':{width_cat}}  {item.id:{width_id}}  {item.title}"
+        )
+
+
+def _show_similar(rec: Recommender, article_id: str, k: int) -> None:
+    article = rec.get(article_id)
+    typer.echo(
+        f"\nRelated to {article.id} [{article.category or '-'}, {_date(article.published_at)}]: "
+        f"{article.title}"
+    )
+    _print_table(rec.similar(article_id, k=k))
+
+
+@app.command()
+@_cli_errors
+def similar(
+    article_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="Id of an indexed article.")
+    ] = None,
+    index: IndexOption = DEFAULT_INDEX,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many related articles.")] = 10,
+    json_output: JsonOption = False,
+    text: Annotated[
+        str | None, typer.Option(help="Find articles related to this text instead of an ID.")
+    ] = None,
+    text_file: Annotated[
+        Path | None,
+        typer.Option(help="Like --text, read from a file ('-' for standard input)."),
+    ] = None,
+    text_category: Annotated[
+        str | None, typer.Option(help="Category of the --text article, for the category weight.")
+    ] = None,
+    text_date: Annotated[
+        str | None, typer.Option(help="Date of the --text article (default: now).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model for --text; must be the one the index was built with."),
+    ] = None,
+    half_life_days: Annotated[
+        float | None, typer.Option(help="Recency half-life in days (default: the index's).")
+    ] = None,
+    no_recency: Annotated[bool, typer.Option("--no-recency", help="Turn recency off.")] = False,
+    recency_weight: Annotated[
+        float | None, typer.Option(help="Share of the score recency can change, 0-1.")
+    ] = None,
+    recency_from: Annotated[
+        str | None, typer.Option(help="Measure age from the 'query' article's date or 'now'.")
+    ] = None,
+    category_boost: Annotated[
+        float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
+    ] = None,
+    same_category: Annotated[
+        bool, typer.Option("--same-category", help="Only articles in the query's category.")
+    ] = False,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help="Only articles in this category (repeatable)."),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only articles published on or after.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only articles published on or before.")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Never return this id (repeatable).")
+    ] = None,
+) -> None:
+    """Print the articles related to an indexed article (ID) or to a new text."""
+    given = [x for x in (article_id, text, text_file) if x is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of ID, --text or --text-file")
+    options: dict[str, Any] = {
+        "half_life_days": None
+        if no_recency
+        else (half_life_days if half_life_days is not None else FROM_SETTINGS),
+        "recency_weight": recency_weight if recency_weight is not None else FROM_SETTINGS,
+        "recency_from": recency_from if recency_from is not None else FROM_SETTINGS,
+        "category_boost": category_boost if category_boost is not None else FROM_SETTINGS,
+        "same_category": same_category,
+        "categories": category or None,
+        "since": since,
+        "until": until,
+        "exclude": exclude or (),
+    }
+    with Recommender.open(index, model=model) as rec:
+        if article_id is not None:
+            items = rec.similar(article_id, k=k, **options)
+        else:
+            if text_file is not None:
+                try:
+                    text = sys.stdin.read() if str(text_file) == "-" else text_file.read_text()
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise typer.BadParameter(f"cannot read {text_file}: {exc}") from None
+            assert text is not None
+            items = rec.similar_to_text(
+                text, k=k, category=text_category, published_at=text_date, **options
+            )
+    if json_output:
+        _print_json([asdict(item) for item in items])
+    else:
+        _print_table(items)
+
+
+@app.command()
+@_cli_errors
+def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) -> None:
+    """Show what an index holds: articles, model, settings, build time, size on disk."""
+    with Recommender.open(index) as rec:
+        details = rec.info()
+    if json_output:
+        _print_json(asdict(details))
+        return
+    settings = " ".join(f"{key}={value}" for key, value in details.settings.items())
+    for label, value in (
+        ("index", f"{details.index} (version {details.version})"),
+        ("articles", f"{details.articles} in {details.categories} categories"),
+        ("model", f"{details.model} (dimension {details.dimension})"),
+        ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
+        ("size on disk", _size(details.bytes_on_disk)),
+        ("format", str(details.format_version)),
+        ("settings", settings),
+    ):
+        typer.echo(f"{label:13} {value}")
+
+
+@app.command()
+@_cli_errors
+def demo(
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = SAMPLE_INDEX,
+    k: Annotated[int, typer.Option("-k", "--k", help="Related articles per example.")] = 5,
+) -> None:
+    """Build an index of the bundled sample news and show related articles for a few of them."""
+    sample = resources.files("recommender") / "sample" / "articles.jsonl"
+    with resources.as_file(sample) as path:
+        typer.echo(f"Building an index of the bundled sample ({path.name}) at {index} ...")
+        _build([path], index, fields=[], drop_fields=[], skip_invalid=False, settings=Settings())
+    with Recommender.open(index) as rec:
+        for article_id in DEMO_QUERIES:
+            _show_similar(rec, article_id, k)
+    typer.echo(f"\nTry: recommend similar {DEMO_QUERIES[0]} --index {index} --json")
+
+
+def main() -> None:
+    app()
