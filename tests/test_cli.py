@@ -1,0 +1,232 @@
+"""The recommend command through Typer's runner (fake encoder; the real one is end to end)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import typer.main
+from conftest import SAMPLE, FakeEncoder
+from typer.testing import CliRunner
+
+from recommender.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "recommender.engine.SentenceTransformerEncoder",
+        lambda model, batch_size=64: FakeEncoder(name=model),
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Path:
+    path = tmp_path / "ix"
+    result = runner.invoke(app, ["build-index", str(SAMPLE), "--index", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_command_and_option_has_help() -> None:
+    group = typer.main.get_command(app)
+    names = sorted(group.commands)  # type: ignore[attr-defined]
+    assert names == ["build-index", "demo", "info", "similar"]
+    for name in names:
+        command = group.commands[name]  # type: ignore[attr-defined]
+        assert command.help and command.help.strip(), name
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"{name} {param.opts}"
+            if param.param_type_name == "argument":
+                assert param.help, f"{name} {param.name}"
+        code, out, _ = run(name, "--help")
+        assert code == 0 and "Usage" in out
+    code, out, _ = run("--help")
+    assert code == 0 and all(name in out for name in names)
+
+
+def test_build_summary_line(tmp_path: Path) -> None:
+    code, out, _ = run("build-index", str(SAMPLE), "--index", str(tmp_path / "ix"))
+    assert code == 0
+    assert out.startswith("indexed 318 articles from 318 records in ")
+    assert "articles/s; index " in out and str(tmp_path / "ix") in out
+
+
+def test_similar_text_and_json(index: Path) -> None:
+    code, out, _ = run("similar", "a-2016", "--index", str(index), "-k", "3")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "#",
+        "score",
+        "sim",
+        "rec",
+        "cat",
+        "date",
+        "category",
+        "id",
+        "title",
+    ]
+    assert len(lines) == 4
+    code, out, _ = run("similar", "a-2016", "--index", str(index), "-k", "3", "--json")
+    items = json.loads(out)
+    assert len(items) == 3
+    assert {"id", "score", "similarity", "recency_factor", "category_factor", "title"} <= set(
+        items[0]
+    )
+    dated = [item["published_at"] for item in items if item["published_at"]]
+    assert dated and all(value.endswith("Z") for value in dated)
+    assert items[0]["score"] == pytest.approx(
+        items[0]["similarity"] * items[0]["recency_factor"] * items[0]["category_factor"]
+    )
+
+
+def test_similar_options_reach_the_engine(index: Path) -> None:
+    base = ["similar", "a-2016", "--index", str(index), "--json", "-k", "20"]
+    items = json.loads(run(*base, "--no-recency", "--category-boost", "0")[1])
+    assert {(i["recency_factor"], i["category_factor"]) for i in items} == {(1.0, 1.0)}
+    items = json.loads(run(*base, "--same-category")[1])
+    assert {i["category"] for i in items} == {"technology"}
+    items = json.loads(run(*base, "--category", "sport", "--category", "culture")[1])
+    assert {i["category"] for i in items} <= {"sport", "culture"}
+    items = json.loads(run(*base, "--since", "2026-10-01", "--until", "2026-10-01")[1])
+    assert items and {i["published_at"][:10] for i in items} == {"2026-10-01"}
+    first = json.loads(run(*base)[1])[0]["id"]
+    items = json.loads(run(*base, "--exclude", first)[1])
+    assert first not in [i["id"] for i in items]
+
+
+def test_similar_to_text_and_text_file(index: Path, tmp_path: Path) -> None:
+    title = "Keltrix Systems discloses breach of payroll cloud platform"
+    code, out, _ = run("similar", "--text", title, "--index", str(index), "--json", "-k", "1")
+    assert code == 0 and json.loads(out)[0]["id"] == "a-2016"
+    (tmp_path / "q.txt").write_text(title + "\n")
+    code, out, _ = run("similar", "--text-file", str(tmp_path / "q.txt"), "-i", str(index))
+    assert code == 0 and "a-2016" in out
+
+
+def test_info(index: Path) -> None:
+    code, out, _ = run("info", "--index", str(index))
+    assert code == 0
+    assert "articles      318 in 9 categories" in out
+    assert "model         sentence-transformers/all-MiniLM-L6-v2" in out
+    data = json.loads(run("info", "--index", str(index), "--json")[1])
+    assert data["articles"] == 318 and data["dimension"] == 256
+
+
+def test_index_from_environment(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOMMENDER_INDEX", str(index))
+    code, out, _ = run("info")
+    assert code == 0 and str(index) in out
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["similar", "nope"], "error: article 'nope' is not in index"),
+        (["similar", "a-1001", "-k", "-2"], "error: k must be 0 or more"),
+        (["similar", "a-1001", "--category", "spurt"], "error: category 'spurt' is not in index"),
+        (
+            ["similar", "a-1001", "--since", "2026-10-02", "--until", "2026-10-01"],
+            "is after until",
+        ),
+        (["similar", "a-1001", "--recency-from", "later"], "recency_from must be"),
+        (["similar", "--text", "x", "--model", "other/model"], "not 'other/model'"),
+    ],
+)
+def test_query_errors_are_one_line(index: Path, args: list[str], message: str) -> None:
+    code, out, err = run(*args, "--index", str(index))
+    assert code == 1 and out == ""
+    assert err.startswith(message) or message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_and_damaged_index(tmp_path: Path, index: Path) -> None:
+    code, _, err = run("similar", "a-1", "--index", str(tmp_path / "none"))
+    assert code == 1 and err.startswith("error: no index at")
+    version = index / (index / "CURRENT").read_text().strip()
+    (version / "vectors.faiss").write_bytes(b"junk")
+    code, _, err = run("info", "--index", str(index))
+    assert code == 1 and "is damaged: vectors.faiss has 4 bytes" in err
+
+
+def test_unreadable_and_unknown_files(tmp_path: Path) -> None:
+    code, _, err = run("build-index", str(tmp_path / "missing.jsonl"), "-i", str(tmp_path / "i"))
+    assert code == 1 and err == f"error: cannot read {tmp_path / 'missing.jsonl'}: no such file\n"
+    (tmp_path / "a.xml").write_text("<a/>")
+    code, _, err = run("build-index", str(tmp_path / "a.xml"), "-i", str(tmp_path / "i"))
+    assert code == 1 and "unknown file type" in err
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip at all")
+    code, _, err = run("build-index", str(tmp_path / "broken.jsonl.gz"), "-i", str(tmp_path / "i"))
+    assert code == 1 and err.startswith(f"error: cannot read {tmp_path / 'broken.jsonl.gz'}")
+
+
+def test_bad_line_named_then_skipped(tmp_path: Path) -> None:
+    source = write_lines(
+        tmp_path / "news.jsonl",
+        [
+            json.dumps({"id": 1, "title": "Ferry strike ends"}),
+            json.dumps({"id": 2, "title": ["not", "a", "string"]}),
+            json.dumps({"id": 3, "title": "Ferry strike talks resume"}),
+            json.dumps({"id": 1, "title": "Ferry strike ends after deal"}),
+        ],
+    )
+    code, out, err = run("build-index", str(source), "-i", str(tmp_path / "ix"))
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: {source}:2: article '2': title must be a string, got a list")
+    assert "--skip-invalid" in err
+    code, out, _ = run("build-index", str(source), "-i", str(tmp_path / "ix"), "--skip-invalid")
+    assert code == 0
+    assert out.startswith(
+        "indexed 2 articles from 4 records (1 invalid skipped; 1 duplicate ids, last kept)"
+    )
+
+
+def test_field_mapping_and_csv(tmp_path: Path) -> None:
+    source = tmp_path / "cms.csv.gz"
+    with gzip.open(source, "wt", encoding="utf-8", newline="") as handle:
+        handle.write("article_id,headline,content,section\n")
+        handle.write('7,Ferry strike ends,"<p>Workers &amp; owners agree.</p>",local\n')
+        handle.write("8,Ferry strike talks resume,,local\n")
+    index = tmp_path / "ix"
+    code, _, err = run(
+        "build-index",
+        str(source),
+        "-i",
+        str(index),
+        "--field",
+        "id=article_id",
+        "--field",
+        "title=headline",
+        "--field",
+        "body=content",
+        "--field",
+        "category=section",
+    )
+    assert code == 0, err
+    items = json.loads(run("similar", "7", "-i", str(index), "--json")[1])
+    assert [(i["id"], i["category"]) for i in items] == [("8", "local")]
+    code, _, err = run("build-index", str(source), "-i", str(index), "--field", "headline")
+    assert code == 1 and "not of the form FIELD=COLUMN" in err
+
+
+def test_exactly_one_query_is_required(index: Path) -> None:
+    code, _, err = run("similar", "a-1001", "--text", "ferry", "--index", str(index))
+    assert code == 2 and "exactly one of ID, --text or --text-file" in err
+    code, _, _ = run("similar", "--index", str(index))
+    assert code == 2

@@ -1,0 +1,312 @@
+"""The Recommender facade, with the fake encoder: building, opening, querying, options."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, FakeEncoder, article, sample_records
+
+from recommender import (
+    IncompatibleIndexError,
+    IndexNotFoundError,
+    InvalidArticlesError,
+    InvalidQueryError,
+    Recommender,
+    Settings,
+    UnknownArticleError,
+)
+from recommender.text import title_key
+
+
+def build(tmp_path: Path, articles, **kwargs) -> Recommender:
+    path = tmp_path / "index"
+    Recommender.build(articles, path, encoder=FakeEncoder(), **kwargs)
+    return Recommender.open(path)
+
+
+def test_build_report_counts_and_info(tmp_path: Path) -> None:
+    report = Recommender.build_from_files([SAMPLE], tmp_path / "ix", encoder=FakeEncoder())
+    records = sample_records()
+    assert report.articles == len(records) == report.records
+    assert report.skipped == 0 and report.duplicates == 0
+    assert report.index_bytes > 0 and report.articles_per_second > 0
+    with Recommender.open(tmp_path / "ix") as rec:
+        info = rec.info()
+        assert info.articles == len(records)
+        assert info.model == "fake-bag-of-words"
+        assert info.dimension == 256
+        assert info.categories == len({r["category"] for r in records if r["category"]})
+        assert info.settings["half_life_days"] == Settings().half_life_days
+        assert info.bytes_on_disk >= report.index_bytes
+
+
+def test_get_returns_stored_fields_and_metadata(sample_rec: Recommender) -> None:
+    stored = sample_rec.get("a-2016")
+    assert stored.title == "Keltrix Systems discloses breach of payroll cloud platform"
+    assert stored.category == "technology"
+    assert stored.published_at == datetime(2026, 9, 10, 7, 30, tzinfo=timezone.utc)
+    assert stored.metadata == {"story": "keltrix-data-breach"}
+    assert "<" not in sample_rec.get("a-1003").body  # the sample's HTML bodies are cleaned
+    assert "a-2016" in sample_rec and "nope" not in sample_rec
+
+
+def test_similar_never_returns_query_or_its_duplicates(sample_rec: Recommender) -> None:
+    query = sample_rec.get("a-3002")
+    twins = [r["id"] for r in sample_records() if title_key(r["title"]) == title_key(query.title)]
+    assert set(twins) == {"a-3002", "a-3003", "a-3004"}  # wire copies in the sample
+    items = sample_rec.similar("a-3002", k=50)
+    ids = [item.id for item in items]
+    assert not set(twins) & set(ids)
+    keys = [title_key(item.title) for item in items]
+    assert len(keys) == len(set(keys))  # nor duplicates of each other
+
+
+def test_scores_are_the_product_of_their_parts_best_first(sample_rec: Recommender) -> None:
+    items = sample_rec.similar("a-1001", k=10)
+    assert len(items) == 10
+    for item in items:
+        expected = item.similarity * item.recency_factor * item.category_factor
+        assert item.score == pytest.approx(expected)
+        assert 0.9 <= item.recency_factor <= 1.0
+        assert item.category_factor in (1.0, 1.1)
+    scores = [item.score for item in items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_weighting_off_gives_pure_similarity(sample_rec: Recommender) -> None:
+    items = sample_rec.similar("a-1001", k=20, half_life_days=None, category_boost=0.0)
+    assert all(item.recency_factor == 1.0 and item.category_factor == 1.0 for item in items)
+    assert [item.score for item in items] == [item.similarity for item in items]
+    assert [i.similarity for i in items] == sorted((i.similarity for i in items), reverse=True)
+
+
+def test_filters(sample_rec: Recommender) -> None:
+    items = sample_rec.similar("a-2016", k=30, same_category=True)
+    assert items and {item.category for item in items} == {"technology"}
+    items = sample_rec.similar("a-2016", k=30, categories=["sport", "culture"])
+    assert items and {item.category for item in items} <= {"sport", "culture"}
+    items = sample_rec.similar("a-2016", k=100, since="2026-10-01", until="2026-10-02")
+    assert items
+    for item in items:
+        assert item.published_at is not None
+        assert datetime(2026, 10, 1, tzinfo=timezone.utc) <= item.published_at
+        assert item.published_at < datetime(2026, 10, 3, tzinfo=timezone.utc)
+    first = sample_rec.similar("a-2016", k=3)
+    without = sample_rec.similar("a-2016", k=3, exclude=[first[0].id, "not-an-id"])
+    assert first[0].id not in [item.id for item in without]
+    assert without[0].id == first[1].id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": -1}, "k must be 0 or more"),
+        ({"k": 2.5}, "k must be a whole number"),
+        ({"categories": ["spurt"]}, "category 'spurt' is not in index"),
+        ({"since": "2026-10-05", "until": "2026-10-01"}, "is after until"),
+        ({"since": "yesterday"}, "not an ISO-8601 date"),
+        ({"half_life_days": 0}, "half_life_days must be > 0"),
+        ({"recency_weight": 1.5}, "recency_weight must be between 0 and 1"),
+        ({"category_boost": -0.1}, "category_boost must be >= 0"),
+        ({"recency_from": "tomorrow"}, "recency_from must be"),
+    ],
+)
+def test_bad_queries_raise_clear_errors(sample_rec: Recommender, kwargs, message: str) -> None:
+    with pytest.raises(InvalidQueryError, match=message):
+        sample_rec.similar("a-1001", **kwargs)
+
+
+def test_k_edges_and_unknown_id(sample_rec: Recommender) -> None:
+    assert sample_rec.similar("a-1001", k=0) == []
+    everything = sample_rec.similar("a-1001", k=10**9)
+    assert 0 < len(everything) < len(sample_rec)
+    assert len({item.id for item in everything}) == len(everything)
+    with pytest.raises(UnknownArticleError, match="article 'nope' is not in index"):
+        sample_rec.similar("nope")
+    with pytest.raises(KeyError):  # also a KeyError, as a mapping lookup would be
+        sample_rec.get("nope")
+
+
+def test_recency_reorders_near_ties_only(tmp_path: Path) -> None:
+    text = "Harbour bridge reopens after repairs"
+    rec = build(
+        tmp_path,
+        [
+            article("q", text, published_at="2026-05-10"),
+            # Equally similar (one extra word each), so only their dates tell them apart:
+            article("close", text + " today", published_at="2026-05-11"),
+            article("far", text + " again", published_at="2026-02-01"),
+            article("undated", text + " tonight"),
+            article("fresh-unrelated", "Orchestra announces new season", published_at="2026-05-10"),
+        ],
+    )
+    items = rec.similar("q", k=4)
+    assert [item.id for item in items[:3]] == ["close", "undated", "far"]
+    assert items[1].recency_factor == pytest.approx(1 - Settings().recency_weight / 2)
+    assert items[3].id == "fresh-unrelated"
+    flat = rec.similar("q", k=4, half_life_days=None)
+    assert {item.recency_factor for item in flat} == {1.0}
+
+
+def test_recency_from_now_prefers_the_latest(tmp_path: Path) -> None:
+    text = "Harbour bridge reopens after repairs"
+    rec = build(
+        tmp_path,
+        [
+            article("q", text, published_at="2026-02-01"),
+            article("then", text + " today", published_at="2026-02-02"),
+            article("lately", text + " again", published_at="2026-05-11"),
+        ],
+    )
+    assert rec.similar("q", k=1)[0].id == "then"
+    now = datetime(2026, 5, 12, tzinfo=timezone.utc)
+    assert rec.similar("q", k=1, recency_from="now", now=now)[0].id == "lately"
+
+
+def test_category_boost_and_missing_category(tmp_path: Path) -> None:
+    text = "City council approves new tram line"
+    rec = build(
+        tmp_path,
+        [
+            article("q", text, category="local"),
+            article("same", text + " plan", category="local"),
+            article("other", text + " route", category="politics"),
+            article("none", text + " budget"),
+        ],
+    )
+    items = {item.id: item for item in rec.similar("q", k=3, half_life_days=None)}
+    assert items["same"].category_factor == pytest.approx(1 + Settings().category_boost)
+    assert items["other"].category_factor == 1.0 and items["none"].category_factor == 1.0
+    assert rec.similar("q", k=1)[0].id == "same"
+    no_category = build(tmp_path / "b", [article("q", text), article("x", text + " plan")])
+    # The query has no category: the hard filter cannot apply and is not an error.
+    assert no_category.similar("q", k=1, same_category=True)[0].id == "x"
+
+
+def test_duplicates_by_url_and_last_record_wins(tmp_path: Path) -> None:
+    rec = build(
+        tmp_path,
+        [
+            article("q", "Storm closes ferry routes", url="https://www.a.example/storm/"),
+            article("copy", "Ferry routes shut by storm", url="http://a.example/storm#top"),
+            article("x", "Storm closes ferry routes again"),
+            article("x", "Storm closes all ferry routes"),
+        ],
+    )
+    assert [item.id for item in rec.similar("q", k=5)] == ["x"]
+    assert rec.get("x").title == "Storm closes all ferry routes"
+    assert len(rec) == 3
+
+
+def test_similar_to_text_uses_the_index_model(sample_rec: Recommender) -> None:
+    target = sample_rec.get("a-2016")
+    items = sample_rec.similar_to_text(f"{target.title}\n{target.body}", k=3)
+    assert items[0].id == "a-2016"
+    assert items[0].similarity == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(InvalidQueryError, match="empty"):
+        sample_rec.similar_to_text("  <p></p> ")
+
+
+def test_reopen_gives_identical_answers(sample_index: Path) -> None:
+    with Recommender.open(sample_index) as first, Recommender.open(sample_index) as second:
+        for article_id in ("a-1001", "a-2016", "a-3002", "a-1029"):
+            assert first.similar(article_id, k=10) == second.similar(article_id, k=10)
+
+
+def test_rebuild_gives_identical_answers(tmp_path: Path, sample_index: Path) -> None:
+    Recommender.build_from_files([SAMPLE], tmp_path / "again", encoder=FakeEncoder())
+    with Recommender.open(sample_index) as one, Recommender.open(tmp_path / "again") as two:
+        assert one.similar("a-1050", k=10) == two.similar("a-1050", k=10)
+
+
+def test_concurrent_queries_match_serial_ones(sample_rec: Recommender) -> None:
+    ids = [record["id"] for record in sample_records()][:60]
+    expected = {article_id: sample_rec.similar(article_id, k=5) for article_id in ids}
+    failures: list[str] = []
+
+    def worker() -> None:
+        for _ in range(3):
+            for article_id in ids:
+                if sample_rec.similar(article_id, k=5) != expected[article_id]:
+                    failures.append(article_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_invalid_records_fail_the_build_unless_skipped(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps({"id": f"n{i}", "title": f"Headline number {i}"}) for i in range(5)]
+    lines[2] = '{"id": "n2", "title": '
+    lines.append(json.dumps({"id": "n1", "title": "Headline number one, corrected"}))
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidArticlesError, match=r"in\.jsonl:3: invalid JSON"):
+        Recommender.build_from_files([source], tmp_path / "ix", encoder=FakeEncoder())
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+    report = Recommender.build_from_files(
+        [source], tmp_path / "ix", encoder=FakeEncoder(), skip_invalid=True
+    )
+    assert (report.articles, report.records, report.skipped, report.duplicates) == (4, 6, 1, 1)
+
+
+class ExplodingEncoder(FakeEncoder):
+    def encode(self, texts):
+        raise KeyboardInterrupt
+
+
+def test_failed_build_leaves_previous_index_untouched(sample_index: Path) -> None:
+    before = Recommender.open(sample_index).similar("a-1001", k=5)
+    with pytest.raises(KeyboardInterrupt):
+        Recommender.build([article("z", "Other news")], sample_index, encoder=ExplodingEncoder())
+
+    def crash_while_writing(done: int, total: int) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        Recommender.build(
+            [article("z", "Other news")],
+            sample_index,
+            encoder=FakeEncoder(),
+            progress=crash_while_writing,
+        )
+    with Recommender.open(sample_index) as rec:
+        assert rec.similar("a-1001", k=5) == before
+    assert not [p for p in sample_index.iterdir() if p.name.startswith(".build-")]
+    assert len([p for p in sample_index.iterdir() if p.name.startswith("v-")]) == 1
+
+
+def test_rebuild_replaces_and_cleans_old_versions(sample_index: Path) -> None:
+    Recommender.build([article("z", "Only article")], sample_index, encoder=FakeEncoder())
+    with Recommender.open(sample_index) as rec:
+        assert len(rec) == 1 and rec.similar("z") == []
+    assert len([p for p in sample_index.iterdir() if p.name.startswith("v-")]) == 1
+
+
+def test_reader_keeps_answering_after_a_rebuild(sample_index: Path) -> None:
+    reader = Recommender.open(sample_index)
+    before = reader.similar("a-1001", k=5)
+    Recommender.build([article("z", "Only article")], sample_index, encoder=FakeEncoder())
+    assert reader.similar("a-1001", k=5) == before  # its version's files stay readable
+
+
+def test_refuses_to_build_into_a_folder_that_is_not_an_index(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(IndexNotFoundError, match="is not empty and holds no index"):
+        Recommender.build([article("a", "A")], tmp_path / "mine", encoder=FakeEncoder())
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_model_mismatch_is_a_clear_error(sample_index: Path) -> None:
+    with pytest.raises(IncompatibleIndexError, match="built with model 'fake-bag-of-words'"):
+        Recommender.open(sample_index, model="sentence-transformers/all-mpnet-base-v2")
+    with pytest.raises(IncompatibleIndexError):
+        Recommender.open(sample_index, encoder=FakeEncoder(name="another"))
