@@ -80,7 +80,9 @@ def rerank(
     factors = recency * category
     # A factor below 1 must lower a score and one above 1 raise it, also for the (rare,
     # unrelated) articles with a negative cosine: those are divided instead of multiplied.
-    scores = np.where(similarities >= 0, similarities * factors, similarities / factors)
+    # The floor keeps scores finite when recency_weight is 1 and a decay underflows to 0.
+    divided = similarities / np.maximum(factors, 1e-12)
+    scores = np.where(similarities >= 0, similarities * factors, divided)
     newest_first = -np.nan_to_num(published, nan=-np.inf)
     order = np.lexsort((np.arange(len(scores)), newest_first, -scores))
     return Ranked(order=order, scores=scores, recency=recency, category=category)

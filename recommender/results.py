@@ -9,7 +9,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One related article: ``score = similarity * recency_factor * category_factor``."""
+    """One related article: ``score = similarity * recency_factor * category_factor``.
+
+    (For a negative similarity, an unrelated article, the factors divide instead.)
+    """
 
     id: str
     score: float
