@@ -359,6 +359,79 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
 
 @app.command()
 @_cli_errors
+def evaluate(
+    articles: Annotated[
+        list[Path], typer.Argument(help="The labelled articles (JSON Lines or CSV).")
+    ],
+    label: Annotated[
+        str,
+        typer.Option(
+            help="Label field of ARTICLES (e.g. story), or a CSV file of related id pairs."
+        ),
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    k: Annotated[int, typer.Option("-k", "--k", help="Length of each related list.")] = 10,
+    queries: Annotated[
+        int | None, typer.Option(help="Score a seeded sample of this many queries (default all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
+    id_field: Annotated[
+        str, typer.Option(help="Column of ARTICLES that holds the article id.")
+    ] = "id",
+    half_life_days: Annotated[
+        float | None, typer.Option(help="Recency half-life in days (default: the index's).")
+    ] = None,
+    no_recency: Annotated[bool, typer.Option("--no-recency", help="Turn recency off.")] = False,
+    category_boost: Annotated[
+        float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Score the related lists against labels: P@5, P@10, nDCG@10, MRR, recall and more."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
+
+    if Path(label).suffix.lower() == ".csv" and Path(label).is_file():
+        relevance = relevance_from_pairs(label)
+    else:
+        relevance = relevance_from_labels(labels_from_field(articles, label, id_field))
+    options = {
+        "half_life_days": None
+        if no_recency
+        else (half_life_days if half_life_days is not None else FROM_SETTINGS),
+        "category_boost": category_boost if category_boost is not None else FROM_SETTINGS,
+    }
+    with Recommender.open(index) as rec, _progress_bar("querying") as progress:
+        report = run_evaluation(
+            rec, relevance, k=k, queries=queries, seed=seed, options=options, progress=progress
+        )
+    if json_output:
+        _print_json(asdict(report))
+        return
+
+    def show(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    typer.echo(
+        f"{report.queries} queries ({report.skipped} labelled ids without a relevant indexed "
+        f"article left out), lists of {report.k}"
+    )
+    for name, value in (
+        ("P@5", show(report.precision_at_5)),
+        ("P@10", show(report.precision_at_10)),
+        ("nDCG@10", show(report.ndcg_at_10)),
+        ("MRR", show(report.mrr)),
+        (f"recall of {report.candidates} candidates", show(report.candidate_recall)),
+        ("recall@50 of candidates", show(report.recall_at_50)),
+        ("share in query's category", show(report.same_category)),
+        ("share of near-duplicates", show(report.near_duplicates)),
+        ("median age gap (days)", show(report.median_age_gap_days, 1)),
+    ):
+        typer.echo(f"{name:28} {value}")
+
+
+@app.command()
+@_cli_errors
 def demo(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index folder.")] = SAMPLE_INDEX,
     k: Annotated[int, typer.Option("-k", "--k", help="Related articles per example.")] = 5,

@@ -403,6 +403,24 @@ class Recommender:
             now=now,
         )
 
+    def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """The candidate stage of ``similar(article_id, k)`` on its own, without filters.
+
+        Returns (id, cosine similarity) pairs, nearest first, before reranking and duplicate
+        removal: what reranking chooses from. Useful to see why an article is missing.
+        """
+        row = self._row(article_id)
+        found = retrieve(
+            self._vectors, self._vectors.reconstruct(row), self._candidate_count(k), drop={row}
+        )
+        ids = self._columns.ids
+        return [
+            (ids[int(r)], float(s)) for r, s in zip(found.rows, found.similarities, strict=True)
+        ]
+
+    def _candidate_count(self, k: int) -> int:
+        return min(len(self._columns.ids), max(self.settings.candidates, 3 * int(k)))
+
     def _query_encoder(self) -> Encoder:
         if self._encoder is None:
             self._encoder = SentenceTransformerEncoder(
@@ -449,11 +467,10 @@ class Recommender:
 
         drop = set(query_rows)
         drop.update(columns.row_of[i] for i in exclude if i in columns.row_of)
-        count = min(len(columns.ids), max(self.settings.candidates, 3 * int(k)))
         found = retrieve(
             self._vectors,
             vector,
-            count,
+            self._candidate_count(k),
             drop=drop,
             allowed=allowed_rows(columns, filters) if filters.active else None,
         )

@@ -1,0 +1,152 @@
+"""Scoring related lists against labels, and the evaluate command."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, FakeEncoder
+from typer.testing import CliRunner
+
+from recommender import Article, InputFileError, InvalidQueryError, Recommender
+from recommender.cli import app
+from recommender.evaluate import (
+    choose_queries,
+    evaluate,
+    labels_from_field,
+    relevance_from_labels,
+    relevance_from_pairs,
+    score_list,
+    summarize,
+)
+
+
+def item(article_id: str, title: str = "", category: str | None = "x", day: int | None = 1):
+    published = datetime(2026, 1, day, tzinfo=timezone.utc) if day else None
+    return Article(
+        id=article_id, title=title or article_id, category=category, published_at=published
+    )
+
+
+def test_score_list_by_hand() -> None:
+    query = item("q", "Ferry strike ends", day=1)
+    listed = [
+        item("a", day=2),
+        item("r1", day=3),
+        item("dup", "Ferry  strike ENDS!", category="y", day=None),
+        item("r2", day=1),
+        item("b", "b"),
+        item("c", "B"),  # same normalised title as the item above
+    ]
+    scores = score_list(query, listed, frozenset({"r1", "r2", "r3"}))
+    assert scores.precision_at_5 == pytest.approx(2 / 5)
+    assert scores.precision_at_10 == pytest.approx(2 / 10)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert scores.ndcg_at_10 == pytest.approx(dcg / ideal)
+    assert scores.reciprocal_rank == pytest.approx(1 / 2)
+    assert scores.same_category == pytest.approx(5 / 6)
+    assert scores.near_duplicates == pytest.approx(2 / 6)
+    assert scores.age_gaps_days == (1.0, 2.0, 0.0, 0.0, 0.0)
+
+
+def test_score_list_edges() -> None:
+    query = item("q", category=None, day=None)
+    scores = score_list(query, [], frozenset({"r"}))
+    assert (scores.precision_at_5, scores.ndcg_at_10, scores.reciprocal_rank) == (0, 0, 0)
+    assert scores.same_category is None and scores.age_gaps_days == ()
+    perfect = score_list(item("q"), [item("r")], frozenset({"r"}))
+    assert perfect.ndcg_at_10 == 1.0 and perfect.reciprocal_rank == 1.0
+
+
+def test_relevance_from_labels_and_field(tmp_path: Path) -> None:
+    source = tmp_path / "a.jsonl"
+    rows = [
+        {"id": 1, "title": "t", "story": "s1"},
+        {"id": 2, "title": "t", "story": "s1"},
+        {"id": "3", "title": "t", "story": "s2"},
+        {"id": "4", "title": "t", "story": None},
+    ]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    labels = labels_from_field([source], "story")
+    assert labels == {"1": "s1", "2": "s1", "3": "s2"}
+    assert relevance_from_labels(labels) == {
+        "1": frozenset({"2"}),
+        "2": frozenset({"1"}),
+        "3": frozenset(),
+    }
+    with pytest.raises(InvalidQueryError, match="has a 'topic' field"):
+        labels_from_field([source], "topic")
+
+
+def test_relevance_from_pairs(tmp_path: Path) -> None:
+    pairs = tmp_path / "coread.csv"
+    pairs.write_text("article,also_read\na,b\nb,c\nc,c\nd,\n")
+    assert relevance_from_pairs(pairs) == {
+        "a": frozenset({"b"}),
+        "b": frozenset({"a", "c"}),
+        "c": frozenset({"b"}),
+    }
+    (tmp_path / "empty.csv").write_text("a,b\n")
+    with pytest.raises(InputFileError, match="no related pairs"):
+        relevance_from_pairs(tmp_path / "empty.csv")
+
+
+def test_choose_queries_is_seeded() -> None:
+    relevance = {str(i): frozenset({str(i + 1)}) for i in range(100)}
+    indexed = {str(i) for i in range(60)}.__contains__
+    every, skipped = choose_queries(relevance, indexed, None, 0)
+    assert every == sorted(str(i) for i in range(59)) and skipped == 41
+    some, _ = choose_queries(relevance, indexed, 10, 7)
+    assert len(some) == 10 and set(some) <= set(every)
+    assert some == choose_queries(relevance, indexed, 10, 7)[0]
+    assert some != choose_queries(relevance, indexed, 10, 8)[0]
+
+
+def test_summarize_needs_queries() -> None:
+    with pytest.raises(InvalidQueryError, match="no query"):
+        summarize([], skipped=3, k=10, candidates=100)
+
+
+def test_evaluate_on_the_sample(sample_rec: Recommender) -> None:
+    relevance = relevance_from_labels(labels_from_field([SAMPLE], "story"))
+    report = evaluate(sample_rec, relevance, k=10)
+    assert report.queries == 318 and report.skipped == 0 and report.candidates == 100
+    assert 0 < report.precision_at_10 <= report.precision_at_5 <= 1
+    assert 0 < report.ndcg_at_10 <= 1 and 0 < report.mrr <= 1
+    assert report.near_duplicates == 0.0  # the engine removes them
+    assert report.recall_at_50 is not None and report.candidate_recall is not None
+    assert report.recall_at_50 <= report.candidate_recall <= 1
+    sampled = evaluate(sample_rec, relevance, k=5, queries=20, seed=1)
+    assert sampled.queries == 20 and sampled.k == 5
+
+
+def test_evaluate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "recommender.engine.SentenceTransformerEncoder",
+        lambda model, batch_size=64: FakeEncoder(name=model),
+    )
+    runner = CliRunner()
+    index = str(tmp_path / "ix")
+    assert runner.invoke(app, ["build-index", str(SAMPLE), "-i", index]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", "story"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("318 queries")
+    assert "nDCG@10" in result.stdout and "recall of 100 candidates" in result.stdout
+    result = runner.invoke(
+        app,
+        ["evaluate", str(SAMPLE), "-i", index, "--label", "story", "--json", "--queries", "30"],
+    )
+    data = json.loads(result.stdout)
+    assert data["queries"] == 30 and 0 < data["precision_at_5"] <= 1
+    base = ["evaluate", str(SAMPLE), "-i", index, "--label", "story", "--json"]
+    weighted = json.loads(runner.invoke(app, base).stdout)
+    off = json.loads(runner.invoke(app, [*base, "--no-recency", "--category-boost", "0"]).stdout)
+    assert off["same_category"] < weighted["same_category"]  # the options reach the engine
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a,b\na-1001,a-1002\na-2016,a-2018\n")
+    result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", str(pairs)])
+    assert result.exit_code == 0 and result.stdout.startswith("4 queries")  # both ways
