@@ -189,6 +189,9 @@ def build_index(
         int, typer.Option(help="Characters of body embedded after the title.")
     ] = Settings.max_body_chars,
     batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = Settings.batch_size,
+    vector_type: Annotated[
+        str, typer.Option(help="Store vectors as float16 (half the memory, faster) or float32.")
+    ] = Settings.vector_type,
     half_life_days: Annotated[
         float, typer.Option(help="Default recency half-life of queries, in days.")
     ] = 7.0,
@@ -204,6 +207,7 @@ def build_index(
         model=model,
         max_body_chars=max_body_chars,
         batch_size=batch_size,
+        vector_type=vector_type,  # type: ignore[arg-type]  # checked by Settings
         half_life_days=half_life_days,
         recency_weight=recency_weight,
         category_boost=category_boost,

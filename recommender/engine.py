@@ -264,6 +264,10 @@ class Recommender:
                 f"article {article_id!r} is not in index {self.path}"
             ) from None
 
+    def ids(self) -> list[str]:
+        """Every indexed article id, in index order."""
+        return list(self._columns.ids)
+
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
         row = self._row(article_id)

@@ -206,7 +206,7 @@ def test_similar_to_text_uses_the_index_model(sample_rec: Recommender) -> None:
     target = sample_rec.get("a-2016")
     items = sample_rec.similar_to_text(f"{target.title}\n{target.body}", k=3)
     assert items[0].id == "a-2016"
-    assert items[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert items[0].similarity == pytest.approx(1.0, abs=1e-3)  # float16 vectors
     with pytest.raises(InvalidQueryError, match="empty"):
         sample_rec.similar_to_text("  <p></p> ")
 
@@ -310,3 +310,37 @@ def test_model_mismatch_is_a_clear_error(sample_index: Path) -> None:
         Recommender.open(sample_index, model="sentence-transformers/all-mpnet-base-v2")
     with pytest.raises(IncompatibleIndexError):
         Recommender.open(sample_index, encoder=FakeEncoder(name="another"))
+
+
+def test_ids_and_candidate_stage(sample_rec: Recommender) -> None:
+    ids = sample_rec.ids()
+    assert len(ids) == len(sample_rec) == len(set(ids)) and "a-1001" in ids
+    candidates = sample_rec.candidates("a-3002", k=10)
+    assert len(candidates) == Settings().candidates
+    assert "a-3002" not in [i for i, _ in candidates]
+    similarities = [s for _, s in candidates]
+    assert similarities == sorted(similarities, reverse=True)
+    # Reranking chooses from these: every result is a candidate, the query's copies are not.
+    chosen = {item.id for item in sample_rec.similar("a-3002", k=10)}
+    assert chosen <= {i for i, _ in candidates}
+    assert {"a-3003", "a-3004"} <= {i for i, _ in candidates} - chosen
+
+
+def test_float16_and_float32_vectors_agree(tmp_path: Path, sample_index: Path) -> None:
+    Recommender.build_from_files(
+        [SAMPLE],
+        tmp_path / "exact",
+        encoder=FakeEncoder(),
+        settings=Settings(vector_type="float32"),
+    )
+    with Recommender.open(sample_index) as half, Recommender.open(tmp_path / "exact") as exact:
+        assert half.settings.vector_type == "float16"
+        assert exact.settings.vector_type == "float32"
+        for article_id in ("a-1001", "a-2016", "a-3050"):
+            ours = half.similar(article_id, k=5)
+            truth = exact.similar(article_id, k=5)
+            assert [i.similarity for i in ours] == pytest.approx(
+                [i.similarity for i in truth], abs=1e-3
+            )
+    with pytest.raises(InvalidQueryError, match="vector_type"):
+        Settings(vector_type="int8")  # type: ignore[arg-type]
