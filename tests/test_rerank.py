@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recommender.rerank import category_factors, first_of_each, recency_factors, rerank
@@ -418,6 +418,19 @@ def _rerank(inputs: dict, **overrides: object):  # type: ignore[no-untyped-def]
 
 @settings(max_examples=200)
 @given(inputs=rerank_inputs())
+@example(  # found in CI: a recency factor below the 1e-12 floor
+    inputs={
+        "similarities": np.array([-1.0]),
+        "published": np.array([40.0]),
+        "codes": np.array([0], dtype=np.int32),
+        "reference": 0.0,
+        "query_category": 0,
+        "half_life": 1.0,
+        "weight": 0.9999999999999998,
+        "boost": 0.0,
+        "fresh": False,
+    }
+)
 def test_rerank_property_order_scores_and_ties(inputs: dict) -> None:
     ranked = _rerank(inputs)
     n = len(inputs["similarities"])
@@ -432,10 +445,11 @@ def test_rerank_property_order_scores_and_ties(inputs: dict) -> None:
     category = category_factors(inputs["codes"], inputs["query_category"], inputs["boost"])
     assert np.array_equal(ranked.recency, recency)
     assert np.array_equal(ranked.category, category)
-    # Factors raise or lower a score whatever its sign: negative similarities are divided.
+    # Factors raise or lower a score whatever its sign: negative similarities are divided
+    # (by factors floored at 1e-12, so that scores stay finite).
     sims = inputs["similarities"]
     factors = recency * category
-    expected = np.where(sims >= 0, sims * factors, sims / factors)
+    expected = np.where(sims >= 0, sims * factors, sims / np.maximum(factors, 1e-12))
     assert ranked.scores.tolist() == pytest.approx(expected.tolist(), rel=1e-12, abs=0)
     assert (np.diff(ranked.scores[ranked.order]) <= 0).all()
     # Equal scores: newer first, undated last, then the earlier candidate.
