@@ -11,6 +11,7 @@ from .articles import Article
 from .engine import Recommender
 from .errors import (
     IncompatibleIndexError,
+    IndexBusyError,
     IndexDamagedError,
     IndexNotFoundError,
     InputFileError,
@@ -21,7 +22,7 @@ from .errors import (
     RecommenderError,
     UnknownArticleError,
 )
-from .results import BuildReport, IndexInfo, Recommendation
+from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, Settings
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Article",
     "BuildReport",
     "IncompatibleIndexError",
+    "IndexBusyError",
     "IndexDamagedError",
     "IndexInfo",
     "IndexNotFoundError",
@@ -42,4 +44,5 @@ __all__ = [
     "RecommenderError",
     "Settings",
     "UnknownArticleError",
+    "UpdateReport",
 ]

@@ -42,6 +42,27 @@ IndexOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="If another process is writing the index, wait for it instead of failing."
+    ),
+]
+FieldOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field",
+        help="Read a field from another column, e.g. --field id=article_id (repeatable).",
+    ),
+]
+DropFieldOption = Annotated[
+    list[str] | None,
+    typer.Option("--drop-field", help="Input column not to store at all (repeatable)."),
+]
+SkipInvalidOption = Annotated[
+    bool,
+    typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
+]
 
 SAMPLE_INDEX = Path("indexes") / "sample"
 #: Sample articles the demo asks about: different sections, each with hard negatives.
@@ -122,6 +143,15 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+def _notes(skipped: int, duplicates: int) -> list[str]:
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} invalid skipped")
+    if duplicates:
+        notes.append(f"{duplicates} duplicate ids, last kept")
+    return notes
+
+
 def _build(
     articles: list[Path],
     index: Path,
@@ -130,6 +160,7 @@ def _build(
     drop_fields: list[str],
     skip_invalid: bool,
     settings: Settings,
+    wait: bool = False,
 ) -> None:
     from .articles import parse_field_map
 
@@ -143,13 +174,12 @@ def _build(
             skip_invalid=skip_invalid,
             settings=settings,
             progress=progress,
+            wait=wait,
         )
     seconds = time.perf_counter() - started
-    notes = []
-    if report.skipped:
-        notes.append(f"{report.skipped} invalid skipped")
-    if report.duplicates:
-        notes.append(f"{report.duplicates} duplicate ids, last kept")
+    notes = _notes(report.skipped, report.duplicates)
+    if report.reused:
+        notes.append(f"{report.reused} stored embeddings reused")
     extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(
         f"indexed {report.articles} articles from {report.records} records{extra} "
@@ -170,21 +200,9 @@ def build_index(
         str,
         typer.Option(help="sentence-transformers model name or local path."),
     ] = DEFAULT_MODEL,
-    field: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--field",
-            help="Read a field from another column, e.g. --field id=article_id (repeatable).",
-        ),
-    ] = None,
-    drop_field: Annotated[
-        list[str] | None,
-        typer.Option("--drop-field", help="Input column not to store at all (repeatable)."),
-    ] = None,
-    skip_invalid: Annotated[
-        bool,
-        typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
-    ] = False,
+    field: FieldOption = None,
+    drop_field: DropFieldOption = None,
+    skip_invalid: SkipInvalidOption = False,
     max_body_chars: Annotated[
         int, typer.Option(help="Characters of body embedded after the title.")
     ] = Settings.max_body_chars,
@@ -201,8 +219,12 @@ def build_index(
     category_boost: Annotated[
         float, typer.Option(help="Default extra weight for the query's own category.")
     ] = Settings.category_boost,
+    wait: WaitOption = False,
 ) -> None:
-    """Read articles, embed them and write the index (replacing any index there once done)."""
+    """Read articles, embed them and write the index (replacing any index there once done).
+
+    Articles already in the index with the same text keep their stored embedding.
+    """
     settings = Settings(
         model=model,
         max_body_chars=max_body_chars,
@@ -219,6 +241,77 @@ def build_index(
         drop_fields=drop_field or [],
         skip_invalid=skip_invalid,
         settings=settings,
+        wait=wait,
+    )
+
+
+@app.command()
+@_cli_errors
+def add(
+    articles: Annotated[
+        list[Path],
+        typer.Argument(help="JSON Lines (.jsonl, .jsonl.gz) or CSV (.csv, .csv.gz) files."),
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    field: FieldOption = None,
+    drop_field: DropFieldOption = None,
+    skip_invalid: SkipInvalidOption = False,
+    wait: WaitOption = False,
+) -> None:
+    """Add new articles to an index and update changed ones (same id), in place.
+
+    Only articles whose title or body changed are embedded again.
+    """
+    from .articles import parse_field_map
+
+    with Recommender.open(index) as rec, _progress_bar("embedding") as progress:
+        report = rec.add_from_files(
+            articles,
+            field_map=parse_field_map(field or []),
+            drop_fields=drop_field or [],
+            skip_invalid=skip_invalid,
+            progress=progress,
+            wait=wait,
+        )
+    notes = _notes(report.skipped, report.duplicates)
+    if report.compacted:
+        notes.append("index compacted")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    typer.echo(
+        f"added {report.added}, replaced {report.replaced}, updated fields of "
+        f"{report.fields_only}{extra}; embedded {report.embedded} in {report.seconds:.1f} s; "
+        f"{report.index}"
+    )
+
+
+@app.command()
+@_cli_errors
+def remove(
+    ids: Annotated[
+        list[str] | None, typer.Argument(metavar="ID...", help="Ids of the articles to remove.")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Read ids from this file, one per line ('-' for stdin)."),
+    ] = None,
+    index: IndexOption = DEFAULT_INDEX,
+    wait: WaitOption = False,
+) -> None:
+    """Take articles out of an index: no query returns them from then on."""
+    wanted = list(ids or [])
+    if from_file is not None:
+        try:
+            text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"cannot read {from_file}: {exc}") from None
+        wanted += [line.strip() for line in text.splitlines() if line.strip()]
+    if not wanted:
+        raise typer.BadParameter("give the ids to remove, or --from FILE")
+    with Recommender.open(index) as rec:
+        report = rec.remove(wanted, wait=wait)
+    extra = "; index compacted" if report.compacted else ""
+    typer.echo(
+        f"removed {report.removed}; {report.missing} not in the index{extra}; {report.index}"
     )
 
 
@@ -356,6 +449,11 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
         ("size on disk", _size(details.bytes_on_disk)),
         ("format", str(details.format_version)),
+        (
+            "updates",
+            f"generation {details.generation}, {details.segments} segments, "
+            f"{details.removed_rows} removed rows awaiting compaction",
+        ),
         ("settings", settings),
     ):
         typer.echo(f"{label:13} {value}")

@@ -1,14 +1,17 @@
 """The facade: ``Recommender`` builds an index, opens it once and answers related-article queries.
 
 A web backend opens one ``Recommender`` at start-up and calls ``similar`` from any number of
-threads; the CLI does the same through ``recommender.cli``.
+threads; another process (or the same one) adds and removes articles. The CLI does the same
+through ``recommender.cli``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -20,26 +23,32 @@ from .articles import Article, parse_datetime, read_articles
 from .encode import Encoder, ProgressFn, SentenceTransformerEncoder, encode_all
 from .errors import (
     IncompatibleIndexError,
+    IndexDamagedError,
     InvalidArticlesError,
     InvalidQueryError,
     ModelError,
+    RecommenderError,
     UnknownArticleError,
 )
 from .rerank import first_of_each, rerank
-from .results import BuildReport, IndexInfo, Recommendation
-from .retrieve import Filters, allowed_rows, retrieve
+from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
+from .retrieve import Candidates, Filters, allowed_rows, retrieve_parts
 from .settings import Settings, check_ranking
 from .store import (
+    CURRENT,
     SECONDS_PER_DAY,
     ArticleTable,
     Columns,
     Manifest,
+    apply_rows,
     current_version,
+    new_vector_index,
     read_manifest,
-    read_vectors,
-    write_index,
+    read_segment,
 )
-from .text import content_hash, embedding_text
+from .text import clean_html, content_hash, embedding_text
+from .writer import Change, apply_change, compact, needs_compaction, stored_vectors, write_version
+from .writer import writer_lock as _writer_lock
 
 DEFAULT_INDEX = Path("indexes") / "news"
 
@@ -80,6 +89,82 @@ def _day(value: datetime | date | str | None, *, end_of_day: bool = False) -> fl
     return moment.timestamp() / SECONDS_PER_DAY
 
 
+def _last_wins(articles: Iterable[Article]) -> tuple[list[Article], int]:
+    """The articles with one per id (the last given), and how many earlier ones were dropped."""
+    unique: dict[str, Article] = {}
+    duplicates = 0
+    for article in articles:
+        if article.id in unique:
+            duplicates += 1
+            del unique[article.id]  # re-inserted below, so order follows the winning record
+        unique[article.id] = article
+    return list(unique.values()), duplicates
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent state of an index as loaded in memory; replaced whole on refresh."""
+
+    version: Path
+    manifest: Manifest
+    settings: Settings
+    table: ArticleTable
+    generation: int
+    last_segment: int
+    parts: tuple[tuple[int, Any], ...]  # (first row, FAISS index), in row order
+    columns: Columns
+
+    @classmethod
+    def load(cls, path: Path) -> _Snapshot:
+        for attempt in range(5):
+            version = current_version(path)
+            try:
+                manifest = read_manifest(version)
+                table = ArticleTable(version)
+                empty = apply_rows(None, [])
+                settings = Settings.from_dict(manifest.settings)
+                return cls(version, manifest, settings, table, -1, 0, (), empty).updated()
+            except RecommenderError:
+                # A writer may have replaced this version (and deleted it) while it loaded.
+                if _current_name(path) == version.name or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def updated(self) -> _Snapshot:
+        """This snapshot with the segments and rows committed since it was taken."""
+        generation, segments, rows = self.table.snapshot(self.generation)
+        fresh = [s for s in segments if s.number > self.last_segment]
+        loaded = [read_segment(self.version, s, self.manifest.dimension) for s in fresh]
+        parts = list(self.parts)
+        if not parts and len(loaded) > 1:  # one index searches faster than several
+            merged = new_vector_index(self.manifest.dimension, self.settings.vector_type)
+            for index in loaded:
+                merged.merge_from(index)
+            parts.append((fresh[0].first_row, merged))
+        else:
+            parts += [(s.first_row, index) for s, index in zip(fresh, loaded, strict=True)]
+        columns = apply_rows(None if self.generation < 0 else self.columns, rows)
+        vectors = sum(int(index.ntotal) for _, index in parts)
+        if vectors != len(columns.ids):
+            raise IndexDamagedError(
+                f"index at {self.version.parent} is damaged: {vectors} vectors for "
+                f"{len(columns.ids)} rows; build it again"
+            )
+        return replace(
+            self,
+            generation=generation,
+            last_segment=max([self.last_segment] + [s.number for s in segments]),
+            parts=tuple(parts),
+            columns=columns,
+        )
+
+    def vector(self, row: int) -> np.ndarray:
+        for first_row, index in reversed(self.parts):
+            if row >= first_row:
+                return np.asarray(index.reconstruct(row - first_row), dtype=np.float32)
+        raise IndexDamagedError(f"row {row} has no vector")  # pragma: no cover - by construction
+
+
 class Recommender:
     """An opened index: related articles for an indexed id or for new text.
 
@@ -90,21 +175,27 @@ class Recommender:
     def __init__(
         self,
         path: Path,
-        version: Path,
-        manifest: Manifest,
-        vectors: Any,
-        table: ArticleTable,
-        columns: Columns,
+        snapshot: _Snapshot,
         encoder: Encoder | None = None,
+        *,
+        expected_model: str | None = None,
+        auto_refresh: float | None = None,
     ) -> None:
         self.path = path
-        self._version = version
-        self.manifest = manifest
-        self.settings = Settings.from_dict(manifest.settings)
-        self._vectors = vectors
-        self._table = table
-        self._columns = columns
+        self._snapshot = snapshot
         self._encoder = encoder
+        self._expected_model = expected_model
+        self._auto_refresh = auto_refresh
+        self._next_check = time.monotonic() + (auto_refresh or 0.0)
+        self._refresh_lock = threading.Lock()
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._snapshot.manifest
+
+    @property
+    def settings(self) -> Settings:
+        return self._snapshot.settings
 
     # -- building -------------------------------------------------------------------------
 
@@ -120,8 +211,13 @@ class Recommender:
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
+        wait: bool | float = False,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new index at ``path``.
+
+        Articles whose embedded text is unchanged since the index already at ``path`` was
+        written (same model, same text) keep their stored vectors instead of being embedded
+        again, so rebuilding with other settings is quick.
 
         Args:
             articles: the articles; for an id given twice the last one wins.
@@ -131,38 +227,48 @@ class Recommender:
             encoder: the model to embed with; by default ``settings.model``.
             progress: called with (encoded, total) as embedding goes on.
             records, skipped, duplicates: counts from reading, carried into the report.
+            wait: if another process is writing the index, wait for it (True, or at most
+                that many seconds) instead of raising IndexBusyError.
 
         Returns:
             A BuildReport with counts, seconds and the index size.
         """
         started = time.perf_counter()
         settings = settings or Settings()
-        unique: dict[str, Article] = {}
-        for article in articles:
-            if article.id in unique:
-                duplicates += 1
-                del unique[article.id]
-            unique[article.id] = article
-        chosen = list(unique.values())
-        encoder = encoder or SentenceTransformerEncoder(
-            settings.model, batch_size=settings.batch_size
-        )
-        settings = replace(settings, model=encoder.name)
-        texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in chosen]
-        vectors = encode_all(encoder, texts, progress=progress)
-        manifest = Manifest(
-            model=encoder.name,
-            dimension=int(encoder.dimension),
-            count=len(chosen),
-            settings=settings.to_dict(),
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            build_seconds=0.0,
-            versions=_versions(),
-        )
+        chosen, dropped = _last_wins(articles)
+        duplicates += dropped
         path = Path(path)
-        seconds = time.perf_counter() - started
-        manifest = replace(manifest, build_seconds=round(seconds, 3))
-        written = write_index(path, chosen, vectors, [content_hash(t) for t in texts], manifest)
+        model = encoder.name if encoder is not None else settings.model
+        settings = replace(settings, model=model)
+        texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in chosen]
+        hashes = [content_hash(text) for text in texts]
+        with _writer_lock(path, wait):
+            dimension, reused = _reusable_vectors(path, model, hashes)
+            missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
+            if missing:
+                encoder = encoder or SentenceTransformerEncoder(
+                    model, batch_size=settings.batch_size
+                )
+                dimension = int(encoder.dimension)
+                fresh = encode_all(encoder, [texts[i] for i in missing], progress=progress)
+            if dimension is None:  # nothing to embed and no index to take the size from
+                encoder = encoder or SentenceTransformerEncoder(model)
+                dimension = int(encoder.dimension)
+            vectors = np.empty((len(chosen), dimension), dtype=np.float32)
+            if missing:
+                vectors[missing] = fresh
+            for i, text_hash in enumerate(hashes):
+                if text_hash in reused:
+                    vectors[i] = reused[text_hash]
+            manifest = Manifest(
+                model=model,
+                dimension=dimension,
+                settings=settings.to_dict(),
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                build_seconds=round(time.perf_counter() - started, 3),
+                versions=_versions(),
+            )
+            version = write_version(path, manifest, chosen, vectors, hashes)
         return BuildReport(
             index=str(path),
             articles=len(chosen),
@@ -170,8 +276,9 @@ class Recommender:
             skipped=skipped,
             duplicates=duplicates,
             seconds=time.perf_counter() - started,
-            index_bytes=sum(int(f["bytes"]) for f in written.files.values()),
-            model=encoder.name,
+            index_bytes=sum(p.stat().st_size for p in version.iterdir() if p.is_file()),
+            model=model,
+            reused=len(chosen) - len(missing),
         )
 
     @classmethod
@@ -186,6 +293,7 @@ class Recommender:
         settings: Settings | None = None,
         encoder: Encoder | None = None,
         progress: ProgressFn | None = None,
+        wait: bool | float = False,
     ) -> BuildReport:
         """Read JSON Lines / CSV files and build the index at ``path`` from them.
 
@@ -205,9 +313,10 @@ class Recommender:
             records=report.records,
             skipped=len(report.invalid),
             duplicates=report.duplicates,
+            wait=wait,
         )
 
-    # -- opening --------------------------------------------------------------------------
+    # -- opening and refreshing -----------------------------------------------------------
 
     @classmethod
     def open(
@@ -216,6 +325,7 @@ class Recommender:
         *,
         model: str | None = None,
         encoder: Encoder | None = None,
+        auto_refresh: bool | float = False,
     ) -> Recommender:
         """Open the index at ``path`` for queries.
 
@@ -223,24 +333,77 @@ class Recommender:
             path: the index folder written by ``build``.
             model: if given, the model the caller expects; an index built with another one
                 raises IncompatibleIndexError.
-            encoder: the encoder for ``similar_to_text``; by default the index's own model,
-                loaded only when first needed.
+            encoder: the encoder for ``similar_to_text`` and ``add``; by default the index's
+                own model, loaded only when first needed.
+            auto_refresh: also pick up changes written by others without calling
+                ``refresh``: True checks at most once a second, a number every that many
+                seconds (the check is a file read and one small SQLite query).
         """
         path = Path(path)
-        version = current_version(path)
-        manifest = read_manifest(version)
-        for expected in (model, encoder.name if encoder is not None else None):
-            if expected is not None and expected != manifest.model:
-                raise IncompatibleIndexError(
-                    f"index at {path} was built with model {manifest.model!r}, "
-                    f"not {expected!r}; rebuild it or use that model"
-                )
-        vectors = read_vectors(version, manifest)
-        table = ArticleTable(version)
-        return cls(path, version, manifest, vectors, table, table.columns(), encoder)
+        snapshot = _Snapshot.load(path)
+        expected = model or (encoder.name if encoder is not None else None)
+        _check_model(path, snapshot.manifest, expected)
+        interval = 1.0 if auto_refresh is True else (float(auto_refresh) or None)
+        return cls(path, snapshot, encoder, expected_model=expected, auto_refresh=interval)
+
+    def refresh(self) -> bool:
+        """Load what was written to the index since it was opened or last refreshed.
+
+        Cheap when little changed: only new vector segments and changed rows are read (a
+        rebuilt index is loaded whole). Queries running meanwhile keep the state they started
+        with. Returns whether anything changed.
+        """
+        with self._refresh_lock:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
+        old = self._snapshot
+        if _current_name(self.path) != old.version.name:
+            new = self._reload()
+        elif old.table.generation() != old.generation:
+            try:
+                new = old.updated()
+            except RecommenderError:
+                if _current_name(self.path) == old.version.name:
+                    raise
+                new = self._reload()  # compacted or rebuilt meanwhile
+        else:
+            return False
+        self._snapshot = new
+        return True
+
+    def _reload(self) -> _Snapshot:
+        new = _Snapshot.load(self.path)
+        _check_model(self.path, new.manifest, self._expected_model)
+        if new.manifest.model != self._snapshot.manifest.model:
+            self._encoder = None
+        return new
+
+    def _query_snapshot(self) -> _Snapshot:
+        """The state to answer from. A rebuilt or compacted index is loaded before answering,
+        so that removals made in its new version are never missed."""
+        self._maybe_refresh()
+        snapshot = self._snapshot
+        if _current_name(self.path) != snapshot.version.name:
+            with self._refresh_lock:
+                if self._snapshot is snapshot:
+                    with contextlib.suppress(RecommenderError):  # keep answering from the old
+                        self._refresh()
+            snapshot = self._snapshot
+        return snapshot
+
+    def _maybe_refresh(self) -> None:
+        if self._auto_refresh is None or time.monotonic() < self._next_check:
+            return
+        if self._refresh_lock.acquire(blocking=False):  # one thread refreshes, others go on
+            try:
+                self._next_check = time.monotonic() + self._auto_refresh
+                self._refresh()
+            finally:
+                self._refresh_lock.release()
 
     def close(self) -> None:
-        self._table.close()
+        self._snapshot.table.close()
 
     def __enter__(self) -> Recommender:
         return self
@@ -248,45 +411,168 @@ class Recommender:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- updating -------------------------------------------------------------------------
+
+    def add(
+        self,
+        articles: Iterable[Article],
+        *,
+        progress: ProgressFn | None = None,
+        wait: bool | float = False,
+    ) -> UpdateReport:
+        """Insert new articles and update changed ones (same id) in the index on disk.
+
+        Only articles whose embedded text (title and body start) changed are embedded;
+        other changes (category, date, url, ...) rewrite the stored fields only. The change
+        is committed at once, whole or not at all; this Recommender is refreshed after it,
+        others see it on ``refresh``. One writer at a time: see ``wait`` in ``build``.
+        """
+        started = time.perf_counter()
+        chosen, duplicates = _last_wins(articles)
+        with _writer_lock(self.path, wait):
+            version, manifest, settings = self._writable()
+            texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in chosen]
+            hashes = [content_hash(text) for text in texts]
+            table = ArticleTable(version)
+            try:
+                stored = table.live_hashes(a.id for a in chosen)
+            finally:
+                table.close()
+            new, metadata, replaced_rows, embed = [], [], [], []
+            for i, (article, text_hash) in enumerate(zip(chosen, hashes, strict=True)):
+                found = stored.get(article.id)
+                if found is not None and found[1] == text_hash:
+                    metadata.append((found[0], article))
+                    continue
+                if found is not None:
+                    replaced_rows.append(found[0])
+                new.append((article, text_hash))
+                embed.append(texts[i])
+            vectors = encode_all(self._query_encoder(), embed, progress=progress) if embed else None
+            apply_change(
+                version,
+                manifest.dimension,
+                settings.vector_type,
+                Change(new=new, vectors=vectors, metadata=metadata, removed_rows=replaced_rows),
+            )
+            compacted = self._compact_if_needed(version, manifest)
+        self.refresh()
+        return UpdateReport(
+            index=str(self.path),
+            added=len(new) - len(replaced_rows),
+            replaced=len(replaced_rows),
+            fields_only=len(metadata),
+            removed=0,
+            missing=0,
+            duplicates=duplicates,
+            embedded=len(embed),
+            seconds=time.perf_counter() - started,
+            compacted=compacted,
+        )
+
+    def add_from_files(
+        self,
+        files: Sequence[str | Path],
+        *,
+        field_map: Mapping[str, str] | None = None,
+        drop_fields: Iterable[str] = (),
+        skip_invalid: bool = False,
+        progress: ProgressFn | None = None,
+        wait: bool | float = False,
+    ) -> UpdateReport:
+        """``add`` the articles of JSON Lines / CSV files (validated as in ``build_from_files``)."""
+        report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
+        if report.invalid and not skip_invalid:
+            raise InvalidArticlesError(report.invalid)
+        result = self.add(report.articles, progress=progress, wait=wait)
+        return replace(
+            result, skipped=len(report.invalid), duplicates=result.duplicates + report.duplicates
+        )
+
+    def remove(self, ids: Iterable[str], *, wait: bool | float = False) -> UpdateReport:
+        """Take articles out of the index: no query returns them from the moment this returns,
+        in this process or any other, refreshed or not. Unknown ids are counted, not errors."""
+        started = time.perf_counter()
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        with _writer_lock(self.path, wait):
+            version, manifest, settings = self._writable()
+            removed = apply_change(
+                version, manifest.dimension, settings.vector_type, Change(removed_ids=wanted)
+            )
+            compacted = self._compact_if_needed(version, manifest)
+        self.refresh()
+        return UpdateReport(
+            index=str(self.path),
+            removed=removed,
+            missing=len(wanted) - removed,
+            seconds=time.perf_counter() - started,
+            compacted=compacted,
+        )
+
+    def _writable(self) -> tuple[Path, Manifest, Settings]:
+        version = current_version(self.path)
+        manifest = read_manifest(version)
+        if manifest.model != self.manifest.model:
+            raise IncompatibleIndexError(
+                f"index at {self.path} was rebuilt with model {manifest.model!r} since it was "
+                f"opened with {self.manifest.model!r}; open it again"
+            )
+        return version, manifest, Settings.from_dict(manifest.settings)
+
+    def _compact_if_needed(self, version: Path, manifest: Manifest) -> bool:
+        if not needs_compaction(version):
+            return False
+        compact(self.path, version, manifest)
+        return True
+
     # -- looking up -----------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._columns.ids)
+        return len(self._snapshot.columns.row_of)
 
     def __contains__(self, article_id: object) -> bool:
-        return article_id in self._columns.row_of
+        return article_id in self._snapshot.columns.row_of
 
-    def _row(self, article_id: str) -> int:
+    def ids(self) -> list[str]:
+        """Every indexed article id, in index order."""
+        columns = self._snapshot.columns
+        return [columns.ids[row] for row in sorted(columns.row_of.values())]
+
+    def _row(self, snapshot: _Snapshot, article_id: str) -> int:
         try:
-            return self._columns.row_of[str(article_id)]
+            return snapshot.columns.row_of[str(article_id)]
         except KeyError:
             raise UnknownArticleError(
                 f"article {article_id!r} is not in index {self.path}"
             ) from None
 
-    def ids(self) -> list[str]:
-        """Every indexed article id, in index order."""
-        return list(self._columns.ids)
-
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
-        row = self._row(article_id)
-        return self._table.articles([row])[row]
+        snapshot = self._snapshot
+        row = self._row(snapshot, article_id)
+        found = snapshot.table.articles([row])
+        if row not in found:  # removed since the last refresh
+            raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
+        return found[row]
 
     def info(self) -> IndexInfo:
         """Counts, model, settings and size of the index."""
+        snapshot = self._snapshot
         return IndexInfo(
             index=str(self.path),
-            version=self._version.name,
+            version=snapshot.version.name,
             articles=len(self),
-            categories=len(self._columns.categories),
-            model=self.manifest.model,
-            dimension=self.manifest.dimension,
-            format_version=self.manifest.format_version,
-            built_at=self.manifest.built_at,
-            build_seconds=self.manifest.build_seconds,
-            bytes_on_disk=sum(p.stat().st_size for p in self._version.iterdir() if p.is_file()),
-            settings=dict(self.manifest.settings),
+            categories=len(snapshot.columns.live_categories),
+            model=snapshot.manifest.model,
+            dimension=snapshot.manifest.dimension,
+            format_version=snapshot.manifest.format_version,
+            built_at=snapshot.manifest.built_at,
+            build_seconds=snapshot.manifest.build_seconds,
+            bytes_on_disk=sum(p.stat().st_size for p in snapshot.version.iterdir() if p.is_file()),
+            settings=dict(snapshot.manifest.settings),
+            generation=snapshot.generation,
+            removed_rows=int((~snapshot.columns.alive).sum()),
+            segments=len(snapshot.parts),
         )
 
     # -- querying -------------------------------------------------------------------------
@@ -327,15 +613,16 @@ class Recommender:
         The query article never appears, nor articles with the same url or normalised title
         as it or as an article above them in the list. Neither the model nor torch is loaded.
         """
-        row = self._row(article_id)
-        columns = self._columns
-        query_category = int(columns.category_codes[row])
+        snapshot = self._query_snapshot()
+        row = self._row(snapshot, article_id)
+        columns = snapshot.columns
         return self._related(
-            self._vectors.reconstruct(row),
+            snapshot,
+            snapshot.vector(row),
             k,
             query_rows=(row,),
             query_day=float(columns.published_days[row]),
-            query_category=query_category,
+            query_category=int(columns.category_codes[row]),
             query_keys=(int(columns.title_codes[row]), int(columns.url_codes[row])),
             options=dict(
                 half_life_days=half_life_days,
@@ -375,23 +662,26 @@ class Recommender:
         ``category`` and ``published_at`` play the query article's part in the weighting; an
         undated text is taken to be published ``now``. Other arguments as in ``similar``.
         """
-        from .text import clean_html
-
+        snapshot = self._query_snapshot()
         cleaned = clean_html(text)
         if not cleaned:
             raise InvalidQueryError("the query text is empty")
         title, _, body = cleaned.partition("\n")
         vector = self._query_encoder().encode(
-            [embedding_text(title, body, self.settings.max_body_chars)]
+            [embedding_text(title, body, snapshot.settings.max_body_chars)]
         )[0]
-        moment = parse_datetime(published_at) if published_at is not None else None
+        try:
+            moment = parse_datetime(published_at) if published_at is not None else None
+        except ValueError as exc:
+            raise InvalidQueryError(f"published_at {exc}") from None
         moment = moment or now or datetime.now(timezone.utc)
         return self._related(
+            snapshot,
             vector,
             k,
             query_rows=(),
             query_day=moment.timestamp() / SECONDS_PER_DAY,
-            query_category=self._columns.category_code(category),
+            query_category=snapshot.columns.category_code(category),
             query_keys=(-1, -1),
             options=dict(
                 half_life_days=half_life_days,
@@ -413,33 +703,44 @@ class Recommender:
         Returns (id, cosine similarity) pairs, nearest first, before reranking and duplicate
         removal: what reranking chooses from. Useful to see why an article is missing.
         """
-        row = self._row(article_id)
-        found = retrieve(
-            self._vectors, self._vectors.reconstruct(row), self._candidate_count(k), drop={row}
-        )
-        ids = self._columns.ids
+        snapshot = self._snapshot
+        row = self._row(snapshot, article_id)
+        found = self._retrieve(snapshot, snapshot.vector(row), k, {row}, Filters())
+        ids = snapshot.columns.ids
         return [
             (ids[int(r)], float(s)) for r, s in zip(found.rows, found.similarities, strict=True)
         ]
 
-    def _candidate_count(self, k: int) -> int:
-        return min(len(self._columns.ids), max(self.settings.candidates, 3 * int(k)))
+    def _candidate_count(self, snapshot: _Snapshot, k: int) -> int:
+        return min(len(snapshot.columns.ids), max(snapshot.settings.candidates, 3 * int(k)))
+
+    def _retrieve(
+        self, snapshot: _Snapshot, vector: np.ndarray, k: int, drop: set[int], filters: Filters
+    ) -> Candidates:
+        columns = snapshot.columns
+        allowed = allowed_rows(columns, filters) if filters.active else None
+        if not columns.alive.all():
+            allowed = columns.alive if allowed is None else allowed & columns.alive
+        return retrieve_parts(
+            snapshot.parts, vector, self._candidate_count(snapshot, k), drop=drop, allowed=allowed
+        )
 
     def _query_encoder(self) -> Encoder:
+        manifest = self._snapshot.manifest
         if self._encoder is None:
             self._encoder = SentenceTransformerEncoder(
-                self.manifest.model, batch_size=self.settings.batch_size
+                manifest.model, batch_size=self._snapshot.settings.batch_size
             )
-        if self._encoder.dimension != self.manifest.dimension:
+        if self._encoder.dimension != manifest.dimension:
             raise ModelError(
                 f"model {self._encoder.name!r} gives vectors of dimension "
-                f"{self._encoder.dimension}, the index at {self.path} holds "
-                f"{self.manifest.dimension}"
+                f"{self._encoder.dimension}, the index at {self.path} holds {manifest.dimension}"
             )
         return self._encoder
 
     def _related(
         self,
+        snapshot: _Snapshot,
         vector: np.ndarray,
         k: int,
         *,
@@ -460,24 +761,18 @@ class Recommender:
         if k < 0:
             raise InvalidQueryError(f"k must be 0 or more, got {k}")
         ranking = {
-            name: getattr(self.settings, name) if value is FROM_SETTINGS else value
+            name: getattr(snapshot.settings, name) if value is FROM_SETTINGS else value
             for name, value in options.items()
         }
         check_ranking(**ranking)
-        columns = self._columns
-        filters = self._filters(query_category, same_category, categories, since, until)
+        columns = snapshot.columns
+        filters = self._filters(columns, query_category, same_category, categories, since, until)
         if k == 0:
             return []
 
         drop = set(query_rows)
         drop.update(columns.row_of[i] for i in exclude if i in columns.row_of)
-        found = retrieve(
-            self._vectors,
-            vector,
-            self._candidate_count(k),
-            drop=drop,
-            allowed=allowed_rows(columns, filters) if filters.active else None,
-        )
+        found = self._retrieve(snapshot, vector, k, drop, filters)
         rows = found.rows
         if ranking["recency_from"] == "now":
             moment = now or datetime.now(timezone.utc)
@@ -495,45 +790,31 @@ class Recommender:
             category_boost=ranking["category_boost"],
             future_is_fresh=ranking["recency_from"] == "now",
         )
-        chosen = first_of_each(
-            ranked.order,
-            columns.title_codes[rows],
-            columns.url_codes[rows],
-            taken=query_keys,
-            limit=int(k),
+        order = first_of_each(
+            ranked.order, columns.title_codes[rows], columns.url_codes[rows], taken=query_keys
         )
-        stored = self._table.articles([int(rows[i]) for i in chosen])
-        results = []
-        for i in chosen:
-            article = stored[int(rows[i])]
-            results.append(
-                Recommendation(
-                    id=article.id,
-                    score=float(ranked.scores[i]),
-                    similarity=float(found.similarities[i]),
-                    recency_factor=float(ranked.recency[i]),
-                    category_factor=float(ranked.category[i]),
-                    title=article.title,
-                    category=article.category,
-                    published_at=article.published_at,
-                    url=article.url,
-                    source=article.source,
-                    lang=article.lang,
-                    tags=article.tags,
-                    metadata=dict(article.metadata),
-                )
-            )
+        results: list[Recommendation] = []
+        # Rows removed since the last refresh are skipped here: the table knows at once.
+        start = 0
+        while len(results) < k and start < len(order):
+            batch = order[start : start + k - len(results) + 5]
+            start += len(batch)
+            stored = snapshot.table.articles([int(rows[i]) for i in batch])
+            for i in batch:
+                article = stored.get(int(rows[i]))
+                if article is not None and len(results) < k:
+                    results.append(_recommendation(article, found, ranked, int(i)))
         return results
 
     def _filters(
         self,
+        columns: Columns,
         query_category: int,
         same_category: bool,
         categories: Iterable[str] | None,
         since: datetime | date | str | None,
         until: datetime | date | str | None,
     ) -> Filters:
-        columns = self._columns
         codes: set[int] | None = None
         if categories is not None:
             names = [categories] if isinstance(categories, str) else list(categories)
@@ -555,3 +836,60 @@ class Recommender:
             since_day=since_day,
             until_day=until_day,
         )
+
+
+def _recommendation(article: Article, found: Candidates, ranked: Any, i: int) -> Recommendation:
+    return Recommendation(
+        id=article.id,
+        score=float(ranked.scores[i]),
+        similarity=float(found.similarities[i]),
+        recency_factor=float(ranked.recency[i]),
+        category_factor=float(ranked.category[i]),
+        title=article.title,
+        category=article.category,
+        published_at=article.published_at,
+        url=article.url,
+        source=article.source,
+        lang=article.lang,
+        tags=article.tags,
+        metadata=dict(article.metadata),
+    )
+
+
+def _current_name(path: Path) -> str | None:
+    try:
+        return (path / CURRENT).read_text().strip()
+    except OSError:
+        return None
+
+
+def _check_model(path: Path, manifest: Manifest, expected: str | None) -> None:
+    if expected is not None and expected != manifest.model:
+        raise IncompatibleIndexError(
+            f"index at {path} was built with model {manifest.model!r}, "
+            f"not {expected!r}; rebuild it or use that model"
+        )
+
+
+def _reusable_vectors(
+    path: Path, model: str, hashes: Sequence[str]
+) -> tuple[int | None, dict[str, np.ndarray]]:
+    """Stored vectors of the index at ``path`` for these content hashes, if it was built with
+    ``model``: (its dimension, hash -> vector). Nothing when there is no usable index."""
+    try:
+        version = current_version(path)
+        manifest = read_manifest(version)
+    except RecommenderError:
+        return None, {}
+    if manifest.model != model:
+        return None, {}
+    wanted = set(hashes)
+    table = ArticleTable(version)
+    try:
+        rows = {h: row for row, h in table.live_hashes().values() if h in wanted}
+    finally:
+        table.close()
+    if not rows:
+        return manifest.dimension, {}
+    found = stored_vectors(version, manifest.dimension, list(rows.values()))
+    return manifest.dimension, dict(zip(rows, found, strict=True))

@@ -44,6 +44,10 @@ class IncompatibleIndexError(RecommenderError):
     """The index was written with another model or a newer format than this version reads."""
 
 
+class IndexBusyError(RecommenderError):
+    """Another process is writing the index (one writer at a time)."""
+
+
 class UnknownArticleError(RecommenderError, KeyError):
     """The article id is not in the index."""
 

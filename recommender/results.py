@@ -41,10 +41,28 @@ class BuildReport:
     seconds: float
     index_bytes: int
     model: str
+    reused: int = 0  # articles whose stored vector was kept instead of embedding again
 
     @property
     def articles_per_second(self) -> float:
         return self.articles / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """The outcome of adding or removing articles."""
+
+    index: str
+    added: int = 0  # new ids
+    replaced: int = 0  # known ids whose embedded text changed: embedded again
+    fields_only: int = 0  # known ids with the same text: stored fields rewritten, no embedding
+    removed: int = 0
+    missing: int = 0  # ids to remove that were not in the index
+    duplicates: int = 0
+    skipped: int = 0  # invalid input records left out
+    embedded: int = 0
+    seconds: float = 0.0
+    compacted: bool = False  # the update also rewrote the index without removed rows
 
 
 @dataclass(frozen=True)
@@ -62,3 +80,6 @@ class IndexInfo:
     build_seconds: float
     bytes_on_disk: int
     settings: dict[str, Any]
+    generation: int = 0  # updates committed to this version, counting its build as 1
+    removed_rows: int = 0  # rows of removed or replaced articles awaiting compaction
+    segments: int = 0

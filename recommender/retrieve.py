@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +84,31 @@ def retrieve(
     if drop:
         keep &= ~np.isin(rows, np.fromiter(drop, dtype=np.int64))
     return Candidates(rows=rows[keep][:count], similarities=similarities[keep][:count])
+
+
+def retrieve_parts(
+    parts: Sequence[tuple[int, Any]],
+    vector: np.ndarray,
+    count: int,
+    *,
+    drop: Collection[int] = (),
+    allowed: np.ndarray | None = None,
+) -> Candidates:
+    """``retrieve`` over an index kept in parts, each holding the rows from its first row on;
+    the parts' nearest rows are merged, nearest first."""
+    if len(parts) == 1 and parts[0][0] == 0:
+        return retrieve(parts[0][1], vector, count, drop=drop, allowed=allowed)
+    found_rows, found_similarities = [], []
+    for first_row, index in parts:
+        last_row = first_row + int(index.ntotal)
+        inside = [row - first_row for row in drop if first_row <= row < last_row]
+        mask = None if allowed is None else allowed[first_row:last_row]
+        found = retrieve(index, vector, count, drop=inside, allowed=mask)
+        found_rows.append(found.rows + first_row)
+        found_similarities.append(found.similarities)
+    if not found_rows:
+        return Candidates(rows=np.empty(0, np.int64), similarities=np.empty(0, np.float32))
+    rows = np.concatenate(found_rows)
+    similarities = np.concatenate(found_similarities)
+    best = np.lexsort((rows, -similarities))[:count]
+    return Candidates(rows=rows[best], similarities=similarities[best])

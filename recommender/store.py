@@ -1,30 +1,33 @@
-"""Storing an index on disk: vectors in FAISS, everything else in SQLite, a JSON manifest.
+"""Storing an index on disk: vectors in FAISS segments, everything else in SQLite beside them.
 
 Layout of an index folder::
 
-    DIR/CURRENT              name of the version in use, replaced atomically
-    DIR/v-<time>-<rand>/     one complete, immutable version
-        manifest.json        format version, model, dimension, settings, file sizes and hashes
-        vectors.faiss        exhaustive inner-product index (float16 or float32); FAISS id = row
-        articles.sqlite      one row per article: id, fields, keys for duplicates, content hash
+    DIR/CURRENT                 name of the version in use, replaced atomically
+    DIR/LOCK                    held by the one process writing (see writer.py)
+    DIR/v-<time>-<rand>/        one version: a full build, then the updates made to it
+        manifest.json           format version, model, dimension, settings (fixed per version)
+        articles.sqlite         articles (one row per FAISS id), segments, generation
+        seg-000001.faiss        immutable vector segments; segment n holds rows
+        seg-000002.faiss        first_row .. first_row + count - 1
 
-A version is written in a hidden folder, flushed to disk, renamed, and only then named in
-CURRENT, so a failed or interrupted build leaves the previous index as it was.
+A build writes a whole version in a hidden folder, flushes it, renames it and only then names it
+in CURRENT. An update (add, remove) writes at most one new segment file and then commits one
+SQLite transaction that records the segment, the new and changed rows and the removals, and
+bumps the generation: a reader sees either all of an update or none of it, and a segment file
+that no committed transaction names is a leftover of a crash, deleted by the next writer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import threading
-import uuid
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +35,19 @@ import numpy as np
 
 from .articles import Article
 from .errors import IncompatibleIndexError, IndexDamagedError, IndexNotFoundError
-from .text import title_key, url_key
 
 FORMAT = "recommender-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
+LOCK = "LOCK"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
 ARTICLES = "articles.sqlite"
 SECONDS_PER_DAY = 86400.0
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE articles (
-    row INTEGER PRIMARY KEY,         -- the article's id in the FAISS index
-    id TEXT NOT NULL UNIQUE,
+    row INTEGER PRIMARY KEY,         -- the article's id in the FAISS segments
+    id TEXT NOT NULL,
     title TEXT NOT NULL,
     body TEXT NOT NULL,
     category TEXT,
@@ -58,30 +60,57 @@ CREATE TABLE articles (
     metadata TEXT NOT NULL,          -- JSON object: the input's other fields
     title_key TEXT,                  -- normalised title, for duplicates
     url_key TEXT,                    -- normalised url, for duplicates
-    content_hash TEXT NOT NULL       -- hash of the embedded text
+    content_hash TEXT NOT NULL,      -- hash of the embedded text
+    removed INTEGER NOT NULL DEFAULT 0,
+    changed INTEGER NOT NULL         -- generation that last wrote this row
 );
+CREATE UNIQUE INDEX live_ids ON articles(id) WHERE removed = 0;
+CREATE INDEX changes ON articles(changed);
+CREATE TABLE segments (
+    number INTEGER PRIMARY KEY,
+    first_row INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    crc32 INTEGER NOT NULL
+);
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: Light per-row values the query path keeps in memory, in this order.
+COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed"
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What an index is: read before anything else is opened."""
+    """What a version is: read before anything else is opened."""
 
     model: str
     dimension: int
-    count: int
     settings: dict[str, Any]
     built_at: str
     build_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
 
 @dataclass(frozen=True)
+class Segment:
+    number: int
+    first_row: int
+    count: int
+    file: str
+    bytes: int
+    crc32: int
+
+
+@dataclass(frozen=True)
 class Columns:
-    """Per-row values the query path needs, held in memory as arrays (row = FAISS id)."""
+    """Per-row values the query path needs, held in memory as arrays (row = FAISS id).
+
+    Removed rows stay (their vectors are still in FAISS) with ``alive`` False.
+    """
 
     ids: list[str]
     titles: list[str]
@@ -90,7 +119,10 @@ class Columns:
     categories: tuple[str, ...]
     title_codes: np.ndarray  # int64, equal for equal title keys, -1 when empty
     url_codes: np.ndarray  # int64, equal for equal url keys, -1 when unknown
-    row_of: dict[str, int]
+    alive: np.ndarray  # bool
+    row_of: dict[str, int]  # live ids only
+    title_index: dict[str, int] = field(repr=False, default_factory=dict)
+    url_index: dict[str, int] = field(repr=False, default_factory=dict)
 
     def category_code(self, category: str | None) -> int:
         if category is None:
@@ -100,23 +132,72 @@ class Columns:
         except ValueError:
             return -1
 
+    @property
+    def live_categories(self) -> tuple[str, ...]:
+        codes = np.unique(self.category_codes[self.alive])
+        return tuple(self.categories[code] for code in codes if code >= 0)
 
-def _codes(keys: Iterable[str | None]) -> np.ndarray:
-    seen: dict[str, int] = {}
-    return np.array(
-        [seen.setdefault(key, len(seen)) if key else -1 for key in keys], dtype=np.int64
+
+def _code(index: dict[str, int], key: str | None) -> int:
+    return index.setdefault(key, len(index)) if key else -1
+
+
+def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Columns:
+    """New Columns: ``previous`` (not changed) with these rows (COLUMN_FIELDS) written over it.
+
+    Rows past the end of ``previous`` must follow on from it; the others replace what was there.
+    """
+    size = max([len(previous.ids) if previous else 0] + [row[0] + 1 for row in rows])
+    grow = size - (len(previous.ids) if previous else 0)
+
+    def extended(array: np.ndarray | None, fill: Any, dtype: Any) -> np.ndarray:
+        tail = np.full(grow, fill, dtype=dtype)
+        return tail if array is None else np.concatenate([array, tail])
+
+    ids = (list(previous.ids) if previous else []) + [""] * grow
+    titles = (list(previous.titles) if previous else []) + [""] * grow
+    published = extended(previous.published_days if previous else None, np.nan, np.float64)
+    category_codes = extended(previous.category_codes if previous else None, -1, np.int32)
+    title_codes = extended(previous.title_codes if previous else None, -1, np.int64)
+    url_codes = extended(previous.url_codes if previous else None, -1, np.int64)
+    alive = extended(previous.alive if previous else None, False, bool)
+    categories = list(previous.categories) if previous else []
+    if previous is None:  # a stable, readable order for a fresh load
+        categories = sorted({row[3] for row in rows if row[3] is not None})
+    category_index = {name: code for code, name in enumerate(categories)}
+    row_of = dict(previous.row_of) if previous else {}
+    title_index = dict(previous.title_index) if previous else {}
+    url_index = dict(previous.url_index) if previous else {}
+    for row, article_id, title, category, published_ts, title_key, url_key, removed in rows:
+        if alive[row] and row_of.get(ids[row]) == row:
+            del row_of[ids[row]]
+        ids[row], titles[row] = article_id, title
+        published[row] = np.nan if published_ts is None else published_ts / SECONDS_PER_DAY
+        if category is not None and category not in category_index:
+            category_index[category] = len(categories)
+            categories.append(category)
+        category_codes[row] = -1 if category is None else category_index[category]
+        title_codes[row] = _code(title_index, title_key)
+        url_codes[row] = _code(url_index, url_key)
+        alive[row] = not removed
+        if not removed:
+            row_of[article_id] = row
+    return Columns(
+        ids=ids,
+        titles=titles,
+        published_days=published,
+        category_codes=category_codes,
+        categories=tuple(categories),
+        title_codes=title_codes,
+        url_codes=url_codes,
+        alive=alive,
+        row_of=row_of,
+        title_index=title_index,
+        url_index=url_index,
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -124,127 +205,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _article_row(row: int, article: Article, text_hash: str) -> tuple[Any, ...]:
-    published = article.published_at
-    return (
-        row,
-        article.id,
-        article.title,
-        article.body,
-        article.category,
-        published.isoformat().replace("+00:00", "Z") if published else None,
-        published.timestamp() if published else None,
-        article.url,
-        article.source,
-        article.lang,
-        json.dumps(list(article.tags), ensure_ascii=False),
-        json.dumps(dict(article.metadata), ensure_ascii=False, allow_nan=False, default=str),
-        title_key(article.title) or None,
-        url_key(article.url),
-        text_hash,
-    )
-
-
-def _write_sqlite(path: Path, articles: Sequence[Article], hashes: Sequence[str]) -> None:
-    connection = sqlite3.connect(path)
-    try:
-        connection.executescript(_SCHEMA)
-        with connection:
-            connection.executemany(
-                "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    _article_row(row, article, text_hash)
-                    for row, (article, text_hash) in enumerate(zip(articles, hashes, strict=True))
-                ),
-            )
-    finally:
-        connection.close()
-
-
-def _write_vectors(path: Path, vectors: np.ndarray, vector_type: str) -> None:
-    import faiss
-
-    dimension = vectors.shape[1]
-    index: Any
-    if vector_type == "float16":
-        # Exhaustive search is bound by memory bandwidth: half the bytes, about twice the
-        # speed, for cosine errors below 1e-4 (see benchmarks/RESULTS.md).
-        index = faiss.IndexScalarQuantizer(
-            dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
-        )
-    else:
-        index = faiss.IndexFlatIP(dimension)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(path))
-
-
-def write_index(
-    index_dir: Path,
-    articles: Sequence[Article],
-    vectors: np.ndarray,
-    hashes: Sequence[str],
-    manifest: Manifest,
-) -> Manifest:
-    """Write a complete new version of the index and make it the current one.
-
-    Returns the manifest as written (with file sizes and hashes).
-    """
-    if len(articles) != len(vectors) or len(articles) != len(hashes):
-        raise ValueError("articles, vectors and hashes differ in length")
-    if index_dir.exists() and not index_dir.is_dir():
-        raise IndexNotFoundError(f"{index_dir} exists and is not a folder")
-    if index_dir.is_dir() and any(index_dir.iterdir()) and not (index_dir / CURRENT).exists():
-        leftovers = [p for p in index_dir.iterdir() if not p.name.startswith((".build-", "v-"))]
-        if leftovers:
-            raise IndexNotFoundError(
-                f"{index_dir} is not empty and holds no index; choose another folder"
-            )
-    index_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(index_dir, keep=None)
-
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    token = uuid.uuid4().hex[:8]
-    building = index_dir / f".build-{stamp}-{token}"
-    building.mkdir()
-    try:
-        _write_vectors(building / VECTORS, vectors, manifest.settings.get("vector_type", "float32"))
-        _write_sqlite(building / ARTICLES, articles, hashes)
-        files = {
-            name: {"bytes": (building / name).stat().st_size, "sha256": _sha256(building / name)}
-            for name in (VECTORS, ARTICLES)
-        }
-        manifest = Manifest(**{**asdict(manifest), "files": files, "count": len(articles)})
-        (building / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
-        for name in (VECTORS, ARTICLES, MANIFEST):
-            with open(building / name, "rb") as handle:
-                os.fsync(handle.fileno())
-        version = index_dir / f"v-{stamp}-{token}"
-        building.rename(version)
-        _fsync_dir(index_dir)
-        pointer = index_dir / f".{CURRENT}.{token}"
-        with open(pointer, "w") as handle:
-            handle.write(version.name + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(pointer, index_dir / CURRENT)
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-    # Readers that opened an older version keep their open files: unlinking is safe on POSIX.
-    _remove_leftovers(index_dir, keep=version.name)
-    return manifest
-
-
-def _remove_leftovers(index_dir: Path, keep: str | None) -> None:
-    """Delete unfinished builds and, once a new version is current, the versions before it."""
-    for path in index_dir.iterdir():
-        if path.name.startswith(".build-") or (keep and path.name.startswith("v-")):
-            if path.name != keep:
-                shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith(f".{CURRENT}."):
-            path.unlink(missing_ok=True)
+def crc32_of(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def current_version(index_dir: Path) -> Path:
@@ -271,114 +237,201 @@ def read_manifest(version: Path) -> Manifest:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise IndexDamagedError(
-            f"index at {version.parent} is damaged: {MANIFEST}: {exc}"
+            f"index at {version.parent} is damaged: {MANIFEST}: {exc}; build it again"
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise IndexDamagedError(f"{path} is not a recommender index manifest")
-    if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
+    found = data.get("format_version")
+    if not isinstance(found, int) or found > FORMAT_VERSION:
         raise IncompatibleIndexError(
-            f"index at {version.parent} has format version {data.get('format_version')}; "
-            f"this version of recommender reads up to {FORMAT_VERSION}: upgrade recommender"
+            f"index at {version.parent} has format version {found}; this version of "
+            f"recommender reads version {FORMAT_VERSION}: upgrade recommender"
+        )
+    if found < FORMAT_VERSION:
+        raise IncompatibleIndexError(
+            f"index at {version.parent} has the older format version {found}; "
+            f"build it again with: recommend build-index FILE --index {version.parent}"
         )
     try:
         return Manifest(**data)
     except TypeError as exc:
         raise IndexDamagedError(
-            f"index at {version.parent} is damaged: {MANIFEST}: {exc}"
+            f"index at {version.parent} is damaged: {MANIFEST}: {exc}; build it again"
         ) from None
 
 
-def _check_sizes(version: Path, manifest: Manifest) -> None:
-    for name in (VECTORS, ARTICLES):
-        path = version / name
-        expected = manifest.files.get(name, {}).get("bytes")
-        actual = path.stat().st_size if path.is_file() else None
-        if actual is None or (expected is not None and actual != expected):
-            what = "is missing" if actual is None else f"has {actual} bytes, expected {expected}"
-            raise IndexDamagedError(
-                f"index at {version.parent} is damaged: {name} {what}; build it again"
-            )
+def write_manifest(version: Path, manifest: Manifest) -> None:
+    (version / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
 
 
-def read_vectors(version: Path, manifest: Manifest) -> Any:
-    """The FAISS index of a version, checked against the manifest."""
+def new_vector_index(dimension: int, vector_type: str) -> Any:
+    """An empty exhaustive inner-product index storing float16 or float32 vectors."""
     import faiss
 
-    _check_sizes(version, manifest)
+    if vector_type == "float16":
+        # Exhaustive search is bound by memory bandwidth: half the bytes, about twice the
+        # speed, for cosine errors below 1e-4 (see benchmarks/RESULTS.md).
+        return faiss.IndexScalarQuantizer(
+            dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        )
+    return faiss.IndexFlatIP(dimension)
+
+
+def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
+    """One segment's FAISS index, checked against the size and checksum recorded for it."""
+    import faiss
+
+    path = version / segment.file
+    where = f"index at {version.parent} is damaged: {segment.file}"
+    if not path.is_file():
+        raise IndexDamagedError(f"{where} is missing; build it again")
+    size = path.stat().st_size
+    if size != segment.bytes:
+        raise IndexDamagedError(
+            f"{where} has {size} bytes, expected {segment.bytes}; build it again"
+        )
+    if crc32_of(path) != segment.crc32:
+        raise IndexDamagedError(f"{where} does not match its checksum; build it again")
     try:
-        index = faiss.read_index(str(version / VECTORS))
+        index = faiss.read_index(str(path))
     except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise IndexDamagedError(f"{where} cannot be read ({reason}); build it again") from None
+    if index.d != dimension or index.ntotal != segment.count:
         raise IndexDamagedError(
-            f"index at {version.parent} is damaged: {VECTORS} cannot be read "
-            f"({str(exc).strip().splitlines()[-1]}); build it again"
-        ) from None
-    if index.d != manifest.dimension or index.ntotal != manifest.count:
-        raise IndexDamagedError(
-            f"index at {version.parent} is damaged: {VECTORS} holds {index.ntotal} vectors of "
-            f"dimension {index.d}, the manifest says {manifest.count} of {manifest.dimension}"
+            f"{where} holds {index.ntotal} vectors of dimension {index.d}, "
+            f"expected {segment.count} of {dimension}; build it again"
         )
     return index
+
+
+def write_segment(version: Path, number: int, first_row: int, index: Any) -> Segment:
+    """Write (and flush) one segment file; it counts only once a transaction records it."""
+    import faiss
+
+    name = f"seg-{number:06d}.faiss"
+    path = version / name
+    faiss.write_index(index, str(path))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    return Segment(number, first_row, int(index.ntotal), name, path.stat().st_size, crc32_of(path))
+
+
+def article_row(row: int, article: Article, text_hash: str, generation: int) -> tuple[Any, ...]:
+    from .text import title_key, url_key
+
+    published = article.published_at
+    return (
+        row,
+        article.id,
+        article.title,
+        article.body,
+        article.category,
+        published.isoformat().replace("+00:00", "Z") if published else None,
+        published.timestamp() if published else None,
+        article.url,
+        article.source,
+        article.lang,
+        json.dumps(list(article.tags), ensure_ascii=False),
+        json.dumps(dict(article.metadata), ensure_ascii=False, allow_nan=False, default=str),
+        title_key(article.title) or None,
+        url_key(article.url),
+        text_hash,
+        0,
+        generation,
+    )
+
+
+INSERT_ARTICLE = "INSERT INTO articles VALUES (" + ",".join("?" * 17) + ")"
+
+
+def connect(path: Path, *, write: bool) -> sqlite3.Connection:
+    """A connection to a version's SQLite file: WAL, durable commits for a writer."""
+    if write:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+    else:
+        connection = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
 
 
 class ArticleTable:
     """Read access to the articles of one version; safe to share between threads."""
 
     def __init__(self, version: Path) -> None:
-        path = version / ARTICLES
-        uri = f"file:{path}?mode=ro&immutable=1"
-        try:
-            self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._connection.execute("SELECT count(*) FROM articles").fetchone()
-        except sqlite3.Error as exc:
-            raise IndexDamagedError(
-                f"index at {version.parent} is damaged: {ARTICLES}: {exc}; build it again"
-            ) from None
-        self._lock = threading.Lock()
         self._where = version.parent
+        path = version / ARTICLES
+        if not path.is_file():
+            raise IndexDamagedError(
+                f"index at {self._where} is damaged: {ARTICLES} is missing; build it again"
+            )
+        self._lock = threading.Lock()
+        try:
+            self._connection = connect(path, write=False)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        self.generation()  # fails now, not at the first query, if the file is not SQLite
+
+    def _damaged(self, exc: sqlite3.Error) -> IndexDamagedError:
+        return IndexDamagedError(
+            f"index at {self._where} is damaged: {ARTICLES}: {exc}; build it again"
+        )
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
                 return self._connection.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise IndexDamagedError(
-                f"index at {self._where} is damaged: {ARTICLES}: {exc}"
-            ) from None
+            raise self._damaged(exc) from None
 
-    def columns(self) -> Columns:
-        rows = self._query(
-            "SELECT row, id, title, category, published_ts, title_key, url_key "
-            "FROM articles ORDER BY row"
-        )
-        if any(row[0] != position for position, row in enumerate(rows)):
-            raise IndexDamagedError(f"index at {self._where} is damaged: rows are not contiguous")
-        categories = tuple(sorted({row[3] for row in rows if row[3] is not None}))
-        code = {name: number for number, name in enumerate(categories)}
-        ids = [row[1] for row in rows]
-        return Columns(
-            ids=ids,
-            titles=[row[2] for row in rows],
-            published_days=np.array(
-                [np.nan if row[4] is None else row[4] / SECONDS_PER_DAY for row in rows],
-                dtype=np.float64,
-            ),
-            category_codes=np.array(
-                [-1 if row[3] is None else code[row[3]] for row in rows], dtype=np.int32
-            ),
-            categories=categories,
-            title_codes=_codes(row[5] for row in rows),
-            url_codes=_codes(row[6] for row in rows),
-            row_of={article_id: position for position, article_id in enumerate(ids)},
-        )
+    def generation(self) -> int:
+        found = self._query("SELECT value FROM state WHERE key = 'generation'")
+        return int(found[0][0]) if found else 0
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (cheap: no file read)."""
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def snapshot(self, since: int) -> tuple[int, list[Segment], list[tuple[Any, ...]]]:
+        """The generation, the segments and the rows changed after generation ``since``,
+        read in one transaction so that they agree."""
+        try:
+            with self._lock:
+                cursor = self._connection.cursor()
+                cursor.execute("BEGIN")
+                try:
+                    found = cursor.execute(
+                        "SELECT value FROM state WHERE key = 'generation'"
+                    ).fetchall()
+                    segments = [
+                        Segment(*row)
+                        for row in cursor.execute(
+                            "SELECT number, first_row, count, file, bytes, crc32 FROM segments "
+                            "ORDER BY number"
+                        )
+                    ]
+                    rows = cursor.execute(
+                        f"SELECT {COLUMN_FIELDS} FROM articles WHERE changed > ? ORDER BY row",
+                        (since,),
+                    ).fetchall()
+                finally:
+                    cursor.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        return (int(found[0][0]) if found else 0), segments, rows
 
     def articles(self, rows: Sequence[int]) -> dict[int, Article]:
-        """The stored articles at these rows, by row."""
+        """The stored articles at these rows, by row; removed ones are left out."""
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
         found = self._query(
             "SELECT row, id, title, body, category, published_at, url, source, lang, tags, "
-            f"metadata FROM articles WHERE row IN ({marks})",
+            f"metadata FROM articles WHERE row IN ({marks}) AND removed = 0",
             [int(row) for row in rows],
         )
         return {
@@ -398,6 +451,22 @@ class ArticleTable:
             )
             for row in found
         }
+
+    def live_hashes(self, ids: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
+        """id -> (row, content hash) of live articles (all, or these ids)."""
+        if ids is None:
+            found = self._query("SELECT id, row, content_hash FROM articles WHERE removed = 0")
+        else:
+            wanted = list(ids)
+            found = []
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                found += self._query(
+                    "SELECT id, row, content_hash FROM articles WHERE removed = 0 AND id IN "
+                    f"({','.join('?' * len(part))})",
+                    part,
+                )
+        return {article_id: (row, text_hash) for article_id, row, text_hash in found}
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

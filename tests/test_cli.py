@@ -40,7 +40,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_every_command_and_option_has_help() -> None:
     group = typer.main.get_command(app)
     names = sorted(group.commands)  # type: ignore[attr-defined]
-    assert names == ["build-index", "demo", "evaluate", "info", "similar"]
+    assert names == ["add", "build-index", "demo", "evaluate", "info", "remove", "similar"]
     for name in names:
         command = group.commands[name]  # type: ignore[attr-defined]
         assert command.help and command.help.strip(), name
@@ -160,9 +160,9 @@ def test_missing_and_damaged_index(tmp_path: Path, index: Path) -> None:
     code, _, err = run("similar", "a-1", "--index", str(tmp_path / "none"))
     assert code == 1 and err.startswith("error: no index at")
     version = index / (index / "CURRENT").read_text().strip()
-    (version / "vectors.faiss").write_bytes(b"junk")
+    (version / "seg-000001.faiss").write_bytes(b"junk")
     code, _, err = run("info", "--index", str(index))
-    assert code == 1 and "is damaged: vectors.faiss has 4 bytes" in err
+    assert code == 1 and "is damaged: seg-000001.faiss has 4 bytes" in err
 
 
 def test_unreadable_and_unknown_files(tmp_path: Path) -> None:

@@ -182,6 +182,7 @@ def columns() -> Columns:
         categories=("news", "sport", "tech"),
         title_codes=np.array([0, 1, 2, 3, 4, 5], dtype=np.int64),
         url_codes=np.array([0, -1, 1, 2, -1, 3], dtype=np.int64),
+        alive=np.ones(len(ids), dtype=bool),
         row_of={article_id: row for row, article_id in enumerate(ids)},
     )
 
@@ -246,6 +247,7 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
         categories=("a", "b", "c"),
         title_codes=np.arange(ROWS, dtype=np.int64),
         url_codes=np.full(ROWS, -1, dtype=np.int64),
+        alive=np.ones(ROWS, dtype=bool),
         row_of={article_id: row for row, article_id in enumerate(ids)},
     )
     filters = Filters(categories=frozenset({0, 2}), since_day=30.0)
