@@ -24,6 +24,7 @@ from .encode import Encoder, ProgressFn, SentenceTransformerEncoder, encode_all
 from .errors import (
     IncompatibleIndexError,
     IndexDamagedError,
+    InputFileError,
     InvalidArticlesError,
     InvalidQueryError,
     ModelError,
@@ -304,6 +305,9 @@ class Recommender:
         report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
         if report.invalid and not skip_invalid:
             raise InvalidArticlesError(report.invalid)
+        if not report.articles:
+            names = ", ".join(str(f) for f in files)
+            raise InputFileError(f"no articles in {names}; nothing to index")
         return cls.build(
             report.articles,
             path,

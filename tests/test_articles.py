@@ -768,8 +768,8 @@ MULTILINGUAL = [
         "tags": ["天气"],
     },
     {
-        "id": "haber-İĞŞ-ı",  # noqa: RUF001
-        "title": "İstanbul'da ılık bir gün: Çağlayan",  # noqa: RUF001
+        "id": "haber-İĞŞ-ı",
+        "title": "İstanbul'da ılık bir gün: Çağlayan",
         "body": "Öğle saatlerinde güneşli.",
         "category": "Gündem",
         "tags": ["hava"],

@@ -112,7 +112,7 @@ def test_clean_html_tidies_whitespace(text, expected):
         "Москва, 2024 — новости",
         "مرحبا بالعالم",
         "北京今天下雨。",
-        "İstanbul'da ılık bir gün",  # noqa: RUF001
+        "İstanbul'da ılık bir gün",
         "Launch day 🚀🎉",
     ],
 )

@@ -1,0 +1,226 @@
+"""Hostile input, tried on purpose: every case has one defined outcome, and the rest survives.
+
+The two tables below are the list (README, "What happens to bad input", documents them):
+add a case by adding a row. Each input case is written as line 2 of a JSON Lines file
+between two good articles; "error" cases must name that line and leave both good articles
+indexable with --skip-invalid; "kept" cases are indexed, checked by their function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import FakeEncoder
+
+from recommender import (
+    InputFileError,
+    InvalidArticlesError,
+    InvalidQueryError,
+    Recommender,
+    UnknownArticleError,
+)
+
+GOOD_BEFORE = {"id": "good-1", "title": "Harbour bridge reopens after repairs"}
+GOOD_AFTER = {"id": "good-2", "title": "Harbour bridge repairs finished early"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    line: bytes
+    error: str | None = None  # expected message part, for a rejected record
+    check: Callable[[Recommender], None] | None = None  # for a kept one
+
+
+def record(**fields: object) -> bytes:
+    return json.dumps(fields, ensure_ascii=False).encode()
+
+
+def _stored(article_id: str, **expected: object) -> Callable[[Recommender], None]:
+    def check(rec: Recommender) -> None:
+        stored = rec.get(article_id)
+        for name, value in expected.items():
+            assert getattr(stored, name) == value, name
+        assert rec.similar(article_id, k=2) is not None
+
+    return check
+
+
+def _html_cleaned(rec: Recommender) -> None:
+    stored = rec.get("html")
+    assert stored.body == "Ferry strike ends.\nUnions & owners agree."
+    assert "alert" not in stored.body and "color" not in stored.body
+
+
+def _huge_body(rec: Recommender) -> None:
+    assert len(rec.get("huge").body) == 10_000_000 - 1  # stored whole, trailing space trimmed
+    assert rec.similar("huge", k=1)
+
+
+def _metadata_nan(rec: Recommender) -> None:
+    assert rec.get("nan-meta").metadata == {"score": None, "weights": [1.0, None]}
+
+
+SCRIPTS = {
+    "cyrillic": "Парламент принял бюджет на следующий год",
+    "azerbaijani": "Bakıda yeni metro stansiyası açıldı",
+    "turkish": "İstanbul'da şiddetli yağış ulaşımı aksattı",
+    "arabic": "افتتاح معرض الكتاب الدولي في القاهرة",
+    "chinese": "上海举办国际电影节",
+}
+
+INPUT_CASES = [
+    Case("invalid JSON", b'{"id": "x", "title": ', error="invalid JSON"),
+    Case("not an object", b'["id", "title"]', error="expected an object with an id and a title"),
+    Case("list as title", record(id="x", title=["a"]), error="title must be a string, got a list"),
+    Case("number as id", record(id=123, title="Numbers as ids"), check=_stored("123")),
+    Case("float id", record(id=1.5, title="t"), error="id must be a string or an integer"),
+    Case("boolean id", record(id=True, title="t"), error="id must be a string or an integer"),
+    Case(
+        "missing id", record(title="No id"), error="id must be a string or an integer, got missing"
+    ),
+    Case("missing title", record(id="x"), error="title must be a string, got missing"),
+    Case("empty title and body", record(id="x", title=" ", body=""), error="title is empty"),
+    Case("body not a string", record(id="x", title="t", body=5), error="body must be a string"),
+    Case("tags not strings", record(id="x", title="t", tags=[1]), error="tags must be a list"),
+    Case(
+        "10 MB body",
+        record(id="huge", title="Long read", body="word " * 2_000_000),
+        check=_huge_body,
+    ),
+    Case("bytes that are not UTF-8", b'{"id": "x", "title": "caf\xe9"}', error="not valid UTF-8"),
+    Case(
+        "HTML with script and style",
+        record(
+            id="html",
+            title="Ferry &amp; port news",
+            body="<style>p{color:red}</style><p>Ferry strike ends.</p><script>alert(1)</script>"
+            "<p>Unions &amp; owners agree.</p>",
+        ),
+        check=_html_cleaned,
+    ),
+    Case(
+        "id with spaces, slash, quotes, emoji",
+        record(id="a b/c \"d\" 'e' 📰", title="Odd id"),
+        check=_stored("a b/c \"d\" 'e' 📰", title="Odd id"),
+    ),
+    Case(
+        "date without zone",
+        record(id="naive", title="t", published_at="2026-03-01T10:00:00"),
+        check=_stored("naive", published_at=datetime(2026, 3, 1, 10, tzinfo=timezone.utc)),
+    ),
+    Case(
+        "date in the future",
+        record(id="future", title="t", published_at="2099-01-01"),
+        check=_stored("future", published_at=datetime(2099, 1, 1, tzinfo=timezone.utc)),
+    ),
+    Case(
+        "unparseable date",
+        record(id="x", title="t", published_at="yesterday"),
+        error="published_at 'yesterday' is not an ISO-8601 date",
+    ),
+    Case(
+        "date as a number",
+        record(id="x", title="t", published_at=1700000000),
+        error="expected an ISO-8601 date string, got int",
+    ),
+    Case(
+        "NaN as title", b'{"id": "x", "title": NaN}', error="title must be a string, got a number"
+    ),
+    Case(
+        "Infinity as date",
+        b'{"id": "x", "title": "t", "published_at": Infinity}',
+        error="expected an ISO-8601 date string, got float",
+    ),
+    Case(
+        "NaN in metadata",
+        b'{"id": "nan-meta", "title": "t", "score": NaN, "weights": [1.0, Infinity]}',
+        check=_metadata_nan,
+    ),
+    *[
+        Case(f"{script} text", record(id=script, title=text), check=_stored(script, title=text))
+        for script, text in SCRIPTS.items()
+    ],
+]
+
+
+@pytest.mark.parametrize("case", INPUT_CASES, ids=lambda case: case.name)
+def test_hostile_input(tmp_path: Path, case: Case) -> None:
+    source = tmp_path / "feed.jsonl"
+    source.write_bytes(record(**GOOD_BEFORE) + b"\n" + case.line + b"\n" + record(**GOOD_AFTER))
+    index = tmp_path / "ix"
+    if case.error is not None:
+        with pytest.raises(InvalidArticlesError) as raised:
+            Recommender.build_from_files([source], index, encoder=FakeEncoder())
+        [error] = raised.value.errors
+        assert (error.path, error.line) == (str(source), 2)
+        assert case.error in error.reason
+        report = Recommender.build_from_files(
+            [source], index, encoder=FakeEncoder(), skip_invalid=True
+        )
+        assert (report.articles, report.skipped) == (2, 1)
+    else:
+        assert case.check is not None
+        Recommender.build_from_files([source], index, encoder=FakeEncoder())
+        with Recommender.open(index) as rec:
+            case.check(rec)
+            assert len(rec) == 3
+    with Recommender.open(index) as rec:
+        assert rec.similar("good-1", k=1)[0].id == "good-2"  # the rest is intact
+
+
+def test_empty_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    with pytest.raises(InputFileError, match=r"no articles in .*empty\.jsonl"):
+        Recommender.build_from_files([tmp_path / "empty.jsonl"], tmp_path / "ix")
+
+
+def test_duplicate_ids_in_one_file(tmp_path: Path) -> None:
+    source = tmp_path / "dup.jsonl"
+    source.write_bytes(b"\n".join([record(id="d", title="first"), record(id="d", title="last")]))
+    report = Recommender.build_from_files([source], tmp_path / "ix", encoder=FakeEncoder())
+    assert (report.articles, report.duplicates) == (1, 1)
+    assert Recommender.open(tmp_path / "ix").get("d").title == "last"
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    article_id: str
+    options: dict[str, object]
+    error: type[Exception] | None = None
+    count: int | None = None  # results expected, when no error
+
+
+QUERY_CASES = [
+    Query("unknown id", "nope", {}, error=UnknownArticleError),
+    Query("k of 0", "a-1001", {"k": 0}, count=0),
+    Query("negative k", "a-1001", {"k": -3}, error=InvalidQueryError),
+    Query("huge k", "a-1001", {"k": 10**12}, count=None),
+    Query("unknown category", "a-1001", {"categories": ["nope"]}, error=InvalidQueryError),
+    Query(
+        "since after until",
+        "a-1001",
+        {"since": "2026-10-02", "until": "2026-10-01"},
+        error=InvalidQueryError,
+    ),
+    Query("unparseable since", "a-1001", {"since": "last week"}, error=InvalidQueryError),
+]
+
+
+@pytest.mark.parametrize("query", QUERY_CASES, ids=lambda query: query.name)
+def test_hostile_query(sample_rec: Recommender, query: Query) -> None:
+    if query.error is not None:
+        with pytest.raises(query.error):
+            sample_rec.similar(query.article_id, **query.options)  # type: ignore[arg-type]
+        return
+    items = sample_rec.similar(query.article_id, **query.options)  # type: ignore[arg-type]
+    if query.count is not None:
+        assert len(items) == query.count
+    else:  # everything that qualifies, and no more
+        assert 200 < len(items) < len(sample_rec)
