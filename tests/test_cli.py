@@ -230,3 +230,40 @@ def test_exactly_one_query_is_required(index: Path) -> None:
     assert code == 2 and "exactly one of ID, --text or --text-file" in err
     code, _, _ = run("similar", "--index", str(index))
     assert code == 2
+
+
+def test_add_and_remove_commands(index: Path, tmp_path: Path) -> None:
+    original = {r["id"]: r for r in map(json.loads, SAMPLE.read_text().splitlines())}["a-2018"]
+    news = write_lines(
+        tmp_path / "news.jsonl",
+        [
+            json.dumps({"id": "n1", "title": "Keltrix breach reaches a second payroll client"}),
+            json.dumps({"id": "a-2016", "title": "Keltrix discloses payroll platform breach"}),
+            json.dumps({**original, "category": "business"}),  # same text, new section
+        ],
+    )
+    code, out, err = run("add", str(news), "--index", str(index))
+    assert code == 0, err
+    assert out.startswith("added 1, replaced 1, updated fields of 1; embedded 2 in ")
+    assert "articles      319 in 9 categories" in run("info", "-i", str(index))[1]
+    item = json.loads(run("similar", "n1", "-i", str(index), "--json", "-k", "50")[1])
+    assert "a-2016" in [i["id"] for i in item]
+    (tmp_path / "gone.txt").write_text("n1\na-2018\n")
+    code, out, _ = run("remove", "nope", "--from", str(tmp_path / "gone.txt"), "-i", str(index))
+    assert code == 0 and out.startswith("removed 2; 1 not in the index")
+    ids = [i["id"] for i in json.loads(run("similar", "a-2016", "-i", str(index), "--json")[1])]
+    assert "n1" not in ids and "a-2018" not in ids
+    code, _, err = run("similar", "n1", "-i", str(index))
+    assert code == 1 and "not in index" in err
+    code, _, err = run("remove", "-i", str(index))
+    assert code == 2 and "give the ids to remove" in err
+
+
+def test_a_second_writer_gets_one_clear_line(index: Path) -> None:
+    from recommender.writer import writer_lock
+
+    with writer_lock(index):
+        code, out, err = run("remove", "a-1001", "--index", str(index))
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: index at {index} is being written by another process")
+    assert err.strip().endswith("or pass --wait") and len(err.strip().splitlines()) == 1

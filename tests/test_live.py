@@ -288,3 +288,19 @@ def test_readers_never_see_errors_or_removed_articles(tmp_path: Path) -> None:
         title = rec.get(article_id).title
         # Found by its own text (the fake encoder's hashed words can tie a few articles at 1.0).
         assert article_id in [item.id for item in rec.similar_to_text(title, k=20)]
+
+
+class InterruptingEncoder(FakeEncoder):
+    def encode(self, texts):
+        raise KeyboardInterrupt  # Ctrl-C while embedding
+
+
+def test_interrupted_add_leaves_the_index_as_it_was(tmp_path: Path) -> None:
+    path = built(tmp_path)
+    rec = Recommender.open(path, encoder=InterruptingEncoder())
+    before = (rec.info().generation, rec.ids())
+    with pytest.raises(KeyboardInterrupt):
+        rec.add([article("n1", "never embedded")])
+    with Recommender.open(path, encoder=FakeEncoder()) as again:
+        assert (again.info().generation, again.ids()) == before
+        assert again.add([article("n1", "now embedded")]).added == 1  # lock was released
