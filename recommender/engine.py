@@ -48,7 +48,7 @@ from .store import (
     read_segment,
 )
 from .text import clean_html, content_hash, embedding_text
-from .writer import Change, apply_change, compact, needs_compaction, stored_vectors, write_version
+from .writer import Change, apply_change, maintain, stored_vectors, write_version
 from .writer import writer_lock as _writer_lock
 
 DEFAULT_INDEX = Path("indexes") / "news"
@@ -111,7 +111,6 @@ class _Snapshot:
     settings: Settings
     table: ArticleTable
     generation: int
-    last_segment: int
     parts: tuple[tuple[int, Any], ...]  # (first row, FAISS index), in row order
     columns: Columns
 
@@ -124,40 +123,46 @@ class _Snapshot:
                 table = ArticleTable(version)
                 empty = apply_rows(None, [])
                 settings = Settings.from_dict(manifest.settings)
-                return cls(version, manifest, settings, table, -1, 0, (), empty).updated()
+                return cls(version, manifest, settings, table, -1, (), empty).updated()
             except RecommenderError:
-                # A writer may have replaced this version (and deleted it) while it loaded.
-                if _current_name(path) == version.name or attempt == 4:
+                # A writer may have replaced this version, or merged segments, while it loaded.
+                if attempt == 4:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def updated(self) -> _Snapshot:
-        """This snapshot with the segments and rows committed since it was taken."""
+        """This snapshot with the rows and vectors committed since it was taken.
+
+        Only vectors past the rows already held are read: segments the writer merged since
+        (same rows, a new file) cost nothing, and a segment read in part is cut to the new rows.
+        """
         generation, segments, rows = self.table.snapshot(self.generation)
-        fresh = [s for s in segments if s.number > self.last_segment]
-        loaded = [read_segment(self.version, s, self.manifest.dimension) for s in fresh]
+        held = sum(int(index.ntotal) for _, index in self.parts)
         parts = list(self.parts)
-        if not parts and len(loaded) > 1:  # one index searches faster than several
+        for segment in segments:
+            end = segment.first_row + segment.count
+            if end <= held:
+                continue
+            index = read_segment(self.version, segment, self.manifest.dimension)
+            if held > segment.first_row:
+                part = new_vector_index(self.manifest.dimension, self.settings.vector_type)
+                part.add(index.reconstruct_n(held - segment.first_row, end - held))
+                index = part
+            parts.append((held, index))
+            held = end
+        first = 0 if self.generation < 0 else 1  # keep the big first part as it is
+        if len(parts) - first > 4:  # one index searches faster than several
             merged = new_vector_index(self.manifest.dimension, self.settings.vector_type)
-            for index in loaded:
+            for _, index in parts[first:]:
                 merged.merge_from(index)
-            parts.append((fresh[0].first_row, merged))
-        else:
-            parts += [(s.first_row, index) for s, index in zip(fresh, loaded, strict=True)]
+            parts = [*parts[:first], (parts[first][0], merged)]
         columns = apply_rows(None if self.generation < 0 else self.columns, rows)
-        vectors = sum(int(index.ntotal) for _, index in parts)
-        if vectors != len(columns.ids):
+        if held != len(columns.ids):
             raise IndexDamagedError(
-                f"index at {self.version.parent} is damaged: {vectors} vectors for "
+                f"index at {self.version.parent} is damaged: {held} vectors for "
                 f"{len(columns.ids)} rows; build it again"
             )
-        return replace(
-            self,
-            generation=generation,
-            last_segment=max([self.last_segment] + [s.number for s in segments]),
-            parts=tuple(parts),
-            columns=columns,
-        )
+        return replace(self, generation=generation, parts=tuple(parts), columns=columns)
 
     def vector(self, row: int) -> np.ndarray:
         for first_row, index in reversed(self.parts):
@@ -365,12 +370,17 @@ class Recommender:
         if _current_name(self.path) != old.version.name:
             new = self._reload()
         elif old.table.generation() != old.generation:
-            try:
-                new = old.updated()
-            except RecommenderError:
-                if _current_name(self.path) == old.version.name:
-                    raise
-                new = self._reload()  # compacted or rebuilt meanwhile
+            for attempt in range(3):
+                try:
+                    new = old.updated()
+                    break
+                except RecommenderError:
+                    if _current_name(self.path) != old.version.name:
+                        new = self._reload()  # compacted or rebuilt meanwhile
+                        break
+                    if attempt == 2:
+                        raise
+                    # else the writer merged away a segment file named in the list: read it again
         else:
             return False
         self._snapshot = new
@@ -524,10 +534,7 @@ class Recommender:
         return version, manifest, Settings.from_dict(manifest.settings)
 
     def _compact_if_needed(self, version: Path, manifest: Manifest) -> bool:
-        if not needs_compaction(version):
-            return False
-        compact(self.path, version, manifest)
-        return True
+        return maintain(self.path, version, manifest) == "compacted"
 
     # -- looking up -----------------------------------------------------------------------
 

@@ -190,11 +190,15 @@ def _current_name(index_dir: Path) -> str | None:
         return None
 
 
-def _record(connection: sqlite3.Connection, segments: Sequence[Segment], generation: int) -> None:
+def _record_segments(connection: sqlite3.Connection, segments: Sequence[Segment]) -> None:
     connection.executemany(
         "INSERT INTO segments VALUES (?,?,?,?,?,?)",
         [(s.number, s.first_row, s.count, s.file, s.bytes, s.crc32) for s in segments],
     )
+
+
+def _record(connection: sqlite3.Connection, segments: Sequence[Segment], generation: int) -> None:
+    _record_segments(connection, segments)
     connection.execute(
         "INSERT INTO state VALUES ('generation', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -282,29 +286,74 @@ def _metadata_update(row: int, article: Article, generation: int) -> tuple[Any, 
     return (*full[4:12], title_key(article.title) or None, url_key(article.url), generation, row)
 
 
-def needs_compaction(version: Path) -> bool:
+def _segments(connection: sqlite3.Connection) -> list[Segment]:
+    return [
+        Segment(*row)
+        for row in connection.execute(
+            "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
+        )
+    ]
+
+
+def maintain(index_dir: Path, version: Path, manifest: Manifest) -> str | None:
+    """After an update: rewrite the version without removed rows when they are many, or merge
+    the segments after the first when there are many. Returns what was done, if anything."""
     connection = connect(version / ARTICLES, write=False)
     try:
         total, removed = connection.execute(
             "SELECT count(*), coalesce(sum(removed), 0) FROM articles"
         ).fetchone()
-        segments = connection.execute("SELECT count(*) FROM segments").fetchone()[0]
+        segments = _segments(connection)
     finally:
         connection.close()
-    crowded = removed >= COMPACT_MIN_ROWS and removed > COMPACT_SHARE * total
-    return bool(crowded or segments > COMPACT_SEGMENTS)
+    tail_rows = sum(s.count for s in segments[1:])
+    if removed >= COMPACT_MIN_ROWS and removed > COMPACT_SHARE * total:
+        compact(index_dir, version, manifest)
+        return "compacted"
+    if len(segments) > COMPACT_SEGMENTS:
+        if segments[0].count and tail_rows <= segments[0].count:
+            merge_tail(version, manifest)
+            return "merged segments"
+        compact(index_dir, version, manifest)
+        return "compacted"
+    return None
+
+
+def merge_tail(version: Path, manifest: Manifest) -> None:
+    """Replace the segments after the first by one holding the same rows (a new file).
+
+    Rows and generation stay as they are: readers already holding these rows read nothing.
+    """
+    connection = connect(version / ARTICLES, write=True)
+    try:
+        tail = _segments(connection)[1:]
+        merged = new_vector_index(manifest.dimension, manifest.settings["vector_type"])
+        for segment in tail:
+            merged.merge_from(read_segment(version, segment, manifest.dimension))
+        number = tail[-1].number + 1
+        written = write_segment(version, number, tail[0].first_row, merged)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(
+                "DELETE FROM segments WHERE number = ?", [(s.number,) for s in tail]
+            )
+            _record_segments(connection, [written])
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+    for segment in tail:  # readers that loaded them hold them in memory
+        (version / segment.file).unlink(missing_ok=True)
 
 
 def stored_vectors(version: Path, dimension: int, rows: Sequence[int]) -> np.ndarray:
     """The stored vectors of these rows (decoded to float32), in the order given."""
     connection = connect(version / ARTICLES, write=False)
     try:
-        segments = [
-            Segment(*row)
-            for row in connection.execute(
-                "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
-            )
-        ]
+        segments = _segments(connection)
     finally:
         connection.close()
     wanted = np.asarray(rows, dtype=np.int64)

@@ -304,3 +304,25 @@ def test_interrupted_add_leaves_the_index_as_it_was(tmp_path: Path) -> None:
     with Recommender.open(path, encoder=FakeEncoder()) as again:
         assert (again.info().generation, again.ids()) == before
         assert again.add([article("n1", "now embedded")]).added == 1  # lock was released
+
+
+def test_many_small_adds_merge_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_SEGMENTS", 3)
+    path = built(tmp_path)
+    reader = Recommender.open(path)
+    writer = Recommender.open(path, encoder=FakeEncoder())
+    for n in range(7):
+        writer.add([article(f"n{n}", f"Harbour ferry timetable change number {n}")])
+        if n == 2:
+            assert reader.refresh()  # holds some of the rows that are merged later
+    version = path / writer.info().version
+    files = sorted(p.name for p in version.glob("seg-*.faiss"))
+    with sqlite3.connect(version / "articles.sqlite") as db:
+        recorded = sorted(row[0] for row in db.execute("SELECT file FROM segments"))
+    assert files == recorded and len(files) <= 4  # merged, nothing left behind
+    assert writer.info().generation == 8  # merging rewrites no row
+    assert reader.refresh()
+    with Recommender.open(path) as fresh:
+        for article_id in ("n0", "n6", "a-3002"):
+            assert reader.similar(article_id, k=5) == fresh.similar(article_id, k=5)
+        assert reader.ids() == fresh.ids() and len(fresh) == 325
