@@ -171,6 +171,40 @@ class _Snapshot:
         raise IndexDamagedError(f"row {row} has no vector")  # pragma: no cover - by construction
 
 
+@dataclass(frozen=True)
+class _Anchor:
+    """What the query contributes: rows never to return, its date, category, duplicate keys."""
+
+    rows: tuple[int, ...]
+    day: float
+    category: int
+    keys: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """The options of one query, as given (FROM_SETTINGS where not)."""
+
+    half_life_days: float | None
+    category_boost: float
+    recency_weight: float
+    recency_from: str
+    same_category: bool
+    categories: Iterable[str] | None
+    since: datetime | date | str | None
+    until: datetime | date | str | None
+    exclude: tuple[str, ...]
+    now: datetime | None
+
+    def ranking(self) -> dict[str, Any]:
+        return {
+            "half_life_days": self.half_life_days,
+            "category_boost": self.category_boost,
+            "recency_weight": self.recency_weight,
+            "recency_from": self.recency_from,
+        }
+
+
 class Recommender:
     """An opened index: related articles for an indexed id or for new text.
 
@@ -627,27 +661,25 @@ class Recommender:
         snapshot = self._query_snapshot()
         row = self._row(snapshot, article_id)
         columns = snapshot.columns
-        return self._related(
-            snapshot,
-            snapshot.vector(row),
-            k,
-            query_rows=(row,),
-            query_day=float(columns.published_days[row]),
-            query_category=int(columns.category_codes[row]),
-            query_keys=(int(columns.title_codes[row]), int(columns.url_codes[row])),
-            options=dict(
-                half_life_days=half_life_days,
-                category_boost=category_boost,
-                recency_weight=recency_weight,
-                recency_from=recency_from,
-            ),
-            same_category=same_category,
-            categories=categories,
-            since=since,
-            until=until,
-            exclude=exclude,
-            now=now,
+        anchor = _Anchor(
+            rows=(row,),
+            day=float(columns.published_days[row]),
+            category=int(columns.category_codes[row]),
+            keys=(int(columns.title_codes[row]), int(columns.url_codes[row])),
         )
+        ask = _Ask(
+            half_life_days,
+            category_boost,
+            recency_weight,
+            recency_from,
+            same_category,
+            categories,
+            since,
+            until,
+            tuple(exclude),
+            now,
+        )
+        return self._related(snapshot, snapshot.vector(row), k, anchor, ask)
 
     def similar_to_text(
         self,
@@ -686,27 +718,25 @@ class Recommender:
         except ValueError as exc:
             raise InvalidQueryError(f"published_at {exc}") from None
         moment = moment or now or datetime.now(timezone.utc)
-        return self._related(
-            snapshot,
-            vector,
-            k,
-            query_rows=(),
-            query_day=moment.timestamp() / SECONDS_PER_DAY,
-            query_category=snapshot.columns.category_code(category),
-            query_keys=(-1, -1),
-            options=dict(
-                half_life_days=half_life_days,
-                category_boost=category_boost,
-                recency_weight=recency_weight,
-                recency_from=recency_from,
-            ),
-            same_category=same_category,
-            categories=categories,
-            since=since,
-            until=until,
-            exclude=exclude,
-            now=now,
+        anchor = _Anchor(
+            rows=(),
+            day=moment.timestamp() / SECONDS_PER_DAY,
+            category=snapshot.columns.category_code(category),
+            keys=(-1, -1),
         )
+        ask = _Ask(
+            half_life_days,
+            category_boost,
+            recency_weight,
+            recency_from,
+            same_category,
+            categories,
+            since,
+            until,
+            tuple(exclude),
+            now,
+        )
+        return self._related(snapshot, vector, k, anchor, ask)
 
     def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The candidate stage of ``similar(article_id, k)`` on its own, without filters.
@@ -750,22 +780,7 @@ class Recommender:
         return self._encoder
 
     def _related(
-        self,
-        snapshot: _Snapshot,
-        vector: np.ndarray,
-        k: int,
-        *,
-        query_rows: tuple[int, ...],
-        query_day: float,
-        query_category: int,
-        query_keys: tuple[int, int],
-        options: dict[str, Any],
-        same_category: bool,
-        categories: Iterable[str] | None,
-        since: datetime | date | str | None,
-        until: datetime | date | str | None,
-        exclude: Iterable[str],
-        now: datetime | None,
+        self, snapshot: _Snapshot, vector: np.ndarray, k: int, anchor: _Anchor, ask: _Ask
     ) -> list[Recommendation]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidQueryError(f"k must be a whole number, got {k!r}")
@@ -773,36 +788,38 @@ class Recommender:
             raise InvalidQueryError(f"k must be 0 or more, got {k}")
         ranking = {
             name: getattr(snapshot.settings, name) if value is FROM_SETTINGS else value
-            for name, value in options.items()
+            for name, value in ask.ranking().items()
         }
         check_ranking(**ranking)
         columns = snapshot.columns
-        filters = self._filters(columns, query_category, same_category, categories, since, until)
+        filters = self._filters(
+            columns, anchor.category, ask.same_category, ask.categories, ask.since, ask.until
+        )
         if k == 0:
             return []
 
-        drop = set(query_rows)
-        drop.update(columns.row_of[i] for i in exclude if i in columns.row_of)
+        drop = set(anchor.rows)
+        drop.update(columns.row_of[i] for i in ask.exclude if i in columns.row_of)
         found = self._retrieve(snapshot, vector, k, drop, filters)
         rows = found.rows
         if ranking["recency_from"] == "now":
-            moment = now or datetime.now(timezone.utc)
+            moment = ask.now or datetime.now(timezone.utc)
             reference: float | None = moment.timestamp() / SECONDS_PER_DAY
         else:
-            reference = None if np.isnan(query_day) else query_day
+            reference = None if np.isnan(anchor.day) else anchor.day
         ranked = rerank(
             found.similarities,
             columns.published_days[rows],
             columns.category_codes[rows],
             reference_day=reference,
-            query_category=query_category,
+            query_category=anchor.category,
             half_life_days=ranking["half_life_days"],
             recency_weight=ranking["recency_weight"],
             category_boost=ranking["category_boost"],
             future_is_fresh=ranking["recency_from"] == "now",
         )
         order = first_of_each(
-            ranked.order, columns.title_codes[rows], columns.url_codes[rows], taken=query_keys
+            ranked.order, columns.title_codes[rows], columns.url_codes[rows], taken=anchor.keys
         )
         results: list[Recommendation] = []
         # Rows removed since the last refresh are skipped here: the table knows at once.
