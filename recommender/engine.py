@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .articles import Article, parse_datetime, read_articles
+from .articles import Article, ReadReport, parse_datetime, read_articles
 from .encode import Encoder, ProgressFn, SentenceTransformerEncoder, encode_all
 from .errors import (
     IncompatibleIndexError,
@@ -88,6 +88,27 @@ def _day(value: datetime | date | str | None, *, end_of_day: bool = False) -> fl
     if bare_date and end_of_day:
         moment += timedelta(days=1) - timedelta(microseconds=1)
     return moment.timestamp() / SECONDS_PER_DAY
+
+
+def _read_valid(
+    files: Sequence[str | Path],
+    field_map: Mapping[str, str] | None,
+    drop_fields: Iterable[str],
+    skip_invalid: bool,
+) -> ReadReport:
+    """Read input files; any invalid record fails the whole import unless skipped."""
+    report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
+    if report.invalid and not skip_invalid:
+        raise InvalidArticlesError(report.invalid)
+    return report
+
+
+def _texts_and_hashes(
+    articles: Sequence[Article], settings: Settings
+) -> tuple[list[str], list[str]]:
+    """The text each article is embedded from, and its content hash."""
+    texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in articles]
+    return texts, [content_hash(text) for text in texts]
 
 
 def _last_wins(articles: Iterable[Article]) -> tuple[list[Article], int]:
@@ -280,8 +301,7 @@ class Recommender:
         path = Path(path)
         model = encoder.name if encoder is not None else settings.model
         settings = replace(settings, model=model)
-        texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in chosen]
-        hashes = [content_hash(text) for text in texts]
+        texts, hashes = _texts_and_hashes(chosen, settings)
         with _writer_lock(path, wait):
             dimension, reused = _reusable_vectors(path, model, hashes)
             missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
@@ -341,9 +361,7 @@ class Recommender:
         InvalidArticlesError (naming file and line) unless ``skip_invalid`` is set, in which
         case they are left out and counted in the report's ``skipped``.
         """
-        report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
-        if report.invalid and not skip_invalid:
-            raise InvalidArticlesError(report.invalid)
+        report = _read_valid(files, field_map, drop_fields, skip_invalid)
         if not report.articles:
             names = ", ".join(str(f) for f in files)
             raise InputFileError(f"no articles in {names}; nothing to index")
@@ -446,7 +464,8 @@ class Recommender:
         if self._refresh_lock.acquire(blocking=False):  # one thread refreshes, others go on
             try:
                 self._next_check = time.monotonic() + self._auto_refresh
-                self._refresh()
+                with contextlib.suppress(RecommenderError):  # answer from what is loaded;
+                    self._refresh()  # the next check tries again
             finally:
                 self._refresh_lock.release()
 
@@ -479,8 +498,7 @@ class Recommender:
         chosen, duplicates = _last_wins(articles)
         with _writer_lock(self.path, wait):
             version, manifest, settings = self._writable()
-            texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in chosen]
-            hashes = [content_hash(text) for text in texts]
+            texts, hashes = _texts_and_hashes(chosen, settings)
             table = ArticleTable(version)
             try:
                 stored = table.live_hashes(a.id for a in chosen)
@@ -529,9 +547,7 @@ class Recommender:
         wait: bool | float = False,
     ) -> UpdateReport:
         """``add`` the articles of JSON Lines / CSV files (validated as in ``build_from_files``)."""
-        report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
-        if report.invalid and not skip_invalid:
-            raise InvalidArticlesError(report.invalid)
+        report = _read_valid(files, field_map, drop_fields, skip_invalid)
         result = self.add(report.articles, progress=progress, wait=wait)
         return replace(
             result, skipped=len(report.invalid), duplicates=result.duplicates + report.duplicates

@@ -197,6 +197,16 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
     )
 
 
+def list_segments(connection: sqlite3.Connection | sqlite3.Cursor) -> list[Segment]:
+    """The segments recorded in a version's SQLite file, in row order."""
+    return [
+        Segment(*row)
+        for row in connection.execute(
+            "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
+        )
+    ]
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -283,14 +293,17 @@ def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
 
     path = version / segment.file
     where = f"index at {version.parent} is damaged: {segment.file}"
-    if not path.is_file():
-        raise IndexDamagedError(f"{where} is missing; build it again")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        crc = crc32_of(path) if size == segment.bytes else None
+    except FileNotFoundError:
+        # Also when a writer merged it away meanwhile: a refresh then reads the list again.
+        raise IndexDamagedError(f"{where} is missing; build it again") from None
     if size != segment.bytes:
         raise IndexDamagedError(
             f"{where} has {size} bytes, expected {segment.bytes}; build it again"
         )
-    if crc32_of(path) != segment.crc32:
+    if crc != segment.crc32:
         raise IndexDamagedError(f"{where} does not match its checksum; build it again")
     try:
         index = faiss.read_index(str(path))
@@ -392,10 +405,6 @@ class ArticleTable:
         found = self._query("SELECT value FROM state WHERE key = 'generation'")
         return int(found[0][0]) if found else 0
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (cheap: no file read)."""
-        return int(self._query("PRAGMA data_version")[0][0])
-
     def snapshot(self, since: int) -> tuple[int, list[Segment], list[tuple[Any, ...]]]:
         """The generation, the segments and the rows changed after generation ``since``,
         read in one transaction so that they agree."""
@@ -407,13 +416,7 @@ class ArticleTable:
                     found = cursor.execute(
                         "SELECT value FROM state WHERE key = 'generation'"
                     ).fetchall()
-                    segments = [
-                        Segment(*row)
-                        for row in cursor.execute(
-                            "SELECT number, first_row, count, file, bytes, crc32 FROM segments "
-                            "ORDER BY number"
-                        )
-                    ]
+                    segments = list_segments(cursor)
                     rows = cursor.execute(
                         f"SELECT {COLUMN_FIELDS} FROM articles WHERE changed > ? ORDER BY row",
                         (since,),

@@ -36,6 +36,7 @@ from .store import (
     connect,
     current_version,
     fsync_dir,
+    list_segments,
     new_vector_index,
     read_segment,
     write_manifest,
@@ -286,15 +287,6 @@ def _metadata_update(row: int, article: Article, generation: int) -> tuple[Any, 
     return (*full[4:12], title_key(article.title) or None, url_key(article.url), generation, row)
 
 
-def _segments(connection: sqlite3.Connection) -> list[Segment]:
-    return [
-        Segment(*row)
-        for row in connection.execute(
-            "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
-        )
-    ]
-
-
 def maintain(index_dir: Path, version: Path, manifest: Manifest) -> str | None:
     """After an update: rewrite the version without removed rows when they are many, or merge
     the segments after the first when there are many. Returns what was done, if anything."""
@@ -303,7 +295,7 @@ def maintain(index_dir: Path, version: Path, manifest: Manifest) -> str | None:
         total, removed = connection.execute(
             "SELECT count(*), coalesce(sum(removed), 0) FROM articles"
         ).fetchone()
-        segments = _segments(connection)
+        segments = list_segments(connection)
     finally:
         connection.close()
     tail_rows = sum(s.count for s in segments[1:])
@@ -326,7 +318,7 @@ def merge_tail(version: Path, manifest: Manifest) -> None:
     """
     connection = connect(version / ARTICLES, write=True)
     try:
-        tail = _segments(connection)[1:]
+        tail = list_segments(connection)[1:]
         merged = new_vector_index(manifest.dimension, manifest.settings["vector_type"])
         for segment in tail:
             merged.merge_from(read_segment(version, segment, manifest.dimension))
@@ -353,7 +345,7 @@ def stored_vectors(version: Path, dimension: int, rows: Sequence[int]) -> np.nda
     """The stored vectors of these rows (decoded to float32), in the order given."""
     connection = connect(version / ARTICLES, write=False)
     try:
-        segments = _segments(connection)
+        segments = list_segments(connection)
     finally:
         connection.close()
     wanted = np.asarray(rows, dtype=np.int64)
