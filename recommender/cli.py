@@ -523,7 +523,7 @@ def evaluate(
         ("P@10", show(report.precision_at_10)),
         ("nDCG@10", show(report.ndcg_at_10)),
         ("MRR", show(report.mrr)),
-        (f"recall of {report.candidates} candidates", show(report.candidate_recall)),
+        (f"recall of candidates ({report.candidates} a query)", show(report.candidate_recall)),
         ("recall@50 of candidates", show(report.recall_at_50)),
         ("share in query's category", show(report.same_category)),
         ("share of near-duplicates", show(report.near_duplicates)),

@@ -31,12 +31,16 @@ from .errors import (
     RecommenderError,
     UnknownArticleError,
 )
-from .rerank import first_of_each, rerank
+from .lexical import LexicalPart, Lexicon, TermVector, lexical_text, rows_matrix
+from .lexical import fit as fit_lexicon
+from .lexical import search as lexical_search
+from .rerank import Listing, Pool, Query, Ranking, fuse, rank
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
-from .retrieve import Candidates, Filters, allowed_rows, retrieve_parts
-from .settings import Settings, check_ranking
+from .retrieve import Filters, allowed_rows, retrieve_parts
+from .settings import RANKING_FIELDS, Settings, check_ranking
 from .store import (
     CURRENT,
+    REUSABLE_FORMAT,
     SECONDS_PER_DAY,
     ArticleTable,
     Columns,
@@ -134,6 +138,8 @@ class _Snapshot:
     generation: int
     parts: tuple[tuple[int, Any], ...]  # (first row, FAISS index), in row order
     columns: Columns
+    lexical: tuple[LexicalPart, ...]  # TF-IDF rows, in row order
+    lexicon_size: int
 
     @classmethod
     def load(cls, path: Path) -> _Snapshot:
@@ -144,7 +150,8 @@ class _Snapshot:
                 table = ArticleTable(version)
                 empty = apply_rows(None, [])
                 settings = Settings.from_dict(manifest.settings)
-                return cls(version, manifest, settings, table, -1, (), empty).updated()
+                size = table.lexicon_size()
+                return cls(version, manifest, settings, table, -1, (), empty, (), size).updated()
             except RecommenderError:
                 # A writer may have replaced this version, or merged segments, while it loaded.
                 if attempt == 4:
@@ -157,7 +164,8 @@ class _Snapshot:
         Only vectors past the rows already held are read: segments the writer merged since
         (same rows, a new file) cost nothing, and a segment read in part is cut to the new rows.
         """
-        generation, segments, rows = self.table.snapshot(self.generation)
+        held_terms = sum(part.count for part in self.lexical)
+        generation, segments, rows, terms = self.table.snapshot(self.generation, held_terms)
         held = sum(int(index.ntotal) for _, index in self.parts)
         parts = list(self.parts)
         for segment in segments:
@@ -175,21 +183,54 @@ class _Snapshot:
         if len(parts) - first > 4:  # one index searches faster than several
             merged = new_vector_index(self.manifest.dimension, self.settings.vector_type)
             for _, index in parts[first:]:
-                merged.merge_from(index)
+                # Copied, not merge_from, which empties its source: an older snapshot that
+                # queries are still using holds these parts.
+                merged.add(index.reconstruct_n(0, index.ntotal))
             parts = [*parts[:first], (parts[first][0], merged)]
+        lexical = list(self.lexical)
+        if terms:
+            lexical.append(LexicalPart.of(held_terms, terms, self.lexicon_size))
+        if len(lexical) - first > 4:
+            merged_terms = lexical[first]
+            for part in lexical[first + 1 :]:
+                merged_terms = merged_terms.merged(part)
+            lexical = [*lexical[:first], merged_terms]
         columns = apply_rows(None if self.generation < 0 else self.columns, rows)
-        if held != len(columns.ids):
+        if not held == held_terms + len(terms) == len(columns.ids):
             raise IndexDamagedError(
-                f"index at {self.version.parent} is damaged: {held} vectors for "
-                f"{len(columns.ids)} rows; build it again"
+                f"index at {self.version.parent} is damaged: {held} vectors and "
+                f"{held_terms + len(terms)} term vectors for {len(columns.ids)} rows; "
+                "build it again"
             )
-        return replace(self, generation=generation, parts=tuple(parts), columns=columns)
+        manifest = self.manifest
+        if self.generation >= 0:  # ``recommend tune`` may have stored new settings
+            manifest = read_manifest(self.version)
+        return replace(
+            self,
+            manifest=manifest,
+            settings=Settings.from_dict(manifest.settings),
+            generation=generation,
+            parts=tuple(parts),
+            columns=columns,
+            lexical=tuple(lexical),
+        )
 
     def vector(self, row: int) -> np.ndarray:
-        for first_row, index in reversed(self.parts):
-            if row >= first_row:
-                return np.asarray(index.reconstruct(row - first_row), dtype=np.float32)
-        raise IndexDamagedError(f"row {row} has no vector")  # pragma: no cover - by construction
+        return np.asarray(self.vectors(np.array([row]))[0])
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these rows (float32), in the order given."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.manifest.dimension), dtype=np.float32)
+        for first_row, index in self.parts:
+            inside = (rows >= first_row) & (rows < first_row + int(index.ntotal))
+            if inside.any():
+                out[inside] = index.reconstruct_batch(rows[inside] - first_row)
+        return out
+
+    def terms(self, row: int) -> TermVector:
+        matrix = rows_matrix(self.lexical, np.array([row]))
+        return TermVector(matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -216,13 +257,22 @@ class _Ask:
     until: datetime | date | str | None
     exclude: tuple[str, ...]
     now: datetime | None
+    overrides: tuple[tuple[str, Any], ...] = ()  # other ranking settings given for this query
 
-    def ranking(self) -> dict[str, Any]:
-        return {
+    def ranking(self, settings: Settings) -> dict[str, Any]:
+        """The ranking settings of this query: as given, else the index's."""
+        given = {
             "half_life_days": self.half_life_days,
             "category_boost": self.category_boost,
             "recency_weight": self.recency_weight,
             "recency_from": self.recency_from,
+            **dict(self.overrides),
+        }
+        return {
+            name: getattr(settings, name)
+            if given.get(name, FROM_SETTINGS) is FROM_SETTINGS
+            else given[name]
+            for name in RANKING_FIELDS
         }
 
 
@@ -249,6 +299,8 @@ class Recommender:
         self._auto_refresh = auto_refresh
         self._next_check = time.monotonic() + (auto_refresh or 0.0)
         self._refresh_lock = threading.Lock()
+        self._lexicon_lock = threading.Lock()
+        self._lexicon_of: tuple[str, Lexicon] | None = None
 
     @property
     def manifest(self) -> Manifest:
@@ -302,6 +354,11 @@ class Recommender:
         model = encoder.name if encoder is not None else settings.model
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
+        lexicon, terms = fit_lexicon(
+            [lexical_text(a.title, a.body) for a in chosen],
+            settings.lexical_ngrams,
+            settings.lexical_min_df,
+        )
         with _writer_lock(path, wait):
             dimension, reused = _reusable_vectors(path, model, hashes)
             missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
@@ -328,7 +385,7 @@ class Recommender:
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),
             )
-            version = write_version(path, manifest, chosen, vectors, hashes)
+            version = write_version(path, manifest, chosen, vectors, hashes, lexicon, terms)
         return BuildReport(
             index=str(path),
             articles=len(chosen),
@@ -515,11 +572,24 @@ class Recommender:
                 new.append((article, text_hash))
                 embed.append(texts[i])
             vectors = encode_all(self._query_encoder(), embed, progress=progress) if embed else None
+            terms = (
+                self._lexicon(version, settings).vectorize(
+                    lexical_text(article.title, article.body) for article, _ in new
+                )
+                if new
+                else []
+            )
             apply_change(
                 version,
                 manifest.dimension,
                 settings.vector_type,
-                Change(new=new, vectors=vectors, metadata=metadata, removed_rows=replaced_rows),
+                Change(
+                    new=new,
+                    vectors=vectors,
+                    metadata=metadata,
+                    removed_rows=replaced_rows,
+                    terms=terms,
+                ),
             )
             compacted = self._compact_if_needed(version, manifest)
         self.refresh()
@@ -582,6 +652,17 @@ class Recommender:
                 f"opened with {self.manifest.model!r}; open it again"
             )
         return version, manifest, Settings.from_dict(manifest.settings)
+
+    def _lexicon(self, version: Path, settings: Settings) -> Lexicon:
+        """The lexicon of a version (read once; a build or compaction makes a new version)."""
+        with self._lexicon_lock:
+            if self._lexicon_of is None or self._lexicon_of[0] != version.name:
+                table = ArticleTable(version)
+                try:
+                    self._lexicon_of = (version.name, table.lexicon(settings.lexical_ngrams))
+                finally:
+                    table.close()
+            return self._lexicon_of[1]
 
     def _compact_if_needed(self, version: Path, manifest: Manifest) -> bool:
         return maintain(self.path, version, manifest) == "compacted"
@@ -647,6 +728,10 @@ class Recommender:
         category_boost: float = FROM_SETTINGS,
         recency_weight: float = FROM_SETTINGS,
         recency_from: str = FROM_SETTINGS,
+        lexical_weight: float = FROM_SETTINGS,
+        lexical_weight_short: float = FROM_SETTINGS,
+        neighbour_weight: float = FROM_SETTINGS,
+        mmr_lambda: float = FROM_SETTINGS,
         same_category: bool = False,
         categories: Iterable[str] | None = None,
         since: datetime | date | str | None = None,
@@ -664,6 +749,12 @@ class Recommender:
             recency_weight: how much recency can change a score (0 to 1).
             recency_from: "query" measures age from the query article's date, "now" from
                 ``now`` (default: the current time).
+            lexical_weight: the TF-IDF share of the similarity (0 = embedding only, 1 =
+                TF-IDF only) for a query with body text; ``lexical_weight_short`` for a
+                headline-length query.
+            neighbour_weight: how much closeness to the query's nearest candidates counts
+                (0 turns it off).
+            mmr_lambda: below 1, trade score for diversity (maximal marginal relevance).
             same_category: only articles in the query article's category.
             categories: only articles in these categories.
             since, until: only articles published in this range (bounds included; a bare
@@ -671,8 +762,10 @@ class Recommender:
             exclude: ids never to return.
             now: the current time, for ``recency_from="now"``.
 
-        The query article never appears, nor articles with the same url or normalised title
-        as it or as an article above them in the list. Neither the model nor torch is loaded.
+        Left out of the list: the query article and its copies (same url, same normalised
+        title, or nearly the same text); copies of each other are listed once (see
+        ``Recommendation.copies``). Every option left out takes the index's setting. Neither
+        the model nor torch is loaded.
         """
         snapshot = self._query_snapshot()
         row = self._row(snapshot, article_id)
@@ -694,8 +787,9 @@ class Recommender:
             until,
             tuple(exclude),
             now,
+            _overrides(lexical_weight, lexical_weight_short, neighbour_weight, mmr_lambda),
         )
-        return self._related(snapshot, snapshot.vector(row), k, anchor, ask)
+        return self._related(snapshot, snapshot.vector(row), snapshot.terms(row), k, anchor, ask)
 
     def similar_to_text(
         self,
@@ -708,6 +802,10 @@ class Recommender:
         category_boost: float = FROM_SETTINGS,
         recency_weight: float = FROM_SETTINGS,
         recency_from: str = FROM_SETTINGS,
+        lexical_weight: float = FROM_SETTINGS,
+        lexical_weight_short: float = FROM_SETTINGS,
+        neighbour_weight: float = FROM_SETTINGS,
+        mmr_lambda: float = FROM_SETTINGS,
         same_category: bool = False,
         categories: Iterable[str] | None = None,
         since: datetime | date | str | None = None,
@@ -728,6 +826,9 @@ class Recommender:
         title, _, body = cleaned.partition("\n")
         vector = self._query_encoder().encode(
             [embedding_text(title, body, snapshot.settings.max_body_chars)]
+        )[0]
+        terms = self._lexicon(snapshot.version, snapshot.settings).vectorize(
+            [lexical_text(title, body)]
         )[0]
         try:
             moment = parse_datetime(published_at) if published_at is not None else None
@@ -751,36 +852,67 @@ class Recommender:
             until,
             tuple(exclude),
             now,
+            _overrides(lexical_weight, lexical_weight_short, neighbour_weight, mmr_lambda),
         )
-        return self._related(snapshot, vector, k, anchor, ask)
+        return self._related(snapshot, vector, terms, k, anchor, ask)
 
     def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The candidate stage of ``similar(article_id, k)`` on its own, without filters.
 
-        Returns (id, cosine similarity) pairs, nearest first, before reranking and duplicate
-        removal: what reranking chooses from. Useful to see why an article is missing.
+        Returns (id, similarity) pairs: the embedding's nearest and the TF-IDF's best
+        together, by their fused similarity (the index's lexical weight), before neighbours,
+        reranking and copies: what ranking chooses from. Useful to see why an article is
+        missing.
         """
         snapshot = self._snapshot
         row = self._row(snapshot, article_id)
-        found = self._retrieve(snapshot, snapshot.vector(row), k, {row}, Filters())
+        terms = snapshot.terms(row)
+        rows, pool = self._pool(snapshot, snapshot.vector(row), terms, k, {row}, Filters())
+        settings = snapshot.settings
+        weight = settings.lexical_weight_short if pool.short_query else settings.lexical_weight
+        fused = fuse(pool.dense, pool.lexical, weight)
+        order = np.lexsort((rows, -fused))
         ids = snapshot.columns.ids
-        return [
-            (ids[int(r)], float(s)) for r, s in zip(found.rows, found.similarities, strict=True)
-        ]
+        return [(ids[int(rows[i])], float(fused[i])) for i in order]
 
     def _candidate_count(self, snapshot: _Snapshot, k: int) -> int:
         return min(len(snapshot.columns.ids), max(snapshot.settings.candidates, 3 * int(k)))
 
-    def _retrieve(
-        self, snapshot: _Snapshot, vector: np.ndarray, k: int, drop: set[int], filters: Filters
-    ) -> Candidates:
+    def _pool(
+        self,
+        snapshot: _Snapshot,
+        vector: np.ndarray,
+        terms: TermVector,
+        k: int,
+        drop: set[int],
+        filters: Filters,
+    ) -> tuple[np.ndarray, Pool]:
+        """The candidate rows (the embedding's nearest, then the TF-IDF's best not among them)
+        and their pool."""
         columns = snapshot.columns
         allowed = allowed_rows(columns, filters) if filters.active else None
         if not columns.alive.all():
             allowed = columns.alive if allowed is None else allowed & columns.alive
-        return retrieve_parts(
-            snapshot.parts, vector, self._candidate_count(snapshot, k), drop=drop, allowed=allowed
+        count = self._candidate_count(snapshot, k)
+        dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed)
+        lexical_rows, _ = lexical_search(snapshot.lexical, terms, count, drop=drop, allowed=allowed)
+        rows = np.concatenate([dense.rows, lexical_rows[~np.isin(lexical_rows, dense.rows)]])
+        vectors = snapshot.vectors(rows)
+        matrix = rows_matrix(snapshot.lexical, rows)
+        query_terms = np.zeros(matrix.shape[1], dtype=np.float32)
+        query_terms[terms.terms] = terms.weights
+        pool = Pool(
+            dense=vectors @ np.asarray(vector, dtype=np.float32),
+            lexical=np.asarray(matrix @ query_terms, dtype=np.float32),
+            vectors=vectors,
+            terms=matrix,
+            published_days=columns.published_days[rows],
+            category_codes=columns.category_codes[rows],
+            title_codes=columns.title_codes[rows],
+            url_codes=columns.url_codes[rows],
+            short_query=len(terms.terms) < snapshot.settings.short_terms,
         )
+        return rows, pool
 
     def _query_encoder(self) -> Encoder:
         manifest = self._snapshot.manifest
@@ -796,17 +928,21 @@ class Recommender:
         return self._encoder
 
     def _related(
-        self, snapshot: _Snapshot, vector: np.ndarray, k: int, anchor: _Anchor, ask: _Ask
+        self,
+        snapshot: _Snapshot,
+        vector: np.ndarray,
+        terms: TermVector,
+        k: int,
+        anchor: _Anchor,
+        ask: _Ask,
     ) -> list[Recommendation]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidQueryError(f"k must be a whole number, got {k!r}")
         if k < 0:
             raise InvalidQueryError(f"k must be 0 or more, got {k}")
-        ranking = {
-            name: getattr(snapshot.settings, name) if value is FROM_SETTINGS else value
-            for name, value in ask.ranking().items()
-        }
-        check_ranking(**ranking)
+        settings = snapshot.settings
+        chosen = ask.ranking(settings)
+        check_ranking(**chosen)
         columns = snapshot.columns
         filters = self._filters(
             columns, anchor.category, ask.same_category, ask.categories, ask.since, ask.until
@@ -816,38 +952,41 @@ class Recommender:
 
         drop = set(anchor.rows)
         drop.update(columns.row_of[i] for i in ask.exclude if i in columns.row_of)
-        found = self._retrieve(snapshot, vector, k, drop, filters)
-        rows = found.rows
-        if ranking["recency_from"] == "now":
+        rows, pool = self._pool(snapshot, vector, terms, k, drop, filters)
+        if chosen["recency_from"] == "now":
             moment = ask.now or datetime.now(timezone.utc)
             reference: float | None = moment.timestamp() / SECONDS_PER_DAY
         else:
             reference = None if np.isnan(anchor.day) else anchor.day
-        ranked = rerank(
-            found.similarities,
-            columns.published_days[rows],
-            columns.category_codes[rows],
-            reference_day=reference,
-            query_category=anchor.category,
-            half_life_days=ranking["half_life_days"],
-            recency_weight=ranking["recency_weight"],
-            category_boost=ranking["category_boost"],
-            future_is_fresh=ranking["recency_from"] == "now",
+        ranking = Ranking(
+            lexical_weight=chosen["lexical_weight"],
+            lexical_weight_short=chosen["lexical_weight_short"],
+            neighbours=settings.neighbours,
+            neighbour_weight=chosen["neighbour_weight"],
+            half_life_days=chosen["half_life_days"],
+            recency_weight=chosen["recency_weight"],
+            category_boost=chosen["category_boost"],
+            duplicate_threshold=settings.duplicate_threshold,
+            mmr_lambda=chosen["mmr_lambda"],
+            future_is_fresh=chosen["recency_from"] == "now",
         )
-        order = first_of_each(
-            ranked.order, columns.title_codes[rows], columns.url_codes[rows], taken=anchor.keys
+        query = Query(
+            day=reference,
+            category=anchor.category,
+            title_code=anchor.keys[0],
+            url_code=anchor.keys[1],
+            indexed=bool(anchor.rows),
         )
+        listing = rank(pool, ranking, query, limit=k + 5)
         results: list[Recommendation] = []
         # Rows removed since the last refresh are skipped here: the table knows at once.
-        start = 0
-        while len(results) < k and start < len(order):
-            batch = order[start : start + k - len(results) + 5]
-            start += len(batch)
-            stored = snapshot.table.articles([int(rows[i]) for i in batch])
-            for i in batch:
-                article = stored.get(int(rows[i]))
-                if article is not None and len(results) < k:
-                    results.append(_recommendation(article, found, ranked, int(i)))
+        stored = snapshot.table.articles([int(rows[g[0]]) for g in listing.groups])
+        for group in listing.groups:
+            if len(results) == k:
+                break
+            article = stored.get(int(rows[group[0]]))
+            if article is not None:
+                results.append(_recommendation(article, rows, group, pool, listing, columns.ids))
         return results
 
     def _filters(
@@ -882,13 +1021,32 @@ class Recommender:
         )
 
 
-def _recommendation(article: Article, found: Candidates, ranked: Any, i: int) -> Recommendation:
+def _overrides(
+    lexical_weight: float, lexical_weight_short: float, neighbour_weight: float, mmr_lambda: float
+) -> tuple[tuple[str, Any], ...]:
+    return (
+        ("lexical_weight", lexical_weight),
+        ("lexical_weight_short", lexical_weight_short),
+        ("neighbour_weight", neighbour_weight),
+        ("mmr_lambda", mmr_lambda),
+    )
+
+
+def _recommendation(
+    article: Article,
+    rows: np.ndarray,
+    group: np.ndarray,
+    pool: Pool,
+    listing: Listing,
+    ids: Sequence[str],
+) -> Recommendation:
+    shown = int(group[0])
     return Recommendation(
         id=article.id,
-        score=float(ranked.scores[i]),
-        similarity=float(found.similarities[i]),
-        recency_factor=float(ranked.recency[i]),
-        category_factor=float(ranked.category[i]),
+        score=float(listing.scores[group].max()),
+        similarity=float(listing.similarity[shown]),
+        recency_factor=float(listing.recency[shown]),
+        category_factor=float(listing.category[shown]),
         title=article.title,
         category=article.category,
         published_at=article.published_at,
@@ -897,6 +1055,10 @@ def _recommendation(article: Article, found: Candidates, ranked: Any, i: int) ->
         lang=article.lang,
         tags=article.tags,
         metadata=dict(article.metadata),
+        dense_similarity=float(pool.dense[shown]),
+        lexical_similarity=float(pool.lexical[shown]),
+        copies=len(group),
+        copy_ids=tuple(ids[int(rows[i])] for i in group[1:]),
     )
 
 
@@ -922,7 +1084,7 @@ def _reusable_vectors(
     ``model``: (its dimension, hash -> vector). Nothing when there is no usable index."""
     try:
         version = current_version(path)
-        manifest = read_manifest(version)
+        manifest = read_manifest(version, oldest=REUSABLE_FORMAT)
     except RecommenderError:
         return None, {}
     if manifest.model != model:

@@ -7,8 +7,8 @@ relevant articles (the others with q's label) and the returned list L:
 - nDCG@10: sum of 1/log2(i + 1) over relevant L[i] (i from 1), divided by its best value,
   sum over i <= min(|R|, 10);
 - MRR: mean of 1 / (rank of the first relevant item in L), 0 when none is;
-- candidate recall: |C ∩ R| / |R| for the candidates C that reranking chooses from, and
-  recall@50 for the 50 nearest of them;
+- candidate recall: |C ∩ R| / |R| for the candidates C that ranking chooses from (the
+  embedding's nearest and the TF-IDF's best), and recall@50 for the 50 most similar of them;
 - same category: the share of L in q's category (queries with a category);
 - near-duplicates: the share of L whose normalised title equals q's or that of an item above;
 - median age gap: the median of |date(q) - date(item)| in days over all dated pairs.
@@ -67,7 +67,7 @@ class EvaluationReport:
     queries: int
     skipped: int
     k: int
-    candidates: int
+    candidates: int  # candidates a query, on average
     precision_at_5: float
     precision_at_10: float
     ndcg_at_10: float
@@ -225,13 +225,13 @@ def evaluate(
     chosen, skipped = choose_queries(relevance, recommender.__contains__, queries, seed)
     scores: list[ListScores] = []
     recalls: list[tuple[float, float]] = []
-    candidate_count = 0
+    pool_sizes: list[int] = []
     for done, query_id in enumerate(chosen, start=1):
         relevant = frozenset(r for r in relevance[query_id] if r in recommender)
         listed = recommender.similar(query_id, k=k, **(options or {}))
         scores.append(score_list(recommender.get(query_id), listed, relevant))
         candidates = [article_id for article_id, _ in recommender.candidates(query_id, k=k)]
-        candidate_count = len(candidates)
+        pool_sizes.append(len(candidates))
         recalls.append(
             (
                 len(relevant.intersection(candidates)) / len(relevant),
@@ -240,4 +240,5 @@ def evaluate(
         )
         if progress is not None:
             progress(done, len(chosen))
-    return summarize(scores, skipped=skipped, k=k, candidates=candidate_count, recalls=recalls)
+    mean_pool = round(statistics.fmean(pool_sizes)) if pool_sizes else 0
+    return summarize(scores, skipped=skipped, k=k, candidates=mean_pool, recalls=recalls)

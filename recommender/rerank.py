@@ -1,13 +1,34 @@
-"""Reranking candidates: recency, category and duplicates, as pure functions over arrays.
+"""Reranking candidates: fusion, neighbours, recency, category, copies and diversity.
 
-Nothing here reads a clock, a file or the index: every input is passed in, so the rules can be
-tested exhaustively. Dates are float days since 1970 (NaN when unknown); categories are integer
-codes (-1 when unknown).
+Pure functions over arrays: nothing here reads a clock, a file or the index; every input is
+passed in, so the rules can be tested exhaustively, and ``recommend tune`` replays them on
+stored candidate pools. Dates are float days since 1970 (NaN when unknown); categories and
+duplicate keys are integer codes (-1 when unknown).
+
+The order of one list (see README, "How results are ranked"):
+
+1. fusion: ``fused = (1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or
+   ``lexical_weight_short`` when the query's text is short (a headline: TF-IDF is unreliable
+   on a few words, the model is not);
+2. neighbours: ``similarity = (fused + b * mean fused similarity to the query's
+   top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
+   similarity to itself is not counted): an article close to the query's nearest ones is more
+   likely on the same story than one close to the query alone;
+3. ``score = similarity * recency * category`` (see ``rerank``);
+4. copies: walking down the scores, a candidate that is a copy of the query is dropped and a
+   copy of an article above it joins that article's group (same normalised title, same url,
+   or TF-IDF cosine >= ``duplicate_threshold``); a group is listed once, at its best score,
+   shown by its earliest-published copy, with the number of copies behind it;
+5. diversity: with ``mmr_lambda < 1`` the groups are picked by maximal marginal relevance,
+   ``mmr_lambda * score - (1 - mmr_lambda) * max similarity to the groups already picked``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -114,3 +135,197 @@ def first_of_each(
             if value >= 0:
                 known.add(value)
     return np.array(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The candidates of one query, with what ranking them needs.
+
+    ``vectors`` are the candidates' unit embeddings and ``terms`` their TF-IDF rows (a scipy
+    sparse matrix): their pairwise similarities are computed when first needed.
+    """
+
+    dense: np.ndarray  # cosine of the embeddings with the query's
+    lexical: np.ndarray  # TF-IDF cosine with the query's text
+    vectors: np.ndarray
+    terms: Any
+    published_days: np.ndarray
+    category_codes: np.ndarray
+    title_codes: np.ndarray
+    url_codes: np.ndarray
+    short_query: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+    @cached_property
+    def pair_dense(self) -> np.ndarray:
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        return np.asarray(vectors @ vectors.T, dtype=np.float64)
+
+    @cached_property
+    def pair_lexical(self) -> np.ndarray:
+        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every parameter of the order of a list (see the module docstring)."""
+
+    lexical_weight: float = 0.7
+    lexical_weight_short: float = 0.3
+    neighbours: int = 2
+    neighbour_weight: float = 1.0
+    half_life_days: float | None = 7.0
+    recency_weight: float = 0.1
+    category_boost: float = 0.1
+    duplicate_threshold: float = 0.9
+    mmr_lambda: float = 1.0
+    future_is_fresh: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the query article contributes to ranking. Copies of an ``indexed`` query are
+    left out; a text that is not indexed has none."""
+
+    day: float | None  # the recency reference, None for none
+    category: int = -1
+    title_code: int = -1
+    url_code: int = -1
+    indexed: bool = True
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A ranked list over a pool: each group's positions (its shown copy first), best first,
+    and per-candidate score parts."""
+
+    groups: list[np.ndarray]
+    fused: np.ndarray
+    similarity: np.ndarray
+    scores: np.ndarray
+    recency: np.ndarray
+    category: np.ndarray
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * dense + weight * lexical``."""
+    return (1.0 - weight) * np.asarray(dense, np.float64) + weight * np.asarray(lexical, np.float64)
+
+
+def _copies(pool: Pool, ranking: Ranking) -> np.ndarray:
+    """n x n: candidate i is a copy of candidate j."""
+    titles, urls = pool.title_codes, pool.url_codes
+    same = (titles[:, None] == titles[None, :]) & (titles[:, None] >= 0)
+    same |= (urls[:, None] == urls[None, :]) & (urls[:, None] >= 0)
+    return same | (pool.pair_lexical >= ranking.duplicate_threshold)  # type: ignore[no-any-return]
+
+
+def _query_copies(pool: Pool, query: Query, ranking: Ranking) -> np.ndarray:
+    if not query.indexed:
+        return np.zeros(len(pool), dtype=bool)
+    copies = pool.lexical >= ranking.duplicate_threshold
+    if query.title_code >= 0:
+        copies |= pool.title_codes == query.title_code
+    if query.url_code >= 0:
+        copies |= pool.url_codes == query.url_code
+    return copies
+
+
+def group_copies(order: np.ndarray, copies: np.ndarray, of_query: np.ndarray) -> list[list[int]]:
+    """Walk ``order``: drop copies of the query, put a copy of an earlier group's head in that
+    group (the earliest such group), start a group otherwise. Groups in order, heads first."""
+    head_rank = np.full(len(copies), np.iinfo(np.int64).max, dtype=np.int64)
+    groups: list[list[int]] = []
+    for position in order:
+        position = int(position)
+        if of_query[position]:
+            continue
+        ranks = np.where(copies[position], head_rank, np.iinfo(np.int64).max)
+        best = int(ranks.min()) if len(ranks) else np.iinfo(np.int64).max
+        if best < len(groups):
+            groups[best].append(position)
+        else:
+            head_rank[position] = len(groups)
+            groups.append([position])
+    return groups
+
+
+def shown_copy(group: list[int], published_days: np.ndarray) -> list[int]:
+    """The group with its earliest-published copy first (undated ones count as latest; ties
+    keep the score order)."""
+    if len(group) == 1:
+        return group
+    days = np.nan_to_num(np.asarray(published_days, np.float64)[group], nan=np.inf)
+    first = int(np.argmin(days))  # the first minimum: the best scored among equals
+    return [group[first], *group[:first], *group[first + 1 :]]
+
+
+def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> np.ndarray:
+    """Maximal marginal relevance: repeatedly take the item maximising
+    ``lam * score - (1 - lam) * max similarity to the items taken``. Positions, taken order."""
+    count = len(scores)
+    taken: list[int] = []
+    closest = np.full(count, -np.inf)
+    left = np.ones(count, dtype=bool)
+    while len(taken) < min(limit, count):
+        penalty = np.where(np.isfinite(closest), closest, 0.0)
+        value = np.where(left, lam * scores - (1.0 - lam) * penalty, -np.inf)
+        best = int(np.argmax(value))
+        taken.append(best)
+        left[best] = False
+        closest = np.maximum(closest, similarity[best])
+    return np.array(taken, dtype=np.int64)
+
+
+def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
+    """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
+    count = len(pool)
+    weight = ranking.lexical_weight_short if pool.short_query else ranking.lexical_weight
+    fused = fuse(pool.dense, pool.lexical, weight)
+    of_query = _query_copies(pool, query, ranking)
+    similarity = fused
+    if count and ranking.neighbours > 0 and ranking.neighbour_weight > 0:
+        by_fused = np.lexsort((np.arange(count), -fused))
+        top = by_fused[~of_query[by_fused]][: ranking.neighbours]
+        if len(top):
+            pair = fuse(pool.pair_dense[:, top], pool.pair_lexical[:, top], weight)
+            pair[top, np.arange(len(top))] = np.nan  # a neighbour's own similarity: not counted
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN: its own fused
+                closeness = np.nanmean(pair, axis=1)
+            closeness = np.where(np.isnan(closeness), fused, closeness)
+            boost = ranking.neighbour_weight
+            similarity = (fused + boost * closeness) / (1.0 + boost)
+    ranked = rerank(
+        similarity,
+        pool.published_days,
+        pool.category_codes,
+        reference_day=query.day,
+        query_category=query.category,
+        half_life_days=ranking.half_life_days,
+        recency_weight=ranking.recency_weight,
+        category_boost=ranking.category_boost,
+        future_is_fresh=ranking.future_is_fresh,
+    )
+    groups = group_copies(ranked.order, _copies(pool, ranking), of_query)
+    if ranking.mmr_lambda < 1.0 and len(groups) > 1:
+        heads = np.array([group[0] for group in groups], dtype=np.int64)
+        pair = fuse(
+            pool.pair_dense[np.ix_(heads, heads)], pool.pair_lexical[np.ix_(heads, heads)], weight
+        )
+        picked = mmr(ranked.scores[heads], pair, ranking.mmr_lambda, limit or len(groups))
+        groups = [groups[i] for i in picked]
+    if limit is not None:
+        groups = groups[:limit]
+    shown = [np.array(shown_copy(group, pool.published_days), dtype=np.int64) for group in groups]
+    return Listing(
+        groups=shown,
+        fused=fused,
+        similarity=np.asarray(similarity, np.float64),
+        scores=ranked.scores,
+        recency=ranked.recency,
+        category=ranked.category,
+    )

@@ -9,9 +9,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One related article: ``score = similarity * recency_factor * category_factor``.
+    """One related article (or group of copies): why it is here, in parts.
 
-    (For a negative similarity, an unrelated article, the factors divide instead.)
+    ``similarity`` fuses ``dense_similarity`` (embedding cosine) and ``lexical_similarity``
+    (TF-IDF cosine), with the neighbour term (see README, "How results are ranked");
+    ``score = similarity * recency_factor * category_factor`` (for a negative similarity, an
+    unrelated article, the factors divide instead). When copies of one article (same title,
+    url, or nearly the same text) are among the candidates, the earliest published is shown:
+    ``copies`` counts them all (1 when it has none), ``copy_ids`` names the others, and
+    ``score`` is the best score among them, which places the group in the list.
     """
 
     id: str
@@ -27,6 +33,10 @@ class Recommendation:
     lang: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    dense_similarity: float = 0.0
+    lexical_similarity: float = 0.0
+    copies: int = 1
+    copy_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,19 @@ class Settings:
     Vectors are stored as ``vector_type``: float16 halves memory and doubles the speed of
     the exhaustive search for cosine errors below 1e-4; float32 is exact.
 
-    Ranking (see README, "How results are ranked"): ``score = similarity * recency * category``
-    where ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)``
-    and ``category = 1 + category_boost`` for the query's own category, else 1.
+    Lexical side (fixed at build): TF-IDF over the title and whole body, terms of 1 to
+    ``lexical_ngrams`` words found in at least ``lexical_min_df`` articles.
+
+    Ranking (see README, "How results are ranked", and rerank.py): the similarity fuses the
+    embedding cosine and the TF-IDF cosine, ``(1 - w) * dense + w * lexical`` with
+    ``w = lexical_weight``, or ``lexical_weight_short`` for a query whose TF-IDF vector has
+    fewer than ``short_terms`` terms (a headline); it is then averaged with its mean similarity
+    to the query's ``neighbours`` nearest candidates, weighted ``neighbour_weight``. Then
+    ``score = similarity * recency * category`` where
+    ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` and
+    ``category = 1 + category_boost`` for the query's own category, else 1. Copies (same title,
+    url, or TF-IDF cosine >= ``duplicate_threshold``) are listed once; ``mmr_lambda < 1``
+    trades score for diversity. ``candidates`` are taken from each side (embedding, TF-IDF).
     """
 
     model: str = DEFAULT_MODEL
@@ -38,6 +48,15 @@ class Settings:
     recency_from: RecencyFrom = "query"
     category_boost: float = 0.1
     candidates: int = 100
+    lexical_ngrams: int = 2
+    lexical_min_df: int = 2
+    lexical_weight: float = 0.7
+    lexical_weight_short: float = 0.3
+    short_terms: int = 40
+    neighbours: int = 2
+    neighbour_weight: float = 1.0
+    duplicate_threshold: float = 0.9
+    mmr_lambda: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_body_chars < 0:
@@ -48,14 +67,21 @@ class Settings:
             )
         if self.batch_size < 1:
             raise InvalidQueryError(f"batch_size must be >= 1, got {self.batch_size}")
-        check_ranking(
-            half_life_days=self.half_life_days,
-            recency_weight=self.recency_weight,
-            recency_from=self.recency_from,
-            category_boost=self.category_boost,
-        )
-        if self.candidates < 1:
-            raise InvalidQueryError(f"candidates must be >= 1, got {self.candidates}")
+        check_ranking(**{name: getattr(self, name) for name in RANKING_FIELDS})
+        for name in ("candidates", "lexical_ngrams", "lexical_min_df"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InvalidQueryError(
+                    f"{name} must be a whole number >= 1, got {getattr(self, name)!r}"
+                )
+        for name in ("short_terms", "neighbours"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise InvalidQueryError(
+                    f"{name} must be a whole number >= 0, got {getattr(self, name)!r}"
+                )
+        if not 0.0 < self.duplicate_threshold <= 1.0:
+            raise InvalidQueryError(
+                f"duplicate_threshold must be above 0 and at most 1, got {self.duplicate_threshold}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,14 +93,40 @@ class Settings:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
+#: The settings a query may override (and ``recommend tune`` may change).
+RANKING_FIELDS = (
+    "half_life_days",
+    "recency_weight",
+    "recency_from",
+    "category_boost",
+    "lexical_weight",
+    "lexical_weight_short",
+    "neighbour_weight",
+    "mmr_lambda",
+)
+
+
 def check_ranking(
     *,
     half_life_days: float | None,
     recency_weight: float,
     recency_from: str,
     category_boost: float,
+    lexical_weight: float = 0.0,
+    lexical_weight_short: float = 0.0,
+    neighbour_weight: float = 0.0,
+    mmr_lambda: float = 1.0,
 ) -> None:
     """Raise InvalidQueryError for a ranking parameter out of its range."""
+    for name, value in (
+        ("lexical_weight", lexical_weight),
+        ("lexical_weight_short", lexical_weight_short),
+        ("mmr_lambda", mmr_lambda),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise InvalidQueryError(f"{name} must be between 0 and 1, got {value}")
+    if not neighbour_weight >= 0.0:
+        raise InvalidQueryError(f"neighbour_weight must be >= 0, got {neighbour_weight}")
     if half_life_days is not None and not half_life_days > 0:
         raise InvalidQueryError(f"half_life_days must be > 0 or None, got {half_life_days}")
     if not 0.0 <= recency_weight <= 1.0:

@@ -6,7 +6,8 @@ Layout of an index folder::
     DIR/LOCK                    held by the one process writing (see writer.py)
     DIR/v-<time>-<rand>/        one version: a full build, then the updates made to it
         manifest.json           format version, model, dimension, settings (fixed per version)
-        articles.sqlite         articles (one row per FAISS id), segments, generation
+        articles.sqlite         articles (one row per FAISS id), their TF-IDF terms, the
+                                lexicon (term, idf), segments, generation
         seg-000001.faiss        immutable vector segments; segment n holds rows
         seg-000002.faiss        first_row .. first_row + count - 1
 
@@ -35,9 +36,12 @@ import numpy as np
 
 from .articles import Article
 from .errors import IncompatibleIndexError, IndexDamagedError, IndexNotFoundError
+from .lexical import Lexicon, TermVector
 
 FORMAT = "recommender-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The oldest format whose stored vectors a build may reuse (same segments and hashes).
+REUSABLE_FORMAT = 2
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 MANIFEST = "manifest.json"
@@ -75,6 +79,12 @@ CREATE TABLE segments (
     crc32 INTEGER NOT NULL
 );
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE lexicon (id INTEGER PRIMARY KEY, term TEXT NOT NULL, idf REAL NOT NULL);
+CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py), written once
+    row INTEGER PRIMARY KEY,
+    terms BLOB NOT NULL,             -- int32 term ids (lexicon ids), ascending
+    weights BLOB NOT NULL            -- float32 weights, norm 1
+);
 """
 
 #: Light per-row values the query path keeps in memory, in this order.
@@ -241,7 +251,8 @@ def current_version(index_dir: Path) -> Path:
     return version
 
 
-def read_manifest(version: Path) -> Manifest:
+def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
+    """The manifest of a version; ``oldest`` is the oldest format version accepted."""
     path = version / MANIFEST
     try:
         data = json.loads(path.read_text())
@@ -257,7 +268,7 @@ def read_manifest(version: Path) -> Manifest:
             f"index at {version.parent} has format version {found}; this version of "
             f"recommender reads version {FORMAT_VERSION}: upgrade recommender"
         )
-    if found < FORMAT_VERSION:
+    if found < oldest:
         raise IncompatibleIndexError(
             f"index at {version.parent} has the older format version {found}; "
             f"build it again with: recommend build-index FILE --index {version.parent}"
@@ -270,8 +281,8 @@ def read_manifest(version: Path) -> Manifest:
         ) from None
 
 
-def write_manifest(version: Path, manifest: Manifest) -> None:
-    (version / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+def write_manifest(version: Path, manifest: Manifest, *, name: str = MANIFEST) -> None:
+    (version / name).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
 
 
 def new_vector_index(dimension: int, vector_type: str) -> Any:
@@ -356,6 +367,21 @@ def article_row(row: int, article: Article, text_hash: str, generation: int) -> 
 
 
 INSERT_ARTICLE = "INSERT INTO articles VALUES (" + ",".join("?" * 17) + ")"
+INSERT_TERMS = "INSERT INTO terms VALUES (?, ?, ?)"
+
+
+def insert_lexicon(connection: sqlite3.Connection, lexicon: Lexicon) -> None:
+    connection.executemany(
+        "INSERT INTO lexicon VALUES (?, ?, ?)",
+        (
+            (i, term, float(idf))
+            for i, (term, idf) in enumerate(zip(lexicon.terms, lexicon.idf, strict=True))
+        ),
+    )
+
+
+def terms_row(row: int, vector: TermVector) -> tuple[int, bytes, bytes]:
+    return (row, *vector.to_blobs())
 
 
 def connect(path: Path, *, write: bool) -> sqlite3.Connection:
@@ -405,9 +431,12 @@ class ArticleTable:
         found = self._query("SELECT value FROM state WHERE key = 'generation'")
         return int(found[0][0]) if found else 0
 
-    def snapshot(self, since: int) -> tuple[int, list[Segment], list[tuple[Any, ...]]]:
-        """The generation, the segments and the rows changed after generation ``since``,
-        read in one transaction so that they agree."""
+    def snapshot(
+        self, since: int, terms_from: int
+    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[TermVector]]:
+        """The generation, the segments, the rows changed after generation ``since`` and the
+        term vectors of the rows from ``terms_from`` on, read in one transaction so that they
+        agree."""
         try:
             with self._lock:
                 cursor = self._connection.cursor()
@@ -421,11 +450,29 @@ class ArticleTable:
                         f"SELECT {COLUMN_FIELDS} FROM articles WHERE changed > ? ORDER BY row",
                         (since,),
                     ).fetchall()
+                    terms = cursor.execute(
+                        "SELECT terms, weights FROM terms WHERE row >= ? ORDER BY row",
+                        (terms_from,),
+                    ).fetchall()
                 finally:
                     cursor.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
-        return (int(found[0][0]) if found else 0), segments, rows
+        vectors = [TermVector.from_blobs(t, w) for t, w in terms]
+        return (int(found[0][0]) if found else 0), segments, rows, vectors
+
+    def lexicon(self, ngrams: int) -> Lexicon:
+        """The lexicon of the build (read when text has to be vectorized)."""
+        found = self._query("SELECT term, idf FROM lexicon ORDER BY id")
+        return Lexicon(
+            tuple(term for term, _ in found),
+            np.array([idf for _, idf in found], dtype=np.float64),
+            ngrams,
+        )
+
+    def lexicon_size(self) -> int:
+        found = self._query("SELECT count(*) FROM lexicon")
+        return int(found[0][0])
 
     def articles(self, rows: Sequence[int]) -> dict[int, Article]:
         """The stored articles at these rows, by row; removed ones are left out."""

@@ -24,11 +24,14 @@ import numpy as np
 
 from .articles import Article
 from .errors import IndexBusyError, IndexDamagedError, IndexNotFoundError
+from .lexical import Lexicon, TermVector
 from .store import (
     ARTICLES,
     CURRENT,
     INSERT_ARTICLE,
+    INSERT_TERMS,
     LOCK,
+    MANIFEST,
     SCHEMA,
     Manifest,
     Segment,
@@ -36,9 +39,11 @@ from .store import (
     connect,
     current_version,
     fsync_dir,
+    insert_lexicon,
     list_segments,
     new_vector_index,
     read_segment,
+    terms_row,
     write_manifest,
     write_segment,
 )
@@ -166,10 +171,12 @@ def write_version(
     articles: Sequence[Article],
     vectors: np.ndarray,
     hashes: Sequence[str],
+    lexicon: Lexicon,
+    terms: Sequence[TermVector],
 ) -> Path:
     """Write a complete new version and make it current; returns its folder."""
-    if not len(articles) == len(vectors) == len(hashes):
-        raise ValueError("articles, vectors and hashes differ in length")
+    if not len(articles) == len(vectors) == len(hashes) == len(terms):
+        raise ValueError("articles, vectors, hashes and terms differ in length")
     remove_leftovers(index_dir, keep=_current_name(index_dir))
 
     def fill(connection: sqlite3.Connection) -> None:
@@ -180,6 +187,8 @@ def write_version(
                 for row, (article, text_hash) in enumerate(zip(articles, hashes, strict=True))
             ),
         )
+        insert_lexicon(connection, lexicon)
+        connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
 
     return _new_version(index_dir, manifest, vectors, fill)
 
@@ -216,6 +225,7 @@ class Change:
     metadata: Sequence[tuple[int, Article]] = ()  # rows whose fields change, text unchanged
     removed_rows: Sequence[int] = ()
     removed_ids: Sequence[str] = ()
+    terms: Sequence[TermVector] = ()  # one per new article
 
 
 def apply_change(version: Path, dimension: int, vector_type: str, change: Change) -> int:
@@ -238,6 +248,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
         segments = []
         if change.new:
             assert change.vectors is not None and len(change.vectors) == len(change.new)
+            assert len(change.terms) == len(change.new)
             number = connection.execute("SELECT coalesce(max(number), 0) + 1 FROM segments")
             index = new_vector_index(dimension, vector_type)
             index.add(np.ascontiguousarray(change.vectors, dtype=np.float32))
@@ -265,6 +276,10 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 ],
             )
             connection.executemany(
+                INSERT_TERMS,
+                [terms_row(first_row + offset, v) for offset, v in enumerate(change.terms)],
+            )
+            connection.executemany(
                 "UPDATE articles SET category=?, published_at=?, published_ts=?, url=?, "
                 "source=?, lang=?, tags=?, metadata=?, title_key=?, url_key=?, changed=? "
                 "WHERE row = ?",
@@ -277,6 +292,28 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 connection.execute("ROLLBACK")
             raise
         return removed
+    finally:
+        connection.close()
+
+
+def replace_manifest(version: Path, manifest: Manifest) -> None:
+    """Write a version's manifest anew (atomically) and bump its generation, so that readers
+    pick up the new settings on their next refresh."""
+    token = uuid.uuid4().hex[:8]
+    staged = version / f".{MANIFEST}.{token}"
+    try:
+        write_manifest(version, manifest, name=staged.name)
+        with open(staged, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(staged, version / MANIFEST)
+    finally:
+        staged.unlink(missing_ok=True)
+    fsync_dir(version)
+    connection = connect(version / ARTICLES, write=True)
+    try:
+        connection.execute(
+            "UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
     finally:
         connection.close()
 
@@ -378,6 +415,12 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
             "body, category, published_at, published_ts, url, source, lang, tags, metadata, "
             "title_key, url_key, content_hash, 0, 1 FROM old.articles WHERE removed = 0 "
             "ORDER BY row"
+        )
+        connection.execute("INSERT INTO lexicon SELECT * FROM old.lexicon")
+        connection.execute(
+            "INSERT INTO terms SELECT live.new_row, t.terms, t.weights FROM (SELECT row, "
+            "row_number() OVER (ORDER BY row) - 1 AS new_row FROM old.articles "
+            "WHERE removed = 0) AS live JOIN old.terms AS t ON t.row = live.row"
         )
 
     return _new_version(index_dir, manifest, vectors, fill, attach=version / ARTICLES)

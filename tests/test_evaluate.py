@@ -114,7 +114,7 @@ def test_summarize_needs_queries() -> None:
 def test_evaluate_on_the_sample(sample_rec: Recommender) -> None:
     relevance = relevance_from_labels(labels_from_field([SAMPLE], "story"))
     report = evaluate(sample_rec, relevance, k=10)
-    assert report.queries == 318 and report.skipped == 0 and report.candidates == 100
+    assert report.queries == 318 and report.skipped == 0 and 100 <= report.candidates <= 200
     assert 0 < report.precision_at_10 <= report.precision_at_5 <= 1
     assert 0 < report.ndcg_at_10 <= 1 and 0 < report.mrr <= 1
     assert report.near_duplicates == 0.0  # the engine removes them
@@ -135,7 +135,7 @@ def test_evaluate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", "story"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("318 queries")
-    assert "nDCG@10" in result.stdout and "recall of 100 candidates" in result.stdout
+    assert "nDCG@10" in result.stdout and "recall of candidates (" in result.stdout
     result = runner.invoke(
         app,
         ["evaluate", str(SAMPLE), "-i", index, "--label", "story", "--json", "--queries", "30"],

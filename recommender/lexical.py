@@ -1,0 +1,233 @@
+"""The lexical side of an article: TF-IDF over its cleaned title and whole body.
+
+Fitted with scikit-learn at build time (word unigrams and bigrams, English stop words left out,
+``1 + log(tf)`` term weights, smooth idf, vectors of length 1). What is stored is plain data, no
+pickle: the lexicon (term, idf) and each article's nonzero terms as two arrays. Articles added
+later are weighted with the lexicon of the build: a term it does not hold counts only after the
+next build (which reuses every stored embedding, so it is quick).
+
+Searching is an inverted index (a column-compressed matrix, one column per term): the query's
+strongest terms pick the articles that share them, as "more like this" does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+import numpy as np
+
+from .text import clean_html
+
+#: Builds with fewer texts keep every term (see ``fit``).
+FULL_MIN_DF_FROM = 100
+
+#: Query terms that pick lexical candidates (the strongest by weight); all count in scores.
+QUERY_TERMS = 32
+
+
+def lexical_text(title: str, body: str) -> str:
+    """What TF-IDF reads: the title, then the whole cleaned body."""
+    body = " ".join(clean_html(body).split()) if body else ""
+    return f"{title}\n{body}" if body else title
+
+
+@lru_cache(maxsize=4)
+def analyzer(ngrams: int) -> Callable[[str], list[str]]:
+    """scikit-learn's word analyzer with the engine's parameters (lowercase, English stop words
+    left out, 1- to ``ngrams``-word terms)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(stop_words="english", ngram_range=(1, ngrams)).build_analyzer()  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class TermVector:
+    """One article's nonzero TF-IDF weights: term ids ascending, float32 weights (norm 1)."""
+
+    terms: np.ndarray
+    weights: np.ndarray
+
+    def to_blobs(self) -> tuple[bytes, bytes]:
+        return self.terms.astype("<i4").tobytes(), self.weights.astype("<f4").tobytes()
+
+    @classmethod
+    def from_blobs(cls, terms: bytes, weights: bytes) -> TermVector:
+        return cls(np.frombuffer(terms, dtype="<i4"), np.frombuffer(weights, dtype="<f4"))
+
+    @classmethod
+    def empty(cls) -> TermVector:
+        return cls(np.empty(0, np.int32), np.empty(0, np.float32))
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The terms of a build and their idf; ``ngrams`` as fitted."""
+
+    terms: tuple[str, ...]
+    idf: np.ndarray
+    ngrams: int
+
+    @cached_property
+    def index(self) -> Mapping[str, int]:
+        return {term: i for i, term in enumerate(self.terms)}
+
+    def vectorize(self, texts: Iterable[str]) -> list[TermVector]:
+        """TF-IDF vectors of new texts with this lexicon (as scikit-learn's ``transform``)."""
+        analyze = analyzer(self.ngrams)
+        index = self.index
+        out = []
+        for text in texts:
+            counts = Counter(index[t] for t in analyze(text) if t in index)
+            if not counts:
+                out.append(TermVector.empty())
+                continue
+            terms = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+            tf = np.array([1.0 + math.log(counts[int(t)]) for t in terms])
+            weights = tf * self.idf[terms]
+            weights /= np.linalg.norm(weights)
+            out.append(TermVector(terms, weights.astype(np.float32)))
+        return out
+
+
+def fit(texts: Sequence[str], ngrams: int, min_df: int) -> tuple[Lexicon, list[TermVector]]:
+    """Fit the lexicon on a build's texts; their vectors. Terms in fewer than ``min_df`` texts
+    are left out (rare terms mostly add noise), except in builds of fewer than
+    ``FULL_MIN_DF_FROM`` texts, too few to tell a rare term from a telling one."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        stop_words="english",
+        ngram_range=(1, ngrams),
+        min_df=min_df if len(texts) >= FULL_MIN_DF_FROM else 1,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    try:
+        matrix = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # no term at all (empty or stop-word-only texts)
+        return Lexicon((), np.empty(0, np.float64), ngrams), [TermVector.empty() for _ in texts]
+    matrix.sort_indices()
+    lexicon = Lexicon(
+        tuple(vectorizer.get_feature_names_out().tolist()),
+        np.asarray(vectorizer.idf_, dtype=np.float64),
+        ngrams,
+    )
+    vectors = [
+        TermVector(
+            matrix.indices[start:end].astype(np.int32), matrix.data[start:end].astype(np.float32)
+        )
+        for start, end in zip(matrix.indptr[:-1], matrix.indptr[1:], strict=True)
+    ]
+    return lexicon, vectors
+
+
+def stack(vectors: Sequence[TermVector], width: int) -> Any:
+    """A CSR matrix (one row per vector) of ``width`` columns."""
+    from scipy import sparse
+
+    lengths = np.fromiter((len(v.terms) for v in vectors), dtype=np.int64, count=len(vectors))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    if len(vectors) and indptr[-1]:
+        indices = np.concatenate([v.terms for v in vectors]).astype(np.int32)
+        data = np.concatenate([v.weights for v in vectors]).astype(np.float32)
+    else:
+        indices, data = np.empty(0, np.int32), np.empty(0, np.float32)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(vectors), width))
+
+
+@dataclass(frozen=True)
+class LexicalPart:
+    """The vectors of consecutive rows from ``first_row`` on, by row and by term."""
+
+    first_row: int
+    by_row: Any  # scipy CSR
+    by_term: Any  # scipy CSC of the same matrix
+
+    @classmethod
+    def of(cls, first_row: int, vectors: Sequence[TermVector], width: int) -> LexicalPart:
+        matrix = stack(vectors, width)
+        return cls(first_row, matrix, matrix.tocsc())
+
+    @property
+    def count(self) -> int:
+        return int(self.by_row.shape[0])
+
+    def merged(self, other: LexicalPart) -> LexicalPart:
+        from scipy import sparse
+
+        matrix = sparse.vstack([self.by_row, other.by_row], format="csr")
+        return LexicalPart(self.first_row, matrix, matrix.tocsc())
+
+
+def _locate(parts: Sequence[LexicalPart], rows: np.ndarray) -> list[tuple[LexicalPart, np.ndarray]]:
+    out = []
+    for part in parts:
+        inside = (rows >= part.first_row) & (rows < part.first_row + part.count)
+        out.append((part, inside))
+    return out
+
+
+def rows_matrix(parts: Sequence[LexicalPart], rows: np.ndarray) -> Any:
+    """The CSR matrix of these rows' vectors, in the order given."""
+    from scipy import sparse
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(parts) == 1:
+        return parts[0].by_row[rows - parts[0].first_row]
+    width = parts[0].by_row.shape[1] if parts else 0
+    blocks, positions = [], []
+    for part, inside in _locate(parts, rows):
+        if inside.any():
+            blocks.append(part.by_row[rows[inside] - part.first_row])
+            positions.append(np.flatnonzero(inside))
+    if not blocks:
+        return sparse.csr_matrix((len(rows), width), dtype=np.float32)
+    matrix = sparse.vstack(blocks, format="csr")
+    order = np.empty(len(rows), dtype=np.int64)
+    order[np.concatenate(positions)] = np.arange(len(rows))
+    return matrix[order]
+
+
+def cosine(parts: Sequence[LexicalPart], rows: np.ndarray, query: TermVector) -> np.ndarray:
+    """The TF-IDF cosine of each row with the query."""
+    if not len(rows) or not len(query.terms):
+        return np.zeros(len(rows), dtype=np.float32)
+    matrix = rows_matrix(parts, rows)
+    width = matrix.shape[1]
+    dense = np.zeros(width, dtype=np.float32)
+    dense[query.terms] = query.weights
+    return np.asarray(matrix @ dense, dtype=np.float32)
+
+
+def search(
+    parts: Sequence[LexicalPart],
+    query: TermVector,
+    count: int,
+    *,
+    drop: Collection[int] = (),
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` allowed rows scoring highest on the query's strongest terms (only rows
+    sharing a term with it), best first: (rows, partial cosines)."""
+    empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+    if not parts or not len(query.terms) or count <= 0:
+        return empty
+    strongest = np.argsort(-query.weights, kind="stable")[:QUERY_TERMS]
+    terms, weights = query.terms[strongest], query.weights[strongest]
+    scores = np.concatenate(
+        [np.asarray(part.by_term[:, terms] @ weights, dtype=np.float32) for part in parts]
+    )
+    if allowed is not None:
+        scores[~allowed[: len(scores)]] = 0.0
+    if drop:
+        scores[np.fromiter(drop, dtype=np.int64)] = 0.0
+    hits = np.flatnonzero(scores > 0)
+    if len(hits) > count:
+        hits = hits[np.argpartition(-scores[hits], count - 1)[:count]]
+    hits = hits[np.lexsort((hits, -scores[hits]))]
+    return hits.astype(np.int64), scores[hits]
