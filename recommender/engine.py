@@ -52,7 +52,14 @@ from .store import (
     read_segment,
 )
 from .text import clean_html, content_hash, embedding_text
-from .writer import Change, apply_change, maintain, stored_vectors, write_version
+from .writer import (
+    Change,
+    apply_change,
+    maintain,
+    replace_manifest,
+    stored_vectors,
+    write_version,
+)
 from .writer import writer_lock as _writer_lock
 
 DEFAULT_INDEX = Path("indexes") / "news"
@@ -913,6 +920,46 @@ class Recommender:
             short_query=len(terms.terms) < snapshot.settings.short_terms,
         )
         return rows, pool
+
+    def _replayable(
+        self, article_id: str, k: int, *, until_day: float | None = None
+    ) -> tuple[np.ndarray, Pool, Query]:
+        """The candidate pool of ``similar(article_id, k)`` (only articles published up to
+        ``until_day`` if given), for ranking it again with other settings (``tune``)."""
+        snapshot = self._snapshot
+        row = self._row(snapshot, article_id)
+        columns = snapshot.columns
+        rows, pool = self._pool(
+            snapshot,
+            snapshot.vector(row),
+            snapshot.terms(row),
+            k,
+            {row},
+            Filters(until_day=until_day),
+        )
+        pool.extra["row"] = row
+        day = float(columns.published_days[row])
+        query = Query(
+            day=None if np.isnan(day) else day,
+            category=int(columns.category_codes[row]),
+            title_code=int(columns.title_codes[row]),
+            url_code=int(columns.url_codes[row]),
+        )
+        return rows, pool, query
+
+    def store_settings(self, settings: Settings, *, wait: bool | float = False) -> None:
+        """Make ``settings`` the index's own (its query-time defaults); the build-time ones
+        (model, text, vectors, lexicon) cannot change without a build."""
+        with _writer_lock(self.path, wait):
+            version, manifest, stored = self._writable()
+            fixed = ("model", "max_body_chars", "vector_type", "lexical_ngrams", "lexical_min_df")
+            changed = [name for name in fixed if getattr(settings, name) != getattr(stored, name)]
+            if changed:
+                raise InvalidQueryError(
+                    f"{', '.join(changed)} can only change with a new build (recommend build-index)"
+                )
+            replace_manifest(version, replace(manifest, settings=settings.to_dict()))
+        self.refresh()
 
     def _query_encoder(self) -> Encoder:
         manifest = self._snapshot.manifest

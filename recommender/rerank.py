@@ -162,11 +162,18 @@ class Pool:
     @cached_property
     def pair_dense(self) -> np.ndarray:
         vectors = np.asarray(self.vectors, dtype=np.float32)
-        return np.asarray(vectors @ vectors.T, dtype=np.float64)
+        return np.asarray(vectors @ vectors.T, dtype=np.float32)
 
     @cached_property
     def pair_lexical(self) -> np.ndarray:
-        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float64)
+        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float32)
+
+    def dense_to(self, columns: np.ndarray) -> np.ndarray:
+        """Embedding cosines of every candidate with the candidates ``columns``."""
+        if "pair_dense" in self.__dict__:  # computed already (e.g. when tuning)
+            return self.pair_dense[:, columns]
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        return np.asarray(vectors @ vectors[columns].T, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -234,22 +241,38 @@ def _query_copies(pool: Pool, query: Query, ranking: Ranking) -> np.ndarray:
     return copies
 
 
-def group_copies(order: np.ndarray, copies: np.ndarray, of_query: np.ndarray) -> list[list[int]]:
+def group_copies(
+    order: np.ndarray, copies: np.ndarray, of_query: np.ndarray, limit: int | None = None
+) -> list[list[int]]:
     """Walk ``order``: drop copies of the query, put a copy of an earlier group's head in that
-    group (the earliest such group), start a group otherwise. Groups in order, heads first."""
-    head_rank = np.full(len(copies), np.iinfo(np.int64).max, dtype=np.int64)
+    group (the earliest such group), start a group otherwise. Groups in order, heads first.
+
+    With ``limit``, at most that many groups; later candidates still join them as copies.
+    """
     groups: list[list[int]] = []
+    heads: list[int] = []
+    walked = 0
     for position in order:
+        if limit is not None and len(groups) >= limit:
+            break
+        walked += 1
         position = int(position)
         if of_query[position]:
             continue
-        ranks = np.where(copies[position], head_rank, np.iinfo(np.int64).max)
-        best = int(ranks.min()) if len(ranks) else np.iinfo(np.int64).max
-        if best < len(groups):
-            groups[best].append(position)
+        found = np.flatnonzero(copies[position, heads]) if heads else ()
+        if len(found):
+            groups[int(found[0])].append(position)  # heads are in order: the first is earliest
         else:
-            head_rank[position] = len(groups)
+            heads.append(position)
             groups.append([position])
+    rest = np.asarray(order[walked:], dtype=np.int64)
+    if len(rest) and heads:
+        rest = rest[~of_query[rest]]
+        matches = copies[np.ix_(rest, heads)]
+        for position, row in zip(rest.tolist(), matches, strict=True):
+            found = np.flatnonzero(row)
+            if len(found):
+                groups[int(found[0])].append(position)
     return groups
 
 
@@ -291,7 +314,7 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         by_fused = np.lexsort((np.arange(count), -fused))
         top = by_fused[~of_query[by_fused]][: ranking.neighbours]
         if len(top):
-            pair = fuse(pool.pair_dense[:, top], pool.pair_lexical[:, top], weight)
+            pair = fuse(pool.dense_to(top), pool.pair_lexical[:, top], weight)
             pair[top, np.arange(len(top))] = np.nan  # a neighbour's own similarity: not counted
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN: its own fused
@@ -310,8 +333,11 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         category_boost=ranking.category_boost,
         future_is_fresh=ranking.future_is_fresh,
     )
-    groups = group_copies(ranked.order, _copies(pool, ranking), of_query)
-    if ranking.mmr_lambda < 1.0 and len(groups) > 1:
+    diverse = ranking.mmr_lambda < 1.0
+    groups = group_copies(
+        ranked.order, _copies(pool, ranking), of_query, None if diverse else limit
+    )
+    if diverse and len(groups) > 1:
         heads = np.array([group[0] for group in groups], dtype=np.int64)
         pair = fuse(
             pool.pair_dense[np.ix_(heads, heads)], pool.pair_lexical[np.ix_(heads, heads)], weight

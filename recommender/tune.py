@@ -1,0 +1,241 @@
+"""Tuning the ranking settings to a site's own labelled history (``recommend tune``).
+
+The candidate stage does not depend on the ranking settings, so each query's candidate pool is
+taken once and the ranking (rerank.rank, the same code that answers queries) is replayed on it
+for every setting tried. The queries are split in two:
+
+- by time where the articles are dated: the earliest 70% of the queries tune, and see only
+  articles published up to the last of them (a site tunes on its past); the latest 30% are
+  held out, and see everything (it serves its future);
+- else at random (seeded), 70 / 30.
+
+The search is coordinate ascent on the tuning queries' mean nDCG@10: each setting in turn is
+set to the best value of its grid, the others held, for ``rounds`` rounds, starting from the
+index's settings. The held-out queries then score the old and the new settings; the new ones
+win only if they are better there by at least ``MIN_GAIN`` nDCG@10.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidQueryError
+from .evaluate import EvaluationReport, choose_queries, score_list, summarize
+from .rerank import Pool, Query, Ranking, rank
+from .settings import Settings
+
+#: The values tried for each setting (the index's own value is always tried too).
+GRID: dict[str, tuple[Any, ...]] = {
+    "lexical_weight": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "lexical_weight_short": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "neighbour_weight": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "half_life_days": (None, 1.0, 2.0, 3.0, 7.0, 14.0, 30.0),
+    "recency_weight": (0.05, 0.1, 0.2, 0.3, 0.5),
+    "category_boost": (0.0, 0.05, 0.1, 0.2, 0.3),
+    "mmr_lambda": (1.0, 0.9, 0.8, 0.7),
+}
+#: The held-out gain in nDCG@10 the new settings need to be stored.
+MIN_GAIN = 0.001
+TUNE_SHARE = 0.7
+K = 10
+
+
+@dataclass(frozen=True)
+class Case:
+    """One query's candidates, ready to be ranked again and scored."""
+
+    query_id: str
+    rows: np.ndarray
+    pool: Pool
+    query: Query
+    relevant: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    """What ``recommend tune`` found."""
+
+    split: str  # "time" or "random"
+    cutoff: str | None  # the last tuning query's date, for a time split
+    tuning_queries: int
+    held_out_queries: int
+    old: dict[str, Any]  # the index's ranking settings
+    new: dict[str, Any]
+    old_tuning: EvaluationReport
+    new_tuning: EvaluationReport
+    old_held_out: EvaluationReport
+    new_held_out: EvaluationReport
+    stored: bool
+
+    @property
+    def gain(self) -> float:
+        return self.new_held_out.ndcg_at_10 - self.old_held_out.ndcg_at_10
+
+
+@dataclass(frozen=True)
+class _Listed:
+    id: str
+    title: str
+    category: str | None
+    published_at: datetime | None
+
+
+def ranking_of(settings: Settings | Mapping[str, Any]) -> Ranking:
+    """The Ranking a query gets from these settings (recency from the query's date)."""
+    values = settings.to_dict() if isinstance(settings, Settings) else dict(settings)
+    fields = Ranking.__dataclass_fields__
+    return Ranking(**{name: value for name, value in values.items() if name in fields})
+
+
+def split_queries(
+    query_ids: Sequence[str], days: Mapping[str, float], seed: int
+) -> tuple[list[str], list[str], float | None]:
+    """(tuning ids, held-out ids, cutoff day or None): by time when at least 90% of the
+    queries are dated (undated ones are left out), else at random."""
+    dated = [q for q in query_ids if not np.isnan(days[q])]
+    if len(dated) >= 0.9 * len(query_ids) and len(dated) >= 2:
+        ordered = sorted(dated, key=lambda q: (days[q], q))
+        cut = max(1, min(len(ordered) - 1, round(TUNE_SHARE * len(ordered))))
+        cutoff_day = days[ordered[cut - 1]]
+        tuning = [q for q in ordered if days[q] <= cutoff_day]
+        held_out = [q for q in ordered if days[q] > cutoff_day]
+        if tuning and held_out:
+            return tuning, held_out, cutoff_day
+    shuffled = sorted(query_ids)
+    random.Random(seed).shuffle(shuffled)
+    cut = max(1, min(len(shuffled) - 1, round(TUNE_SHARE * len(shuffled))))
+    return sorted(shuffled[:cut]), sorted(shuffled[cut:]), None
+
+
+def replay(
+    cases: Sequence[Case], ranking: Ranking, listed: Callable[[int], _Listed], k: int = K
+) -> EvaluationReport:
+    """The metrics of the lists that ``ranking`` gives on these cases."""
+    scores = []
+    for case in cases:
+        listing = rank(case.pool, ranking, case.query, limit=k)
+        items = [listed(int(case.rows[group[0]])) for group in listing.groups]
+        query_row = int(case.pool.extra["row"])
+        scores.append(score_list(listed(query_row), items, case.relevant))
+    return summarize(scores, skipped=0, k=k, candidates=0)
+
+
+def search(
+    cases: Sequence[Case],
+    start: Mapping[str, Any],
+    listed: Callable[[int], _Listed],
+    *,
+    rounds: int = 2,
+    grid: Mapping[str, Sequence[Any]] = GRID,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Coordinate ascent on mean nDCG@10 from ``start``; the best settings found."""
+    best = dict(start)
+    best_score = replay(cases, ranking_of(best), listed).ndcg_at_10
+    total = rounds * sum(len(values) for values in grid.values())
+    done = 0
+    for _ in range(rounds):
+        improved = False
+        for name, values in grid.items():
+            for value in values:
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                if value == best[name]:
+                    continue
+                trial = {**best, name: value}
+                trial_score = replay(cases, ranking_of(trial), listed).ndcg_at_10
+                if trial_score > best_score + 1e-9:
+                    best, best_score, improved = trial, trial_score, True
+        if not improved:
+            break
+    if progress is not None:
+        progress(total, total)
+    return best
+
+
+def tune(
+    recommender: Any,
+    relevance: Mapping[str, frozenset[str]],
+    *,
+    queries: int = 2000,
+    seed: int = 0,
+    dry_run: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TuneReport:
+    """Search the ranking settings of ``recommender`` (a Recommender) on labelled history;
+    store them in its index if they win on the held-out queries (not with ``dry_run``)."""
+    if queries < 2:
+        raise InvalidQueryError(f"queries must be 2 or more, got {queries}")
+    snapshot = recommender._snapshot
+    columns = snapshot.columns
+    usable, _ = choose_queries(relevance, recommender.__contains__, None, seed)
+    if len(usable) < 2:
+        raise InvalidQueryError(
+            "tuning needs at least 2 indexed articles with an indexed related article"
+        )
+    days = {q: float(columns.published_days[columns.row_of[q]]) for q in usable}
+    tuning_ids, held_out_ids, cutoff = split_queries(usable, days, seed)
+    share = queries / (len(tuning_ids) + len(held_out_ids))
+    if share < 1:
+        rng = random.Random(seed)
+        tuning_ids = sorted(rng.sample(tuning_ids, max(1, round(share * len(tuning_ids)))))
+        held_out_ids = sorted(rng.sample(held_out_ids, max(1, round(share * len(held_out_ids)))))
+
+    def cases(ids: Sequence[str], until_day: float | None, what: str) -> list[Case]:
+        out = []
+        for done, query_id in enumerate(ids, start=1):
+            rows, pool, query = recommender._replayable(query_id, K, until_day=until_day)
+            relevant = frozenset(r for r in relevance[query_id] if r in recommender)
+            out.append(Case(query_id, rows, pool, query, relevant))
+            if progress is not None:
+                progress(what, done, len(ids))
+        return out
+
+    tuning_cases = cases(tuning_ids, cutoff, "candidates (tuning)")
+    held_out_cases = cases(held_out_ids, None, "candidates (held out)")
+
+    def listed(row: int) -> _Listed:
+        day = columns.published_days[row]
+        code = columns.category_codes[row]
+        return _Listed(
+            id=columns.ids[row],
+            title=columns.titles[row],
+            category=columns.categories[code] if code >= 0 else None,
+            published_at=None
+            if np.isnan(day)
+            else datetime.fromtimestamp(day * 86400.0, tz=timezone.utc),
+        )
+
+    settings: Settings = snapshot.settings
+    start = settings.to_dict()
+    start["recency_from"] = "query"  # replayed lists measure age from the query's date
+    step = None if progress is None else (lambda d, t: progress("settings", d, t))
+    found = search(tuning_cases, start, listed, progress=step)
+    old = {name: start[name] for name in GRID}
+    new = {name: found[name] for name in GRID}
+    report = TuneReport(
+        split="time" if cutoff is not None else "random",
+        cutoff=None
+        if cutoff is None
+        else datetime.fromtimestamp(cutoff * 86400.0, tz=timezone.utc).isoformat(),
+        tuning_queries=len(tuning_cases),
+        held_out_queries=len(held_out_cases),
+        old=old,
+        new=new,
+        old_tuning=replay(tuning_cases, ranking_of(start), listed),
+        new_tuning=replay(tuning_cases, ranking_of(found), listed),
+        old_held_out=replay(held_out_cases, ranking_of(start), listed),
+        new_held_out=replay(held_out_cases, ranking_of(found), listed),
+        stored=False,
+    )
+    if report.gain >= MIN_GAIN and not dry_run:
+        recommender.store_settings(replace(settings, **new))
+        report = replace(report, stored=True)
+    return report
