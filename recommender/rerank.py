@@ -259,7 +259,7 @@ def group_copies(
         position = int(position)
         if of_query[position]:
             continue
-        found = np.flatnonzero(copies[position, heads]) if heads else ()
+        found = np.flatnonzero(copies[position, heads]) if heads else np.empty(0, np.int64)
         if len(found):
             groups[int(found[0])].append(position)  # heads are in order: the first is earliest
         else:
