@@ -64,6 +64,27 @@ SkipInvalidOption = Annotated[
     typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
 ]
 
+LexicalWeightOption = Annotated[
+    float | None,
+    typer.Option(
+        help="TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only)."
+    ),
+]
+LexicalWeightShortOption = Annotated[
+    float | None,
+    typer.Option(help="TF-IDF share of the similarity for headline-length queries, 0-1."),
+]
+NeighbourWeightOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Weight of closeness to the query's nearest candidates in the similarity (0: off)."
+    ),
+]
+MmrLambdaOption = Annotated[
+    float | None,
+    typer.Option(help="Diversity: below 1, trade score for variety (maximal marginal relevance)."),
+]
+
 SAMPLE_INDEX = Path("indexes") / "sample"
 #: Sample articles the demo asks about: different sections, each with hard negatives.
 DEMO_QUERIES = ("a-1001", "a-2016", "a-3002")
@@ -211,28 +232,59 @@ def build_index(
         str, typer.Option(help="Store vectors as float16 (half the memory, faster) or float32.")
     ] = Settings.vector_type,
     half_life_days: Annotated[
-        float, typer.Option(help="Default recency half-life of queries, in days.")
-    ] = 7.0,
+        float | None,
+        typer.Option(help="Default recency half-life of queries, in days. [default: 7]"),
+    ] = None,
+    no_recency: Annotated[
+        bool, typer.Option("--no-recency", help="Queries weigh no recency by default.")
+    ] = False,
     recency_weight: Annotated[
-        float, typer.Option(help="Default share of the score that recency can change (0-1).")
-    ] = Settings.recency_weight,
+        float | None,
+        typer.Option(
+            help="Default share of the score that recency can change, 0-1. "
+            f"[default: {Settings.recency_weight}]"
+        ),
+    ] = None,
     category_boost: Annotated[
-        float, typer.Option(help="Default extra weight for the query's own category.")
-    ] = Settings.category_boost,
+        float | None,
+        typer.Option(
+            help="Default extra weight for the query's own category. "
+            f"[default: {Settings.category_boost}]"
+        ),
+    ] = None,
+    lexical_weight: LexicalWeightOption = None,
+    lexical_weight_short: LexicalWeightShortOption = None,
+    neighbour_weight: NeighbourWeightOption = None,
+    mmr_lambda: MmrLambdaOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
 
-    Articles already in the index with the same text keep their stored embedding.
+    Articles already in the index with the same text keep their stored embedding. Ranking
+    settings not given keep the values of the index being replaced (e.g. from recommend tune),
+    or the defaults for a new index.
     """
-    settings = Settings(
-        model=model,
-        max_body_chars=max_body_chars,
-        batch_size=batch_size,
-        vector_type=vector_type,  # type: ignore[arg-type]  # checked by Settings
-        half_life_days=half_life_days,
-        recency_weight=recency_weight,
-        category_boost=category_boost,
+    given = {
+        "half_life_days": half_life_days,
+        "recency_weight": recency_weight,
+        "category_boost": category_boost,
+        "lexical_weight": lexical_weight,
+        "lexical_weight_short": lexical_weight_short,
+        "neighbour_weight": neighbour_weight,
+        "mmr_lambda": mmr_lambda,
+    }
+    ranking = Recommender.stored_ranking(index)
+    ranking.update({name: value for name, value in given.items() if value is not None})
+    if no_recency:
+        ranking["half_life_days"] = None
+    settings = Settings.from_dict(
+        {
+            **ranking,
+            "model": model,
+            "max_body_chars": max_body_chars,
+            "batch_size": batch_size,
+            "vector_type": vector_type,
+        }
     )
     _build(
         articles,
@@ -315,6 +367,35 @@ def remove(
     )
 
 
+def _ranking_options(
+    *,
+    no_recency: bool,
+    half_life_days: float | None,
+    recency_weight: float | None = None,
+    recency_from: str | None = None,
+    category_boost: float | None,
+    lexical_weight: float | None,
+    lexical_weight_short: float | None,
+    neighbour_weight: float | None,
+    mmr_lambda: float | None,
+) -> dict[str, Any]:
+    """Query options from command-line values; those not given take the index's setting."""
+    given = {
+        "half_life_days": half_life_days,
+        "recency_weight": recency_weight,
+        "recency_from": recency_from,
+        "category_boost": category_boost,
+        "lexical_weight": lexical_weight,
+        "lexical_weight_short": lexical_weight_short,
+        "neighbour_weight": neighbour_weight,
+        "mmr_lambda": mmr_lambda,
+    }
+    options = {name: FROM_SETTINGS if value is None else value for name, value in given.items()}
+    if no_recency:
+        options["half_life_days"] = None
+    return options
+
+
 def _date(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value else "-"
 
@@ -328,10 +409,11 @@ def _print_table(items: list[Recommendation]) -> None:
     width_id = max(2, *(len(item.id) for item in items))
     typer.echo(f"{header}{'category':{width_cat}}  {'id':{width_id}}  title")
     for n, item in enumerate(items, start=1):
+        copies = f"  (+{item.copies - 1} copies)" if item.copies > 1 else ""
         typer.echo(
             f"{n:>2}  {item.score:5.3f}  {item.similarity:5.3f}  {item.recency_factor:5.3f}  "
             f"{item.category_factor:5.3f}  {_date(item.published_at):10}  "
-            f"{item.category or '-':{width_cat}}  {item.id:{width_id}}  {item.title}"
+            f"{item.category or '-':{width_cat}}  {item.id:{width_id}}  {item.title}{copies}"
         )
 
 
@@ -383,6 +465,10 @@ def similar(
     category_boost: Annotated[
         float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
     ] = None,
+    lexical_weight: LexicalWeightOption = None,
+    lexical_weight_short: LexicalWeightShortOption = None,
+    neighbour_weight: NeighbourWeightOption = None,
+    mmr_lambda: MmrLambdaOption = None,
     same_category: Annotated[
         bool, typer.Option("--same-category", help="Only articles in the query's category.")
     ] = False,
@@ -401,12 +487,17 @@ def similar(
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of ID, --text or --text-file")
     options: dict[str, Any] = {
-        "half_life_days": None
-        if no_recency
-        else (half_life_days if half_life_days is not None else FROM_SETTINGS),
-        "recency_weight": recency_weight if recency_weight is not None else FROM_SETTINGS,
-        "recency_from": recency_from if recency_from is not None else FROM_SETTINGS,
-        "category_boost": category_boost if category_boost is not None else FROM_SETTINGS,
+        **_ranking_options(
+            no_recency=no_recency,
+            half_life_days=half_life_days,
+            recency_weight=recency_weight,
+            recency_from=recency_from,
+            category_boost=category_boost,
+            lexical_weight=lexical_weight,
+            lexical_weight_short=lexical_weight_short,
+            neighbour_weight=neighbour_weight,
+            mmr_lambda=mmr_lambda,
+        ),
         "same_category": same_category,
         "categories": category or None,
         "since": since,
@@ -459,6 +550,14 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         typer.echo(f"{label:13} {value}")
 
 
+def _relevance(articles: list[Path], label: str, id_field: str) -> dict[str, frozenset[str]]:
+    from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
+
+    if Path(label).suffix.lower() == ".csv" and Path(label).is_file():
+        return relevance_from_pairs(label)
+    return relevance_from_labels(labels_from_field(articles, label, id_field))
+
+
 @app.command()
 @_cli_errors
 def evaluate(
@@ -487,22 +586,25 @@ def evaluate(
     category_boost: Annotated[
         float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
     ] = None,
+    lexical_weight: LexicalWeightOption = None,
+    lexical_weight_short: LexicalWeightShortOption = None,
+    neighbour_weight: NeighbourWeightOption = None,
+    mmr_lambda: MmrLambdaOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Score the related lists against labels: P@5, P@10, nDCG@10, MRR, recall and more."""
     from .evaluate import evaluate as run_evaluation
-    from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
 
-    if Path(label).suffix.lower() == ".csv" and Path(label).is_file():
-        relevance = relevance_from_pairs(label)
-    else:
-        relevance = relevance_from_labels(labels_from_field(articles, label, id_field))
-    options = {
-        "half_life_days": None
-        if no_recency
-        else (half_life_days if half_life_days is not None else FROM_SETTINGS),
-        "category_boost": category_boost if category_boost is not None else FROM_SETTINGS,
-    }
+    relevance = _relevance(articles, label, id_field)
+    options = _ranking_options(
+        no_recency=no_recency,
+        half_life_days=half_life_days,
+        category_boost=category_boost,
+        lexical_weight=lexical_weight,
+        lexical_weight_short=lexical_weight_short,
+        neighbour_weight=neighbour_weight,
+        mmr_lambda=mmr_lambda,
+    )
     with Recommender.open(index) as rec, _progress_bar("querying") as progress:
         report = run_evaluation(
             rec, relevance, k=k, queries=queries, seed=seed, options=options, progress=progress
@@ -530,6 +632,124 @@ def evaluate(
         ("median age gap (days)", show(report.median_age_gap_days, 1)),
     ):
         typer.echo(f"{name:28} {value}")
+
+
+@app.command()
+@_cli_errors
+def tune(
+    articles: Annotated[
+        list[Path], typer.Argument(help="The labelled articles (JSON Lines or CSV).")
+    ],
+    label: Annotated[
+        str,
+        typer.Option(
+            help="Label field of ARTICLES (e.g. story), or a CSV file of related id pairs "
+            "(e.g. read together)."
+        ),
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    queries: Annotated[
+        int, typer.Option(help="Use a seeded sample of at most this many queries.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of a random split.")] = 0,
+    id_field: Annotated[
+        str, typer.Option(help="Column of ARTICLES that holds the article id.")
+    ] = "id",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report; never store the new settings.")
+    ] = False,
+    wait: WaitOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Search the ranking settings on the site's labelled history; keep them if they win.
+
+    Tunes on the earlier 70% of the queries (by date; at random when undated) and scores the
+    old and new settings on the later 30%. The new ones are stored in the index only if they
+    score higher there (nDCG@10, by at least 0.001).
+    """
+    from .tune import MIN_GAIN
+    from .tune import tune as run_tune
+
+    relevance = _relevance(articles, label, id_field)
+    with Recommender.open(index) as rec, _stage_bar() as progress:
+        report = run_tune(
+            rec,
+            relevance,
+            queries=queries,
+            seed=seed,
+            dry_run=dry_run,
+            progress=progress,
+            wait=wait,
+        )
+    if json_output:
+        _print_json(asdict(report) | {"gain": report.gain})
+        return
+    split = (
+        f"by time: tuned on queries published up to {report.cutoff[:10]}, held out the later"
+        if report.split == "time" and report.cutoff
+        else f"at random (seed {seed})"
+    )
+    typer.echo(
+        f"{report.tuning_queries} tuning and {report.held_out_queries} held-out queries, "
+        f"split {split}"
+    )
+    typer.echo(f"{'setting':22} {'old':>8} {'new':>8}")
+    for name, old in report.old.items():
+        new = report.new[name]
+        mark = "" if new == old else "  *"
+        typer.echo(f"{name:22} {_value(old):>8} {_value(new):>8}{mark}")
+    typer.echo(f"\n{'':22} {'old':>8} {'new':>8}")
+    for what, old_report, new_report in (
+        ("tuning", report.old_tuning, report.new_tuning),
+        ("held out", report.old_held_out, report.new_held_out),
+    ):
+        for metric in ("ndcg_at_10", "precision_at_5", "mrr"):
+            name = {"ndcg_at_10": "nDCG@10", "precision_at_5": "P@5", "mrr": "MRR"}[metric]
+            typer.echo(
+                f"{what + ' ' + name:22} {getattr(old_report, metric):8.3f} "
+                f"{getattr(new_report, metric):8.3f}"
+            )
+    if report.stored:
+        verdict = f"stored in {index}: held-out nDCG@10 {report.gain:+.3f}"
+    elif dry_run:
+        verdict = f"not stored (--dry-run); held-out nDCG@10 {report.gain:+.3f}"
+    else:
+        verdict = (
+            f"kept the old settings: held-out nDCG@10 {report.gain:+.3f} "
+            f"(needs +{MIN_GAIN:.3f} or more)"
+        )
+    typer.echo(f"\n{verdict}")
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@contextmanager
+def _stage_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr that names the stage it is in; silent off a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield update
 
 
 @app.command()

@@ -34,10 +34,10 @@ from .errors import (
 from .lexical import LexicalPart, Lexicon, TermVector, lexical_text, rows_matrix
 from .lexical import fit as fit_lexicon
 from .lexical import search as lexical_search
-from .rerank import Listing, Pool, Query, Ranking, fuse, rank
+from .rerank import Listing, Pool, Query, Ranking, fuse, lexical_weight, rank, ranking_of
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, allowed_rows, retrieve_parts
-from .settings import RANKING_FIELDS, Settings, check_ranking
+from .settings import BUILD_FIELDS, RANKING_FIELDS, Settings, check_ranking
 from .store import (
     CURRENT,
     REUSABLE_FORMAT,
@@ -343,7 +343,9 @@ class Recommender:
             articles: the articles; for an id given twice the last one wins.
             path: the index folder; an existing index there is replaced only once the new one
                 is complete.
-            settings: text and default ranking settings, stored with the index.
+            settings: text and default ranking settings, stored with the index. By default
+                the default text settings and, when an index is at ``path``, its ranking
+                settings (e.g. those ``recommend tune`` stored), else the defaults.
             encoder: the model to embed with; by default ``settings.model``.
             progress: called with (encoded, total) as embedding goes on.
             records, skipped, duplicates: counts from reading, carried into the report.
@@ -354,10 +356,10 @@ class Recommender:
             A BuildReport with counts, seconds and the index size.
         """
         started = time.perf_counter()
-        settings = settings or Settings()
+        path = Path(path)
+        settings = settings or Settings.from_dict(cls.stored_ranking(path))
         chosen, dropped = _last_wins(articles)
         duplicates += dropped
-        path = Path(path)
         model = encoder.name if encoder is not None else settings.model
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
@@ -440,6 +442,21 @@ class Recommender:
             duplicates=report.duplicates,
             wait=wait,
         )
+
+    @staticmethod
+    def stored_ranking(path: str | Path) -> dict[str, Any]:
+        """The ranking settings (all but the build's) of the index at ``path``; empty when
+        there is none. A rebuild keeps them unless told otherwise."""
+        try:
+            manifest = read_manifest(current_version(Path(path)), oldest=REUSABLE_FORMAT)
+        except RecommenderError:
+            return {}
+        known = Settings().to_dict()
+        return {
+            name: value
+            for name, value in manifest.settings.items()
+            if name in known and name not in BUILD_FIELDS
+        }
 
     # -- opening and refreshing -----------------------------------------------------------
 
@@ -875,9 +892,7 @@ class Recommender:
         row = self._row(snapshot, article_id)
         terms = snapshot.terms(row)
         rows, pool = self._pool(snapshot, snapshot.vector(row), terms, k, {row}, Filters())
-        settings = snapshot.settings
-        weight = settings.lexical_weight_short if pool.short_query else settings.lexical_weight
-        fused = fuse(pool.dense, pool.lexical, weight)
+        fused = fuse(pool.dense, pool.lexical, lexical_weight(pool, ranking_of(snapshot.settings)))
         order = np.lexsort((rows, -fused))
         ids = snapshot.columns.ids
         return [(ids[int(rows[i])], float(fused[i])) for i in order]
@@ -917,7 +932,7 @@ class Recommender:
             category_codes=columns.category_codes[rows],
             title_codes=columns.title_codes[rows],
             url_codes=columns.url_codes[rows],
-            short_query=len(terms.terms) < snapshot.settings.short_terms,
+            query_terms=len(terms.terms),
         )
         return rows, pool
 
@@ -952,8 +967,11 @@ class Recommender:
         (model, text, vectors, lexicon) cannot change without a build."""
         with _writer_lock(self.path, wait):
             version, manifest, stored = self._writable()
-            fixed = ("model", "max_body_chars", "vector_type", "lexical_ngrams", "lexical_min_df")
-            changed = [name for name in fixed if getattr(settings, name) != getattr(stored, name)]
+            changed = [
+                name
+                for name in BUILD_FIELDS
+                if name != "batch_size" and getattr(settings, name) != getattr(stored, name)
+            ]
             if changed:
                 raise InvalidQueryError(
                     f"{', '.join(changed)} can only change with a new build (recommend build-index)"
@@ -1008,6 +1026,7 @@ class Recommender:
         ranking = Ranking(
             lexical_weight=chosen["lexical_weight"],
             lexical_weight_short=chosen["lexical_weight_short"],
+            short_terms=settings.short_terms,
             neighbours=settings.neighbours,
             neighbour_weight=chosen["neighbour_weight"],
             half_life_days=chosen["half_life_days"],

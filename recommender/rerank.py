@@ -8,8 +8,8 @@ duplicate keys are integer codes (-1 when unknown).
 The order of one list (see README, "How results are ranked"):
 
 1. fusion: ``fused = (1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or
-   ``lexical_weight_short`` when the query's text is short (a headline: TF-IDF is unreliable
-   on a few words, the model is not);
+   ``lexical_weight_short`` when the query's TF-IDF vector has fewer than ``short_terms``
+   terms (a headline: TF-IDF is unreliable on a few words, the model is not);
 2. neighbours: ``similarity = (fused + b * mean fused similarity to the query's
    top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
    similarity to itself is not counted): an article close to the query's nearest ones is more
@@ -153,7 +153,7 @@ class Pool:
     category_codes: np.ndarray
     title_codes: np.ndarray
     url_codes: np.ndarray
-    short_query: bool = False
+    query_terms: int = 0  # terms in the query's TF-IDF vector
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
@@ -182,6 +182,7 @@ class Ranking:
 
     lexical_weight: float = 0.7
     lexical_weight_short: float = 0.3
+    short_terms: int = 20
     neighbours: int = 2
     neighbour_weight: float = 1.0
     half_life_days: float | None = 7.0
@@ -215,6 +216,12 @@ class Listing:
     scores: np.ndarray
     recency: np.ndarray
     category: np.ndarray
+
+
+def lexical_weight(pool: Pool, ranking: Ranking) -> float:
+    """The TF-IDF share of the similarity for this pool's query (short or not)."""
+    short = pool.query_terms < ranking.short_terms
+    return ranking.lexical_weight_short if short else ranking.lexical_weight
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
@@ -306,7 +313,7 @@ def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> n
 def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
     """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
     count = len(pool)
-    weight = ranking.lexical_weight_short if pool.short_query else ranking.lexical_weight
+    weight = lexical_weight(pool, ranking)
     fused = fuse(pool.dense, pool.lexical, weight)
     of_query = _query_copies(pool, query, ranking)
     similarity = fused
@@ -355,3 +362,13 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         recency=ranked.recency,
         category=ranked.category,
     )
+
+
+def ranking_of(settings: Any) -> Ranking:
+    """The Ranking of a Settings object or a dict of settings (unknown names ignored)."""
+    values = settings if isinstance(settings, dict) else settings.to_dict()
+    fields = Ranking.__dataclass_fields__
+    known = {name: value for name, value in values.items() if name in fields}
+    if values.get("recency_from") == "now":
+        known["future_is_fresh"] = True
+    return Ranking(**known)

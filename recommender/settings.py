@@ -52,7 +52,7 @@ class Settings:
     lexical_min_df: int = 2
     lexical_weight: float = 0.7
     lexical_weight_short: float = 0.3
-    short_terms: int = 40
+    short_terms: int = 20
     neighbours: int = 2
     neighbour_weight: float = 1.0
     duplicate_threshold: float = 0.9
@@ -92,6 +92,16 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
 
+
+#: Settings fixed by a build (the stored text, vectors and lexicon depend on them).
+BUILD_FIELDS = (
+    "model",
+    "max_body_chars",
+    "batch_size",
+    "vector_type",
+    "lexical_ngrams",
+    "lexical_min_df",
+)
 
 #: The settings a query may override (and ``recommend tune`` may change).
 RANKING_FIELDS = (

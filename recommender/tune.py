@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import InvalidQueryError
 from .evaluate import EvaluationReport, choose_queries, score_list, summarize
-from .rerank import Pool, Query, Ranking, rank
+from .rerank import Pool, Query, Ranking, rank, ranking_of
 from .settings import Settings
 
 #: The values tried for each setting (the index's own value is always tried too).
@@ -84,13 +84,6 @@ class _Listed:
     title: str
     category: str | None
     published_at: datetime | None
-
-
-def ranking_of(settings: Settings | Mapping[str, Any]) -> Ranking:
-    """The Ranking a query gets from these settings (recency from the query's date)."""
-    values = settings.to_dict() if isinstance(settings, Settings) else dict(settings)
-    fields = Ranking.__dataclass_fields__
-    return Ranking(**{name: value for name, value in values.items() if name in fields})
 
 
 def split_queries(
@@ -168,6 +161,7 @@ def tune(
     seed: int = 0,
     dry_run: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    wait: bool | float = False,
 ) -> TuneReport:
     """Search the ranking settings of ``recommender`` (a Recommender) on labelled history;
     store them in its index if they win on the held-out queries (not with ``dry_run``)."""
@@ -236,6 +230,6 @@ def tune(
         stored=False,
     )
     if report.gain >= MIN_GAIN and not dry_run:
-        recommender.store_settings(replace(settings, **new))
+        recommender.store_settings(replace(settings, **new), wait=wait)
         report = replace(report, stored=True)
     return report
