@@ -109,34 +109,6 @@ def rerank(
     return Ranked(order=order, scores=scores, recency=recency, category=category)
 
 
-def first_of_each(
-    order: np.ndarray,
-    *keys: np.ndarray,
-    taken: tuple[int, ...] = (),
-    limit: int | None = None,
-) -> np.ndarray:
-    """Walk ``order`` and keep an item only if none of its keys (>= 0) was seen before.
-
-    ``keys`` are per-candidate duplicate keys (e.g. title and url codes), -1 meaning none;
-    ``taken`` holds, per key array, one value already seen (the query's own), or -1.
-    Stops once ``limit`` items are kept.
-    """
-    seen: list[set[int]] = [{value} if value >= 0 else set() for value in taken]
-    seen += [set() for _ in range(len(keys) - len(seen))]
-    kept: list[int] = []
-    for position in order:
-        if limit is not None and len(kept) >= limit:
-            break
-        values = [int(key[position]) for key in keys]
-        if any(value >= 0 and value in known for value, known in zip(values, seen, strict=True)):
-            continue
-        kept.append(position)
-        for value, known in zip(values, seen, strict=True):
-            if value >= 0:
-                known.add(value)
-    return np.array(kept, dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class Pool:
     """The candidates of one query, with what ranking them needs.
@@ -294,15 +266,17 @@ def shown_copy(group: list[int], published_days: np.ndarray) -> list[int]:
 
 
 def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> np.ndarray:
-    """Maximal marginal relevance: repeatedly take the item maximising
+    """Maximal marginal relevance: the best score first, then repeatedly the item maximising
     ``lam * score - (1 - lam) * max similarity to the items taken``. Positions, taken order."""
     count = len(scores)
     taken: list[int] = []
     closest = np.full(count, -np.inf)
     left = np.ones(count, dtype=bool)
     while len(taken) < min(limit, count):
-        penalty = np.where(np.isfinite(closest), closest, 0.0)
-        value = np.where(left, lam * scores - (1.0 - lam) * penalty, -np.inf)
+        if taken:
+            value = np.where(left, lam * scores - (1.0 - lam) * closest, -np.inf)
+        else:  # nothing to differ from yet: the best score first
+            value = np.asarray(scores, dtype=np.float64)
         best = int(np.argmax(value))
         taken.append(best)
         left[best] = False

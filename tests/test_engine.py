@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SAMPLE, FakeEncoder, article, sample_records
 
@@ -116,6 +117,10 @@ def test_filters(sample_rec: Recommender) -> None:
         ({"recency_weight": 1.5}, "recency_weight must be between 0 and 1"),
         ({"category_boost": -0.1}, "category_boost must be >= 0"),
         ({"recency_from": "tomorrow"}, "recency_from must be"),
+        ({"lexical_weight": 1.5}, "lexical_weight must be between 0 and 1"),
+        ({"lexical_weight_short": -0.1}, "lexical_weight_short must be between 0 and 1"),
+        ({"neighbour_weight": -1}, "neighbour_weight must be >= 0"),
+        ({"mmr_lambda": 2}, "mmr_lambda must be between 0 and 1"),
     ],
 )
 def test_bad_queries_raise_clear_errors(sample_rec: Recommender, kwargs, message: str) -> None:
@@ -351,3 +356,84 @@ def test_float16_and_float32_vectors_agree(tmp_path: Path, sample_index: Path) -
             )
     with pytest.raises(InvalidQueryError, match="vector_type"):
         Settings(vector_type="int8")  # type: ignore[arg-type]
+
+
+class ScriptedEncoder(FakeEncoder):
+    """The fake encoder, except for texts starting with a key of ``vectors``: those get the
+    vector given, whatever their words."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.vectors = vectors
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        out = super().encode(texts)
+        for row, text in enumerate(texts):
+            for start, vector in self.vectors.items():
+                if text.startswith(start):
+                    out[row] = vector / np.linalg.norm(vector)
+        return out
+
+
+def test_the_lexical_side_finds_what_the_embedding_misses(tmp_path: Path) -> None:
+    # "q" and "twin" share rare words, but the model (scripted) sees them as unrelated;
+    # twelve distractors are the model's nearest (same vector as the query). With 3
+    # candidates a side, only the TF-IDF side brings "twin" in; fused, it ranks first.
+    basis = np.eye(256, dtype=np.float32)
+    vectors = {"Zanthor": basis[0] + 0.2 * basis[1], "Quillby": basis[2]}
+    articles = [
+        article("q", "Zanthor quillby merger talks collapse at dawn"),
+        article("twin", "Quillby and Zanthor merger talks collapse"),
+        *[article(f"d{n}", f"Zanthor weather note {n}") for n in range(12)],
+    ]
+    path = tmp_path / "ix"
+    Recommender.build(
+        articles, path, encoder=ScriptedEncoder(vectors), settings=Settings(candidates=3)
+    )
+    with Recommender.open(path) as rec:
+        # Headline-length queries: the short weight applies. (The neighbour term is off: the
+        # distractors agree with each other, which is what it rewards.)
+        options = {"half_life_days": None, "neighbour_weight": 0.0}
+        items = rec.similar("q", k=1, lexical_weight_short=0.8, **options)
+        assert items[0].id == "twin"
+        assert items[0].dense_similarity < 0.1 < items[0].lexical_similarity
+        assert "twin" in [i for i, _ in rec.candidates("q", k=1)]
+        assert rec.similar("q", k=1, lexical_weight_short=0.0, **options)[0].id != "twin"
+
+
+def test_copies_are_listed_once_with_their_count(tmp_path: Path) -> None:
+    wire = "Port strike halts grain exports as talks stall"
+    rec = build(
+        tmp_path,
+        [
+            article(
+                "q",
+                "Grain exports halted by port strike",
+                body="Talks stall.",
+                published_at="2026-05-02",
+            ),
+            article("late", wire, url="https://b.example/1", published_at="2026-05-03"),
+            article("first", wire, url="https://c.example/2", published_at="2026-05-01"),
+            article("again", wire.upper(), url="https://d.example/3", published_at="2026-05-02"),
+            article("other", "Port strike talks resume in the capital", published_at="2026-05-02"),
+        ],
+    )
+    items = rec.similar("q", k=5)
+    ids = [item.id for item in items]
+    assert "first" in ids and "late" not in ids and "again" not in ids
+    copy = next(item for item in items if item.id == "first")
+    assert copy.copies == 3 and sorted(copy.copy_ids) == ["again", "late"]
+    assert next(item for item in items if item.id == "other").copies == 1
+
+
+def test_added_articles_are_found_by_their_words(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
+    with Recommender.open(path, encoder=FakeEncoder()) as rec:
+        before = rec.get("a-2016")
+        rec.add([article("new", before.title + " update", body=before.body)])
+        found = {item.id: item for item in rec.similar("a-2016", k=10)}
+        # The same text plus a word: a copy of the query by the TF-IDF rule, so left out.
+        assert "new" not in found
+        other = rec.similar("a-1001", k=3)[0]
+        assert other.lexical_similarity > 0

@@ -1,4 +1,4 @@
-"""Tests for recommender.rerank: recency, category, ordering and duplicates, over plain arrays."""
+"""Tests for recommender.rerank: fusion, neighbours, recency, category, copies and diversity."""
 
 from __future__ import annotations
 
@@ -9,8 +9,22 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
-from recommender.rerank import category_factors, first_of_each, recency_factors, rerank
+from recommender.rerank import (
+    Pool,
+    Query,
+    Ranking,
+    category_factors,
+    fuse,
+    group_copies,
+    lexical_weight,
+    mmr,
+    rank,
+    recency_factors,
+    rerank,
+    shown_copy,
+)
 
 NAN = float("nan")
 TOLERANCE = 1e-12
@@ -552,92 +566,234 @@ def test_rerank_property_recency_bounds_with_negative_similarities(
                 assert place[related] < place[other]
 
 
-# first_of_each ------------------------------------------------------------------------------
+# fusion -------------------------------------------------------------------------------------
 
 
-def test_first_of_each_example() -> None:
-    titles = np.array([0, 1, 0, 2, -1, 3], dtype=np.int64)
-    urls = np.array([5, -1, 6, 5, -1, 7], dtype=np.int64)
-    order = np.array([0, 1, 2, 3, 4, 5])
-    assert first_of_each(order, titles, urls).tolist() == [0, 1, 4, 5]
-    assert first_of_each(order, titles, urls, taken=(1, 7)).tolist() == [0, 4]
-    assert first_of_each(order[::-1], titles, urls).tolist() == [5, 4, 3, 2, 1]
-    assert first_of_each(order, titles, urls, limit=2).tolist() == [0, 1]
+def test_fuse_ends_and_middle() -> None:
+    dense, lexical = _array([0.8, 0.2]), _array([0.1, 0.9])
+    assert fuse(dense, lexical, 0.0).tolist() == dense.tolist()
+    assert fuse(dense, lexical, 1.0).tolist() == lexical.tolist()
+    assert fuse(dense, lexical, 0.5) == pytest.approx([0.45, 0.55])
 
 
-def test_first_of_each_empty() -> None:
-    result = first_of_each(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
-    assert result.dtype == np.int64
-    assert result.tolist() == []
+def test_short_queries_get_their_own_lexical_weight() -> None:
+    ranking = Ranking(lexical_weight=0.7, lexical_weight_short=0.2, short_terms=20)
+    assert lexical_weight(_pool(3, query_terms=19), ranking) == 0.2
+    assert lexical_weight(_pool(3, query_terms=20), ranking) == 0.7
 
 
-def test_first_of_each_limit_zero_keeps_nothing() -> None:
-    keys = np.array([0, 1, 2], dtype=np.int64)
-    assert first_of_each(np.array([0, 1, 2]), keys, limit=0).tolist() == []
+# copies -------------------------------------------------------------------------------------
+
+
+def test_group_copies_example() -> None:
+    # 0~2 and 1~4 are copies, 2~4 too; 3 copies the query. Groups form around heads only:
+    # 4 copies head 1 (2 is no head), and the head walked first wins.
+    copies = np.eye(5, dtype=bool)
+    for a, b in ((0, 2), (1, 4), (2, 4)):
+        copies[a, b] = copies[b, a] = True
+    of_query = np.array([False, False, False, True, False])
+    order = np.array([0, 1, 2, 3, 4])
+    assert group_copies(order, copies, of_query) == [[0, 2], [1, 4]]
+    assert group_copies(order, copies, of_query, limit=1) == [[0, 2]]
+    assert group_copies(np.array([4, 3, 2, 1, 0]), copies, of_query) == [[4, 2, 1], [0]]
 
 
 @st.composite
-def dedup_inputs(draw: st.DrawFn) -> dict:
-    n = draw(st.integers(min_value=0, max_value=20))
-    key_count = draw(st.integers(min_value=1, max_value=3))
-    keys = [
-        np.array(draw(st.lists(codes, min_size=n, max_size=n)), dtype=np.int64)
-        for _ in range(key_count)
-    ]
+def copy_inputs(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(min_value=0, max_value=14))
+    pairs = draw(st.lists(st.tuples(st.integers(0, max(n - 1, 0)), st.integers(0, max(n - 1, 0)))))
+    copies = np.eye(n, dtype=bool)
+    for a, b in pairs:
+        if n:
+            copies[a, b] = copies[b, a] = True
     return {
         "order": np.array(draw(st.permutations(range(n))), dtype=np.int64),
-        "keys": keys,
-        "taken": tuple(draw(st.lists(codes, max_size=key_count))),
+        "copies": copies,
+        "of_query": np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool),
     }
 
 
 @settings(max_examples=200)
-@given(inputs=dedup_inputs())
-def test_first_of_each_property(inputs: dict) -> None:
-    order, keys, taken = inputs["order"], inputs["keys"], inputs["taken"]
-    kept = first_of_each(order, *keys, taken=taken)
-    kept_list = kept.tolist()
-    # A subsequence of order.
-    place = _positions(order)
-    assert all(item in place for item in kept_list)
-    assert [place[item] for item in kept_list] == sorted(place[item] for item in kept_list)
-    assert len(set(kept_list)) == len(kept_list)
-    for index, key in enumerate(keys):
-        values = [int(key[item]) for item in kept_list if key[item] >= 0]
-        # No two kept items share a key value, and none repeats the query's own.
-        assert len(values) == len(set(values))
-        if index < len(taken) and taken[index] >= 0:
-            assert taken[index] not in values
-    # Nothing is dropped without a reason: a skipped item collides with a taken or kept key.
-    kept_set = set(kept_list)
-    for item in order.tolist():
-        if item in kept_set:
-            continue
-        earlier = [k for k in kept_list if place[k] < place[item]]
-        clashes = any(
-            int(key[item]) >= 0
-            and (
-                (index < len(taken) and int(key[item]) == taken[index])
-                or any(int(key[k]) == int(key[item]) for k in earlier)
-            )
-            for index, key in enumerate(keys)
-        )
-        assert clashes
+@given(inputs=copy_inputs(), limit=st.integers(min_value=0, max_value=16))
+def test_group_copies_property(inputs: dict, limit: int) -> None:
+    order, copies, of_query = inputs["order"], inputs["copies"], inputs["of_query"]
+    groups = group_copies(order, copies, of_query)
+    place = {int(p): i for i, p in enumerate(order)}
+    listed = [p for group in groups for p in group]
+    # Every candidate that is not a copy of the query is in exactly one group.
+    assert sorted(listed) == sorted(int(p) for p in order if not of_query[p])
+    heads = [group[0] for group in groups]
+    assert [place[h] for h in heads] == sorted(place[h] for h in heads)
+    for i, group in enumerate(groups):
+        head = group[0]
+        # No head copies an earlier head; every member copies its head and comes after it,
+        # and no earlier head.
+        assert not any(copies[head, earlier] for earlier in heads[:i])
+        for member in group[1:]:
+            assert copies[member, head] and place[member] > place[head]
+            assert not any(copies[member, earlier] for earlier in heads[:i])
+    # A limit keeps the first groups whole.
+    assert group_copies(order, copies, of_query, limit=limit) == groups[:limit]
 
 
-@given(inputs=dedup_inputs())
-def test_first_of_each_property_minus_one_never_drops(inputs: dict) -> None:
-    order = inputs["order"]
-    keys = [np.full(len(order), -1, dtype=np.int64) for _ in inputs["keys"]]
-    taken = tuple(-1 for _ in inputs["taken"])
-    assert first_of_each(order, *keys, taken=taken).tolist() == order.tolist()
+def test_shown_copy_is_the_earliest_published() -> None:
+    days = _array([NAN, 5.0, 3.0, 3.0])
+    assert shown_copy([0, 1, 2, 3], days) == [2, 0, 1, 3]  # the first of equal days
+    assert shown_copy([0], days) == [0]
+    assert shown_copy([0, 1], _array([NAN, NAN])) == [0, 1]  # undated: score order kept
 
 
-@settings(max_examples=200)
-@given(inputs=dedup_inputs(), limit=st.integers(min_value=0, max_value=25))
-def test_first_of_each_property_limit_is_a_prefix(inputs: dict, limit: int) -> None:
-    order, keys, taken = inputs["order"], inputs["keys"], inputs["taken"]
-    unlimited = first_of_each(order, *keys, taken=taken).tolist()
-    limited = first_of_each(order, *keys, taken=taken, limit=limit).tolist()
-    assert limited == unlimited[:limit]
-    assert len(limited) == min(limit, len(unlimited))
+# diversity ----------------------------------------------------------------------------------
+
+
+def test_mmr_lambda_one_is_score_order_and_lower_spreads() -> None:
+    scores = _array([0.9, 0.89, 0.5])
+    similarity = np.array([[1.0, 0.99, 0.1], [0.99, 1.0, 0.1], [0.1, 0.1, 1.0]])
+    assert mmr(scores, similarity, 1.0, 3).tolist() == [0, 1, 2]
+    assert mmr(scores, similarity, 0.5, 3).tolist() == [0, 2, 1]
+    assert mmr(scores, similarity, 0.5, 1).tolist() == [0]
+
+
+@settings(max_examples=100)
+@given(
+    scores=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=10),
+    lam=st.floats(0.0, 1.0),
+    limit=st.integers(1, 12),
+    seed=st.integers(0, 1000),
+)
+def test_mmr_property(scores: list[float], lam: float, limit: int, seed: int) -> None:
+    n = len(scores)
+    vectors = np.random.default_rng(seed).normal(size=(n, 4))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    picked = mmr(_array(scores), vectors @ vectors.T, lam, limit).tolist()
+    assert len(picked) == min(n, limit) and len(set(picked)) == len(picked)
+    assert scores[picked[0]] == max(scores)  # nothing taken yet: the best score first
+
+
+# rank ---------------------------------------------------------------------------------------
+
+
+def _pool(
+    n: int,
+    *,
+    seed: int = 0,
+    query_terms: int = 50,
+    titles: list[int] | None = None,
+    days: list[float] | None = None,
+) -> Pool:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = rng.normal(size=8).astype(np.float32)
+    query /= np.linalg.norm(query)
+    terms = sparse.random(n, 30, density=0.3, random_state=seed, format="csr", dtype=np.float32)
+    norms = np.sqrt(np.asarray(terms.multiply(terms).sum(axis=1))).ravel()
+    terms = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(norms, 1e-9)) @ terms)
+    query_terms_vector = np.abs(rng.normal(size=30)).astype(np.float32)
+    query_terms_vector /= np.linalg.norm(query_terms_vector)
+    return Pool(
+        dense=vectors @ query,
+        lexical=np.asarray(terms @ query_terms_vector, dtype=np.float32),
+        vectors=vectors,
+        terms=terms,
+        published_days=_array(days if days is not None else [100.0] * n),
+        category_codes=np.zeros(n, dtype=np.int32),
+        title_codes=np.array(titles if titles is not None else range(n), dtype=np.int64),
+        url_codes=np.full(n, -1, dtype=np.int64),
+        query_terms=query_terms,
+    )
+
+
+def test_rank_without_neighbours_or_copies_is_fused_order() -> None:
+    pool = _pool(12, seed=3)
+    ranking = Ranking(
+        neighbours=0, half_life_days=None, category_boost=0.0, duplicate_threshold=1.0
+    )
+    listing = rank(pool, ranking, Query(day=None))
+    fused = fuse(pool.dense, pool.lexical, ranking.lexical_weight)
+    assert [int(g[0]) for g in listing.groups] == np.argsort(-fused, kind="stable").tolist()
+    assert all(len(g) == 1 for g in listing.groups)
+
+
+def test_rank_groups_copies_and_drops_those_of_the_query() -> None:
+    # Candidates 0, 1 and 4 share a title; 2 has the query's title.
+    pool = _pool(5, titles=[7, 7, 9, 8, 7], days=[10.0, 5.0, 10.0, 10.0, 20.0])
+    listing = rank(pool, Ranking(), Query(day=None, title_code=9))
+    members = [sorted(g.tolist()) for g in listing.groups]
+    assert [0, 1, 4] in members and [3] in members and len(members) == 2
+    copies = next(g for g in listing.groups if len(g) == 3)
+    assert int(copies[0]) == 1  # the earliest published is shown
+    assert 2 not in [p for g in listing.groups for p in g.tolist()]
+
+
+def test_neighbour_term_rewards_agreement_with_the_nearest() -> None:
+    # 0 and 1 are the query's nearest; 2 and 3 are equally close to the query, but 2 is close
+    # to 0 and 1 and 3 is not: the neighbour term puts 2 first.
+    vectors = np.array(
+        [[1, 0, 0, 0], [0.9, 0.436, 0, 0], [0.8, 0.3, 0.52, 0], [0.1, -0.3, 0, 0.95]],
+        dtype=np.float32,
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pool = Pool(
+        dense=np.array([0.9, 0.85, 0.5, 0.5], dtype=np.float32),
+        lexical=np.zeros(4, dtype=np.float32),
+        vectors=vectors,
+        terms=sparse.csr_matrix((4, 3), dtype=np.float32),
+        published_days=np.full(4, NAN),
+        category_codes=np.full(4, -1, dtype=np.int32),
+        title_codes=np.arange(4, dtype=np.int64),
+        url_codes=np.full(4, -1, dtype=np.int64),
+        query_terms=50,
+    )
+    ranking = Ranking(lexical_weight=0.0, half_life_days=None, category_boost=0.0)
+    order = [int(g[0]) for g in rank(pool, ranking, Query(day=None)).groups]
+    assert order.index(2) < order.index(3)
+    flat = rank(pool, Ranking(lexical_weight=0.0, neighbour_weight=0.0), Query(day=None))
+    assert flat.similarity.tolist() == pytest.approx(pool.dense.tolist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(min_value=0, max_value=25),
+    seed=st.integers(0, 10_000),
+    lexical=weights,
+    neighbour=st.floats(0.0, 3.0),
+    lam=st.floats(0.0, 1.0),
+    threshold=st.floats(0.3, 1.0),
+    limit=st.one_of(st.none(), st.integers(0, 30)),
+)
+def test_rank_property(
+    n: int,
+    seed: int,
+    lexical: float,
+    neighbour: float,
+    lam: float,
+    threshold: float,
+    limit: int | None,
+) -> None:
+    rng = np.random.default_rng(seed)
+    titles = rng.integers(-1, max(n // 2, 1), size=n).tolist()
+    pool = _pool(n, seed=seed, titles=titles, days=rng.uniform(0, 30, size=n).tolist())
+    ranking = Ranking(
+        lexical_weight=lexical,
+        neighbour_weight=neighbour,
+        mmr_lambda=lam,
+        duplicate_threshold=threshold,
+    )
+    query_title = int(rng.integers(-1, 3))
+    listing = rank(pool, ranking, Query(day=15.0, title_code=query_title), limit=limit)
+    listed = [int(p) for g in listing.groups for p in g]
+    assert len(listed) == len(set(listed)) and all(0 <= p < n for p in listed)
+    if limit is not None:
+        assert len(listing.groups) <= limit
+    for group in listing.groups:
+        # No copy of the query; the copy shown is the earliest published of its group.
+        assert all(query_title < 0 or titles[int(p)] != query_title for p in group)
+        assert all(pool.lexical[int(p)] < threshold for p in group)
+        days_of = pool.published_days[group]
+        assert days_of[0] == days_of.min()
+    # The similarity stays a weighted mean of cosines: within [-1, 1].
+    assert np.all(np.abs(listing.similarity) <= 1.0 + 1e-6)
+    if lam == 1.0:
+        best = [float(listing.scores[g].max()) for g in listing.groups]
+        assert best == sorted(best, reverse=True)
