@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidQueryError
 from .text import clean_html
 
 #: Builds with fewer texts keep every term (see ``fit``).
@@ -109,7 +110,12 @@ def fit(texts: Sequence[str], ngrams: int, min_df: int) -> tuple[Lexicon, list[T
     )
     try:
         matrix = vectorizer.fit_transform(texts).tocsr()
-    except ValueError:  # no term at all (empty or stop-word-only texts)
+    except ValueError as exc:
+        if "max_df corresponds to" in str(exc):  # min_df above the number of texts
+            raise InvalidQueryError(
+                f"lexical_min_df {min_df} is more than the {len(texts)} articles"
+            ) from None
+        # No term at all (empty or stop-word-only texts, or none left by min_df).
         return Lexicon((), np.empty(0, np.float64), ngrams), [TermVector.empty() for _ in texts]
     matrix.sort_indices()
     lexicon = Lexicon(
