@@ -4,9 +4,9 @@ The candidate stage does not depend on the ranking settings, so each query's can
 taken once and the ranking (rerank.rank, the same code that answers queries) is replayed on it
 for every setting tried. The queries are split in two:
 
-- by time where the articles are dated: the earliest 70% of the queries tune, and see only
-  articles published up to the last of them (a site tunes on its past); the latest 30% are
-  held out, and see everything (it serves its future);
+- by time where the articles are dated: the earliest 70% of the queries tune, and see (and are
+  scored on) only articles published up to the last of them (a site tunes on its past); the
+  latest 30% are held out, and see everything (it serves its future);
 - else at random (seeded), 70 / 30.
 
 The search is coordinate ascent on the tuning queries' mean nDCG@10: each setting in turn is
@@ -182,18 +182,30 @@ def tune(
         tuning_ids = sorted(rng.sample(tuning_ids, max(1, round(share * len(tuning_ids)))))
         held_out_ids = sorted(rng.sample(held_out_ids, max(1, round(share * len(held_out_ids)))))
 
+    def visible(article_id: str, until_day: float | None) -> bool:
+        if article_id not in recommender:
+            return False
+        day = columns.published_days[columns.row_of[article_id]]
+        return until_day is None or bool(day <= until_day)  # undated: not before the cutoff
+
     def cases(ids: Sequence[str], until_day: float | None, what: str) -> list[Case]:
         out = []
         for done, query_id in enumerate(ids, start=1):
-            rows, pool, query = recommender._replayable(query_id, K, until_day=until_day)
-            relevant = frozenset(r for r in relevance[query_id] if r in recommender)
-            out.append(Case(query_id, rows, pool, query, relevant))
+            # Tuning queries can only find, and are only scored on, the articles they see.
+            relevant = frozenset(r for r in relevance[query_id] if visible(r, until_day))
+            if relevant:
+                rows, pool, query = recommender._replayable(query_id, K, until_day=until_day)
+                out.append(Case(query_id, rows, pool, query, relevant))
             if progress is not None:
                 progress(what, done, len(ids))
         return out
 
     tuning_cases = cases(tuning_ids, cutoff, "candidates (tuning)")
     held_out_cases = cases(held_out_ids, None, "candidates (held out)")
+    if not tuning_cases or not held_out_cases:
+        raise InvalidQueryError(
+            "too few labelled queries with a related article on each side of the split"
+        )
 
     def listed(row: int) -> _Listed:
         day = columns.published_days[row]

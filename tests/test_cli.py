@@ -267,3 +267,182 @@ def test_a_second_writer_gets_one_clear_line(index: Path) -> None:
     assert code == 1 and out == ""
     assert err.startswith(f"error: index at {index} is being written by another process")
     assert err.strip().endswith("or pass --wait") and len(err.strip().splitlines()) == 1
+
+
+# recommend tune -----------------------------------------------------------------------------
+
+TUNED = (
+    "lexical_weight",
+    "lexical_weight_short",
+    "neighbour_weight",
+    "half_life_days",
+    "recency_weight",
+    "category_boost",
+    "mmr_lambda",
+)
+
+
+def shown(value: object) -> str:
+    """A setting as the tune table prints it."""
+    if value is None:
+        return "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def index_settings(index: Path) -> dict[str, object]:
+    code, out, err = run("info", "--index", str(index), "--json")
+    assert code == 0, err
+    settings: dict[str, object] = json.loads(out)["settings"]
+    return settings
+
+
+def tune_table(out: str) -> dict[str, tuple[str, str, bool]]:
+    """setting -> (old, new, marked changed) from the tune command's first table."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() == ["setting", "old", "new"])
+    table = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        name, old, new, *mark = line.split()
+        table[name] = (old, new, mark == ["*"])
+    return table
+
+
+def test_tune_dry_run_text_and_json(index: Path) -> None:
+    before = index_settings(index)
+    base = ["tune", str(SAMPLE), "--index", str(index), "--label", "story", "--queries", "12"]
+    code, out, err = run(*base, "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("8 tuning and 4 held-out queries, split by time: ")
+    assert "tuned on queries published up to 2026-" in lines[0]
+    table = tune_table(out)
+    assert list(table) == list(TUNED)
+    assert {name: old for name, (old, _, _) in table.items()} == {
+        name: shown(before[name]) for name in TUNED
+    }
+    assert all(marked == (old != new) for old, new, marked in table.values())
+    for what in ("tuning", "held out"):
+        for metric in ("nDCG@10", "P@5", "MRR"):
+            row = next(line for line in lines if line.startswith(f"{what} {metric} "))
+            assert all(0.0 <= float(v) <= 1.0 for v in row.split()[-2:])
+    assert lines[-1].startswith("not stored (--dry-run); held-out nDCG@10 ")
+    assert index_settings(index) == before
+
+    code, out, err = run(*base, "--dry-run", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert {"old", "new", "stored", "gain", "split", "cutoff"} <= set(report)
+    assert report["stored"] is False and report["split"] == "time"
+    assert report["cutoff"].startswith("2026-")
+    assert report["tuning_queries"] + report["held_out_queries"] == 12
+    assert set(report["old"]) == set(report["new"]) == set(TUNED)
+    assert report["gain"] == pytest.approx(
+        report["new_held_out"]["ndcg_at_10"] - report["old_held_out"]["ndcg_at_10"]
+    )
+    # The text and the JSON tell of the same (seeded) run.
+    assert {name: new for name, (_, new, _) in table.items()} == {
+        name: shown(value) for name, value in report["new"].items()
+    }
+    assert lines[-1].endswith(f"{report['gain']:+.3f}")
+    assert index_settings(index) == before
+
+
+def test_tune_stores_or_keeps_as_it_says(index: Path) -> None:
+    before = index_settings(index)
+    code, out, err = run(
+        "tune", str(SAMPLE), "--index", str(index), "--label", "story", "--queries", "12"
+    )
+    assert code == 0, err
+    verdict = out.splitlines()[-1]
+    table = tune_table(out)
+    after = index_settings(index)
+    if verdict.startswith(f"stored in {index}: held-out nDCG@10 +"):
+        assert any(marked for _, _, marked in table.values())
+        assert {name: shown(after[name]) for name in TUNED} == {
+            name: new for name, (_, new, _) in table.items()
+        }
+        assert {k: v for k, v in after.items() if k not in TUNED} == {
+            k: v for k, v in before.items() if k not in TUNED
+        }
+    else:
+        assert verdict.startswith("kept the old settings: held-out nDCG@10 ")
+        assert verdict.endswith("(needs +0.001 or more)")
+        assert after == before
+    # A second look starts from what the first one left.
+    code, out, _ = run(
+        "tune",
+        str(SAMPLE),
+        "-i",
+        str(index),
+        "--label",
+        "story",
+        "--queries",
+        "12",
+        "--json",
+        "--dry-run",
+    )
+    assert code == 0
+    assert json.loads(out)["old"] == {name: after[name] for name in TUNED}
+
+
+def test_tune_keeps_a_small_gain(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("recommender.tune.MIN_GAIN", 10.0)
+    before = index_settings(index)
+    code, out, err = run(
+        "tune", str(SAMPLE), "--index", str(index), "--label", "story", "--queries", "12"
+    )
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("kept the old settings: held-out nDCG@10 ")
+    assert out.splitlines()[-1].endswith("(needs +10.000 or more)")
+    assert index_settings(index) == before
+
+
+def test_tune_from_pairs_csv(index: Path, tmp_path: Path) -> None:
+    stories: dict[str, list[str]] = {}
+    for record in map(json.loads, SAMPLE.read_text().splitlines()):
+        stories.setdefault(record["story"], []).append(record["id"])
+    pairs = tmp_path / "read-together.csv"
+    from itertools import pairwise
+
+    rows = ["first,second"]  # a header, then a chain of pairs through each story
+    rows += [f"{a},{b}" for ids in stories.values() for a, b in pairwise(ids)]
+    write_lines(pairs, rows)
+    code, out, err = run(
+        "tune",
+        str(SAMPLE),
+        "-i",
+        str(index),
+        "--label",
+        str(pairs),
+        "--queries",
+        "10",
+        "--dry-run",
+        "--json",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["stored"] is False and report["split"] == "time"
+    assert report["tuning_queries"] + report["held_out_queries"] == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label", "nosuchfield"], "error: no article in "),
+        (["--label", "story", "--queries", "1"], "error: queries must be 2 or more, got 1"),
+    ],
+)
+def test_tune_errors_are_one_line(index: Path, args: list[str], message: str) -> None:
+    before = index_settings(index)
+    code, out, err = run("tune", str(SAMPLE), "--index", str(index), *args)
+    assert code == 1 and out == ""
+    assert err.startswith(message)
+    assert len(err.strip().splitlines()) == 1
+    assert index_settings(index) == before
+
+
+def test_tune_without_an_index(tmp_path: Path) -> None:
+    code, out, err = run("tune", str(SAMPLE), "-i", str(tmp_path / "none"), "--label", "story")
+    assert code == 1 and out == "" and err.startswith("error: no index at")
