@@ -24,6 +24,7 @@ from .errors import (
 )
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, Settings
+from .tune import TuneReport
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -43,6 +44,7 @@ __all__ = [
     "Recommender",
     "RecommenderError",
     "Settings",
+    "TuneReport",
     "UnknownArticleError",
     "UpdateReport",
 ]

@@ -668,12 +668,10 @@ def tune(
     score higher there (nDCG@10, by at least 0.001).
     """
     from .tune import MIN_GAIN
-    from .tune import tune as run_tune
 
     relevance = _relevance(articles, label, id_field)
     with Recommender.open(index) as rec, _stage_bar() as progress:
-        report = run_tune(
-            rec,
+        report = rec.tune(
             relevance,
             queries=queries,
             seed=seed,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,6 +61,9 @@ from .writer import (
     write_version,
 )
 from .writer import writer_lock as _writer_lock
+
+if TYPE_CHECKING:
+    from .tune import TuneReport
 
 DEFAULT_INDEX = Path("indexes") / "news"
 
@@ -961,6 +964,44 @@ class Recommender:
             url_code=int(columns.url_codes[row]),
         )
         return rows, pool, query
+
+    def tune(
+        self,
+        relevance: Mapping[str, frozenset[str]],
+        *,
+        queries: int = 2000,
+        seed: int = 0,
+        dry_run: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+        wait: bool | float = False,
+    ) -> TuneReport:
+        """Search the ranking settings on labelled history (``recommend tune``).
+
+        Args:
+            relevance: article id -> ids of its related articles, e.g. from
+                ``recommender.evaluate.relevance_from_labels`` or ``relevance_from_pairs``.
+            queries: use a seeded sample of at most this many queries.
+            seed: seed of the sample and of a random split.
+            dry_run: only report; never store the new settings.
+            progress: called with (stage, done, total).
+            wait: as in ``build``, when the new settings are stored.
+
+        Returns:
+            A TuneReport: the split, old and new settings, their metrics on the tuning and
+            held-out queries, and whether the new ones were stored (only when they win on the
+            held-out queries, see recommender/tune.py).
+        """
+        from .tune import tune
+
+        return tune(
+            self,
+            relevance,
+            queries=queries,
+            seed=seed,
+            dry_run=dry_run,
+            progress=progress,
+            wait=wait,
+        )
 
     def store_settings(self, settings: Settings, *, wait: bool | float = False) -> None:
         """Make ``settings`` the index's own (its query-time defaults); the build-time ones
