@@ -6,8 +6,11 @@ code (recommender.evaluate.score_list):
 - tfidf:   TF-IDF cosine over title + whole body (scikit-learn), the "more like this" stand-in;
 - bm25:    BM25 over the same text (bm25s), the article's text as the query;
 - dense:   cosine over the engine's own vectors, nearest first, no reranking or duplicate removal;
-- engine, weighting off: recommender with half_life_days=None, category_boost=0;
-- engine, defaults: recommender as shipped.
+- engine, embedding only: the engine before hybrid ranking (lexical weights 0, no neighbour
+  term), weighting off; copies are still collapsed;
+- engine, weighting off: recommender as shipped with half_life_days=None, category_boost=0;
+- engine, weighting off, diversity: the same with mmr_lambda=0.8;
+- engine, defaults: recommender as shipped (recency and category weighting on).
 
 Usage: python benchmarks/quality.py [--sets ecbplus-dev uci-news-2014-04 bbc-news]
        [--queries 2000] [--seed 0] [--reuse-index] [--no-write]
@@ -16,6 +19,7 @@ Usage: python benchmarks/quality.py [--sets ecbplus-dev uci-news-2014-04 bbc-new
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from common import INDEXES, dataset, header, table, write_section
 
-from recommender import Article, Recommender
+from recommender import Article, Recommender, RecommenderError, Settings
 from recommender.articles import read_articles
 from recommender.evaluate import (
     ListScores,
@@ -33,6 +37,8 @@ from recommender.evaluate import (
     score_list,
     summarize,
 )
+from recommender.lexical import rows_matrix
+from recommender.retrieve import retrieve_parts
 
 K = 10
 DEPTH = 50  # list depth for recall@50
@@ -43,6 +49,7 @@ SETS = {
     "bbc-news": "title + body",
 }
 WEIGHTING_OFF = {"half_life_days": None, "category_boost": 0.0}
+EMBEDDING_ONLY = {"lexical_weight": 0.0, "lexical_weight_short": 0.0, "neighbour_weight": 0.0}
 
 Lists = Callable[[str], list[str]]  # query id -> ranked ids (at least DEPTH when it can)
 
@@ -97,15 +104,22 @@ def bm25_lists(articles: list[Article], queries: list[str]) -> dict[str, list[st
 
 
 def engine(name: str, path: Path, reuse: bool) -> Recommender:
+    """The index of a set, built with the default settings (a build reuses the embeddings of
+    the index it replaces, so a rebuild is quick); with ``reuse``, an index there as it is."""
     index = INDEXES / f"bench-{name}"
-    if reuse and (index / "CURRENT").exists():
-        print(f"  reusing {index}")
-    else:
-        started = time.perf_counter()
-        report = Recommender.build_from_files([path], index, drop_fields=["story"])
-        print(
-            f"  built {index}: {report.articles} articles in {time.perf_counter() - started:.0f} s"
-        )
+    if reuse:
+        try:
+            opened = Recommender.open(index)
+            print(f"  reusing {index}")
+            return opened
+        except RecommenderError as exc:
+            print(f"  cannot reuse {index} ({exc}); building it")
+    started = time.perf_counter()
+    report = Recommender.build_from_files([path], index, drop_fields=["story"], settings=Settings())
+    print(
+        f"  built {index}: {report.articles} articles ({report.reused} embeddings reused) "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return Recommender.open(index)
 
 
@@ -115,15 +129,66 @@ def score(
     deep: Lists,
     by_id: dict[str, Article],
     relevance: dict[str, frozenset[str]],
-) -> tuple[list[ListScores], list[float]]:
-    """Each query's list scores, and the recall of ``deep`` (its top DEPTH)."""
-    scores, recalls = [], []
+    copies_once: CopiesOnce,
+) -> tuple[list[ListScores], list[float], list[float]]:
+    """Each query's list scores, the recall of ``deep`` (its top DEPTH), and the nDCG@10 with
+    copies counted once."""
+    scores, recalls, once = [], [], []
     for query in queries:
         relevant = relevance.get(query, frozenset())
-        scores.append(score_list(by_id[query], [by_id[i] for i in lists(query)[:K]], relevant))
+        listed = lists(query)[:K]
+        scores.append(score_list(by_id[query], [by_id[i] for i in listed], relevant))
         if relevant:
             recalls.append(len(relevant.intersection(deep(query)[:DEPTH])) / len(relevant))
-    return scores, recalls
+            once.append(copies_once.ndcg(query, listed, relevant))
+    return scores, recalls, once
+
+
+class CopiesOnce:
+    """nDCG@10 with copies counted once, the same for every method.
+
+    Copies by the engine's rule (same normalised title, same url, or TF-IDF cosine of the
+    index's vectors >= its duplicate_threshold). For a query q, the relevant units are the
+    groups of copies (connected) among its relevant articles, leaving out copies of q itself
+    (they are the article being read). A listed article is a hit when it is relevant, not a
+    copy of q, and no copy of it was a hit higher up; the ideal is min(units, 10) hits.
+    """
+
+    def __init__(self, rec: Recommender) -> None:
+        self.snapshot = rec._snapshot
+        self.threshold = rec.settings.duplicate_threshold
+
+    def _copies(self, ids: list[str]) -> np.ndarray:
+        columns = self.snapshot.columns
+        rows = np.array([columns.row_of[i] for i in ids], dtype=np.int64)
+        terms = rows_matrix(self.snapshot.lexical, rows)
+        same = np.asarray((terms @ terms.T).toarray()) >= self.threshold
+        for codes in (columns.title_codes[rows], columns.url_codes[rows]):
+            same |= (codes[:, None] == codes[None, :]) & (codes[:, None] >= 0)
+        return same  # type: ignore[no-any-return]
+
+    def ndcg(self, query: str, listed: list[str], relevant: frozenset[str]) -> float:
+        members = [query, *sorted(relevant), *[i for i in listed if i not in relevant]]
+        members = list(dict.fromkeys(members))
+        where = {article_id: n for n, article_id in enumerate(members)}
+        copies = self._copies(members)
+        unit = np.arange(len(members))  # connected groups of copies, by repeated relabelling
+        for _ in range(len(members)):
+            merged = np.array([unit[np.flatnonzero(row)].min() for row in copies])
+            if (merged == unit).all():
+                break
+            unit = merged
+        of_query = unit == unit[0]
+        units = {int(unit[where[r]]) for r in relevant if not of_query[where[r]]}
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(units), K)))
+        seen: set[int] = set()
+        dcg = 0.0
+        for place, article_id in enumerate(listed[:K]):
+            n = where[article_id]
+            if article_id in relevant and not of_query[n] and int(unit[n]) not in seen:
+                seen.add(int(unit[n]))
+                dcg += 1.0 / math.log2(place + 2)
+        return dcg / ideal if ideal else 0.0
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -148,7 +213,14 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
         queries = sorted(by_id)
     print(f"  {len(queries)} queries")
 
+    snapshot = rec._snapshot  # the stored vectors, searched as plain vector search does
+
     def dense(query: str) -> list[str]:
+        row = snapshot.columns.row_of[query]
+        found = retrieve_parts(snapshot.parts, snapshot.vector(row), DEPTH, drop={row})
+        return [snapshot.columns.ids[int(r)] for r in found.rows]
+
+    def pool(query: str) -> list[str]:
         return [i for i, _ in rec.candidates(query, k=DEPTH)][:DEPTH]
 
     def engine_lists(**options: object) -> Lists:
@@ -157,6 +229,7 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
 
         return lists
 
+    copies_once = CopiesOnce(rec)
     tfidf = tfidf_lists(articles, queries)
     bm25 = bm25_lists(articles, queries)
     # (label, the list of K, the list whose top DEPTH gives R@50)
@@ -164,12 +237,22 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
         ("TF-IDF cosine", tfidf.__getitem__, tfidf.__getitem__),
         ("BM25 (bm25s)", bm25.__getitem__, bm25.__getitem__),
         ("dense cosine only (all-MiniLM-L6-v2)", dense, dense),
-        ("engine, weighting off", engine_lists(**WEIGHTING_OFF), dense),
-        ("engine, defaults", engine_lists(), dense),
+        (
+            "engine, embedding only, weighting off",
+            engine_lists(**EMBEDDING_ONLY, **WEIGHTING_OFF),
+            dense,
+        ),
+        ("engine, weighting off", engine_lists(**WEIGHTING_OFF), pool),
+        (
+            "engine, weighting off, diversity 0.8",
+            engine_lists(mmr_lambda=0.8, **WEIGHTING_OFF),
+            pool,
+        ),
+        ("engine, defaults", engine_lists(), pool),
     ]
     rows = []
     for label, lists, deep in methods:
-        scores, recalls = score(queries, lists, deep, by_id, relevance)
+        scores, recalls, once = score(queries, lists, deep, by_id, relevance, copies_once)
         report = summarize(scores, skipped=0, k=K, candidates=DEPTH)
         recall = sum(recalls) / len(recalls) if recalls else None
         rows.append(
@@ -180,11 +263,12 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
                         fmt(report.precision_at_5),
                         fmt(report.precision_at_10),
                         fmt(report.ndcg_at_10),
+                        fmt(sum(once) / len(once) if once else None),
                         fmt(report.mrr),
                         fmt(recall),
                     ]
                     if labelled
-                    else ["-"] * 5
+                    else ["-"] * 6
                 ),
                 fmt(report.same_category),
                 fmt(report.near_duplicates),
@@ -197,6 +281,7 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
         "P@5",
         "P@10",
         "nDCG@10",
+        "nDCG@10, copies once",
         "MRR",
         "R@50",
         "same cat.",
@@ -246,12 +331,20 @@ def main() -> None:
 NOTES = f"""
 Lists of {K}; relevant = the other articles of the query's `story` (read by the benchmark only;
 the engine is built with the field dropped). P@k, nDCG@10 and MRR over the list of {K}; R@50 is
-the recall of each method's top {DEPTH} (for the engine: its candidate stage, the same FAISS
-search as dense); same cat. = share of the list in the query's category; near-dup. = share of
-the list whose normalised title equals the query's or an earlier item's; age gap = median days
-between query and listed articles. Formulas: `recommender/evaluate.py`. On uci-news-2014-04 the
-dates are crawl days and a story never spans two days (see ../shared/data/README.md), so
-"weighting off" is the primary figure there and "defaults" flatters recency.
+the recall of each method's top {DEPTH} (for the engine: the {DEPTH} most similar of its
+candidates, the embedding's nearest and the TF-IDF's best together; for "embedding only" the
+same FAISS search as dense); same cat. = share of the list in the query's category; near-dup. =
+share of the list whose normalised title equals the query's or an earlier item's (the engine
+lists a group of copies once, as one item, so a group counts once here and in P@k and nDCG: it
+is a hit when the copy shown is relevant); age gap = median days between query and listed
+articles. Formulas: `recommender/evaluate.py`. "nDCG@10, copies once" counts copies of one
+article once, for every method alike: the relevant units are the groups of copies among the
+relevant articles (the engine's copy rule: same normalised title, same url, or TF-IDF cosine >=
+0.9), copies of the query itself are not relevant (they are the article being read), a listed
+article is a hit only if no copy of it was a hit above, and the ideal is min(units, 10) hits.
+On uci-news-2014-04 the dates are crawl days and a story never spans two days (see
+../shared/data/README.md), so "weighting off" is the primary figure there and "defaults"
+flatters recency.
 """
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from .errors import (
 from .lexical import LexicalPart, Lexicon, TermVector, lexical_text, rows_matrix
 from .lexical import fit as fit_lexicon
 from .lexical import search as lexical_search
-from .rerank import Listing, Pool, Query, Ranking, fuse, lexical_weight, rank, ranking_of
+from .rerank import Listing, Pool, Query, Ranking, dot, fuse, lexical_weight, rank, ranking_of
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, allowed_rows, retrieve_parts
 from .settings import BUILD_FIELDS, RANKING_FIELDS, Settings, check_ranking
@@ -927,7 +927,7 @@ class Recommender:
         query_terms = np.zeros(matrix.shape[1], dtype=np.float32)
         query_terms[terms.terms] = terms.weights
         pool = Pool(
-            dense=vectors @ np.asarray(vector, dtype=np.float32),
+            dense=dot(vectors, np.asarray(vector, dtype=np.float32)[None, :])[:, 0],
             lexical=np.asarray(matrix @ query_terms, dtype=np.float32),
             vectors=vectors,
             terms=matrix,

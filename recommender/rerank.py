@@ -133,19 +133,31 @@ class Pool:
 
     @cached_property
     def pair_dense(self) -> np.ndarray:
-        vectors = np.asarray(self.vectors, dtype=np.float32)
-        return np.asarray(vectors @ vectors.T, dtype=np.float32)
+        return self.dense_between(np.arange(len(self)), np.arange(len(self)))
 
     @cached_property
     def pair_lexical(self) -> np.ndarray:
         return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float32)
 
+    def dense_between(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Embedding cosines of the candidates ``rows`` with the candidates ``columns``."""
+        if "pair_dense" in self.__dict__:  # computed already (e.g. when tuning)
+            return np.asarray(self.pair_dense[np.ix_(rows, columns)])
+        return dot(self.vectors[rows], self.vectors[columns])
+
     def dense_to(self, columns: np.ndarray) -> np.ndarray:
         """Embedding cosines of every candidate with the candidates ``columns``."""
-        if "pair_dense" in self.__dict__:  # computed already (e.g. when tuning)
-            return self.pair_dense[:, columns]
-        vectors = np.asarray(self.vectors, dtype=np.float32)
-        return np.asarray(vectors @ vectors[columns].T, dtype=np.float32)
+        return self.dense_between(np.arange(len(self)), columns)
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` for the small matrices of one query, without BLAS.
+
+    BLAS would run these on its own threads, which then spin beside FAISS's OpenMP threads and
+    slow every query down (p50 +50%, p95 x3 on 2 cores, see benchmarks/RESULTS.md, latency);
+    numpy's einsum loops stay on the calling thread.
+    """
+    return np.asarray(np.einsum("id,jd->ij", np.asarray(a, np.float32), np.asarray(b, np.float32)))
 
 
 @dataclass(frozen=True)
@@ -321,7 +333,7 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
     if diverse and len(groups) > 1:
         heads = np.array([group[0] for group in groups], dtype=np.int64)
         pair = fuse(
-            pool.pair_dense[np.ix_(heads, heads)], pool.pair_lexical[np.ix_(heads, heads)], weight
+            pool.dense_between(heads, heads), pool.pair_lexical[np.ix_(heads, heads)], weight
         )
         picked = mmr(ranked.scores[heads], pair, ranking.mmr_lambda, limit or len(groups))
         groups = [groups[i] for i in picked]
