@@ -34,7 +34,7 @@ from .errors import (
 from .lexical import LexicalPart, Lexicon, TermVector, lexical_text, rows_matrix
 from .lexical import fit as fit_lexicon
 from .lexical import search as lexical_search
-from .rerank import Listing, Pool, Query, Ranking, dot, fuse, lexical_weight, rank, ranking_of
+from .rerank import Listing, Pool, Query, dot, fuse, lexical_weight, rank, ranking_of
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, allowed_rows, retrieve_parts
 from .settings import BUILD_FIELDS, RANKING_FIELDS, Settings, check_ranking
@@ -1064,19 +1064,7 @@ class Recommender:
             reference: float | None = moment.timestamp() / SECONDS_PER_DAY
         else:
             reference = None if np.isnan(anchor.day) else anchor.day
-        ranking = Ranking(
-            lexical_weight=chosen["lexical_weight"],
-            lexical_weight_short=chosen["lexical_weight_short"],
-            short_terms=settings.short_terms,
-            neighbours=settings.neighbours,
-            neighbour_weight=chosen["neighbour_weight"],
-            half_life_days=chosen["half_life_days"],
-            recency_weight=chosen["recency_weight"],
-            category_boost=chosen["category_boost"],
-            duplicate_threshold=settings.duplicate_threshold,
-            mmr_lambda=chosen["mmr_lambda"],
-            future_is_fresh=chosen["recency_from"] == "now",
-        )
+        ranking = ranking_of({**settings.to_dict(), **chosen})
         query = Query(
             day=reference,
             category=anchor.category,
