@@ -18,7 +18,8 @@ The order of one list (see README, "How results are ranked"):
 4. copies: walking down the scores, a candidate that is a copy of the query is dropped and a
    copy of an article above it joins that article's group (same normalised title, same url,
    or TF-IDF cosine >= ``duplicate_threshold``); a group is listed once, at its best score,
-   shown by its earliest-published copy, with the number of copies behind it;
+   shown by its best-scored copy (the earliest published among equals), with the number of
+   copies behind it;
 5. diversity: with ``mmr_lambda < 1`` the groups are picked by maximal marginal relevance,
    ``mmr_lambda * score - (1 - mmr_lambda) * max similarity to the groups already picked``.
 """
@@ -267,13 +268,16 @@ def group_copies(
     return groups
 
 
-def shown_copy(group: list[int], published_days: np.ndarray) -> list[int]:
-    """The group with its earliest-published copy first (undated ones count as latest; ties
-    keep the score order)."""
+def shown_copy(group: list[int], scores: np.ndarray, published_days: np.ndarray) -> list[int]:
+    """The group with the copy to show first: the best scored (with recency on, the copy
+    closest in time to the query), and among equal scores the earliest published, the original
+    (undated ones count as latest)."""
     if len(group) == 1:
         return group
+    best = np.asarray(scores, np.float64)[group]
     days = np.nan_to_num(np.asarray(published_days, np.float64)[group], nan=np.inf)
-    first = int(np.argmin(days))  # the first minimum: the best scored among equals
+    tied = np.flatnonzero(best >= best.max() - 1e-9)
+    first = int(tied[np.argmin(days[tied])])  # the first minimum: the best ranked among equals
     return [group[first], *group[:first], *group[first + 1 :]]
 
 
@@ -339,7 +343,10 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         groups = [groups[i] for i in picked]
     if limit is not None:
         groups = groups[:limit]
-    shown = [np.array(shown_copy(group, pool.published_days), dtype=np.int64) for group in groups]
+    shown = [
+        np.array(shown_copy(group, ranked.scores, pool.published_days), dtype=np.int64)
+        for group in groups
+    ]
     return Listing(
         groups=shown,
         fused=fused,

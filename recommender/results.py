@@ -15,9 +15,9 @@ class Recommendation:
     (TF-IDF cosine), with the neighbour term (see README, "How results are ranked");
     ``score = similarity * recency_factor * category_factor`` (for a negative similarity, an
     unrelated article, the factors divide instead). When copies of one article (same title,
-    url, or nearly the same text) are among the candidates, the earliest published is shown:
-    ``copies`` counts them all (1 when it has none), ``copy_ids`` names the others, and
-    ``score`` is the best score among them, which places the group in the list.
+    url, or nearly the same text) are among the candidates, they are listed once, as the
+    best-scored copy (the earliest published among equal scores): ``copies`` counts them all
+    (1 when it has none) and ``copy_ids`` names the others.
     """
 
     id: str

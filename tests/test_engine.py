@@ -420,10 +420,14 @@ def test_copies_are_listed_once_with_their_count(tmp_path: Path) -> None:
     )
     items = rec.similar("q", k=5)
     ids = [item.id for item in items]
-    assert "first" in ids and "late" not in ids and "again" not in ids
-    copy = next(item for item in items if item.id == "first")
-    assert copy.copies == 3 and sorted(copy.copy_ids) == ["again", "late"]
+    # The same text: the copy closest in time to the query scores best and is shown.
+    assert "again" in ids and "late" not in ids and "first" not in ids
+    copy = next(item for item in items if item.id == "again")
+    assert copy.copies == 3 and sorted(copy.copy_ids) == ["first", "late"]
     assert next(item for item in items if item.id == "other").copies == 1
+    # Without recency their scores are equal: the earliest published, the original, is shown.
+    flat = [item.id for item in rec.similar("q", k=5, half_life_days=None)]
+    assert "first" in flat and "late" not in flat and "again" not in flat
 
 
 def test_added_articles_are_found_by_their_words(tmp_path: Path) -> None:

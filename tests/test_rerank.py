@@ -636,11 +636,13 @@ def test_group_copies_property(inputs: dict, limit: int) -> None:
     assert group_copies(order, copies, of_query, limit=limit) == groups[:limit]
 
 
-def test_shown_copy_is_the_earliest_published() -> None:
+def test_shown_copy_is_the_best_scored_then_the_earliest_published() -> None:
     days = _array([NAN, 5.0, 3.0, 3.0])
-    assert shown_copy([0, 1, 2, 3], days) == [2, 0, 1, 3]  # the first of equal days
-    assert shown_copy([0], days) == [0]
-    assert shown_copy([0, 1], _array([NAN, NAN])) == [0, 1]  # undated: score order kept
+    equal = _array([0.5, 0.5, 0.5, 0.5])
+    assert shown_copy([0, 1, 2, 3], equal, days) == [2, 0, 1, 3]  # the first of equal days
+    assert shown_copy([1, 2], _array([0.0, 0.6, 0.5, 0.0]), days) == [1, 2]  # best score wins
+    assert shown_copy([0], equal, days) == [0]
+    assert shown_copy([0, 1], equal, _array([NAN, NAN])) == [0, 1]  # undated: order kept
 
 
 # diversity ----------------------------------------------------------------------------------
@@ -722,7 +724,8 @@ def test_rank_groups_copies_and_drops_those_of_the_query() -> None:
     members = [sorted(g.tolist()) for g in listing.groups]
     assert [0, 1, 4] in members and [3] in members and len(members) == 2
     copies = next(g for g in listing.groups if len(g) == 3)
-    assert int(copies[0]) == 1  # the earliest published is shown
+    best = max((0, 1, 4), key=lambda i: listing.scores[i])
+    assert int(copies[0]) == best  # the best-scored copy is shown
     assert 2 not in [p for g in listing.groups for p in g.tolist()]
 
 
@@ -787,11 +790,10 @@ def test_rank_property(
     if limit is not None:
         assert len(listing.groups) <= limit
     for group in listing.groups:
-        # No copy of the query; the copy shown is the earliest published of its group.
+        # No copy of the query; the copy shown is the best scored of its group.
         assert all(query_title < 0 or titles[int(p)] != query_title for p in group)
         assert all(pool.lexical[int(p)] < threshold for p in group)
-        days_of = pool.published_days[group]
-        assert days_of[0] == days_of.min()
+        assert listing.scores[group[0]] >= listing.scores[group].max() - 1e-9
     # The similarity stays a weighted mean of cosines: within [-1, 1].
     assert np.all(np.abs(listing.similarity) <= 1.0 + 1e-6)
     if lam == 1.0:
