@@ -31,7 +31,7 @@ from .errors import (
     RecommenderError,
     UnknownArticleError,
 )
-from .lexical import LexicalPart, Lexicon, TermVector, lexical_text, rows_matrix
+from .lexical import LexicalPart, Lexicon, TermVector, cosine_with, lexical_text, rows_matrix
 from .lexical import fit as fit_lexicon
 from .lexical import search as lexical_search
 from .rerank import Listing, Pool, Query, dot, fuse, lexical_weight, rank, ranking_of
@@ -924,11 +924,9 @@ class Recommender:
         rows = np.concatenate([dense.rows, lexical_rows[~np.isin(lexical_rows, dense.rows)]])
         vectors = snapshot.vectors(rows)
         matrix = rows_matrix(snapshot.lexical, rows)
-        query_terms = np.zeros(matrix.shape[1], dtype=np.float32)
-        query_terms[terms.terms] = terms.weights
         pool = Pool(
             dense=dot(vectors, np.asarray(vector, dtype=np.float32)[None, :])[:, 0],
-            lexical=np.asarray(matrix @ query_terms, dtype=np.float32),
+            lexical=cosine_with(matrix, terms),
             vectors=vectors,
             terms=matrix,
             published_days=columns.published_days[rows],

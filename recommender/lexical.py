@@ -203,9 +203,12 @@ def cosine(parts: Sequence[LexicalPart], rows: np.ndarray, query: TermVector) ->
     """The TF-IDF cosine of each row with the query."""
     if not len(rows) or not len(query.terms):
         return np.zeros(len(rows), dtype=np.float32)
-    matrix = rows_matrix(parts, rows)
-    width = matrix.shape[1]
-    dense = np.zeros(width, dtype=np.float32)
+    return cosine_with(rows_matrix(parts, rows), query)
+
+
+def cosine_with(matrix: Any, query: TermVector) -> np.ndarray:
+    """The TF-IDF cosine of each row of a CSR matrix (from ``rows_matrix``) with the query."""
+    dense = np.zeros(matrix.shape[1], dtype=np.float32)
     dense[query.terms] = query.weights
     return np.asarray(matrix @ dense, dtype=np.float32)
 

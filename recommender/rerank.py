@@ -196,7 +196,6 @@ class Listing:
     and per-candidate score parts."""
 
     groups: list[np.ndarray]
-    fused: np.ndarray
     similarity: np.ndarray
     scores: np.ndarray
     recency: np.ndarray
@@ -349,7 +348,6 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
     ]
     return Listing(
         groups=shown,
-        fused=fused,
         similarity=np.asarray(similarity, np.float64),
         scores=ranked.scores,
         recency=ranked.recency,
