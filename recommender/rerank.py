@@ -155,7 +155,8 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b.T`` for the small matrices of one query, without BLAS.
 
     BLAS would run these on its own threads, which then spin beside FAISS's OpenMP threads and
-    slow every query down (p50 +50%, p95 x3 on 2 cores, see benchmarks/RESULTS.md, latency);
+    slow every query down (p50 +18% to +59%, p95 about x3 on 2 cores; benchmarks/RESULTS.md,
+    latency);
     numpy's einsum loops stay on the calling thread.
     """
     return np.asarray(np.einsum("id,jd->ij", np.asarray(a, np.float32), np.asarray(b, np.float32)))
