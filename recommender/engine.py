@@ -189,22 +189,14 @@ class _Snapshot:
                 index = part
             parts.append((held, index))
             held = end
-        first = 0 if self.generation < 0 else 1  # keep the big first part as it is
-        if len(parts) - first > 4:  # one index searches faster than several
-            merged = new_vector_index(self.manifest.dimension, self.settings.vector_type)
-            for _, index in parts[first:]:
-                # Copied, not merge_from, which empties its source: an older snapshot that
-                # queries are still using holds these parts.
-                merged.add(index.reconstruct_n(0, index.ntotal))
-            parts = [*parts[:first], (parts[first][0], merged)]
         lexical = list(self.lexical)
         if terms:
             lexical.append(LexicalPart.of(held_terms, terms, self.lexicon_size))
+        first = 0 if self.generation < 0 else 1  # keep the big first part as it is
+        if len(parts) - first > 4:  # one index searches faster than several
+            parts = [*parts[:first], (parts[first][0], self._joined(parts[first:]))]
         if len(lexical) - first > 4:
-            merged_terms = lexical[first]
-            for part in lexical[first + 1 :]:
-                merged_terms = merged_terms.merged(part)
-            lexical = [*lexical[:first], merged_terms]
+            lexical = [*lexical[:first], LexicalPart.joined(lexical[first:])]
         columns = apply_rows(None if self.generation < 0 else self.columns, rows)
         if not held == held_terms + len(terms) == len(columns.ids):
             raise IndexDamagedError(
@@ -224,6 +216,15 @@ class _Snapshot:
             columns=columns,
             lexical=tuple(lexical),
         )
+
+    def _joined(self, parts: Sequence[tuple[int, Any]]) -> Any:
+        """One FAISS index holding the vectors of consecutive parts."""
+        joined = new_vector_index(self.manifest.dimension, self.settings.vector_type)
+        for _, index in parts:
+            # Copied, not merge_from, which empties its source: an older snapshot that queries
+            # are still using holds these parts.
+            joined.add(index.reconstruct_n(0, index.ntotal))
+        return joined
 
     def vector(self, row: int) -> np.ndarray:
         return np.asarray(self.vectors(np.array([row]))[0])
@@ -255,34 +256,21 @@ class _Anchor:
 
 @dataclass(frozen=True)
 class _Ask:
-    """The options of one query, as given (FROM_SETTINGS where not)."""
+    """The options of one query, as given; ranking options not given are FROM_SETTINGS."""
 
-    half_life_days: float | None
-    category_boost: float
-    recency_weight: float
-    recency_from: str
+    given: tuple[tuple[str, Any], ...]  # (name, value) for each of RANKING_FIELDS
     same_category: bool
     categories: Iterable[str] | None
     since: datetime | date | str | None
     until: datetime | date | str | None
     exclude: tuple[str, ...]
     now: datetime | None
-    overrides: tuple[tuple[str, Any], ...] = ()  # other ranking settings given for this query
 
     def ranking(self, settings: Settings) -> dict[str, Any]:
         """The ranking settings of this query: as given, else the index's."""
-        given = {
-            "half_life_days": self.half_life_days,
-            "category_boost": self.category_boost,
-            "recency_weight": self.recency_weight,
-            "recency_from": self.recency_from,
-            **dict(self.overrides),
-        }
         return {
-            name: getattr(settings, name)
-            if given.get(name, FROM_SETTINGS) is FROM_SETTINGS
-            else given[name]
-            for name in RANKING_FIELDS
+            name: getattr(settings, name) if value is FROM_SETTINGS else value
+            for name, value in self.given
         }
 
 
@@ -803,18 +791,15 @@ class Recommender:
             category=int(columns.category_codes[row]),
             keys=(int(columns.title_codes[row]), int(columns.url_codes[row])),
         )
+        given = locals()  # the ranking options, by name, as this method received them
         ask = _Ask(
-            half_life_days,
-            category_boost,
-            recency_weight,
-            recency_from,
+            tuple((name, given[name]) for name in RANKING_FIELDS),
             same_category,
             categories,
             since,
             until,
             tuple(exclude),
             now,
-            _overrides(lexical_weight, lexical_weight_short, neighbour_weight, mmr_lambda),
         )
         return self._related(snapshot, snapshot.vector(row), snapshot.terms(row), k, anchor, ask)
 
@@ -868,18 +853,15 @@ class Recommender:
             category=snapshot.columns.category_code(category),
             keys=(-1, -1),
         )
+        given = locals()  # the ranking options, by name, as this method received them
         ask = _Ask(
-            half_life_days,
-            category_boost,
-            recency_weight,
-            recency_from,
+            tuple((name, given[name]) for name in RANKING_FIELDS),
             same_category,
             categories,
             since,
             until,
             tuple(exclude),
             now,
-            _overrides(lexical_weight, lexical_weight_short, neighbour_weight, mmr_lambda),
         )
         return self._related(snapshot, vector, terms, k, anchor, ask)
 
@@ -953,7 +935,6 @@ class Recommender:
             {row},
             Filters(until_day=until_day),
         )
-        pool.extra["row"] = row
         day = float(columns.published_days[row])
         query = Query(
             day=None if np.isnan(day) else day,
@@ -1112,17 +1093,6 @@ class Recommender:
             since_day=since_day,
             until_day=until_day,
         )
-
-
-def _overrides(
-    lexical_weight: float, lexical_weight_short: float, neighbour_weight: float, mmr_lambda: float
-) -> tuple[tuple[str, Any], ...]:
-    return (
-        ("lexical_weight", lexical_weight),
-        ("lexical_weight_short", lexical_weight_short),
-        ("neighbour_weight", neighbour_weight),
-        ("mmr_lambda", mmr_lambda),
-    )
 
 
 def _recommendation(

@@ -163,11 +163,13 @@ class LexicalPart:
     def count(self) -> int:
         return int(self.by_row.shape[0])
 
-    def merged(self, other: LexicalPart) -> LexicalPart:
+    @classmethod
+    def joined(cls, parts: Sequence[LexicalPart]) -> LexicalPart:
+        """One part holding the rows of consecutive ``parts``."""
         from scipy import sparse
 
-        matrix = sparse.vstack([self.by_row, other.by_row], format="csr")
-        return LexicalPart(self.first_row, matrix, matrix.tocsc())
+        matrix = sparse.vstack([part.by_row for part in parts], format="csr")
+        return cls(parts[0].first_row, matrix, matrix.tocsc())
 
 
 def _locate(parts: Sequence[LexicalPart], rows: np.ndarray) -> list[tuple[LexicalPart, np.ndarray]]:

@@ -27,7 +27,7 @@ The order of one list (see README, "How results are ranked"):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -127,7 +127,6 @@ class Pool:
     title_codes: np.ndarray
     url_codes: np.ndarray
     query_terms: int = 0  # terms in the query's TF-IDF vector
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.dense)

@@ -55,6 +55,7 @@ class Case:
     pool: Pool
     query: Query
     relevant: frozenset[str]
+    row: int  # the query article's own row
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,7 @@ def replay(
     for case in cases:
         listing = rank(case.pool, ranking, case.query, limit=k)
         items = [listed(int(case.rows[group[0]])) for group in listing.groups]
-        query_row = int(case.pool.extra["row"])
-        scores.append(score_list(listed(query_row), items, case.relevant))
+        scores.append(score_list(listed(case.row), items, case.relevant))
     return summarize(scores, skipped=0, k=k, candidates=0)
 
 
@@ -195,7 +195,8 @@ def tune(
             relevant = frozenset(r for r in relevance[query_id] if visible(r, until_day))
             if relevant:
                 rows, pool, query = recommender._replayable(query_id, K, until_day=until_day)
-                out.append(Case(query_id, rows, pool, query, relevant))
+                row = columns.row_of[query_id]
+                out.append(Case(query_id, rows, pool, query, relevant, row))
             if progress is not None:
                 progress(what, done, len(ids))
         return out

@@ -310,13 +310,11 @@ def test_part_of_holds_rows_and_terms() -> None:
 
 
 @pytest.mark.parametrize("cuts", [(0,), (3,), (8,), (2, 5), (1, 4, 7)])
-def test_merged_equals_one_part(cuts: tuple[int, ...]) -> None:
+def test_joined_equals_one_part(cuts: tuple[int, ...]) -> None:
     vectors = _random_vectors(1, 12, 9)
     whole = LexicalPart.of(0, vectors, 9)
     parts = _parts(vectors, 9, cuts)
-    merged = parts[0]
-    for part in parts[1:]:
-        merged = merged.merged(part)
+    merged = LexicalPart.joined(parts)
     assert merged.first_row == 0 and merged.count == whole.count
     assert merged.by_row.format == "csr" and merged.by_term.format == "csc"
     np.testing.assert_array_equal(merged.by_row.toarray(), whole.by_row.toarray())
@@ -326,8 +324,10 @@ def test_merged_equals_one_part(cuts: tuple[int, ...]) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_merged_keeps_the_first_row() -> None:
-    merged = LexicalPart.of(20, ROWS[:3], WIDTH).merged(LexicalPart.of(23, ROWS[3:], WIDTH))
+def test_joined_keeps_the_first_row() -> None:
+    merged = LexicalPart.joined(
+        [LexicalPart.of(20, ROWS[:3], WIDTH), LexicalPart.of(23, ROWS[3:], WIDTH)]
+    )
     assert merged.first_row == 20 and merged.count == len(ROWS)
 
 

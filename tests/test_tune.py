@@ -146,13 +146,13 @@ def make_case(
         url_codes=np.full(n, -1, dtype=np.int64),
         query_terms=query_terms,
     )
-    pool.extra["row"] = QUERY_ROW + index
     return Case(
         query_id=f"q{index}",
         rows=rows,
         pool=pool,
         query=Query(day=None),
         relevant=frozenset(f"r{rows[i]}" for i in relevant),
+        row=QUERY_ROW + index,
     )
 
 
@@ -250,10 +250,10 @@ def random_cases(seed: int, count: int = 6, n: int = 12) -> list[Case]:
             query_terms=int(rng.integers(1, 40)),
         )
         rows = np.arange(100 * index, 100 * index + n, dtype=np.int64)
-        pool.extra["row"] = QUERY_ROW + index
         relevant = frozenset(f"r{r}" for r in rng.choice(rows, size=3, replace=False))
         day = float(100 + rng.integers(0, 30))
-        cases.append(Case(f"q{index}", rows, pool, Query(day=day, category=1), relevant))
+        query = Query(day=day, category=1)
+        cases.append(Case(f"q{index}", rows, pool, query, relevant, QUERY_ROW + index))
     return cases
 
 
