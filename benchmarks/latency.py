@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     rec = index()
-    snapshot = rec._snapshot
+    snapshot = rec.snapshot
     queries = random.Random(args.seed).sample(rec.ids(), args.queries)
 
     def dense(query: str) -> object:

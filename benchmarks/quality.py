@@ -155,7 +155,7 @@ class CopiesOnce:
     """
 
     def __init__(self, rec: Recommender) -> None:
-        self.snapshot = rec._snapshot
+        self.snapshot = rec.snapshot
         self.threshold = rec.settings.duplicate_threshold
 
     def _copies(self, ids: list[str]) -> np.ndarray:
@@ -213,7 +213,7 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
         queries = sorted(by_id)
     print(f"  {len(queries)} queries")
 
-    snapshot = rec._snapshot  # the stored vectors, searched as plain vector search does
+    snapshot = rec.snapshot  # the stored vectors, searched as plain vector search does
 
     def dense(query: str) -> list[str]:
         row = snapshot.columns.row_of[query]

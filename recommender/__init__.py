@@ -18,18 +18,22 @@ from .errors import (
     InvalidArticleError,
     InvalidArticlesError,
     InvalidQueryError,
+    LabelsError,
     ModelError,
     RecommenderError,
+    SettingsError,
     UnknownArticleError,
 )
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
-from .settings import DEFAULT_MODEL, Settings
+from .retrieve import Filters
+from .settings import DEFAULT_MODEL, Ranking, Settings
 from .tune import TuneReport
 
 __all__ = [
     "DEFAULT_MODEL",
     "Article",
     "BuildReport",
+    "Filters",
     "IncompatibleIndexError",
     "IndexBusyError",
     "IndexDamagedError",
@@ -39,11 +43,14 @@ __all__ = [
     "InvalidArticleError",
     "InvalidArticlesError",
     "InvalidQueryError",
+    "LabelsError",
     "ModelError",
+    "Ranking",
     "Recommendation",
     "Recommender",
     "RecommenderError",
     "Settings",
+    "SettingsError",
     "TuneReport",
     "UnknownArticleError",
     "UpdateReport",

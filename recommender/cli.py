@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import inspect
 import json
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -17,10 +20,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from .engine import DEFAULT_INDEX, FROM_SETTINGS, Recommender
+from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
 from .results import Recommendation
-from .settings import DEFAULT_MODEL, Settings
+from .settings import DEFAULT_MODEL, Ranking, Settings
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -64,26 +67,77 @@ SkipInvalidOption = Annotated[
     typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
 ]
 
-LexicalWeightOption = Annotated[
-    float | None,
-    typer.Option(
-        help="TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only)."
-    ),
-]
-LexicalWeightShortOption = Annotated[
-    float | None,
-    typer.Option(help="TF-IDF share of the similarity for headline-length queries, 0-1."),
-]
-NeighbourWeightOption = Annotated[
-    float | None,
-    typer.Option(
-        help="Weight of closeness to the query's nearest candidates in the similarity (0: off)."
-    ),
-]
-MmrLambdaOption = Annotated[
-    float | None,
-    typer.Option(help="Diversity: below 1, trade score for variety (maximal marginal relevance)."),
-]
+
+def _choices(name: str, values: tuple[str, ...]) -> Any:
+    """An Enum of these strings: how typer takes an option with a fixed set of values."""
+    return enum.Enum(name, {value: value for value in values}, type=str)
+
+
+def _ranking_parameters() -> list[inspect.Parameter]:
+    """One command-line option per ``Ranking`` field (``--half-life-days`` ...), from its type,
+    default and help, and ``--no-recency``; each defaults to None, "not given"."""
+    hints = typing.get_type_hints(Ranking)
+    parameters = []
+    for field in fields(Ranking):
+        hint = hints[field.name]
+        kind: Any
+        if typing.get_origin(hint) is typing.Literal:  # a choice: typer takes an Enum
+            kind = _choices(field.name, typing.get_args(hint))
+        else:
+            kind = next(t for t in (int, float) if t in (hint, *typing.get_args(hint)))
+        shown = "off" if field.default is None else field.default
+        option = typer.Option(
+            f"--{field.name.replace('_', '-')}",
+            help=f"{field.metadata['help']} Default: {shown}, or the index's.",
+            show_default=False,
+        )
+        parameters.append(
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind | None, option],
+            )
+        )
+    no_recency = typer.Option("--no-recency", help="Turn recency off (half-life: off).")
+    parameters.append(
+        inspect.Parameter(
+            "no_recency",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, no_recency],
+        )
+    )
+    return parameters
+
+
+RANKING_PARAMETERS = _ranking_parameters()
+
+
+def _with_ranking_options(command: F) -> F:
+    """Give a command the ranking options, declared once (from ``Ranking``): the command
+    receives those given on the command line as ``ranking``, a dict of overrides."""
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "ranking"]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        given = {p.name: kwargs.pop(p.name) for p in RANKING_PARAMETERS}
+        no_recency = given.pop("no_recency")
+        overrides = {
+            name: value.value if isinstance(value, enum.Enum) else value
+            for name, value in given.items()
+            if value is not None
+        }
+        if no_recency:
+            overrides["half_life_days"] = None
+        return command(*args, ranking=overrides, **kwargs)
+
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*kept, *RANKING_PARAMETERS]
+    )
+    return run  # type: ignore[return-value]
+
 
 SAMPLE_INDEX = Path("indexes") / "sample"
 #: Sample articles the demo asks about: different sections, each with hard negatives.
@@ -211,11 +265,13 @@ def _build(
 
 @app.command("build-index")
 @_cli_errors
+@_with_ranking_options
 def build_index(
     articles: Annotated[
         list[Path],
         typer.Argument(help="JSON Lines (.jsonl, .jsonl.gz) or CSV (.csv, .csv.gz) files."),
     ],
+    ranking: dict[str, Any],
     index: IndexOption = DEFAULT_INDEX,
     model: Annotated[
         str,
@@ -231,60 +287,21 @@ def build_index(
     vector_type: Annotated[
         str, typer.Option(help="Store vectors as float16 (half the memory, faster) or float32.")
     ] = Settings.vector_type,
-    half_life_days: Annotated[
-        float | None,
-        typer.Option(help="Default recency half-life of queries, in days. [default: 7]"),
-    ] = None,
-    no_recency: Annotated[
-        bool, typer.Option("--no-recency", help="Queries weigh no recency by default.")
-    ] = False,
-    recency_weight: Annotated[
-        float | None,
-        typer.Option(
-            help="Default share of the score that recency can change, 0-1. "
-            f"[default: {Settings.recency_weight}]"
-        ),
-    ] = None,
-    category_boost: Annotated[
-        float | None,
-        typer.Option(
-            help="Default extra weight for the query's own category. "
-            f"[default: {Settings.category_boost}]"
-        ),
-    ] = None,
-    lexical_weight: LexicalWeightOption = None,
-    lexical_weight_short: LexicalWeightShortOption = None,
-    neighbour_weight: NeighbourWeightOption = None,
-    mmr_lambda: MmrLambdaOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
 
     Articles already in the index with the same text keep their stored embedding. Ranking
-    settings not given keep the values of the index being replaced (e.g. from recommend tune),
-    or the defaults for a new index.
+    options set the index's default ranking; those not given keep the values of the index
+    being replaced (e.g. from recommend tune), or the defaults for a new index.
     """
-    given = {
-        "half_life_days": half_life_days,
-        "recency_weight": recency_weight,
-        "category_boost": category_boost,
-        "lexical_weight": lexical_weight,
-        "lexical_weight_short": lexical_weight_short,
-        "neighbour_weight": neighbour_weight,
-        "mmr_lambda": mmr_lambda,
-    }
-    ranking = Recommender.stored_ranking(index)
-    ranking.update({name: value for name, value in given.items() if value is not None})
-    if no_recency:
-        ranking["half_life_days"] = None
-    settings = Settings.from_dict(
-        {
-            **ranking,
-            "model": model,
-            "max_body_chars": max_body_chars,
-            "batch_size": batch_size,
-            "vector_type": vector_type,
-        }
+    stored = Recommender.stored_ranking(index) or Ranking()
+    settings = Settings(
+        model=model,
+        max_body_chars=max_body_chars,
+        batch_size=batch_size,
+        vector_type=vector_type,  # type: ignore[arg-type]
+        ranking=replace(stored, **ranking),
     )
     _build(
         articles,
@@ -367,35 +384,6 @@ def remove(
     )
 
 
-def _ranking_options(
-    *,
-    no_recency: bool,
-    half_life_days: float | None,
-    recency_weight: float | None = None,
-    recency_from: str | None = None,
-    category_boost: float | None,
-    lexical_weight: float | None,
-    lexical_weight_short: float | None,
-    neighbour_weight: float | None,
-    mmr_lambda: float | None,
-) -> dict[str, Any]:
-    """Query options from command-line values; those not given take the index's setting."""
-    given = {
-        "half_life_days": half_life_days,
-        "recency_weight": recency_weight,
-        "recency_from": recency_from,
-        "category_boost": category_boost,
-        "lexical_weight": lexical_weight,
-        "lexical_weight_short": lexical_weight_short,
-        "neighbour_weight": neighbour_weight,
-        "mmr_lambda": mmr_lambda,
-    }
-    options = {name: FROM_SETTINGS if value is None else value for name, value in given.items()}
-    if no_recency:
-        options["half_life_days"] = None
-    return options
-
-
 def _date(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value else "-"
 
@@ -428,7 +416,9 @@ def _show_similar(rec: Recommender, article_id: str, k: int) -> None:
 
 @app.command()
 @_cli_errors
+@_with_ranking_options
 def similar(
+    ranking: dict[str, Any],
     article_id: Annotated[
         str | None, typer.Argument(metavar="ID", help="Id of an indexed article.")
     ] = None,
@@ -452,23 +442,6 @@ def similar(
         str | None,
         typer.Option(help="Model for --text; must be the one the index was built with."),
     ] = None,
-    half_life_days: Annotated[
-        float | None, typer.Option(help="Recency half-life in days (default: the index's).")
-    ] = None,
-    no_recency: Annotated[bool, typer.Option("--no-recency", help="Turn recency off.")] = False,
-    recency_weight: Annotated[
-        float | None, typer.Option(help="Share of the score recency can change, 0-1.")
-    ] = None,
-    recency_from: Annotated[
-        str | None, typer.Option(help="Measure age from the 'query' article's date or 'now'.")
-    ] = None,
-    category_boost: Annotated[
-        float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
-    ] = None,
-    lexical_weight: LexicalWeightOption = None,
-    lexical_weight_short: LexicalWeightShortOption = None,
-    neighbour_weight: NeighbourWeightOption = None,
-    mmr_lambda: MmrLambdaOption = None,
     same_category: Annotated[
         bool, typer.Option("--same-category", help="Only articles in the query's category.")
     ] = False,
@@ -487,17 +460,7 @@ def similar(
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of ID, --text or --text-file")
     options: dict[str, Any] = {
-        **_ranking_options(
-            no_recency=no_recency,
-            half_life_days=half_life_days,
-            recency_weight=recency_weight,
-            recency_from=recency_from,
-            category_boost=category_boost,
-            lexical_weight=lexical_weight,
-            lexical_weight_short=lexical_weight_short,
-            neighbour_weight=neighbour_weight,
-            mmr_lambda=mmr_lambda,
-        ),
+        **ranking,
         "same_category": same_category,
         "categories": category or None,
         "since": since,
@@ -560,10 +523,12 @@ def _relevance(articles: list[Path], label: str, id_field: str) -> dict[str, fro
 
 @app.command()
 @_cli_errors
+@_with_ranking_options
 def evaluate(
     articles: Annotated[
         list[Path], typer.Argument(help="The labelled articles (JSON Lines or CSV).")
     ],
+    ranking: dict[str, Any],
     label: Annotated[
         str,
         typer.Option(
@@ -579,35 +544,15 @@ def evaluate(
     id_field: Annotated[
         str, typer.Option(help="Column of ARTICLES that holds the article id.")
     ] = "id",
-    half_life_days: Annotated[
-        float | None, typer.Option(help="Recency half-life in days (default: the index's).")
-    ] = None,
-    no_recency: Annotated[bool, typer.Option("--no-recency", help="Turn recency off.")] = False,
-    category_boost: Annotated[
-        float | None, typer.Option(help="Extra weight for the query's category; 0 turns it off.")
-    ] = None,
-    lexical_weight: LexicalWeightOption = None,
-    lexical_weight_short: LexicalWeightShortOption = None,
-    neighbour_weight: NeighbourWeightOption = None,
-    mmr_lambda: MmrLambdaOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Score the related lists against labels: P@5, P@10, nDCG@10, MRR, recall and more."""
     from .evaluate import evaluate as run_evaluation
 
     relevance = _relevance(articles, label, id_field)
-    options = _ranking_options(
-        no_recency=no_recency,
-        half_life_days=half_life_days,
-        category_boost=category_boost,
-        lexical_weight=lexical_weight,
-        lexical_weight_short=lexical_weight_short,
-        neighbour_weight=neighbour_weight,
-        mmr_lambda=mmr_lambda,
-    )
     with Recommender.open(index) as rec, _progress_bar("querying") as progress:
         report = run_evaluation(
-            rec, relevance, k=k, queries=queries, seed=seed, options=options, progress=progress
+            rec, relevance, k=k, queries=queries, seed=seed, options=ranking, progress=progress
         )
     if json_output:
         _print_json(asdict(report))
@@ -636,10 +581,12 @@ def evaluate(
 
 @app.command()
 @_cli_errors
+@_with_ranking_options
 def tune(
     articles: Annotated[
         list[Path], typer.Argument(help="The labelled articles (JSON Lines or CSV).")
     ],
+    ranking: dict[str, Any],
     label: Annotated[
         str,
         typer.Option(
@@ -665,7 +612,8 @@ def tune(
 
     Tunes on the earlier 70% of the queries (by date; at random when undated) and scores the
     old and new settings on the later 30%. The new ones are stored in the index only if they
-    score higher there (nDCG@10, by at least 0.001).
+    score higher there (nDCG@10, by at least 0.001). Ranking options given set where the
+    search starts (the index's ranking otherwise).
     """
     from .tune import MIN_GAIN
 
@@ -675,6 +623,7 @@ def tune(
             relevance,
             queries=queries,
             seed=seed,
+            start=replace(rec.settings.ranking, **ranking) if ranking else None,
             dry_run=dry_run,
             progress=progress,
             wait=wait,

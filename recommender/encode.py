@@ -6,6 +6,7 @@ answering queries about indexed articles never loads them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,28 +46,32 @@ def model_location(name: str) -> str:
 
 
 class SentenceTransformerEncoder:
-    """A sentence-transformers model, by name or local path, loaded on first use."""
+    """A sentence-transformers model, by name or local path, loaded on first use (once, also
+    when several threads ask at the same time)."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64) -> None:
         self._name = model
         self._batch_size = batch_size
         self._model: Any = None
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return self._name
 
     def _loaded(self) -> Any:
-        if self._model is None:
-            location = model_location(self._name)
-            try:
-                from sentence_transformers import SentenceTransformer
+        with self._lock:
+            if self._model is None:
+                location = model_location(self._name)
+                try:
+                    from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(location)
-            except Exception as exc:
-                hint = "" if Path(location).exists() else " (no such local path; is it installed?)"
-                raise ModelError(f"cannot load model {self._name!r}{hint}: {exc}") from exc
-        return self._model
+                    self._model = SentenceTransformer(location)
+                except Exception as exc:
+                    exists = Path(location).exists()
+                    hint = "" if exists else " (no such local path; is it installed?)"
+                    raise ModelError(f"cannot load model {self._name!r}{hint}: {exc}") from exc
+            return self._model
 
     @property
     def dimension(self) -> int:
@@ -90,6 +95,29 @@ class SentenceTransformerEncoder:
         except Exception as exc:
             raise ModelError(f"model {self._name!r} failed to encode: {exc}") from exc
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+#: Encoders made by name instead of by sentence-transformers (see ``register_encoder``).
+_FACTORIES: dict[str, Callable[[], Encoder]] = {}
+
+
+def register_encoder(name: str, factory: Callable[[], Encoder] | None) -> None:
+    """Make ``load_encoder(name)`` call ``factory`` (None removes it): a model that is not a
+    sentence-transformers one, or a deterministic encoder for tests, chosen by its name from
+    the CLI and recorded in the index like any model."""
+    if factory is None:
+        _FACTORIES.pop(name, None)
+    else:
+        _FACTORIES[name] = factory
+
+
+def load_encoder(name: str, *, batch_size: int = 64) -> Encoder:
+    """The encoder of a model name or path: a registered one, else sentence-transformers
+    (loaded when it first encodes)."""
+    factory = _FACTORIES.get(name)
+    if factory is not None:
+        return factory()
+    return SentenceTransformerEncoder(name, batch_size=batch_size)
 
 
 def encode_all(

@@ -61,3 +61,11 @@ class ModelError(RecommenderError):
 
 class InvalidQueryError(RecommenderError, ValueError):
     """A query parameter is out of range or contradicts another."""
+
+
+class SettingsError(RecommenderError, ValueError):
+    """A build or ranking setting is out of its range."""
+
+
+class LabelsError(RecommenderError, ValueError):
+    """Labels given to evaluate or tune are unusable (no labelled, indexed article...)."""

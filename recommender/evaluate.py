@@ -25,11 +25,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .articles import iter_records
-from .errors import InputFileError, InvalidQueryError
+from .errors import InputFileError, InvalidQueryError, LabelsError
 from .text import title_key
+
+if TYPE_CHECKING:
+    from .engine import Recommender
 
 Relevance = Mapping[str, frozenset[str]]
 
@@ -92,7 +95,7 @@ def labels_from_field(
             if isinstance(article_id, str | int) and isinstance(value, str | int):
                 labels[str(article_id).strip()] = str(value)
     if not labels:
-        raise InvalidQueryError(f"no article in {', '.join(map(str, paths))} has a {label!r} field")
+        raise LabelsError(f"no article in {', '.join(map(str, paths))} has a {label!r} field")
     return labels
 
 
@@ -182,7 +185,7 @@ def summarize(
 ) -> EvaluationReport:
     """Mean metrics over queries."""
     if not scores:
-        raise InvalidQueryError("no query has a relevant article in the index")
+        raise LabelsError("no query has a relevant article in the index")
 
     def mean(values: Iterable[float]) -> float:
         return statistics.fmean(values)
@@ -207,7 +210,7 @@ def summarize(
 
 
 def evaluate(
-    recommender: Any,
+    recommender: Recommender,
     relevance: Relevance,
     *,
     k: int = 10,
@@ -218,7 +221,8 @@ def evaluate(
 ) -> EvaluationReport:
     """Ask ``recommender`` (a Recommender) for each query's related list and score it.
 
-    ``options`` are passed to ``similar`` (e.g. ``half_life_days=None``).
+    ``options`` are passed to ``similar``: any ``Ranking`` field by name (e.g.
+    ``half_life_days=None``), or ``ranking=`` / ``filters=``.
     """
     if k < 1:
         raise InvalidQueryError(f"k must be 1 or more, got {k}")

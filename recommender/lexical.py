@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidQueryError
+from .errors import SettingsError
 from .text import clean_html
 
 #: Builds with fewer texts keep every term (see ``fit``).
@@ -112,7 +112,7 @@ def fit(texts: Sequence[str], ngrams: int, min_df: int) -> tuple[Lexicon, list[T
         matrix = vectorizer.fit_transform(texts).tocsr()
     except ValueError as exc:
         if "max_df corresponds to" in str(exc):  # min_df above the number of texts
-            raise InvalidQueryError(
+            raise SettingsError(
                 f"lexical_min_df {min_df} is more than the {len(texts)} articles"
             ) from None
         # No term at all (empty or stop-word-only texts, or none left by min_df).

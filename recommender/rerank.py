@@ -14,7 +14,7 @@ The order of one list (see README, "How results are ranked"):
    top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
    similarity to itself is not counted): an article close to the query's nearest ones is more
    likely on the same story than one close to the query alone;
-3. ``score = similarity * recency * category`` (see ``rerank``);
+3. ``score = similarity * recency * category`` (see ``weigh``);
 4. copies: walking down the scores, a candidate that is a copy of the query is dropped and a
    copy of an article above it joins that article's group (same normalised title, same url,
    or TF-IDF cosine >= ``duplicate_threshold``); a group is listed once, at its best score,
@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
 
 import numpy as np
+
+from .retrieve import Pool
+from .settings import Ranking
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def category_factors(category_codes: np.ndarray, query_code: int, boost: float) 
     return np.where(codes == query_code, 1.0 + boost, 1.0)
 
 
-def rerank(
+def weigh(
     similarities: np.ndarray,
     published_days: np.ndarray,
     category_codes: np.ndarray,
@@ -111,74 +112,6 @@ def rerank(
 
 
 @dataclass(frozen=True)
-class Pool:
-    """The candidates of one query, with what ranking them needs.
-
-    ``vectors`` are the candidates' unit embeddings and ``terms`` their TF-IDF rows (a scipy
-    sparse matrix): their pairwise similarities are computed when first needed.
-    """
-
-    dense: np.ndarray  # cosine of the embeddings with the query's
-    lexical: np.ndarray  # TF-IDF cosine with the query's text
-    vectors: np.ndarray
-    terms: Any
-    published_days: np.ndarray
-    category_codes: np.ndarray
-    title_codes: np.ndarray
-    url_codes: np.ndarray
-    query_terms: int = 0  # terms in the query's TF-IDF vector
-
-    def __len__(self) -> int:
-        return len(self.dense)
-
-    @cached_property
-    def pair_dense(self) -> np.ndarray:
-        return self.dense_between(np.arange(len(self)), np.arange(len(self)))
-
-    @cached_property
-    def pair_lexical(self) -> np.ndarray:
-        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float32)
-
-    def dense_between(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """Embedding cosines of the candidates ``rows`` with the candidates ``columns``."""
-        if "pair_dense" in self.__dict__:  # computed already (e.g. when tuning)
-            return np.asarray(self.pair_dense[np.ix_(rows, columns)])
-        return dot(self.vectors[rows], self.vectors[columns])
-
-    def dense_to(self, columns: np.ndarray) -> np.ndarray:
-        """Embedding cosines of every candidate with the candidates ``columns``."""
-        return self.dense_between(np.arange(len(self)), columns)
-
-
-def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b.T`` for the small matrices of one query, without BLAS.
-
-    BLAS would run these on its own threads, which then spin beside FAISS's OpenMP threads and
-    slow every query down (p50 +18% to +59%, p95 about x3 on 2 cores; benchmarks/RESULTS.md,
-    latency);
-    numpy's einsum loops stay on the calling thread.
-    """
-    return np.asarray(np.einsum("id,jd->ij", np.asarray(a, np.float32), np.asarray(b, np.float32)))
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """Every parameter of the order of a list (see the module docstring)."""
-
-    lexical_weight: float = 0.7
-    lexical_weight_short: float = 0.3
-    short_terms: int = 20
-    neighbours: int = 2
-    neighbour_weight: float = 1.0
-    half_life_days: float | None = 7.0
-    recency_weight: float = 0.1
-    category_boost: float = 0.1
-    duplicate_threshold: float = 0.9
-    mmr_lambda: float = 1.0
-    future_is_fresh: bool = False
-
-
-@dataclass(frozen=True)
 class Query:
     """What the query article contributes to ranking. Copies of an ``indexed`` query are
     left out; a text that is not indexed has none."""
@@ -202,7 +135,7 @@ class Listing:
     category: np.ndarray
 
 
-def lexical_weight(pool: Pool, ranking: Ranking) -> float:
+def fusion_weight(pool: Pool, ranking: Ranking) -> float:
     """The TF-IDF share of the similarity for this pool's query (short or not)."""
     short = pool.query_terms < ranking.short_terms
     return ranking.lexical_weight_short if short else ranking.lexical_weight
@@ -302,7 +235,7 @@ def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> n
 def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
     """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
     count = len(pool)
-    weight = lexical_weight(pool, ranking)
+    weight = fusion_weight(pool, ranking)
     fused = fuse(pool.dense, pool.lexical, weight)
     of_query = _query_copies(pool, query, ranking)
     similarity = fused
@@ -318,7 +251,7 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
             closeness = np.where(np.isnan(closeness), fused, closeness)
             boost = ranking.neighbour_weight
             similarity = (fused + boost * closeness) / (1.0 + boost)
-    ranked = rerank(
+    ranked = weigh(
         similarity,
         pool.published_days,
         pool.category_codes,
@@ -327,7 +260,7 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         half_life_days=ranking.half_life_days,
         recency_weight=ranking.recency_weight,
         category_boost=ranking.category_boost,
-        future_is_fresh=ranking.future_is_fresh,
+        future_is_fresh=ranking.recency_from == "now",
     )
     diverse = ranking.mmr_lambda < 1.0
     groups = group_copies(
@@ -353,13 +286,3 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         recency=ranked.recency,
         category=ranked.category,
     )
-
-
-def ranking_of(settings: Any) -> Ranking:
-    """The Ranking of a Settings object or a dict of settings (unknown names ignored)."""
-    values = settings if isinstance(settings, dict) else settings.to_dict()
-    fields = Ranking.__dataclass_fields__
-    known = {name: value for name, value in values.items() if name in fields}
-    if values.get("recency_from") == "now":
-        known["future_is_fresh"] = True
-    return Ranking(**known)

@@ -1,14 +1,28 @@
-"""Retrieving candidates from the vector index: nearest first, filtered, never the query itself."""
+"""Retrieving candidates: the embedding's nearest and the TF-IDF's best, filtered, never the
+query itself, gathered into the ``Pool`` that ranking (rerank.py) orders.
+
+The candidate stage does not depend on the ranking weights (only on ``Ranking.candidates``),
+so a pool can be ranked again with other settings (``recommend tune`` does).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .store import Columns
+from .articles import parse_datetime
+from .errors import InvalidQueryError
+from .lexical import TermVector, cosine_with, rows_matrix
+from .lexical import search as lexical_search
+from .store import SECONDS_PER_DAY, Columns
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -21,7 +35,70 @@ class Candidates:
 
 @dataclass(frozen=True)
 class Filters:
-    """Which articles may be returned at all (None = no restriction)."""
+    """Which articles a query may return, as a caller gives them.
+
+    ``same_category``: only articles in the query's category; ``categories``: only articles in
+    these; ``since`` / ``until``: only articles published in this range (bounds included; a bare
+    date as ``until`` includes that day; undated articles fail either bound); ``exclude``: ids
+    never to return.
+    """
+
+    same_category: bool = False
+    categories: Iterable[str] | None = None
+    since: datetime | date | str | None = None
+    until: datetime | date | str | None = None
+    exclude: Iterable[str] = ()
+
+    def resolve(self, columns: Columns, query_category: int, where: object) -> RowFilter:
+        """The row filter of these filters over an index's columns (``where`` names the index
+        in errors); InvalidQueryError for an unknown category or a bad date range."""
+        codes: set[int] | None = None
+        if self.categories is not None:
+            names = [self.categories] if isinstance(self.categories, str) else self.categories
+            names = list(names)
+            unknown = [name for name in names if name not in columns.categories]
+            if unknown:
+                known = ", ".join(columns.categories[:12]) or "none"
+                raise InvalidQueryError(
+                    f"category {unknown[0]!r} is not in index {where} (known: {known})"
+                )
+            codes = {columns.category_code(name) for name in names}
+        if self.same_category and query_category >= 0:
+            codes = {query_category} if codes is None else codes & {query_category}
+        since_day = _day(self.since, "since")
+        until_day = _day(self.until, "until", end_of_day=True)
+        if since_day is not None and until_day is not None and since_day > until_day:
+            raise InvalidQueryError(f"since ({self.since}) is after until ({self.until})")
+        return RowFilter(
+            categories=frozenset(codes) if codes is not None else None,
+            since_day=since_day,
+            until_day=until_day,
+        )
+
+
+def _day(
+    value: datetime | date | str | None, name: str, *, end_of_day: bool = False
+) -> float | None:
+    """A bound as days since 1970; a bare date as an ``until`` bound includes that whole day."""
+    if value is None:
+        return None
+    bare_date = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) == 10
+    )
+    try:
+        moment = parse_datetime(value)
+    except ValueError as exc:
+        raise InvalidQueryError(f"{name} {exc}") from None
+    if moment is None:
+        raise InvalidQueryError(f"{name} is empty; give a date such as 2026-09-14")
+    if bare_date and end_of_day:
+        moment += timedelta(days=1) - timedelta(microseconds=1)
+    return moment.timestamp() / SECONDS_PER_DAY
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows may be returned at all (None = no restriction): ``Filters`` resolved."""
 
     categories: frozenset[int] | None = None
     since_day: float | None = None
@@ -36,7 +113,7 @@ class Filters:
         )
 
 
-def allowed_rows(columns: Columns, filters: Filters) -> np.ndarray:
+def allowed_rows(columns: Columns, filters: RowFilter) -> np.ndarray:
     """A boolean mask over all rows; undated articles fail any date bound."""
     mask = np.ones(len(columns.ids), dtype=bool)
     if filters.categories is not None:
@@ -112,3 +189,93 @@ def retrieve_parts(
     similarities = np.concatenate(found_similarities)
     best = np.lexsort((rows, -similarities))[:count]
     return Candidates(rows=rows[best], similarities=similarities[best])
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The candidates of one query, with what ranking them needs.
+
+    ``vectors`` are the candidates' unit embeddings and ``terms`` their TF-IDF rows (a scipy
+    sparse matrix): their pairwise similarities are computed when first needed.
+    """
+
+    dense: np.ndarray  # cosine of the embeddings with the query's
+    lexical: np.ndarray  # TF-IDF cosine with the query's text
+    vectors: np.ndarray
+    terms: Any
+    published_days: np.ndarray
+    category_codes: np.ndarray
+    title_codes: np.ndarray
+    url_codes: np.ndarray
+    query_terms: int = 0  # terms in the query's TF-IDF vector
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+    @cached_property
+    def pair_dense(self) -> np.ndarray:
+        return self.dense_between(np.arange(len(self)), np.arange(len(self)))
+
+    @cached_property
+    def pair_lexical(self) -> np.ndarray:
+        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float32)
+
+    def dense_between(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Embedding cosines of the candidates ``rows`` with the candidates ``columns``."""
+        if "pair_dense" in self.__dict__:  # computed already (e.g. when tuning)
+            return np.asarray(self.pair_dense[np.ix_(rows, columns)])
+        return dot(self.vectors[rows], self.vectors[columns])
+
+    def dense_to(self, columns: np.ndarray) -> np.ndarray:
+        """Embedding cosines of every candidate with the candidates ``columns``."""
+        return self.dense_between(np.arange(len(self)), columns)
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` for the small matrices of one query, without BLAS.
+
+    BLAS would run these on its own threads, which then spin beside FAISS's OpenMP threads and
+    slow every query down (p50 +18% to +59%, p95 about x3 on 2 cores; benchmarks/RESULTS.md,
+    latency);
+    numpy's einsum loops stay on the calling thread.
+    """
+    return np.asarray(np.einsum("id,jd->ij", np.asarray(a, np.float32), np.asarray(b, np.float32)))
+
+
+def candidate_count(snapshot: Snapshot, k: int, wanted: int) -> int:
+    """Candidates to take from each side for a list of ``k``: ``max(wanted, 3k)``, at most all."""
+    return min(len(snapshot.columns.ids), max(wanted, 3 * int(k)))
+
+
+def gather(
+    snapshot: Snapshot,
+    vector: np.ndarray,
+    terms: TermVector,
+    count: int,
+    *,
+    drop: Collection[int] = (),
+    filters: RowFilter | None = None,
+) -> tuple[np.ndarray, Pool]:
+    """The candidate rows of a query (the embedding's ``count`` nearest, then the TF-IDF's
+    ``count`` best not among them; live, allowed rows only, none in ``drop``) and their pool."""
+    columns = snapshot.columns
+    allowed = allowed_rows(columns, filters) if filters is not None and filters.active else None
+    if not columns.alive.all():
+        allowed = columns.alive if allowed is None else allowed & columns.alive
+    dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed)
+    lexical_rows, _ = lexical_search(snapshot.lexical, terms, count, drop=drop, allowed=allowed)
+    rows = np.concatenate([dense.rows, lexical_rows[~np.isin(lexical_rows, dense.rows)]])
+    vectors = snapshot.vectors(rows)
+    matrix = rows_matrix(snapshot.lexical, rows)
+    pool = Pool(
+        dense=dot(vectors, np.asarray(vector, dtype=np.float32)[None, :])[:, 0],
+        lexical=cosine_with(matrix, terms),
+        vectors=vectors,
+        terms=matrix,
+        published_days=columns.published_days[rows],
+        category_codes=columns.category_codes[rows],
+        title_codes=columns.title_codes[rows],
+        url_codes=columns.url_codes[rows],
+        query_terms=len(terms.terms),
+    )
+    return rows, pool

@@ -1,21 +1,121 @@
-"""One frozen settings object: how text is embedded and how results are weighted by default."""
+"""Settings: how an index is built (``Settings``) and how its lists are ranked (``Ranking``).
+
+Both are frozen values, validated when made. ``Ranking`` holds every ranking knob with its
+default, written once here: the index stores one as its query-time defaults, a query overrides
+any of them with ``dataclasses.replace``, ``recommend tune`` searches them, and the CLI derives
+its ranking options (names, types, help) from the fields below.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import InvalidQueryError
+from .errors import SettingsError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 RecencyFrom = Literal["query", "now"]
 
 
+def _knob(default: Any, help: str) -> Any:
+    """A ranking field: its default and the help text of its command-line option."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every parameter of the order of a related list (see README, "How results are ranked",
+    and rerank.py, where each one is used).
+
+    The similarity fuses the embedding cosine and the TF-IDF cosine,
+    ``(1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or ``lexical_weight_short``
+    for a query whose TF-IDF vector has fewer than ``short_terms`` terms (a headline); it is then
+    averaged with its mean similarity to the query's ``neighbours`` nearest candidates, weighted
+    ``neighbour_weight``. Then ``score = similarity * recency * category`` where
+    ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` (age
+    from the query's date, or from now with ``recency_from="now"``) and
+    ``category = 1 + category_boost`` for the query's own category, else 1. Copies (same title,
+    url, or TF-IDF cosine >= ``duplicate_threshold``) are listed once; ``mmr_lambda < 1`` trades
+    score for diversity. ``candidates`` are taken from each side (embedding, TF-IDF).
+    """
+
+    half_life_days: float | None = _knob(
+        7.0, "Recency half-life in days (--no-recency turns recency off)."
+    )
+    recency_weight: float = _knob(0.1, "Share of the score that recency can change, 0-1.")
+    recency_from: RecencyFrom = _knob(  # noqa: RUF009 (a string default: immutable)
+        "query", "Measure age from the 'query' article's date or from 'now'."
+    )
+    category_boost: float = _knob(0.1, "Extra weight for the query's own category (0: off).")
+    lexical_weight: float = _knob(
+        0.7, "TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only)."
+    )
+    lexical_weight_short: float = _knob(
+        0.3, "TF-IDF share of the similarity for headline-length queries, 0-1."
+    )
+    short_terms: int = _knob(20, "A query with fewer TF-IDF terms than this is headline-length.")
+    neighbours: int = _knob(
+        2, "How many of the query's nearest candidates the neighbour term uses."
+    )
+    neighbour_weight: float = _knob(
+        1.0, "Weight of closeness to the query's nearest candidates in the similarity (0: off)."
+    )
+    duplicate_threshold: float = _knob(
+        0.9, "TF-IDF cosine from which two articles are copies of one another, above 0 up to 1."
+    )
+    mmr_lambda: float = _knob(
+        1.0, "Diversity: below 1, trade score for variety (maximal marginal relevance)."
+    )
+    candidates: int = _knob(100, "Candidates taken from each side (embedding, TF-IDF), at least.")
+
+    def __post_init__(self) -> None:
+        for name in ("recency_weight", "lexical_weight", "lexical_weight_short", "mmr_lambda"):
+            _check(name, getattr(self, name), 0.0, 1.0)
+        for name in ("category_boost", "neighbour_weight"):
+            _check(name, getattr(self, name), 0.0, None)
+        if self.half_life_days is not None:
+            _check("half_life_days", self.half_life_days, 0.0, None, low_open=True)  # or None
+        _check("duplicate_threshold", self.duplicate_threshold, 0.0, 1.0, low_open=True)
+        if self.recency_from not in ("query", "now"):
+            raise SettingsError(f"recency_from must be 'query' or 'now', got {self.recency_from!r}")
+        _check_count("candidates", self.candidates, 1)
+        _check_count("short_terms", self.short_terms, 0)
+        _check_count("neighbours", self.neighbours, 0)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _check(
+    name: str, value: object, low: float, high: float | None, *, low_open: bool = False
+) -> None:
+    """Raise SettingsError unless ``value`` is a number in [low, high] (low excluded with
+    ``low_open``; NaN is never in range)."""
+    if high is None:
+        where = f"{'>' if low_open else '>='} {low:g}"
+    elif low_open:
+        where = f"above {low:g} and at most {high:g}"
+    else:
+        where = f"between {low:g} and {high:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{name} must be a number {where}, got {value!r}")
+    inside = (value > low if low_open else value >= low) and (high is None or value <= high)
+    if not inside:  # also NaN
+        raise SettingsError(f"{name} must be {where}, got {value}")
+
+
+def _check_count(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SettingsError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Build-time and default query-time settings, stored in the index manifest.
+    """How an index is built, and the ranking its queries use unless they say otherwise; stored
+    in the index manifest (as one flat mapping, see ``to_dict``).
 
     Text: the embedded text is the title, then the cleaned body cut to ``max_body_chars``
     characters (at a word boundary). all-MiniLM-L6-v2 reads at most 256 word pieces, roughly
@@ -24,124 +124,45 @@ class Settings:
     Vectors are stored as ``vector_type``: float16 halves memory and doubles the speed of
     the exhaustive search for cosine errors below 1e-4; float32 is exact.
 
-    Lexical side (fixed at build): TF-IDF over the title and whole body, terms of 1 to
-    ``lexical_ngrams`` words found in at least ``lexical_min_df`` articles.
+    Lexical side: TF-IDF over the title and whole body, terms of 1 to ``lexical_ngrams`` words
+    found in at least ``lexical_min_df`` articles.
 
-    Ranking (see README, "How results are ranked", and rerank.py): the similarity fuses the
-    embedding cosine and the TF-IDF cosine, ``(1 - w) * dense + w * lexical`` with
-    ``w = lexical_weight``, or ``lexical_weight_short`` for a query whose TF-IDF vector has
-    fewer than ``short_terms`` terms (a headline); it is then averaged with its mean similarity
-    to the query's ``neighbours`` nearest candidates, weighted ``neighbour_weight``. Then
-    ``score = similarity * recency * category`` where
-    ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` and
-    ``category = 1 + category_boost`` for the query's own category, else 1. Copies (same title,
-    url, or TF-IDF cosine >= ``duplicate_threshold``) are listed once; ``mmr_lambda < 1``
-    trades score for diversity. ``candidates`` are taken from each side (embedding, TF-IDF).
+    Everything but ``ranking`` (and ``batch_size``, which only paces embedding) is fixed by a
+    build: the stored vectors, text and lexicon depend on it.
     """
 
     model: str = DEFAULT_MODEL
     max_body_chars: int = 1000
     batch_size: int = 64
     vector_type: Literal["float16", "float32"] = "float16"
-    half_life_days: float | None = 7.0
-    recency_weight: float = 0.1
-    recency_from: RecencyFrom = "query"
-    category_boost: float = 0.1
-    candidates: int = 100
     lexical_ngrams: int = 2
     lexical_min_df: int = 2
-    lexical_weight: float = 0.7
-    lexical_weight_short: float = 0.3
-    short_terms: int = 20
-    neighbours: int = 2
-    neighbour_weight: float = 1.0
-    duplicate_threshold: float = 0.9
-    mmr_lambda: float = 1.0
+    ranking: Ranking = field(default_factory=Ranking)
 
     def __post_init__(self) -> None:
-        if self.max_body_chars < 0:
-            raise InvalidQueryError(f"max_body_chars must be >= 0, got {self.max_body_chars}")
+        _check_count("max_body_chars", self.max_body_chars, 0)
+        _check_count("batch_size", self.batch_size, 1)
+        _check_count("lexical_ngrams", self.lexical_ngrams, 1)
+        _check_count("lexical_min_df", self.lexical_min_df, 1)
         if self.vector_type not in ("float16", "float32"):
-            raise InvalidQueryError(
+            raise SettingsError(
                 f"vector_type must be 'float16' or 'float32', got {self.vector_type!r}"
             )
-        if self.batch_size < 1:
-            raise InvalidQueryError(f"batch_size must be >= 1, got {self.batch_size}")
-        check_ranking(**{name: getattr(self, name) for name in RANKING_FIELDS})
-        for name in ("candidates", "lexical_ngrams", "lexical_min_df"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InvalidQueryError(
-                    f"{name} must be a whole number >= 1, got {getattr(self, name)!r}"
-                )
-        for name in ("short_terms", "neighbours"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise InvalidQueryError(
-                    f"{name} must be a whole number >= 0, got {getattr(self, name)!r}"
-                )
-        if not 0.0 < self.duplicate_threshold <= 1.0:
-            raise InvalidQueryError(
-                f"duplicate_threshold must be above 0 and at most 1, got {self.duplicate_threshold}"
-            )
+        if not isinstance(self.ranking, Ranking):
+            raise SettingsError(f"ranking must be a Ranking, got {type(self.ranking).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The build settings and the ranking settings as one flat mapping (the manifest's)."""
+        build = {name: getattr(self, name) for name in BUILD_FIELDS}
+        return {**build, **dataclasses.asdict(self.ranking)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        """Settings from a manifest; keys this version does not know are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """Settings from a manifest's flat mapping; keys this version does not know are
+        ignored, those it misses take their defaults."""
+        ranking = Ranking(**{name: data[name] for name in Ranking.names() if name in data})
+        return cls(**{name: data[name] for name in BUILD_FIELDS if name in data}, ranking=ranking)
 
 
-#: Settings fixed by a build (the stored text, vectors and lexicon depend on them).
-BUILD_FIELDS = (
-    "model",
-    "max_body_chars",
-    "batch_size",
-    "vector_type",
-    "lexical_ngrams",
-    "lexical_min_df",
-)
-
-#: The settings a query may override (and ``recommend tune`` may change).
-RANKING_FIELDS = (
-    "half_life_days",
-    "recency_weight",
-    "recency_from",
-    "category_boost",
-    "lexical_weight",
-    "lexical_weight_short",
-    "neighbour_weight",
-    "mmr_lambda",
-)
-
-
-def check_ranking(
-    *,
-    half_life_days: float | None,
-    recency_weight: float,
-    recency_from: str,
-    category_boost: float,
-    lexical_weight: float = 0.0,
-    lexical_weight_short: float = 0.0,
-    neighbour_weight: float = 0.0,
-    mmr_lambda: float = 1.0,
-) -> None:
-    """Raise InvalidQueryError for a ranking parameter out of its range."""
-    for name, value in (
-        ("lexical_weight", lexical_weight),
-        ("lexical_weight_short", lexical_weight_short),
-        ("mmr_lambda", mmr_lambda),
-    ):
-        if not 0.0 <= value <= 1.0:
-            raise InvalidQueryError(f"{name} must be between 0 and 1, got {value}")
-    if not neighbour_weight >= 0.0:
-        raise InvalidQueryError(f"neighbour_weight must be >= 0, got {neighbour_weight}")
-    if half_life_days is not None and not half_life_days > 0:
-        raise InvalidQueryError(f"half_life_days must be > 0 or None, got {half_life_days}")
-    if not 0.0 <= recency_weight <= 1.0:
-        raise InvalidQueryError(f"recency_weight must be between 0 and 1, got {recency_weight}")
-    if recency_from not in ("query", "now"):
-        raise InvalidQueryError(f"recency_from must be 'query' or 'now', got {recency_from!r}")
-    if not category_boost >= 0.0:
-        raise InvalidQueryError(f"category_boost must be >= 0, got {category_boost}")
+#: The settings of a build (all but the ranking).
+BUILD_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "ranking")

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,26 +48,77 @@ MANIFEST = "manifest.json"
 ARTICLES = "articles.sqlite"
 SECONDS_PER_DAY = 86400.0
 
-SCHEMA = """
-CREATE TABLE articles (
-    row INTEGER PRIMARY KEY,         -- the article's id in the FAISS segments
-    id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    category TEXT,
-    published_at TEXT,               -- ISO-8601, UTC
-    published_ts REAL,               -- the same, seconds since 1970
-    url TEXT,
-    source TEXT,
-    lang TEXT,
-    tags TEXT NOT NULL,              -- JSON list
-    metadata TEXT NOT NULL,          -- JSON object: the input's other fields
-    title_key TEXT,                  -- normalised title, for duplicates
-    url_key TEXT,                    -- normalised url, for duplicates
-    content_hash TEXT NOT NULL,      -- hash of the embedded text
-    removed INTEGER NOT NULL DEFAULT 0,
-    changed INTEGER NOT NULL         -- generation that last wrote this row
-);
+
+def _column(sql: str, note: str = "") -> Any:
+    return field(metadata={"sql": sql, "note": note})
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """One row of the ``articles`` table: the stored columns, defined here once (their SQL
+    types in the field metadata; the table, inserts and updates are derived from them)."""
+
+    row: int = _column("INTEGER PRIMARY KEY", "the article's id in the FAISS segments")
+    id: str = _column("TEXT NOT NULL")
+    title: str = _column("TEXT NOT NULL")
+    body: str = _column("TEXT NOT NULL")
+    category: str | None = _column("TEXT")
+    published_at: str | None = _column("TEXT", "ISO-8601, UTC")
+    published_ts: float | None = _column("REAL", "the same, seconds since 1970")
+    url: str | None = _column("TEXT")
+    source: str | None = _column("TEXT")
+    lang: str | None = _column("TEXT")
+    tags: str = _column("TEXT NOT NULL", "JSON list")
+    metadata: str = _column("TEXT NOT NULL", "JSON object: the input's other fields")
+    title_key: str | None = _column("TEXT", "normalised title, for duplicates")
+    url_key: str | None = _column("TEXT", "normalised url, for duplicates")
+    content_hash: str = _column("TEXT NOT NULL", "hash of the embedded text")
+    removed: int = _column("INTEGER NOT NULL DEFAULT 0")
+    changed: int = _column("INTEGER NOT NULL", "generation that last wrote this row")
+
+    @classmethod
+    def of(cls, row: int, article: Article, text_hash: str, generation: int) -> ArticleRow:
+        from .text import title_key, url_key
+
+        published = article.published_at
+        return cls(
+            row=row,
+            id=article.id,
+            title=article.title,
+            body=article.body,
+            category=article.category,
+            published_at=published.isoformat().replace("+00:00", "Z") if published else None,
+            published_ts=published.timestamp() if published else None,
+            url=article.url,
+            source=article.source,
+            lang=article.lang,
+            tags=json.dumps(list(article.tags), ensure_ascii=False),
+            metadata=json.dumps(
+                dict(article.metadata), ensure_ascii=False, allow_nan=False, default=str
+            ),
+            title_key=title_key(article.title) or None,
+            url_key=url_key(article.url),
+            content_hash=text_hash,
+            removed=0,
+            changed=generation,
+        )
+
+    def values(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @staticmethod
+    def columns() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(ArticleRow))
+
+
+def _table_sql() -> str:
+    columns = ",\n".join(f"    {c.name} {c.metadata['sql']}" for c in fields(ArticleRow))
+    return f"CREATE TABLE articles (\n{columns}\n);"
+
+
+SCHEMA = (
+    _table_sql()
+    + """
 CREATE UNIQUE INDEX live_ids ON articles(id) WHERE removed = 0;
 CREATE INDEX changes ON articles(changed);
 CREATE TABLE segments (
@@ -86,6 +137,7 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
     weights BLOB NOT NULL            -- float32 weights, norm 1
 );
 """
+)
 
 #: Light per-row values the query path keeps in memory, in this order.
 COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed"
@@ -241,7 +293,12 @@ def current_version(index_dir: Path) -> Path:
             f"no index at {index_dir}; build one with: "
             f"recommend build-index FILE --index {index_dir}"
         )
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexDamagedError(
+            f"index at {index_dir} is damaged: {CURRENT} cannot be read ({exc}); build it again"
+        ) from None
     version = index_dir / name
     if not name or "/" in name or not version.is_dir():
         raise IndexDamagedError(
@@ -251,12 +308,21 @@ def current_version(index_dir: Path) -> Path:
     return version
 
 
+def current_name(index_dir: Path) -> str | None:
+    """The name CURRENT gives, as written (None when there is none to read): a cheap check of
+    whether a build or compaction replaced the version a reader holds."""
+    try:
+        return (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
     """The manifest of a version; ``oldest`` is the oldest format version accepted."""
     path = version / MANIFEST
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # also undecodable bytes and bad JSON
         raise IndexDamagedError(
             f"index at {version.parent} is damaged: {MANIFEST}: {exc}; build it again"
         ) from None
@@ -329,6 +395,18 @@ def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
     return index
 
 
+def vectors_of(parts: Sequence[tuple[int, Any]], rows: np.ndarray, dimension: int) -> np.ndarray:
+    """The stored vectors (decoded to float32) of these rows, in the order given, from FAISS
+    indexes each holding the rows from its first row on: ``(first row, index)`` pairs."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), dimension), dtype=np.float32)
+    for first_row, index in parts:
+        inside = (rows >= first_row) & (rows < first_row + int(index.ntotal))
+        if inside.any():
+            out[inside] = index.reconstruct_batch(rows[inside] - first_row)
+    return out
+
+
 def write_segment(version: Path, number: int, first_row: int, index: Any) -> Segment:
     """Write (and flush) one segment file; it counts only once a transaction records it."""
     import faiss
@@ -341,32 +419,10 @@ def write_segment(version: Path, number: int, first_row: int, index: Any) -> Seg
     return Segment(number, first_row, int(index.ntotal), name, path.stat().st_size, crc32_of(path))
 
 
-def article_row(row: int, article: Article, text_hash: str, generation: int) -> tuple[Any, ...]:
-    from .text import title_key, url_key
-
-    published = article.published_at
-    return (
-        row,
-        article.id,
-        article.title,
-        article.body,
-        article.category,
-        published.isoformat().replace("+00:00", "Z") if published else None,
-        published.timestamp() if published else None,
-        article.url,
-        article.source,
-        article.lang,
-        json.dumps(list(article.tags), ensure_ascii=False),
-        json.dumps(dict(article.metadata), ensure_ascii=False, allow_nan=False, default=str),
-        title_key(article.title) or None,
-        url_key(article.url),
-        text_hash,
-        0,
-        generation,
-    )
-
-
-INSERT_ARTICLE = "INSERT INTO articles VALUES (" + ",".join("?" * 17) + ")"
+INSERT_ARTICLE = (
+    f"INSERT INTO articles ({', '.join(ArticleRow.columns())}) "
+    f"VALUES ({', '.join('?' * len(ArticleRow.columns()))})"
+)
 INSERT_TERMS = "INSERT INTO terms VALUES (?, ?, ?)"
 
 

@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidQueryError
+from .errors import InvalidQueryError, LabelsError
 from .evaluate import EvaluationReport, choose_queries, score_list, summarize
-from .rerank import Pool, Query, Ranking, rank, ranking_of
-from .settings import Settings
+from .rerank import Query, rank
+from .retrieve import Pool, RowFilter, candidate_count, gather
+from .settings import Ranking
+from .snapshot import Snapshot
 
 #: The values tried for each setting (the index's own value is always tried too).
 GRID: dict[str, tuple[Any, ...]] = {
@@ -80,7 +82,7 @@ class TuneReport:
 
 
 @dataclass(frozen=True)
-class _Listed:
+class ListedRow:
     id: str
     title: str
     category: str | None
@@ -108,7 +110,7 @@ def split_queries(
 
 
 def replay(
-    cases: Sequence[Case], ranking: Ranking, listed: Callable[[int], _Listed], k: int = K
+    cases: Sequence[Case], ranking: Ranking, listed: Callable[[int], ListedRow], k: int = K
 ) -> EvaluationReport:
     """The metrics of the lists that ``ranking`` gives on these cases."""
     scores = []
@@ -121,16 +123,16 @@ def replay(
 
 def search(
     cases: Sequence[Case],
-    start: Mapping[str, Any],
-    listed: Callable[[int], _Listed],
+    start: Ranking,
+    listed: Callable[[int], ListedRow],
     *,
     rounds: int = 2,
     grid: Mapping[str, Sequence[Any]] = GRID,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> Ranking:
     """Coordinate ascent on mean nDCG@10 from ``start``; the best settings found."""
-    best = dict(start)
-    best_score = replay(cases, ranking_of(best), listed).ndcg_at_10
+    best = start
+    best_score = replay(cases, best, listed).ndcg_at_10
     total = rounds * sum(len(values) for values in grid.values())
     done = 0
     for _ in range(rounds):
@@ -140,10 +142,10 @@ def search(
                 done += 1
                 if progress is not None:
                     progress(done, total)
-                if value == best[name]:
+                if value == getattr(best, name):
                     continue
-                trial = {**best, name: value}
-                trial_score = replay(cases, ranking_of(trial), listed).ndcg_at_10
+                trial = replace(best, **{name: value})
+                trial_score = replay(cases, trial, listed).ndcg_at_10
                 if trial_score > best_score + 1e-9:
                     best, best_score, improved = trial, trial_score, True
         if not improved:
@@ -154,27 +156,28 @@ def search(
 
 
 def tune(
-    recommender: Any,
+    snapshot: Snapshot,
     relevance: Mapping[str, frozenset[str]],
     *,
     queries: int = 2000,
     seed: int = 0,
-    dry_run: bool = False,
+    start: Ranking | None = None,
+    store: Callable[[Ranking], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    wait: bool | float = False,
 ) -> TuneReport:
-    """Search the ranking settings of ``recommender`` (a Recommender) on labelled history;
-    store them in its index if they win on the held-out queries (not with ``dry_run``)."""
+    """Search the ranking settings of an index (its ``snapshot``) on labelled history, from
+    ``start`` (by default the index's ranking); ``store`` the new ones if they win on the
+    held-out queries (with no ``store``, only report)."""
     if queries < 2:
         raise InvalidQueryError(f"queries must be 2 or more, got {queries}")
-    snapshot = recommender._snapshot
     columns = snapshot.columns
-    usable, _ = choose_queries(relevance, recommender.__contains__, None, seed)
+    live = columns.row_of
+    usable, _ = choose_queries(relevance, live.__contains__, None, seed)
     if len(usable) < 2:
-        raise InvalidQueryError(
+        raise LabelsError(
             "tuning needs at least 2 indexed articles with an indexed related article"
         )
-    days = {q: float(columns.published_days[columns.row_of[q]]) for q in usable}
+    days = {q: float(columns.published_days[live[q]]) for q in usable}
     tuning_ids, held_out_ids, cutoff = split_queries(usable, days, seed)
     share = queries / (len(tuning_ids) + len(held_out_ids))
     if share < 1:
@@ -183,10 +186,12 @@ def tune(
         held_out_ids = sorted(rng.sample(held_out_ids, max(1, round(share * len(held_out_ids)))))
 
     def visible(article_id: str, until_day: float | None) -> bool:
-        if article_id not in recommender:
+        if article_id not in live:
             return False
-        day = columns.published_days[columns.row_of[article_id]]
+        day = columns.published_days[live[article_id]]
         return until_day is None or bool(day <= until_day)  # undated: not before the cutoff
+
+    count = candidate_count(snapshot, K, snapshot.settings.ranking.candidates)
 
     def cases(ids: Sequence[str], until_day: float | None, what: str) -> list[Case]:
         out = []
@@ -194,9 +199,16 @@ def tune(
             # Tuning queries can only find, and are only scored on, the articles they see.
             relevant = frozenset(r for r in relevance[query_id] if visible(r, until_day))
             if relevant:
-                rows, pool, query = recommender._replayable(query_id, K, until_day=until_day)
-                row = columns.row_of[query_id]
-                out.append(Case(query_id, rows, pool, query, relevant, row))
+                row = live[query_id]
+                rows, pool = gather(
+                    snapshot,
+                    snapshot.vector(row),
+                    snapshot.terms(row),
+                    count,
+                    drop={row},
+                    filters=RowFilter(until_day=until_day),
+                )
+                out.append(Case(query_id, rows, pool, snapshot.query(row), relevant, row))
             if progress is not None:
                 progress(what, done, len(ids))
         return out
@@ -204,14 +216,14 @@ def tune(
     tuning_cases = cases(tuning_ids, cutoff, "candidates (tuning)")
     held_out_cases = cases(held_out_ids, None, "candidates (held out)")
     if not tuning_cases or not held_out_cases:
-        raise InvalidQueryError(
+        raise LabelsError(
             "too few labelled queries with a related article on each side of the split"
         )
 
-    def listed(row: int) -> _Listed:
+    def listed(row: int) -> ListedRow:
         day = columns.published_days[row]
         code = columns.category_codes[row]
-        return _Listed(
+        return ListedRow(
             id=columns.ids[row],
             title=columns.titles[row],
             category=columns.categories[code] if code >= 0 else None,
@@ -220,13 +232,11 @@ def tune(
             else datetime.fromtimestamp(day * 86400.0, tz=timezone.utc),
         )
 
-    settings: Settings = snapshot.settings
-    start = settings.to_dict()
-    start["recency_from"] = "query"  # replayed lists measure age from the query's date
+    base = start or snapshot.settings.ranking
+    # Replayed lists measure age from the query's date.
+    old_ranking = replace(base, recency_from="query")
     step = None if progress is None else (lambda d, t: progress("settings", d, t))
-    found = search(tuning_cases, start, listed, progress=step)
-    old = {name: start[name] for name in GRID}
-    new = {name: found[name] for name in GRID}
+    found = search(tuning_cases, old_ranking, listed, progress=step)
     report = TuneReport(
         split="time" if cutoff is not None else "random",
         cutoff=None
@@ -234,15 +244,15 @@ def tune(
         else datetime.fromtimestamp(cutoff * 86400.0, tz=timezone.utc).isoformat(),
         tuning_queries=len(tuning_cases),
         held_out_queries=len(held_out_cases),
-        old=old,
-        new=new,
-        old_tuning=replay(tuning_cases, ranking_of(start), listed),
-        new_tuning=replay(tuning_cases, ranking_of(found), listed),
-        old_held_out=replay(held_out_cases, ranking_of(start), listed),
-        new_held_out=replay(held_out_cases, ranking_of(found), listed),
+        old={name: getattr(old_ranking, name) for name in GRID},
+        new={name: getattr(found, name) for name in GRID},
+        old_tuning=replay(tuning_cases, old_ranking, listed),
+        new_tuning=replay(tuning_cases, found, listed),
+        old_held_out=replay(held_out_cases, old_ranking, listed),
+        new_held_out=replay(held_out_cases, found, listed),
         stored=False,
     )
-    if report.gain >= MIN_GAIN and not dry_run:
-        recommender.store_settings(replace(settings, **new), wait=wait)
+    if report.gain >= MIN_GAIN and store is not None:
+        store(replace(found, recency_from=base.recency_from))
         report = replace(report, stored=True)
     return report

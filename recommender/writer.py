@@ -11,20 +11,32 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .articles import Article
-from .errors import IndexBusyError, IndexDamagedError, IndexNotFoundError
-from .lexical import Lexicon, TermVector
+from .encode import Encoder, ProgressFn, encode_all, load_encoder
+from .errors import (
+    IncompatibleIndexError,
+    IndexBusyError,
+    IndexNotFoundError,
+    RecommenderError,
+    SettingsError,
+)
+from .lexical import Lexicon, TermVector, lexical_text
+from .lexical import fit as fit_lexicon
+from .results import BuildReport, UpdateReport
+from .settings import BUILD_FIELDS, Ranking, Settings
 from .store import (
     ARTICLES,
     CURRENT,
@@ -32,22 +44,27 @@ from .store import (
     INSERT_TERMS,
     LOCK,
     MANIFEST,
+    REUSABLE_FORMAT,
     SCHEMA,
+    ArticleRow,
+    ArticleTable,
     Manifest,
     Segment,
-    article_row,
     connect,
+    current_name,
     current_version,
     fsync_dir,
     insert_lexicon,
     list_segments,
     new_vector_index,
+    read_manifest,
     read_segment,
     terms_row,
+    vectors_of,
     write_manifest,
     write_segment,
 )
-from .text import title_key, url_key
+from .text import content_hash, embedding_text
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
 #: or more segments than COMPACT_SEGMENTS rewrites the version without them.
@@ -177,13 +194,13 @@ def write_version(
     """Write a complete new version and make it current; returns its folder."""
     if not len(articles) == len(vectors) == len(hashes) == len(terms):
         raise ValueError("articles, vectors, hashes and terms differ in length")
-    remove_leftovers(index_dir, keep=_current_name(index_dir))
+    remove_leftovers(index_dir, keep=current_name(index_dir))
 
     def fill(connection: sqlite3.Connection) -> None:
         connection.executemany(
             INSERT_ARTICLE,
             (
-                article_row(row, article, text_hash, 1)
+                ArticleRow.of(row, article, text_hash, 1).values()
                 for row, (article, text_hash) in enumerate(zip(articles, hashes, strict=True))
             ),
         )
@@ -191,13 +208,6 @@ def write_version(
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
 
     return _new_version(index_dir, manifest, vectors, fill)
-
-
-def _current_name(index_dir: Path) -> str | None:
-    try:
-        return current_version(index_dir).name
-    except (IndexNotFoundError, IndexDamagedError):
-        return None
 
 
 def _record_segments(connection: sqlite3.Connection, segments: Sequence[Segment]) -> None:
@@ -271,7 +281,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
             connection.executemany(
                 INSERT_ARTICLE,
                 [
-                    article_row(first_row + offset, article, text_hash, generation)
+                    ArticleRow.of(first_row + offset, article, text_hash, generation).values()
                     for offset, (article, text_hash) in enumerate(change.new)
                 ],
             )
@@ -280,10 +290,8 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 [terms_row(first_row + offset, v) for offset, v in enumerate(change.terms)],
             )
             connection.executemany(
-                "UPDATE articles SET category=?, published_at=?, published_ts=?, url=?, "
-                "source=?, lang=?, tags=?, metadata=?, title_key=?, url_key=?, changed=? "
-                "WHERE row = ?",
-                [_metadata_update(row, article, generation) for row, article in change.metadata],
+                UPDATE_FIELDS,
+                [_fields_update(row, article, generation) for row, article in change.metadata],
             )
             _record(connection, segments, generation)
             connection.execute("COMMIT")
@@ -318,10 +326,20 @@ def replace_manifest(version: Path, manifest: Manifest) -> None:
         connection.close()
 
 
-def _metadata_update(row: int, article: Article, generation: int) -> tuple[Any, ...]:
-    full = article_row(row, article, "", generation)
-    # category, published_at, published_ts, url, source, lang, tags, metadata
-    return (*full[4:12], title_key(article.title) or None, url_key(article.url), generation, row)
+#: The columns an update of an article's fields rewrites (its text, and so its vectors, stay).
+FIELD_COLUMNS = tuple(
+    name
+    for name in ArticleRow.columns()
+    if name not in ("row", "id", "title", "body", "content_hash", "removed")
+)
+UPDATE_FIELDS = (
+    f"UPDATE articles SET {', '.join(f'{name}=?' for name in FIELD_COLUMNS)} WHERE row = ?"
+)
+
+
+def _fields_update(row: int, article: Article, generation: int) -> tuple[Any, ...]:
+    stored = ArticleRow.of(row, article, "", generation)
+    return (*(getattr(stored, name) for name in FIELD_COLUMNS), row)
 
 
 def maintain(index_dir: Path, version: Path, manifest: Manifest) -> str | None:
@@ -386,14 +404,18 @@ def stored_vectors(version: Path, dimension: int, rows: Sequence[int]) -> np.nda
     finally:
         connection.close()
     wanted = np.asarray(rows, dtype=np.int64)
-    out = np.empty((len(wanted), dimension), dtype=np.float32)
-    for segment in segments:
-        inside = (wanted >= segment.first_row) & (wanted < segment.first_row + segment.count)
-        if inside.any():
-            index = read_segment(version, segment, dimension)
-            block = index.reconstruct_n(0, segment.count)
-            out[inside] = block[wanted[inside] - segment.first_row]
-    return out
+    needed = [
+        s for s in segments if ((wanted >= s.first_row) & (wanted < s.first_row + s.count)).any()
+    ]
+    parts = [(s.first_row, read_segment(version, s, dimension)) for s in needed]
+    return vectors_of(parts, wanted, dimension)
+
+
+#: What compaction selects for each column: rows renumbered, every row live and new.
+COMPACTED = tuple(
+    {"row": "row_number() OVER (ORDER BY row) - 1", "removed": "0", "changed": "1"}.get(name, name)
+    for name in ArticleRow.columns()
+)
 
 
 def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
@@ -411,10 +433,8 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
 
     def fill(connection: sqlite3.Connection) -> None:
         connection.execute(
-            "INSERT INTO articles SELECT row_number() OVER (ORDER BY row) - 1, id, title, "
-            "body, category, published_at, published_ts, url, source, lang, tags, metadata, "
-            "title_key, url_key, content_hash, 0, 1 FROM old.articles WHERE removed = 0 "
-            "ORDER BY row"
+            f"INSERT INTO articles SELECT {', '.join(COMPACTED)} FROM old.articles "
+            "WHERE removed = 0 ORDER BY row"
         )
         connection.execute("INSERT INTO lexicon SELECT * FROM old.lexicon")
         connection.execute(
@@ -424,3 +444,287 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
         )
 
     return _new_version(index_dir, manifest, vectors, fill, attach=version / ARTICLES)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in ("recommender", "faiss-cpu", "sentence-transformers", "numpy"):
+        try:
+            found[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _texts_and_hashes(
+    articles: Sequence[Article], settings: Settings
+) -> tuple[list[str], list[str]]:
+    """The text each article is embedded from, and its content hash."""
+    texts = [embedding_text(a.title, a.body, settings.max_body_chars) for a in articles]
+    return texts, [content_hash(text) for text in texts]
+
+
+def last_wins(articles: Iterable[Article]) -> tuple[list[Article], int]:
+    """The articles with one per id (the last given), and how many earlier ones were dropped."""
+    unique: dict[str, Article] = {}
+    duplicates = 0
+    for article in articles:
+        if article.id in unique:
+            duplicates += 1
+            del unique[article.id]  # re-inserted below, so order follows the winning record
+        unique[article.id] = article
+    return list(unique.values()), duplicates
+
+
+def stored_ranking(index_dir: Path) -> Ranking | None:
+    """The ranking settings of the index at ``index_dir``; None when there is none."""
+    try:
+        manifest = read_manifest(current_version(index_dir), oldest=REUSABLE_FORMAT)
+    except RecommenderError:
+        return None
+    return Settings.from_dict(manifest.settings).ranking
+
+
+def _reusable_vectors(
+    index_dir: Path, model: str, hashes: Sequence[str]
+) -> tuple[int | None, dict[str, np.ndarray]]:
+    """Stored vectors of the index at ``index_dir`` for these content hashes, if it was built
+    with ``model``: (its dimension, hash -> vector). Nothing when there is no usable index."""
+    try:
+        version = current_version(index_dir)
+        manifest = read_manifest(version, oldest=REUSABLE_FORMAT)
+    except RecommenderError:
+        return None, {}
+    if manifest.model != model:
+        return None, {}
+    wanted = set(hashes)
+    table = ArticleTable(version)
+    try:
+        rows = {h: row for row, h in table.live_hashes().values() if h in wanted}
+    finally:
+        table.close()
+    if not rows:
+        return manifest.dimension, {}
+    found = stored_vectors(version, manifest.dimension, list(rows.values()))
+    return manifest.dimension, dict(zip(rows, found, strict=True))
+
+
+class IndexWriter:
+    """Writes the index at ``path``: builds, additions, removals, compaction, stored settings.
+
+    Each operation takes the index's writer lock for its duration: one writer at a time, across
+    processes. ``wait``: if another process is writing, False fails at once with
+    IndexBusyError, True waits as long as it takes, a number waits that many seconds at most.
+    ``encoder`` embeds new text; by default the model named in the settings (for a build) or
+    in the index (for an update), loaded when first needed.
+    """
+
+    def __init__(
+        self, path: str | Path, *, encoder: Encoder | None = None, wait: bool | float = False
+    ) -> None:
+        self.path = Path(path)
+        self.encoder = encoder
+        self.wait = wait
+        self._lexicon_lock = threading.Lock()
+        self._lexicon_of: tuple[str, Lexicon] | None = None
+
+    def build(
+        self,
+        articles: Iterable[Article],
+        settings: Settings | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        records: int | None = None,
+        skipped: int = 0,
+        duplicates: int = 0,
+    ) -> BuildReport:
+        """Embed ``articles`` and write them as the new version of the index (see
+        ``Recommender.build``)."""
+        started = time.perf_counter()
+        if settings is None:
+            settings = Settings(ranking=stored_ranking(self.path) or Ranking())
+        chosen, dropped = last_wins(articles)
+        duplicates += dropped
+        encoder = self.encoder
+        model = encoder.name if encoder is not None else settings.model
+        settings = replace(settings, model=model)
+        texts, hashes = _texts_and_hashes(chosen, settings)
+        lexicon, terms = fit_lexicon(
+            [lexical_text(a.title, a.body) for a in chosen],
+            settings.lexical_ngrams,
+            settings.lexical_min_df,
+        )
+        with writer_lock(self.path, self.wait):
+            dimension, reused = _reusable_vectors(self.path, model, hashes)
+            missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
+            if missing or dimension is None:
+                encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
+                dimension = int(encoder.dimension)
+            vectors = np.empty((len(chosen), dimension), dtype=np.float32)
+            if missing:
+                assert encoder is not None
+                vectors[missing] = encode_all(
+                    encoder, [texts[i] for i in missing], progress=progress
+                )
+            for i, text_hash in enumerate(hashes):
+                if text_hash in reused:
+                    vectors[i] = reused[text_hash]
+            manifest = Manifest(
+                model=model,
+                dimension=dimension,
+                settings=settings.to_dict(),
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                build_seconds=round(time.perf_counter() - started, 3),
+                versions=_versions(),
+            )
+            version = write_version(self.path, manifest, chosen, vectors, hashes, lexicon, terms)
+        return BuildReport(
+            index=str(self.path),
+            articles=len(chosen),
+            records=records if records is not None else len(chosen) + duplicates,
+            skipped=skipped,
+            duplicates=duplicates,
+            seconds=time.perf_counter() - started,
+            index_bytes=sum(p.stat().st_size for p in version.iterdir() if p.is_file()),
+            model=model,
+            reused=len(chosen) - len(missing),
+        )
+
+    def add(
+        self, articles: Iterable[Article], *, progress: ProgressFn | None = None
+    ) -> UpdateReport:
+        """Insert new articles and update changed ones (see ``Recommender.add``)."""
+        started = time.perf_counter()
+        chosen, duplicates = last_wins(articles)
+        with writer_lock(self.path, self.wait):
+            version, manifest, settings = self._writable()
+            texts, hashes = _texts_and_hashes(chosen, settings)
+            table = ArticleTable(version)
+            try:
+                stored = table.live_hashes(a.id for a in chosen)
+            finally:
+                table.close()
+            new, fields_only, replaced_rows, embed = [], [], [], []
+            for i, (article, text_hash) in enumerate(zip(chosen, hashes, strict=True)):
+                found = stored.get(article.id)
+                if found is not None and found[1] == text_hash:
+                    fields_only.append((found[0], article))
+                    continue
+                if found is not None:
+                    replaced_rows.append(found[0])
+                new.append((article, text_hash))
+                embed.append(texts[i])
+            vectors = None
+            if embed:
+                encoder = self._encoder(manifest, settings)
+                vectors = encode_all(encoder, embed, progress=progress)
+            terms = (
+                self._lexicon(version, settings).vectorize(
+                    lexical_text(article.title, article.body) for article, _ in new
+                )
+                if new
+                else []
+            )
+            apply_change(
+                version,
+                manifest.dimension,
+                settings.vector_type,
+                Change(
+                    new=new,
+                    vectors=vectors,
+                    metadata=fields_only,
+                    removed_rows=replaced_rows,
+                    terms=terms,
+                ),
+            )
+            compacted = maintain(self.path, version, manifest) == "compacted"
+        return UpdateReport(
+            index=str(self.path),
+            added=len(new) - len(replaced_rows),
+            replaced=len(replaced_rows),
+            fields_only=len(fields_only),
+            duplicates=duplicates,
+            embedded=len(embed),
+            seconds=time.perf_counter() - started,
+            compacted=compacted,
+        )
+
+    def remove(self, ids: Iterable[str]) -> UpdateReport:
+        """Take articles out of the index (see ``Recommender.remove``)."""
+        started = time.perf_counter()
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        with writer_lock(self.path, self.wait):
+            version, manifest, settings = self._writable()
+            removed = apply_change(
+                version, manifest.dimension, settings.vector_type, Change(removed_ids=wanted)
+            )
+            compacted = maintain(self.path, version, manifest) == "compacted"
+        return UpdateReport(
+            index=str(self.path),
+            removed=removed,
+            missing=len(wanted) - removed,
+            seconds=time.perf_counter() - started,
+            compacted=compacted,
+        )
+
+    def store_ranking(self, ranking: Ranking) -> None:
+        """Make ``ranking`` the index's own (its queries' defaults); readers pick it up on
+        their next refresh. Build settings cannot change without a build."""
+        with writer_lock(self.path, self.wait):
+            version, manifest, settings = self._writable()
+            replace_manifest(
+                version, replace(manifest, settings=replace(settings, ranking=ranking).to_dict())
+            )
+
+    def store_settings(self, settings: Settings) -> None:
+        """Like ``store_ranking``; SettingsError if a build setting differs from the index's."""
+        with writer_lock(self.path, self.wait):
+            version, manifest, stored = self._writable()
+            changed = [
+                name
+                for name in BUILD_FIELDS
+                if name != "batch_size" and getattr(settings, name) != getattr(stored, name)
+            ]
+            if changed:
+                raise SettingsError(
+                    f"{', '.join(changed)} can only change with a new build (recommend build-index)"
+                )
+            replace_manifest(version, replace(manifest, settings=settings.to_dict()))
+
+    def _writable(self) -> tuple[Path, Manifest, Settings]:
+        version = current_version(self.path)
+        manifest = read_manifest(version)
+        if self.encoder is not None and self.encoder.name != manifest.model:
+            raise IncompatibleIndexError(
+                f"index at {self.path} was built with model {manifest.model!r}, not "
+                f"{self.encoder.name!r}; open it again or build it with that model"
+            )
+        return version, manifest, Settings.from_dict(manifest.settings)
+
+    def _encoder(self, manifest: Manifest, settings: Settings) -> Encoder:
+        if self.encoder is None:
+            self.encoder = load_encoder(manifest.model, batch_size=settings.batch_size)
+        return checked_encoder(self.encoder, manifest.dimension, self.path)
+
+    def _lexicon(self, version: Path, settings: Settings) -> Lexicon:
+        """The lexicon of a version (read once; a build or compaction makes a new version)."""
+        with self._lexicon_lock:
+            if self._lexicon_of is None or self._lexicon_of[0] != version.name:
+                table = ArticleTable(version)
+                try:
+                    self._lexicon_of = (version.name, table.lexicon(settings.lexical_ngrams))
+                finally:
+                    table.close()
+            return self._lexicon_of[1]
+
+
+def checked_encoder(encoder: Encoder, dimension: int, where: Path) -> Encoder:
+    """``encoder``, if it gives vectors of the index's dimension; ModelError otherwise."""
+    if encoder.dimension != dimension:
+        from .errors import ModelError
+
+        raise ModelError(
+            f"model {encoder.name!r} gives vectors of dimension {encoder.dimension}, "
+            f"the index at {where} holds {dimension}"
+        )
+    return encoder

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from recommender import Article, Recommender
+from recommender import DEFAULT_MODEL, Article, Recommender
 from recommender.articles import parse_datetime
+from recommender.encode import register_encoder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "recommender" / "sample" / "articles.jsonl"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -88,3 +89,11 @@ def sample_rec(sample_index: Path) -> Recommender:
     rec = Recommender.open(sample_index, encoder=FakeEncoder())
     yield rec
     rec.close()
+
+
+@pytest.fixture
+def fake_default_model() -> Iterator[None]:
+    """The default model name, as the CLI uses it, made by the fake encoder."""
+    register_encoder(DEFAULT_MODEL, lambda: FakeEncoder(name=DEFAULT_MODEL))
+    yield
+    register_encoder(DEFAULT_MODEL, None)

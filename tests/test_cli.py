@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from conftest import SAMPLE, FakeEncoder
+from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from recommender.cli import app
@@ -16,12 +16,7 @@ from recommender.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "recommender.engine.SentenceTransformerEncoder",
-        lambda model, batch_size=64: FakeEncoder(name=model),
-    )
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 @pytest.fixture
@@ -135,6 +130,12 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
+def test_an_unknown_choice_is_a_usage_error(index: Path) -> None:
+    code, out, err = run("similar", "a-1001", "--recency-from", "later", "--index", str(index))
+    assert code == 2 and out == ""
+    assert "--recency-from" in err and "'query'" in err and "'now'" in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -145,7 +146,7 @@ def write_lines(path: Path, lines: list[str]) -> Path:
             ["similar", "a-1001", "--since", "2026-10-02", "--until", "2026-10-01"],
             "is after until",
         ),
-        (["similar", "a-1001", "--recency-from", "later"], "recency_from must be"),
+        (["similar", "a-1001", "--lexical-weight", "2"], "lexical_weight must be between"),
         (["similar", "--text", "x", "--model", "other/model"], "not 'other/model'"),
     ],
 )

@@ -16,8 +16,10 @@ from recommender import (
     IndexNotFoundError,
     InvalidArticlesError,
     InvalidQueryError,
+    Ranking,
     Recommender,
     Settings,
+    SettingsError,
     UnknownArticleError,
 )
 from recommender.text import title_key
@@ -41,7 +43,7 @@ def test_build_report_counts_and_info(tmp_path: Path) -> None:
         assert info.model == "fake-bag-of-words"
         assert info.dimension == 256
         assert info.categories == len({r["category"] for r in records if r["category"]})
-        assert info.settings["half_life_days"] == Settings().half_life_days
+        assert info.settings["half_life_days"] == Ranking().half_life_days
         assert info.bytes_on_disk >= report.index_bytes
 
 
@@ -154,7 +156,7 @@ def test_recency_reorders_near_ties_only(tmp_path: Path) -> None:
     )
     items = rec.similar("q", k=4)
     assert [item.id for item in items[:3]] == ["close", "undated", "far"]
-    assert items[1].recency_factor == pytest.approx(1 - Settings().recency_weight / 2)
+    assert items[1].recency_factor == pytest.approx(1 - Ranking().recency_weight / 2)
     assert items[3].id == "fresh-unrelated"
     flat = rec.similar("q", k=4, half_life_days=None)
     assert {item.recency_factor for item in flat} == {1.0}
@@ -187,7 +189,7 @@ def test_category_boost_and_missing_category(tmp_path: Path) -> None:
         ],
     )
     items = {item.id: item for item in rec.similar("q", k=3, half_life_days=None)}
-    assert items["same"].category_factor == pytest.approx(1 + Settings().category_boost)
+    assert items["same"].category_factor == pytest.approx(1 + Ranking().category_boost)
     assert items["other"].category_factor == 1.0 and items["none"].category_factor == 1.0
     assert rec.similar("q", k=1)[0].id == "same"
     no_category = build(tmp_path / "b", [article("q", text), article("x", text + " plan")])
@@ -328,7 +330,7 @@ def test_ids_and_candidate_stage(sample_rec: Recommender) -> None:
     assert len(ids) == len(sample_rec) == len(set(ids)) and "a-1001" in ids
     candidates = sample_rec.candidates("a-3002", k=10)
     # The embedding's 100 nearest, then the TF-IDF's best that are not among them:
-    assert Settings().candidates <= len(candidates) <= 2 * Settings().candidates
+    assert Ranking().candidates <= len(candidates) <= 2 * Ranking().candidates
     assert "a-3002" not in [i for i, _ in candidates]
     similarities = [s for _, s in candidates]
     assert similarities == sorted(similarities, reverse=True)
@@ -354,7 +356,7 @@ def test_float16_and_float32_vectors_agree(tmp_path: Path, sample_index: Path) -
             assert [i.similarity for i in ours] == pytest.approx(
                 [i.similarity for i in truth], abs=1e-3
             )
-    with pytest.raises(InvalidQueryError, match="vector_type"):
+    with pytest.raises(SettingsError, match="vector_type"):
         Settings(vector_type="int8")  # type: ignore[arg-type]
 
 
@@ -388,7 +390,10 @@ def test_the_lexical_side_finds_what_the_embedding_misses(tmp_path: Path) -> Non
     ]
     path = tmp_path / "ix"
     Recommender.build(
-        articles, path, encoder=ScriptedEncoder(vectors), settings=Settings(candidates=3)
+        articles,
+        path,
+        encoder=ScriptedEncoder(vectors),
+        settings=Settings(ranking=Ranking(candidates=3)),
     )
     with Recommender.open(path) as rec:
         # Headline-length queries: the short weight applies. (The neighbour term is off: the

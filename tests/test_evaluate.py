@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, FakeEncoder
+from conftest import SAMPLE
 from typer.testing import CliRunner
 
-from recommender import Article, InputFileError, InvalidQueryError, Recommender
+from recommender import Article, InputFileError, LabelsError, Recommender
 from recommender.cli import app
 from recommender.evaluate import (
     choose_queries,
@@ -78,7 +78,7 @@ def test_relevance_from_labels_and_field(tmp_path: Path) -> None:
         "2": frozenset({"1"}),
         "3": frozenset(),
     }
-    with pytest.raises(InvalidQueryError, match="has a 'topic' field"):
+    with pytest.raises(LabelsError, match="has a 'topic' field"):
         labels_from_field([source], "topic")
 
 
@@ -107,7 +107,7 @@ def test_choose_queries_is_seeded() -> None:
 
 
 def test_summarize_needs_queries() -> None:
-    with pytest.raises(InvalidQueryError, match="no query"):
+    with pytest.raises(LabelsError, match="no query"):
         summarize([], skipped=3, k=10, candidates=100)
 
 
@@ -124,11 +124,8 @@ def test_evaluate_on_the_sample(sample_rec: Recommender) -> None:
     assert sampled.queries == 20 and sampled.k == 5
 
 
-def test_evaluate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "recommender.engine.SentenceTransformerEncoder",
-        lambda model, batch_size=64: FakeEncoder(name=model),
-    )
+@pytest.mark.usefixtures("fake_default_model")
+def test_evaluate_command(tmp_path: Path) -> None:
     runner = CliRunner()
     index = str(tmp_path / "ix")
     assert runner.invoke(app, ["build-index", str(SAMPLE), "-i", index]).exit_code == 0

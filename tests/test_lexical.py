@@ -574,7 +574,7 @@ def test_lexical_text_markup_is_no_term() -> None:
 
 
 def test_fit_with_min_df_above_the_build_size_is_a_clear_error() -> None:
-    from recommender.errors import InvalidQueryError
+    from recommender.errors import SettingsError
 
-    with pytest.raises(InvalidQueryError, match="lexical_min_df 200 is more than the 150"):
+    with pytest.raises(SettingsError, match="lexical_min_df 200 is more than the 150"):
         fit(["market report rain"] * 150, 1, min_df=200)

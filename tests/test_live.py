@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, FakeEncoder, article
 
-from recommender import IndexBusyError, Recommender, Settings, UnknownArticleError
+from recommender import IndexBusyError, Ranking, Recommender, Settings, UnknownArticleError
 from recommender import writer as writer_module
 from recommender.writer import writer_lock
 
@@ -87,11 +87,11 @@ def test_rebuild_reuses_stored_embeddings(tmp_path: Path) -> None:
     path = built(tmp_path)
     encoder = FakeEncoder()
     report = Recommender.build_from_files(
-        [SAMPLE], path, encoder=encoder, settings=Settings(half_life_days=3.0)
+        [SAMPLE], path, encoder=encoder, settings=Settings(ranking=Ranking(half_life_days=3.0))
     )
     assert report.reused == 318 and encoder.texts_encoded == 0
     with Recommender.open(path) as rec:
-        assert rec.settings.half_life_days == 3.0 and len(rec) == 318
+        assert rec.settings.ranking.half_life_days == 3.0 and len(rec) == 318
     changed = [article("a-1001", "Completely different headline"), article("z", "New")]
     encoder = FakeEncoder()
     report = Recommender.build(changed, path, encoder=encoder)

@@ -12,19 +12,19 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from recommender.rerank import (
-    Pool,
     Query,
-    Ranking,
     category_factors,
     fuse,
+    fusion_weight,
     group_copies,
-    lexical_weight,
     mmr,
     rank,
     recency_factors,
-    rerank,
     shown_copy,
+    weigh,
 )
+from recommender.retrieve import Pool
+from recommender.settings import Ranking
 
 NAN = float("nan")
 TOLERANCE = 1e-12
@@ -277,7 +277,7 @@ def test_category_property(codes_list: list[int], query: int, boost: float) -> N
 
 
 def test_rerank_example_scores_and_order() -> None:
-    ranked = rerank(
+    ranked = weigh(
         _array([0.9, 0.8, 0.8, 0.5]),
         _array([93.0, 100.0, NAN, 100.0]),
         np.array([0, 1, 1, -1], dtype=np.int32),
@@ -294,7 +294,7 @@ def test_rerank_example_scores_and_order() -> None:
 
 
 def test_rerank_ties_newer_first_then_undated_then_position() -> None:
-    ranked = rerank(
+    ranked = weigh(
         _array([0.5, 0.5, 0.5, 0.5, 0.5, 0.7]),
         _array([NAN, 10.0, 30.0, NAN, 30.0, 0.0]),
         np.array([-1] * 6, dtype=np.int32),
@@ -309,7 +309,7 @@ def test_rerank_ties_newer_first_then_undated_then_position() -> None:
 
 
 def test_rerank_no_candidates() -> None:
-    ranked = rerank(
+    ranked = weigh(
         _array([]),
         _array([]),
         np.array([], dtype=np.int32),
@@ -325,7 +325,7 @@ def test_rerank_no_candidates() -> None:
 
 def test_rerank_recency_reorders_a_near_tie_only() -> None:
     # 0.80 (fresh) vs 0.82 (one half-life old): recency wins a near-tie...
-    near = rerank(
+    near = weigh(
         _array([0.82, 0.80]),
         _array([93.0, 100.0]),
         np.array([-1, -1], dtype=np.int32),
@@ -337,7 +337,7 @@ def test_rerank_recency_reorders_a_near_tie_only() -> None:
     )
     assert near.order.tolist() == [1, 0]
     # ...but a fresh unrelated article cannot pass a clearly related old one.
-    far = rerank(
+    far = weigh(
         _array([0.82, 0.30]),
         _array([0.0, 100.0]),
         np.array([-1, -1], dtype=np.int32),
@@ -351,7 +351,7 @@ def test_rerank_recency_reorders_a_near_tie_only() -> None:
 
 
 def test_rerank_newer_not_below_older_with_negative_similarity() -> None:
-    ranked = rerank(
+    ranked = weigh(
         _array([-0.5, -0.5]),
         _array([100.0, 0.0]),
         np.array([-1, -1], dtype=np.int32),
@@ -367,7 +367,7 @@ def test_rerank_newer_not_below_older_with_negative_similarity() -> None:
 
 
 def test_rerank_category_boost_not_a_penalty_with_negative_similarity() -> None:
-    ranked = rerank(
+    ranked = weigh(
         _array([-0.5, -0.5]),
         _array([100.0, 100.0]),
         np.array([0, 1], dtype=np.int32),
@@ -384,7 +384,7 @@ def test_rerank_category_boost_not_a_penalty_with_negative_similarity() -> None:
 def test_rerank_scores_finite_with_full_recency_weight_and_negative_similarity() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ranked = rerank(
+        ranked = weigh(
             _array([-0.5, 0.5]),
             _array([0.0, 0.0]),
             np.array([-1, -1], dtype=np.int32),
@@ -427,7 +427,7 @@ def _rerank(inputs: dict, **overrides: object):  # type: ignore[no-untyped-def]
         "future_is_fresh": inputs["fresh"],
     }
     arguments.update(overrides)
-    return rerank(inputs["similarities"], inputs["published"], inputs["codes"], **arguments)
+    return weigh(inputs["similarities"], inputs["published"], inputs["codes"], **arguments)
 
 
 @settings(max_examples=200)
@@ -503,7 +503,7 @@ def test_rerank_property_newer_never_below_older_from_now(
     n = len(data["similarities"])
     dated = data["published"][~np.isnan(data["published"])]
     now = max(reference, float(dated.max()) if len(dated) else 0.0)
-    ranked = rerank(
+    ranked = weigh(
         np.full(n, similarity),
         data["published"],
         np.full(n, 2, dtype=np.int32),
@@ -578,8 +578,8 @@ def test_fuse_ends_and_middle() -> None:
 
 def test_short_queries_get_their_own_lexical_weight() -> None:
     ranking = Ranking(lexical_weight=0.7, lexical_weight_short=0.2, short_terms=20)
-    assert lexical_weight(_pool(3, query_terms=19), ranking) == 0.2
-    assert lexical_weight(_pool(3, query_terms=20), ranking) == 0.7
+    assert fusion_weight(_pool(3, query_terms=19), ranking) == 0.2
+    assert fusion_weight(_pool(3, query_terms=20), ranking) == 0.7
 
 
 # copies -------------------------------------------------------------------------------------

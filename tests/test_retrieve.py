@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.retrieve import Filters, allowed_rows, retrieve
+from recommender.retrieve import RowFilter, allowed_rows, retrieve
 from recommender.store import Columns
 
 # 50 rows: not a multiple of 8, so the last byte of the filter bitmap is only partly used.
@@ -168,7 +168,7 @@ def test_retrieve_property_matches_brute_force(
     assert found.similarities.tolist() == pytest.approx(EXACT[expected].tolist(), abs=1e-5)
 
 
-# allowed_rows and Filters -------------------------------------------------------------------
+# allowed_rows and RowFilter -------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def columns() -> Columns:
 
 
 def test_allowed_rows_without_filters(columns: Columns) -> None:
-    mask = allowed_rows(columns, Filters())
+    mask = allowed_rows(columns, RowFilter())
     assert mask.dtype == np.bool_
     assert mask.tolist() == [True] * 6
 
@@ -206,7 +206,7 @@ def test_allowed_rows_without_filters(columns: Columns) -> None:
 def test_allowed_rows_categories(
     columns: Columns, categories: frozenset[int], expected: list[bool]
 ) -> None:
-    assert allowed_rows(columns, Filters(categories=categories)).tolist() == expected
+    assert allowed_rows(columns, RowFilter(categories=categories)).tolist() == expected
 
 
 @pytest.mark.parametrize(
@@ -225,12 +225,12 @@ def test_allowed_rows_categories(
 def test_allowed_rows_dates_exclude_undated(
     columns: Columns, since: float | None, until: float | None, expected: list[bool]
 ) -> None:
-    filters = Filters(since_day=since, until_day=until)
+    filters = RowFilter(since_day=since, until_day=until)
     assert allowed_rows(columns, filters).tolist() == expected
 
 
 def test_allowed_rows_categories_and_dates(columns: Columns) -> None:
-    filters = Filters(categories=frozenset({0, 1}), since_day=15.0)
+    filters = RowFilter(categories=frozenset({0, 1}), since_day=15.0)
     assert allowed_rows(columns, filters).tolist() == [False, True, False, False, False, False]
 
 
@@ -250,7 +250,7 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
         alive=np.ones(ROWS, dtype=bool),
         row_of={article_id: row for row, article_id in enumerate(ids)},
     )
-    filters = Filters(categories=frozenset({0, 2}), since_day=30.0)
+    filters = RowFilter(categories=frozenset({0, 2}), since_day=30.0)
     mask = allowed_rows(columns, filters)
     expected_mask = np.isin(columns.category_codes, [0, 2]) & (np.nan_to_num(days) >= 30.0)
     assert mask.tolist() == expected_mask.tolist()
@@ -261,13 +261,13 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
 @pytest.mark.parametrize(
     ("filters", "active"),
     [
-        (Filters(), False),
-        (Filters(categories=frozenset({1})), True),
-        (Filters(categories=frozenset()), True),
-        (Filters(since_day=0.0), True),
-        (Filters(until_day=0.0), True),
-        (Filters(since_day=-5.0, until_day=5.0), True),
+        (RowFilter(), False),
+        (RowFilter(categories=frozenset({1})), True),
+        (RowFilter(categories=frozenset()), True),
+        (RowFilter(since_day=0.0), True),
+        (RowFilter(until_day=0.0), True),
+        (RowFilter(since_day=-5.0, until_day=5.0), True),
     ],
 )
-def test_filters_active(filters: Filters, active: bool) -> None:
+def test_filters_active(filters: RowFilter, active: bool) -> None:
     assert filters.active is active

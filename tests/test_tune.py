@@ -17,7 +17,7 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, sample_records
 from scipy import sparse
 
-from recommender import Article, InvalidQueryError, Recommender
+from recommender import Article, InvalidQueryError, LabelsError, Ranking, Recommender, SettingsError
 from recommender import tune as tune_module
 from recommender.articles import parse_datetime
 from recommender.evaluate import (
@@ -27,18 +27,18 @@ from recommender.evaluate import (
     relevance_from_labels,
     relevance_from_pairs,
 )
-from recommender.rerank import Pool, Query, ranking_of
+from recommender.rerank import Query
 from recommender.results import IndexInfo
-from recommender.settings import BUILD_FIELDS, Settings
+from recommender.retrieve import Pool
+from recommender.settings import Settings
 from recommender.tune import (
     GRID,
     Case,
+    ListedRow,
     TuneReport,
-    _Listed,
     replay,
     search,
     split_queries,
-    tune,
 )
 
 NAN = float("nan")
@@ -124,8 +124,8 @@ def test_two_queries_split_one_and_one() -> None:
 QUERY_ROW = 1000
 
 
-def listed(row: int) -> _Listed:
-    return _Listed(id=f"r{row}", title=f"title {row}", category=None, published_at=None)
+def listed(row: int) -> ListedRow:
+    return ListedRow(id=f"r{row}", title=f"title {row}", category=None, published_at=None)
 
 
 def make_case(
@@ -162,25 +162,20 @@ def balanced_cases(query_terms: int) -> list[Case]:
     return [make_case(i, [0.45, 0.8, 0.0], [0.45, 0.0, 0.8], [0], query_terms) for i in range(3)]
 
 
-START = {
-    **Settings().to_dict(),
-    "lexical_weight": 0.0,
-    "lexical_weight_short": 1.0,
-    "neighbour_weight": 0.0,
-}
+START = Ranking(lexical_weight=0.0, lexical_weight_short=1.0, neighbour_weight=0.0)
 
 
-def score(cases: list[Case], settings: dict[str, Any]) -> float:
-    return replay(cases, ranking_of(settings), listed).ndcg_at_10
+def score(cases: list[Case], ranking: Ranking) -> float:
+    return replay(cases, ranking, listed).ndcg_at_10
 
 
 def test_replay_scores_the_listed_order() -> None:
     cases = balanced_cases(query_terms=50)
-    assert score(cases, {**START, "lexical_weight": 0.5}) == pytest.approx(1.0)
+    assert score(cases, replace(START, lexical_weight=0.5)) == pytest.approx(1.0)
     # At either end the relevant candidate is second, under one of the two picks.
-    assert score(cases, {**START, "lexical_weight": 0.0}) == pytest.approx(1 / math.log2(3))
-    assert score(cases, {**START, "lexical_weight": 1.0}) == pytest.approx(1 / math.log2(3))
-    report = replay(cases, ranking_of({**START, "lexical_weight": 0.5}), listed)
+    assert score(cases, replace(START, lexical_weight=0.0)) == pytest.approx(1 / math.log2(3))
+    assert score(cases, replace(START, lexical_weight=1.0)) == pytest.approx(1 / math.log2(3))
+    report = replay(cases, replace(START, lexical_weight=0.5), listed)
     assert report.queries == 3 and report.mrr == pytest.approx(1.0)
 
 
@@ -191,18 +186,18 @@ def test_replay_scores_the_listed_order() -> None:
 def test_search_finds_the_one_good_lexical_weight(query_terms: int, tuned: str, held: str) -> None:
     cases = balanced_cases(query_terms)
     for first in (0.0, 0.2, 0.9, 1.0):
-        start = {**START, tuned: first}
+        start = replace(START, **{tuned: first})
         found = search(cases, start, listed, grid={tuned: GRID[tuned]})
-        assert found == {**start, tuned: 0.5}
+        assert found == replace(start, **{tuned: 0.5})
         found = search(cases, start, listed)  # the whole grid: nothing else matters here
-        assert found[tuned] == 0.5
-        assert found[held] == start[held]
+        assert getattr(found, tuned) == 0.5
+        assert getattr(found, held) == getattr(start, held)
         assert score(cases, found) == pytest.approx(1.0)
 
 
 def test_search_keeps_a_start_nothing_beats() -> None:
     cases = balanced_cases(query_terms=50)
-    start = {**START, "lexical_weight": 0.5}
+    start = replace(START, lexical_weight=0.5)
     assert search(cases, start, listed) == start
 
 
@@ -261,16 +256,16 @@ def random_cases(seed: int, count: int = 6, n: int = 12) -> list[Case]:
 def test_search_never_returns_worse_than_the_start(seed: int) -> None:
     cases = random_cases(seed)
     for start in (
-        Settings().to_dict(),
-        {**Settings().to_dict(), "half_life_days": None, "mmr_lambda": 0.8, "lexical_weight": 0.3},
+        Ranking(),
+        Ranking(half_life_days=None, mmr_lambda=0.8, lexical_weight=0.3),
     ):
         found = search(cases, start, listed)
-        assert set(found) == set(start)
         assert score(cases, found) >= score(cases, start) - 1e-12
+        found_values, start_values = asdict(found), asdict(start)
         for name in GRID:  # every value found is the start's or one of the grid's
-            assert found[name] == start[name] or found[name] in GRID[name]
-        assert {k: v for k, v in found.items() if k not in GRID} == {
-            k: v for k, v in start.items() if k not in GRID
+            assert found_values[name] == start_values[name] or found_values[name] in GRID[name]
+        assert {k: v for k, v in found_values.items() if k not in GRID} == {
+            k: v for k, v in start_values.items() if k not in GRID
         }
 
 
@@ -304,17 +299,18 @@ def opened(copy: Path) -> Iterator[Recommender]:
     rec.close()
 
 
-def spy_on_pools(rec: Recommender) -> list[tuple[str, Any, Pool]]:
+def spy_on_pools(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, Pool]]:
     """Record each candidate pool tune takes: (query id, until_day, pool)."""
     calls: list[tuple[str, Any, Pool]] = []
-    original = rec._replayable
+    original = tune_module.gather
 
-    def replayable(article_id: str, k: int, *, until_day: float | None = None) -> Any:
-        rows, pool, query = original(article_id, k, until_day=until_day)
-        calls.append((article_id, until_day, pool))
-        return rows, pool, query
+    def gather(snapshot: Any, vector: Any, terms: Any, count: int, **options: Any) -> Any:
+        rows, pool = original(snapshot, vector, terms, count, **options)
+        (row,) = options["drop"]
+        calls.append((snapshot.columns.ids[row], options["filters"].until_day, pool))
+        return rows, pool
 
-    rec._replayable = replayable  # type: ignore[method-assign]
+    monkeypatch.setattr(tune_module, "gather", gather)
     return calls
 
 
@@ -331,9 +327,9 @@ def dry(built: Path, relevance: dict[str, frozenset[str]]) -> Iterator[DryRun]:
     """One dry run on the shared index, looked at by several tests."""
     rec = Recommender.open(built, encoder=FakeEncoder())
     before = rec.info()
-    calls = spy_on_pools(rec)
-    report = tune(rec, relevance, queries=QUERIES, dry_run=True)
-    del rec._replayable  # back to the class's
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        calls = spy_on_pools(monkeypatch)
+        report = rec.tune(relevance, queries=QUERIES, dry_run=True)
     yield DryRun(rec, before, report, calls)
     rec.close()
 
@@ -421,20 +417,19 @@ def test_a_win_is_stored_and_seen(
     watcher = Recommender.open(copy, encoder=FakeEncoder())
     try:
         before = opened.info().settings
-        report = tune(opened, relevance, queries=QUERIES)
+        report = opened.tune(relevance, queries=QUERIES)
         assert report.gain == dry.report.gain
         assert report.stored is True
         assert report.new != report.old
         expected = {**before, **report.new}
         assert opened.info().settings == expected  # the tuner sees its own settings at once
         assert manifest_settings(copy) == expected  # so does a fresh open
-        assert Recommender.stored_ranking(copy) == {
-            k: v for k, v in expected.items() if k not in BUILD_FIELDS
-        }
+        assert Recommender.stored_ranking(copy) == replace(opened.settings.ranking)
+        assert asdict(opened.settings.ranking).items() <= expected.items()
         assert watcher.settings.to_dict() == before  # one opened before, until it refreshes
         assert watcher.refresh()
         assert watcher.info().settings == expected
-        assert asdict(watcher.settings) == expected
+        assert watcher.settings.to_dict() == expected
         # Queries now rank with the stored settings by default.
         for query in ("a-1001", "a-2016"):
             default = [item.id for item in watcher.similar(query)]
@@ -454,7 +449,7 @@ def test_a_gain_below_the_threshold_is_not_stored(
     assert dry.report.gain >= tune_module.MIN_GAIN
     monkeypatch.setattr(tune_module, "MIN_GAIN", dry.report.gain + 1e-6)
     before = opened.info()
-    report = tune(opened, relevance, queries=QUERIES)
+    report = opened.tune(relevance, queries=QUERIES)
     assert report.gain == pytest.approx(dry.report.gain)
     assert report.new == dry.report.new and report.new != report.old
     assert report.stored is False
@@ -465,9 +460,9 @@ def test_a_gain_below_the_threshold_is_not_stored(
 
 def test_tune_needs_two_queries(opened: Recommender, relevance: dict[str, frozenset[str]]) -> None:
     with pytest.raises(InvalidQueryError, match="queries must be 2 or more"):
-        tune(opened, relevance, queries=1)
-    with pytest.raises(InvalidQueryError, match="at least 2 indexed articles"):
-        tune(opened, {"a-1001": frozenset({"nope"}), "nope": frozenset({"a-1001"})})
+        opened.tune(relevance, queries=1)
+    with pytest.raises(LabelsError, match="at least 2 indexed articles"):
+        opened.tune({"a-1001": frozenset({"nope"}), "nope": frozenset({"a-1001"})})
 
 
 def test_tune_from_a_pairs_file(
@@ -487,7 +482,7 @@ def test_tune_from_a_pairs_file(
     related = relevance_from_pairs(pairs)
     assert related["a-1001"] >= {"not-indexed"}
     before = opened.info().settings
-    report = tune(opened, related, queries=10, dry_run=True)
+    report = opened.tune(related, queries=10, dry_run=True)
     assert report.split == "time" and report.cutoff is not None
     assert report.tuning_queries + report.held_out_queries == 10
     assert 0.0 <= report.old_held_out.ndcg_at_10 <= 1.0
@@ -510,8 +505,8 @@ def test_random_split_on_undated_articles(tmp_path: Path) -> None:
     Recommender.build(articles, path, encoder=FakeEncoder())
     relevance = relevance_from_labels({str(r["id"]): str(r["story"]) for r in records})
     with Recommender.open(path, encoder=FakeEncoder()) as rec:
-        first = tune(rec, relevance, queries=6, seed=4, dry_run=True)
-        again = tune(rec, relevance, queries=6, seed=4, dry_run=True)
+        first = rec.tune(relevance, queries=6, seed=4, dry_run=True)
+        again = rec.tune(relevance, queries=6, seed=4, dry_run=True)
     assert first.split == "random" and first.cutoff is None
     assert first.tuning_queries == 4 and first.held_out_queries == 2
     assert again == first
@@ -535,8 +530,12 @@ def test_store_settings_refuses_build_time_changes(
     opened: Recommender, copy: Path, change: dict[str, Any]
 ) -> None:
     before = opened.info()
-    with pytest.raises(InvalidQueryError, match="can only change with a new build") as raised:
-        opened.store_settings(replace(opened.settings, **change))
+    settings = opened.settings
+    ranking_change = {k: v for k, v in change.items() if k in Ranking.names()}
+    build_change = {k: v for k, v in change.items() if k not in ranking_change}
+    changed = replace(settings, ranking=replace(settings.ranking, **ranking_change), **build_change)
+    with pytest.raises(SettingsError, match="can only change with a new build") as raised:
+        opened.store_settings(changed)
     build_time = [name for name in change if name != "lexical_weight"]
     assert all(name in str(raised.value) for name in build_time)
     assert opened.info().settings == before.settings
@@ -546,9 +545,11 @@ def test_store_settings_refuses_build_time_changes(
 
 def test_rebuild_keeps_stored_ranking(opened: Recommender, copy: Path) -> None:
     chosen: dict[str, Any] = {"lexical_weight": 0.3, "half_life_days": None, "mmr_lambda": 0.8}
-    opened.store_settings(replace(opened.settings, **chosen))
+    settings = opened.settings
+    opened.store_settings(replace(settings, ranking=replace(settings.ranking, **chosen)))
     stored = Recommender.stored_ranking(copy)
-    assert {name: stored[name] for name in chosen} == chosen
+    assert stored is not None
+    assert {name: getattr(stored, name) for name in chosen} == chosen
     version = (copy / "CURRENT").read_text().strip()
     Recommender.build_from_files([SAMPLE], copy, encoder=FakeEncoder())
     assert (copy / "CURRENT").read_text().strip() != version  # a new build indeed
@@ -556,17 +557,20 @@ def test_rebuild_keeps_stored_ranking(opened: Recommender, copy: Path) -> None:
     settings = manifest_settings(copy)
     assert {name: settings[name] for name in chosen} == chosen
     opened.refresh()
-    assert opened.settings.lexical_weight == 0.3 and opened.settings.half_life_days is None
+    ranking = opened.settings.ranking
+    assert ranking.lexical_weight == 0.3 and ranking.half_life_days is None
     # Settings given explicitly win over the stored ones.
     Recommender.build_from_files(
-        [SAMPLE], copy, encoder=FakeEncoder(), settings=Settings(lexical_weight=0.9)
+        [SAMPLE],
+        copy,
+        encoder=FakeEncoder(),
+        settings=Settings(ranking=Ranking(lexical_weight=0.9)),
     )
-    assert Recommender.stored_ranking(copy)["lexical_weight"] == 0.9
-    assert Recommender.stored_ranking(copy)["half_life_days"] == 7.0
+    assert Recommender.stored_ranking(copy) == Ranking(lexical_weight=0.9)
 
 
 def test_stored_ranking_of_no_index(tmp_path: Path) -> None:
-    assert Recommender.stored_ranking(tmp_path / "none") == {}
+    assert Recommender.stored_ranking(tmp_path / "none") is None
 
 
 def test_sample_is_mostly_dated() -> None:

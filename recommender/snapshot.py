@@ -1,0 +1,190 @@
+"""What a reader holds: one consistent state of an index, loaded in memory.
+
+A ``Snapshot`` is immutable; a refresh makes a new one from it (``updated``) reading only the
+vector segments and rows committed since, or loads the index anew when a build or compaction
+replaced its version (``load``). Queries running meanwhile keep the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
+from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix
+from .rerank import Query
+from .settings import Settings
+from .store import (
+    ArticleTable,
+    Columns,
+    Manifest,
+    apply_rows,
+    current_name,
+    current_version,
+    new_vector_index,
+    read_manifest,
+    read_segment,
+    vectors_of,
+)
+
+
+@dataclass
+class _LexiconCache:
+    """The lexicon of one version, read when text is first vectorized; shared by the
+    snapshots of that version (a build or compaction makes a new version)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    lexicon: Lexicon | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent state of an index: its version, settings, rows and vectors."""
+
+    path: Path  # the index folder
+    version: Path  # the version folder within it
+    manifest: Manifest
+    settings: Settings
+    table: ArticleTable
+    generation: int
+    parts: tuple[tuple[int, Any], ...]  # (first row, FAISS index), in row order
+    columns: Columns
+    lexical: tuple[LexicalPart, ...]  # TF-IDF rows, in row order
+    lexicon_size: int
+    _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: Path) -> Snapshot:
+        """The current state of the index at ``path``, read whole."""
+        for attempt in range(5):
+            version = current_version(path)
+            try:
+                manifest = read_manifest(version)
+                table = ArticleTable(version)
+                empty = apply_rows(None, [])
+                settings = Settings.from_dict(manifest.settings)
+                size = table.lexicon_size()
+                return cls(
+                    path, version, manifest, settings, table, -1, (), empty, (), size
+                ).updated()
+            except RecommenderError:
+                # A writer may have replaced this version, or merged segments, while it loaded.
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def replaced(self) -> bool:
+        """Whether a build or compaction made another version current since."""
+        return current_name(self.path) != self.version.name
+
+    @property
+    def changed(self) -> bool:
+        """Whether updates were committed to this version since."""
+        return self.table.generation() != self.generation
+
+    def updated(self) -> Snapshot:
+        """This snapshot with the rows and vectors committed since it was taken.
+
+        Only vectors past the rows already held are read: segments the writer merged since
+        (same rows, a new file) cost nothing, and a segment read in part is cut to the new rows.
+        """
+        held_terms = sum(part.count for part in self.lexical)
+        generation, segments, rows, terms = self.table.snapshot(self.generation, held_terms)
+        held = sum(int(index.ntotal) for _, index in self.parts)
+        parts = list(self.parts)
+        for segment in segments:
+            end = segment.first_row + segment.count
+            if end <= held:
+                continue
+            index = read_segment(self.version, segment, self.manifest.dimension)
+            if held > segment.first_row:
+                part = new_vector_index(self.manifest.dimension, self.settings.vector_type)
+                part.add(index.reconstruct_n(held - segment.first_row, end - held))
+                index = part
+            parts.append((held, index))
+            held = end
+        lexical = list(self.lexical)
+        if terms:
+            lexical.append(LexicalPart.of(held_terms, terms, self.lexicon_size))
+        first = 0 if self.generation < 0 else 1  # keep the big first part as it is
+        if len(parts) - first > 4:  # one index searches faster than several
+            parts = [*parts[:first], (parts[first][0], self._joined(parts[first:]))]
+        if len(lexical) - first > 4:
+            lexical = [*lexical[:first], LexicalPart.joined(lexical[first:])]
+        columns = apply_rows(None if self.generation < 0 else self.columns, rows)
+        if not held == held_terms + len(terms) == len(columns.ids):
+            raise IndexDamagedError(
+                f"index at {self.path} is damaged: {held} vectors and "
+                f"{held_terms + len(terms)} term vectors for {len(columns.ids)} rows; "
+                "build it again"
+            )
+        manifest = self.manifest
+        if self.generation >= 0:  # ``recommend tune`` may have stored new settings
+            manifest = read_manifest(self.version)
+        return replace(
+            self,
+            manifest=manifest,
+            settings=Settings.from_dict(manifest.settings),
+            generation=generation,
+            parts=tuple(parts),
+            columns=columns,
+            lexical=tuple(lexical),
+        )
+
+    def _joined(self, parts: Sequence[tuple[int, Any]]) -> Any:
+        """One FAISS index holding the vectors of consecutive parts."""
+        joined = new_vector_index(self.manifest.dimension, self.settings.vector_type)
+        for _, index in parts:
+            # Copied, not merge_from, which empties its source: an older snapshot that queries
+            # are still using holds these parts.
+            joined.add(index.reconstruct_n(0, index.ntotal))
+        return joined
+
+    def row(self, article_id: str) -> int:
+        """The row of a live article; UnknownArticleError if there is none with this id."""
+        try:
+            return self.columns.row_of[str(article_id)]
+        except KeyError:
+            raise UnknownArticleError(
+                f"article {article_id!r} is not in index {self.path}"
+            ) from None
+
+    def query(self, row: int) -> Query:
+        """What the indexed article at ``row`` contributes to ranking as a query: its date
+        (the recency reference), category and duplicate keys."""
+        columns = self.columns
+        day = float(columns.published_days[row])
+        return Query(
+            day=None if np.isnan(day) else day,
+            category=int(columns.category_codes[row]),
+            title_code=int(columns.title_codes[row]),
+            url_code=int(columns.url_codes[row]),
+        )
+
+    def vector(self, row: int) -> np.ndarray:
+        return np.asarray(self.vectors(np.array([row]))[0])
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these rows (float32), in the order given."""
+        return vectors_of(self.parts, rows, self.manifest.dimension)
+
+    def terms(self, row: int) -> TermVector:
+        matrix = rows_matrix(self.lexical, np.array([row]))
+        return TermVector(matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
+
+    def lexicon(self) -> Lexicon:
+        """The lexicon of this version (read once, when text is first vectorized)."""
+        cache = self._lexicon
+        with cache.lock:
+            if cache.lexicon is None:
+                cache.lexicon = self.table.lexicon(self.settings.lexical_ngrams)
+            return cache.lexicon
+
+    def close(self) -> None:
+        self.table.close()
