@@ -135,8 +135,9 @@ def parse_article(
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
         what = "missing" if raw_id is None else f"a {_kind(raw_id)}"
         raise InvalidArticleError(f"id must be a string or an integer, got {what}")
-    article_id = str(raw_id).strip()
-    if not article_id:
+    # Kept exactly as given: " a-1 " and "a-1" are two articles, never one replacing the other.
+    article_id = str(raw_id)
+    if not article_id.strip():
         raise InvalidArticleError("id is empty")
 
     raw_title = record.get(column["title"])

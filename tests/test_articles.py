@@ -17,6 +17,7 @@ from recommender.articles import (
     read_articles,
 )
 from recommender.errors import InputFileError, InvalidArticleError
+from recommender.evaluate import labels_from_field
 
 UTC = timezone.utc
 
@@ -36,7 +37,8 @@ def write_jsonl(path, records):
         (0, "0"),
         (-7, "-7"),
         ("abc-123", "abc-123"),
-        ("  padded  ", "padded"),
+        ("  padded  ", "  padded  "),
+        ("\u00a0nbsp\u3000", "\u00a0nbsp\u3000"),
         ("新闻-1", "新闻-1"),
     ],
 )
@@ -71,7 +73,30 @@ def test_missing_id_is_rejected():
         parse_article({"title": "T"})
 
 
-@pytest.mark.parametrize("raw_id", ["", "   "])
+def test_ids_differing_only_in_spaces_are_two_articles(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [{"id": "a-1001", "title": "Plain"}, {"id": " a-1001 ", "title": "Padded"}],
+    )
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("a-1001", "Plain"),
+        (" a-1001 ", "Padded"),
+    ]
+    assert report.duplicates == 0
+
+
+def test_evaluator_reads_ids_as_the_reader_does(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [{"id": " a-1 ", "title": "T", "story": "s1"}, {"id": "a-2", "title": "T", "story": "s1"}],
+    )
+    labels = labels_from_field([path], "story")
+    assert labels == {" a-1 ": "s1", "a-2": "s1"}
+    assert set(labels) == {a.id for a in read_articles([path]).articles}
+
+
+@pytest.mark.parametrize("raw_id", ["", "   ", "\u3000"])
 def test_empty_id_is_rejected(raw_id):
     with pytest.raises(InvalidArticleError, match=r"^id is empty$"):
         parse_article({"id": raw_id, "title": "T"})

@@ -110,6 +110,11 @@ INPUT_CASES = [
         check=_stored("a b/c \"d\" 'e' 📰", title="Odd id"),
     ),
     Case(
+        "id with spaces around it",
+        record(id=" good-1 ", title="Padded id"),
+        check=_stored(" good-1 ", title="Padded id"),  # not a duplicate of good-1
+    ),
+    Case(
         "date without zone",
         record(id="naive", title="t", published_at="2026-03-01T10:00:00"),
         check=_stored("naive", published_at=datetime(2026, 3, 1, 10, tzinfo=timezone.utc)),
