@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -99,24 +100,62 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
+# Characters an id may not hold: C0 and C1 controls (tab, newline, carriage return, NUL, ...)
+# and the Unicode line and paragraph separators, which str.splitlines() also breaks at. Without
+# them every stored id can be given back on a command line and as one line of a file.
+_ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A lone surrogate can come from a JSON escape ("\\ud800") but cannot be written as UTF-8, so
+# SQLite, hashing and the model would all fail on it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(value: str, name: str) -> None:
+    found = _SURROGATE.search(value)
+    if found:
+        raise InvalidArticleError(
+            f"{name} is not valid Unicode (lone surrogate U+{ord(found.group()):04X})"
+        )
+
+
+def _check_id(article_id: str) -> None:
+    if not article_id.strip():
+        raise InvalidArticleError("id is empty")
+    _check_unicode(article_id, "id")
+    found = _ID_FORBIDDEN.search(article_id)
+    if found:
+        raise InvalidArticleError(
+            f"id must not contain control characters "
+            f"(U+{ord(found.group()):04X} at character {found.start() + 1} of {article_id!r})"
+        )
+
+
 def _optional_text(record: Mapping[str, Any], key: str, name: str) -> str | None:
     value = record.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidArticleError(f"{name} must be a string, got {type(value).__name__}")
+    _check_unicode(value, name)
     value = value.strip()
     return value or None
 
 
-def _json_safe(value: Any) -> Any:
-    """Metadata as plain JSON: NaN and infinity (which JSON cannot hold) become null."""
+def _metadata_value(value: Any, name: str) -> Any:
+    """A metadata value as plain JSON: NaN and infinity (which JSON cannot hold) become null."""
+    if isinstance(value, str):
+        _check_unicode(value, name)
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            key = str(key)
+            _check_unicode(key, f"{name} (a key in it)")
+            out[key] = _metadata_value(item, name)
+        return out
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [_metadata_value(item, name) for item in value]
     return value
 
 
@@ -137,32 +176,39 @@ def parse_article(
         raise InvalidArticleError(f"id must be a string or an integer, got {what}")
     # Kept exactly as given: " a-1 " and "a-1" are two articles, never one replacing the other.
     article_id = str(raw_id)
-    if not article_id.strip():
-        raise InvalidArticleError("id is empty")
+    _check_id(article_id)
+    try:
+        return _article(article_id, record, column, frozenset(drop_fields))
+    except InvalidArticleError as exc:
+        raise InvalidArticleError(f"article {article_id!r}: {exc.reason}") from None
 
+
+def _article(
+    article_id: str, record: Mapping[str, Any], column: Mapping[str, str], drop: frozenset[str]
+) -> Article:
+    """The rest of parse_article, once the id is known (errors get the id put before them)."""
     raw_title = record.get(column["title"])
     if not isinstance(raw_title, str):
         what = "missing" if raw_title is None else f"a {_kind(raw_title)}"
-        raise InvalidArticleError(f"article {article_id!r}: title must be a string, got {what}")
+        raise InvalidArticleError(f"title must be a string, got {what}")
+    _check_unicode(raw_title, "title")
     title = clean_title(raw_title)
     if not title:
-        raise InvalidArticleError(f"article {article_id!r}: title is empty")
+        raise InvalidArticleError("title is empty")
 
     raw_body = record.get(column["body"])
     if raw_body is not None and not isinstance(raw_body, str):
-        raise InvalidArticleError(
-            f"article {article_id!r}: body must be a string, got {_kind(raw_body)}"
-        )
+        raise InvalidArticleError(f"body must be a string, got {_kind(raw_body)}")
+    _check_unicode(raw_body or "", "body")
 
+    category = _optional_text(record, column["category"], "category")
+    url = _optional_text(record, column["url"], "url")
+    source = _optional_text(record, column["source"], "source")
+    lang = _optional_text(record, column["lang"], "lang")
     try:
-        category = _optional_text(record, column["category"], "category")
-        url = _optional_text(record, column["url"], "url")
-        source = _optional_text(record, column["source"], "source")
-        lang = _optional_text(record, column["lang"], "lang")
         published_at = parse_datetime(record.get(column["published_at"]))
-    except (InvalidArticleError, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, InvalidArticleError) else f"published_at {exc}"
-        raise InvalidArticleError(f"article {article_id!r}: {reason}") from None
+    except ValueError as exc:
+        raise InvalidArticleError(f"published_at {exc}") from None
 
     raw_tags = record.get(column["tags"])
     if raw_tags is None:
@@ -172,12 +218,18 @@ def parse_article(
     elif isinstance(raw_tags, list) and all(isinstance(tag, str) for tag in raw_tags):
         tags = tuple(tag.strip() for tag in raw_tags if tag.strip())
     else:
-        raise InvalidArticleError(
-            f"article {article_id!r}: tags must be a list of strings or a comma-separated string"
-        )
+        raise InvalidArticleError("tags must be a list of strings or a comma-separated string")
+    for tag in tags:
+        _check_unicode(tag, "tags")
 
-    consumed = set(column.values()) | set(drop_fields)
-    metadata = {key: _json_safe(value) for key, value in record.items() if key not in consumed}
+    consumed = set(column.values()) | drop
+    metadata: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in consumed:
+            continue
+        key = str(key)
+        _check_unicode(key, f"metadata field name {key!r}")
+        metadata[key] = _metadata_value(value, f"metadata field {key!r}")
     return Article(
         id=article_id,
         title=title,

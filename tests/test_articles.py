@@ -102,6 +102,89 @@ def test_empty_id_is_rejected(raw_id):
         parse_article({"id": raw_id, "title": "T"})
 
 
+@pytest.mark.parametrize(
+    ("raw_id", "where"),
+    [
+        ("a\nb", "U+000A at character 2 of 'a\\nb'"),
+        ("a\r\nb", "U+000D at character 2 of 'a\\r\\nb'"),
+        ("a\x00", "U+0000 at character 2 of 'a\\x00'"),
+        ("\ta", "U+0009 at character 1 of '\\ta'"),
+        ("a\x1bb", "U+001B at character 2 of 'a\\x1bb'"),
+        ("a\x7f", "U+007F at character 2 of 'a\\x7f'"),
+        ("a\x85b", "U+0085 at character 2 of 'a\\x85b'"),
+        ("a\u2028b", "U+2028 at character 2 of 'a\\u2028b'"),
+        ("a\u2029b", "U+2029 at character 2 of 'a\\u2029b'"),
+    ],
+)
+def test_id_with_control_characters_is_rejected(raw_id, where):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": raw_id, "title": "T"})
+    assert str(info.value) == f"id must not contain control characters ({where})"
+
+
+@pytest.mark.parametrize("raw_id", ["a\u200db", "a\ufeffb", "a\u00a0b", "a\uffffb"])
+def test_id_with_other_invisible_characters_is_kept(raw_id):
+    assert parse_article({"id": raw_id, "title": "T"}).id == raw_id
+    assert raw_id.splitlines() == [raw_id]
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "code"), [("\ud800", "U+D800"), ("a\udfffb", "U+DFFF"), ("\ud83d", "U+D83D")]
+)
+def test_id_with_a_lone_surrogate_is_rejected(raw_id, code):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": raw_id, "title": "T"})
+    assert str(info.value) == f"id is not valid Unicode (lone surrogate {code})"
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"title": "caf\udce9"}, "title"),
+        ({"body": "<p>x\ud800</p>"}, "body"),
+        ({"category": "\udfff"}, "category"),
+        ({"url": "https://example.com/\ud800"}, "url"),
+        ({"source": "a\ud800"}, "source"),
+        ({"lang": "e\udc00n"}, "lang"),
+        ({"tags": ["ok", "b\ud800"]}, "tags"),
+        ({"tags": "ok,b\ud800"}, "tags"),
+        ({"author": "\ud800"}, "metadata field 'author'"),
+        ({"extra": {"a": [1, "\ud800"]}}, "metadata field 'extra'"),
+        ({"extra": {"\ud800": 1}}, "metadata field 'extra' (a key in it)"),
+        ({"\ud800": 1}, "metadata field name '\\ud800'"),
+    ],
+)
+def test_lone_surrogate_in_any_field_is_rejected_naming_it(fields, name):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": "s", "title": "T", **fields})
+    assert str(info.value).startswith(
+        f"article 's': {name} is not valid Unicode (lone surrogate U+"
+    )
+
+
+def test_lone_surrogate_in_a_dropped_field_is_no_matter():
+    article = parse_article({"id": "s", "title": "T", "raw": "\ud800"}, drop_fields=["raw"])
+    assert article.metadata == {}
+
+
+def test_lone_surrogate_escape_in_jsonl_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "news.jsonl"
+    path.write_text(
+        '{"id": "ok", "title": "Fine"}\n'
+        '{"id": "x\\ud800", "title": "Bad id"}\n'
+        '{"id": "y", "title": "Bad \\udc00 title"}\n'
+        '{"id": "pair", "title": "A real pair \\ud83d\\udcf0 is fine"}\n',
+        "utf-8",
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["ok", "pair"]
+    assert report.articles[1].title == "A real pair 📰 is fine"
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:2: id is not valid Unicode (lone surrogate U+D800)",
+        f"{path}:3: article 'y': title is not valid Unicode (lone surrogate U+DC00)",
+    ]
+
+
 @pytest.mark.parametrize("record", [[1, 2], "text", 5, None])
 def test_record_that_is_not_an_object_is_rejected(record):
     with pytest.raises(InvalidArticleError, match=r"^expected an object with an id and a title"):

@@ -114,6 +114,26 @@ INPUT_CASES = [
         record(id=" good-1 ", title="Padded id"),
         check=_stored(" good-1 ", title="Padded id"),  # not a duplicate of good-1
     ),
+    Case("id with a newline", record(id="a\nb", title="t"), error="id must not contain control"),
+    Case("id with a NUL", record(id="a\x00", title="t"), error="id must not contain control"),
+    Case(
+        "id with a carriage return", record(id="a\rb", title="t"), error="must not contain control"
+    ),
+    Case(
+        "id with a lone surrogate",
+        b'{"id": "a\\ud800", "title": "t"}',
+        error="id is not valid Unicode (lone surrogate U+D800)",
+    ),
+    Case(
+        "title with a lone surrogate",
+        b'{"id": "x", "title": "caf\\udce9"}',
+        error="title is not valid Unicode (lone surrogate U+DCE9)",
+    ),
+    Case(
+        "metadata with a lone surrogate",
+        b'{"id": "x", "title": "t", "author": ["\\ud800"]}',
+        error="metadata field 'author' is not valid Unicode",
+    ),
     Case(
         "date without zone",
         record(id="naive", title="t", published_at="2026-03-01T10:00:00"),
