@@ -12,6 +12,7 @@ import io
 import json
 import math
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -270,15 +271,23 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
         raise InputFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, decode error) for each line; a line that is not UTF-8 keeps going."""
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, decode error) for each line; a line that is not UTF-8 keeps going.
+
+    Such a line still comes with its text, bytes that are not UTF-8 replaced by U+FFFD, so that
+    its commas, quotes and line end stay where they were for the CSV reader.
+    """
     with _open_binary(path) as handle:
         try:
             for number, raw in enumerate(handle, start=1):
+                encoding = "utf-8-sig" if number == 1 else "utf-8"
                 try:
-                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
+                    text = raw.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    yield number, None, f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+                    problem = f"not valid UTF-8 (byte {exc.start + 1} of the line)"
+                    yield number, raw.decode(encoding, errors="replace"), problem
+                else:
+                    yield number, text, None
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise InputFileError(f"cannot read {path}: {exc}") from None
 
@@ -288,7 +297,6 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
         if error is not None:
             yield number, None, error
             continue
-        assert text is not None
         if not text.strip():
             continue
         try:
@@ -297,45 +305,97 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
             yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
 
 
+#: The longest CSV field read, in characters. Python's csv module stops at 128 KiB, far below a
+#: long body kept whole; the bound stays, so that a quote left open cannot take a whole large
+#: file into one field.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+_Line = tuple[int, str, str | None]
+
+
+class _CsvLines:
+    """The lines of a CSV file as csv.reader takes them, remembering those of the current record.
+
+    Lines can be handed back to be read again: after a record that cannot be parsed, reading
+    goes on at the line after the one where it started.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._source = _decoded_lines(path)
+        self._again: deque[_Line] = deque()
+        self.record: list[_Line] = []
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.popleft() if self._again else next(self._source)
+        self.record.append(line)
+        return line[1]
+
+    def read_again(self, lines: Sequence[_Line]) -> None:
+        self._again.extendleft(reversed(lines))
+
+
+def _csv_problem(exc: csv.Error, lines: Sequence[_Line]) -> str:
+    """What a csv.Error means for the record made of these lines, in the reader's words."""
+    message = str(exc)
+    if message == "unexpected end of data":
+        return "unclosed quote (the file ends inside a quoted field of this record)"
+    if "expected after" in message and lines[-1][0] > lines[0][0]:
+        return f"unclosed quote (a quoted field of this record runs on to line {lines[-1][0]})"
+    if "expected after" in message:
+        return 'text after the closing quote of a field (a quote inside one is written "")'
+    if message.startswith("field larger than field limit"):
+        return f"a field longer than {csv.field_size_limit():,} characters"
+    if message.startswith("new-line character seen in unquoted field"):
+        return "a carriage return inside a field that is not quoted"
+    return f"not valid CSV ({message})"
+
+
 def _csv_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
-    bad_lines: dict[int, str] = {}
-    consumed = 0  # lines handed to the CSV parser so far
+    """The rows of a CSV file as records, by the line where each starts.
 
-    def text_lines() -> Iterator[str]:
-        nonlocal consumed
-        for number, text, error in _decoded_lines(path):
-            consumed = number
-            if error is not None:
-                bad_lines[number] = error
-                # Keep the row's shape so the rows around it parse as usual; it is reported.
-                text = "\ufffd\n"
-            assert text is not None
-            yield text
-
-    reader = csv.reader(text_lines())
+    Quotes are read strictly: a quoted field ends at a quote followed by a comma or the end of
+    a line. A record whose quote is never closed so (the file ends inside it, or it closes in
+    the middle of a later field), or that cannot be parsed for another reason, is reported at
+    the line where it starts, and reading goes on at the line after that one: an unclosed
+    quote costs its own record only, not the rows it would otherwise swallow.
+    """
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide, and only ever raised
+    lines = _CsvLines(path)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader, None)
-        if header is None:
-            return
-        while True:
-            first_line = consumed + 1
-            row = next(reader, None)
-            if row is None:
-                return
-            errors = [bad_lines[n] for n in range(first_line, consumed + 1) if n in bad_lines]
-            if errors:
-                yield first_line, None, errors[0]
-            elif not row or row == [""]:
-                continue  # a blank line
-            elif len(row) > len(header):
-                yield first_line, None, "more values than columns in the header"
-            else:
-                # CSV has no null: an empty or missing cell means "not given".
-                values = row + [""] * (len(header) - len(row))
-                record = {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)}
-                yield first_line, record, None
     except csv.Error as exc:
-        raise InputFileError(f"cannot read {path}: line {consumed}: {exc}") from None
+        problem = _csv_problem(exc, lines.record)
+        raise InputFileError(f"cannot read {path}: the header row: {problem}") from None
+    if header is None:
+        return
+    while True:
+        lines.record = []
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            yield lines.record[0][0], None, _csv_problem(exc, lines.record)
+            lines.read_again(lines.record[1:])
+            continue
+        if row is None:
+            return
+        first_line = lines.record[0][0]
+        bad = [(number, error) for number, _, error in lines.record if error is not None]
+        if bad:  # reported at the line that is not UTF-8, which may come after the first
+            yield bad[0][0], None, bad[0][1]
+        elif not row or row == [""]:
+            continue  # a blank line
+        elif len(row) > len(header):
+            yield first_line, None, "more values than columns in the header"
+        else:
+            # CSV has no null: an empty or missing cell means "not given".
+            values = row + [""] * (len(header) - len(row))
+            record = {k: (v if v != "" else None) for k, v in zip(header, values, strict=True)}
+            yield first_line, record, None
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, object, str | None]]:

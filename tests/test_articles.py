@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -9,7 +10,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from recommender import articles
 from recommender.articles import (
+    CSV_FIELD_LIMIT,
     Article,
     parse_article,
     parse_datetime,
@@ -687,6 +690,123 @@ def test_csv_non_utf8_last_line_is_reported(tmp_path):
     report = read_articles([path])
     assert [a.id for a in report.articles] == ["1"]
     assert [(e.path, e.line) for e in report.invalid] == [(str(path), 3)]
+
+
+def test_csv_unclosed_quote_at_end_of_file_costs_its_record_only(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('id,title\n1,One\n2,"Unclosed title\n3,Three\n\n4,Four\n', "utf-8")
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("1", "One"),
+        ("3", "Three"),
+        ("4", "Four"),
+    ]
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:3: unclosed quote (the file ends inside a quoted field of this record)"
+    ]
+    assert report.records == 4
+
+
+def test_csv_unclosed_quote_closed_by_a_later_one_is_reported(tmp_path):
+    # Python's csv module, left to itself, reads rows 2 to 4 as one title with no error.
+    path = tmp_path / "news.csv"
+    path.write_text(
+        'id,title,body\n1,One,b\n2,"Unclosed title,b\n3,Three,b\n4,"Four",b\n5,Five,b\n', "utf-8"
+    )
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("1", "One"),
+        ("3", "Three"),
+        ("4", "Four"),
+        ("5", "Five"),
+    ]
+    [error] = report.invalid
+    assert (error.line, error.reason) == (
+        3,
+        "unclosed quote (a quoted field of this record runs on to line 5)",
+    )
+
+
+def test_csv_well_quoted_fields_are_read_strictly_as_before(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text(
+        'id,title,body\n1,"He said ""hi""","a\n""b""\n\nc"\n2,"Two, too",\n3,"Last"', "utf-8"
+    )
+    report = read_articles([path])
+    assert report.invalid == []
+    assert [(a.id, a.title, a.body) for a in report.articles] == [
+        ("1", 'He said "hi"', 'a\n"b"\nc'),
+        ("2", "Two, too", ""),
+        ("3", "Last", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            '2,"Say "hi" now",b',
+            'text after the closing quote of a field (a quote inside one is written "")',
+        ),
+        (
+            '2,"Two" ,b',
+            'text after the closing quote of a field (a quote inside one is written "")',
+        ),
+        ("2,Two\rthree,b", "a carriage return inside a field that is not quoted"),
+    ],
+)
+def test_csv_row_that_cannot_be_parsed_is_one_bad_record(tmp_path, row, reason):
+    path = tmp_path / "news.csv"
+    path.write_text(f"id,title,body\n1,One,b\n{row}\n3,Three,b\n", "utf-8")
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(3, reason)]
+
+
+def test_csv_header_that_cannot_be_parsed_is_a_file_error(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('id,"title\n1,One\n', "utf-8")
+    with pytest.raises(InputFileError) as info:
+        read_articles([path])
+    assert str(info.value) == (
+        f"cannot read {path}: the header row: "
+        "unclosed quote (the file ends inside a quoted field of this record)"
+    )
+
+
+def test_csv_field_longer_than_pythons_default_limit_is_read(tmp_path):
+    body = "word " * 60_000  # 300,000 characters: csv's default limit is 131,072
+    path = tmp_path / "news.csv"
+    path.write_text(f'id,title,body\n1,Long,"{body}"\n2,Short,{body}\n', "utf-8")
+    report = read_articles([path])
+    assert report.invalid == []
+    assert [len(a.body) for a in report.articles] == [len(body) - 1, len(body) - 1]
+    assert csv.field_size_limit() >= CSV_FIELD_LIMIT >= 10_000_000
+
+
+def test_csv_field_over_the_limit_is_one_bad_record(tmp_path, monkeypatch):
+    before = csv.field_size_limit()
+    monkeypatch.setattr(articles, "CSV_FIELD_LIMIT", 1000)
+    csv.field_size_limit(1000)
+    try:
+        path = tmp_path / "news.csv"
+        path.write_text(f"id,title\n1,One\n2,{'x' * 1001}\n3,Three\n", "utf-8")
+        report = read_articles([path])
+    finally:
+        csv.field_size_limit(before)
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [
+        (3, "a field longer than 1,000 characters")
+    ]
+
+
+def test_csv_non_utf8_line_inside_a_quoted_field_keeps_the_quotes(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_bytes(b'id,title,body\n1,One,"first line\nsecond \xff line"\n2,Two,b\n')
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["2"]
+    [error] = report.invalid
+    assert (error.line, error.reason) == (3, "not valid UTF-8 (byte 8 of the line)")
 
 
 # read_articles: bad records do not stop the reader

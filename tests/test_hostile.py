@@ -1,9 +1,10 @@
 """Hostile input, tried on purpose: every case has one defined outcome, and the rest survives.
 
 The two tables below are the list (README, "What happens to bad input", documents them):
-add a case by adding a row. Each input case is written as line 2 of a JSON Lines file
-between two good articles; "error" cases must name that line and leave both good articles
-indexable with --skip-invalid; "kept" cases are indexed, checked by their function.
+add a case by adding a row. Each input case is written between two good articles, as line 2
+of a JSON Lines file or, for a CSV case, as line 3 of a CSV file (after its header row
+``id,title,body``); "error" cases must name that line and leave both good articles indexable
+with --skip-invalid; "kept" cases are indexed, checked by their function.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ class Case:
     line: bytes
     error: str | None = None  # expected message part, for a rejected record
     check: Callable[[Recommender], None] | None = None  # for a kept one
+    csv: bool = False  # the line is a CSV row (id,title,body), not a JSON Lines record
 
 
 def record(**fields: object) -> bytes:
     return json.dumps(fields, ensure_ascii=False).encode()
+
+
+def csv_row(**fields: str) -> bytes:
+    return f'{fields["id"]},"{fields["title"]}",'.encode()
 
 
 def _stored(article_id: str, **expected: object) -> Callable[[Recommender], None]:
@@ -167,6 +173,30 @@ INPUT_CASES = [
         b'{"id": "nan-meta", "title": "t", "score": NaN, "weights": [1.0, Infinity]}',
         check=_metadata_nan,
     ),
+    Case(
+        "CSV: unclosed quote",
+        b'x,"Unclosed title,body',
+        error="unclosed quote (a quoted field of this record runs on to line 4)",
+        csv=True,
+    ),
+    Case(
+        "CSV: quote inside a quoted field not doubled",
+        b'x,"Say "hi" now",body',
+        error="text after the closing quote of a field",
+        csv=True,
+    ),
+    Case(
+        "CSV: carriage return alone in an unquoted field",
+        b"x,Title\rwith a CR,body",
+        error="a carriage return inside a field that is not quoted",
+        csv=True,
+    ),
+    Case(
+        "CSV: 10 MB body",
+        b"huge,Long read," + b"word " * 2_000_000,
+        check=_huge_body,
+        csv=True,
+    ),
     *[
         Case(f"{script} text", record(id=script, title=text), check=_stored(script, title=text))
         for script, text in SCRIPTS.items()
@@ -176,14 +206,19 @@ INPUT_CASES = [
 
 @pytest.mark.parametrize("case", INPUT_CASES, ids=lambda case: case.name)
 def test_hostile_input(tmp_path: Path, case: Case) -> None:
-    source = tmp_path / "feed.jsonl"
-    source.write_bytes(record(**GOOD_BEFORE) + b"\n" + case.line + b"\n" + record(**GOOD_AFTER))
+    if case.csv:
+        source, line = tmp_path / "feed.csv", 3
+        rows = [b"id,title,body", csv_row(**GOOD_BEFORE), case.line, csv_row(**GOOD_AFTER)]
+    else:
+        source, line = tmp_path / "feed.jsonl", 2
+        rows = [record(**GOOD_BEFORE), case.line, record(**GOOD_AFTER)]
+    source.write_bytes(b"\n".join(rows) + b"\n")
     index = tmp_path / "ix"
     if case.error is not None:
         with pytest.raises(InvalidArticlesError) as raised:
             Recommender.build_from_files([source], index, encoder=FakeEncoder())
         [error] = raised.value.errors
-        assert (error.path, error.line) == (str(source), 2)
+        assert (error.path, error.line) == (str(source), line)
         assert case.error in error.reason
         report = Recommender.build_from_files(
             [source], index, encoder=FakeEncoder(), skip_invalid=True
