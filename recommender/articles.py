@@ -141,22 +141,50 @@ def _optional_text(record: Mapping[str, Any], key: str, name: str) -> str | None
     return value or None
 
 
-def _metadata_value(value: Any, name: str) -> Any:
+#: How deep a metadata value may nest lists and objects. Python's json module gives up near
+#: 1,000 levels (its recursion limit), and the value is written and read back as JSON by code
+#: that may already be deep in the stack; real metadata nests a few levels.
+MAX_NESTING = 100
+
+
+@dataclass(frozen=True)
+class _LongNumber:
+    """A JSON integer with more digits than Python turns into an int (4,300 by default)."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        return _LongNumber(len(text.lstrip("-")))
+
+
+def _too_long(value: _LongNumber, name: str) -> InvalidArticleError:
+    return InvalidArticleError(f"{name} is a number too large ({value.digits:,} digits)")
+
+
+def _metadata_value(value: Any, name: str, depth: int = 0) -> Any:
     """A metadata value as plain JSON: NaN and infinity (which JSON cannot hold) become null."""
     if isinstance(value, str):
         _check_unicode(value, name)
         return value
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, _LongNumber):
+        raise _too_long(value, name)
+    if isinstance(value, dict | list | tuple) and depth >= MAX_NESTING:
+        raise InvalidArticleError(f"{name} is nested too deeply (more than {MAX_NESTING} levels)")
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             key = str(key)
             _check_unicode(key, f"{name} (a key in it)")
-            out[key] = _metadata_value(item, name)
+            out[key] = _metadata_value(item, name, depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_metadata_value(item, name) for item in value]
+        return [_metadata_value(item, name, depth + 1) for item in value]
     return value
 
 
@@ -172,6 +200,8 @@ def parse_article(
     column = {name: field_map.get(name, name) for name in FIELDS}
 
     raw_id = record.get(column["id"])
+    if isinstance(raw_id, _LongNumber):
+        raise _too_long(raw_id, "id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
         what = "missing" if raw_id is None else f"a {_kind(raw_id)}"
         raise InvalidArticleError(f"id must be a string or an integer, got {what}")
@@ -188,6 +218,10 @@ def _article(
     article_id: str, record: Mapping[str, Any], column: Mapping[str, str], drop: frozenset[str]
 ) -> Article:
     """The rest of parse_article, once the id is known (errors get the id put before them)."""
+    for name in FIELDS:
+        value = record.get(column[name])
+        if isinstance(value, _LongNumber):
+            raise _too_long(value, name)
     raw_title = record.get(column["title"])
     if not isinstance(raw_title, str):
         what = "missing" if raw_title is None else f"a {_kind(raw_title)}"
@@ -300,9 +334,11 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text), None
+            yield number, json.loads(text, parse_int=_parse_int), None
         except json.JSONDecodeError as exc:
             yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+        except RecursionError:
+            yield number, None, "invalid JSON (nested too deeply)"
 
 
 #: The longest CSV field read, in characters. Python's csv module stops at 128 KiB, far below a

@@ -13,6 +13,7 @@ import pytest
 from recommender import articles
 from recommender.articles import (
     CSV_FIELD_LIMIT,
+    MAX_NESTING,
     Article,
     parse_article,
     parse_datetime,
@@ -807,6 +808,107 @@ def test_csv_non_utf8_line_inside_a_quoted_field_keeps_the_quotes(tmp_path):
     assert [a.id for a in report.articles] == ["2"]
     [error] = report.invalid
     assert (error.line, error.reason) == (3, "not valid UTF-8 (byte 8 of the line)")
+
+
+# read_articles: JSON that Python cannot hold
+
+
+def nested(depth):
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_jsonl_metadata_nested_up_to_the_limit_is_kept(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(f'{{"id": "d", "title": "T", "m": {nested(MAX_NESTING)}}}\n', "utf-8")
+    [article] = read_articles([path]).articles
+    json.dumps(dict(article.metadata))
+
+
+@pytest.mark.parametrize(
+    ("depth", "reason"),
+    [
+        (
+            MAX_NESTING + 1,
+            "article 'd': metadata field 'm' is nested too deeply (more than 100 levels)",
+        ),
+        (500, "article 'd': metadata field 'm' is nested too deeply (more than 100 levels)"),
+        (100_000, "invalid JSON (nested too deeply)"),  # deeper than json.loads can go
+    ],
+)
+def test_jsonl_nested_too_deeply_is_one_bad_record(tmp_path, depth, reason):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(
+        '{"id": 1, "title": "One"}\n'
+        f'{{"id": "d", "title": "T", "m": {{"a": {nested(depth - 1)}}}}}\n'
+        '{"id": 3, "title": "Three"}\n',
+        "utf-8",
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(2, reason)]
+
+
+def test_metadata_nested_too_deeply_from_python_is_rejected():
+    value: list = [1]
+    for _ in range(50_000):  # far deeper than the recursion limit
+        value = [value]
+    with pytest.raises(InvalidArticleError, match="metadata field 'm' is nested too deeply"):
+        parse_article({"id": "d", "title": "T", "m": value})
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"id": 1X, "title": "T"}', "id is a number too large (5,000 digits)"),
+        ('{"id": -1X, "title": "T"}', "id is a number too large (5,000 digits)"),
+        ('{"id": "n", "title": 1X}', "article 'n': title is a number too large (5,000 digits)"),
+        (
+            '{"id": "n", "title": "T", "published_at": 1X}',
+            "article 'n': published_at is a number too large (5,000 digits)",
+        ),
+        (
+            '{"id": "n", "title": "T", "count": 1X}',
+            "article 'n': metadata field 'count' is a number too large (5,000 digits)",
+        ),
+        (
+            '{"id": "n", "title": "T", "extra": {"a": [2, 1X]}}',
+            "article 'n': metadata field 'extra' is a number too large (5,000 digits)",
+        ),
+    ],
+)
+def test_jsonl_integer_too_long_for_python_is_one_bad_record(tmp_path, line, reason):
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": 1, "title": "One"}}\n{line.replace("1X", "1" * 5000)}\n', "utf-8")
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(2, reason)]
+
+
+def test_jsonl_long_integers_python_can_hold_are_kept(tmp_path):
+    digits = "9" * 4300
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": {digits}, "title": "T", "n": -{digits}, "f": 1e999}}\n', "utf-8")
+    [article] = read_articles([path]).articles
+    assert article.id == digits
+    assert article.metadata == {"n": -int(digits), "f": None}
+
+
+def test_integer_too_long_in_a_dropped_field_is_no_matter(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": "n", "title": "T", "raw": {"1" * 5000}}}\n', "utf-8")
+    [article] = read_articles([path], drop_fields=["raw"]).articles
+    assert article.metadata == {}
+
+
+def test_labels_skip_records_python_cannot_hold(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        f'{{"id": {"1" * 5000}, "title": "T", "story": "s"}}\n'
+        f'{{"id": "deep", "title": "T", "story": {nested(100_000)}}}\n'
+        '{"id": "a", "title": "T", "story": "s"}\n',
+        "utf-8",
+    )
+    assert labels_from_field([path], "story") == {"a": "s"}
 
 
 # read_articles: bad records do not stop the reader

@@ -174,6 +174,26 @@ INPUT_CASES = [
         check=_metadata_nan,
     ),
     Case(
+        "JSON nested 500 deep",
+        b'{"id": "x", "title": "t", "m": ' + b"[" * 500 + b"]" * 500 + b"}",
+        error="metadata field 'm' is nested too deeply (more than 100 levels)",
+    ),
+    Case(
+        "JSON nested 100,000 deep",
+        b'{"id": "x", "title": "t", "m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        error="invalid JSON (nested too deeply)",
+    ),
+    Case(
+        "id of 5,000 digits",
+        b'{"id": ' + b"7" * 5000 + b', "title": "t"}',
+        error="id is a number too large (5,000 digits)",
+    ),
+    Case(
+        "metadata number of 5,000 digits",
+        b'{"id": "x", "title": "t", "count": ' + b"7" * 5000 + b"}",
+        error="metadata field 'count' is a number too large (5,000 digits)",
+    ),
+    Case(
         "CSV: unclosed quote",
         b'x,"Unclosed title,body',
         error="unclosed quote (a quoted field of this record runs on to line 4)",
