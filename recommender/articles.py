@@ -63,7 +63,14 @@ class ReadReport:
 
 
 def parse_datetime(value: object) -> datetime | None:
-    """An ISO-8601 string (or date/datetime) as an aware UTC datetime; no zone means UTC."""
+    """An ISO-8601 string (or date/datetime) as an aware UTC datetime; no zone means UTC.
+
+    ``None`` and ``""`` mean "not given" and give None, so a caller that needs a date has to
+    check for it. Anything else gives a datetime whose ``.timestamp()`` works, or raises
+    ValueError naming the value: a string that is not ISO-8601 (one of spaces only included),
+    a value of another type, or a moment outside years 1 to 9999 once moved to UTC
+    (``0001-01-01T00:00:00+01:00`` is in year 0 there).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -80,9 +87,15 @@ def parse_datetime(value: object) -> datetime | None:
             raise ValueError(f"{value!r} is not an ISO-8601 date") from None
     else:
         raise ValueError(f"expected an ISO-8601 date string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
+    if parsed.utcoffset() is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)  # once in UTC, its timestamp cannot overflow
+    except OverflowError:
+        given = value if isinstance(value, str) else parsed.isoformat()
+        raise ValueError(
+            f"{given!r} is out of the supported range (years 1 to 9999 in UTC)"
+        ) from None
 
 
 def parse_field_map(pairs: Iterable[str]) -> dict[str, str]:

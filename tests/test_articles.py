@@ -523,6 +523,77 @@ def test_parse_datetime(value, expected):
         assert parsed.tzinfo is UTC
 
 
+def test_parse_datetime_not_given_is_none_and_blank_is_an_error():
+    # The contract callers rely on: None and "" are "not given"; anything else is a date or
+    # a ValueError, never None.
+    assert parse_datetime(None) is None
+    assert parse_datetime("") is None
+    for blank in [" ", "\t", "\n"]:
+        with pytest.raises(ValueError, match="is not an ISO-8601 date"):
+            parse_datetime(blank)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T01:00:00+01:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00-05:00", datetime(1, 1, 1, 5, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999Z", datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("9999-12-31T23:59:59", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31T18:00:00-05:00", datetime(9999, 12, 31, 23, tzinfo=UTC)),
+        ("9999-12-31T23:30:00+05:00", datetime(9999, 12, 31, 18, 30, tzinfo=UTC)),
+        (date(1, 1, 1), datetime(1, 1, 1, tzinfo=UTC)),
+        (date(9999, 12, 31), datetime(9999, 12, 31, tzinfo=UTC)),
+    ],
+)
+def test_parse_datetime_at_the_ends_of_the_calendar(value, expected):
+    parsed = parse_datetime(value)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
+    parsed.timestamp()  # every caller turns it into days since 1970
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0001-01-01T00:00:00+01:00", "'0001-01-01T00:00:00+01:00'"),
+        ("0001-01-01T00:59:59.999999+01:00", "'0001-01-01T00:59:59.999999+01:00'"),
+        ("9999-12-31T23:30:00-05:00", "'9999-12-31T23:30:00-05:00'"),
+        ("9999-12-31T23:59:59.999999-00:00:01", "'9999-12-31T23:59:59.999999-00:00:01'"),
+        (
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=3))),
+            "'0001-01-01T00:00:00+03:00'",
+        ),
+    ],
+)
+def test_parse_datetime_outside_years_1_to_9999_in_utc_is_an_error(value, shown):
+    with pytest.raises(ValueError) as info:
+        parse_datetime(value)
+    assert str(info.value) == f"{shown} is out of the supported range (years 1 to 9999 in UTC)"
+
+
+def test_published_at_outside_the_calendar_is_one_bad_record(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [
+            {"id": "early", "title": "T", "published_at": "0001-01-01T00:00:00+01:00"},
+            {"id": "first", "title": "T", "published_at": "0001-01-01T00:00:00Z"},
+            {"id": "late", "title": "T", "published_at": "9999-12-31T23:30:00-05:00"},
+        ],
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["first"]
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:1: article 'early': published_at '0001-01-01T00:00:00+01:00' "
+        "is out of the supported range (years 1 to 9999 in UTC)",
+        f"{path}:3: article 'late': published_at '9999-12-31T23:30:00-05:00' "
+        "is out of the supported range (years 1 to 9999 in UTC)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -151,6 +151,26 @@ INPUT_CASES = [
         check=_stored("future", published_at=datetime(2099, 1, 1, tzinfo=timezone.utc)),
     ),
     Case(
+        "date before year 1 in UTC",
+        record(id="x", title="t", published_at="0001-01-01T00:00:00+01:00"),
+        error="published_at '0001-01-01T00:00:00+01:00' is out of the supported range",
+    ),
+    Case(
+        "date after year 9999 in UTC",
+        record(id="x", title="t", published_at="9999-12-31T23:30:00-05:00"),
+        error="published_at '9999-12-31T23:30:00-05:00' is out of the supported range",
+    ),
+    Case(
+        "first day of the calendar",
+        record(id="first", title="t", published_at="0001-01-01T00:00:00Z"),
+        check=_stored("first", published_at=datetime(1, 1, 1, tzinfo=timezone.utc)),
+    ),
+    Case(
+        "last second of the calendar",
+        record(id="last", title="t", published_at="9999-12-31T23:59:59Z"),
+        check=_stored("last", published_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)),
+    ),
+    Case(
         "unparseable date",
         record(id="x", title="t", published_at="yesterday"),
         error="published_at 'yesterday' is not an ISO-8601 date",
@@ -290,6 +310,18 @@ QUERY_CASES = [
         error=InvalidQueryError,
     ),
     Query("unparseable since", "a-1001", {"since": "last week"}, error=InvalidQueryError),
+    Query(
+        "since before year 1 in UTC",
+        "a-1001",
+        {"since": "0001-01-01T00:00:00+01:00"},
+        error=InvalidQueryError,
+    ),
+    Query(
+        "until after year 9999 in UTC",
+        "a-1001",
+        {"until": "9999-12-31T23:30:00-05:00"},
+        error=InvalidQueryError,
+    ),
 ]
 
 
