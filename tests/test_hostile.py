@@ -120,6 +120,7 @@ INPUT_CASES = [
         record(id=" good-1 ", title="Padded id"),
         check=_stored(" good-1 ", title="Padded id"),  # not a duplicate of good-1
     ),
+    Case("id of spaces only", record(id="   ", title="t"), error="id is empty"),
     Case("id with a newline", record(id="a\nb", title="t"), error="id must not contain control"),
     Case("id with a NUL", record(id="a\x00", title="t"), error="id must not contain control"),
     Case(
@@ -194,6 +195,24 @@ INPUT_CASES = [
         check=_metadata_nan,
     ),
     Case(
+        "-Infinity and 1e999 in metadata",
+        b'{"id": "inf-meta", "title": "t", "low": -Infinity, "big": {"x": 1e999}}',
+        check=_stored("inf-meta", metadata={"low": None, "big": {"x": None}}),
+    ),
+    Case("NaN as id", b'{"id": NaN, "title": "t"}', error="id must be a string or an integer"),
+    Case(
+        "-Infinity as category",
+        b'{"id": "x", "title": "t", "category": -Infinity}',
+        error="category must be a string, got float",
+    ),
+    Case("NaN in tags", b'{"id": "x", "title": "t", "tags": [NaN]}', error="tags must be a list"),
+    Case(
+        "CSV: NaN and Infinity are text",
+        b"nan-csv,NaN,Infinity",
+        check=_stored("nan-csv", title="NaN", body="Infinity"),
+        csv=True,
+    ),
+    Case(
         "JSON nested 500 deep",
         b'{"id": "x", "title": "t", "m": ' + b"[" * 500 + b"]" * 500 + b"}",
         error="metadata field 'm' is nested too deeply (more than 100 levels)",
@@ -229,6 +248,12 @@ INPUT_CASES = [
         "CSV: carriage return alone in an unquoted field",
         b"x,Title\rwith a CR,body",
         error="a carriage return inside a field that is not quoted",
+        csv=True,
+    ),
+    Case(
+        "CSV: a field over 64 MiB",
+        b"x,t," + b"w" * (64 * 1024 * 1024 + 1),
+        error="a field longer than 67,108,864 characters",
         csv=True,
     ),
     Case(
@@ -278,6 +303,14 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_bytes(b"")
     with pytest.raises(InputFileError, match=r"no articles in .*empty\.jsonl"):
         Recommender.build_from_files([tmp_path / "empty.jsonl"], tmp_path / "ix")
+
+
+def test_csv_header_that_cannot_be_parsed_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "news.csv").write_bytes(b'id,"title\ngood-1,Harbour bridge reopens\n')
+    with pytest.raises(InputFileError, match=r"news\.csv: the header row: unclosed quote"):
+        Recommender.build_from_files(
+            [tmp_path / "news.csv"], tmp_path / "ix", encoder=FakeEncoder(), skip_invalid=True
+        )
 
 
 def test_duplicate_ids_in_one_file(tmp_path: Path) -> None:
