@@ -116,7 +116,7 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, str]:
 
 # Characters an id may not hold: C0 and C1 controls (tab, newline, carriage return, NUL, ...)
 # and the Unicode line and paragraph separators, which str.splitlines() also breaks at. Without
-# them every stored id can be given back on a command line and as one line of a file.
+# them an id can be typed on a command line and never breaks a one-per-line file of ids.
 _ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A lone surrogate can come from a JSON escape ("\\ud800") but cannot be written as UTF-8, so
 # SQLite, hashing and the model would all fail on it.
