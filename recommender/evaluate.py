@@ -93,7 +93,7 @@ def labels_from_field(
                 continue
             article_id, value = record.get(id_column), record.get(label)
             if isinstance(article_id, str | int) and isinstance(value, str | int):
-                labels[str(article_id).strip()] = str(value)
+                labels[str(article_id)] = str(value)  # ids exactly as the reader keeps them
     if not labels:
         raise LabelsError(f"no article in {', '.join(map(str, paths))} has a {label!r} field")
     return labels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -9,7 +10,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from recommender import articles
 from recommender.articles import (
+    CSV_FIELD_LIMIT,
+    MAX_NESTING,
     Article,
     parse_article,
     parse_datetime,
@@ -17,6 +21,7 @@ from recommender.articles import (
     read_articles,
 )
 from recommender.errors import InputFileError, InvalidArticleError
+from recommender.evaluate import labels_from_field
 
 UTC = timezone.utc
 
@@ -36,7 +41,8 @@ def write_jsonl(path, records):
         (0, "0"),
         (-7, "-7"),
         ("abc-123", "abc-123"),
-        ("  padded  ", "padded"),
+        ("  padded  ", "  padded  "),
+        ("\u00a0nbsp\u3000", "\u00a0nbsp\u3000"),
         ("新闻-1", "新闻-1"),
     ],
 )
@@ -71,10 +77,116 @@ def test_missing_id_is_rejected():
         parse_article({"title": "T"})
 
 
-@pytest.mark.parametrize("raw_id", ["", "   "])
+def test_ids_differing_only_in_spaces_are_two_articles(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [{"id": "a-1001", "title": "Plain"}, {"id": " a-1001 ", "title": "Padded"}],
+    )
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("a-1001", "Plain"),
+        (" a-1001 ", "Padded"),
+    ]
+    assert report.duplicates == 0
+
+
+def test_evaluator_reads_ids_as_the_reader_does(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [{"id": " a-1 ", "title": "T", "story": "s1"}, {"id": "a-2", "title": "T", "story": "s1"}],
+    )
+    labels = labels_from_field([path], "story")
+    assert labels == {" a-1 ": "s1", "a-2": "s1"}
+    assert set(labels) == {a.id for a in read_articles([path]).articles}
+
+
+@pytest.mark.parametrize("raw_id", ["", "   ", "\u3000"])
 def test_empty_id_is_rejected(raw_id):
     with pytest.raises(InvalidArticleError, match=r"^id is empty$"):
         parse_article({"id": raw_id, "title": "T"})
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "where"),
+    [
+        ("a\nb", "U+000A at character 2 of 'a\\nb'"),
+        ("a\r\nb", "U+000D at character 2 of 'a\\r\\nb'"),
+        ("a\x00", "U+0000 at character 2 of 'a\\x00'"),
+        ("\ta", "U+0009 at character 1 of '\\ta'"),
+        ("a\x1bb", "U+001B at character 2 of 'a\\x1bb'"),
+        ("a\x7f", "U+007F at character 2 of 'a\\x7f'"),
+        ("a\x85b", "U+0085 at character 2 of 'a\\x85b'"),
+        ("a\u2028b", "U+2028 at character 2 of 'a\\u2028b'"),
+        ("a\u2029b", "U+2029 at character 2 of 'a\\u2029b'"),
+    ],
+)
+def test_id_with_control_characters_is_rejected(raw_id, where):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": raw_id, "title": "T"})
+    assert str(info.value) == f"id must not contain control characters ({where})"
+
+
+@pytest.mark.parametrize("raw_id", ["a\u200db", "a\ufeffb", "a\u00a0b", "a\uffffb"])
+def test_id_with_other_invisible_characters_is_kept(raw_id):
+    assert parse_article({"id": raw_id, "title": "T"}).id == raw_id
+    assert raw_id.splitlines() == [raw_id]
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "code"), [("\ud800", "U+D800"), ("a\udfffb", "U+DFFF"), ("\ud83d", "U+D83D")]
+)
+def test_id_with_a_lone_surrogate_is_rejected(raw_id, code):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": raw_id, "title": "T"})
+    assert str(info.value) == f"id is not valid Unicode (lone surrogate {code})"
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        ({"title": "caf\udce9"}, "title"),
+        ({"body": "<p>x\ud800</p>"}, "body"),
+        ({"category": "\udfff"}, "category"),
+        ({"url": "https://example.com/\ud800"}, "url"),
+        ({"source": "a\ud800"}, "source"),
+        ({"lang": "e\udc00n"}, "lang"),
+        ({"tags": ["ok", "b\ud800"]}, "tags"),
+        ({"tags": "ok,b\ud800"}, "tags"),
+        ({"author": "\ud800"}, "metadata field 'author'"),
+        ({"extra": {"a": [1, "\ud800"]}}, "metadata field 'extra'"),
+        ({"extra": {"\ud800": 1}}, "metadata field 'extra' (a key in it)"),
+        ({"\ud800": 1}, "metadata field name '\\ud800'"),
+    ],
+)
+def test_lone_surrogate_in_any_field_is_rejected_naming_it(fields, name):
+    with pytest.raises(InvalidArticleError) as info:
+        parse_article({"id": "s", "title": "T", **fields})
+    assert str(info.value).startswith(
+        f"article 's': {name} is not valid Unicode (lone surrogate U+"
+    )
+
+
+def test_lone_surrogate_in_a_dropped_field_is_no_matter():
+    article = parse_article({"id": "s", "title": "T", "raw": "\ud800"}, drop_fields=["raw"])
+    assert article.metadata == {}
+
+
+def test_lone_surrogate_escape_in_jsonl_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "news.jsonl"
+    path.write_text(
+        '{"id": "ok", "title": "Fine"}\n'
+        '{"id": "x\\ud800", "title": "Bad id"}\n'
+        '{"id": "y", "title": "Bad \\udc00 title"}\n'
+        '{"id": "pair", "title": "A real pair \\ud83d\\udcf0 is fine"}\n',
+        "utf-8",
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["ok", "pair"]
+    assert report.articles[1].title == "A real pair 📰 is fine"
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:2: id is not valid Unicode (lone surrogate U+D800)",
+        f"{path}:3: article 'y': title is not valid Unicode (lone surrogate U+DC00)",
+    ]
 
 
 @pytest.mark.parametrize("record", [[1, 2], "text", 5, None])
@@ -411,6 +523,77 @@ def test_parse_datetime(value, expected):
         assert parsed.tzinfo is UTC
 
 
+def test_parse_datetime_not_given_is_none_and_blank_is_an_error():
+    # The contract callers rely on: None and "" are "not given"; anything else is a date or
+    # a ValueError, never None.
+    assert parse_datetime(None) is None
+    assert parse_datetime("") is None
+    for blank in [" ", "\t", "\n"]:
+        with pytest.raises(ValueError, match="is not an ISO-8601 date"):
+            parse_datetime(blank)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T01:00:00+01:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00-05:00", datetime(1, 1, 1, 5, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999Z", datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("9999-12-31T23:59:59", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31T18:00:00-05:00", datetime(9999, 12, 31, 23, tzinfo=UTC)),
+        ("9999-12-31T23:30:00+05:00", datetime(9999, 12, 31, 18, 30, tzinfo=UTC)),
+        (date(1, 1, 1), datetime(1, 1, 1, tzinfo=UTC)),
+        (date(9999, 12, 31), datetime(9999, 12, 31, tzinfo=UTC)),
+    ],
+)
+def test_parse_datetime_at_the_ends_of_the_calendar(value, expected):
+    parsed = parse_datetime(value)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
+    parsed.timestamp()  # every caller turns it into days since 1970
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0001-01-01T00:00:00+01:00", "'0001-01-01T00:00:00+01:00'"),
+        ("0001-01-01T00:59:59.999999+01:00", "'0001-01-01T00:59:59.999999+01:00'"),
+        ("9999-12-31T23:30:00-05:00", "'9999-12-31T23:30:00-05:00'"),
+        ("9999-12-31T23:59:59.999999-00:00:01", "'9999-12-31T23:59:59.999999-00:00:01'"),
+        (
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=3))),
+            "'0001-01-01T00:00:00+03:00'",
+        ),
+    ],
+)
+def test_parse_datetime_outside_years_1_to_9999_in_utc_is_an_error(value, shown):
+    with pytest.raises(ValueError) as info:
+        parse_datetime(value)
+    assert str(info.value) == f"{shown} is out of the supported range (years 1 to 9999 in UTC)"
+
+
+def test_published_at_outside_the_calendar_is_one_bad_record(tmp_path):
+    path = write_jsonl(
+        tmp_path / "news.jsonl",
+        [
+            {"id": "early", "title": "T", "published_at": "0001-01-01T00:00:00+01:00"},
+            {"id": "first", "title": "T", "published_at": "0001-01-01T00:00:00Z"},
+            {"id": "late", "title": "T", "published_at": "9999-12-31T23:30:00-05:00"},
+        ],
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["first"]
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:1: article 'early': published_at '0001-01-01T00:00:00+01:00' "
+        "is out of the supported range (years 1 to 9999 in UTC)",
+        f"{path}:3: article 'late': published_at '9999-12-31T23:30:00-05:00' "
+        "is out of the supported range (years 1 to 9999 in UTC)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -579,6 +762,224 @@ def test_csv_non_utf8_last_line_is_reported(tmp_path):
     report = read_articles([path])
     assert [a.id for a in report.articles] == ["1"]
     assert [(e.path, e.line) for e in report.invalid] == [(str(path), 3)]
+
+
+def test_csv_unclosed_quote_at_end_of_file_costs_its_record_only(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('id,title\n1,One\n2,"Unclosed title\n3,Three\n\n4,Four\n', "utf-8")
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("1", "One"),
+        ("3", "Three"),
+        ("4", "Four"),
+    ]
+    assert [str(e) for e in report.invalid] == [
+        f"{path}:3: unclosed quote (the file ends inside a quoted field of this record)"
+    ]
+    assert report.records == 4
+
+
+def test_csv_unclosed_quote_closed_by_a_later_one_is_reported(tmp_path):
+    # Python's csv module, left to itself, reads rows 2 to 4 as one title with no error.
+    path = tmp_path / "news.csv"
+    path.write_text(
+        'id,title,body\n1,One,b\n2,"Unclosed title,b\n3,Three,b\n4,"Four",b\n5,Five,b\n', "utf-8"
+    )
+    report = read_articles([path])
+    assert [(a.id, a.title) for a in report.articles] == [
+        ("1", "One"),
+        ("3", "Three"),
+        ("4", "Four"),
+        ("5", "Five"),
+    ]
+    [error] = report.invalid
+    assert (error.line, error.reason) == (
+        3,
+        "unclosed quote (a quoted field of this record runs on to line 5)",
+    )
+
+
+def test_csv_well_quoted_fields_are_read_strictly_as_before(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text(
+        'id,title,body\n1,"He said ""hi""","a\n""b""\n\nc"\n2,"Two, too",\n3,"Last"', "utf-8"
+    )
+    report = read_articles([path])
+    assert report.invalid == []
+    assert [(a.id, a.title, a.body) for a in report.articles] == [
+        ("1", 'He said "hi"', 'a\n"b"\nc'),
+        ("2", "Two, too", ""),
+        ("3", "Last", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            '2,"Say "hi" now",b',
+            'text after the closing quote of a field (a quote inside one is written "")',
+        ),
+        (
+            '2,"Two" ,b',
+            'text after the closing quote of a field (a quote inside one is written "")',
+        ),
+        ("2,Two\rthree,b", "a carriage return inside a field that is not quoted"),
+    ],
+)
+def test_csv_row_that_cannot_be_parsed_is_one_bad_record(tmp_path, row, reason):
+    path = tmp_path / "news.csv"
+    path.write_text(f"id,title,body\n1,One,b\n{row}\n3,Three,b\n", "utf-8")
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(3, reason)]
+
+
+def test_csv_header_that_cannot_be_parsed_is_a_file_error(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('id,"title\n1,One\n', "utf-8")
+    with pytest.raises(InputFileError) as info:
+        read_articles([path])
+    assert str(info.value) == (
+        f"cannot read {path}: the header row: "
+        "unclosed quote (the file ends inside a quoted field of this record)"
+    )
+
+
+def test_csv_field_longer_than_pythons_default_limit_is_read(tmp_path):
+    body = "word " * 60_000  # 300,000 characters: csv's default limit is 131,072
+    path = tmp_path / "news.csv"
+    path.write_text(f'id,title,body\n1,Long,"{body}"\n2,Short,{body}\n', "utf-8")
+    report = read_articles([path])
+    assert report.invalid == []
+    assert [len(a.body) for a in report.articles] == [len(body) - 1, len(body) - 1]
+    assert csv.field_size_limit() >= CSV_FIELD_LIMIT >= 10_000_000
+
+
+def test_csv_field_over_the_limit_is_one_bad_record(tmp_path, monkeypatch):
+    before = csv.field_size_limit()
+    monkeypatch.setattr(articles, "CSV_FIELD_LIMIT", 1000)
+    csv.field_size_limit(1000)
+    try:
+        path = tmp_path / "news.csv"
+        path.write_text(f"id,title\n1,One\n2,{'x' * 1001}\n3,Three\n", "utf-8")
+        report = read_articles([path])
+    finally:
+        csv.field_size_limit(before)
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [
+        (3, "a field longer than 1,000 characters")
+    ]
+
+
+def test_csv_non_utf8_line_inside_a_quoted_field_keeps_the_quotes(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_bytes(b'id,title,body\n1,One,"first line\nsecond \xff line"\n2,Two,b\n')
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["2"]
+    [error] = report.invalid
+    assert (error.line, error.reason) == (3, "not valid UTF-8 (byte 8 of the line)")
+
+
+# read_articles: JSON that Python cannot hold
+
+
+def nested(depth):
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_jsonl_metadata_nested_up_to_the_limit_is_kept(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(f'{{"id": "d", "title": "T", "m": {nested(MAX_NESTING)}}}\n', "utf-8")
+    [article] = read_articles([path]).articles
+    json.dumps(dict(article.metadata))
+
+
+@pytest.mark.parametrize(
+    ("depth", "reason"),
+    [
+        (
+            MAX_NESTING + 1,
+            "article 'd': metadata field 'm' is nested too deeply (more than 100 levels)",
+        ),
+        (500, "article 'd': metadata field 'm' is nested too deeply (more than 100 levels)"),
+        (100_000, "invalid JSON (nested too deeply)"),  # deeper than json.loads can go
+    ],
+)
+def test_jsonl_nested_too_deeply_is_one_bad_record(tmp_path, depth, reason):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(
+        '{"id": 1, "title": "One"}\n'
+        f'{{"id": "d", "title": "T", "m": {{"a": {nested(depth - 1)}}}}}\n'
+        '{"id": 3, "title": "Three"}\n',
+        "utf-8",
+    )
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1", "3"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(2, reason)]
+
+
+def test_metadata_nested_too_deeply_from_python_is_rejected():
+    value: list = [1]
+    for _ in range(50_000):  # far deeper than the recursion limit
+        value = [value]
+    with pytest.raises(InvalidArticleError, match="metadata field 'm' is nested too deeply"):
+        parse_article({"id": "d", "title": "T", "m": value})
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"id": 1X, "title": "T"}', "id is a number too large (5,000 digits)"),
+        ('{"id": -1X, "title": "T"}', "id is a number too large (5,000 digits)"),
+        ('{"id": "n", "title": 1X}', "article 'n': title is a number too large (5,000 digits)"),
+        (
+            '{"id": "n", "title": "T", "published_at": 1X}',
+            "article 'n': published_at is a number too large (5,000 digits)",
+        ),
+        (
+            '{"id": "n", "title": "T", "count": 1X}',
+            "article 'n': metadata field 'count' is a number too large (5,000 digits)",
+        ),
+        (
+            '{"id": "n", "title": "T", "extra": {"a": [2, 1X]}}',
+            "article 'n': metadata field 'extra' is a number too large (5,000 digits)",
+        ),
+    ],
+)
+def test_jsonl_integer_too_long_for_python_is_one_bad_record(tmp_path, line, reason):
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": 1, "title": "One"}}\n{line.replace("1X", "1" * 5000)}\n', "utf-8")
+    report = read_articles([path])
+    assert [a.id for a in report.articles] == ["1"]
+    assert [(e.line, e.reason) for e in report.invalid] == [(2, reason)]
+
+
+def test_jsonl_long_integers_python_can_hold_are_kept(tmp_path):
+    digits = "9" * 4300
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": {digits}, "title": "T", "n": -{digits}, "f": 1e999}}\n', "utf-8")
+    [article] = read_articles([path]).articles
+    assert article.id == digits
+    assert article.metadata == {"n": -int(digits), "f": None}
+
+
+def test_integer_too_long_in_a_dropped_field_is_no_matter(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text(f'{{"id": "n", "title": "T", "raw": {"1" * 5000}}}\n', "utf-8")
+    [article] = read_articles([path], drop_fields=["raw"]).articles
+    assert article.metadata == {}
+
+
+def test_labels_skip_records_python_cannot_hold(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        f'{{"id": {"1" * 5000}, "title": "T", "story": "s"}}\n'
+        f'{{"id": "deep", "title": "T", "story": {nested(100_000)}}}\n'
+        '{"id": "a", "title": "T", "story": "s"}\n',
+        "utf-8",
+    )
+    assert labels_from_field([path], "story") == {"a": "s"}
 
 
 # read_articles: bad records do not stop the reader

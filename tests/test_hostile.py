@@ -1,9 +1,10 @@
 """Hostile input, tried on purpose: every case has one defined outcome, and the rest survives.
 
 The two tables below are the list (README, "What happens to bad input", documents them):
-add a case by adding a row. Each input case is written as line 2 of a JSON Lines file
-between two good articles; "error" cases must name that line and leave both good articles
-indexable with --skip-invalid; "kept" cases are indexed, checked by their function.
+add a case by adding a row. Each input case is written between two good articles, as line 2
+of a JSON Lines file or, for a CSV case, as line 3 of a CSV file (after its header row
+``id,title,body``); "error" cases must name that line and leave both good articles indexable
+with --skip-invalid; "kept" cases are indexed, checked by their function.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ class Case:
     line: bytes
     error: str | None = None  # expected message part, for a rejected record
     check: Callable[[Recommender], None] | None = None  # for a kept one
+    csv: bool = False  # the line is a CSV row (id,title,body), not a JSON Lines record
 
 
 def record(**fields: object) -> bytes:
     return json.dumps(fields, ensure_ascii=False).encode()
+
+
+def csv_row(**fields: str) -> bytes:
+    return f'{fields["id"]},"{fields["title"]}",'.encode()
 
 
 def _stored(article_id: str, **expected: object) -> Callable[[Recommender], None]:
@@ -110,6 +116,32 @@ INPUT_CASES = [
         check=_stored("a b/c \"d\" 'e' 📰", title="Odd id"),
     ),
     Case(
+        "id with spaces around it",
+        record(id=" good-1 ", title="Padded id"),
+        check=_stored(" good-1 ", title="Padded id"),  # not a duplicate of good-1
+    ),
+    Case("id of spaces only", record(id="   ", title="t"), error="id is empty"),
+    Case("id with a newline", record(id="a\nb", title="t"), error="id must not contain control"),
+    Case("id with a NUL", record(id="a\x00", title="t"), error="id must not contain control"),
+    Case(
+        "id with a carriage return", record(id="a\rb", title="t"), error="must not contain control"
+    ),
+    Case(
+        "id with a lone surrogate",
+        b'{"id": "a\\ud800", "title": "t"}',
+        error="id is not valid Unicode (lone surrogate U+D800)",
+    ),
+    Case(
+        "title with a lone surrogate",
+        b'{"id": "x", "title": "caf\\udce9"}',
+        error="title is not valid Unicode (lone surrogate U+DCE9)",
+    ),
+    Case(
+        "metadata with a lone surrogate",
+        b'{"id": "x", "title": "t", "author": ["\\ud800"]}',
+        error="metadata field 'author' is not valid Unicode",
+    ),
+    Case(
         "date without zone",
         record(id="naive", title="t", published_at="2026-03-01T10:00:00"),
         check=_stored("naive", published_at=datetime(2026, 3, 1, 10, tzinfo=timezone.utc)),
@@ -118,6 +150,26 @@ INPUT_CASES = [
         "date in the future",
         record(id="future", title="t", published_at="2099-01-01"),
         check=_stored("future", published_at=datetime(2099, 1, 1, tzinfo=timezone.utc)),
+    ),
+    Case(
+        "date before year 1 in UTC",
+        record(id="x", title="t", published_at="0001-01-01T00:00:00+01:00"),
+        error="published_at '0001-01-01T00:00:00+01:00' is out of the supported range",
+    ),
+    Case(
+        "date after year 9999 in UTC",
+        record(id="x", title="t", published_at="9999-12-31T23:30:00-05:00"),
+        error="published_at '9999-12-31T23:30:00-05:00' is out of the supported range",
+    ),
+    Case(
+        "first day of the calendar",
+        record(id="first", title="t", published_at="0001-01-01T00:00:00Z"),
+        check=_stored("first", published_at=datetime(1, 1, 1, tzinfo=timezone.utc)),
+    ),
+    Case(
+        "last second of the calendar",
+        record(id="last", title="t", published_at="9999-12-31T23:59:59Z"),
+        check=_stored("last", published_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)),
     ),
     Case(
         "unparseable date",
@@ -142,6 +194,74 @@ INPUT_CASES = [
         b'{"id": "nan-meta", "title": "t", "score": NaN, "weights": [1.0, Infinity]}',
         check=_metadata_nan,
     ),
+    Case(
+        "-Infinity and 1e999 in metadata",
+        b'{"id": "inf-meta", "title": "t", "low": -Infinity, "big": {"x": 1e999}}',
+        check=_stored("inf-meta", metadata={"low": None, "big": {"x": None}}),
+    ),
+    Case("NaN as id", b'{"id": NaN, "title": "t"}', error="id must be a string or an integer"),
+    Case(
+        "-Infinity as category",
+        b'{"id": "x", "title": "t", "category": -Infinity}',
+        error="category must be a string, got float",
+    ),
+    Case("NaN in tags", b'{"id": "x", "title": "t", "tags": [NaN]}', error="tags must be a list"),
+    Case(
+        "CSV: NaN and Infinity are text",
+        b"nan-csv,NaN,Infinity",
+        check=_stored("nan-csv", title="NaN", body="Infinity"),
+        csv=True,
+    ),
+    Case(
+        "JSON nested 500 deep",
+        b'{"id": "x", "title": "t", "m": ' + b"[" * 500 + b"]" * 500 + b"}",
+        error="metadata field 'm' is nested too deeply (more than 100 levels)",
+    ),
+    Case(
+        "JSON nested 100,000 deep",
+        b'{"id": "x", "title": "t", "m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        error="invalid JSON (nested too deeply)",
+    ),
+    Case(
+        "id of 5,000 digits",
+        b'{"id": ' + b"7" * 5000 + b', "title": "t"}',
+        error="id is a number too large (5,000 digits)",
+    ),
+    Case(
+        "metadata number of 5,000 digits",
+        b'{"id": "x", "title": "t", "count": ' + b"7" * 5000 + b"}",
+        error="metadata field 'count' is a number too large (5,000 digits)",
+    ),
+    Case(
+        "CSV: unclosed quote",
+        b'x,"Unclosed title,body',
+        error="unclosed quote (a quoted field of this record runs on to line 4)",
+        csv=True,
+    ),
+    Case(
+        "CSV: quote inside a quoted field not doubled",
+        b'x,"Say "hi" now",body',
+        error="text after the closing quote of a field",
+        csv=True,
+    ),
+    Case(
+        "CSV: carriage return alone in an unquoted field",
+        b"x,Title\rwith a CR,body",
+        error="a carriage return inside a field that is not quoted",
+        csv=True,
+    ),
+    Case(
+        "CSV: a field over 64 MiB",
+        b"x,t," + b"w" * (64 * 1024 * 1024 + 1),
+        error="a field longer than 67,108,864 characters",
+        csv=True,
+    ),
+    Case(
+        "CSV: 10 MB body",
+        b"huge,Long read," + b"word " * 2_000_000,
+        check=_huge_body,
+        csv=True,
+    ),
     *[
         Case(f"{script} text", record(id=script, title=text), check=_stored(script, title=text))
         for script, text in SCRIPTS.items()
@@ -151,14 +271,19 @@ INPUT_CASES = [
 
 @pytest.mark.parametrize("case", INPUT_CASES, ids=lambda case: case.name)
 def test_hostile_input(tmp_path: Path, case: Case) -> None:
-    source = tmp_path / "feed.jsonl"
-    source.write_bytes(record(**GOOD_BEFORE) + b"\n" + case.line + b"\n" + record(**GOOD_AFTER))
+    if case.csv:
+        source, line = tmp_path / "feed.csv", 3
+        rows = [b"id,title,body", csv_row(**GOOD_BEFORE), case.line, csv_row(**GOOD_AFTER)]
+    else:
+        source, line = tmp_path / "feed.jsonl", 2
+        rows = [record(**GOOD_BEFORE), case.line, record(**GOOD_AFTER)]
+    source.write_bytes(b"\n".join(rows) + b"\n")
     index = tmp_path / "ix"
     if case.error is not None:
         with pytest.raises(InvalidArticlesError) as raised:
             Recommender.build_from_files([source], index, encoder=FakeEncoder())
         [error] = raised.value.errors
-        assert (error.path, error.line) == (str(source), 2)
+        assert (error.path, error.line) == (str(source), line)
         assert case.error in error.reason
         report = Recommender.build_from_files(
             [source], index, encoder=FakeEncoder(), skip_invalid=True
@@ -178,6 +303,14 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_bytes(b"")
     with pytest.raises(InputFileError, match=r"no articles in .*empty\.jsonl"):
         Recommender.build_from_files([tmp_path / "empty.jsonl"], tmp_path / "ix")
+
+
+def test_csv_header_that_cannot_be_parsed_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "news.csv").write_bytes(b'id,"title\ngood-1,Harbour bridge reopens\n')
+    with pytest.raises(InputFileError, match=r"news\.csv: the header row: unclosed quote"):
+        Recommender.build_from_files(
+            [tmp_path / "news.csv"], tmp_path / "ix", encoder=FakeEncoder(), skip_invalid=True
+        )
 
 
 def test_duplicate_ids_in_one_file(tmp_path: Path) -> None:
@@ -210,6 +343,18 @@ QUERY_CASES = [
         error=InvalidQueryError,
     ),
     Query("unparseable since", "a-1001", {"since": "last week"}, error=InvalidQueryError),
+    Query(
+        "since before year 1 in UTC",
+        "a-1001",
+        {"since": "0001-01-01T00:00:00+01:00"},
+        error=InvalidQueryError,
+    ),
+    Query(
+        "until after year 9999 in UTC",
+        "a-1001",
+        {"until": "9999-12-31T23:30:00-05:00"},
+        error=InvalidQueryError,
+    ),
 ]
 
 
