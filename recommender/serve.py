@@ -449,8 +449,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body (with no Content-Length) that grows past the limit; an
+    HTTPException, so that FastAPI's body parsing passes it on instead of answering 400."""
 
 
 class _Edge:
@@ -491,7 +492,7 @@ class _Edge:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise _BodyTooLarge
+                        raise _BodyTooLarge(413, self._too_large_message(None))
                 return message
 
             try:
@@ -519,14 +520,15 @@ class _Edge:
             client = scope.get("client") or ("-", 0)
             log.info("%s %s %s %d %.1f ms", client[0], method, shown, status, seconds * 1000)
 
-    async def _too_large(self, send: Send, length: int | None) -> None:
+    def _too_large_message(self, length: int | None) -> str:
         said = f" ({length} bytes)" if length is not None else ""
-        body = to_json(
-            {
-                "error": f"request body too large{said}: the limit is {self.max_body_bytes} "
-                "bytes (the server's --max-body-bytes); send smaller batches"
-            }
+        return (
+            f"request body too large{said}: the limit is {self.max_body_bytes} bytes (the "
+            "server's --max-body-bytes); send smaller batches"
         )
+
+    async def _too_large(self, send: Send, length: int | None) -> None:
+        body = to_json({"error": self._too_large_message(length)})
         await send(
             {
                 "type": "http.response.start",
