@@ -37,19 +37,23 @@ def live_server(app: Any) -> Iterator[str]:
 
 
 @contextmanager
-def static_site(html: str) -> Iterator[str]:
-    """A second origin: a plain HTTP server on another port answering every GET with ``html``."""
+def static_site(pages: dict[str, str]) -> Iterator[str]:
+    """A second origin: a plain HTTP server on another port answering GET PATH with
+    ``pages[PATH]`` as HTML (read at each request, so a test may change it)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    body = html.encode()
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body = pages.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            data = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
