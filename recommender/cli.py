@@ -716,5 +716,66 @@ def demo(
     typer.echo(f"\nTry: recommend similar {DEMO_QUERIES[0]} --index {index} --json")
 
 
+@app.command()
+@_cli_errors
+def serve(
+    index: IndexOption = DEFAULT_INDEX,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes, each with the index open.")
+    ] = 1,
+    max_age: Annotated[
+        int, typer.Option(min=0, help="Seconds browsers and CDNs may keep a read (max-age).")
+    ] = 60,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="Origin whose pages may call the service, e.g. https://news.example "
+            "(repeatable; '*' for any).",
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=0, help="Larger request bodies get 413 unread.")
+    ] = 10 * 1024 * 1024,
+    write_wait: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds a write waits for another writer before 409 (?wait= overrides)."
+        ),
+    ] = 0.0,
+    max_k: Annotated[int, typer.Option(min=0, help="The largest k a request may ask for.")] = 100,
+    log_level: Annotated[
+        str, typer.Option(help="Log level: debug, info (a line per request), warning, error.")
+    ] = "info",
+) -> None:
+    """Serve the index over HTTP: related lists, the editor's page (/) and the box (/box.js).
+
+    Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
+    without it they are refused. API reference at /docs.
+    """
+    from .serve import TOKEN_ENV, ServeOptions
+    from .serve import run as run_server
+
+    with Recommender.open(index):  # a clear error now rather than 503s later
+        pass
+    options = ServeOptions(
+        token=os.environ.get(TOKEN_ENV) or None,
+        max_age=max_age,
+        cors_origins=tuple(cors_origin or ()),
+        max_body_bytes=max_body_bytes,
+        write_wait=write_wait,
+        max_k=max_k,
+    )
+    writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
+    typer.echo(
+        f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}", err=True
+    )
+    run_server(index, host=host, port=port, workers=workers, options=options, log_level=log_level)
+
+
 def main() -> None:
     app()

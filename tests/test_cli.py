@@ -35,7 +35,17 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_every_command_and_option_has_help() -> None:
     group = typer.main.get_command(app)
     names = sorted(group.commands)  # type: ignore[attr-defined]
-    assert names == ["add", "build-index", "demo", "evaluate", "info", "remove", "similar", "tune"]
+    assert names == [
+        "add",
+        "build-index",
+        "demo",
+        "evaluate",
+        "info",
+        "remove",
+        "serve",
+        "similar",
+        "tune",
+    ]
     for name in names:
         command = group.commands[name]  # type: ignore[attr-defined]
         assert command.help and command.help.strip(), name

@@ -1,0 +1,327 @@
+"""recommend serve under load: throughput and latency for 1 and 2 workers, with and without a
+concurrent writer, and how much of the second worker's memory is shared.
+
+The service runs on loopback (`python -m recommender serve`); an async httpx client keeps a
+bounded number of requests in flight for a bounded time, each `GET /articles/ID/similar?k=10`
+for a random indexed id. "Unloaded" is one client, one request at a time; "saturated" is
+--clients at once. The writer PUTs batches of new articles (copies of indexed ones under new
+ids, so the server embeds them with the index's model) and DELETEs some, once a second.
+The client runs on the same machine and takes CPU from the server: figures are conservative.
+
+Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
+       [--clients 16] [--workers 1 2] [--no-writer] [--no-screenshots] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from common import INDEXES, ROOT, dataset, header, table, write_section
+
+from recommender import Recommender
+
+TOKEN = "bench-token"
+K = 10
+COLUMNS = [
+    "workers",
+    "writer",
+    "req/s",
+    "p50 idle ms",
+    "p50 ms",
+    "p99 ms",
+    "p99 / idle p50",
+    "errors",
+    "write batches (20 articles)",
+]
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_index(data: str, path: Path) -> None:
+    if (path / "CURRENT").exists():
+        return
+    print(f"building {path} from {data} with the real model (uci: about 6 minutes) ...")
+    if data == "sample":
+        source = ROOT / "recommender" / "sample" / "articles.jsonl"
+    else:
+        source = dataset("uci-news-2014-04")
+    report = Recommender.build_from_files([source], path, drop_fields=["story"])
+    print(f"indexed {report.articles} articles in {report.seconds:.0f} s")
+
+
+def start_server(index: Path, workers: int, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, RECOMMENDER_TOKEN=TOKEN, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    command += ["--max-age", "0", "--write-wait", "30"]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited with status {server.returncode}")
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                # Every worker answers readyz only once it has the index open; ask a few times.
+                for _ in range(workers * 4):
+                    httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=60)
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    sys.exit("the server did not become ready")
+
+
+def worker_pids(server: subprocess.Popen[bytes], workers: int) -> list[int]:
+    if workers == 1:
+        return [server.pid]
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return sorted(int(pid) for pid in children)[-workers:]
+
+
+def memory(pid: int) -> dict[str, int]:
+    """Rss, Pss, shared and private kB of a process (Linux /proc/PID/smaps_rollup)."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        values[name] = int(rest.split()[0])
+    return {
+        "rss": values["Rss"],
+        "pss": values["Pss"],
+        "shared": values["Shared_Clean"] + values["Shared_Dirty"],
+        "private": values["Private_Clean"] + values["Private_Dirty"],
+    }
+
+
+async def drive(base: str, ids: list[str], clients: int, seconds: float, seed: int) -> Run:
+    run = Run()
+    rng = random.Random(seed)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        stop = time.monotonic() + seconds
+
+        async def one_client() -> None:
+            while time.monotonic() < stop:
+                article_id = rng.choice(ids)
+                started = time.perf_counter()
+                try:
+                    response = await client.get(f"/articles/{article_id}/similar", params={"k": K})
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    run.latencies.append(time.perf_counter() - started)
+                else:
+                    run.errors += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        run.seconds = time.monotonic() - started
+    return run
+
+
+async def write_loop(base: str, sources: list[dict[str, object]], stop: asyncio.Event) -> Run:
+    """PUT a batch of 20 new articles and DELETE 4 earlier ones, once a second."""
+    run = Run()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    rng = random.Random(1)
+    added: list[str] = []
+    batch_no = 0
+    async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as client:
+        while not stop.is_set():
+            batch_no += 1
+            batch = []
+            for n, source in enumerate(rng.sample(sources, min(20, len(sources)))):
+                copy = {k: v for k, v in source.items() if k not in ("metadata",)}
+                copy["id"] = f"bench-w-{batch_no}-{n}"
+                copy["title"] = f"Update {batch_no}: {source['title']}"
+                batch.append(copy)
+            started = time.perf_counter()
+            try:
+                response = await client.put("/articles", json=batch)
+                if response.status_code == 200:
+                    added += [str(a["id"]) for a in batch]
+                    run.latencies.append(time.perf_counter() - started)
+                else:
+                    run.errors += 1
+                if len(added) > 40:
+                    for article_id in rng.sample(added, 4):
+                        added.remove(article_id)
+                        gone = await client.delete(f"/articles/{article_id}")
+                        run.errors += gone.status_code != 200
+            except httpx.HTTPError:
+                run.errors += 1
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+    return run
+
+
+async def loaded(
+    base: str, ids: list[str], args: argparse.Namespace, sources: list[dict[str, object]] | None
+) -> tuple[Run, Run | None]:
+    stop = asyncio.Event()
+    writer = asyncio.create_task(write_loop(base, sources, stop)) if sources else None
+    reads = await drive(base, ids, args.clients, args.seconds, seed=2)
+    stop.set()
+    return reads, (await writer if writer else None)
+
+
+Measured = tuple[Run, Run, Run | None, list[dict[str, int]]]
+
+
+def measure(
+    index: Path, ids: list[str], workers: int, writer: bool, args: argparse.Namespace
+) -> Measured:
+    port = free_port()
+    server = start_server(index, workers, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        sources = None
+        if writer:
+            picked = random.Random(3).sample(ids, min(200, len(ids)))
+            sources = [httpx.get(f"{base}/articles/{i}", timeout=60).json() for i in picked]
+            # Load the model in the workers before timing (the first write embeds).
+            for _ in range(workers * 2):
+                asyncio.run(write_once(base, sources[0]))
+        asyncio.run(drive(base, ids, args.clients, 2.0, seed=0))  # warm-up
+        unloaded = asyncio.run(drive(base, ids, 1, args.seconds / 2, seed=1))
+        reads, writes = asyncio.run(loaded(base, ids, args, sources))
+        pids = worker_pids(server, workers)
+        mem = [memory(pid) for pid in pids]
+    finally:
+        server.terminate()
+        server.wait(60)
+    return unloaded, reads, writes, mem
+
+
+async def write_once(base: str, source: dict[str, object]) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers=headers) as client:
+        copy = dict(source, id=f"bench-warm-{random.random()}")
+        await client.put("/articles", json=[copy])
+        await client.delete(f"/articles/{copy['id']}")
+
+
+def screenshots() -> str:
+    folder = ROOT / "benchmarks" / "screenshots"
+    env = dict(os.environ, RECOMMENDER_SCREENSHOTS=str(folder), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += [str(ROOT / "tests" / "test_serve_browser.py")]
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+    print(f"browser tests: {last}")
+    return last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--index", type=Path, help="index to serve (built here if missing)")
+    parser.add_argument("--data", choices=["uci", "sample"], default="uci")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each loaded run")
+    parser.add_argument("--clients", type=int, default=16, help="requests in flight at once")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-writer", action="store_true", help="skip the runs with a writer")
+    parser.add_argument("--no-screenshots", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    index = args.index or INDEXES / ("bench-serve" if args.data == "uci" else "bench-serve-sample")
+    build_index(args.data, index)
+    with Recommender.open(index) as rec:
+        ids = rec.ids()
+        articles = len(ids)
+
+    rows: list[list[str]] = []
+    results: dict[tuple[int, bool], Measured] = {}
+    for writer in [False] if args.no_writer else [False, True]:
+        for workers in args.workers:
+            print(f"{workers} worker(s), writer {'on' if writer else 'off'} ...", flush=True)
+            unloaded, reads, writes, mem = measure(index, ids, workers, writer, args)
+            results[(workers, writer)] = (unloaded, reads, writes, mem)
+            rows.append(
+                [
+                    str(workers),
+                    "yes" if writer else "no",
+                    f"{reads.throughput:.0f}",
+                    f"{unloaded.percentile(50):.1f}",
+                    f"{reads.percentile(50):.1f}",
+                    f"{reads.percentile(99):.1f}",
+                    f"{reads.percentile(99) / unloaded.percentile(50):.1f}x",
+                    str(reads.errors + unloaded.errors),
+                    f"{len(writes.latencies)} ({writes.errors} errors)" if writes else "-",
+                ]
+            )
+            print(table(COLUMNS, rows[-1:]))
+
+    lines = []
+    one, two = results.get((1, False)), results.get((2, False))
+    if one and two:
+        ratio = two[1].throughput / one[1].throughput
+        lines.append(f"- 2 workers serve {ratio:.2f}x the throughput of 1 (target >= 1.6x).")
+    worst = max(r[1].percentile(99) / r[0].percentile(50) for r in results.values())
+    lines.append(
+        f"- p99 under saturation is at most {worst:.1f}x the unloaded p50 (target <= 10x)."
+    )
+    if two:
+        second = two[3][-1]
+        lines.append(
+            f"- memory of the second worker: Rss {second['rss'] / 1024:.0f} MB, Pss "
+            f"{second['pss'] / 1024:.0f} MB, shared {second['shared'] / 1024:.0f} MB "
+            f"({second['shared'] / second['rss']:.0%} of Rss), private "
+            f"{second['private'] / 1024:.0f} MB: each worker loads its own copy of the index "
+            "(the shared part is code and libraries)."
+        )
+    errors = sum(r[1].errors + r[0].errors for r in results.values())
+    lines.append(f"- read errors over all runs: {errors}.")
+    shots = "" if args.no_screenshots else screenshots()
+    text = (
+        header("Serving over HTTP (benchmarks/serve.py)", time.perf_counter() - started)
+        + f"- index: {index.name}, {articles} articles; {args.clients} concurrent clients for "
+        f"{args.seconds:g} s per run (unloaded: 1 client for {args.seconds / 2:g} s); "
+        f"GET /articles/ID/similar?k={K}, random ids; client on the same machine\n\n"
+        + table(COLUMNS, rows)
+        + "\n\n"
+        + "\n".join(lines)
+        + (f"\n- browser tests (screenshots in benchmarks/screenshots/): {shots}" if shots else "")
+        + "\n"
+    )
+    print(text)
+    if not args.no_write:
+        write_section("serve", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,548 @@
+"""The HTTP service: endpoints, caching, CORS, errors, writes and hostile requests.
+
+Through FastAPI's TestClient over the sample indexed with the fake encoder; the tests that
+need real sockets (unread bodies, slow clients) run uvicorn on loopback (tests/live_server.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SAMPLE, FakeEncoder
+from fastapi.testclient import TestClient
+from live_server import live_server
+from typer.testing import CliRunner
+
+from recommender import Recommender
+from recommender.serve import ServeOptions, create_app, ranking_options, to_json
+from recommender.settings import Ranking
+from recommender.writer import writer_lock
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One read-only sample index for the tests that do not write."""
+    path = tmp_path_factory.mktemp("serve") / "ix"
+    Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(shared_index: Path) -> Any:
+    app = create_app(shared_index, encoder=FakeEncoder(), options=ServeOptions(max_age=120))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def writer(sample_index: Path) -> Any:
+    """A client of a writable copy of the sample, with the token configured."""
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def as_json(value: object) -> Any:
+    return json.loads(to_json(value))
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def test_similar_is_shaped_like_similar_json(client: TestClient, shared_index: Path) -> None:
+    response = client.get("/articles/a-1001/similar?k=4")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    with Recommender.open(shared_index) as rec:
+        expected = [asdict(item) for item in rec.similar("a-1001", k=4)]
+    assert response.json() == as_json(expected)
+    first = response.json()[0]
+    assert first["published_at"].endswith("Z")
+    assert isinstance(first["tags"], list) and isinstance(first["copy_ids"], list)
+    assert set(first) >= {"id", "score", "similarity", "recency_factor", "category_factor"}
+
+
+@pytest.mark.parametrize("name", Ranking.names())
+def test_every_ranking_option_is_a_query_parameter(
+    client: TestClient, shared_index: Path, name: str
+) -> None:
+    whole = isinstance(getattr(Ranking(), name), int)
+    value: Any = "now" if name == "recency_from" else 3 if whole else 0.5
+    response = client.get(f"/articles/a-2016/similar?k=5&{name}={value}")
+    assert response.status_code == 200, response.text
+    with Recommender.open(shared_index) as rec:
+        expected = rec.similar("a-2016", k=5, **{name: value})
+    if name != "recency_from":  # "now" moves with the clock between the two calls
+        assert response.json() == as_json([asdict(item) for item in expected])
+
+
+def test_filters_and_no_recency(client: TestClient, shared_index: Path) -> None:
+    with Recommender.open(shared_index) as rec:
+        plain = rec.similar("a-1001", k=5, half_life_days=None, exclude=["a-1079"])
+        sports = rec.similar("a-1001", k=3, categories=["sport"], since="2026-09-01")
+    got = client.get("/articles/a-1001/similar?k=5&no_recency=true&exclude=a-1079").json()
+    assert got == as_json([asdict(item) for item in plain])
+    assert all(item["recency_factor"] == 1.0 for item in got)
+    got = client.get("/articles/a-1001/similar?k=3&category=sport&since=2026-09-01").json()
+    assert got == as_json([asdict(item) for item in sports])
+    same = client.get("/articles/a-1001/similar?k=5&same_category=true").json()
+    assert same and all(item["category"] == "world" for item in same)
+
+
+def test_draft_similar(client: TestClient) -> None:
+    body = {
+        "text": "Strong earthquake jolts northern Valdoria\nThe quake struck Corvena.",
+        "category": "world",
+        "published_at": "2026-09-02T05:00:00Z",
+        "k": 3,
+        "lexical_weight": 0.4,
+        "exclude": ["a-1002"],
+    }
+    response = client.post("/similar", json=body)
+    assert response.status_code == 200, response.text
+    items = response.json()
+    assert len(items) == 3 and items[0]["id"] == "a-1001"
+    assert all(item["id"] != "a-1002" for item in items)
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_article_search_info_health(client: TestClient) -> None:
+    article = client.get("/articles/a-1001").json()
+    assert article["title"] == "Strong earthquake jolts northern Valdoria before dawn"
+    assert article["published_at"] == "2026-09-02T03:40:00Z"
+    assert article["metadata"] == {"story": "valdoria-earthquake"}
+    found = client.get("/articles?q=EARTHQUAKE valdoria").json()
+    assert "a-1001" in [item["id"] for item in found]
+    assert all("valdoria" in item["title"].casefold() for item in found)
+    assert client.get("/articles?q=a-1001").json()[0]["id"] == "a-1001"
+    assert client.get("/articles?q=zzzzqqq").json() == []
+    info = client.get("/info").json()
+    assert info["articles"] == 318 and info["generation"] >= 1 and info["index"] == "ix"
+    assert client.get("/healthz").json() == {"status": "alive"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_readyz_waits_for_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "later"
+    with TestClient(create_app(path, encoder=FakeEncoder())) as test_client:
+        assert test_client.get("/healthz").status_code == 200
+        response = test_client.get("/readyz")
+        assert response.status_code == 503 and "error" in response.json()
+        assert test_client.get("/articles/a-1001/similar").status_code == 503
+        assert str(tmp_path) not in test_client.get("/articles/a-1001/similar").text
+
+
+def test_ranking_options_come_from_ranking_fields() -> None:
+    assert [option["name"] for option in ranking_options()] == list(Ranking.names())
+    choice = {o["name"]: o for o in ranking_options()}["recency_from"]
+    assert choice["type"] == "choice" and choice["choices"] == ["query", "now"]
+
+
+# -- caching and CORS -----------------------------------------------------------------------------
+
+
+def test_etag_and_cache_control(writer: TestClient) -> None:
+    first = writer.get("/articles/a-1001/similar?k=3&mmr_lambda=0.9")
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=60"
+    again = writer.get(
+        "/articles/a-1001/similar?mmr_lambda=0.9&k=3", headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    other = writer.get("/articles/a-1001/similar?k=4&mmr_lambda=0.9")
+    assert other.headers["etag"] != etag
+    assert writer.get("/articles/a-1001", headers={"If-None-Match": etag}).status_code == 200
+    added = writer.put("/articles", json=[{"id": "n-1", "title": "Valdoria quake"}], headers=AUTH)
+    assert added.status_code == 200
+    after = writer.get(
+        "/articles/a-1001/similar?k=3&mmr_lambda=0.9", headers={"If-None-Match": etag}
+    )
+    assert after.status_code == 200 and after.headers["etag"] != etag  # new generation
+
+
+def test_max_age_is_configurable(client: TestClient) -> None:
+    assert client.get("/articles/a-1001").headers["cache-control"] == "public, max-age=120"
+    assert client.get("/articles/nope").headers["cache-control"] == "no-store"
+
+
+def test_cors(shared_index: Path) -> None:
+    site = "https://news.example"
+    app = create_app(shared_index, options=ServeOptions(cors_origins=(site,)))
+    with TestClient(app) as test_client:
+        allowed = test_client.get("/articles/a-1001/similar", headers={"Origin": site})
+        assert allowed.headers["access-control-allow-origin"] == site
+        assert "etag" in allowed.headers["access-control-expose-headers"].lower()
+        other = test_client.get("/articles/a-1001/similar", headers={"Origin": "https://x.example"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = test_client.options(
+            "/articles",
+            headers={
+                "Origin": site,
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+    with TestClient(create_app(shared_index)) as test_client:  # no origin configured
+        plain = test_client.get("/articles/a-1001/similar", headers={"Origin": site})
+        assert "access-control-allow-origin" not in plain.headers
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "named"),
+    [
+        ("k=-1", 422, "'k'"),
+        ("k=abc", 422, "'k'"),
+        ("k=1000000000000", 422, "k must be at most 100"),
+        ("lexical_weight=2", 422, "lexical_weight"),
+        ("half_life_days=-3", 422, "half_life_days"),
+        ("mmr_lambda=nan", 422, "'mmr_lambda'"),
+        ("recency_from=tomorrow", 422, "'recency_from'"),
+        ("since=yesterday", 422, "not an ISO-8601 date"),
+        ("since=2026-10-01&until=2026-09-01", 422, "since"),
+        ("category=nosuchdesk", 422, "nosuchdesk"),
+        ("colour=red", 422, "'colour'"),
+    ],
+)
+def test_bad_parameters_are_422_naming_them(
+    client: TestClient, query: str, status: int, named: str
+) -> None:
+    response = client.get(f"/articles/a-1001/similar?{query}")
+    assert response.status_code == status
+    assert named in response.json()["error"]
+    assert "Traceback" not in response.text
+
+
+def test_unknown_id_and_unknown_endpoint(client: TestClient, shared_index: Path) -> None:
+    response = client.get("/articles/no-such-id/similar")
+    assert response.status_code == 404
+    assert response.json() == {"error": "article 'no-such-id' is not in the index"}
+    assert str(shared_index) not in response.text
+    assert client.get("/articles/no-such-id").status_code == 404
+    missing = client.get("/no/such/endpoint")
+    assert missing.status_code == 404 and "/docs" in missing.json()["error"]
+    assert client.patch("/info").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "article_id",
+    [
+        "a/b",
+        "../../etc/passwd",
+        "%2e%2e",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..",
+        'it\'s "quoted"',
+        "📰🔥",
+        "x" * 10_000,
+        "a-1001\r\nX-Injected: 1",
+        "a-1001%00",
+    ],
+)
+def test_hostile_ids_are_404_json(client: TestClient, article_id: str) -> None:
+    from urllib.parse import quote
+
+    for path in (f"/articles/{quote(article_id, safe='')}", f"/articles/{article_id}"):
+        for suffix in ("", "/similar"):
+            try:
+                response = client.get(path + suffix)
+            except Exception:  # the client refused to send it: fine
+                continue
+            if not response.request.url.raw_path.startswith(b"/articles/"):
+                continue  # the client resolved the dots itself: another URL
+            assert response.status_code in (404, 422), (path, response.text)
+            assert "error" in response.json()
+            assert "x-injected" not in response.headers
+            assert "root:" not in response.text
+    assert client.get("/healthz").status_code == 200
+
+
+def test_malformed_json_and_wrong_shapes(client: TestClient) -> None:
+    bad = client.post(
+        "/similar", content=b'{"text": ', headers={"content-type": "application/json"}
+    )
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
+    wrong = client.post("/similar", json={"text": "x", "k": "many"})
+    assert wrong.status_code == 422 and "'k'" in wrong.json()["error"]
+    extra = client.post("/similar", json={"text": "x", "colour": "red"})
+    assert extra.status_code == 422 and "colour" in extra.json()["error"]
+    empty = client.post("/similar", json={"text": ""})
+    assert empty.status_code == 422 and "text" in empty.json()["error"]
+    array = client.post("/similar", json=[1, 2])
+    assert array.status_code == 422
+
+
+def test_body_over_the_limit_is_413(shared_index: Path) -> None:
+    app = create_app(shared_index, options=ServeOptions(max_body_bytes=1000, token=TOKEN))
+    with TestClient(app) as test_client:
+        response = test_client.post("/similar", json={"text": "x" * 2000})
+        assert response.status_code == 413 and "1000 bytes" in response.json()["error"]
+        chunks = (b"[" + b" " * 500 for _ in range(4))  # streamed: no Content-Length
+        streamed = test_client.put("/articles", content=chunks, headers=AUTH)
+        assert streamed.status_code == 413
+
+
+# -- writes --------------------------------------------------------------------------------------
+
+
+def test_writes_need_the_token(writer: TestClient, sample_index: Path) -> None:
+    batch = [{"id": "n-1", "title": "Valdoria rebuilds after the quake"}]
+    missing = writer.put("/articles", json=batch)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    wrong = writer.put("/articles", json=batch, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    basic = writer.put("/articles", json=batch, headers={"Authorization": f"Basic {TOKEN}"})
+    assert basic.status_code == 401
+    assert writer.delete("/articles/a-1001").status_code == 401
+    assert (
+        writer.delete("/articles/a-1001", headers={"Authorization": "Bearer x"}).status_code == 403
+    )
+    assert writer.get("/articles/n-1").status_code == 404
+    assert writer.get("/articles/a-1001").status_code == 200
+    with Recommender.open(sample_index) as rec:
+        assert "n-1" not in rec and "a-1001" in rec
+
+
+def test_no_token_configured_refuses_writes(sample_index: Path) -> None:
+    with TestClient(create_app(sample_index, encoder=FakeEncoder())) as test_client:
+        batch = [{"id": "n-1", "title": "Valdoria rebuilds"}]
+        for headers in ({}, AUTH, {"Authorization": "Bearer "}):
+            response = test_client.put("/articles", json=batch, headers=headers)
+            assert response.status_code == 403 and "RECOMMENDER_TOKEN" in response.json()["error"]
+        assert test_client.delete("/articles/a-1001", headers=AUTH).status_code == 403
+    with Recommender.open(sample_index) as rec:
+        assert "n-1" not in rec and "a-1001" in rec
+
+
+def test_put_adds_and_replaces_then_delete_removes(writer: TestClient) -> None:
+    batch = [
+        {"id": "n-1", "title": "Valdoria quake: aftershock rattles Corvena", "category": "world"},
+        {"id": 77, "title": "Numeric id kept as a string", "published_at": "2026-09-03"},
+        {"id": "a/b 📰", "title": "An id with a slash and an emoji"},
+    ]
+    response = writer.put("/articles", json=batch, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["added"] == 3 and response.json()["index"] == "sample-index"
+    assert writer.get("/articles/77").json()["published_at"] == "2026-09-03T00:00:00Z"
+    assert writer.get("/articles/a%2Fb%20%F0%9F%93%B0").json()["title"].startswith("An id")
+    assert writer.get("/articles/a/b 📰/similar?k=2").status_code == 200
+    replaced = writer.put(
+        "/articles", json=[{"id": "n-1", "title": "Corvena aftershock, revised"}], headers=AUTH
+    )
+    assert replaced.json()["replaced"] == 1
+    gone = writer.delete("/articles/n-1", headers=AUTH)
+    assert gone.status_code == 200 and gone.json()["removed"] == 1
+    assert writer.get("/articles/n-1").status_code == 404
+    ids = [item["id"] for item in writer.get("/articles/a-1001/similar?k=100").json()]
+    assert "n-1" not in ids
+    assert writer.delete("/articles/n-1", headers=AUTH).status_code == 404
+
+
+def test_invalid_records_are_named_by_position(writer: TestClient) -> None:
+    batch: list[Any] = [
+        {"id": "ok-1", "title": "A fine article"},
+        {"id": "bad-1", "title": ["a", "list"]},
+        "not an object",
+        {"id": "bad-2", "title": "dated", "published_at": "last tuesday"},
+        {"title": "no id"},
+    ]
+    response = writer.put("/articles", json=batch, headers=AUTH)
+    assert response.status_code == 422
+    data = response.json()
+    assert [item["position"] for item in data["invalid"]] == [1, 2, 3, 4]
+    assert "title must be a string" in data["invalid"][0]["error"]
+    assert "not an ISO-8601 date" in data["invalid"][2]["error"]
+    assert data["error"].startswith("article at position 1:")
+    assert writer.get("/articles/ok-1").status_code == 404  # nothing written
+    skipped = writer.put("/articles?skip_invalid=true", json=batch, headers=AUTH)
+    assert skipped.status_code == 200 and skipped.json()["skipped"] == 4
+    assert writer.get("/articles/ok-1").status_code == 200
+    for body in (b"[{", b'{"id": "x", "title": "an object, not a list"}'):
+        bad = writer.put("/articles", content=body, headers=AUTH)
+        assert bad.status_code in (400, 422) and "error" in bad.json()
+
+
+def test_a_second_writer_gets_409(writer: TestClient, sample_index: Path) -> None:
+    batch = [{"id": "n-1", "title": "Valdoria quake"}]
+    with writer_lock(sample_index):
+        busy = writer.put("/articles", json=batch, headers=AUTH)
+        assert busy.status_code == 409 and "wait" in busy.json()["error"]
+        assert writer.delete("/articles/a-1001?wait=0", headers=AUTH).status_code == 409
+        assert writer.get("/articles/a-1001/similar").status_code == 200  # reads go on
+    assert writer.put("/articles?wait=100000", json=batch, headers=AUTH).status_code == 422
+    assert writer.put("/articles?wait=5", json=batch, headers=AUTH).status_code == 200
+
+
+# -- logs and metrics ----------------------------------------------------------------------------
+
+
+def test_a_log_line_per_request_and_metrics(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="recommender.serve"):
+        client.get("/articles/a-1001/similar?k=2")
+        client.get("/articles/nope/similar")
+    lines = [r.getMessage() for r in caplog.records if r.name == "recommender.serve"]
+    assert len(lines) == 2
+    assert " GET /articles/a-1001/similar?k=2 200 " in lines[0] and lines[0].endswith(" ms")
+    assert " 404 " in lines[1]
+    text = client.get("/metrics").text
+    route = 'route="/articles/{article_id:path}/similar"'
+    assert f'recommender_http_requests_total{{method="GET",{route},status="200"}}' in text
+    assert "recommender_http_request_duration_seconds_bucket" in text
+
+
+# -- real sockets ------------------------------------------------------------------------------
+
+
+def _response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_huge_body_is_refused_unread(shared_index: Path) -> None:
+    """A request claiming 100 MB gets 413 after its headers: the server does not wait for
+    (or read) the body, so 64 KiB of it is all this test ever sends."""
+    app = create_app(shared_index, options=ServeOptions(token=TOKEN))
+    with live_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"PUT /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                b"Content-Length: 104857600\r\n\r\n" + b" " * 65536
+            )
+            reply = _response(sock)
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            # Chunked (no length given): cut off once past the limit.
+            sock.sendall(b"POST /similar HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sent = 0
+            chunk = b"x" * 65536
+            try:
+                while sent < 64 * 1024 * 1024:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                    sock.setblocking(False)
+                    try:
+                        if sock.recv(1, socket.MSG_PEEK):
+                            break
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        sock.setblocking(True)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            reply = _response(sock)
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        assert sent < 64 * 1024 * 1024  # answered long before the client ran out of body
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_slow_clients_do_not_block_others(shared_index: Path) -> None:
+    """A few sockets that send half a request and stall; others are still served."""
+    import httpx
+
+    with live_server(create_app(shared_index)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stalled = []
+        for n in range(5):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(
+                b"GET /articles/a-1001/similar HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"%d" % n
+            )
+            stalled.append(sock)
+        body = [b"PUT /articles HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{"]
+        slow_body = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow_body.sendall(body[0])
+        stalled.append(slow_body)
+        try:
+            for _ in range(3):
+                response = httpx.get(f"{url}/articles/a-1001/similar?k=2", timeout=30)
+                assert response.status_code == 200 and len(response.json()) == 2
+            raw = httpx.get(f"{url}/articles/%2e%2e/similar", timeout=30)
+            assert raw.status_code == 404
+            for target in (b"/articles/../similar", b"/articles/../../etc/passwd/similar"):
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                    sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert _response(sock).startswith(b"HTTP/1.1 404")
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+
+
+# -- running it -----------------------------------------------------------------------------
+
+
+def test_serve_command_passes_its_options(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("recommender.serve.run", lambda index, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("RECOMMENDER_TOKEN", TOKEN)
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "--index",
+            str(shared_index),
+            "--port",
+            "9001",
+            "--workers",
+            "2",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "https://b.example",
+            "--max-age",
+            "30",
+            "--write-wait",
+            "2.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 9001 and seen["workers"] == 2
+    options = seen["options"]
+    assert options.token == TOKEN and options.max_age == 30 and options.write_wait == 2.5
+    assert options.cors_origins == ("https://a.example", "https://b.example")
+    missing = CliRunner().invoke(app, ["serve", "--index", str(shared_index.parent / "none")])
+    assert missing.exit_code == 1 and "error:" in missing.stderr
+
+
+def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.serve import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, app_from_environment
+
+    options = ServeOptions(token="ignored", max_age=7, cors_origins=("https://a.example",))
+    monkeypatch.setenv(OPTIONS_ENV, json.dumps(options.public()))
+    monkeypatch.setenv(INDEX_ENV, str(shared_index))
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    assert "token" not in options.public()
+    with TestClient(app_from_environment()) as test_client:
+        assert test_client.get("/info").headers["cache-control"] == "public, max-age=7"
+        wrong = {"Authorization": "Bearer ignored"}
+        assert test_client.delete("/articles/no-such-id", headers=wrong).status_code == 403
+        assert test_client.delete("/articles/no-such-id", headers=AUTH).status_code == 404

@@ -1,0 +1,172 @@
+"""The editor's page and the embeddable box in headless Chromium (Debian's chromium, driven by
+Selenium through /usr/bin/chromedriver; scripts/setup installs both).
+
+Set RECOMMENDER_SCREENSHOTS=DIR to save a screenshot of each (benchmarks/serve.py does, into
+benchmarks/screenshots/).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeEncoder
+from live_server import live_server, static_site
+
+from recommender.serve import ServeOptions, create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (scripts/setup installs them as root)",
+    ),
+]
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1100",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="recommender-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver: Any, condition: Any, seconds: float = 30) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds).until(condition)
+
+
+def screenshot(driver: Any, name: str) -> None:
+    folder = os.environ.get("RECOMMENDER_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / name))
+
+
+def test_page_shows_an_article_and_its_related_list(browser: Any, sample_index: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with live_server(create_app(sample_index, encoder=FakeEncoder())) as url:
+        browser.get(f"{url}/")
+        search = browser.find_element(By.ID, "search")
+        search.send_keys("Valdoria earthquake")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        button = wait_for(
+            browser,
+            lambda d: d.find_element(By.CSS_SELECTOR, '#search-results [data-article-id="a-1001"]'),
+        )
+        button.click()
+        rows = wait_for(
+            browser,
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#related tbody tr") or False,
+        )
+        assert browser.find_element(By.ID, "article-title").text.startswith(
+            "Strong earthquake jolts northern Valdoria"
+        )
+        assert len(rows) == 10
+        first = rows[0].find_elements(By.TAG_NAME, "td")
+        assert first[0].text == "1" and float(first[1].text) > 0  # rank, score
+        ids = [row.get_attribute("data-article-id") for row in rows]
+        assert "a-1001" not in ids
+        assert "?id=a-1001" in browser.current_url
+
+        # A ranking option, live: k and the recency switch re-query the list.
+        k = browser.find_element(By.ID, "opt-k")
+        k.clear()
+        k.send_keys("3")
+        browser.find_element(By.ID, "opt-no_recency").click()
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#related tbody tr")) == 3)
+        wait_for(
+            browser,
+            lambda d: all(
+                row.find_elements(By.TAG_NAME, "td")[5].text == "1.000"
+                for row in d.find_elements(By.CSS_SELECTOR, "#related tbody tr")
+            ),
+        )
+        screenshot(browser, "page.png")
+
+
+def box_page(api: str) -> str:
+    """A news site's article page with the box's script tag under the article."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A news site</title>
+<style>body {{ font-family: Georgia, serif; max-width: 40em; margin: 2em auto; }}</style></head>
+<body><article><h1>Strong earthquake jolts northern Valdoria before dawn</h1>
+<p>A magnitude 6.8 earthquake struck the Ardesse province of northern Valdoria.</p></article>
+<script src="{api}/box.js" data-article-id="a-1001" data-k="4"
+        data-title="More on this story"></script>
+</body></html>"""
+
+
+def test_box_renders_on_another_origin_through_cors(browser: Any, sample_index: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:  # the site's own origin: another port
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            assert api != site
+            pages["/article.html"] = box_page(api)
+            browser.get(f"{site}/article.html")
+            items = wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item") or False,
+            )
+            box = browser.find_element(By.CSS_SELECTOR, "section.recommender-box")
+            heading = box.find_element(By.CSS_SELECTOR, "h2.recommender-box__title")
+            assert heading.text == "More on this story"
+            assert box.get_attribute("aria-labelledby") == heading.get_attribute("id")
+            assert len(items) == 4
+            assert len(box.find_elements(By.CSS_SELECTOR, "ol.recommender-box__list > li")) == 4
+            link = items[0].find_element(By.CSS_SELECTOR, "a.recommender-box__link")
+            assert link.get_attribute("href").startswith("https://")
+            assert link.text
+            assert "a-1001" not in [i.get_attribute("data-article-id") for i in items]
+            screenshot(browser, "box.png")
+
+        # The same page against a service that does not allow the site's origin: no box.
+        with live_server(create_app(sample_index, encoder=FakeEncoder())) as api:
+            pages["/article.html"] = box_page(api)
+            browser.get(f"{site}/article.html")
+            wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box--empty") or False,
+            )
+            assert not browser.find_elements(By.CSS_SELECTOR, ".recommender-box__item")
