@@ -143,6 +143,26 @@ def _check_id(article_id: str) -> None:
         )
 
 
+def check_article(article: Article) -> None:
+    """Raise InvalidArticleError for an Article value (made in Python, not read from a file)
+    that the reader would have rejected: an id that is not a string, is empty or holds control
+    characters, an empty title, or text that is not valid Unicode."""
+    if not isinstance(article.id, str):
+        raise InvalidArticleError(f"id must be a string, got {_kind(article.id)}")
+    try:
+        _check_id(article.id)
+        if not isinstance(article.title, str) or not article.title.strip():
+            raise InvalidArticleError("title must be a non-empty string")
+        texts = [article.title, article.body, article.category, article.url, article.source]
+        for name, value in zip(("title", "body", "category", "url", "source"), texts, strict=True):
+            if value is not None:
+                _check_unicode(value, name)
+        for tag in article.tags:
+            _check_unicode(tag, "tags")
+    except InvalidArticleError as exc:
+        raise InvalidArticleError(f"article {article.id!r}: {exc.reason}") from None
+
+
 def _optional_text(record: Mapping[str, Any], key: str, name: str) -> str | None:
     value = record.get(key)
     if value is None:

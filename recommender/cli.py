@@ -7,6 +7,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import time
 import typing
@@ -158,7 +159,7 @@ def _cli_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RecommenderError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_visible(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; the index was left as it was", err=True)
@@ -373,7 +374,8 @@ def remove(
             text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise typer.BadParameter(f"cannot read {from_file}: {exc}") from None
-        wanted += [line.strip() for line in text.splitlines() if line.strip()]
+        # Ids are kept exactly as given (spaces around one included); blank lines are skipped.
+        wanted += [line for line in text.splitlines() if line.strip()]
     if not wanted:
         raise typer.BadParameter("give the ids to remove, or --from FILE")
     with Recommender.open(index) as rec:
@@ -382,6 +384,18 @@ def remove(
     typer.echo(
         f"removed {report.removed}; {report.missing} not in the index{extra}; {report.index}"
     )
+
+
+#: What never reaches the terminal raw: C0 and C1 controls (escape sequences start with one),
+#: DEL, line and paragraph separators, and the bidirectional overrides that reorder a line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with every character that could move the cursor, clear the screen or reorder
+    the line shown as an escape (``\x1b``): visible and harmless. ``--json`` keeps the exact
+    strings."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _date(value: datetime | None) -> str:
@@ -393,23 +407,27 @@ def _print_table(items: list[Recommendation]) -> None:
         typer.echo("no related articles found")
         return
     header = f"{'#':>2}  {'score':>5}  {'sim':>5}  {'rec':>5}  {'cat':>5}  {'date':10}  "
-    width_cat = max(8, *(len(item.category or "-") for item in items))
-    width_id = max(2, *(len(item.id) for item in items))
+    rows = [
+        (item, _visible(item.category or "-"), _visible(item.id), _visible(item.title))
+        for item in items
+    ]
+    width_cat = max(8, *(len(category) for _, category, _, _ in rows))
+    width_id = max(2, *(len(shown_id) for _, _, shown_id, _ in rows))
     typer.echo(f"{header}{'category':{width_cat}}  {'id':{width_id}}  title")
-    for n, item in enumerate(items, start=1):
+    for n, (item, category, shown_id, title) in enumerate(rows, start=1):
         copies = f"  (+{item.copies - 1} copies)" if item.copies > 1 else ""
         typer.echo(
             f"{n:>2}  {item.score:5.3f}  {item.similarity:5.3f}  {item.recency_factor:5.3f}  "
             f"{item.category_factor:5.3f}  {_date(item.published_at):10}  "
-            f"{item.category or '-':{width_cat}}  {item.id:{width_id}}  {item.title}{copies}"
+            f"{category:{width_cat}}  {shown_id:{width_id}}  {title}{copies}"
         )
 
 
 def _show_similar(rec: Recommender, article_id: str, k: int) -> None:
     article = rec.get(article_id)
     typer.echo(
-        f"\nRelated to {article.id} [{article.category or '-'}, {_date(article.published_at)}]: "
-        f"{article.title}"
+        f"\nRelated to {_visible(article.id)} [{_visible(article.category or '-')}, "
+        f"{_date(article.published_at)}]: {_visible(article.title)}"
     )
     _print_table(rec.similar(article_id, k=k))
 

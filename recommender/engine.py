@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .articles import Article, ReadReport, parse_datetime, read_articles
+from .articles import Article, ReadReport, check_article, parse_datetime, read_articles
 from .encode import Encoder, ProgressFn, load_encoder
 from .errors import (
     IncompatibleIndexError,
@@ -34,7 +34,7 @@ from .errors import (
 from .lexical import TermVector, lexical_text
 from .rerank import Listing, Query, fuse, fusion_weight, rank
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
-from .retrieve import Filters, Pool, candidate_count, gather
+from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import Ranking, Settings
 from .snapshot import Snapshot
 from .store import SECONDS_PER_DAY, Manifest
@@ -58,6 +58,15 @@ def _read_valid(
     if report.invalid and not skip_invalid:
         raise InvalidArticlesError(report.invalid)
     return report
+
+
+def _checked(articles: Iterable[Article]) -> list[Article]:
+    """The articles, each as the file reader would accept it (InvalidArticleError if not):
+    Article values made in Python get the same checks as records read from a file."""
+    chosen = list(articles)
+    for article in chosen:
+        check_article(article)
+    return chosen
 
 
 def _check_model(path: Path, snapshot: Snapshot, expected: str | None) -> None:
@@ -147,7 +156,7 @@ class Recommender:
         """
         writer = IndexWriter(path, encoder=encoder, wait=wait)
         return writer.build(
-            articles,
+            _checked(articles),
             settings,
             progress=progress,
             records=records,
@@ -325,7 +334,7 @@ class Recommender:
         is committed at once, whole or not at all; this Recommender is refreshed after it,
         others see it on ``refresh``. One writer at a time: see ``wait`` in ``build``.
         """
-        report = self._index_writer(wait).add(articles, progress=progress)
+        report = self._index_writer(wait).add(_checked(articles), progress=progress)
         self.refresh()
         return report
 
@@ -417,19 +426,26 @@ class Recommender:
     # -- looking up -----------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._snapshot.columns.row_of)
+        snapshot = self._current()
+        alive = snapshot.columns.alive
+        gone = sum(1 for row in self._removed(snapshot) if row < len(alive) and alive[row])
+        return len(snapshot.columns.row_of) - gone
 
     def __contains__(self, article_id: object) -> bool:
-        return article_id in self._snapshot.columns.row_of
+        snapshot = self._current()
+        row = snapshot.columns.row_of.get(article_id) if isinstance(article_id, str) else None
+        return row is not None and row not in self._removed(snapshot)
 
     def ids(self) -> list[str]:
         """Every indexed article id, in index order."""
-        columns = self._snapshot.columns
-        return [columns.ids[row] for row in sorted(columns.row_of.values())]
+        snapshot = self._current()
+        removed = self._removed(snapshot)
+        columns = snapshot.columns
+        return [columns.ids[row] for row in sorted(columns.row_of.values()) if row not in removed]
 
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
-        snapshot = self._snapshot
+        snapshot = self._current()
         row = snapshot.row(article_id)
         found = snapshot.table.articles([row])
         if row not in found:  # removed since the last refresh
@@ -500,7 +516,7 @@ class Recommender:
         ``Recommendation.copies``). Neither the model nor torch is loaded.
         """
         snapshot = self._current()
-        row = snapshot.row(article_id)
+        row = self._live_row(snapshot, article_id)
         chosen = self._ranking(snapshot, ranking, overrides)
         query = snapshot.query(row)
         if chosen.recency_from == "now":
@@ -508,6 +524,18 @@ class Recommender:
         wanted = _filters(filters, same_category, categories, since, until, exclude)
         vector, terms = snapshot.vector(row), snapshot.terms(row)
         return self._related(snapshot, vector, terms, k, query, {row}, chosen, wanted)
+
+    def _removed(self, snapshot: Snapshot) -> frozenset[int]:
+        """Rows of ``snapshot`` removed by another process since it was taken (the table
+        knows at once; a refresh would drop them from the snapshot itself)."""
+        return snapshot.table.removed_since(snapshot.generation)
+
+    def _live_row(self, snapshot: Snapshot, article_id: str) -> int:
+        """The row of a live article: in the snapshot and not removed since."""
+        row = snapshot.row(article_id)
+        if row in self._removed(snapshot):
+            raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
+        return row
 
     def similar_to_text(
         self,
@@ -560,8 +588,8 @@ class Recommender:
         reranking and copies: what ranking chooses from. Useful to see why an article is
         missing.
         """
-        snapshot = self._snapshot
-        rows, pool = self.pool(article_id, k)
+        snapshot = self._current()
+        rows, pool = self._pool(snapshot, article_id, k, None)
         fused = fuse(pool.dense, pool.lexical, fusion_weight(pool, snapshot.settings.ranking))
         order = np.lexsort((rows, -fused))
         ids = snapshot.columns.ids
@@ -573,17 +601,19 @@ class Recommender:
         """The candidate rows of ``similar(article_id, k)`` and their pool, unfiltered (only
         articles published up to ``until_day``, days since 1970, if given): what ranking
         chooses from, to be ranked again with other settings (``tune``)."""
-        from .retrieve import RowFilter
+        return self._pool(self._current(), article_id, k, until_day)
 
-        snapshot = self._snapshot
-        row = snapshot.row(article_id)
+    def _pool(
+        self, snapshot: Snapshot, article_id: str, k: int, until_day: float | None
+    ) -> tuple[np.ndarray, Pool]:
+        row = self._live_row(snapshot, article_id)
         count = candidate_count(snapshot, k, snapshot.settings.ranking.candidates)
         return gather(
             snapshot,
             snapshot.vector(row),
             snapshot.terms(row),
             count,
-            drop={row},
+            drop={row, *self._removed(snapshot)},
             filters=RowFilter(until_day=until_day),
         )
 
@@ -621,19 +651,23 @@ class Recommender:
         if k == 0:
             return []
         drop.update(columns.row_of[i] for i in filters.exclude if i in columns.row_of)
+        # Rows removed since the last refresh are left out: the table knows at once.
+        drop.update(self._removed(snapshot))
         count = candidate_count(snapshot, k, ranking.candidates)
         rows, pool = gather(snapshot, vector, terms, count, drop=drop, filters=row_filter)
-        listing = rank(pool, ranking, query, limit=k + 5)
-        results: list[Recommendation] = []
-        # Rows removed since the last refresh are skipped here: the table knows at once.
-        stored = snapshot.table.articles([int(rows[g[0]]) for g in listing.groups])
-        for group in listing.groups:
-            if len(results) == k:
-                break
-            article = stored.get(int(rows[group[0]]))
-            if article is not None:
-                results.append(_recommendation(article, rows, group, pool, listing, columns.ids))
-        return results
+        limit = k + 5
+        while True:
+            listing = rank(pool, ranking, query, limit=limit)
+            # A row removed after the check above is missing here: rank further down for it.
+            stored = snapshot.table.articles([int(rows[g[0]]) for g in listing.groups])
+            results = [
+                _recommendation(stored[head], rows, group, pool, listing, columns.ids)
+                for group in listing.groups
+                if (head := int(rows[group[0]])) in stored
+            ][:k]
+            if len(results) == k or len(listing.groups) < limit:
+                return results
+            limit *= 2
 
 
 def _days(moment: datetime) -> float:

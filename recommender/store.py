@@ -483,6 +483,14 @@ class ArticleTable:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
 
+    def removed_since(self, generation: int) -> frozenset[int]:
+        """Rows removed or replaced by the updates committed after ``generation``: what a
+        reader holding that generation must no longer return, before it refreshes."""
+        found = self._query(
+            "SELECT row FROM articles WHERE changed > ? AND removed = 1", (generation,)
+        )
+        return frozenset(row for (row,) in found)
+
     def generation(self) -> int:
         found = self._query("SELECT value FROM state WHERE key = 'generation'")
         return int(found[0][0]) if found else 0

@@ -457,3 +457,42 @@ def test_tune_errors_are_one_line(index: Path, args: list[str], message: str) ->
 def test_tune_without_an_index(tmp_path: Path) -> None:
     code, out, err = run("tune", str(SAMPLE), "-i", str(tmp_path / "none"), "--label", "story")
     assert code == 1 and out == "" and err.startswith("error: no index at")
+
+
+def test_remove_from_keeps_ids_exactly(index: Path, tmp_path: Path) -> None:
+    news = write_lines(
+        tmp_path / "spaced.jsonl",
+        [
+            json.dumps({"id": " a-1001 ", "title": "A second article under a spaced id"}),
+            json.dumps({"id": "tab end", "title": "An article with a space inside its id"}),
+        ],
+    )
+    assert run("add", str(news), "--index", str(index))[0] == 0
+    (tmp_path / "gone.txt").write_text(" a-1001 \r\n\n   \ntab end\n")
+    code, out, _ = run("remove", "--from", str(tmp_path / "gone.txt"), "-i", str(index))
+    assert code == 0 and out.startswith("removed 2; 0 not in the index")
+    assert run("similar", "a-1001", "-i", str(index))[0] == 0  # the unspaced one stays
+
+
+def test_table_output_shows_escape_sequences_escaped(index: Path, tmp_path: Path) -> None:
+    hostile = "Keltrix breach\x1b[2J\x1b]0;pwned\x07 payroll \u202eevil"
+    news = write_lines(
+        tmp_path / "esc.jsonl",
+        [
+            json.dumps({"id": "esc", "title": hostile, "category": "tech\x1b[0m"}),
+            json.dumps({"id": "plain", "title": "Keltrix breach payroll clients"}),
+        ],
+    )
+    assert run("add", str(news), "--index", str(index))[0] == 0
+    code, out, _ = run("similar", "plain", "-i", str(index), "-k", "50")
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "tech\\x1b[0m" in out and "\\x1b[2J" in out and "\\u202e" in out
+    code, out, _ = run("similar", "esc", "-i", str(index), "-k", "3")
+    assert code == 0 and "\x1b" not in out
+    code, out, _ = run("similar", "plain", "-i", str(index), "-k", "50", "--json")
+    listed = {item["id"]: item for item in json.loads(out)}
+    assert listed["esc"]["title"] == hostile  # JSON keeps the exact strings
+    assert "\x1b" not in out  # escaped by JSON itself
+    code, _, err = run("similar", "plain", "--category", "nope", "-i", str(index))
+    assert code == 1 and "known:" in err and "\x1b" not in err

@@ -19,7 +19,9 @@ import pytest
 from conftest import FakeEncoder
 
 from recommender import (
+    Article,
     InputFileError,
+    InvalidArticleError,
     InvalidArticlesError,
     InvalidQueryError,
     Recommender,
@@ -52,7 +54,9 @@ def _stored(article_id: str, **expected: object) -> Callable[[Recommender], None
         stored = rec.get(article_id)
         for name, value in expected.items():
             assert getattr(stored, name) == value, name
-        assert rec.similar(article_id, k=2) is not None
+        related = [item.id for item in rec.similar(article_id, k=2)]
+        assert article_id not in related and len(related) <= 2
+        assert related == [item.id for item in rec.similar(stored.id, k=2)]  # same row, found
 
     return check
 
@@ -343,6 +347,11 @@ QUERY_CASES = [
         error=InvalidQueryError,
     ),
     Query("unparseable since", "a-1001", {"since": "last week"}, error=InvalidQueryError),
+    Query("empty since", "a-1001", {"since": ""}, error=InvalidQueryError),
+    Query("empty until", "a-1001", {"until": ""}, error=InvalidQueryError),
+    Query("ranking value out of range", "a-1001", {"mmr_lambda": 1.5}, error=InvalidQueryError),
+    Query("NaN ranking value", "a-1001", {"recency_weight": float("nan")}, error=InvalidQueryError),
+    Query("unknown ranking keyword", "a-1001", {"half_life": 3}, error=TypeError),
     Query(
         "since before year 1 in UTC",
         "a-1001",
@@ -369,3 +378,40 @@ def test_hostile_query(sample_rec: Recommender, query: Query) -> None:
         assert len(items) == query.count
     else:  # everything that qualifies, and no more
         assert 200 < len(items) < len(sample_rec)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"published_at": "0001-01-01T00:00:00+01:00"}, "out of the supported range"),
+        ({"published_at": "soon"}, "not an ISO-8601 date"),
+        ({"since": ""}, "since is empty"),
+    ],
+)
+def test_hostile_text_query(sample_rec: Recommender, options: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidQueryError, match=message):
+        sample_rec.similar_to_text("Harbour storm\nFerries stay in port", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("article_id", "message"),
+    [
+        ("line\nbreak", "control characters"),
+        ("nul\x00", "control characters"),
+        ("lone\ud800", "lone surrogate"),
+        ("   ", "id is empty"),
+    ],
+)
+def test_article_values_from_python_are_checked_like_records(
+    tmp_path: Path, article_id: str, message: str
+) -> None:
+    """Recommender.build and add take Article values: they get the reader's checks too."""
+    good = Article(id="good", title="Harbour bridge reopens")
+    bad = Article(id=article_id, title="Harbour bridge repairs")
+    with pytest.raises(InvalidArticleError, match=message):
+        Recommender.build([good, bad], tmp_path / "ix", encoder=FakeEncoder())
+    Recommender.build([good], tmp_path / "ix", encoder=FakeEncoder())
+    with Recommender.open(tmp_path / "ix", encoder=FakeEncoder()) as rec:
+        with pytest.raises(InvalidArticleError, match=message):
+            rec.add([bad])
+        assert rec.ids() == ["good"]

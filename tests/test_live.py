@@ -83,6 +83,29 @@ def test_removal_is_immediate_for_every_reader(tmp_path: Path) -> None:
     assert top[0] not in reader and len(reader) == 316
 
 
+def test_every_read_sees_removals_made_elsewhere(tmp_path: Path) -> None:
+    """get, candidates, in, len, ids and similar follow one rule: what another writer removed
+    is gone at once, refreshed or not; and similar still lists k when k qualify."""
+    path = built(tmp_path)
+    reader = Recommender.open(path)  # never refreshed below
+    top = [item.id for item in reader.similar("a-2016", k=12)]
+    with Recommender.open(path, encoder=FakeEncoder()) as writer:
+        assert writer.remove(top[:8]).removed == 8
+    assert reader.info().generation == 1  # the reader's snapshot is the old one
+    for gone in top[:8]:
+        assert gone not in reader
+        assert gone not in reader.ids()
+        with pytest.raises(UnknownArticleError):
+            reader.get(gone)
+        with pytest.raises(UnknownArticleError):
+            reader.similar(gone)
+    assert len(reader) == len(reader.ids()) == 318 - 8
+    assert not set(top[:8]) & {i for i, _ in reader.candidates("a-2016", k=10)}
+    listed = [item.id for item in reader.similar("a-2016", k=10)]
+    assert len(listed) == 10 and not set(top[:8]) & set(listed)
+    reader.close()
+
+
 def test_rebuild_reuses_stored_embeddings(tmp_path: Path) -> None:
     path = built(tmp_path)
     encoder = FakeEncoder()
