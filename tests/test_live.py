@@ -281,13 +281,16 @@ def test_readers_never_see_errors_or_removed_articles(tmp_path: Path) -> None:
                     return
                 seen.append((started, ids))
 
-    threads = [threading.Thread(target=reader) for _ in range(8)]
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(8)]
     for thread in threads:
         thread.start()
-    assert writer.wait(timeout=60) == 0
-    stop.set()
-    for thread in threads:
-        thread.join()
+    try:
+        assert writer.wait(timeout=60) == 0
+    finally:  # the readers stop whatever happens, so that a failure cannot hang the run
+        stop.set()
+        writer.kill()
+        for thread in threads:
+            thread.join(timeout=30)
     assert errors == []
     removed_at: dict[str, float] = {}
     pending: dict[str, object] | None = None
