@@ -50,6 +50,7 @@ from .errors import (
     InvalidQueryError,
     ModelError,
     RecommenderError,
+    SettingsError,
     UnknownArticleError,
 )
 from .results import Recommendation
@@ -72,6 +73,7 @@ STATIC = resources.files("recommender") / "static"
 _STATUS: tuple[tuple[type[RecommenderError], int], ...] = (
     (UnknownArticleError, 404),
     (InvalidQueryError, 422),
+    (SettingsError, 422),
     (InvalidArticlesError, 422),
     (InvalidArticleError, 422),
     (InputFileError, 422),
