@@ -694,13 +694,15 @@ class ArticleTable:
         """A read-only connection. SQLite needs a -shm file beside a WAL database, which a
         reader cannot create in a folder it may not write: there, when the file cannot be
         opened otherwise, it is read as immutable (and opened again when it changes)."""
-        connection = connect(self._path, write=False)
+        connection = None
         try:
+            connection = connect(self._path, write=False)
             connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
             self._immutable = None
             return connection
         except sqlite3.OperationalError:
-            connection.close()
+            if connection is not None:
+                connection.close()
             if os.access(self._path.parent, os.W_OK):
                 raise
         signature = _signature(self._path)

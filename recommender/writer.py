@@ -189,6 +189,7 @@ def _write_error(index_dir: Path, exc: BaseException, committed: bool) -> Recomm
     if (
         (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
         or code == _SQLITE_FULL
+        or (isinstance(exc, sqlite3.Error) and "database or disk is full" in str(exc))
         or (isinstance(exc, RuntimeError) and "No space left on device" in str(exc))
     ):
         return IndexWriteError(f"disk full while writing the index at {index_dir}{outcome}")
