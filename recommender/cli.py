@@ -532,7 +532,8 @@ def check(index: IndexOption = DEFAULT_INDEX) -> None:
         raise typer.Exit(1)
     typer.echo(
         f"index at {index} is sound: {report.articles} articles, {report.rows} rows "
-        f"({report.rows_verified} with a verified checksum), {report.segments} segments "
+        f"({report.rows_verified} with a verified checksum), {report.segments} "
+        f"segment{'' if report.segments == 1 else 's'} "
         f"(version {report.version})"
     )
 
