@@ -336,6 +336,26 @@ def _write_checksums(connection: sqlite3.Connection, rows: Sequence[int] | None 
         )
 
 
+def _refuse_damaged_rows(
+    connection: sqlite3.Connection, version: Path, rows: Sequence[int]
+) -> None:
+    """IndexDamagedError if a row whose fields are about to be rewritten does not match its
+    checksum: its new checksum would otherwise vouch for the damaged title or body it keeps."""
+    for start in range(0, len(rows), 500):
+        part = [int(row) for row in rows[start : start + 500]]
+        found = connection.execute(
+            f"SELECT {', '.join(ArticleRow.columns())}, crc FROM articles JOIN row_checksums "
+            f"USING (row) WHERE row IN ({','.join('?' * len(part))})",
+            part,
+        )
+        for values in found:
+            if values[-1] != row_checksum(values):
+                raise IndexDamagedError(
+                    f"index at {version.parent} is damaged: the stored article {values[1]!r} "
+                    f"(row {values[0]}) does not match its checksum; build the index again"
+                )
+
+
 def _record_segments(connection: sqlite3.Connection, segments: Sequence[Segment]) -> None:
     connection.executemany(
         "INSERT INTO segments VALUES (?,?,?,?,?,?)",
@@ -416,6 +436,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 INSERT_TERMS,
                 [terms_row(first_row + offset, v) for offset, v in enumerate(change.terms)],
             )
+            _refuse_damaged_rows(connection, version, [row for row, _ in change.metadata])
             connection.executemany(
                 UPDATE_FIELDS,
                 [_fields_update(row, article, generation) for row, article in change.metadata],

@@ -207,6 +207,18 @@ def test_a_changed_row_is_an_error_naming_the_article(sample_index: Path) -> Non
         assert rec.get("a-2022")  # the others are served
 
 
+def test_a_field_update_never_vouches_for_a_changed_row(sample_index: Path) -> None:
+    with Recommender.open(sample_index) as rec:
+        before = rec.get("a-2021")
+    with sqlite3.connect(version_dir(sample_index) / ARTICLES) as db:
+        db.execute("UPDATE articles SET title = 'Kelbrix' || substr(title, 8) WHERE id = 'a-2021'")
+    moved = article("a-2021", before.title, body=before.body, category="business")  # same text
+    rec = Recommender.open(sample_index, encoder=FakeEncoder())
+    with rec, pytest.raises(IndexDamagedError, match=r"article 'a-2021' \(row \d+\) does not"):
+        rec.add([moved])
+    assert not Recommender.check(sample_index).sound
+
+
 def test_index_is_complete_without_its_wal_once_a_writer_is_done(sample_index: Path) -> None:
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:  # a reader holds it open
         rec.add([article("n1", "Keltrix hack: regulator opens inquiry")])
