@@ -156,7 +156,7 @@ class CopiesOnce:
 
     def __init__(self, rec: Recommender) -> None:
         self.snapshot = rec.snapshot
-        self.threshold = rec.settings.duplicate_threshold
+        self.threshold = rec.settings.ranking.duplicate_threshold
 
     def _copies(self, ids: list[str]) -> np.ndarray:
         columns = self.snapshot.columns

@@ -14,6 +14,7 @@ from .errors import (
     IndexBusyError,
     IndexDamagedError,
     IndexNotFoundError,
+    IndexWriteError,
     InputFileError,
     InvalidArticleError,
     InvalidArticlesError,
@@ -24,7 +25,7 @@ from .errors import (
     SettingsError,
     UnknownArticleError,
 )
-from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
+from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters
 from .settings import DEFAULT_MODEL, Ranking, Settings
 from .tune import TuneReport
@@ -33,12 +34,14 @@ __all__ = [
     "DEFAULT_MODEL",
     "Article",
     "BuildReport",
+    "CheckReport",
     "Filters",
     "IncompatibleIndexError",
     "IndexBusyError",
     "IndexDamagedError",
     "IndexInfo",
     "IndexNotFoundError",
+    "IndexWriteError",
     "InputFileError",
     "InvalidArticleError",
     "InvalidArticlesError",

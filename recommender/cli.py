@@ -531,6 +531,31 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         typer.echo(f"{label:13} {value}")
 
 
+@app.command()
+@_cli_errors
+def check(index: IndexOption = DEFAULT_INDEX) -> None:
+    """Verify an index: every file's checksum, every stored article, counts that must agree.
+
+    Prints a line per problem and exits with status 1 if there is any.
+    """
+    report = Recommender.check(index)
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}")
+    if not report.sound:
+        typer.echo(
+            f"index at {index} has {len(report.problems)} problem(s); build it again", err=True
+        )
+        raise typer.Exit(1)
+    typer.echo(
+        f"index at {index} is sound: {report.articles} articles, {report.rows} rows "
+        f"({report.rows_verified} with a verified checksum), {report.segments} "
+        f"segment{'' if report.segments == 1 else 's'} "
+        f"(version {report.version})"
+    )
+
+
 def _relevance(articles: list[Path], label: str, id_field: str) -> dict[str, frozenset[str]]:
     from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
 

@@ -33,11 +33,11 @@ from .errors import (
 )
 from .lexical import TermVector, lexical_text
 from .rerank import Listing, Query, fuse, fusion_weight, rank
-from .results import BuildReport, IndexInfo, Recommendation, UpdateReport
+from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import Ranking, Settings
 from .snapshot import Snapshot
-from .store import SECONDS_PER_DAY, Manifest
+from .store import SECONDS_PER_DAY, Manifest, check_index
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -205,6 +205,15 @@ class Recommender:
         """The ranking settings of the index at ``path`` (None when there is none); a rebuild
         keeps them unless told otherwise."""
         return stored_ranking(Path(path))
+
+    @staticmethod
+    def check(path: str | Path = DEFAULT_INDEX) -> CheckReport:
+        """Verify every file and stored article of the index at ``path`` (``recommend check``).
+
+        Reads only, without opening the index for queries, so that it reports what would stop
+        ``open`` too. Returns a ``CheckReport``: ``sound`` when ``problems`` is empty.
+        """
+        return check_index(Path(path))
 
     # -- opening and refreshing -----------------------------------------------------------
 

@@ -48,6 +48,11 @@ class IndexBusyError(RecommenderError):
     """Another process is writing the index (one writer at a time)."""
 
 
+class IndexWriteError(RecommenderError):
+    """The index cannot be written: disk full, permission denied, a file that is not the
+    engine's own in the way. Says whether anything was changed (normally nothing)."""
+
+
 class UnknownArticleError(RecommenderError, KeyError):
     """The article id is not in the index."""
 

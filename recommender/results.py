@@ -93,3 +93,22 @@ class IndexInfo:
     generation: int = 0  # updates committed to this version, counting its build as 1
     removed_rows: int = 0  # rows of removed or replaced articles awaiting compaction
     segments: int = 0
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``recommend check`` found: every problem (empty when the index is sound), notes
+    that are not problems (parts written by an earlier version, without checksums), counts."""
+
+    index: str
+    version: str | None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    articles: int = 0  # live rows
+    rows: int = 0  # rows stored, removed ones included
+    segments: int = 0
+    rows_verified: int = 0  # rows whose checksum was checked
+
+    @property
+    def sound(self) -> bool:
+        return not self.problems

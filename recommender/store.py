@@ -16,15 +16,30 @@ in CURRENT. An update (add, remove) writes at most one new segment file and then
 SQLite transaction that records the segment, the new and changed rows and the removals, and
 bumps the generation: a reader sees either all of an update or none of it, and a segment file
 that no committed transaction names is a leftover of a crash, deleted by the next writer.
+
+What is the engine's own is told by what it wrote, never by a name alone: a folder is an index
+when its CURRENT names a version (see ``is_index_folder``), and only folders and files the
+engine made are ever deleted (``is_engine_entry``). Every file a writer creates is created
+anew (O_EXCL: never through a symbolic link, never over a file already there).
+
+Checksums: every segment (size and CRC32, in SQLite), the manifest (a ``checksum`` field over
+the rest) and every stored article (``row_checksums``, over the columns of ``ArticleRow`` but
+the bookkeeping ones) are checked; segments and manifest at open, an article when it is read,
+all of it by ``check_index`` (``recommend check``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
 import sqlite3
+import stat
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, astuple, dataclass, field, fields
@@ -35,8 +50,16 @@ from typing import Any
 import numpy as np
 
 from .articles import Article
-from .errors import IncompatibleIndexError, IndexDamagedError, IndexNotFoundError
+from .errors import (
+    IncompatibleIndexError,
+    IndexDamagedError,
+    IndexNotFoundError,
+    IndexWriteError,
+    RecommenderError,
+)
 from .lexical import Lexicon, TermVector
+from .results import CheckReport
+from .text import content_hash, embedding_text
 
 FORMAT = "recommender-index"
 FORMAT_VERSION = 3
@@ -47,6 +70,15 @@ LOCK = "LOCK"
 MANIFEST = "manifest.json"
 ARTICLES = "articles.sqlite"
 SECONDS_PER_DAY = 86400.0
+
+#: Names the engine gives what it creates; a name alone never makes a folder the engine's own.
+VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-[0-9a-f]{8}")
+BUILD_NAME = re.compile(r"\.build-[0-9a-f]{8}")
+POINTER_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
+VERSION_FILE = re.compile(
+    r"seg-\d{6}\.faiss|articles\.sqlite(-wal|-shm|-journal)?|manifest\.json"
+    r"|\.manifest\.json\.[0-9a-f]{8}"
+)
 
 
 def _column(sql: str, note: str = "") -> Any:
@@ -106,9 +138,42 @@ class ArticleRow:
     def values(self) -> tuple[Any, ...]:
         return astuple(self)
 
+    def article(self) -> Article:
+        """The article these stored values hold."""
+        published = self.published_at
+        return Article(
+            id=self.id,
+            title=self.title,
+            body=self.body,
+            category=self.category,
+            published_at=datetime.fromisoformat(published.replace("Z", "+00:00"))
+            if published
+            else None,
+            url=self.url,
+            source=self.source,
+            lang=self.lang,
+            tags=tuple(json.loads(self.tags)),
+            metadata=json.loads(self.metadata),
+        )
+
     @staticmethod
     def columns() -> tuple[str, ...]:
         return tuple(f.name for f in fields(ArticleRow))
+
+
+#: The columns an article's checksum covers: all but its place and the bookkeeping.
+CHECKSUMMED = tuple(c for c in ArticleRow.columns() if c not in ("row", "removed", "changed"))
+_CHECKSUMMED_AT = tuple(ArticleRow.columns().index(c) for c in CHECKSUMMED)
+ROW_CHECKSUMS = (
+    "CREATE TABLE IF NOT EXISTS row_checksums (row INTEGER PRIMARY KEY, crc INTEGER NOT NULL)"
+)
+SELECT_ROWS = f"SELECT {', '.join(ArticleRow.columns())} FROM articles"
+
+
+def row_checksum(values: Sequence[Any]) -> int:
+    """CRC32 of a stored article's content; ``values`` in ``ArticleRow.columns()`` order."""
+    content = json.dumps([values[i] for i in _CHECKSUMMED_AT], ensure_ascii=False)
+    return zlib.crc32(content.encode("utf-8"))
 
 
 def _table_sql() -> str:
@@ -137,6 +202,8 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
     weights BLOB NOT NULL            -- float32 weights, norm 1
 );
 """
+    + ROW_CHECKSUMS  # absent in versions written before it existed
+    + ";\n"
 )
 
 #: Light per-row values the query path keeps in memory, in this order.
@@ -269,6 +336,88 @@ def list_segments(connection: sqlite3.Connection | sqlite3.Cursor) -> list[Segme
     ]
 
 
+def is_engine_entry(path: Path) -> bool:
+    """Whether ``path``, an entry of an index folder, is something the engine made and may
+    delete: a version or unfinished build folder (its name, and inside it only the engine's
+    files or a manifest it wrote), or a CURRENT pointer being written. Never a symbolic link."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    if stat.S_ISREG(info.st_mode):
+        return bool(POINTER_NAME.fullmatch(path.name)) and info.st_size <= 64
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if not (VERSION_NAME.fullmatch(path.name) or BUILD_NAME.fullmatch(path.name)):
+        return False
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except OSError:
+        return False
+    return _is_manifest(path / MANIFEST) or all(VERSION_FILE.fullmatch(n) for n in names)
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return False
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def is_index_folder(index_dir: Path) -> bool:
+    """Whether ``index_dir`` holds an index (maybe a damaged one): its CURRENT, a file the
+    engine wrote, names a version."""
+    pointer = index_dir / CURRENT
+    try:
+        if not stat.S_ISREG(pointer.lstat().st_mode) or pointer.stat().st_size > 64:
+            return False
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(VERSION_NAME.fullmatch(name))
+
+
+def is_lock_file(path: Path) -> bool:
+    """Whether ``path`` is a writer lock the engine left: a plain file holding a process id."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode) or path.stat().st_size > 32:
+            return False
+        return path.read_bytes().strip().isdigit() or path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def create_new(path: Path) -> int:
+    """A file descriptor for writing a new file at ``path``: never through a symbolic link,
+    never over a file already there (IndexWriteError naming it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        raise IndexWriteError(
+            f"cannot write {path}: something is already there (a file or link the index did "
+            "not make); nothing was changed"
+        ) from None
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write and flush a new file (see ``create_new``)."""
+    fd = create_new(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)  # ours: just created
+        raise
+    os.close(fd)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -339,6 +488,12 @@ def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
             f"index at {version.parent} has the older format version {found}; "
             f"build it again with: recommend build-index FILE --index {version.parent}"
         )
+    checksum = data.pop("checksum", None)  # None: written by a version that wrote none
+    if checksum is not None and checksum != manifest_checksum(data):
+        raise IndexDamagedError(
+            f"index at {version.parent} is damaged: {MANIFEST} does not match its checksum "
+            "(changed by hand?); build it again"
+        )
     try:
         return Manifest(**data)
     except TypeError as exc:
@@ -347,8 +502,17 @@ def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
         ) from None
 
 
+def manifest_checksum(data: dict[str, Any]) -> str:
+    """The checksum of a manifest's fields (all but ``checksum``), over their canonical JSON."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def write_manifest(version: Path, manifest: Manifest, *, name: str = MANIFEST) -> None:
-    (version / name).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    """Write a manifest, with its checksum, as a new file (flushed)."""
+    data = asdict(manifest)
+    data["checksum"] = manifest_checksum(data)
+    write_new(version / name, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def new_vector_index(dimension: int, vector_type: str) -> Any:
@@ -413,10 +577,31 @@ def write_segment(version: Path, number: int, first_row: int, index: Any) -> Seg
 
     name = f"seg-{number:06d}.faiss"
     path = version / name
-    faiss.write_index(index, str(path))
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-    return Segment(number, first_row, int(index.ntotal), name, path.stat().st_size, crc32_of(path))
+    fd = create_new(path)
+    try:
+        crc, size = 0, 0
+
+        def write(data: bytes) -> int:
+            nonlocal crc, size
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            crc, size = zlib.crc32(data, crc), size + len(data)
+            return len(data)
+
+        try:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]
+        except RuntimeError as exc:  # an OSError in ``write`` comes back wrapped by faiss
+            if "No space left on device" in str(exc):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            raise
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return Segment(number, first_row, int(index.ntotal), name, size, crc)
 
 
 INSERT_ARTICLE = (
@@ -440,18 +625,51 @@ def terms_row(row: int, vector: TermVector) -> tuple[int, bytes, bytes]:
     return (row, *vector.to_blobs())
 
 
-def connect(path: Path, *, write: bool) -> sqlite3.Connection:
-    """A connection to a version's SQLite file: WAL, durable commits for a writer."""
+def connect(path: Path, *, write: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A connection to a version's SQLite file: WAL, durable commits for a writer.
+
+    ``immutable``: read the file as one nobody changes (no -shm or -wal file needed), for a
+    reader in a folder it cannot write (see ``ArticleTable``).
+    """
     if write:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
     else:
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
         connection = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"{path.absolute().as_uri()}?{flags}",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
         )
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
+
+
+def checkpoint(connection: sqlite3.Connection, tries: int = 20) -> bool:
+    """Move what the WAL holds into the database file and empty the WAL, so that the file
+    alone is the whole index (a copy of the folder made while no writer runs is complete).
+    Readers in a read transaction hold it up: tried briefly, never an error. Whether done."""
+    with contextlib.suppress(sqlite3.Error):
+        connection.execute("PRAGMA busy_timeout=50")
+        try:
+            for attempt in range(tries):
+                busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    return True
+                time.sleep(0.01 * (attempt + 1))
+        finally:
+            connection.execute("PRAGMA busy_timeout=10000")
+    return False
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 class ArticleTable:
@@ -459,17 +677,58 @@ class ArticleTable:
 
     def __init__(self, version: Path) -> None:
         self._where = version.parent
-        path = version / ARTICLES
+        self._path = path = version / ARTICLES
         if not path.is_file():
             raise IndexDamagedError(
                 f"index at {self._where} is damaged: {ARTICLES} is missing; build it again"
             )
         self._lock = threading.Lock()
+        self._immutable: tuple[int, int, int] | None = None  # the file's signature, if so
         try:
-            self._connection = connect(path, write=False)
+            self._connection = self._open()
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
-        self.generation()  # fails now, not at the first query, if the file is not SQLite
+        self.has_checksums = self._has_checksums()
+
+    def _open(self) -> sqlite3.Connection:
+        """A read-only connection. SQLite needs a -shm file beside a WAL database, which a
+        reader cannot create in a folder it may not write: there, when the file cannot be
+        opened otherwise, it is read as immutable (and opened again when it changes)."""
+        connection = None
+        try:
+            connection = connect(self._path, write=False)
+            connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
+            self._immutable = None
+            return connection
+        except sqlite3.OperationalError:
+            if connection is not None:
+                connection.close()
+            if os.access(self._path.parent, os.W_OK):
+                raise
+        signature = _signature(self._path)
+        connection = connect(self._path, write=False, immutable=True)
+        connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
+        self._immutable = signature
+        return connection
+
+    def _reopen_if_changed(self) -> None:
+        """For an immutable connection: open the file again if a writer changed it."""
+        if self._immutable is not None and _signature(self._path) != self._immutable:
+            self._connection.close()
+            self._connection = self._open()
+
+    def rows_sql(self, where: str) -> str:
+        """SELECT of stored rows (``ArticleRow`` columns, then the checksum or NULL)."""
+        columns = ", ".join(ArticleRow.columns())
+        if self.has_checksums:
+            return (
+                f"SELECT {columns}, crc FROM articles LEFT JOIN row_checksums USING (row) {where}"
+            )
+        return f"SELECT {columns}, NULL FROM articles {where}"
+
+    def _has_checksums(self) -> bool:
+        found = self._query("SELECT 1 FROM sqlite_master WHERE name = 'row_checksums'")
+        return bool(found)
 
     def _damaged(self, exc: sqlite3.Error) -> IndexDamagedError:
         return IndexDamagedError(
@@ -492,6 +751,12 @@ class ArticleTable:
         return frozenset(row for (row,) in found)
 
     def generation(self) -> int:
+        if self._immutable is not None:
+            try:
+                with self._lock:
+                    self._reopen_if_changed()
+            except sqlite3.Error as exc:
+                raise self._damaged(exc) from None
         found = self._query("SELECT value FROM state WHERE key = 'generation'")
         return int(found[0][0]) if found else 0
 
@@ -522,6 +787,7 @@ class ArticleTable:
                     cursor.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
+        self.has_checksums = self.has_checksums or self._has_checksums()  # added by a writer
         vectors = [TermVector.from_blobs(t, w) for t, w in terms]
         return (int(found[0][0]) if found else 0), segments, rows, vectors
 
@@ -539,32 +805,27 @@ class ArticleTable:
         return int(found[0][0])
 
     def articles(self, rows: Sequence[int]) -> dict[int, Article]:
-        """The stored articles at these rows, by row; removed ones are left out."""
+        """The stored articles at these rows, by row; removed ones are left out.
+
+        Each is checked against its checksum: IndexDamagedError if it does not match.
+        """
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
         found = self._query(
-            "SELECT row, id, title, body, category, published_at, url, source, lang, tags, "
-            f"metadata FROM articles WHERE row IN ({marks}) AND removed = 0",
-            [int(row) for row in rows],
+            self.rows_sql(f"WHERE row IN ({marks}) AND removed = 0"), [int(row) for row in rows]
         )
-        return {
-            row[0]: Article(
-                id=row[1],
-                title=row[2],
-                body=row[3],
-                category=row[4],
-                published_at=datetime.fromisoformat(row[5].replace("Z", "+00:00"))
-                if row[5]
-                else None,
-                url=row[6],
-                source=row[7],
-                lang=row[8],
-                tags=tuple(json.loads(row[9])),
-                metadata=json.loads(row[10]),
-            )
-            for row in found
-        }
+        out = {}
+        for values in found:
+            stored = ArticleRow(*values[:-1])
+            if values[-1] is not None and values[-1] != row_checksum(values):
+                raise IndexDamagedError(
+                    f"index at {self._where} is damaged: the stored article {stored.id!r} "
+                    f"(row {stored.row}) does not match its checksum; build the index again "
+                    f"(recommend check --index {self._where} lists every damaged article)"
+                )
+            out[stored.row] = stored.article()
+        return out
 
     def live_hashes(self, ids: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
         """id -> (row, content hash) of live articles (all, or these ids)."""
@@ -585,3 +846,89 @@ class ArticleTable:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._connection.close()
+
+
+def check_index(index_dir: Path) -> CheckReport:
+    """Verify everything an index holds (``recommend check``): CURRENT, the manifest and its
+    checksum, every segment's size, checksum and contents, SQLite's own integrity check,
+    every stored article's checksum, each live article's content hash against its stored
+    text, and that vectors, term vectors and rows agree in number. Reads only."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        version = current_version(index_dir)
+        manifest = read_manifest(version)
+    except RecommenderError as exc:
+        return CheckReport(index=str(index_dir), version=None, problems=[str(exc)])
+    with contextlib.suppress(OSError, ValueError):
+        if "checksum" not in json.loads((version / MANIFEST).read_bytes()):
+            notes.append(f"{MANIFEST} has no checksum (written by an earlier version)")
+    try:
+        table = ArticleTable(version)
+    except RecommenderError as exc:
+        return CheckReport(str(index_dir), version.name, problems=[str(exc)], notes=notes)
+    connection = table._connection
+    counts = {"articles": 0, "rows": 0, "segments": 0, "rows_verified": 0}
+    try:
+        for (line,) in connection.execute("PRAGMA integrity_check"):
+            if line != "ok":
+                problems.append(f"{ARTICLES}: {line}")
+        cursor = connection.cursor()
+        cursor.execute("BEGIN")  # one consistent state, whatever a writer does meanwhile
+        try:
+            segments = list_segments(cursor)
+            counts["segments"] = len(segments)
+            expected_row = 0
+            for segment in segments:
+                if segment.first_row != expected_row:
+                    problems.append(
+                        f"{segment.file} starts at row {segment.first_row}, expected {expected_row}"
+                    )
+                expected_row = segment.first_row + segment.count
+                try:
+                    read_segment(version, segment, manifest.dimension)
+                except RecommenderError as exc:
+                    problems.append(str(exc))
+            max_chars = int(manifest.settings.get("max_body_chars", 1000))
+            rows = cursor.execute(table.rows_sql("ORDER BY row"))
+            unverified = 0
+            for values in rows:
+                stored = ArticleRow(*values[:-1])
+                counts["rows"] += 1
+                crc = values[-1]
+                if crc is None:
+                    unverified += 1
+                elif crc != row_checksum(values):
+                    problems.append(
+                        f"article {stored.id!r} (row {stored.row}) does not match its checksum"
+                    )
+                else:
+                    counts["rows_verified"] += 1
+                if stored.removed:
+                    continue
+                counts["articles"] += 1
+                text = embedding_text(stored.title, stored.body, max_chars)
+                if content_hash(text) != stored.content_hash:
+                    problems.append(
+                        f"article {stored.id!r} (row {stored.row}): its stored text does not "
+                        "match its content hash"
+                    )
+            if unverified:
+                notes.append(
+                    f"{unverified} rows have no checksum (written by an earlier version; "
+                    "the next build-index writes them)"
+                )
+            terms = cursor.execute("SELECT count(*), coalesce(max(row) + 1, 0) FROM terms")
+            term_count, term_end = terms.fetchone()
+            if not expected_row == term_count == term_end == counts["rows"]:
+                problems.append(
+                    f"{expected_row} vectors and {term_count} term vectors for "
+                    f"{counts['rows']} rows"
+                )
+        finally:
+            cursor.execute("COMMIT")
+    except sqlite3.Error as exc:
+        problems.append(f"{ARTICLES}: {exc}")
+    finally:
+        table.close()
+    return CheckReport(str(index_dir), version.name, problems=problems, notes=notes, **counts)

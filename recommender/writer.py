@@ -7,10 +7,12 @@ layout and why a reader always sees either the old or the new state.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -29,7 +31,9 @@ from .encode import Encoder, ProgressFn, encode_all, load_encoder
 from .errors import (
     IncompatibleIndexError,
     IndexBusyError,
+    IndexDamagedError,
     IndexNotFoundError,
+    IndexWriteError,
     RecommenderError,
     SettingsError,
 )
@@ -45,23 +49,31 @@ from .store import (
     LOCK,
     MANIFEST,
     REUSABLE_FORMAT,
+    ROW_CHECKSUMS,
     SCHEMA,
+    SELECT_ROWS,
     ArticleRow,
     ArticleTable,
     Manifest,
     Segment,
+    checkpoint,
     connect,
     current_name,
     current_version,
     fsync_dir,
     insert_lexicon,
+    is_engine_entry,
+    is_index_folder,
+    is_lock_file,
     list_segments,
     new_vector_index,
     read_manifest,
     read_segment,
+    row_checksum,
     terms_row,
     vectors_of,
     write_manifest,
+    write_new,
     write_segment,
 )
 from .text import content_hash, embedding_text
@@ -82,7 +94,22 @@ def writer_lock(index_dir: Path, wait: bool | float = False) -> Iterator[None]:
     """
     _refuse_foreign_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = index_dir / LOCK
+    try:  # never through a link: the lock's content is overwritten with our process id
+        fd = os.open(
+            lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644
+        )
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        fd = -1
+    if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd >= 0:
+            os.close(fd)
+        raise IndexWriteError(
+            f"cannot write to {index_dir}: {lock} is not a plain file (a symbolic link?); "
+            "the index uses it as its writer lock: remove it; nothing was changed"
+        )
     try:
         deadline = None if wait is True else time.monotonic() + float(wait or 0)
         while True:
@@ -106,23 +133,102 @@ def writer_lock(index_dir: Path, wait: bool | float = False) -> Iterator[None]:
 
 
 def _refuse_foreign_folder(index_dir: Path) -> None:
+    """Write only into a folder that is missing, empty, an index, or holds nothing but what an
+    interrupted first build left: never into a folder of someone else's files."""
     if index_dir.exists() and not index_dir.is_dir():
         raise IndexNotFoundError(f"{index_dir} exists and is not a folder")
-    if index_dir.is_dir() and not (index_dir / CURRENT).exists():
-        ours = (".build-", "v-", f".{CURRENT}.", LOCK)
-        if any(not p.name.startswith(ours) for p in index_dir.iterdir()):
+    if not index_dir.is_dir() or is_index_folder(index_dir):
+        return
+    for path in index_dir.iterdir():
+        if not (is_engine_entry(path) or (path.name == LOCK and is_lock_file(path))):
             raise IndexNotFoundError(
-                f"{index_dir} is not empty and holds no index; choose another folder"
+                f"{index_dir} is not empty and holds no index ({path.name} is not the "
+                "index's); choose another folder"
             )
 
 
 def remove_leftovers(index_dir: Path, keep: str | None) -> None:
-    """Delete unfinished builds and every version but ``keep``."""
+    """Delete unfinished builds, CURRENT pointers being written and every version but
+    ``keep``: only what the engine made (``is_engine_entry``), never anything else."""
     for path in index_dir.iterdir():
-        if path.name.startswith(".build-") or (path.name.startswith("v-") and path.name != keep):
+        if path.name == keep or not is_engine_entry(path):
+            continue
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith(f".{CURRENT}."):
+        else:
             path.unlink(missing_ok=True)
+
+
+def clean_up(index_dir: Path) -> None:
+    """What every write does first: delete what interrupted writers left (see
+    ``remove_leftovers``), keeping the version CURRENT names; nothing at all when CURRENT is
+    there but unreadable (a damaged index: its vectors may still serve a rebuild)."""
+    name = current_name(index_dir)
+    if name is None and (index_dir / CURRENT).exists():
+        return
+    if name is None or is_index_folder(index_dir):
+        remove_leftovers(index_dir, keep=name)
+
+
+@dataclass
+class _Progress:
+    committed: bool = False  # the change is saved: what fails now is only the tidying after
+
+
+_SQLITE_FULL, _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB = 13, 3, 8, 11, 26
+
+
+def _write_error(index_dir: Path, exc: BaseException, committed: bool) -> RecommenderError | None:
+    """The error to report for ``exc``, raised while writing the index; None: not ours."""
+    outcome = (
+        "; the update was saved, compacting the index was not (tried again at the next write)"
+        if committed
+        else "; nothing was changed"
+    )
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if (
+        (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
+        or code == _SQLITE_FULL
+        or (isinstance(exc, sqlite3.Error) and "database or disk is full" in str(exc))
+        or (isinstance(exc, RuntimeError) and "No space left on device" in str(exc))
+    ):
+        return IndexWriteError(f"disk full while writing the index at {index_dir}{outcome}")
+    denied = f"cannot write to {index_dir} (permission denied)"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return IndexWriteError(denied + (outcome if committed else ""))
+    if code in (_SQLITE_PERM, _SQLITE_READONLY):
+        return IndexWriteError(denied + (outcome if committed else ""))
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return IndexWriteError(f"cannot write to {index_dir} ({reason.lower()}){outcome}")
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return IndexDamagedError(
+            f"index at {index_dir} is damaged: {ARTICLES}: {exc}; build it again"
+        )
+    if isinstance(exc, sqlite3.Error):
+        return IndexWriteError(f"cannot write to {index_dir} ({ARTICLES}: {exc}){outcome}")
+    return None
+
+
+@contextmanager
+def writing(index_dir: Path, wait: bool | float = False) -> Iterator[_Progress]:
+    """One write: the writer lock held, errors of the disk, SQLite and faiss reported as
+    IndexWriteError (disk full, permission denied, ...) saying what was changed, if anything.
+    The body sets ``committed`` once its change is saved."""
+    progress = _Progress()
+    try:
+        with writer_lock(index_dir, wait):
+            yield progress
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        error = _write_error(index_dir, exc, progress.committed)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _token() -> str:
+    """The random part of the names of a build, a version and a CURRENT being written."""
+    return uuid.uuid4().hex[:8]
 
 
 def _publish(index_dir: Path, building: Path, token: str) -> Path:
@@ -132,10 +238,7 @@ def _publish(index_dir: Path, building: Path, token: str) -> Path:
     building.rename(version)
     fsync_dir(index_dir)
     pointer = index_dir / f".{CURRENT}.{token}"
-    with open(pointer, "w") as handle:
-        handle.write(version.name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_new(pointer, (version.name + "\n").encode())
     os.replace(pointer, index_dir / CURRENT)
     fsync_dir(index_dir)
     # Readers that opened an older version keep their open files: unlinking is safe on POSIX.
@@ -152,9 +255,9 @@ def _new_version(
 ) -> Path:
     """Write a version (one segment; ``fill`` inserts the rows, with the SQLite file
     ``attach`` attached as ``old`` if given) and make it current."""
-    token = uuid.uuid4().hex[:8]
+    token = _token()
     building = index_dir / f".build-{token}"
-    building.mkdir()
+    building.mkdir()  # fails if anything is there
     try:
         segments = []
         if len(vectors):
@@ -168,6 +271,7 @@ def _new_version(
                 connection.execute("ATTACH DATABASE ? AS old", (str(attach),))
             connection.execute("BEGIN")
             fill(connection)
+            _write_checksums(connection)
             _record(connection, segments, generation=1)
             connection.execute("COMMIT")
         finally:
@@ -194,7 +298,7 @@ def write_version(
     """Write a complete new version and make it current; returns its folder."""
     if not len(articles) == len(vectors) == len(hashes) == len(terms):
         raise ValueError("articles, vectors, hashes and terms differ in length")
-    remove_leftovers(index_dir, keep=current_name(index_dir))
+    clean_up(index_dir)
 
     def fill(connection: sqlite3.Connection) -> None:
         connection.executemany(
@@ -208,6 +312,48 @@ def write_version(
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
 
     return _new_version(index_dir, manifest, vectors, fill)
+
+
+def _write_checksums(connection: sqlite3.Connection, rows: Sequence[int] | None = None) -> None:
+    """Write the checksum of these rows (all rows that have none, by default) as they are
+    stored now: part of the transaction that writes them."""
+    if rows is None:
+        found: Iterable[Sequence[Any]] = connection.execute(
+            f"{SELECT_ROWS} WHERE row NOT IN (SELECT row FROM row_checksums)"
+        )
+        connection.executemany(
+            "INSERT INTO row_checksums VALUES (?, ?)", ((v[0], row_checksum(v)) for v in found)
+        )
+        return
+    for start in range(0, len(rows), 500):
+        part = [int(row) for row in rows[start : start + 500]]
+        found = connection.execute(
+            f"{SELECT_ROWS} WHERE row IN ({','.join('?' * len(part))})", part
+        ).fetchall()
+        connection.executemany(
+            "INSERT OR REPLACE INTO row_checksums VALUES (?, ?)",
+            [(v[0], row_checksum(v)) for v in found],
+        )
+
+
+def _refuse_damaged_rows(
+    connection: sqlite3.Connection, version: Path, rows: Sequence[int]
+) -> None:
+    """IndexDamagedError if a row whose fields are about to be rewritten does not match its
+    checksum: its new checksum would otherwise vouch for the damaged title or body it keeps."""
+    for start in range(0, len(rows), 500):
+        part = [int(row) for row in rows[start : start + 500]]
+        found = connection.execute(
+            f"SELECT {', '.join(ArticleRow.columns())}, crc FROM articles JOIN row_checksums "
+            f"USING (row) WHERE row IN ({','.join('?' * len(part))})",
+            part,
+        )
+        for values in found:
+            if values[-1] != row_checksum(values):
+                raise IndexDamagedError(
+                    f"index at {version.parent} is damaged: the stored article {values[1]!r} "
+                    f"(row {values[0]}) does not match its checksum; build the index again"
+                )
 
 
 def _record_segments(connection: sqlite3.Connection, segments: Sequence[Segment]) -> None:
@@ -242,6 +388,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
     """Commit one update to a version; returns the number of articles removed by id."""
     connection = connect(version / ARTICLES, write=True)
     try:
+        connection.execute(ROW_CHECKSUMS)  # a version written before checksums gets them
         known = {row[0] for row in connection.execute("SELECT file FROM segments")}
         for path in version.glob("seg-*.faiss"):
             if path.name not in known:  # written by a writer that died before committing
@@ -289,16 +436,25 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 INSERT_TERMS,
                 [terms_row(first_row + offset, v) for offset, v in enumerate(change.terms)],
             )
+            _refuse_damaged_rows(connection, version, [row for row, _ in change.metadata])
             connection.executemany(
                 UPDATE_FIELDS,
                 [_fields_update(row, article, generation) for row, article in change.metadata],
+            )
+            _write_checksums(
+                connection,
+                [first_row + offset for offset in range(len(change.new))]
+                + [row for row, _ in change.metadata],
             )
             _record(connection, segments, generation)
             connection.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
+            for segment in segments:  # named by no transaction: free the space now
+                (version / segment.file).unlink(missing_ok=True)
             raise
+        checkpoint(connection)
         return removed
     finally:
         connection.close()
@@ -307,12 +463,9 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
 def replace_manifest(version: Path, manifest: Manifest) -> None:
     """Write a version's manifest anew (atomically) and bump its generation, so that readers
     pick up the new settings on their next refresh."""
-    token = uuid.uuid4().hex[:8]
-    staged = version / f".{MANIFEST}.{token}"
+    staged = version / f".{MANIFEST}.{_token()}"
+    write_manifest(version, manifest, name=staged.name)  # a new file (flushed), or an error
     try:
-        write_manifest(version, manifest, name=staged.name)
-        with open(staged, "rb") as handle:
-            os.fsync(handle.fileno())
         os.replace(staged, version / MANIFEST)
     finally:
         staged.unlink(missing_ok=True)
@@ -322,6 +475,7 @@ def replace_manifest(version: Path, manifest: Manifest) -> None:
         connection.execute(
             "UPDATE state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
         )
+        checkpoint(connection)
     finally:
         connection.close()
 
@@ -389,7 +543,9 @@ def merge_tail(version: Path, manifest: Manifest) -> None:
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
+            (version / written.file).unlink(missing_ok=True)
             raise
+        checkpoint(connection)
     finally:
         connection.close()
     for segment in tail:  # readers that loaded them hold them in memory
@@ -437,11 +593,22 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
             "WHERE removed = 0 ORDER BY row"
         )
         connection.execute("INSERT INTO lexicon SELECT * FROM old.lexicon")
-        connection.execute(
-            "INSERT INTO terms SELECT live.new_row, t.terms, t.weights FROM (SELECT row, "
-            "row_number() OVER (ORDER BY row) - 1 AS new_row FROM old.articles "
-            "WHERE removed = 0) AS live JOIN old.terms AS t ON t.row = live.row"
+        live = (
+            "(SELECT row, row_number() OVER (ORDER BY row) - 1 AS new_row FROM old.articles "
+            "WHERE removed = 0) AS live"
         )
+        connection.execute(
+            f"INSERT INTO terms SELECT live.new_row, t.terms, t.weights FROM {live} "
+            "JOIN old.terms AS t ON t.row = live.row"
+        )
+        has_checksums = connection.execute(
+            "SELECT 1 FROM old.sqlite_master WHERE name = 'row_checksums'"
+        ).fetchone()
+        if has_checksums:  # kept as they are: a damaged row stays detectable
+            connection.execute(
+                f"INSERT INTO row_checksums SELECT live.new_row, c.crc FROM {live} "
+                "JOIN old.row_checksums AS c ON c.row = live.row"
+            )
 
     return _new_version(index_dir, manifest, vectors, fill, attach=version / ARTICLES)
 
@@ -554,7 +721,7 @@ class IndexWriter:
             settings.lexical_ngrams,
             settings.lexical_min_df,
         )
-        with writer_lock(self.path, self.wait):
+        with writing(self.path, self.wait) as state:
             dimension, reused = _reusable_vectors(self.path, model, hashes)
             missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
             if missing or dimension is None:
@@ -578,6 +745,7 @@ class IndexWriter:
                 versions=_versions(),
             )
             version = write_version(self.path, manifest, chosen, vectors, hashes, lexicon, terms)
+            state.committed = True
         return BuildReport(
             index=str(self.path),
             articles=len(chosen),
@@ -596,7 +764,7 @@ class IndexWriter:
         """Insert new articles and update changed ones (see ``Recommender.add``)."""
         started = time.perf_counter()
         chosen, duplicates = last_wins(articles)
-        with writer_lock(self.path, self.wait):
+        with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
             texts, hashes = _texts_and_hashes(chosen, settings)
             table = ArticleTable(version)
@@ -637,6 +805,7 @@ class IndexWriter:
                     terms=terms,
                 ),
             )
+            state.committed = True
             compacted = maintain(self.path, version, manifest) == "compacted"
         return UpdateReport(
             index=str(self.path),
@@ -653,11 +822,12 @@ class IndexWriter:
         """Take articles out of the index (see ``Recommender.remove``)."""
         started = time.perf_counter()
         wanted = list(dict.fromkeys(str(i) for i in ids))
-        with writer_lock(self.path, self.wait):
+        with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
             removed = apply_change(
                 version, manifest.dimension, settings.vector_type, Change(removed_ids=wanted)
             )
+            state.committed = True
             compacted = maintain(self.path, version, manifest) == "compacted"
         return UpdateReport(
             index=str(self.path),
@@ -670,7 +840,7 @@ class IndexWriter:
     def store_ranking(self, ranking: Ranking) -> None:
         """Make ``ranking`` the index's own (its queries' defaults); readers pick it up on
         their next refresh. Build settings cannot change without a build."""
-        with writer_lock(self.path, self.wait):
+        with writing(self.path, self.wait):
             version, manifest, settings = self._writable()
             replace_manifest(
                 version, replace(manifest, settings=replace(settings, ranking=ranking).to_dict())
@@ -678,7 +848,7 @@ class IndexWriter:
 
     def store_settings(self, settings: Settings) -> None:
         """Like ``store_ranking``; SettingsError if a build setting differs from the index's."""
-        with writer_lock(self.path, self.wait):
+        with writing(self.path, self.wait):
             version, manifest, stored = self._writable()
             changed = [
                 name
@@ -692,8 +862,11 @@ class IndexWriter:
             replace_manifest(version, replace(manifest, settings=settings.to_dict()))
 
     def _writable(self) -> tuple[Path, Manifest, Settings]:
+        """The version to update (under the writer lock), with what interrupted writers left
+        beside it deleted first."""
         version = current_version(self.path)
         manifest = read_manifest(version)
+        remove_leftovers(self.path, keep=version.name)
         if self.encoder is not None and self.encoder.name != manifest.model:
             raise IncompatibleIndexError(
                 f"index at {self.path} was built with model {manifest.model!r}, not "

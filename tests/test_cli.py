@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ def test_every_command_and_option_has_help() -> None:
     assert names == [
         "add",
         "build-index",
+        "check",
         "demo",
         "evaluate",
         "info",
@@ -496,3 +498,24 @@ def test_table_output_shows_escape_sequences_escaped(index: Path, tmp_path: Path
     assert "\x1b" not in out  # escaped by JSON itself
     code, _, err = run("similar", "plain", "--category", "nope", "-i", str(index))
     assert code == 1 and "known:" in err and "\x1b" not in err
+
+
+def test_check_reports_a_sound_index_and_each_problem(index: Path) -> None:
+    code, out, _ = run("check", "--index", str(index))
+    assert code == 0, out
+    assert (
+        f"index at {index} is sound: 318 articles, 318 rows (318 with a verified checksum)" in out
+    )
+    version = index / (index / "CURRENT").read_text().strip()
+    with sqlite3.connect(version / "articles.sqlite") as db:
+        db.execute("UPDATE articles SET title = 'Kelbrix' WHERE id = 'a-2021'")
+    segment = version / "seg-000001.faiss"
+    data = bytearray(segment.read_bytes())
+    data[-10] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    code, out, err = run("check", "--index", str(index))
+    assert code == 1
+    assert "problem: article 'a-2021' (row " in out and "does not match its checksum" in out
+    assert "its stored text does not match its content hash" in out
+    assert "seg-000001.faiss does not match its checksum" in out
+    assert "has 3 problem(s)" in err

@@ -1,15 +1,18 @@
 """Hostile input, tried on purpose: every case has one defined outcome, and the rest survives.
 
-The two tables below are the list (README, "What happens to bad input", documents them):
+The three tables below are the list (README, "What happens to bad input", documents them):
 add a case by adding a row. Each input case is written between two good articles, as line 2
 of a JSON Lines file or, for a CSV case, as line 3 of a CSV file (after its header row
 ``id,title,body``); "error" cases must name that line and leave both good articles indexable
-with --skip-invalid; "kept" cases are indexed, checked by their function.
+with --skip-invalid; "kept" cases are indexed, checked by their function. The third table,
+FOLDER_CASES, is an index folder someone else's files or links share, or bytes changed on disk.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,13 +23,18 @@ from conftest import FakeEncoder
 
 from recommender import (
     Article,
+    IndexDamagedError,
+    IndexNotFoundError,
+    IndexWriteError,
     InputFileError,
     InvalidArticleError,
     InvalidArticlesError,
     InvalidQueryError,
     Recommender,
+    RecommenderError,
     UnknownArticleError,
 )
+from recommender import writer as writer_module
 
 GOOD_BEFORE = {"id": "good-1", "title": "Harbour bridge reopens after repairs"}
 GOOD_AFTER = {"id": "good-2", "title": "Harbour bridge repairs finished early"}
@@ -415,3 +423,177 @@ def test_article_values_from_python_are_checked_like_records(
         with pytest.raises(InvalidArticleError, match=message):
             rec.add([bad])
         assert rec.ids() == ["good"]
+
+
+def _version(index: Path) -> Path:
+    return index / (index / "CURRENT").read_text().strip()
+
+
+def _user_files(index: Path) -> dict[str, bytes]:
+    """Folders of the user's own whose names look like the index's, each holding a file."""
+    files = {
+        "v-2024-invoices/march.pdf": b"invoice",
+        ".build-cache/obj.o": b"object",
+        "v-20240101T000000-abcdef01/notes.txt": b"notes",  # the exact pattern, not ours
+        ".build-abcdef01/keep.txt": b"keep",
+    }
+    for name, data in files.items():
+        (index / name).parent.mkdir(parents=True, exist_ok=True)
+        (index / name).write_bytes(data)
+    return files
+
+
+def _leftover_versions(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a build or compaction killed after its rename, or before it, leaves."""
+    shutil.copytree(_version(index), index / "v-20200101T000000-deadbeef")
+    (index / ".build-0badcafe").mkdir()
+    shutil.copy(_version(index) / "seg-000001.faiss", index / ".build-0badcafe")
+    (index / ".CURRENT.0badcafe").write_text("v-20200101T000000-deadbeef\n")
+
+
+def _only_the_current_version(index: Path, outside: Path) -> None:
+    assert sorted(p.name for p in index.iterdir()) == sorted(
+        ["CURRENT", "LOCK", _version(index).name]
+    )
+
+
+def _lock_link(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (outside / "precious.txt").write_text("precious")
+    (index / "LOCK").unlink()
+    (index / "LOCK").symlink_to(outside / "precious.txt")
+
+
+def _pointer_link(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (outside / "precious.txt").write_text("precious")
+    monkeypatch.setattr(writer_module, "_token", lambda: "deadbeef")
+    (index / ".CURRENT.deadbeef").symlink_to(outside / "precious.txt")
+
+
+def _precious_untouched(index: Path, outside: Path) -> None:
+    assert (outside / "precious.txt").read_text() == "precious"
+    with Recommender.open(index) as rec:  # the index as it was
+        assert sorted(rec.ids()) == ["good-1", "good-2"]
+
+
+def _changed_title(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with sqlite3.connect(_version(index) / "articles.sqlite") as db:  # one byte: t -> b
+        db.execute("UPDATE articles SET title = replace(title, 'bridge', 'bridbe')")
+
+
+def _changed_manifest(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _version(index) / "manifest.json"
+    path.write_text(path.read_text().replace('"half_life_days": 7.0', '"half_life_days": 70.0'))
+
+
+@dataclass(frozen=True)
+class FolderCase:
+    name: str
+    prepare: Callable[[Path, Path, pytest.MonkeyPatch], None]  # (index, a folder beside it, ...)
+    operation: str  # "build", "add", "remove" or "query"
+    built: bool = True  # an index of GOOD_BEFORE and GOOD_AFTER is there first
+    error: tuple[type[RecommenderError], str] | None = None
+    check: Callable[[Path, Path], None] | None = None  # afterwards, error or not
+
+
+def _folder_kept(index: Path, outside: Path) -> None:
+    for name, data in json.loads((outside / "files.json").read_text()).items():
+        assert (index / name).read_bytes() == data.encode(), name
+
+
+def _user_folders_noted(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _user_files(index)
+    (outside / "files.json").write_text(json.dumps({k: v.decode() for k, v in files.items()}))
+
+
+FOLDER_CASES = [
+    FolderCase(
+        "user's folders named like the index's, no index",
+        _user_folders_noted,
+        "build",
+        built=False,
+        error=(IndexNotFoundError, "is not empty and holds no index"),
+        check=_folder_kept,
+    ),
+    FolderCase(
+        "user's folders named like the index's, beside an index",
+        _user_folders_noted,
+        "add",
+        check=_folder_kept,
+    ),
+    FolderCase(
+        "user's folders named like the index's, beside an index being rebuilt",
+        _user_folders_noted,
+        "build",
+        check=_folder_kept,
+    ),
+    FolderCase(
+        "leftovers of a killed build or compaction",
+        _leftover_versions,
+        "remove",
+        check=_only_the_current_version,
+    ),
+    FolderCase(
+        "LOCK is a symbolic link to another file",
+        _lock_link,
+        "remove",
+        error=(IndexWriteError, "LOCK is not a plain file (a symbolic link?)"),
+        check=_precious_untouched,
+    ),
+    FolderCase(
+        "a symbolic link where CURRENT is written",
+        _pointer_link,
+        "build",
+        error=(IndexWriteError, ".CURRENT.deadbeef: something is already there"),
+        check=_precious_untouched,
+    ),
+    FolderCase(
+        "one byte changed in a stored title",
+        _changed_title,
+        "query",
+        error=(
+            IndexDamagedError,
+            "the stored article 'good-1' (row 0) does not match its checksum",
+        ),
+    ),
+    FolderCase(
+        "a value changed in manifest.json",
+        _changed_manifest,
+        "query",
+        error=(IndexDamagedError, "manifest.json does not match its checksum"),
+    ),
+]
+
+
+def _operate(index: Path, operation: str) -> None:
+    articles = [Article(**GOOD_BEFORE), Article(**GOOD_AFTER)]  # type: ignore[arg-type]
+    if operation == "build":
+        Recommender.build(articles, index, encoder=FakeEncoder())
+    elif operation == "query":
+        with Recommender.open(index) as rec:
+            rec.similar("good-2", k=2)
+    else:
+        with Recommender.open(index, encoder=FakeEncoder()) as rec:
+            if operation == "add":
+                rec.add([Article(id="good-3", title="Harbour bridge tolls return")])
+            else:
+                rec.remove(["nothing"])
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES, ids=lambda case: case.name)
+def test_hostile_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: FolderCase) -> None:
+    index, outside = tmp_path / "ix", tmp_path / "outside"
+    index.mkdir()
+    outside.mkdir()
+    if case.built:
+        _operate(index, "build")
+    case.prepare(index, outside, monkeypatch)
+    if case.error is not None:
+        kind, message = case.error
+        with pytest.raises(kind) as raised:
+            _operate(index, case.operation)
+        assert message in str(raised.value)
+        assert "\n" not in str(raised.value)
+    else:
+        _operate(index, case.operation)
+    if case.check is not None:
+        case.check(index, outside)

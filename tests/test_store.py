@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import FakeEncoder, article
 
 from recommender import (
     IncompatibleIndexError,
     IndexDamagedError,
     IndexNotFoundError,
+    IndexWriteError,
     Recommender,
 )
-from recommender.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST
+from recommender import store as store_module
+from recommender import writer as writer_module
+from recommender.encode import register_encoder
+from recommender.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write_segment
 
 SEGMENT = "seg-000001.faiss"
 
@@ -113,6 +124,258 @@ def test_manifest_disagreeing_with_vectors(sample_index: Path) -> None:
     path = version_dir(sample_index) / MANIFEST
     manifest = json.loads(path.read_text())
     manifest["dimension"] = 384
+    manifest.pop("checksum")  # as an earlier version wrote it: accepted, then found out
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexDamagedError, match="vectors of dimension 256, expected"):
         Recommender.open(sample_index)
+
+
+def test_segment_is_never_written_through_a_link(tmp_path: Path) -> None:
+    import faiss
+    import numpy as np
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    (tmp_path / "seg-000002.faiss").symlink_to(victim)
+    index = faiss.IndexFlatIP(4)
+    index.add(np.eye(4, dtype=np.float32))
+    with pytest.raises(IndexWriteError, match=r"seg-000002\.faiss: something is already there"):
+        write_segment(tmp_path, 2, 0, index)
+    assert victim.read_text() == "precious" and (tmp_path / "seg-000002.faiss").is_symlink()
+
+
+def _as_earlier_version(index: Path) -> None:
+    """Make the index look as the previous version of recommender wrote it: no checksums."""
+    version = version_dir(index)
+    with sqlite3.connect(version / ARTICLES) as db:
+        db.execute("DROP TABLE row_checksums")
+    manifest = json.loads((version / MANIFEST).read_text())
+    del manifest["checksum"]
+    (version / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_check_of_a_sound_index(sample_index: Path) -> None:
+    report = Recommender.check(sample_index)
+    assert report.sound and report.problems == [] and report.notes == []
+    assert (report.articles, report.rows, report.rows_verified, report.segments) == (
+        318,
+        318,
+        318,
+        1,
+    )
+
+
+def test_index_without_checksums_is_read_and_gets_them_from_the_next_write(
+    sample_index: Path,
+) -> None:
+    _as_earlier_version(sample_index)
+    report = Recommender.check(sample_index)
+    assert report.sound
+    assert report.notes == [
+        "manifest.json has no checksum (written by an earlier version)",
+        "318 rows have no checksum (written by an earlier version; "
+        "the next build-index writes them)",
+    ]
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        assert rec.get("a-2021").title.startswith("Keltrix")
+        rec.add([article("n1", "Keltrix hack: regulator opens inquiry")])
+        assert rec.get("n1").title == "Keltrix hack: regulator opens inquiry"
+    report = Recommender.check(sample_index)
+    assert (report.sound, report.rows_verified) == (True, 1)
+
+
+def test_checksums_follow_field_updates_and_compaction(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        stored = rec.get("a-2021")
+        rec.add([article("a-2021", stored.title, body=stored.body, category="business")])
+        assert rec.get("a-2021").category == "business"  # its checksum was rewritten
+        assert rec.remove([i for i in rec.ids() if i.startswith("a-1")][:90]).compacted
+        assert rec.get("a-2021").category == "business"
+    report = Recommender.check(sample_index)
+    assert report.sound and report.rows_verified == report.rows == 228
+
+
+def test_a_changed_row_is_an_error_naming_the_article(sample_index: Path) -> None:
+    with sqlite3.connect(version_dir(sample_index) / ARTICLES) as db:
+        db.execute("UPDATE articles SET title = 'Kelbrix' || substr(title, 8) WHERE id = 'a-2021'")
+    with Recommender.open(sample_index) as rec:
+        with pytest.raises(IndexDamagedError, match=r"article 'a-2021' \(row \d+\) does not match"):
+            rec.get("a-2021")
+        assert rec.get("a-2022")  # the others are served
+
+
+def test_a_field_update_never_vouches_for_a_changed_row(sample_index: Path) -> None:
+    with Recommender.open(sample_index) as rec:
+        before = rec.get("a-2021")
+    with sqlite3.connect(version_dir(sample_index) / ARTICLES) as db:
+        db.execute("UPDATE articles SET title = 'Kelbrix' || substr(title, 8) WHERE id = 'a-2021'")
+    moved = article("a-2021", before.title, body=before.body, category="business")  # same text
+    rec = Recommender.open(sample_index, encoder=FakeEncoder())
+    with rec, pytest.raises(IndexDamagedError, match=r"article 'a-2021' \(row \d+\) does not"):
+        rec.add([moved])
+    assert not Recommender.check(sample_index).sound
+
+
+def test_index_is_complete_without_its_wal_once_a_writer_is_done(sample_index: Path) -> None:
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:  # a reader holds it open
+        rec.add([article("n1", "Keltrix hack: regulator opens inquiry")])
+        rec.remove(["a-1001"])
+    for suffix in ("-wal", "-shm"):  # what a backup copying articles.sqlite alone misses
+        (version_dir(sample_index) / (ARTICLES + suffix)).unlink(missing_ok=True)
+    with Recommender.open(sample_index) as rec:
+        assert "n1" in rec and "a-1001" not in rec and len(rec) == 318
+
+
+def test_reader_of_a_folder_it_cannot_write_reads_the_file_as_immutable(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root, permissions are not enforced: SQLite's failure to make its -shm file, and the
+    # folder's permissions, are simulated (test_read_only_index_as_another_user does it for real).
+    opened: list[str] = []
+    real_connect = sqlite3.connect
+
+    def connect(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(str(database))
+        if "immutable=1" not in str(database):
+            database = "file:/nonexistent/folder/x.sqlite?mode=ro"  # unable to open
+        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+    with Recommender.open(sample_index) as rec:
+        assert rec.get("a-2021").title.startswith("Keltrix") and rec.similar("a-2021", k=3)
+    assert opened[0].endswith("?mode=ro") and opened[1].endswith("?mode=ro&immutable=1")
+
+
+FULL = [
+    ("sqlite", sqlite3.OperationalError("database or disk is full")),
+    ("faiss", RuntimeError("Error in faiss::FileIOWriter: No space left on device")),
+    ("ours", OSError(errno.ENOSPC, "No space left on device")),
+]
+
+
+@pytest.mark.parametrize("operation", ["build", "add"])
+@pytest.mark.parametrize(("where", "error"), FULL, ids=[where for where, _ in FULL])
+def test_disk_full_leaves_the_index_and_says_so(
+    sample_index: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    operation: str,
+    where: str,
+    error: Exception,
+) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise error
+
+    target = {"sqlite": "_write_checksums", "faiss": "write_segment", "ours": "write_segment"}
+    monkeypatch.setattr(writer_module, target[where], full)
+    before = Recommender.open(sample_index).ids()
+    with pytest.raises(IndexWriteError) as raised:
+        if operation == "build":
+            Recommender.build([article("z", "Other news")], sample_index, encoder=FakeEncoder())
+        else:
+            Recommender.open(sample_index, encoder=FakeEncoder()).add([article("z", "Other")])
+    assert str(raised.value) == (
+        f"disk full while writing the index at {sample_index}; nothing was changed"
+    )
+    assert Recommender.open(sample_index).ids() == before
+    assert Recommender.check(sample_index).sound
+    files = {p.name for p in version_dir(sample_index).iterdir()} - {
+        f"{ARTICLES}-wal",
+        f"{ARTICLES}-shm",
+    }
+    assert files == {ARTICLES, MANIFEST, SEGMENT}  # a segment written before the failure: gone
+
+
+def test_sqlite_really_full(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect = writer_module.connect
+
+    def small(path: Path, *, write: bool) -> sqlite3.Connection:
+        connection = real_connect(path, write=write)
+        if write:  # SQLite's own SQLITE_FULL once the file would grow
+            pages = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+        return connection
+
+    monkeypatch.setattr(writer_module, "connect", small)
+    body = "word " * 200_000
+    with pytest.raises(IndexWriteError, match=r"^disk full while writing the index at .*; nothing"):
+        Recommender.open(sample_index, encoder=FakeEncoder()).add([article("z", "Z", body=body)])
+    assert "z" not in Recommender.open(sample_index)
+
+
+def test_disk_full_in_the_command(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from recommender.cli import app
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "write_segment", full)
+    news = sample_index.parent / "news.jsonl"
+    news.write_text(json.dumps({"id": "z", "title": "Other news"}) + "\n")
+    register_encoder("fake-bag-of-words", FakeEncoder)
+    try:
+        result = CliRunner().invoke(app, ["add", str(news), "--index", str(sample_index)])
+    finally:
+        register_encoder("fake-bag-of-words", None)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: disk full while writing the index at {sample_index}; nothing was changed\n"
+    )
+
+
+def test_permission_denied(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def no_write(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith("LOCK"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module.os, "open", no_write)
+    with pytest.raises(IndexWriteError) as raised:
+        Recommender.open(sample_index).remove(["a-1001"])
+    assert str(raised.value) == f"cannot write to {sample_index} (permission denied)"
+
+
+NOBODY = """
+import sys
+from recommender import Recommender, RecommenderError
+with Recommender.open(sys.argv[1]) as rec:
+    print(len(rec), rec.similar("a-2021", k=1)[0].id, rec.get("a-2021").title[:7])
+    try:
+        rec.remove(["a-2021"])
+    except RecommenderError as exc:
+        print(exc)
+"""
+
+
+SETPRIV = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_read_only_index_as_another_user(sample_index: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="recommender-ro-"))
+    try:
+        shared.chmod(0o755)
+        index = shared / "ix"
+        shutil.copytree(sample_index, index)  # owned by root: read-only to the other user
+        assert not [p for p in version_dir(index).iterdir() if p.name.endswith(("-wal", "-shm"))]
+        result = subprocess.run(
+            [*SETPRIV, sys.executable, "-c", NOBODY, str(index)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("318 a-20") and lines[0].endswith("Keltrix")
+        assert lines[1] == f"cannot write to {index} (permission denied)"
+    finally:
+        shutil.rmtree(shared)
