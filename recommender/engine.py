@@ -537,7 +537,10 @@ class Recommender:
     def _removed(self, snapshot: Snapshot) -> frozenset[int]:
         """Rows of ``snapshot`` removed by another process since it was taken (the table
         knows at once; a refresh would drop them from the snapshot itself)."""
-        return snapshot.table.removed_since(snapshot.generation)
+        size = len(snapshot.columns.ids)
+        return frozenset(
+            row for row in snapshot.table.removed_since(snapshot.generation) if row < size
+        )
 
     def _live_row(self, snapshot: Snapshot, article_id: str) -> int:
         """The row of a live article: in the snapshot and not removed since."""
