@@ -1,0 +1,41 @@
+"""Language codes and detection (recommender.language)."""
+
+import pytest
+
+from recommender import language
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [("az-Latn-AZ", "az"), ("AZ", "az"), ("en_GB", "en"), (" ru ", "ru"), ("", None), (None, None)],
+)
+def test_normalise_keeps_the_primary_subtag(code: str | None, expected: str | None) -> None:
+    assert language.normalise(code) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Strong earthquake jolts northern Valdoria before dawn", "en"),
+        ("Bakıda güclü zəlzələ baş verib, evlər dağılıb", "az"),
+        ("В Москве прошёл сильный дождь, затоплены улицы", "ru"),
+        ("İstanbul'da deprem korkusu: binalar boşaltıldı", "tr"),
+    ],
+)
+def test_detect_names_the_language_of_a_headline(text: str, expected: str) -> None:
+    assert language.detect(text) == expected
+
+
+def test_text_without_letters_has_no_language() -> None:
+    assert language.detect("2026-09-02 12:00 +++ 42") is None
+    assert language.detect("") is None
+
+
+def test_a_given_lang_wins_over_detection() -> None:
+    assert language.of("ru", "Strong earthquake jolts northern Valdoria") == "ru"
+    assert language.of(None, "Strong earthquake jolts northern Valdoria") == "en"
+
+
+def test_share_counts_unknown_as_other() -> None:
+    assert language.share(["en", "en", None, "ru"], "en") == 0.5
+    assert language.share([], "en") == 0.0
