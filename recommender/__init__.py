@@ -27,11 +27,13 @@ from .errors import (
 )
 from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters
-from .settings import DEFAULT_MODEL, Ranking, Settings
+from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .tune import TuneReport
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ENGLISH_MODEL",
+    "MULTILINGUAL_MODEL",
     "Article",
     "BuildReport",
     "CheckReport",

@@ -24,7 +24,7 @@ import typer
 from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
 from .results import Recommendation
-from .settings import DEFAULT_MODEL, Ranking, Settings
+from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -276,7 +276,13 @@ def build_index(
     index: IndexOption = DEFAULT_INDEX,
     model: Annotated[
         str,
-        typer.Option(help="sentence-transformers model name or local path."),
+        typer.Option(
+            help=(
+                f"'auto' ({ENGLISH_MODEL} for an all-English corpus, else the multilingual "
+                f"{MULTILINGUAL_MODEL}), either of those, or any sentence-transformers model "
+                "name or local path."
+            )
+        ),
     ] = DEFAULT_MODEL,
     field: FieldOption = None,
     drop_field: DropFieldOption = None,
@@ -518,6 +524,7 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("index", f"{details.index} (version {details.version})"),
         ("articles", f"{details.articles} in {details.categories} categories"),
         ("model", f"{details.model} (dimension {details.dimension})"),
+        ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
         ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
         ("size on disk", _size(details.bytes_on_disk)),
         ("format", str(details.format_version)),

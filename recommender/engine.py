@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .articles import Article, ReadReport, check_article, parse_datetime, read_articles
-from .encode import Encoder, ProgressFn, load_encoder
+from .encode import MULTILINGUAL_NAMES, Encoder, ProgressFn, load_encoder
 from .errors import (
     IncompatibleIndexError,
     InputFileError,
@@ -35,7 +35,7 @@ from .lexical import TermVector, lexical_text
 from .rerank import Listing, Query, fuse, fusion_weight, rank
 from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
-from .settings import Ranking, Settings
+from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
 from .store import SECONDS_PER_DAY, Manifest, check_index
 from .text import clean_html, embedding_text
@@ -70,7 +70,9 @@ def _checked(articles: Iterable[Article]) -> list[Article]:
 
 
 def _check_model(path: Path, snapshot: Snapshot, expected: str | None) -> None:
-    if expected is not None and expected != snapshot.manifest.model:
+    if expected in MULTILINGUAL_NAMES:
+        expected = MULTILINGUAL_MODEL
+    if expected not in (None, AUTO_MODEL) and expected != snapshot.manifest.model:
         raise IncompatibleIndexError(
             f"index at {path} was built with model {snapshot.manifest.model!r}, "
             f"not {expected!r}; rebuild it or use that model"
@@ -470,6 +472,7 @@ class Recommender:
             articles=len(self),
             categories=len(snapshot.columns.live_categories),
             model=snapshot.manifest.model,
+            model_choice=snapshot.manifest.model_choice,
             dimension=snapshot.manifest.dimension,
             format_version=snapshot.manifest.format_version,
             built_at=snapshot.manifest.built_at,

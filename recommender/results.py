@@ -90,6 +90,7 @@ class IndexInfo:
     build_seconds: float
     bytes_on_disk: int
     settings: dict[str, Any]
+    model_choice: str = ""  # why the build used this model ("auto: ..."); empty if unknown
     generation: int = 0  # updates committed to this version, counting its build as 1
     removed_rows: int = 0  # rows of removed or replaced articles awaiting compaction
     segments: int = 0

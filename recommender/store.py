@@ -220,6 +220,7 @@ class Manifest:
     built_at: str
     build_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
+    model_choice: str = ""  # why this model (e.g. what "auto" saw); empty before 0.2
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

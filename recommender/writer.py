@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .articles import Article
-from .encode import Encoder, ProgressFn, encode_all, load_encoder
+from .encode import Encoder, ProgressFn, choose_model, encode_all, load_encoder
 from .errors import (
     IncompatibleIndexError,
     IndexBusyError,
@@ -713,7 +713,13 @@ class IndexWriter:
         chosen, dropped = last_wins(articles)
         duplicates += dropped
         encoder = self.encoder
-        model = encoder.name if encoder is not None else settings.model
+        if encoder is not None:
+            model, choice = encoder.name, "the encoder given to the build"
+        else:
+            chosen_model = choose_model(
+                settings.model, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in chosen]
+            )
+            model, choice = chosen_model.model, chosen_model.reason
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
         lexicon, terms = fit_lexicon(
@@ -738,6 +744,7 @@ class IndexWriter:
                     vectors[i] = reused[text_hash]
             manifest = Manifest(
                 model=model,
+                model_choice=choice,
                 dimension=dimension,
                 settings=settings.to_dict(),
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender import DEFAULT_MODEL, Article, Recommender
+from recommender import ENGLISH_MODEL, MULTILINGUAL_MODEL, Article, Recommender
 from recommender.articles import parse_datetime
 from recommender.encode import register_encoder
 
@@ -93,7 +93,9 @@ def sample_rec(sample_index: Path) -> Recommender:
 
 @pytest.fixture
 def fake_default_model() -> Iterator[None]:
-    """The default model name, as the CLI uses it, made by the fake encoder."""
-    register_encoder(DEFAULT_MODEL, lambda: FakeEncoder(name=DEFAULT_MODEL))
+    """The models the default ("auto") can choose, made by the fake encoder."""
+    for name in (ENGLISH_MODEL, MULTILINGUAL_MODEL):
+        register_encoder(name, lambda name=name: FakeEncoder(name=name))  # type: ignore[misc]
     yield
-    register_encoder(DEFAULT_MODEL, None)
+    for name in (ENGLISH_MODEL, MULTILINGUAL_MODEL):
+        register_encoder(name, None)

@@ -12,7 +12,7 @@ import pytest
 from conftest import SAMPLE, SHARED_DATA, sample_records
 from typer.testing import CliRunner
 
-from recommender import DEFAULT_MODEL, ModelError, Recommender
+from recommender import ENGLISH_MODEL, ModelError, Recommender
 from recommender.articles import read_articles
 from recommender.cli import app
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.model
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("real") / "sample"
     report = Recommender.build_from_files([SAMPLE], path, drop_fields=["story"])
-    assert report.model == DEFAULT_MODEL and report.articles == 318
+    assert report.model == ENGLISH_MODEL and report.articles == 318
     return path
 
 
