@@ -24,6 +24,7 @@ AUTO_MODEL = "auto"
 DEFAULT_MODEL = AUTO_MODEL
 
 RecencyFrom = Literal["query", "now"]
+Calibration = Literal["pool", "none"]
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -40,7 +41,9 @@ class Ranking:
     ``(1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or ``lexical_weight_short``
     for a query whose TF-IDF vector has fewer than ``short_terms`` terms (a headline); it is then
     averaged with its mean similarity to the query's ``neighbours`` nearest candidates, weighted
-    ``neighbour_weight``. Then ``score = similarity * recency * category`` where
+    ``neighbour_weight``. With ``calibration="pool"`` it is then standardised over the query's
+    candidates and put on one reference scale (rerank.calibrate), so that the weights below
+    mean the same for every model. Then ``score = similarity * recency * category`` where
     ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` (age
     from the query's date, or from now with ``recency_from="now"``) and
     ``category = 1 + category_boost`` for the query's own category, else 1. Copies (same title,
@@ -49,13 +52,18 @@ class Ranking:
     """
 
     half_life_days: float | None = _knob(
-        7.0, "Recency half-life in days (--no-recency turns recency off)."
+        1.0, "Recency half-life in days (--no-recency turns recency off)."
     )
-    recency_weight: float = _knob(0.1, "Share of the score that recency can change, 0-1.")
+    recency_weight: float = _knob(0.5, "Share of the score that recency can change, 0-1.")
     recency_from: RecencyFrom = _knob(  # noqa: RUF009 (a string default: immutable)
         "query", "Measure age from the 'query' article's date or from 'now'."
     )
     category_boost: float = _knob(0.1, "Extra weight for the query's own category (0: off).")
+    calibration: Calibration = _knob(  # noqa: RUF009 (a string default: immutable)
+        "pool",
+        "Put similarities on one scale before weighting: 'pool' (standardised over the "
+        "query's candidates, whatever the model) or 'none' (the model's raw cosines).",
+    )
     lexical_weight: float = _knob(
         0.7, "TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only)."
     )
@@ -87,6 +95,8 @@ class Ranking:
         _check("duplicate_threshold", self.duplicate_threshold, 0.0, 1.0, low_open=True)
         if self.recency_from not in ("query", "now"):
             raise SettingsError(f"recency_from must be 'query' or 'now', got {self.recency_from!r}")
+        if self.calibration not in ("pool", "none"):
+            raise SettingsError(f"calibration must be 'pool' or 'none', got {self.calibration!r}")
         _check_count("candidates", self.candidates, 1)
         _check_count("short_terms", self.short_terms, 0)
         _check_count("neighbours", self.neighbours, 0)

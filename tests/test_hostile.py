@@ -482,7 +482,7 @@ def _changed_title(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def _changed_manifest(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _version(index) / "manifest.json"
-    path.write_text(path.read_text().replace('"half_life_days": 7.0', '"half_life_days": 70.0'))
+    path.write_text(path.read_text().replace('"half_life_days": 1.0', '"half_life_days": 70.0'))
 
 
 @dataclass(frozen=True)

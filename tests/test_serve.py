@@ -76,7 +76,8 @@ def test_every_ranking_option_is_a_query_parameter(
     client: TestClient, shared_index: Path, name: str
 ) -> None:
     whole = isinstance(getattr(Ranking(), name), int)
-    value: Any = "now" if name == "recency_from" else 3 if whole else 0.5
+    literal = {"recency_from": "now", "calibration": "none"}  # the choice that is not the default
+    value: Any = literal.get(name, 3 if whole else 0.5)
     response = client.get(f"/articles/a-2016/similar?k=5&{name}={value}")
     assert response.status_code == 200, response.text
     with Recommender.open(shared_index) as rec:
