@@ -10,6 +10,8 @@ code (recommender.evaluate.score_list):
   term), weighting off; copies are still collapsed;
 - engine, weighting off: recommender as shipped with half_life_days=None, category_boost=0;
 - engine, weighting off, diversity: the same with mmr_lambda=0.8;
+- engine, previous defaults: half-life 7 days, recency weight 0.1, raw similarities (the
+  shipped ranking until calibration and the 1-day half-life).
 - engine, defaults: recommender as shipped (recency and category weighting on).
 
 Usage: python benchmarks/quality.py [--sets ecbplus-dev uci-news-2014-04 bbc-news]
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from common import INDEXES, dataset, header, table, write_section
 
-from recommender import Article, Recommender, RecommenderError, Settings
+from recommender import Article, Ranking, Recommender, RecommenderError, Settings
 from recommender.articles import read_articles
 from recommender.evaluate import (
     ListScores,
@@ -48,6 +50,8 @@ SETS = {
     "uci-news-2014-04": "headline",
     "bbc-news": "title + body",
 }
+#: The shipped ranking before calibration and the 1-day half-life (for before/after rows).
+PREVIOUS = Ranking(half_life_days=7.0, recency_weight=0.1, calibration="none")
 WEIGHTING_OFF = {"half_life_days": None, "category_boost": 0.0}
 EMBEDDING_ONLY = {"lexical_weight": 0.0, "lexical_weight_short": 0.0, "neighbour_weight": 0.0}
 
@@ -248,7 +252,8 @@ def run_set(name: str, queries_wanted: int, seed: int, reuse: bool) -> str:
             engine_lists(mmr_lambda=0.8, **WEIGHTING_OFF),
             pool,
         ),
-        ("engine, defaults", engine_lists(), pool),
+        ("engine, previous defaults (7 d, 0.1, raw)", engine_lists(ranking=PREVIOUS), pool),
+        ("engine, defaults", engine_lists(ranking=Ranking()), pool),
     ]
     rows = []
     for label, lists, deep in methods:

@@ -17,7 +17,15 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, sample_records
 from scipy import sparse
 
-from recommender import Article, InvalidQueryError, LabelsError, Ranking, Recommender, SettingsError
+from recommender import (
+    Article,
+    InvalidQueryError,
+    LabelsError,
+    Ranking,
+    Recommender,
+    Settings,
+    SettingsError,
+)
 from recommender import tune as tune_module
 from recommender.articles import parse_datetime
 from recommender.evaluate import (
@@ -30,7 +38,6 @@ from recommender.evaluate import (
 from recommender.rerank import Query
 from recommender.results import IndexInfo
 from recommender.retrieve import Pool
-from recommender.settings import Settings
 from recommender.tune import (
     GRID,
     Case,
@@ -162,6 +169,9 @@ def balanced_cases(query_terms: int) -> list[Case]:
     return [make_case(i, [0.45, 0.8, 0.0], [0.45, 0.0, 0.8], [0], query_terms) for i in range(3)]
 
 
+POOR = Ranking(
+    half_life_days=None, lexical_weight=0.0, lexical_weight_short=0.0, category_boost=0.0
+)
 START = Ranking(lexical_weight=0.0, lexical_weight_short=1.0, neighbour_weight=0.0)
 
 
@@ -276,7 +286,10 @@ def test_search_never_returns_worse_than_the_start(seed: int) -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample indexed once with the fake encoder; tests that write take a copy."""
     path = tmp_path_factory.mktemp("tune") / "sample-index"
-    Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
+    # Stored settings far from the sample's best, so that tuning has something to find.
+    Recommender.build_from_files(
+        [SAMPLE], path, encoder=FakeEncoder(), settings=Settings(ranking=POOR)
+    )
     return path
 
 
