@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from recommender.rerank import (
+    MIN_CALIBRATION_POOL,
+    REFERENCE_MEAN,
+    REFERENCE_SPREAD,
     Query,
+    calibrate,
     category_factors,
     fuse,
     fusion_weight,
@@ -816,3 +820,45 @@ def test_rank_property(
     if lam == 1.0:
         best = [float(listing.scores[g].max()) for g in listing.groups]
         assert best == sorted(best, reverse=True)
+
+
+# calibration ---------------------------------------------------------------------------------
+
+
+def test_calibration_puts_the_pool_on_the_reference_scale() -> None:
+    similarity = np.array([0.9, 0.8, 0.75, 0.72, 0.7, 0.95])
+    out = calibrate(similarity)
+    assert out.mean() == pytest.approx(REFERENCE_MEAN)
+    assert out.std() == pytest.approx(REFERENCE_SPREAD)
+    assert list(np.argsort(out)) == list(np.argsort(similarity))  # the order is kept
+
+
+def test_calibration_counts_only_the_counted_candidates() -> None:
+    similarity = np.array([0.2, 0.3, 0.4, 0.5, 0.6, 0.99])
+    counted = np.array([True] * 5 + [False])  # a copy of the query left out of the statistics
+    out = calibrate(similarity, counted)
+    assert out[:5].mean() == pytest.approx(REFERENCE_MEAN)
+    assert out[5] > out[:5].max()
+
+
+def test_small_or_flat_pools_are_left_alone_or_neutral() -> None:
+    few = np.linspace(0.1, 0.9, MIN_CALIBRATION_POOL - 1)
+    assert np.array_equal(calibrate(few), few)
+    flat = np.full(MIN_CALIBRATION_POOL + 3, 0.8)
+    assert np.allclose(calibrate(flat), REFERENCE_MEAN)
+
+
+def test_one_ranking_serves_models_of_different_scales() -> None:
+    """A model whose cosines are squeezed into 0.7-1.0 (e5) ranks as one spread over 0-1 (MiniLM)
+    once calibrated; raw, the same recency weight lets time override it."""
+    pool = _pool(40, seed=3, days=[float(d) for d in np.linspace(0.0, 30.0, 40)])
+    squeezed = replace(pool, dense=0.85 + 0.15 * pool.dense)
+    ranking = Ranking(lexical_weight=0.0, lexical_weight_short=0.0, neighbour_weight=0.0)
+    query = Query(day=0.0)
+    wide = rank(pool, ranking, query)
+    narrow = rank(squeezed, ranking, query)
+    assert [list(g) for g in narrow.groups] == [list(g) for g in wide.groups]
+    raw = replace(ranking, calibration="none")
+    assert [list(g) for g in rank(squeezed, raw, query).groups] != [
+        list(g) for g in rank(pool, raw, query).groups
+    ]
