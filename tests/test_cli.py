@@ -126,7 +126,7 @@ def test_info(index: Path) -> None:
     code, out, _ = run("info", "--index", str(index))
     assert code == 0
     assert "articles      338 in 9 categories" in out
-    assert "model         sentence-transformers/all-MiniLM-L6-v2" in out
+    assert "model         multilingual-e5-small-q4" in out  # auto: the sample is mixed
     data = json.loads(run("info", "--index", str(index), "--json")[1])
     assert data["articles"] == 338 and data["dimension"] == 256
 
@@ -258,7 +258,7 @@ def test_add_and_remove_commands(index: Path, tmp_path: Path) -> None:
     code, out, err = run("add", str(news), "--index", str(index))
     assert code == 0, err
     assert out.startswith("added 1, replaced 1, updated fields of 1; embedded 2 in ")
-    assert "articles      319 in 9 categories" in run("info", "-i", str(index))[1]
+    assert "articles      339 in 9 categories" in run("info", "-i", str(index))[1]
     item = json.loads(run("similar", "n1", "-i", str(index), "--json", "-k", "50")[1])
     assert "a-2016" in [i["id"] for i in item]
     (tmp_path / "gone.txt").write_text("n1\na-2018\n")

@@ -44,7 +44,7 @@ def test_add_new_articles_seen_after_refresh(tmp_path: Path) -> None:
     assert "new-1" in writer  # the writer's own view is refreshed
     assert "new-1" not in reader  # others see it when they refresh
     assert reader.refresh() is True and reader.refresh() is False
-    assert "new-1" in reader and len(reader) == len(writer) == 319
+    assert "new-1" in reader and len(reader) == len(writer) == 339
     assert "new-1" in [item.id for item in reader.similar("a-2016", k=20)]
     assert reader.similar("new-1", k=3)[0].id.startswith("a-20")
 
@@ -81,7 +81,7 @@ def test_removal_is_immediate_for_every_reader(tmp_path: Path) -> None:
     with pytest.raises(UnknownArticleError):
         reader.get(top[0])
     reader.refresh()
-    assert top[0] not in reader and len(reader) == 316
+    assert top[0] not in reader and len(reader) == 336
 
 
 def test_every_read_sees_removals_made_elsewhere(tmp_path: Path) -> None:
@@ -356,4 +356,4 @@ def test_many_small_adds_merge_segments(tmp_path: Path, monkeypatch: pytest.Monk
     with Recommender.open(path) as fresh:
         for article_id in ("n0", "n6", "a-3002"):
             assert reader.similar(article_id, k=5) == fresh.similar(article_id, k=5)
-        assert reader.ids() == fresh.ids() and len(fresh) == 325
+        assert reader.ids() == fresh.ids() and len(fresh) == 345
