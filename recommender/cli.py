@@ -462,6 +462,10 @@ def similar(
     text_date: Annotated[
         str | None, typer.Option(help="Date of the --text article (default: now).")
     ] = None,
+    text_lang: Annotated[
+        str | None,
+        typer.Option(help="Language of the --text article, e.g. az (default: detected)."),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="Model for --text; must be the one the index was built with."),
@@ -478,6 +482,13 @@ def similar(
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Never return this id (repeatable).")
     ] = None,
+    same_language: Annotated[
+        bool,
+        typer.Option(
+            "--same-language",
+            help="Only articles in the query's language (not applied when it is unknown).",
+        ),
+    ] = False,
 ) -> None:
     """Print the articles related to an indexed article (ID) or to a new text."""
     given = [x for x in (article_id, text, text_file) if x is not None]
@@ -490,6 +501,7 @@ def similar(
         "since": since,
         "until": until,
         "exclude": exclude or (),
+        "same_language": same_language,
     }
     with Recommender.open(index, model=model) as rec:
         if article_id is not None:
@@ -502,7 +514,12 @@ def similar(
                     raise typer.BadParameter(f"cannot read {text_file}: {exc}") from None
             assert text is not None
             items = rec.similar_to_text(
-                text, k=k, category=text_category, published_at=text_date, **options
+                text,
+                k=k,
+                category=text_category,
+                published_at=text_date,
+                lang=text_lang,
+                **options,
             )
     if json_output:
         _print_json([asdict(item) for item in items])
@@ -627,6 +644,16 @@ def evaluate(
         ("median age gap (days)", show(report.median_age_gap_days, 1)),
     ):
         typer.echo(f"{name:28} {value}")
+    if report.by_language:
+        typer.echo("\nby the query's language (und: unknown)")
+        typer.echo(
+            f"{'language':8}  {'queries':>7}  {'P@5':>5}  {'P@10':>5}  {'nDCG@10':>7}  {'MRR':>5}"
+        )
+        for code, part in report.by_language.items():
+            typer.echo(
+                f"{_visible(code):8}  {part.queries:>7}  {part.precision_at_5:5.3f}  "
+                f"{part.precision_at_10:5.3f}  {part.ndcg_at_10:7.3f}  {part.mrr:5.3f}"
+            )
 
 
 @app.command()

@@ -222,9 +222,9 @@ def _threads_from_env() -> int | None:
 #: ``model="auto"`` picks ENGLISH_MODEL when at most this share of the articles read is
 #: confidently in another language, else MULTILINGUAL_MODEL.
 OTHER_LANGUAGES_SHARE = 0.01
-#: Detection must be at least this sure to count an article as not English: English headlines
-#: are detected as another language with probability >= 0.5 in 0.06% of uci-news-2014-04.
-DETECTION_CONFIDENCE = 0.5
+#: Detection must be at least this sure to count an article as not English (see
+#: ``language.CONFIDENCE``).
+DETECTION_CONFIDENCE = language.CONFIDENCE
 #: Articles read to choose: evenly spread over the corpus.
 CHOICE_SAMPLE = 5000
 
@@ -252,7 +252,7 @@ def choose_model(requested: str, languages: Sequence[tuple[str | None, str]]) ->
     others: dict[str, int] = {}
     for lang, text in sample:
         code = language.normalise(lang)
-        if code is None:
+        if code is None or code in language.UNDETERMINED:
             code = language.detect(text, min_confidence=DETECTION_CONFIDENCE)
         if code is not None and code != "en":
             others[code] = others.get(code, 0) + 1

@@ -31,13 +31,14 @@ from .errors import (
     SettingsError,
     UnknownArticleError,
 )
+from .language import effective as effective_language
 from .lexical import TermVector, lexical_text
 from .rerank import Listing, Query, fuse, fusion_weight, rank
 from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
-from .store import SECONDS_PER_DAY, Manifest, check_index
+from .store import SECONDS_PER_DAY, Columns, Manifest, check_index
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -454,6 +455,14 @@ class Recommender:
         columns = snapshot.columns
         return [columns.ids[row] for row in sorted(columns.row_of.values()) if row not in removed]
 
+    def language(self, article_id: str) -> str | None:
+        """The language the index keeps for an article (what ``same_language`` and
+        ``evaluate``'s breakdown go by): its ``lang`` field, else the one detected from its
+        title and body when it was indexed, None when detection was unsure or the article was
+        indexed before languages were kept. UnknownArticleError if it is not indexed."""
+        snapshot = self._current()
+        return snapshot.columns.language(self._live_row(snapshot, article_id))
+
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
         snapshot = self._current()
@@ -498,6 +507,7 @@ class Recommender:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         exclude: Iterable[str] = (),
+        same_language: bool = False,
         now: datetime | None = None,
         **overrides: Any,
     ) -> list[Recommendation]:
@@ -507,13 +517,17 @@ class Recommender:
             article_id: an id in the index (UnknownArticleError otherwise).
             k: how many to return (0 gives an empty list; fewer come back if fewer qualify).
             ranking: the ranking to use instead of the index's own (``Ranking``).
-            filters: which articles may be listed (``Filters``), instead of the five keywords
+            filters: which articles may be listed (``Filters``), instead of the six keywords
                 below.
             same_category: only articles in the query article's category.
             categories: only articles in these categories.
             since, until: only articles published in this range (bounds included; a bare
                 date as ``until`` includes that day).
             exclude: ids never to return.
+            same_language: only articles in the query article's language (its ``lang``
+                field, else the language detected when it was indexed; see
+                ``Recommender.language``); articles of unknown language are left out. When the
+                query article's language is unknown, this filter is not applied.
             now: the current time, for ``recency_from="now"``.
             **overrides: any field of ``Ranking`` by name, overriding the index's (or
                 ``ranking``'s) value for this query: ``half_life_days`` (None turns recency
@@ -533,9 +547,10 @@ class Recommender:
         query = snapshot.query(row)
         if chosen.recency_from == "now":
             query = replace(query, day=_days(now or datetime.now(timezone.utc)))
-        wanted = _filters(filters, same_category, categories, since, until, exclude)
+        wanted = _filters(filters, same_category, categories, since, until, exclude, same_language)
         vector, terms = snapshot.vector(row), snapshot.terms(row)
-        return self._related(snapshot, vector, terms, k, query, {row}, chosen, wanted)
+        language = snapshot.columns.language(row)
+        return self._related(snapshot, vector, terms, k, query, {row}, chosen, wanted, language)
 
     def _removed(self, snapshot: Snapshot) -> frozenset[int]:
         """Rows of ``snapshot`` removed by another process since it was taken (the table
@@ -559,6 +574,7 @@ class Recommender:
         *,
         category: str | None = None,
         published_at: datetime | str | None = None,
+        lang: str | None = None,
         ranking: Ranking | None = None,
         filters: Filters | None = None,
         same_category: bool = False,
@@ -566,6 +582,7 @@ class Recommender:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         exclude: Iterable[str] = (),
+        same_language: bool = False,
         now: datetime | None = None,
         **overrides: Any,
     ) -> list[Recommendation]:
@@ -573,11 +590,16 @@ class Recommender:
 
         ``text`` is embedded like an article (first line as its title, HTML cleaned). Its
         ``category`` and ``published_at`` play the query article's part in the weighting; an
-        undated text is taken to be published ``now``. Other arguments as in ``similar``.
+        undated text is taken to be published ``now``. Its language is ``lang`` if given (a
+        language code such as ``az`` or ``ru-RU``), else detected from the text as an
+        indexed article's is (unknown when detection is unsure): it chooses the stop words of
+        the TF-IDF side and, with ``same_language``, the articles that may be listed (none
+        when no indexed article is in that language; the filter is not applied when the
+        language is unknown). Other arguments as in ``similar``.
         """
         snapshot = self._current()
         chosen = self._ranking(snapshot, ranking, overrides)
-        wanted = _filters(filters, same_category, categories, since, until, exclude)
+        wanted = _filters(filters, same_category, categories, since, until, exclude, same_language)
         cleaned = clean_html(text)
         if not cleaned:
             raise InvalidQueryError("the query text is empty")
@@ -590,10 +612,11 @@ class Recommender:
         vector = self._query_encoder(snapshot).encode(
             [embedding_text(title, body, snapshot.settings.max_body_chars)]
         )[0]
-        terms = snapshot.lexicon().vectorize([lexical_text(title, body)])[0]
+        language = effective_language(lang, title, body)
+        terms = snapshot.lexicon().vectorize([lexical_text(title, body)], [language])[0]
         day = current if moment is None or chosen.recency_from == "now" else _days(moment)
         query = Query(day=day, category=snapshot.columns.category_code(category), indexed=False)
-        return self._related(snapshot, vector, terms, k, query, set(), chosen, wanted)
+        return self._related(snapshot, vector, terms, k, query, set(), chosen, wanted, language)
 
     def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The candidate stage of ``similar(article_id, k)`` on its own, without filters.
@@ -656,13 +679,14 @@ class Recommender:
         drop: set[int],
         ranking: Ranking,
         filters: Filters,
+        language: str | None,
     ) -> list[Recommendation]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidQueryError(f"k must be a whole number, got {k!r}")
         if k < 0:
             raise InvalidQueryError(f"k must be 0 or more, got {k}")
         columns = snapshot.columns
-        row_filter = filters.resolve(columns, query.category, self.path)
+        row_filter = filters.resolve(columns, query.category, self.path, language)
         if k == 0:
             return []
         drop.update(columns.row_of[i] for i in filters.exclude if i in columns.row_of)
@@ -676,7 +700,7 @@ class Recommender:
             # A row removed after the check above is missing here: rank further down for it.
             stored = snapshot.table.articles([int(rows[g[0]]) for g in listing.groups])
             results = [
-                _recommendation(stored[head], rows, group, pool, listing, columns.ids)
+                _recommendation(stored[head], rows, group, pool, listing, columns)
                 for group in listing.groups
                 if (head := int(rows[group[0]])) in stored
             ][:k]
@@ -696,6 +720,7 @@ def _filters(
     since: datetime | date | str | None,
     until: datetime | date | str | None,
     exclude: Iterable[str],
+    same_language: bool = False,
 ) -> Filters:
     """The filters of one query: ``given``, with any of the keywords given beside it."""
     keywords: dict[str, Any] = {
@@ -704,6 +729,7 @@ def _filters(
         "since": since,
         "until": until,
         "exclude": tuple(exclude),
+        "same_language": same_language,
     }
     defaults = Filters()
     chosen = {name: value for name, value in keywords.items() if value != getattr(defaults, name)}
@@ -716,9 +742,10 @@ def _recommendation(
     group: np.ndarray,
     pool: Pool,
     listing: Listing,
-    ids: Sequence[str],
+    columns: Columns,
 ) -> Recommendation:
     shown = int(group[0])
+    ids = columns.ids
     return Recommendation(
         id=article.id,
         score=float(listing.scores[group].max()),
@@ -731,6 +758,7 @@ def _recommendation(
         url=article.url,
         source=article.source,
         lang=article.lang,
+        language=columns.language(int(rows[shown])),
         tags=article.tags,
         metadata=dict(article.metadata),
         dense_similarity=float(pool.dense[shown]),

@@ -12,6 +12,10 @@ relevant articles (the others with q's label) and the returned list L:
 - same category: the share of L in q's category (queries with a category);
 - near-duplicates: the share of L whose normalised title equals q's or that of an item above;
 - median age gap: the median of |date(q) - date(item)| in days over all dated pairs.
+
+When the queries are in more than one language (the language the index keeps for each query
+article, see ``Recommender.language``), the report also gives the same metrics for the queries
+of each language (``by_language``; ``und`` for those of unknown language).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,6 +84,13 @@ class EvaluationReport:
     same_category: float | None
     near_duplicates: float
     median_age_gap_days: float | None
+    # The same metrics over the queries in each language (query article's), when there are
+    # two or more known languages among them; their ``skipped`` is 0 (it counts in the whole).
+    by_language: dict[str, EvaluationReport] = field(default_factory=dict)
+
+
+#: The key of queries of unknown language in ``EvaluationReport.by_language``.
+UNKNOWN_LANGUAGE = "und"
 
 
 def labels_from_field(
@@ -230,7 +241,9 @@ def evaluate(
     scores: list[ListScores] = []
     recalls: list[tuple[float, float]] = []
     pool_sizes: list[int] = []
+    languages: list[str] = []
     for done, query_id in enumerate(chosen, start=1):
+        languages.append(recommender.language(query_id) or UNKNOWN_LANGUAGE)
         relevant = frozenset(r for r in relevance[query_id] if r in recommender)
         listed = recommender.similar(query_id, k=k, **(options or {}))
         scores.append(score_list(recommender.get(query_id), listed, relevant))
@@ -245,4 +258,32 @@ def evaluate(
         if progress is not None:
             progress(done, len(chosen))
     mean_pool = round(statistics.fmean(pool_sizes)) if pool_sizes else 0
-    return summarize(scores, skipped=skipped, k=k, candidates=mean_pool, recalls=recalls)
+    report = summarize(scores, skipped=skipped, k=k, candidates=mean_pool, recalls=recalls)
+    return replace(report, by_language=by_language(languages, scores, recalls, pool_sizes, k))
+
+
+def by_language(
+    languages: Sequence[str],
+    scores: Sequence[ListScores],
+    recalls: Sequence[tuple[float, float]],
+    pool_sizes: Sequence[int],
+    k: int,
+) -> dict[str, EvaluationReport]:
+    """The metrics of the queries of each language (``languages[i]`` is query i's, or
+    ``UNKNOWN_LANGUAGE``), most queries first; empty unless two or more are known."""
+    known = {code for code in languages if code != UNKNOWN_LANGUAGE}
+    if len(known) < 2:
+        return {}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, code in enumerate(languages):
+        groups[code].append(i)
+    out = {}
+    for code, members in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        out[code] = summarize(
+            [scores[i] for i in members],
+            skipped=0,
+            k=k,
+            candidates=round(statistics.fmean(pool_sizes[i] for i in members)),
+            recalls=[recalls[i] for i in members] if recalls else (),
+        )
+    return out

@@ -1,10 +1,20 @@
 """The lexical side of an article: TF-IDF over its cleaned title and whole body.
 
-Fitted with scikit-learn at build time (word unigrams and bigrams, English stop words left out,
-``1 + log(tf)`` term weights, smooth idf, vectors of length 1). What is stored is plain data, no
-pickle: the lexicon (term, idf) and each article's nonzero terms as two arrays. Articles added
-later are weighted with the lexicon of the build: a term it does not hold counts only after the
-next build (which reuses every stored embedding, so it is quick).
+Fitted with scikit-learn at build time (word unigrams and bigrams, stop words of the article's
+language left out, ``1 + log(tf)`` term weights, smooth idf, vectors of length 1). What is
+stored is plain data, no pickle: the lexicon (term, idf) and each article's nonzero terms as two
+arrays. Articles added later are weighted with the lexicon of the build: a term it does not hold
+counts only after the next build (which reuses every stored embedding, so it is quick).
+
+Words (``words``, ``analyze``): the text in NFC, lower-cased (Turkish and Azerbaijani with
+their own dotted and dotless i), runs of two or more letters or digits, as scikit-learn's word
+analyzer finds them; letters of every alphabet (Cyrillic, Azerbaijani ə, ğ, ş...) stay as they
+are. Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer,
+Burmese) are cut into overlapping character pairs, so that a headline is not one long term.
+Stop words (``stop_words``): for English and articles of unknown language scikit-learn's English
+list (as before languages were known), for the others the list of their language in
+stopwordsiso (a maintained package of the stopwords-iso lists, 58 languages, no Azerbaijani:
+there idf alone weighs common words down).
 
 Searching is an inverted index (a column-compressed matrix, one column per term): the query's
 strongest terms pick the articles that share them, as "more like this" does.
@@ -13,10 +23,12 @@ strongest terms pick the articles that share them, as "more like this" does.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -31,19 +43,80 @@ FULL_MIN_DF_FROM = 100
 QUERY_TERMS = 32
 
 
+#: Scripts written without spaces between words (Thai, Lao, Burmese, Khmer, kana, CJK
+#: ideographs and their iteration marks, half-width katakana): cut into character pairs.
+UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+)
+#: A run of unspaced script, or a word: two or more letters or digits of other scripts.
+_TOKEN = re.compile(f"([{UNSPACED}]+)|[^\\W{UNSPACED}]{{2,}}")
+
+#: Languages whose lower case of I is the dotless i (and of the dotted capital, i).
+DOTLESS_I = frozenset({"tr", "az"})
+
+
 def lexical_text(title: str, body: str) -> str:
     """What TF-IDF reads: the title, then the whole cleaned body."""
     body = " ".join(clean_html(body).split()) if body else ""
     return f"{title}\n{body}" if body else title
 
 
-@lru_cache(maxsize=4)
-def analyzer(ngrams: int) -> Callable[[str], list[str]]:
-    """scikit-learn's word analyzer with the engine's parameters (lowercase, English stop words
-    left out, 1- to ``ngrams``-word terms)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def lower(text: str, language: str | None = None) -> str:
+    """``text`` in NFC and lower case; in Turkish and Azerbaijani I becomes the dotless i
+    (U+0131), and in every language the dotted capital I (U+0130) becomes i (``str.lower``
+    would give i and a combining dot, which splits the word)."""
+    text = unicodedata.normalize("NFC", text)
+    if language in DOTLESS_I:
+        text = text.replace("I", "\u0131")
+    return text.replace("\u0130", "i").lower()
 
-    return TfidfVectorizer(stop_words="english", ngram_range=(1, ngrams)).build_analyzer()  # type: ignore[no-any-return]
+
+def words(text: str, language: str | None = None) -> list[str]:
+    """The words of ``text`` in order, lower-cased, stop words kept: runs of unspaced script
+    as overlapping character pairs (a lone character as itself)."""
+    out: list[str] = []
+    for match in _TOKEN.finditer(lower(text, language)):
+        run = match.group(1)
+        if run is None:
+            out.append(match.group())
+        elif len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+@cache
+def stop_words(language: str | None) -> frozenset[str]:
+    """The stop words left out of an article in ``language``: scikit-learn's English list for
+    English and unknown, stopwordsiso's list for the others (entries that are one word as
+    ``words`` cuts them), none for a language it has no list of."""
+    if language is None or language == "en":
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        return frozenset(ENGLISH_STOP_WORDS)
+    import stopwordsiso
+
+    if not stopwordsiso.has_lang(language):
+        return frozenset()
+    found = set()
+    for entry in stopwordsiso.stopwords(language):
+        cut = words(entry, language)
+        if len(cut) == 1:
+            found.add(cut[0])
+    return frozenset(found)
+
+
+def analyze(text: str, language: str | None, ngrams: int) -> list[str]:
+    """The TF-IDF terms of a text in ``language`` (None: unknown): its words without stop
+    words, then the runs of 2 to ``ngrams`` of them, as scikit-learn's word n-grams."""
+    stop = stop_words(language)
+    tokens = [word for word in words(text, language) if word not in stop]
+    out = list(tokens)
+    for n in range(2, min(ngrams, len(tokens)) + 1):
+        out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -77,13 +150,19 @@ class Lexicon:
     def index(self) -> Mapping[str, int]:
         return {term: i for i, term in enumerate(self.terms)}
 
-    def vectorize(self, texts: Iterable[str]) -> list[TermVector]:
-        """TF-IDF vectors of new texts with this lexicon (as scikit-learn's ``transform``)."""
-        analyze = analyzer(self.ngrams)
+    def vectorize(
+        self, texts: Iterable[str], languages: Iterable[str | None] | None = None
+    ) -> list[TermVector]:
+        """TF-IDF vectors of new texts with this lexicon (as scikit-learn's ``transform``);
+        ``languages``: each text's language (None: unknown, the default)."""
         index = self.index
         out = []
-        for text in texts:
-            counts = Counter(index[t] for t in analyze(text) if t in index)
+        texts = list(texts)
+        chosen = list(languages) if languages is not None else [None] * len(texts)
+        if len(chosen) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(chosen)} languages")
+        for text, language in zip(texts, chosen, strict=True):
+            counts = Counter(index[t] for t in analyze(text, language, self.ngrams) if t in index)
             if not counts:
                 out.append(TermVector.empty())
                 continue
@@ -95,21 +174,34 @@ class Lexicon:
         return out
 
 
-def fit(texts: Sequence[str], ngrams: int, min_df: int) -> tuple[Lexicon, list[TermVector]]:
+def fit(
+    texts: Sequence[str],
+    ngrams: int,
+    min_df: int,
+    *,
+    languages: Sequence[str | None] | None = None,
+) -> tuple[Lexicon, list[TermVector]]:
     """Fit the lexicon on a build's texts; their vectors. Terms in fewer than ``min_df`` texts
     are left out (rare terms mostly add noise), except in builds of fewer than
-    ``FULL_MIN_DF_FROM`` texts, too few to tell a rare term from a telling one."""
+    ``FULL_MIN_DF_FROM`` texts, too few to tell a rare term from a telling one.
+    ``languages``: each text's language, for its stop words (None: unknown, the default)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    chosen = list(languages) if languages is not None else [None] * len(texts)
+    if len(chosen) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(chosen)} languages")
+
+    def analyze_doc(doc: tuple[str, str | None]) -> list[str]:
+        return analyze(doc[0], doc[1], ngrams)
+
     vectorizer = TfidfVectorizer(
-        stop_words="english",
-        ngram_range=(1, ngrams),
+        analyzer=analyze_doc,
         min_df=min_df if len(texts) >= FULL_MIN_DF_FROM else 1,
         sublinear_tf=True,
         dtype=np.float32,
     )
     try:
-        matrix = vectorizer.fit_transform(texts).tocsr()
+        matrix = vectorizer.fit_transform(list(zip(texts, chosen, strict=True))).tocsr()
     except ValueError as exc:
         if "max_df corresponds to" in str(exc):  # min_df above the number of texts
             raise SettingsError(

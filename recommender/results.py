@@ -31,6 +31,7 @@ class Recommendation:
     url: str | None = None
     source: str | None = None
     lang: str | None = None
+    language: str | None = None  # the effective language: lang, else detected (None: unknown)
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     dense_similarity: float = 0.0

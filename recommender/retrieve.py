@@ -40,7 +40,11 @@ class Filters:
     ``same_category``: only articles in the query's category; ``categories``: only articles in
     these; ``since`` / ``until``: only articles published in this range (bounds included; a bare
     date as ``until`` includes that day; undated articles fail either bound); ``exclude``: ids
-    never to return.
+    never to return; ``same_language``: only articles in the query's language (its effective
+    language: the ``lang`` field, else detected when detection is sure). Articles of unknown
+    language are then left out. When the query's own language is unknown, ``same_language``
+    does nothing (as ``same_category`` for a query without a category): the list is what it
+    would be without it.
     """
 
     same_category: bool = False
@@ -48,8 +52,15 @@ class Filters:
     since: datetime | date | str | None = None
     until: datetime | date | str | None = None
     exclude: Iterable[str] = ()
+    same_language: bool = False
 
-    def resolve(self, columns: Columns, query_category: int, where: object) -> RowFilter:
+    def resolve(
+        self,
+        columns: Columns,
+        query_category: int,
+        where: object,
+        query_language: str | None = None,
+    ) -> RowFilter:
         """The row filter of these filters over an index's columns (``where`` names the index
         in errors); InvalidQueryError for an unknown category or a bad date range."""
         codes: set[int] | None = None
@@ -69,10 +80,14 @@ class Filters:
         until_day = _day(self.until, "until", end_of_day=True)
         if since_day is not None and until_day is not None and since_day > until_day:
             raise InvalidQueryError(f"since ({self.since}) is after until ({self.until})")
+        language = None
+        if self.same_language and query_language is not None:
+            language = columns.language_code(query_language)  # -2: no article has it
         return RowFilter(
             categories=frozenset(codes) if codes is not None else None,
             since_day=since_day,
             until_day=until_day,
+            language=language,
         )
 
 
@@ -103,13 +118,15 @@ class RowFilter:
     categories: frozenset[int] | None = None
     since_day: float | None = None
     until_day: float | None = None
+    language: int | None = None  # a language code (Columns.language_codes); -2 matches none
 
     @property
     def active(self) -> bool:
         return (
             self.categories is not None
             or self.since_day is not None
-            or (self.until_day is not None)
+            or self.until_day is not None
+            or self.language is not None
         )
 
 
@@ -118,6 +135,8 @@ def allowed_rows(columns: Columns, filters: RowFilter) -> np.ndarray:
     mask = np.ones(len(columns.ids), dtype=bool)
     if filters.categories is not None:
         mask &= np.isin(columns.category_codes, np.fromiter(filters.categories, dtype=np.int32))
+    if filters.language is not None:
+        mask &= columns.language_codes == filters.language
     with np.errstate(invalid="ignore"):
         if filters.since_day is not None:
             mask &= columns.published_days >= filters.since_day

@@ -174,6 +174,13 @@ _FILTER_FIELDS: dict[str, Any] = {
     "since": (str | None, Field(None, description="Only articles published on or after.")),
     "until": (str | None, Field(None, description="Only articles published on or before.")),
     "exclude": (list[str], Field([], description="Never return these ids (repeatable).")),
+    "same_language": (
+        bool,
+        Field(
+            False,
+            description="Only articles in the query's language (not applied when it is unknown).",
+        ),
+    ),
 }
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -204,6 +211,10 @@ else:
             str | None,
             Field(None, description="The draft's date, ISO-8601 (default: now)."),
         ),
+        lang=(
+            str | None,
+            Field(None, description="The draft's language, e.g. az (default: detected)."),
+        ),
         k=(int, Field(10, ge=0, description="How many related articles.")),
         categories=(
             list[str],
@@ -227,6 +238,7 @@ def _query_options(params: Mapping[str, Any], categories: list[str]) -> dict[str
         since=params.get("since"),
         until=params.get("until"),
         exclude=tuple(params.get("exclude") or ()),
+        same_language=bool(params.get("same_language")),
     )
     return options
 
@@ -751,6 +763,7 @@ def create_app(
                     values["k"],
                     category=values["category"],
                     published_at=values["published_at"],
+                    lang=values["lang"],
                     **kwargs,
                 )
             ],

@@ -107,9 +107,20 @@ class ArticleRow:
     content_hash: str = _column("TEXT NOT NULL", "hash of the embedded text")
     removed: int = _column("INTEGER NOT NULL DEFAULT 0")
     changed: int = _column("INTEGER NOT NULL", "generation that last wrote this row")
+    # Last: versions written before it existed get it by ALTER TABLE (``add_language_column``).
+    language: str | None = _column(
+        "TEXT", "effective language: lang, else detected when sure (language.effective)"
+    )
 
     @classmethod
-    def of(cls, row: int, article: Article, text_hash: str, generation: int) -> ArticleRow:
+    def of(
+        cls,
+        row: int,
+        article: Article,
+        text_hash: str,
+        generation: int,
+        language: str | None = None,
+    ) -> ArticleRow:
         from .text import title_key, url_key
 
         published = article.published_at
@@ -133,6 +144,7 @@ class ArticleRow:
             content_hash=text_hash,
             removed=0,
             changed=generation,
+            language=language,
         )
 
     def values(self) -> tuple[Any, ...]:
@@ -161,9 +173,13 @@ class ArticleRow:
         return tuple(f.name for f in fields(ArticleRow))
 
 
-#: The columns an article's checksum covers: all but its place and the bookkeeping.
-CHECKSUMMED = tuple(c for c in ArticleRow.columns() if c not in ("row", "removed", "changed"))
+#: The columns an article's checksum covers: all but its place and the bookkeeping, and its
+#: language only when it has one (rows written before the column existed keep their checksum).
+CHECKSUMMED = tuple(
+    c for c in ArticleRow.columns() if c not in ("row", "removed", "changed", "language")
+)
 _CHECKSUMMED_AT = tuple(ArticleRow.columns().index(c) for c in CHECKSUMMED)
+_LANGUAGE_AT = ArticleRow.columns().index("language")
 ROW_CHECKSUMS = (
     "CREATE TABLE IF NOT EXISTS row_checksums (row INTEGER PRIMARY KEY, crc INTEGER NOT NULL)"
 )
@@ -172,7 +188,10 @@ SELECT_ROWS = f"SELECT {', '.join(ArticleRow.columns())} FROM articles"
 
 def row_checksum(values: Sequence[Any]) -> int:
     """CRC32 of a stored article's content; ``values`` in ``ArticleRow.columns()`` order."""
-    content = json.dumps([values[i] for i in _CHECKSUMMED_AT], ensure_ascii=False)
+    covered = [values[i] for i in _CHECKSUMMED_AT]
+    if values[_LANGUAGE_AT] is not None:
+        covered.append(values[_LANGUAGE_AT])
+    content = json.dumps(covered, ensure_ascii=False)
     return zlib.crc32(content.encode("utf-8"))
 
 
@@ -207,7 +226,27 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
 )
 
 #: Light per-row values the query path keeps in memory, in this order.
-COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed"
+COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed, language"
+
+
+def has_language_column(connection: sqlite3.Connection | sqlite3.Cursor) -> bool:
+    """Whether the ``articles`` table has the ``language`` column (versions written before it
+    existed have not, until a writer adds it)."""
+    return any(row[1] == "language" for row in connection.execute("PRAGMA table_info(articles)"))
+
+
+def add_language_column(connection: sqlite3.Connection) -> None:
+    """Give a version written before languages were stored its ``language`` column; its rows
+    keep NULL (unknown) until they are written again or the index is rebuilt."""
+    if not has_language_column(connection):
+        connection.execute("ALTER TABLE articles ADD COLUMN language TEXT")
+
+
+def select_columns(has_language: bool) -> str:
+    """The ``ArticleRow`` columns as a SELECT list; NULL for a missing ``language``."""
+    return ", ".join(
+        "NULL" if name == "language" and not has_language else name for name in ArticleRow.columns()
+    )
 
 
 @dataclass(frozen=True)
@@ -253,6 +292,9 @@ class Columns:
     row_of: dict[str, int]  # live ids only
     title_index: dict[str, int] = field(repr=False, default_factory=dict)
     url_index: dict[str, int] = field(repr=False, default_factory=dict)
+    # int32 index into languages, -1 when unknown (the effective language, see ArticleRow)
+    language_codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    languages: tuple[str, ...] = ()
 
     def category_code(self, category: str | None) -> int:
         if category is None:
@@ -261,6 +303,20 @@ class Columns:
             return self.categories.index(category)
         except ValueError:
             return -1
+
+    def language_code(self, language: str | None) -> int:
+        """The code of a language; -1 for None, -2 for one no row has ever had."""
+        if language is None:
+            return -1
+        try:
+            return self.languages.index(language)
+        except ValueError:
+            return -2
+
+    def language(self, row: int) -> str | None:
+        """The effective language of a row (None when unknown)."""
+        code = int(self.language_codes[row]) if row < len(self.language_codes) else -1
+        return self.languages[code] if code >= 0 else None
 
     @property
     def live_categories(self) -> tuple[str, ...]:
@@ -291,14 +347,18 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
     title_codes = extended(previous.title_codes if previous else None, -1, np.int64)
     url_codes = extended(previous.url_codes if previous else None, -1, np.int64)
     alive = extended(previous.alive if previous else None, False, bool)
+    language_codes = extended(previous.language_codes if previous else None, -1, np.int32)
     categories = list(previous.categories) if previous else []
+    languages = list(previous.languages) if previous else []
     if previous is None:  # a stable, readable order for a fresh load
         categories = sorted({row[3] for row in rows if row[3] is not None})
+        languages = sorted({row[8] for row in rows if row[8] is not None})
     category_index = {name: code for code, name in enumerate(categories)}
+    language_index = {name: code for code, name in enumerate(languages)}
     row_of = dict(previous.row_of) if previous else {}
     title_index = dict(previous.title_index) if previous else {}
     url_index = dict(previous.url_index) if previous else {}
-    for row, article_id, title, category, published_ts, title_key, url_key, removed in rows:
+    for row, article_id, title, category, published_ts, title_key, url_key, removed, lang in rows:
         if alive[row] and row_of.get(ids[row]) == row:
             del row_of[ids[row]]
         ids[row], titles[row] = article_id, title
@@ -307,6 +367,10 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
             category_index[category] = len(categories)
             categories.append(category)
         category_codes[row] = -1 if category is None else category_index[category]
+        if lang is not None and lang not in language_index:
+            language_index[lang] = len(languages)
+            languages.append(lang)
+        language_codes[row] = -1 if lang is None else language_index[lang]
         title_codes[row] = _code(title_index, title_key)
         url_codes[row] = _code(url_index, url_key)
         alive[row] = not removed
@@ -324,6 +388,8 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         row_of=row_of,
         title_index=title_index,
         url_index=url_index,
+        language_codes=language_codes,
+        languages=tuple(languages),
     )
 
 
@@ -690,6 +756,7 @@ class ArticleTable:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         self.has_checksums = self._has_checksums()
+        self._has_language = False
 
     def _open(self) -> sqlite3.Connection:
         """A read-only connection. SQLite needs a -shm file beside a WAL database, which a
@@ -720,7 +787,13 @@ class ArticleTable:
 
     def rows_sql(self, where: str) -> str:
         """SELECT of stored rows (``ArticleRow`` columns, then the checksum or NULL)."""
-        columns = ", ".join(ArticleRow.columns())
+        if not self._has_language:  # a writer may have added it since
+            try:
+                with self._lock:
+                    self._has_language = has_language_column(self._connection)
+            except sqlite3.Error as exc:
+                raise self._damaged(exc) from None
+        columns = select_columns(self._has_language)
         if self.has_checksums:
             return (
                 f"SELECT {columns}, crc FROM articles LEFT JOIN row_checksums USING (row) {where}"
@@ -776,8 +849,11 @@ class ArticleTable:
                         "SELECT value FROM state WHERE key = 'generation'"
                     ).fetchall()
                     segments = list_segments(cursor)
+                    fields = COLUMN_FIELDS
+                    if not has_language_column(cursor):  # unknown until a writer adds it
+                        fields = fields.replace("language", "NULL")
                     rows = cursor.execute(
-                        f"SELECT {COLUMN_FIELDS} FROM articles WHERE changed > ? ORDER BY row",
+                        f"SELECT {fields} FROM articles WHERE changed > ? ORDER BY row",
                         (since,),
                     ).fetchall()
                     terms = cursor.execute(

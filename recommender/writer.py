@@ -16,9 +16,9 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -37,6 +37,7 @@ from .errors import (
     RecommenderError,
     SettingsError,
 )
+from .language import effective as effective_language
 from .lexical import Lexicon, TermVector, lexical_text
 from .lexical import fit as fit_lexicon
 from .results import BuildReport, UpdateReport
@@ -56,6 +57,7 @@ from .store import (
     ArticleTable,
     Manifest,
     Segment,
+    add_language_column,
     checkpoint,
     connect,
     current_name,
@@ -294,17 +296,19 @@ def write_version(
     hashes: Sequence[str],
     lexicon: Lexicon,
     terms: Sequence[TermVector],
+    languages: Sequence[str | None],
 ) -> Path:
-    """Write a complete new version and make it current; returns its folder."""
-    if not len(articles) == len(vectors) == len(hashes) == len(terms):
-        raise ValueError("articles, vectors, hashes and terms differ in length")
+    """Write a complete new version and make it current; returns its folder. ``languages``:
+    each article's effective language (``language.effective``)."""
+    if not len(articles) == len(vectors) == len(hashes) == len(terms) == len(languages):
+        raise ValueError("articles, vectors, hashes, terms and languages differ in length")
     clean_up(index_dir)
 
     def fill(connection: sqlite3.Connection) -> None:
         connection.executemany(
             INSERT_ARTICLE,
             (
-                ArticleRow.of(row, article, text_hash, 1).values()
+                ArticleRow.of(row, article, text_hash, 1, languages[row]).values()
                 for row, (article, text_hash) in enumerate(zip(articles, hashes, strict=True))
             ),
         )
@@ -382,6 +386,8 @@ class Change:
     removed_rows: Sequence[int] = ()
     removed_ids: Sequence[str] = ()
     terms: Sequence[TermVector] = ()  # one per new article
+    # the effective language of each new or changed article, by id
+    languages: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def apply_change(version: Path, dimension: int, vector_type: str, change: Change) -> int:
@@ -389,6 +395,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
     connection = connect(version / ARTICLES, write=True)
     try:
         connection.execute(ROW_CHECKSUMS)  # a version written before checksums gets them
+        add_language_column(connection)  # and one written before languages, its column
         known = {row[0] for row in connection.execute("SELECT file FROM segments")}
         for path in version.glob("seg-*.faiss"):
             if path.name not in known:  # written by a writer that died before committing
@@ -428,7 +435,13 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
             connection.executemany(
                 INSERT_ARTICLE,
                 [
-                    ArticleRow.of(first_row + offset, article, text_hash, generation).values()
+                    ArticleRow.of(
+                        first_row + offset,
+                        article,
+                        text_hash,
+                        generation,
+                        change.languages.get(article.id),
+                    ).values()
                     for offset, (article, text_hash) in enumerate(change.new)
                 ],
             )
@@ -439,7 +452,10 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
             _refuse_damaged_rows(connection, version, [row for row, _ in change.metadata])
             connection.executemany(
                 UPDATE_FIELDS,
-                [_fields_update(row, article, generation) for row, article in change.metadata],
+                [
+                    _fields_update(row, article, generation, change.languages.get(article.id))
+                    for row, article in change.metadata
+                ],
             )
             _write_checksums(
                 connection,
@@ -491,8 +507,10 @@ UPDATE_FIELDS = (
 )
 
 
-def _fields_update(row: int, article: Article, generation: int) -> tuple[Any, ...]:
-    stored = ArticleRow.of(row, article, "", generation)
+def _fields_update(
+    row: int, article: Article, generation: int, language: str | None
+) -> tuple[Any, ...]:
+    stored = ArticleRow.of(row, article, "", generation, language)
     return (*(getattr(stored, name) for name in FIELD_COLUMNS), row)
 
 
@@ -722,10 +740,12 @@ class IndexWriter:
             model, choice = chosen_model.model, chosen_model.reason
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
+        languages = [effective_language(a.lang, a.title, a.body) for a in chosen]
         lexicon, terms = fit_lexicon(
             [lexical_text(a.title, a.body) for a in chosen],
             settings.lexical_ngrams,
             settings.lexical_min_df,
+            languages=languages,
         )
         with writing(self.path, self.wait) as state:
             dimension, reused = _reusable_vectors(self.path, model, hashes)
@@ -751,7 +771,9 @@ class IndexWriter:
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),
             )
-            version = write_version(self.path, manifest, chosen, vectors, hashes, lexicon, terms)
+            version = write_version(
+                self.path, manifest, chosen, vectors, hashes, lexicon, terms, languages
+            )
             state.committed = True
         return BuildReport(
             index=str(self.path),
@@ -774,6 +796,7 @@ class IndexWriter:
         with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
             texts, hashes = _texts_and_hashes(chosen, settings)
+            languages = {a.id: effective_language(a.lang, a.title, a.body) for a in chosen}
             table = ArticleTable(version)
             try:
                 stored = table.live_hashes(a.id for a in chosen)
@@ -795,7 +818,8 @@ class IndexWriter:
                 vectors = encode_all(encoder, embed, progress=progress)
             terms = (
                 self._lexicon(version, settings).vectorize(
-                    lexical_text(article.title, article.body) for article, _ in new
+                    [lexical_text(article.title, article.body) for article, _ in new],
+                    languages=[languages[article.id] for article, _ in new],
                 )
                 if new
                 else []
@@ -810,6 +834,7 @@ class IndexWriter:
                     metadata=fields_only,
                     removed_rows=replaced_rows,
                     terms=terms,
+                    languages=languages,
                 ),
             )
             state.committed = True

@@ -65,7 +65,7 @@ def test_every_command_and_option_has_help() -> None:
 def test_build_summary_line(tmp_path: Path) -> None:
     code, out, _ = run("build-index", str(SAMPLE), "--index", str(tmp_path / "ix"))
     assert code == 0
-    assert out.startswith("indexed 318 articles from 318 records in ")
+    assert out.startswith("indexed 338 articles from 338 records in ")
     assert "articles/s; index " in out and str(tmp_path / "ix") in out
 
 
@@ -125,10 +125,10 @@ def test_similar_to_text_and_text_file(index: Path, tmp_path: Path) -> None:
 def test_info(index: Path) -> None:
     code, out, _ = run("info", "--index", str(index))
     assert code == 0
-    assert "articles      318 in 9 categories" in out
-    assert "model         sentence-transformers/all-MiniLM-L6-v2" in out
+    assert "articles      338 in 9 categories" in out
+    assert "model         multilingual-e5-small-q4" in out  # auto: the sample is mixed
     data = json.loads(run("info", "--index", str(index), "--json")[1])
-    assert data["articles"] == 318 and data["dimension"] == 256
+    assert data["articles"] == 338 and data["dimension"] == 256
 
 
 def test_index_from_environment(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,7 +258,7 @@ def test_add_and_remove_commands(index: Path, tmp_path: Path) -> None:
     code, out, err = run("add", str(news), "--index", str(index))
     assert code == 0, err
     assert out.startswith("added 1, replaced 1, updated fields of 1; embedded 2 in ")
-    assert "articles      319 in 9 categories" in run("info", "-i", str(index))[1]
+    assert "articles      339 in 9 categories" in run("info", "-i", str(index))[1]
     item = json.loads(run("similar", "n1", "-i", str(index), "--json", "-k", "50")[1])
     assert "a-2016" in [i["id"] for i in item]
     (tmp_path / "gone.txt").write_text("n1\na-2018\n")
@@ -504,7 +504,7 @@ def test_check_reports_a_sound_index_and_each_problem(index: Path) -> None:
     code, out, _ = run("check", "--index", str(index))
     assert code == 0, out
     assert (
-        f"index at {index} is sound: 318 articles, 318 rows (318 with a verified checksum)" in out
+        f"index at {index} is sound: 338 articles, 338 rows (338 with a verified checksum)" in out
     )
     version = index / (index / "CURRENT").read_text().strip()
     with sqlite3.connect(version / "articles.sqlite") as db:
@@ -519,3 +519,44 @@ def test_check_reports_a_sound_index_and_each_problem(index: Path) -> None:
     assert "its stored text does not match its content hash" in out
     assert "seg-000001.faiss does not match its checksum" in out
     assert "has 3 problem(s)" in err
+
+
+# -- languages ----------------------------------------------------------------------------------
+
+
+def test_similar_same_language(index: Path) -> None:
+    code, out, _ = run("similar", "a-4003", "--index", str(index), "-k", "10", "--json")
+    assert code == 0 and len({item["language"] for item in json.loads(out)}) > 1
+    code, out, _ = run(
+        "similar", "a-4003", "--index", str(index), "-k", "10", "--json", "--same-language"
+    )
+    items = json.loads(out)
+    assert code == 0 and items and {item["language"] for item in items} == {"ru"}
+    draft = "Orman yangını: Tavrin Dağları'nda 3 bin kişi tahliye edildi"
+    base = ["similar", "--text", draft, "--index", str(index), "--json", "--same-language"]
+    code, out, _ = run(*base)
+    assert code == 0 and {item["language"] for item in json.loads(out)} == {"tr"}
+    code, out, _ = run(*base, "--text-lang", "az")
+    assert code == 0 and {item["language"] for item in json.loads(out)} == {"az"}
+
+
+def test_letters_of_every_alphabet_reach_json_and_the_table(index: Path) -> None:
+    """Cyrillic, Azerbaijani and Turkish letters through build, store, similar and output."""
+    titles = {
+        "a-4002": "Lirovada ilk metro xətti açıldı",
+        "a-4003": "В Лирове открылась первая линия метро",
+        "a-4004": "Lirova'da ilk metro hattı açıldı",
+    }
+    code, out, _ = run("similar", "a-4001", "--index", str(index), "-k", "5", "--json")
+    assert code == 0
+    found = {item["id"]: item for item in json.loads(out)}
+    for article_id, title in titles.items():
+        assert found[article_id]["title"] == title
+    assert found["a-4002"]["source"] == "Zərif Xəbər" and found["a-4002"]["lang"] == "az"
+    assert "\\u" not in out  # written as UTF-8, not escaped
+    code, out, _ = run("similar", "a-4001", "--index", str(index), "-k", "5")
+    assert code == 0
+    for title in titles.values():
+        assert title in out
+    code, out, _ = run("similar", "a-4002", "--index", str(index), "-k", "3")
+    assert code == 0 and "В Лирове открылась первая линия метро" in out

@@ -448,3 +448,36 @@ def test_added_articles_are_found_by_their_words(tmp_path: Path) -> None:
         assert "new" not in found
         other = rec.similar("a-1001", k=3)[0]
         assert other.lexical_similarity > 0
+
+
+# -- languages ----------------------------------------------------------------------------------
+
+
+def test_same_language_keeps_to_the_query_articles_language(sample_rec: Recommender) -> None:
+    assert sample_rec.language("a-1001") == "en" and sample_rec.language("a-4002") == "az"
+    with pytest.raises(UnknownArticleError):
+        sample_rec.language("nope")
+    plain = sample_rec.similar("a-4002", k=10)
+    assert {item.language for item in plain} > {"az"}  # other languages without the filter
+    kept = sample_rec.similar("a-4002", k=10, same_language=True)
+    assert kept and {item.language for item in kept} == {"az"}
+    assert len(kept) == 4  # every other Azerbaijani article of the sample, and only those
+    from recommender import Filters
+
+    assert sample_rec.similar("a-4002", k=10, filters=Filters(same_language=True)) == kept
+    english = sample_rec.similar("a-1001", k=10, same_language=True, same_category=True)
+    assert {(item.language, item.category) for item in english} == {("en", "world")}
+
+
+def test_same_language_for_a_draft(sample_rec: Recommender) -> None:
+    draft = "Лесной пожар в горах Таврин\nОколо 3 тысяч жителей девяти сёл покинули дома."
+    detected = sample_rec.similar_to_text(draft, k=10, same_language=True)
+    assert detected and {item.language for item in detected} == {"ru"}
+    told = sample_rec.similar_to_text(draft, k=10, same_language=True, lang="tr-TR")
+    assert told and {item.language for item in told} == {"tr"}
+    assert sample_rec.similar_to_text(draft, k=10, same_language=True, lang="de") == []
+    # Unknown language (nothing to detect it from): the filter is not applied.
+    when = "2026-11-07T00:00:00Z"
+    unsure = sample_rec.similar_to_text("2600 - 400 - 35", published_at=when, same_language=True)
+    assert len({item.language for item in unsure}) > 1
+    assert unsure == sample_rec.similar_to_text("2600 - 400 - 35", published_at=when)

@@ -114,7 +114,7 @@ def test_summarize_needs_queries() -> None:
 def test_evaluate_on_the_sample(sample_rec: Recommender) -> None:
     relevance = relevance_from_labels(labels_from_field([SAMPLE], "story"))
     report = evaluate(sample_rec, relevance, k=10)
-    assert report.queries == 318 and report.skipped == 0 and 100 <= report.candidates <= 200
+    assert report.queries == 338 and report.skipped == 0 and 100 <= report.candidates <= 200
     assert 0 < report.precision_at_10 <= report.precision_at_5 <= 1
     assert 0 < report.ndcg_at_10 <= 1 and 0 < report.mrr <= 1
     assert report.near_duplicates == 0.0  # the engine removes them
@@ -131,7 +131,7 @@ def test_evaluate_command(tmp_path: Path) -> None:
     assert runner.invoke(app, ["build-index", str(SAMPLE), "-i", index]).exit_code == 0
     result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", "story"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("318 queries")
+    assert result.stdout.startswith("338 queries")
     assert "nDCG@10" in result.stdout and "recall of candidates (" in result.stdout
     result = runner.invoke(
         app,
@@ -147,3 +147,61 @@ def test_evaluate_command(tmp_path: Path) -> None:
     pairs.write_text("a,b\na-1001,a-1002\na-2016,a-2018\n")
     result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", str(pairs)])
     assert result.exit_code == 0 and result.stdout.startswith("4 queries")  # both ways
+
+
+# -- by language ----------------------------------------------------------------------------------
+
+
+def test_by_language_groups_the_queries() -> None:
+    from recommender.evaluate import UNKNOWN_LANGUAGE, ListScores, by_language
+
+    def scores(p5: float) -> ListScores:
+        return ListScores(p5, p5 / 2, p5, p5, None, 0.0, ())
+
+    languages = ["en", "en", "az", UNKNOWN_LANGUAGE, "en"]
+    found = by_language(
+        languages,
+        [scores(1.0), scores(0.6), scores(0.2), scores(0.0), scores(0.8)],
+        [(1.0, 0.5)] * 5,
+        [100, 120, 100, 100, 110],
+        10,
+    )
+    assert list(found) == ["en", "az", UNKNOWN_LANGUAGE]  # most queries first
+    assert found["en"].queries == 3 and found["en"].precision_at_5 == pytest.approx(0.8)
+    assert found["en"].candidates == 110 and found["az"].precision_at_5 == pytest.approx(0.2)
+    assert found["az"].by_language == {}
+    # One known language (unknown aside): no breakdown.
+    assert by_language(["en", UNKNOWN_LANGUAGE], [scores(1), scores(0)], [], [1, 1], 10) == {}
+
+
+def test_evaluate_breaks_the_sample_down_by_language(sample_rec: Recommender) -> None:
+    relevance = relevance_from_labels(labels_from_field([SAMPLE], "story"))
+    report = evaluate(sample_rec, relevance, k=10)
+    assert set(report.by_language) == {"en", "az", "ru", "tr"}
+    assert [part.queries for part in report.by_language.values()] == [323, 5, 5, 5]
+    assert sum(p.queries * p.precision_at_5 for p in report.by_language.values()) == (
+        pytest.approx(report.queries * report.precision_at_5)
+    )
+    english = {q: rel for q, rel in relevance.items() if not q.startswith("a-40")}
+    assert evaluate(sample_rec, english, k=10).by_language == {}
+
+
+@pytest.mark.usefixtures("fake_default_model")
+def test_evaluate_command_by_language(tmp_path: Path) -> None:
+    runner = CliRunner()
+    index = str(tmp_path / "ix")
+    assert runner.invoke(app, ["build-index", str(SAMPLE), "-i", index]).exit_code == 0
+    base = ["evaluate", str(SAMPLE), "-i", index, "--label", "story"]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 0, result.output
+    assert "by the query's language" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [row[:2] for row in rows if row and row[0] in ("en", "az", "ru", "tr")] == [
+        ["en", "323"],
+        ["az", "5"],
+        ["ru", "5"],
+        ["tr", "5"],
+    ]
+    data = json.loads(runner.invoke(app, [*base, "--json"]).stdout)
+    assert data["by_language"]["az"]["queries"] == 5
+    assert 0 <= data["by_language"]["ru"]["precision_at_5"] <= 1

@@ -39,3 +39,18 @@ def test_a_given_lang_wins_over_detection() -> None:
 def test_share_counts_unknown_as_other() -> None:
     assert language.share(["en", "en", None, "ru"], "en") == 0.5
     assert language.share([], "en") == 0.0
+
+
+def test_undetermined_codes_fall_back_to_detection() -> None:
+    assert language.of("und", "В Москве прошёл сильный дождь, затоплены улицы") == "ru"
+    assert language.effective("mul", "Bakıda güclü zəlzələ baş verib, evlər dağılıb") == "az"
+
+
+def test_effective_language_is_unknown_when_detection_is_unsure() -> None:
+    assert language.effective(None, "2026-09-02 12:00 +++ 42") is None
+    # Two words give detection little to go by: below CONFIDENCE it is not trusted.
+    unsure = "ok ok"
+    assert language.detect(unsure) is not None
+    assert language.detect(unsure, min_confidence=language.CONFIDENCE) is None
+    assert language.effective(None, unsure) is None
+    assert language.effective("TR-tr", unsure) == "tr"  # a given lang is never second-guessed

@@ -578,3 +578,95 @@ def test_fit_with_min_df_above_the_build_size_is_a_clear_error() -> None:
 
     with pytest.raises(SettingsError, match="lexical_min_df 200 is more than the 150"):
         fit(["market report rain"] * 150, 1, min_df=200)
+
+
+# Languages ------------------------------------------------------------------------------------
+
+
+def test_stop_words_follow_the_language() -> None:
+    from recommender.lexical import analyze, stop_words
+
+    assert {"the", "and"} <= stop_words("en") and stop_words(None) == stop_words("en")
+    assert {"что", "это", "как"} <= stop_words("ru")  # one-letter words are never terms
+    assert {"ve", "bir", "için"} <= stop_words("tr")
+    assert stop_words("az") == frozenset()  # stopwordsiso has no Azerbaijani list
+    russian = "Пожар в горах и эвакуация сёл"
+    assert analyze(russian, "ru", 1) == ["пожар", "горах", "эвакуация", "сёл"]
+    assert "горах" in analyze(russian, None, 1) and "в" not in analyze(russian, None, 1)
+    turkish = "Orman yangını ve tahliye için bir plan"
+    assert analyze(turkish, "tr", 1) == ["orman", "yangını", "tahliye", "plan"]
+    assert {"ve", "için", "bir"} <= set(analyze(turkish, "en", 1))  # not English stop words
+
+
+def test_stop_words_go_before_bigrams_as_in_sklearn() -> None:
+    from recommender.lexical import analyze
+
+    assert analyze("Лесной пожар и эвакуация", "ru", 2) == [
+        "лесной",
+        "пожар",
+        "эвакуация",
+        "лесной пожар",
+        "пожар эвакуация",
+    ]
+
+
+def test_unspaced_scripts_become_character_pairs() -> None:
+    from recommender.lexical import analyze, words
+
+    assert words("北京发生地震") == ["北京", "京发", "发生", "生地", "地震"]
+    assert words("東京で地震 Tokyo") == ["東京", "京で", "で地", "地震", "tokyo"]
+    assert words("地") == ["地"]  # a lone character is a word of its own
+    assert words("แผ่นดินไหว")[:2] == ["แผ", "ผ่"]  # Thai, marks kept inside the pairs
+    assert "我们" not in analyze("我们北京地震", "zh", 1)  # a Chinese stop word
+
+
+def test_a_chinese_headline_is_not_one_term() -> None:
+    texts = ["北京发生强烈地震", "上海发生强烈地震", "北京举行马拉松比赛", "上海举行马拉松比赛"]
+    lexicon, vectors = fit(texts, 1, min_df=1, languages=["zh"] * 4)
+    assert "地震" in lexicon.terms and "北京发生强烈地震" not in lexicon.terms
+    assert all(len(v.terms) >= 4 for v in vectors)
+    query = lexicon.vectorize(["北京地震"], ["zh"])[0]
+    rows, _ = search([LexicalPart.of(0, vectors, len(lexicon.terms))], query, 4)
+    assert rows[0] == 0  # the Beijing earthquake: both words shared
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        (
+            "ZƏLZƏLƏ Bakıda: evlər dağılıb, çox ŞİKAYƏT",
+            "az",
+            ["zəlzələ", "bakıda", "evlər", "dağılıb", "çox", "şikayət"],
+        ),
+        (
+            "İSTANBUL'DA DEPREM: IĞDIR, İzmir ve Isparta",
+            "tr",
+            ["istanbul", "deprem", "ığdır", "izmir", "ısparta"],
+        ),
+        ("Ёлки и ТАВРИН: прошёл дождь", "ru", ["ёлки", "таврин", "прошёл", "дождь"]),
+        ("İstanbul marathon", "en", ["istanbul", "marathon"]),  # no combining dot left
+    ],
+)
+def test_letters_of_every_alphabet_survive(text: str, language: str, expected: list[str]) -> None:
+    from recommender.lexical import analyze
+
+    assert analyze(text, language, 1) == expected
+
+
+def test_decomposed_letters_are_composed() -> None:
+    from recommender.lexical import words
+
+    assert words("й".replace("й", "и\u0306") + "од") == ["йод"]  # NFD input, one word
+
+
+def test_fit_and_vectorize_use_each_texts_language() -> None:
+    texts = ["Пожар в горах Таврин", "Пожар в городе Лирова", "Orman yangını ve Tavrin"]
+    languages = ["ru", "ru", "tr"]
+    lexicon, fitted = fit(texts, 1, min_df=1, languages=languages)
+    assert "в" not in lexicon.terms and "ve" not in lexicon.terms and "пожар" in lexicon.terms
+    again = lexicon.vectorize(texts, languages)
+    for a, b in zip(fitted, again, strict=True):
+        np.testing.assert_array_equal(a.terms, b.terms)
+        np.testing.assert_allclose(a.weights, b.weights, rtol=RTOL)
+    with pytest.raises(ValueError, match="2 texts but 1 languages"):
+        lexicon.vectorize(texts[:2], ["ru"])

@@ -271,3 +271,48 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
 )
 def test_filters_active(filters: RowFilter, active: bool) -> None:
     assert filters.active is active
+
+
+# same_language --------------------------------------------------------------------------------
+
+
+def _with_languages(columns: Columns) -> Columns:
+    from dataclasses import replace
+
+    return replace(
+        columns,
+        language_codes=np.array([0, 1, 0, -1, 2, 1], dtype=np.int32),
+        languages=("az", "ru", "tr"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("query_language", "expected"),
+    [
+        ("az", [True, False, True, False, False, False]),
+        ("ru", [False, True, False, False, False, True]),
+        ("de", [False] * 6),  # a language no article is in: nothing qualifies
+        (None, [True] * 6),  # the query's language is unknown: not applied
+    ],
+)
+def test_same_language_keeps_to_the_query_language(
+    columns: Columns, query_language: str | None, expected: list[bool]
+) -> None:
+    from recommender.retrieve import Filters
+
+    columns = _with_languages(columns)
+    row_filter = Filters(same_language=True).resolve(columns, -1, "ix", query_language)
+    assert row_filter.active is (query_language is not None)
+    assert allowed_rows(columns, row_filter).tolist() == expected
+    unfiltered = Filters().resolve(columns, -1, "ix", query_language)
+    assert unfiltered.language is None and not unfiltered.active
+
+
+def test_same_language_with_other_filters(columns: Columns) -> None:
+    from recommender.retrieve import Filters
+
+    columns = _with_languages(columns)
+    row_filter = Filters(same_language=True, same_category=True).resolve(columns, 1, "ix", "ru")
+    assert allowed_rows(columns, row_filter).tolist() == [False, True, False, False, False, True]
+    row_filter = Filters(same_language=True, categories=["news"]).resolve(columns, 1, "ix", "az")
+    assert allowed_rows(columns, row_filter).tolist() == [True, False, True, False, False, False]

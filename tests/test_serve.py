@@ -127,7 +127,7 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert client.get("/articles?q=a-1001").json()[0]["id"] == "a-1001"
     assert client.get("/articles?q=zzzzqqq").json() == []
     info = client.get("/info").json()
-    assert info["articles"] == 318 and info["generation"] >= 1 and info["index"] == "ix"
+    assert info["articles"] == 338 and info["generation"] >= 1 and info["index"] == "ix"
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
@@ -547,3 +547,29 @@ def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.Mon
         wrong = {"Authorization": "Bearer ignored"}
         assert test_client.delete("/articles/no-such-id", headers=wrong).status_code == 403
         assert test_client.delete("/articles/no-such-id", headers=AUTH).status_code == 404
+
+
+# -- languages ----------------------------------------------------------------------------------
+
+
+def test_similar_same_language(client: TestClient) -> None:
+    everything = client.get("/articles/a-4004/similar?k=10").json()
+    assert len({item["language"] for item in everything}) > 1
+    response = client.get("/articles/a-4004/similar?k=10&same_language=true")
+    assert response.status_code == 200
+    items = response.json()
+    assert items and {item["language"] for item in items} == {"tr"}
+    assert all(item["lang"] == "tr" for item in items)  # the sample's field, kept as given
+
+
+def test_draft_same_language_and_lang(client: TestClient) -> None:
+    draft = {"text": "В Лирове открылась первая линия метро", "k": 10, "same_language": True}
+    response = client.post("/similar", json=draft)
+    assert response.status_code == 200, response.text
+    items = response.json()
+    assert items and {item["language"] for item in items} == {"ru"}
+    assert items[0]["id"] == "a-4003" and items[0]["title"] == draft["text"]
+    response = client.post("/similar", json={**draft, "lang": "az"})
+    assert {item["language"] for item in response.json()} == {"az"}
+    response = client.post("/similar", json={**draft, "same_language": False})
+    assert len({item["language"] for item in response.json()}) > 1

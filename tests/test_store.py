@@ -158,9 +158,9 @@ def test_check_of_a_sound_index(sample_index: Path) -> None:
     report = Recommender.check(sample_index)
     assert report.sound and report.problems == [] and report.notes == []
     assert (report.articles, report.rows, report.rows_verified, report.segments) == (
-        318,
-        318,
-        318,
+        338,
+        338,
+        338,
         1,
     )
 
@@ -173,7 +173,7 @@ def test_index_without_checksums_is_read_and_gets_them_from_the_next_write(
     assert report.sound
     assert report.notes == [
         "manifest.json has no checksum (written by an earlier version)",
-        "318 rows have no checksum (written by an earlier version; "
+        "338 rows have no checksum (written by an earlier version; "
         "the next build-index writes them)",
     ]
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
@@ -195,7 +195,7 @@ def test_checksums_follow_field_updates_and_compaction(
         assert rec.remove([i for i in rec.ids() if i.startswith("a-1")][:90]).compacted
         assert rec.get("a-2021").category == "business"
     report = Recommender.check(sample_index)
-    assert report.sound and report.rows_verified == report.rows == 228
+    assert report.sound and report.rows_verified == report.rows == 248
 
 
 def test_a_changed_row_is_an_error_naming_the_article(sample_index: Path) -> None:
@@ -226,7 +226,7 @@ def test_index_is_complete_without_its_wal_once_a_writer_is_done(sample_index: P
     for suffix in ("-wal", "-shm"):  # what a backup copying articles.sqlite alone misses
         (version_dir(sample_index) / (ARTICLES + suffix)).unlink(missing_ok=True)
     with Recommender.open(sample_index) as rec:
-        assert "n1" in rec and "a-1001" not in rec and len(rec) == 318
+        assert "n1" in rec and "a-1001" not in rec and len(rec) == 338
 
 
 def test_reader_of_a_folder_it_cannot_write_reads_the_file_as_immutable(
@@ -375,7 +375,70 @@ def test_read_only_index_as_another_user(sample_index: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert lines[0].startswith("318 a-20") and lines[0].endswith("Keltrix")
+        assert lines[0].startswith("338 a-20") and lines[0].endswith("Keltrix")
         assert lines[1] == f"cannot write to {index} (permission denied)"
     finally:
         shutil.rmtree(shared)
+
+
+# -- languages --------------------------------------------------------------------------------
+
+
+def _without_languages(index: Path) -> None:
+    """Make the index look as versions before 0.3 wrote it: no language column (and checksums
+    over the other columns)."""
+    from recommender.store import ArticleRow, row_checksum
+
+    version = version_dir(index)
+    with sqlite3.connect(version / ARTICLES) as db:
+        db.execute("ALTER TABLE articles DROP COLUMN language")
+        columns = ", ".join(ArticleRow.columns()[:-1])
+        rows = db.execute(f"SELECT {columns} FROM articles").fetchall()
+        db.executemany(
+            "UPDATE row_checksums SET crc = ? WHERE row = ?",
+            [(row_checksum((*row, None)), row[0]) for row in rows],
+        )
+
+
+def test_each_article_keeps_its_effective_language(sample_index: Path) -> None:
+    with sqlite3.connect(version_dir(sample_index) / ARTICLES) as db:
+        found = dict(db.execute("SELECT id, language FROM articles"))
+    assert found["a-1001"] == "en"  # no lang field: detected
+    assert [found[f"a-40{n:02d}"] for n in range(1, 5)] == ["en", "az", "ru", "tr"]
+    assert set(found.values()) == {"en", "az", "ru", "tr"}
+    assert Recommender.check(sample_index).sound
+
+
+def test_a_changed_lang_field_changes_the_stored_language(sample_index: Path) -> None:
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        stored = rec.get("a-1001")
+        assert rec.language("a-1001") == "en"
+        rec.add([article("a-1001", stored.title, body=stored.body)])  # same text: fields only
+        assert rec.language("a-1001") == "en"
+        from dataclasses import replace
+
+        assert rec.add([replace(stored, lang="de")]).fields_only == 1
+        assert rec.language("a-1001") == "de" and rec.get("a-1001").lang == "de"
+    assert Recommender.check(sample_index).sound  # the language is in the row's checksum
+
+
+def test_an_index_without_languages_opens_and_gets_them_from_its_next_write(
+    sample_index: Path,
+) -> None:
+    _without_languages(sample_index)
+    assert Recommender.check(sample_index).sound
+    reader = Recommender.open(sample_index, encoder=FakeEncoder())
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        assert rec.language("a-4003") is None and rec.get("a-4003").lang == "ru"
+        plain = rec.similar("a-4003", k=5)
+        assert plain and all(item.language is None for item in plain)
+        assert rec.similar("a-4003", k=5, same_language=True) == plain  # unknown: not applied
+        rec.add([article("n1", "Лесной пожар в горах Таврин: эвакуированы 3 тысячи человек")])
+        assert rec.language("n1") == "ru" and rec.language("a-4003") is None
+        # Only articles known to be in Russian qualify: the old rows are unknown.
+        assert rec.similar("n1", k=5, same_language=True) == []
+        assert rec.similar("n1", k=5)
+    assert reader.refresh() and reader.language("n1") == "ru"
+    reader.close()
+    report = Recommender.check(sample_index)
+    assert report.sound and report.rows_verified == report.rows == 339

@@ -138,6 +138,7 @@
   if (!articleId) return fail();
   var query = "?k=" + (isNaN(k) ? 5 : k);
   if (script.getAttribute("data-same-category") === "true") query += "&same_category=true";
+  if (script.getAttribute("data-same-language") === "true") query += "&same_language=true";
   fetch(api + "/articles/" + encodeURIComponent(articleId) + "/similar" + query, {
     headers: { Accept: "application/json" },
   })
