@@ -294,6 +294,15 @@ def build_index(
     vector_type: Annotated[
         str, typer.Option(help="Store vectors as float16 (half the memory, faster) or float32.")
     ] = Settings.vector_type,
+    vector_search: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Vector search: 'flat' (exact), 'hnsw' (graph, near-exact, fast at any size) "
+                f"or 'auto' (hnsw from {Settings.hnsw_min_rows:,} articles)."
+            )
+        ),
+    ] = Settings.vector_search,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
@@ -308,6 +317,7 @@ def build_index(
         max_body_chars=max_body_chars,
         batch_size=batch_size,
         vector_type=vector_type,  # type: ignore[arg-type]
+        vector_search=vector_search,  # type: ignore[arg-type]
         ranking=replace(stored, **ranking),
     )
     _build(
@@ -525,6 +535,7 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("articles", f"{details.articles} in {details.categories} categories"),
         ("model", f"{details.model} (dimension {details.dimension})"),
         ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
+        ("vector search", details.vector_search),
         ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
         ("size on disk", _size(details.bytes_on_disk)),
         ("format", str(details.format_version)),

@@ -37,7 +37,7 @@ from .results import BuildReport, CheckReport, IndexInfo, Recommendation, Update
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
-from .store import SECONDS_PER_DAY, Manifest, check_index
+from .store import SECONDS_PER_DAY, Manifest, check_index, describe_search
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -482,6 +482,8 @@ class Recommender:
             generation=snapshot.generation,
             removed_rows=int((~snapshot.columns.alive).sum()),
             segments=len(snapshot.parts),
+            vector_search=describe_search(snapshot.manifest.search),
+            search=dict(snapshot.manifest.search) or {"type": "flat"},
         )
 
     # -- querying -------------------------------------------------------------------------

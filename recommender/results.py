@@ -94,6 +94,10 @@ class IndexInfo:
     generation: int = 0  # updates committed to this version, counting its build as 1
     removed_rows: int = 0  # rows of removed or replaced articles awaiting compaction
     segments: int = 0
+    # The vector search of the build's segment, e.g. "hnsw (approximate graph search: M=32,
+    # ...)" or "flat (exact: ...)"; segments added since are searched exhaustively.
+    vector_search: str = ""
+    search: dict[str, Any] = field(default_factory=dict)  # the same, as the manifest holds it
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .store import (
     apply_rows,
     current_name,
     current_version,
+    is_graph,
     new_vector_index,
     read_manifest,
     read_segment,
@@ -113,6 +114,8 @@ class Snapshot:
         if terms:
             lexical.append(LexicalPart.of(held_terms, terms, self.lexicon_size))
         first = 0 if self.generation < 0 else 1  # keep the big first part as it is
+        if parts and is_graph(parts[0][1]):
+            first = 1  # a graph is never copied into an exhaustive index
         if len(parts) - first > 4:  # one index searches faster than several
             parts = [*parts[:first], (parts[first][0], self._joined(parts[first:]))]
         if len(lexical) - first > 4:

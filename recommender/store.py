@@ -44,6 +44,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ from .results import CheckReport
 from .text import content_hash, embedding_text
 
 FORMAT = "recommender-index"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: The oldest format this version opens for queries and updates (3: before ``search``, flat).
+READABLE_FORMAT = 3
 #: The oldest format whose stored vectors a build may reuse (same segments and hashes).
 REUSABLE_FORMAT = 2
 CURRENT = "CURRENT"
@@ -221,6 +224,8 @@ class Manifest:
     build_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
     model_choice: str = ""  # why this model (e.g. what "auto" saw); empty before 0.2
+    # The vector search of the build's segment (see ``search_of``); empty before format 4: flat.
+    search: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -261,6 +266,16 @@ class Columns:
             return self.categories.index(category)
         except ValueError:
             return -1
+
+    @cached_property
+    def removed_rows(self) -> int:
+        """Rows held whose article was removed or replaced (counted once per snapshot)."""
+        return len(self.alive) - int(np.count_nonzero(self.alive))
+
+    @cached_property
+    def alive_bitmap(self) -> np.ndarray:
+        """``alive`` packed little-endian: FAISS's bitmap selector (made once per snapshot)."""
+        return np.packbits(self.alive, bitorder="little")
 
     @property
     def live_categories(self) -> tuple[str, ...]:
@@ -467,7 +482,7 @@ def current_name(index_dir: Path) -> str | None:
         return None
 
 
-def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
+def read_manifest(version: Path, *, oldest: int = READABLE_FORMAT) -> Manifest:
     """The manifest of a version; ``oldest`` is the oldest format version accepted."""
     path = version / MANIFEST
     try:
@@ -527,6 +542,65 @@ def new_vector_index(dimension: int, vector_type: str) -> Any:
             dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
     return faiss.IndexFlatIP(dimension)
+
+
+def search_of(settings: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The vector search a build of ``rows`` articles uses with these (manifest) settings:
+    ``{"type": "flat"}`` or ``{"type": "hnsw", "m": .., "ef_construction": .., "ef_search": ..}``,
+    with ``vector_search="auto"`` resolved by size (``hnsw_min_rows``)."""
+    chosen = settings.get("vector_search", "flat")
+    if chosen == "auto":
+        chosen = "hnsw" if rows >= int(settings.get("hnsw_min_rows", 20_000)) else "flat"
+    if chosen != "hnsw":
+        return {"type": "flat"}
+    return {
+        "type": "hnsw",
+        "m": int(settings.get("hnsw_m", 32)),
+        "ef_construction": int(settings.get("hnsw_ef_construction", 40)),
+        "ef_search": int(settings.get("hnsw_ef_search", 128)),
+    }
+
+
+def describe_search(search: dict[str, Any]) -> str:
+    """One line for ``recommend info``: the vector search of the build's segment."""
+    if search.get("type") != "hnsw":
+        return "flat (exact: every vector compared)"
+    return (
+        f"hnsw (approximate graph search: M={search['m']}, "
+        f"efConstruction={search['ef_construction']}, efSearch={search['ef_search']})"
+    )
+
+
+def built_vector_index(
+    dimension: int, vector_type: str, search: dict[str, Any], vectors: np.ndarray
+) -> Any:
+    """The index of a build's segment holding ``vectors``: exhaustive or HNSW (``search``)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if search.get("type") != "hnsw":
+        index = new_vector_index(dimension, vector_type)
+    elif vector_type == "float16":
+        index = faiss.IndexHNSWSQ(
+            dimension,
+            faiss.ScalarQuantizer.QT_fp16,  # type: ignore[arg-type]
+            search["m"],
+            faiss.METRIC_INNER_PRODUCT,
+        )
+    else:
+        index = faiss.IndexHNSWFlat(dimension, search["m"], faiss.METRIC_INNER_PRODUCT)
+    if search.get("type") == "hnsw":
+        index.hnsw.efConstruction = search["ef_construction"]
+        index.hnsw.efSearch = search["ef_search"]
+        if len(vectors):
+            index.train(vectors)  # a no-op for float16 and float32 storage
+    index.add(vectors)
+    return index
+
+
+def is_graph(index: Any) -> bool:
+    """Whether a FAISS index searches by graph (HNSW) rather than exhaustively."""
+    return hasattr(index, "hnsw")
 
 
 def read_segment(version: Path, segment: Segment, dimension: int) -> Any:

@@ -56,6 +56,7 @@ from .store import (
     ArticleTable,
     Manifest,
     Segment,
+    built_vector_index,
     checkpoint,
     connect,
     current_name,
@@ -70,6 +71,7 @@ from .store import (
     read_manifest,
     read_segment,
     row_checksum,
+    search_of,
     terms_row,
     vectors_of,
     write_manifest,
@@ -261,8 +263,9 @@ def _new_version(
     try:
         segments = []
         if len(vectors):
-            index = new_vector_index(manifest.dimension, manifest.settings["vector_type"])
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            index = built_vector_index(
+                manifest.dimension, manifest.settings["vector_type"], manifest.search, vectors
+            )
             segments.append(write_segment(building, 1, 0, index))
         connection = connect(building / ARTICLES, write=True)
         try:
@@ -747,6 +750,7 @@ class IndexWriter:
                 model_choice=choice,
                 dimension=dimension,
                 settings=settings.to_dict(),
+                search=search_of(settings.to_dict(), len(chosen)),
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),

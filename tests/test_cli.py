@@ -127,8 +127,21 @@ def test_info(index: Path) -> None:
     assert code == 0
     assert "articles      318 in 9 categories" in out
     assert "model         sentence-transformers/all-MiniLM-L6-v2" in out
+    assert "vector search flat (exact" in out  # 318 articles: below the graph's threshold
     data = json.loads(run("info", "--index", str(index), "--json")[1])
     assert data["articles"] == 318 and data["dimension"] == 256
+    assert data["search"] == {"type": "flat"}
+
+
+def test_info_shows_a_graph_search(tmp_path: Path) -> None:
+    path = tmp_path / "graph"
+    code, _, err = run("build-index", str(SAMPLE), "-i", str(path), "--vector-search", "hnsw")
+    assert code == 0, err
+    code, out, _ = run("info", "--index", str(path))
+    assert "vector search hnsw (approximate graph search: M=32" in out
+    assert run("similar", "a-2016", "-i", str(path))[0] == 0
+    code, _, err = run("build-index", str(SAMPLE), "-i", str(path), "--vector-search", "ivf")
+    assert code != 0 and "vector_search must be" in err
 
 
 def test_index_from_environment(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -448,3 +448,67 @@ def test_added_articles_are_found_by_their_words(tmp_path: Path) -> None:
         assert "new" not in found
         other = rec.similar("a-1001", k=3)[0]
         assert other.lexical_similarity > 0
+
+
+# vector search by size -----------------------------------------------------------------------
+
+
+def _sample_articles() -> list:
+    from recommender.articles import read_articles
+
+    return read_articles([SAMPLE]).articles
+
+
+def test_index_type_is_chosen_by_size_and_recorded(tmp_path: Path) -> None:
+    articles = _sample_articles()
+    small = Settings(hnsw_min_rows=len(articles) + 1)
+    Recommender.build(articles, tmp_path / "flat", encoder=FakeEncoder(), settings=small)
+    large = Settings(hnsw_min_rows=len(articles))
+    Recommender.build(articles, tmp_path / "graph", encoder=FakeEncoder(), settings=large)
+    with Recommender.open(tmp_path / "flat") as rec:
+        assert rec.manifest.search == {"type": "flat"}
+        assert rec.info().vector_search.startswith("flat")
+        assert not hasattr(rec.snapshot.parts[0][1], "hnsw")
+    with Recommender.open(tmp_path / "graph") as rec:
+        assert rec.manifest.search == {
+            "type": "hnsw",
+            "m": 32,
+            "ef_construction": 40,
+            "ef_search": 128,
+        }
+        assert rec.info().search["type"] == "hnsw" and "efSearch=128" in rec.info().vector_search
+        assert rec.snapshot.parts[0][1].hnsw.efSearch == 128
+    with pytest.raises(SettingsError, match="vector_search must be"):
+        Settings(vector_search="ivf")  # type: ignore[arg-type]
+
+
+def test_graph_search_answers_like_the_exhaustive_one(tmp_path: Path) -> None:
+    articles = _sample_articles()
+    for name, search in (("flat", "flat"), ("graph", "hnsw")):
+        settings = Settings(vector_search=search)  # type: ignore[arg-type]
+        Recommender.build(articles, tmp_path / name, encoder=FakeEncoder(), settings=settings)
+    with Recommender.open(tmp_path / "flat") as flat, Recommender.open(tmp_path / "graph") as graph:
+        for query in ("a-1001", "a-2016", "a-3002"):
+            assert [i.id for i in graph.similar(query, k=10)] == [
+                i.id for i in flat.similar(query, k=10)
+            ]
+        filtered = graph.similar("a-2016", k=5, same_category=True)
+        assert filtered and all(item.category == "technology" for item in filtered)
+
+
+def test_removed_articles_never_come_back_with_a_graph(tmp_path: Path) -> None:
+    path = tmp_path / "graph"
+    settings = Settings(vector_search="hnsw")
+    Recommender.build(_sample_articles(), path, encoder=FakeEncoder(), settings=settings)
+    before = Recommender.open(path)  # opened before the removal, never refreshed by hand
+    with Recommender.open(path, encoder=FakeEncoder()) as rec:
+        top = [item.id for item in rec.similar("a-1001", k=5)]
+        rec.remove(top[:3])
+        after = [item.id for item in rec.similar("a-1001", k=20)]
+        assert not set(top[:3]) & set(after) and len(after) == 20
+        assert not set(top[:3]) & {i for i, _ in rec.candidates("a-1001", k=20)}
+        assert not set(top[:3]) & {i.id for i in rec.similar_to_text("payroll breach", k=20)}
+    assert not set(top[:3]) & {item.id for item in before.similar("a-1001", k=20)}
+    before.refresh()
+    assert not set(top[:3]) & {item.id for item in before.similar("a-1001", k=20)}
+    before.close()

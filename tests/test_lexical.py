@@ -578,3 +578,31 @@ def test_fit_with_min_df_above_the_build_size_is_a_clear_error() -> None:
 
     with pytest.raises(SettingsError, match="lexical_min_df 200 is more than the 150"):
         fit(["market report rain"] * 150, 1, min_df=200)
+
+
+# capped postings -------------------------------------------------------------------------------
+
+
+def test_capped_keeps_each_terms_strongest_rows() -> None:
+    from recommender.lexical import capped
+
+    weights = [0.1, 0.9, 0.5, 0.9, 0.3]  # term 0 in every row, term 1 in row 2 only
+    vectors = [
+        _vector({0: w, 1: 0.4, 2: 1.0} if row == 2 else {0: w, 2: 1.0})
+        for row, w in enumerate(weights)
+    ]
+    matrix = stack(vectors, 3).tocsc()
+    kept = capped(matrix, cap=2)
+    assert kept.getcol(0).nonzero()[0].tolist() == [1, 3]  # the two largest, rows ascending
+    assert kept.getcol(1).nonzero()[0].tolist() == [2]
+    assert kept.getcol(2).nonzero()[0].tolist() == [0, 4]  # weighs most beside a small term 0
+    assert capped(matrix, cap=5) is matrix  # nothing to cut
+
+
+def test_search_walks_only_the_capped_postings() -> None:
+    from recommender.lexical import capped
+
+    vectors = [_vector({0: 0.1 * (row + 1), 1: 1.0}) for row in range(8)]
+    part = LexicalPart(0, stack(vectors, 2), capped(stack(vectors, 2).tocsc(), 3))
+    rows, _ = search([part], _vector({0: 1.0}), 10)
+    assert rows.tolist() == [7, 6, 5]  # the term's three strongest rows, not all eight

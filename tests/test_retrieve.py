@@ -271,3 +271,36 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
 )
 def test_filters_active(filters: RowFilter, active: bool) -> None:
     assert filters.active is active
+
+
+# a graph index (HNSW) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graph() -> object:
+    from recommender.store import built_vector_index, search_of
+
+    search = search_of({"vector_search": "hnsw"}, ROWS)
+    return built_vector_index(DIMENSION, "float32", search, VECTORS)
+
+
+def test_retrieve_from_a_graph_is_nearest_first(graph: object) -> None:
+    found = retrieve(graph, QUERY, 10)  # 50 rows, efSearch 128: the walk sees them all
+    assert found.rows.tolist() == NEAREST[:10].tolist()
+    assert found.similarities.tolist() == pytest.approx(EXACT[NEAREST[:10]].tolist(), abs=1e-5)
+
+
+def test_retrieve_from_a_graph_honours_allowed_and_drop(graph: object) -> None:
+    drop = {int(NEAREST[0]), int(NEAREST[3])}
+    wide = np.ones(ROWS, dtype=bool)
+    wide[NEAREST[1]] = False  # most rows allowed: the graph is walked
+    found = retrieve(graph, QUERY, 8, drop=drop, allowed=wide)
+    assert found.rows.tolist() == _expected(8, drop, wide)
+    narrow = np.zeros(ROWS, dtype=bool)
+    narrow[NEAREST[[5, 17, 30, 44]]] = True  # few allowed: its vectors are scanned
+    found = retrieve(graph, QUERY, 8, allowed=narrow)
+    assert found.rows.tolist() == _expected(8, allowed=narrow)
+    bitmap = np.packbits(narrow, bitorder="little")
+    assert retrieve(graph, QUERY, 8, allowed=narrow, bitmap=bitmap).rows.tolist() == (
+        found.rows.tolist()
+    )
