@@ -67,6 +67,16 @@ SkipInvalidOption = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
 ]
+VectorsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--vectors",
+        help=(
+            "Embeddings computed elsewhere: Parquet (a file or a folder of shards) or .npz/.npy "
+            "with id, content_hash, model and vector; stale or missing ones are embedded here."
+        ),
+    ),
+]
 
 
 def _choices(name: str, values: tuple[str, ...]) -> Any:
@@ -228,6 +238,13 @@ def _notes(skipped: int, duplicates: int) -> list[str]:
     return notes
 
 
+def _supplied_note(supplied: int, stale: int, embedded: int) -> str:
+    return (
+        f"{supplied} vectors supplied, {stale} stale ones left out; "
+        f"{embedded} articles embedded here"
+    )
+
+
 def _build(
     articles: list[Path],
     index: Path,
@@ -237,6 +254,7 @@ def _build(
     skip_invalid: bool,
     settings: Settings,
     wait: bool = False,
+    vectors: Path | None = None,
 ) -> None:
     from .articles import parse_field_map
 
@@ -251,11 +269,14 @@ def _build(
             settings=settings,
             progress=progress,
             wait=wait,
+            vectors=vectors,
         )
     seconds = time.perf_counter() - started
     notes = _notes(report.skipped, report.duplicates)
     if report.reused:
         notes.append(f"{report.reused} stored embeddings reused")
+    if vectors is not None:
+        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
     extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(
         f"indexed {report.articles} articles from {report.records} records{extra} "
@@ -303,6 +324,7 @@ def build_index(
             )
         ),
     ] = Settings.vector_search,
+    vectors: VectorsOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
@@ -328,6 +350,7 @@ def build_index(
         skip_invalid=skip_invalid,
         settings=settings,
         wait=wait,
+        vectors=vectors,
     )
 
 
@@ -342,6 +365,7 @@ def add(
     field: FieldOption = None,
     drop_field: DropFieldOption = None,
     skip_invalid: SkipInvalidOption = False,
+    vectors: VectorsOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Add new articles to an index and update changed ones (same id), in place.
@@ -358,8 +382,11 @@ def add(
             skip_invalid=skip_invalid,
             progress=progress,
             wait=wait,
+            vectors=vectors,
         )
     notes = _notes(report.skipped, report.duplicates)
+    if vectors is not None:
+        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
     if report.compacted:
         notes.append("index compacted")
     extra = f" ({'; '.join(notes)})" if notes else ""

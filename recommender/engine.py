@@ -38,6 +38,7 @@ from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
 from .store import SECONDS_PER_DAY, Manifest, check_index, describe_search
+from .supplied import SuppliedVectors, read_vectors
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -67,6 +68,11 @@ def _checked(articles: Iterable[Article]) -> list[Article]:
     for article in chosen:
         check_article(article)
     return chosen
+
+
+def _supplied(path: str | Path | None) -> SuppliedVectors | None:
+    """The vectors file given to a build or an update, read and checked on its own."""
+    return None if path is None else read_vectors(path)
 
 
 def _check_model(path: Path, snapshot: Snapshot, expected: str | None) -> None:
@@ -133,6 +139,7 @@ class Recommender:
         skipped: int = 0,
         duplicates: int = 0,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new index at ``path``.
 
@@ -152,9 +159,16 @@ class Recommender:
             records, skipped, duplicates: counts from reading, carried into the report.
             wait: if another process is writing the index, wait for it (True, or at most
                 that many seconds) instead of raising IndexBusyError.
+            vectors: a file (or folder of Parquet shards) of embeddings computed elsewhere,
+                stored instead of embedding those articles (see recommender/supplied.py):
+                refused whole (SuppliedVectorsError) for another model or dimension, a row
+                for an article not given, or a damaged file; a row for another text (its
+                content hash, ``article_content_hash``, differs) is left out and the article
+                embedded here. With the model "auto" the vectors' model is used.
 
         Returns:
-            A BuildReport with counts, seconds and the index size.
+            A BuildReport with counts (``supplied``, ``stale``, ``embedded``, ``reused``),
+            seconds and the index size.
         """
         writer = IndexWriter(path, encoder=encoder, wait=wait)
         return writer.build(
@@ -164,6 +178,7 @@ class Recommender:
             records=records,
             skipped=skipped,
             duplicates=duplicates,
+            vectors=_supplied(vectors),
         )
 
     @classmethod
@@ -179,6 +194,7 @@ class Recommender:
         encoder: Encoder | None = None,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> BuildReport:
         """Read JSON Lines / CSV files and build the index at ``path`` from them.
 
@@ -200,6 +216,7 @@ class Recommender:
             skipped=len(report.invalid),
             duplicates=report.duplicates,
             wait=wait,
+            vectors=vectors,
         )
 
     @staticmethod
@@ -337,6 +354,7 @@ class Recommender:
         *,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> UpdateReport:
         """Insert new articles and update changed ones (same id) in the index on disk.
 
@@ -344,8 +362,12 @@ class Recommender:
         other changes (category, date, url, ...) rewrite the stored fields only. The change
         is committed at once, whole or not at all; this Recommender is refreshed after it,
         others see it on ``refresh``. One writer at a time: see ``wait`` in ``build``.
+        ``vectors``: embeddings computed elsewhere, as in ``build`` (checked against the
+        index's model and dimension).
         """
-        report = self._index_writer(wait).add(_checked(articles), progress=progress)
+        report = self._index_writer(wait).add(
+            _checked(articles), progress=progress, vectors=_supplied(vectors)
+        )
         self.refresh()
         return report
 
@@ -358,10 +380,11 @@ class Recommender:
         skip_invalid: bool = False,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> UpdateReport:
         """``add`` the articles of JSON Lines / CSV files (validated as in ``build_from_files``)."""
         report = _read_valid(files, field_map, drop_fields, skip_invalid)
-        result = self.add(report.articles, progress=progress, wait=wait)
+        result = self.add(report.articles, progress=progress, wait=wait, vectors=vectors)
         return replace(
             result, skipped=len(report.invalid), duplicates=result.duplicates + report.duplicates
         )

@@ -52,6 +52,9 @@ class BuildReport:
     index_bytes: int
     model: str
     reused: int = 0  # articles whose stored vector was kept instead of embedding again
+    supplied: int = 0  # articles whose vector came from the file given (--vectors)
+    stale: int = 0  # supplied vectors left out: made from another text (embedded here)
+    embedded: int = 0  # articles embedded by the build
 
     @property
     def articles_per_second(self) -> float:
@@ -73,6 +76,8 @@ class UpdateReport:
     embedded: int = 0
     seconds: float = 0.0
     compacted: bool = False  # the update also rewrote the index without removed rows
+    supplied: int = 0  # new or changed articles whose vector came from the file given
+    stale: int = 0  # supplied vectors left out: made from another text (embedded here)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from .errors import (
 from .lexical import Lexicon, TermVector, lexical_text
 from .lexical import fit as fit_lexicon
 from .results import BuildReport, UpdateReport
-from .settings import BUILD_FIELDS, Ranking, Settings
+from .settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
 from .store import (
     ARTICLES,
     CURRENT,
@@ -78,6 +78,7 @@ from .store import (
     write_new,
     write_segment,
 )
+from .supplied import SuppliedVectors, check_model, match
 from .text import content_hash, embedding_text
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
@@ -707,9 +708,10 @@ class IndexWriter:
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
+        vectors: SuppliedVectors | None = None,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new version of the index (see
-        ``Recommender.build``)."""
+        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them."""
         started = time.perf_counter()
         if settings is None:
             settings = Settings(ranking=stored_ranking(self.path) or Ranking())
@@ -718,6 +720,8 @@ class IndexWriter:
         encoder = self.encoder
         if encoder is not None:
             model, choice = encoder.name, "the encoder given to the build"
+        elif vectors is not None and settings.model == AUTO_MODEL:
+            model, choice = vectors.model, f"the model of the vectors supplied in {vectors.path}"
         else:
             chosen_model = choose_model(
                 settings.model, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in chosen]
@@ -725,6 +729,13 @@ class IndexWriter:
             model, choice = chosen_model.model, chosen_model.reason
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
+        supplied: dict[int, np.ndarray] = {}
+        stale = 0
+        if vectors is not None:
+            known = encoder.dimension if encoder is not None else None
+            check_model(vectors, model, known, "this build")
+            matched = match(vectors, chosen, hashes)
+            supplied, stale = matched.vectors, matched.stale
         lexicon, terms = fit_lexicon(
             [lexical_text(a.title, a.body) for a in chosen],
             settings.lexical_ngrams,
@@ -732,19 +743,31 @@ class IndexWriter:
         )
         with writing(self.path, self.wait) as state:
             dimension, reused = _reusable_vectors(self.path, model, hashes)
-            missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
+            if vectors is not None:
+                if dimension is not None and dimension != vectors.dimension:
+                    reused = {}  # the old index holds vectors of another length: not these
+                dimension = vectors.dimension
+            missing = [
+                i
+                for i, text_hash in enumerate(hashes)
+                if i not in supplied and text_hash not in reused
+            ]
             if missing or dimension is None:
                 encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
+                if vectors is not None:
+                    check_model(vectors, model, int(encoder.dimension), "this build")
                 dimension = int(encoder.dimension)
-            vectors = np.empty((len(chosen), dimension), dtype=np.float32)
+            embedded = np.empty((len(chosen), dimension), dtype=np.float32)
             if missing:
                 assert encoder is not None
-                vectors[missing] = encode_all(
+                embedded[missing] = encode_all(
                     encoder, [texts[i] for i in missing], progress=progress
                 )
             for i, text_hash in enumerate(hashes):
-                if text_hash in reused:
-                    vectors[i] = reused[text_hash]
+                if i in supplied:
+                    embedded[i] = supplied[i]
+                elif text_hash in reused:
+                    embedded[i] = reused[text_hash]
             manifest = Manifest(
                 model=model,
                 model_choice=choice,
@@ -755,7 +778,7 @@ class IndexWriter:
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),
             )
-            version = write_version(self.path, manifest, chosen, vectors, hashes, lexicon, terms)
+            version = write_version(self.path, manifest, chosen, embedded, hashes, lexicon, terms)
             state.committed = True
         return BuildReport(
             index=str(self.path),
@@ -766,18 +789,32 @@ class IndexWriter:
             seconds=time.perf_counter() - started,
             index_bytes=sum(p.stat().st_size for p in version.iterdir() if p.is_file()),
             model=model,
-            reused=len(chosen) - len(missing),
+            reused=len(chosen) - len(missing) - len(supplied),
+            supplied=len(supplied),
+            stale=stale,
+            embedded=len(missing),
         )
 
     def add(
-        self, articles: Iterable[Article], *, progress: ProgressFn | None = None
+        self,
+        articles: Iterable[Article],
+        *,
+        progress: ProgressFn | None = None,
+        vectors: SuppliedVectors | None = None,
     ) -> UpdateReport:
-        """Insert new articles and update changed ones (see ``Recommender.add``)."""
+        """Insert new articles and update changed ones (see ``Recommender.add``);
+        ``vectors``: embeddings supplied for some or all of them."""
         started = time.perf_counter()
         chosen, duplicates = last_wins(articles)
         with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
             texts, hashes = _texts_and_hashes(chosen, settings)
+            supplied: dict[int, np.ndarray] = {}
+            stale = 0
+            if vectors is not None:
+                check_model(vectors, manifest.model, manifest.dimension, f"the index {self.path}")
+                matched = match(vectors, chosen, hashes)
+                supplied, stale = matched.vectors, matched.stale
             table = ArticleTable(version)
             try:
                 stored = table.live_hashes(a.id for a in chosen)
@@ -792,11 +829,19 @@ class IndexWriter:
                 if found is not None:
                     replaced_rows.append(found[0])
                 new.append((article, text_hash))
-                embed.append(texts[i])
-            vectors = None
+                embed.append(i)
+            new_vectors = None
             if embed:
-                encoder = self._encoder(manifest, settings)
-                vectors = encode_all(encoder, embed, progress=progress)
+                new_vectors = np.empty((len(embed), manifest.dimension), dtype=np.float32)
+                local = [at for at, i in enumerate(embed) if i not in supplied]
+                for at, i in enumerate(embed):
+                    if i in supplied:
+                        new_vectors[at] = supplied[i]
+                if local:
+                    encoder = self._encoder(manifest, settings)
+                    new_vectors[local] = encode_all(
+                        encoder, [texts[embed[at]] for at in local], progress=progress
+                    )
             terms = (
                 self._lexicon(version, settings).vectorize(
                     lexical_text(article.title, article.body) for article, _ in new
@@ -810,7 +855,7 @@ class IndexWriter:
                 settings.vector_type,
                 Change(
                     new=new,
-                    vectors=vectors,
+                    vectors=new_vectors,
                     metadata=fields_only,
                     removed_rows=replaced_rows,
                     terms=terms,
@@ -824,7 +869,9 @@ class IndexWriter:
             replaced=len(replaced_rows),
             fields_only=len(fields_only),
             duplicates=duplicates,
-            embedded=len(embed),
+            embedded=len(embed) - sum(1 for i in embed if i in supplied),
+            supplied=sum(1 for i in embed if i in supplied),
+            stale=stale,
             seconds=time.perf_counter() - started,
             compacted=compacted,
         )
