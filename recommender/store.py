@@ -210,7 +210,7 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
 )
 
 #: Light per-row values the query path keeps in memory, in this order.
-COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed"
+COLUMN_FIELDS = "row, id, category, published_ts, title_key, url_key, removed"
 
 
 @dataclass(frozen=True)
@@ -244,11 +244,11 @@ class Segment:
 class Columns:
     """Per-row values the query path needs, held in memory as arrays (row = FAISS id).
 
-    Removed rows stay (their vectors are still in FAISS) with ``alive`` False.
+    Removed rows stay (their vectors are still in FAISS) with ``alive`` False. Titles and
+    urls are not held: only a 64-bit code of their normalised keys, equal for equal keys.
     """
 
     ids: list[str]
-    titles: list[str]
     published_days: np.ndarray  # float64 days since 1970, NaN when unknown
     category_codes: np.ndarray  # int32 index into categories, -1 when unknown
     categories: tuple[str, ...]
@@ -256,8 +256,6 @@ class Columns:
     url_codes: np.ndarray  # int64, equal for equal url keys, -1 when unknown
     alive: np.ndarray  # bool
     row_of: dict[str, int]  # live ids only
-    title_index: dict[str, int] = field(repr=False, default_factory=dict)
-    url_index: dict[str, int] = field(repr=False, default_factory=dict)
 
     def category_code(self, category: str | None) -> int:
         if category is None:
@@ -283,8 +281,11 @@ class Columns:
         return tuple(self.categories[code] for code in codes if code >= 0)
 
 
-def _code(index: dict[str, int], key: str | None) -> int:
-    return index.setdefault(key, len(index)) if key else -1
+def key_code(key: str | None) -> int:
+    """A code of a duplicate key, 0 or more (-1 for none): equal keys, equal codes, within
+    one process (Python's string hash cut to 63 bits: two different keys share one with a
+    chance of about 1 in 2**63). Codes are never stored."""
+    return hash(key) & 0x7FFF_FFFF_FFFF_FFFF if key else -1
 
 
 def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Columns:
@@ -299,37 +300,35 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         tail = np.full(grow, fill, dtype=dtype)
         return tail if array is None else np.concatenate([array, tail])
 
+    categories = list(previous.categories) if previous else []
+    if previous is None:  # a stable, readable order for a fresh load
+        categories = sorted({row[2] for row in rows if row[2] is not None})
+    if previous is None and rows and [row[0] for row in rows] == list(range(len(rows))):
+        return _loaded(rows, categories)
     ids = (list(previous.ids) if previous else []) + [""] * grow
-    titles = (list(previous.titles) if previous else []) + [""] * grow
     published = extended(previous.published_days if previous else None, np.nan, np.float64)
     category_codes = extended(previous.category_codes if previous else None, -1, np.int32)
     title_codes = extended(previous.title_codes if previous else None, -1, np.int64)
     url_codes = extended(previous.url_codes if previous else None, -1, np.int64)
     alive = extended(previous.alive if previous else None, False, bool)
-    categories = list(previous.categories) if previous else []
-    if previous is None:  # a stable, readable order for a fresh load
-        categories = sorted({row[3] for row in rows if row[3] is not None})
     category_index = {name: code for code, name in enumerate(categories)}
     row_of = dict(previous.row_of) if previous else {}
-    title_index = dict(previous.title_index) if previous else {}
-    url_index = dict(previous.url_index) if previous else {}
-    for row, article_id, title, category, published_ts, title_key, url_key, removed in rows:
+    for row, article_id, category, published_ts, title_key, url_key, removed in rows:
         if alive[row] and row_of.get(ids[row]) == row:
             del row_of[ids[row]]
-        ids[row], titles[row] = article_id, title
+        ids[row] = article_id
         published[row] = np.nan if published_ts is None else published_ts / SECONDS_PER_DAY
         if category is not None and category not in category_index:
             category_index[category] = len(categories)
             categories.append(category)
         category_codes[row] = -1 if category is None else category_index[category]
-        title_codes[row] = _code(title_index, title_key)
-        url_codes[row] = _code(url_index, url_key)
+        title_codes[row] = key_code(title_key)
+        url_codes[row] = key_code(url_key)
         alive[row] = not removed
         if not removed:
             row_of[article_id] = row
     return Columns(
         ids=ids,
-        titles=titles,
         published_days=published,
         category_codes=category_codes,
         categories=tuple(categories),
@@ -337,8 +336,27 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         url_codes=url_codes,
         alive=alive,
         row_of=row_of,
-        title_index=title_index,
-        url_index=url_index,
+    )
+
+
+def _loaded(rows: Sequence[tuple[Any, ...]], categories: list[str]) -> Columns:
+    """Columns of a fresh load (rows 0..n-1 in order), column by column, not row by row."""
+    count = len(rows)
+    _, ids, category, published_ts, title_key, url_key, removed = zip(*rows, strict=True)
+    code_of: dict[str | None, int] = {name: code for code, name in enumerate(categories)}
+    code_of[None] = -1
+    published = np.array([np.nan if ts is None else ts for ts in published_ts], dtype=np.float64)
+    alive = ~np.fromiter(removed, dtype=bool, count=count)
+    ids_list = list(ids)
+    return Columns(
+        ids=ids_list,
+        published_days=published / SECONDS_PER_DAY,
+        category_codes=np.fromiter(map(code_of.__getitem__, category), np.int32, count),
+        categories=tuple(categories),
+        title_codes=np.fromiter(map(key_code, title_key), np.int64, count),
+        url_codes=np.fromiter(map(key_code, url_key), np.int64, count),
+        alive=alive,
+        row_of={ids_list[row]: row for row in np.flatnonzero(alive).tolist()},
     )
 
 
@@ -878,6 +896,10 @@ class ArticleTable:
     def lexicon_size(self) -> int:
         found = self._query("SELECT count(*) FROM lexicon")
         return int(found[0][0])
+
+    def titles(self) -> dict[int, str]:
+        """Every stored row's title, by row (what ``recommend tune`` lists)."""
+        return {row: title for row, title in self._query("SELECT row, title FROM articles")}
 
     def articles(self, rows: Sequence[int]) -> dict[int, Article]:
         """The stored articles at these rows, by row; removed ones are left out.

@@ -176,7 +176,6 @@ def columns() -> Columns:
     ids = ["a", "b", "c", "d", "e", "f"]
     return Columns(
         ids=ids,
-        titles=[f"Title {i}" for i in ids],
         published_days=np.array([10.0, 20.0, NAN, 30.0, 40.0, NAN], dtype=np.float64),
         category_codes=np.array([0, 1, 0, -1, 2, 1], dtype=np.int32),
         categories=("news", "sport", "tech"),
@@ -241,7 +240,6 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
     ids = [f"id{row}" for row in range(ROWS)]
     columns = Columns(
         ids=ids,
-        titles=ids,
         published_days=days,
         category_codes=rng.integers(-1, 3, ROWS).astype(np.int32),
         categories=("a", "b", "c"),
