@@ -67,6 +67,19 @@ SkipInvalidOption = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        envvar="RECOMMENDER_WRITER_THREADS",
+        show_envvar=True,
+        help=(
+            "Threads for embedding and vector indexing (default 1, so that a server answering "
+            "queries on the same machine keeps its cores; more embeds faster)."
+        ),
+    ),
+]
 VectorsOption = Annotated[
     Path | None,
     typer.Option(
@@ -238,6 +251,17 @@ def _notes(skipped: int, duplicates: int) -> list[str]:
     return notes
 
 
+def _limit_threads(threads: int) -> None:
+    """Cap the threads of the libraries that embed and index (read when they first load, which
+    is after this: nothing here imports them)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:  # pragma: no cover - only when embedded in a larger program
+        sys.modules["torch"].set_num_threads(threads)
+    if "faiss" in sys.modules:  # pragma: no cover
+        sys.modules["faiss"].omp_set_num_threads(threads)
+
+
 def _supplied_note(supplied: int, stale: int, embedded: int) -> str:
     return (
         f"{supplied} vectors supplied, {stale} stale ones left out; "
@@ -366,6 +390,7 @@ def add(
     drop_field: DropFieldOption = None,
     skip_invalid: SkipInvalidOption = False,
     vectors: VectorsOption = None,
+    threads: ThreadsOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Add new articles to an index and update changed ones (same id), in place.
@@ -374,7 +399,8 @@ def add(
     """
     from .articles import parse_field_map
 
-    with Recommender.open(index) as rec, _progress_bar("embedding") as progress:
+    _limit_threads(threads or 1)
+    with Recommender.open(index, lazy=True) as rec, _progress_bar("embedding") as progress:
         report = rec.add_from_files(
             articles,
             field_map=parse_field_map(field or []),
@@ -421,7 +447,7 @@ def remove(
         wanted += [line for line in text.splitlines() if line.strip()]
     if not wanted:
         raise typer.BadParameter("give the ids to remove, or --from FILE")
-    with Recommender.open(index) as rec:
+    with Recommender.open(index, lazy=True) as rec:
         report = rec.remove(wanted, wait=wait)
     extra = "; index compacted" if report.compacted else ""
     typer.echo(

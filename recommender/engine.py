@@ -37,7 +37,14 @@ from .results import BuildReport, CheckReport, IndexInfo, Recommendation, Update
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
-from .store import SECONDS_PER_DAY, Manifest, check_index, describe_search
+from .store import (
+    SECONDS_PER_DAY,
+    Manifest,
+    check_index,
+    current_version,
+    describe_search,
+    read_manifest,
+)
 from .supplied import SuppliedVectors, read_vectors
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
@@ -95,14 +102,16 @@ class Recommender:
     def __init__(
         self,
         path: Path,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         encoder: Encoder | None = None,
         *,
         expected_model: str | None = None,
         auto_refresh: float | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
         self.path = path
-        self._snapshot = snapshot
+        self._held = snapshot  # None until first needed, when opened with ``lazy``
+        self._opened_manifest = manifest if snapshot is None else snapshot.manifest
         self._encoder = encoder
         self._expected_model = expected_model
         self._auto_refresh = auto_refresh
@@ -112,12 +121,30 @@ class Recommender:
         self._writer: IndexWriter | None = None
 
     @property
+    def _snapshot(self) -> Snapshot:
+        held = self._held
+        if held is None:  # opened with ``lazy``: loaded by the first thread that needs it
+            with self._refresh_lock:
+                if self._held is None:
+                    loaded = Snapshot.load(self.path)
+                    _check_model(self.path, loaded, self._expected_model)
+                    self._held = loaded
+                held = self._held
+        return held
+
+    @_snapshot.setter
+    def _snapshot(self, snapshot: Snapshot) -> None:
+        self._held = snapshot
+
+    @property
     def snapshot(self) -> Snapshot:
         """The state queries are answered from now (replaced whole by each refresh)."""
         return self._snapshot
 
     @property
     def manifest(self) -> Manifest:
+        if self._held is None and self._opened_manifest is not None:
+            return self._opened_manifest
         return self._snapshot.manifest
 
     @property
@@ -244,6 +271,7 @@ class Recommender:
         model: str | None = None,
         encoder: Encoder | None = None,
         auto_refresh: bool | float = False,
+        lazy: bool = False,
     ) -> Recommender:
         """Open the index at ``path`` for queries.
 
@@ -256,12 +284,32 @@ class Recommender:
             auto_refresh: also pick up changes written by others without calling
                 ``refresh``: True checks at most once a second, a number every that many
                 seconds (the check is a file read and one small SQLite query).
+            lazy: read only the manifest now (IndexNotFoundError, the model check) and the
+                rest when first needed: for a process that only adds or removes articles,
+                which never needs the index in memory.
         """
         path = Path(path)
-        snapshot = Snapshot.load(path)
         expected = model or (encoder.name if encoder is not None else None)
-        _check_model(path, snapshot, expected)
         interval = 1.0 if auto_refresh is True else (float(auto_refresh) or None)
+        if lazy:
+            manifest = read_manifest(current_version(path))
+            if expected in MULTILINGUAL_NAMES:
+                expected = MULTILINGUAL_MODEL
+            if expected not in (None, AUTO_MODEL) and expected != manifest.model:
+                raise IncompatibleIndexError(
+                    f"index at {path} was built with model {manifest.model!r}, "
+                    f"not {expected!r}; rebuild it or use that model"
+                )
+            return cls(
+                path,
+                None,
+                encoder,
+                expected_model=expected,
+                auto_refresh=interval,
+                manifest=manifest,
+            )
+        snapshot = Snapshot.load(path)
+        _check_model(path, snapshot, expected)
         return cls(path, snapshot, encoder, expected_model=expected, auto_refresh=interval)
 
     def refresh(self) -> bool:
@@ -271,6 +319,8 @@ class Recommender:
         rebuilt index is loaded whole). Queries running meanwhile keep the state they started
         with. Returns whether anything changed.
         """
+        if self._held is None:
+            return False  # nothing loaded yet: the first use loads what is current
         with self._refresh_lock:
             return self._refresh()
 
@@ -320,6 +370,8 @@ class Recommender:
     def _maybe_refresh(self) -> None:
         if self._auto_refresh is None or time.monotonic() < self._next_check:
             return
+        if self._held is None:
+            return
         if self._refresh_lock.acquire(blocking=False):  # one thread refreshes, others go on
             try:
                 self._next_check = time.monotonic() + self._auto_refresh
@@ -329,7 +381,8 @@ class Recommender:
                 self._refresh_lock.release()
 
     def close(self) -> None:
-        self._snapshot.close()
+        if self._held is not None:
+            self._held.close()
 
     def __enter__(self) -> Recommender:
         return self
@@ -448,7 +501,7 @@ class Recommender:
 
     def _query_encoder_unchecked(self) -> Encoder:
         if self._encoder is None:
-            settings = self._snapshot.settings
+            settings = Settings.from_dict(self.manifest.settings)
             self._encoder = load_encoder(settings.model, batch_size=settings.batch_size)
         return self._encoder
 

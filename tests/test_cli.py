@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -532,3 +533,20 @@ def test_check_reports_a_sound_index_and_each_problem(index: Path) -> None:
     assert "its stored text does not match its content hash" in out
     assert "seg-000001.faiss does not match its checksum" in out
     assert "has 3 problem(s)" in err
+
+
+def test_add_threads_from_option_or_environment(
+    index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "t-1", "title": "Harbour cranes stand still"}) + "\n")
+    monkeypatch.setenv("RECOMMENDER_WRITER_THREADS", "2")
+    code, _, err = run("add", str(new), "-i", str(index))
+    assert code == 0, err
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+    code, _, err = run("add", str(new), "-i", str(index), "--threads", "1")
+    assert code == 0, err
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert run("add", str(new), "-i", str(index), "--threads", "0")[0] != 0

@@ -512,3 +512,19 @@ def test_removed_articles_never_come_back_with_a_graph(tmp_path: Path) -> None:
     before.refresh()
     assert not set(top[:3]) & {item.id for item in before.similar("a-1001", k=20)}
     before.close()
+
+
+def test_lazy_open_reads_the_index_only_when_needed(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    Recommender.build(_sample_articles(), path, encoder=FakeEncoder())
+    with pytest.raises(IndexNotFoundError):
+        Recommender.open(tmp_path / "none", lazy=True)
+    with pytest.raises(IncompatibleIndexError):
+        Recommender.open(path, lazy=True, model="another/model")
+    with Recommender.open(path, lazy=True, encoder=FakeEncoder()) as rec:
+        report = rec.add([article("new-1", "Harbour cranes stand still in the storm")])
+        rec.remove(["a-1001"])
+        assert report.added == 1 and rec._held is None  # written without loading the index
+        assert rec.manifest.model == "fake-bag-of-words" and rec._held is None
+        assert "new-1" in rec and "a-1001" not in rec  # loaded now, with both changes
+        assert rec.similar("a-2016", k=3)
