@@ -606,14 +606,17 @@ class Recommender:
         ``Recommendation.copies``). Neither the model nor torch is loaded.
         """
         snapshot = self._current()
-        row = self._live_row(snapshot, article_id)
+        removed = self._removed(snapshot)
+        row = self._live_row(snapshot, article_id, removed)
         chosen = self._ranking(snapshot, ranking, overrides)
         query = snapshot.query(row)
         if chosen.recency_from == "now":
             query = replace(query, day=_days(now or datetime.now(timezone.utc)))
         wanted = _filters(filters, same_category, categories, since, until, exclude)
         vector, terms = snapshot.vector(row), snapshot.terms(row)
-        return self._related(snapshot, vector, terms, k, query, {row}, chosen, wanted)
+        return self._related(
+            snapshot, vector, terms, k, query, {row}, chosen, wanted, removed=removed
+        )
 
     def _removed(self, snapshot: Snapshot) -> frozenset[int]:
         """Rows of ``snapshot`` removed by another process since it was taken (the table
@@ -623,10 +626,13 @@ class Recommender:
             row for row in snapshot.table.removed_since(snapshot.generation) if row < size
         )
 
-    def _live_row(self, snapshot: Snapshot, article_id: str) -> int:
-        """The row of a live article: in the snapshot and not removed since."""
+    def _live_row(
+        self, snapshot: Snapshot, article_id: str, removed: frozenset[int] | None = None
+    ) -> int:
+        """The row of a live article: in the snapshot and not removed since (``removed``:
+        ``_removed(snapshot)``, if the caller has it)."""
         row = snapshot.row(article_id)
-        if row in self._removed(snapshot):
+        if row in (self._removed(snapshot) if removed is None else removed):
             raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
         return row
 
@@ -734,6 +740,8 @@ class Recommender:
         drop: set[int],
         ranking: Ranking,
         filters: Filters,
+        *,
+        removed: frozenset[int] | None = None,
     ) -> list[Recommendation]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidQueryError(f"k must be a whole number, got {k!r}")
@@ -745,7 +753,7 @@ class Recommender:
             return []
         drop.update(columns.row_of[i] for i in filters.exclude if i in columns.row_of)
         # Rows removed since the last refresh are left out: the table knows at once.
-        drop.update(self._removed(snapshot))
+        drop.update(self._removed(snapshot) if removed is None else removed)
         count = candidate_count(snapshot, k, ranking.candidates)
         rows, pool = gather(snapshot, vector, terms, count, drop=drop, filters=row_filter)
         limit = k + 5

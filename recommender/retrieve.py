@@ -19,7 +19,7 @@ from .articles import parse_datetime
 from .errors import InvalidQueryError
 from .lexical import TermVector, cosine_with, rows_matrix
 from .lexical import search as lexical_search
-from .store import SECONDS_PER_DAY, Columns, is_graph
+from .store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -152,6 +152,7 @@ def retrieve(
     """
     import faiss
 
+    single_threaded_queries(faiss)
     total = int(index.ntotal)
     wanted = min(total, count + len(drop))
     if wanted <= 0:
