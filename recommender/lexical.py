@@ -151,6 +151,18 @@ def stack(vectors: Sequence[TermVector], width: int) -> Any:
     return sparse.csr_matrix((data, indices, indptr), shape=(len(vectors), width))
 
 
+def stack_blobs(blobs: Sequence[tuple[bytes, bytes]], width: int) -> Any:
+    """``stack`` of term vectors as stored (``TermVector.to_blobs`` pairs), decoded at once
+    rather than one vector at a time."""
+    from scipy import sparse
+
+    lengths = np.fromiter((len(t) // 4 for t, _ in blobs), dtype=np.int64, count=len(blobs))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices = np.frombuffer(b"".join(t for t, _ in blobs), dtype="<i4").astype(np.int32)
+    data = np.frombuffer(b"".join(w for _, w in blobs), dtype="<f4").astype(np.float32)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(blobs), width))
+
+
 @dataclass(frozen=True)
 class LexicalPart:
     """The vectors of consecutive rows from ``first_row`` on, by row, and the postings that
@@ -163,7 +175,11 @@ class LexicalPart:
 
     @classmethod
     def of(cls, first_row: int, vectors: Sequence[TermVector], width: int) -> LexicalPart:
-        matrix = stack(vectors, width)
+        return cls.of_matrix(first_row, stack(vectors, width))
+
+    @classmethod
+    def of_matrix(cls, first_row: int, matrix: Any) -> LexicalPart:
+        """The part of a CSR matrix of consecutive rows from ``first_row`` on."""
         return cls(first_row, matrix, capped(matrix.tocsc()))
 
     @property

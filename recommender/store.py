@@ -884,10 +884,10 @@ class ArticleTable:
 
     def snapshot(
         self, since: int, terms_from: int
-    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[TermVector]]:
+    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[tuple[bytes, bytes]]]:
         """The generation, the segments, the rows changed after generation ``since`` and the
-        term vectors of the rows from ``terms_from`` on, read in one transaction so that they
-        agree."""
+        term vectors of the rows from ``terms_from`` on (as stored: blobs of term ids and
+        weights, see ``lexical.stack_blobs``), read in one transaction so that they agree."""
         try:
             with self._lock:
                 cursor = self._connection.cursor()
@@ -910,8 +910,7 @@ class ArticleTable:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         self.has_checksums = self.has_checksums or self._has_checksums()  # added by a writer
-        vectors = [TermVector.from_blobs(t, w) for t, w in terms]
-        return (int(found[0][0]) if found else 0), segments, rows, vectors
+        return (int(found[0][0]) if found else 0), segments, rows, terms
 
     def lexicon(self, ngrams: int) -> Lexicon:
         """The lexicon of the build (read when text has to be vectorized)."""

@@ -606,3 +606,13 @@ def test_search_walks_only_the_capped_postings() -> None:
     part = LexicalPart(0, stack(vectors, 2), capped(stack(vectors, 2).tocsc(), 3))
     rows, _ = search([part], _vector({0: 1.0}), 10)
     assert rows.tolist() == [7, 6, 5]  # the term's three strongest rows, not all eight
+
+
+def test_stack_blobs_equals_stack_of_the_vectors() -> None:
+    from recommender.lexical import stack_blobs
+
+    vectors = [*ROWS, TermVector.empty()]
+    matrix = stack_blobs([v.to_blobs() for v in vectors], WIDTH)
+    np.testing.assert_array_equal(matrix.toarray(), stack(vectors, WIDTH).toarray())
+    assert matrix.indices.dtype == np.int32 and matrix.data.dtype == np.float32
+    assert stack_blobs([], WIDTH).shape == (0, WIDTH)
