@@ -197,17 +197,19 @@ class LexicalPart:
 
 def capped(by_term: Any, cap: int = POSTINGS_CAP) -> Any:
     """``by_term`` (CSC) with each column cut to its ``cap`` largest weights (rows ascending
-    within a column, ties to the earlier row)."""
+    within a column; among equal weights at the cut, any). Only the long columns are sorted."""
     from scipy import sparse
 
     lengths = np.diff(by_term.indptr)
-    if not len(lengths) or lengths.max() <= cap:
+    long = np.flatnonzero(lengths > cap)
+    if not len(long):
         return by_term
-    columns = np.repeat(np.arange(len(lengths)), lengths)
-    order = np.lexsort((by_term.indices, -by_term.data, columns))  # by column, weight desc
-    place = np.arange(len(order)) - np.repeat(by_term.indptr[:-1], lengths)
-    keep = order[place < cap]
-    keep = keep[np.lexsort((by_term.indices[keep], columns[keep]))]  # rows ascending again
+    keep = np.ones(len(by_term.data), dtype=bool)
+    for column in long.tolist():
+        start, end = int(by_term.indptr[column]), int(by_term.indptr[column + 1])
+        weights = by_term.data[start:end]
+        dropped = np.argpartition(-weights, cap - 1)[cap:]  # all but the cap largest
+        keep[start + dropped] = False
     kept = np.minimum(lengths, cap)
     indptr = np.concatenate([[0], np.cumsum(kept)])
     return sparse.csc_matrix(

@@ -240,10 +240,10 @@ def group_copies(
     if len(rest) and heads:
         rest = rest[~of_query[rest]]
         matches = copies[np.ix_(rest, heads)]
-        for position, row in zip(rest.tolist(), matches, strict=True):
-            found = np.flatnonzero(row)
-            if len(found):
-                groups[int(found[0])].append(position)
+        joins = matches.any(axis=1)
+        first = matches.argmax(axis=1)  # the earliest head each is a copy of
+        for position, group in zip(rest[joins].tolist(), first[joins].tolist(), strict=True):
+            groups[group].append(position)
     return groups
 
 

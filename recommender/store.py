@@ -689,7 +689,9 @@ def vectors_of(parts: Sequence[tuple[int, Any]], rows: np.ndarray, dimension: in
     for first_row, index in parts:
         inside = (rows >= first_row) & (rows < first_row + int(index.ntotal))
         if inside.any():
-            out[inside] = index.reconstruct_batch(rows[inside] - first_row)
+            # A graph's vectors are in its flat storage, which decodes a batch at once.
+            codes = index.storage if is_graph(index) else index
+            out[inside] = codes.reconstruct_batch(rows[inside] - first_row)
     return out
 
 
