@@ -899,8 +899,15 @@ class ArticleTable:
                         "SELECT value FROM state WHERE key = 'generation'"
                     ).fetchall()
                     segments = list_segments(cursor)
-                    rows = cursor.execute(
-                        f"SELECT {COLUMN_FIELDS} FROM articles WHERE changed > ? ORDER BY row",
+                    # The ids, which stay in memory, first and on their own: read together
+                    # with the rest (which does not stay), they would pin the memory of the
+                    # rest (Python's allocator frees an arena only when all of it is free).
+                    ids = cursor.execute(
+                        "SELECT id FROM articles WHERE changed > ? ORDER BY row", (since,)
+                    ).fetchall()
+                    rest = cursor.execute(
+                        f"SELECT {COLUMN_FIELDS.replace('id, ', '')} FROM articles "
+                        "WHERE changed > ? ORDER BY row",
                         (since,),
                     ).fetchall()
                     terms = cursor.execute(
@@ -912,6 +919,9 @@ class ArticleTable:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         self.has_checksums = self.has_checksums or self._has_checksums()  # added by a writer
+        if len(ids) != len(rest):  # pragma: no cover - one transaction: cannot differ
+            raise IndexDamagedError(f"index at {self._where} changed while it was read")
+        rows = [(r[0], i[0], *r[1:]) for i, r in zip(ids, rest, strict=True)]
         return (int(found[0][0]) if found else 0), segments, rows, terms
 
     def lexicon(self, ngrams: int) -> Lexicon:
