@@ -28,6 +28,7 @@ from .errors import (
 from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
 from .retrieve import Filters
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
+from .supplied import SuppliedVectorsError, article_content_hash
 from .tune import TuneReport
 
 __all__ = [
@@ -56,7 +57,9 @@ __all__ = [
     "RecommenderError",
     "Settings",
     "SettingsError",
+    "SuppliedVectorsError",
     "TuneReport",
     "UnknownArticleError",
     "UpdateReport",
+    "article_content_hash",
 ]

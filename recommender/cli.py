@@ -67,6 +67,29 @@ SkipInvalidOption = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Leave out invalid records instead of failing."),
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        envvar="RECOMMENDER_WRITER_THREADS",
+        show_envvar=True,
+        help=(
+            "Threads for embedding and vector indexing (default 1, so that a server answering "
+            "queries on the same machine keeps its cores; more embeds faster)."
+        ),
+    ),
+]
+VectorsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--vectors",
+        help=(
+            "Embeddings computed elsewhere: Parquet (a file or a folder of shards) or .npz/.npy "
+            "with id, content_hash, model and vector; stale or missing ones are embedded here."
+        ),
+    ),
+]
 
 
 def _choices(name: str, values: tuple[str, ...]) -> Any:
@@ -228,6 +251,24 @@ def _notes(skipped: int, duplicates: int) -> list[str]:
     return notes
 
 
+def _limit_threads(threads: int) -> None:
+    """Cap the threads of the libraries that embed and index (read when they first load, which
+    is after this: nothing here imports them)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:  # pragma: no cover - only when embedded in a larger program
+        sys.modules["torch"].set_num_threads(threads)
+    if "faiss" in sys.modules:  # pragma: no cover
+        sys.modules["faiss"].omp_set_num_threads(threads)
+
+
+def _supplied_note(supplied: int, stale: int, embedded: int) -> str:
+    return (
+        f"{supplied} vectors supplied, {stale} stale ones left out; "
+        f"{embedded} articles embedded here"
+    )
+
+
 def _build(
     articles: list[Path],
     index: Path,
@@ -237,6 +278,7 @@ def _build(
     skip_invalid: bool,
     settings: Settings,
     wait: bool = False,
+    vectors: Path | None = None,
 ) -> None:
     from .articles import parse_field_map
 
@@ -251,11 +293,14 @@ def _build(
             settings=settings,
             progress=progress,
             wait=wait,
+            vectors=vectors,
         )
     seconds = time.perf_counter() - started
     notes = _notes(report.skipped, report.duplicates)
     if report.reused:
         notes.append(f"{report.reused} stored embeddings reused")
+    if vectors is not None:
+        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
     extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(
         f"indexed {report.articles} articles from {report.records} records{extra} "
@@ -294,6 +339,16 @@ def build_index(
     vector_type: Annotated[
         str, typer.Option(help="Store vectors as float16 (half the memory, faster) or float32.")
     ] = Settings.vector_type,
+    vector_search: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Vector search: 'flat' (exact), 'hnsw' (graph, near-exact, fast at any size) "
+                f"or 'auto' (hnsw from {Settings.hnsw_min_rows:,} articles)."
+            )
+        ),
+    ] = Settings.vector_search,
+    vectors: VectorsOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
@@ -308,6 +363,7 @@ def build_index(
         max_body_chars=max_body_chars,
         batch_size=batch_size,
         vector_type=vector_type,  # type: ignore[arg-type]
+        vector_search=vector_search,  # type: ignore[arg-type]
         ranking=replace(stored, **ranking),
     )
     _build(
@@ -318,6 +374,7 @@ def build_index(
         skip_invalid=skip_invalid,
         settings=settings,
         wait=wait,
+        vectors=vectors,
     )
 
 
@@ -332,6 +389,8 @@ def add(
     field: FieldOption = None,
     drop_field: DropFieldOption = None,
     skip_invalid: SkipInvalidOption = False,
+    vectors: VectorsOption = None,
+    threads: ThreadsOption = None,
     wait: WaitOption = False,
 ) -> None:
     """Add new articles to an index and update changed ones (same id), in place.
@@ -340,7 +399,8 @@ def add(
     """
     from .articles import parse_field_map
 
-    with Recommender.open(index) as rec, _progress_bar("embedding") as progress:
+    _limit_threads(threads or 1)
+    with Recommender.open(index, lazy=True) as rec, _progress_bar("embedding") as progress:
         report = rec.add_from_files(
             articles,
             field_map=parse_field_map(field or []),
@@ -348,8 +408,11 @@ def add(
             skip_invalid=skip_invalid,
             progress=progress,
             wait=wait,
+            vectors=vectors,
         )
     notes = _notes(report.skipped, report.duplicates)
+    if vectors is not None:
+        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
     if report.compacted:
         notes.append("index compacted")
     extra = f" ({'; '.join(notes)})" if notes else ""
@@ -384,7 +447,7 @@ def remove(
         wanted += [line for line in text.splitlines() if line.strip()]
     if not wanted:
         raise typer.BadParameter("give the ids to remove, or --from FILE")
-    with Recommender.open(index) as rec:
+    with Recommender.open(index, lazy=True) as rec:
         report = rec.remove(wanted, wait=wait)
     extra = "; index compacted" if report.compacted else ""
     typer.echo(
@@ -542,6 +605,7 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("articles", f"{details.articles} in {details.categories} categories"),
         ("model", f"{details.model} (dimension {details.dimension})"),
         ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
+        ("vector search", details.vector_search),
         ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
         ("size on disk", _size(details.bytes_on_disk)),
         ("format", str(details.format_version)),

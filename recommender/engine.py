@@ -38,7 +38,16 @@ from .results import BuildReport, CheckReport, IndexInfo, Recommendation, Update
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
-from .store import SECONDS_PER_DAY, Columns, Manifest, check_index
+from .store import (
+    SECONDS_PER_DAY,
+    Columns,
+    Manifest,
+    check_index,
+    current_version,
+    describe_search,
+    read_manifest,
+)
+from .supplied import SuppliedVectors, read_vectors
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -70,6 +79,11 @@ def _checked(articles: Iterable[Article]) -> list[Article]:
     return chosen
 
 
+def _supplied(path: str | Path | None) -> SuppliedVectors | None:
+    """The vectors file given to a build or an update, read and checked on its own."""
+    return None if path is None else read_vectors(path)
+
+
 def _check_model(path: Path, snapshot: Snapshot, expected: str | None) -> None:
     if expected in MULTILINGUAL_NAMES:
         expected = MULTILINGUAL_MODEL
@@ -90,14 +104,16 @@ class Recommender:
     def __init__(
         self,
         path: Path,
-        snapshot: Snapshot,
+        snapshot: Snapshot | None,
         encoder: Encoder | None = None,
         *,
         expected_model: str | None = None,
         auto_refresh: float | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
         self.path = path
-        self._snapshot = snapshot
+        self._held = snapshot  # None until first needed, when opened with ``lazy``
+        self._opened_manifest = manifest if snapshot is None else snapshot.manifest
         self._encoder = encoder
         self._expected_model = expected_model
         self._auto_refresh = auto_refresh
@@ -107,12 +123,30 @@ class Recommender:
         self._writer: IndexWriter | None = None
 
     @property
+    def _snapshot(self) -> Snapshot:
+        held = self._held
+        if held is None:  # opened with ``lazy``: loaded by the first thread that needs it
+            with self._refresh_lock:
+                if self._held is None:
+                    loaded = Snapshot.load(self.path)
+                    _check_model(self.path, loaded, self._expected_model)
+                    self._held = loaded
+                held = self._held
+        return held
+
+    @_snapshot.setter
+    def _snapshot(self, snapshot: Snapshot) -> None:
+        self._held = snapshot
+
+    @property
     def snapshot(self) -> Snapshot:
         """The state queries are answered from now (replaced whole by each refresh)."""
         return self._snapshot
 
     @property
     def manifest(self) -> Manifest:
+        if self._held is None and self._opened_manifest is not None:
+            return self._opened_manifest
         return self._snapshot.manifest
 
     @property
@@ -134,6 +168,7 @@ class Recommender:
         skipped: int = 0,
         duplicates: int = 0,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new index at ``path``.
 
@@ -153,9 +188,16 @@ class Recommender:
             records, skipped, duplicates: counts from reading, carried into the report.
             wait: if another process is writing the index, wait for it (True, or at most
                 that many seconds) instead of raising IndexBusyError.
+            vectors: a file (or folder of Parquet shards) of embeddings computed elsewhere,
+                stored instead of embedding those articles (see recommender/supplied.py):
+                refused whole (SuppliedVectorsError) for another model or dimension, a row
+                for an article not given, or a damaged file; a row for another text (its
+                content hash, ``article_content_hash``, differs) is left out and the article
+                embedded here. With the model "auto" the vectors' model is used.
 
         Returns:
-            A BuildReport with counts, seconds and the index size.
+            A BuildReport with counts (``supplied``, ``stale``, ``embedded``, ``reused``),
+            seconds and the index size.
         """
         writer = IndexWriter(path, encoder=encoder, wait=wait)
         return writer.build(
@@ -165,6 +207,7 @@ class Recommender:
             records=records,
             skipped=skipped,
             duplicates=duplicates,
+            vectors=_supplied(vectors),
         )
 
     @classmethod
@@ -180,6 +223,7 @@ class Recommender:
         encoder: Encoder | None = None,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> BuildReport:
         """Read JSON Lines / CSV files and build the index at ``path`` from them.
 
@@ -201,6 +245,7 @@ class Recommender:
             skipped=len(report.invalid),
             duplicates=report.duplicates,
             wait=wait,
+            vectors=vectors,
         )
 
     @staticmethod
@@ -228,6 +273,7 @@ class Recommender:
         model: str | None = None,
         encoder: Encoder | None = None,
         auto_refresh: bool | float = False,
+        lazy: bool = False,
     ) -> Recommender:
         """Open the index at ``path`` for queries.
 
@@ -240,12 +286,32 @@ class Recommender:
             auto_refresh: also pick up changes written by others without calling
                 ``refresh``: True checks at most once a second, a number every that many
                 seconds (the check is a file read and one small SQLite query).
+            lazy: read only the manifest now (IndexNotFoundError, the model check) and the
+                rest when first needed: for a process that only adds or removes articles,
+                which never needs the index in memory.
         """
         path = Path(path)
-        snapshot = Snapshot.load(path)
         expected = model or (encoder.name if encoder is not None else None)
-        _check_model(path, snapshot, expected)
         interval = 1.0 if auto_refresh is True else (float(auto_refresh) or None)
+        if lazy:
+            manifest = read_manifest(current_version(path))
+            if expected in MULTILINGUAL_NAMES:
+                expected = MULTILINGUAL_MODEL
+            if expected not in (None, AUTO_MODEL) and expected != manifest.model:
+                raise IncompatibleIndexError(
+                    f"index at {path} was built with model {manifest.model!r}, "
+                    f"not {expected!r}; rebuild it or use that model"
+                )
+            return cls(
+                path,
+                None,
+                encoder,
+                expected_model=expected,
+                auto_refresh=interval,
+                manifest=manifest,
+            )
+        snapshot = Snapshot.load(path)
+        _check_model(path, snapshot, expected)
         return cls(path, snapshot, encoder, expected_model=expected, auto_refresh=interval)
 
     def refresh(self) -> bool:
@@ -255,6 +321,8 @@ class Recommender:
         rebuilt index is loaded whole). Queries running meanwhile keep the state they started
         with. Returns whether anything changed.
         """
+        if self._held is None:
+            return False  # nothing loaded yet: the first use loads what is current
         with self._refresh_lock:
             return self._refresh()
 
@@ -304,6 +372,8 @@ class Recommender:
     def _maybe_refresh(self) -> None:
         if self._auto_refresh is None or time.monotonic() < self._next_check:
             return
+        if self._held is None:
+            return
         if self._refresh_lock.acquire(blocking=False):  # one thread refreshes, others go on
             try:
                 self._next_check = time.monotonic() + self._auto_refresh
@@ -313,7 +383,8 @@ class Recommender:
                 self._refresh_lock.release()
 
     def close(self) -> None:
-        self._snapshot.close()
+        if self._held is not None:
+            self._held.close()
 
     def __enter__(self) -> Recommender:
         return self
@@ -338,6 +409,7 @@ class Recommender:
         *,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> UpdateReport:
         """Insert new articles and update changed ones (same id) in the index on disk.
 
@@ -345,8 +417,12 @@ class Recommender:
         other changes (category, date, url, ...) rewrite the stored fields only. The change
         is committed at once, whole or not at all; this Recommender is refreshed after it,
         others see it on ``refresh``. One writer at a time: see ``wait`` in ``build``.
+        ``vectors``: embeddings computed elsewhere, as in ``build`` (checked against the
+        index's model and dimension).
         """
-        report = self._index_writer(wait).add(_checked(articles), progress=progress)
+        report = self._index_writer(wait).add(
+            _checked(articles), progress=progress, vectors=_supplied(vectors)
+        )
         self.refresh()
         return report
 
@@ -359,10 +435,11 @@ class Recommender:
         skip_invalid: bool = False,
         progress: ProgressFn | None = None,
         wait: bool | float = False,
+        vectors: str | Path | None = None,
     ) -> UpdateReport:
         """``add`` the articles of JSON Lines / CSV files (validated as in ``build_from_files``)."""
         report = _read_valid(files, field_map, drop_fields, skip_invalid)
-        result = self.add(report.articles, progress=progress, wait=wait)
+        result = self.add(report.articles, progress=progress, wait=wait, vectors=vectors)
         return replace(
             result, skipped=len(report.invalid), duplicates=result.duplicates + report.duplicates
         )
@@ -426,7 +503,7 @@ class Recommender:
 
     def _query_encoder_unchecked(self) -> Encoder:
         if self._encoder is None:
-            settings = self._snapshot.settings
+            settings = Settings.from_dict(self.manifest.settings)
             self._encoder = load_encoder(settings.model, batch_size=settings.batch_size)
         return self._encoder
 
@@ -491,6 +568,8 @@ class Recommender:
             generation=snapshot.generation,
             removed_rows=int((~snapshot.columns.alive).sum()),
             segments=len(snapshot.parts),
+            vector_search=describe_search(snapshot.manifest.search),
+            search=dict(snapshot.manifest.search) or {"type": "flat"},
         )
 
     # -- querying -------------------------------------------------------------------------
@@ -542,7 +621,8 @@ class Recommender:
         ``Recommendation.copies``). Neither the model nor torch is loaded.
         """
         snapshot = self._current()
-        row = self._live_row(snapshot, article_id)
+        removed = self._removed(snapshot)
+        row = self._live_row(snapshot, article_id, removed)
         chosen = self._ranking(snapshot, ranking, overrides)
         query = snapshot.query(row)
         if chosen.recency_from == "now":
@@ -550,7 +630,9 @@ class Recommender:
         wanted = _filters(filters, same_category, categories, since, until, exclude, same_language)
         vector, terms = snapshot.vector(row), snapshot.terms(row)
         language = snapshot.columns.language(row)
-        return self._related(snapshot, vector, terms, k, query, {row}, chosen, wanted, language)
+        return self._related(
+            snapshot, vector, terms, k, query, {row}, chosen, wanted, language, removed=removed
+        )
 
     def _removed(self, snapshot: Snapshot) -> frozenset[int]:
         """Rows of ``snapshot`` removed by another process since it was taken (the table
@@ -560,10 +642,13 @@ class Recommender:
             row for row in snapshot.table.removed_since(snapshot.generation) if row < size
         )
 
-    def _live_row(self, snapshot: Snapshot, article_id: str) -> int:
-        """The row of a live article: in the snapshot and not removed since."""
+    def _live_row(
+        self, snapshot: Snapshot, article_id: str, removed: frozenset[int] | None = None
+    ) -> int:
+        """The row of a live article: in the snapshot and not removed since (``removed``:
+        ``_removed(snapshot)``, if the caller has it)."""
         row = snapshot.row(article_id)
-        if row in self._removed(snapshot):
+        if row in (self._removed(snapshot) if removed is None else removed):
             raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
         return row
 
@@ -680,6 +765,8 @@ class Recommender:
         ranking: Ranking,
         filters: Filters,
         language: str | None,
+        *,
+        removed: frozenset[int] | None = None,
     ) -> list[Recommendation]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise InvalidQueryError(f"k must be a whole number, got {k!r}")
@@ -691,7 +778,7 @@ class Recommender:
             return []
         drop.update(columns.row_of[i] for i in filters.exclude if i in columns.row_of)
         # Rows removed since the last refresh are left out: the table knows at once.
-        drop.update(self._removed(snapshot))
+        drop.update(self._removed(snapshot) if removed is None else removed)
         count = candidate_count(snapshot, k, ranking.candidates)
         rows, pool = gather(snapshot, vector, terms, count, drop=drop, filters=row_filter)
         limit = k + 5

@@ -42,6 +42,11 @@ FULL_MIN_DF_FROM = 100
 #: Query terms that pick lexical candidates (the strongest by weight); all count in scores.
 QUERY_TERMS = 32
 
+#: Postings kept per term for picking candidates: the rows where the term weighs most. A
+#: frequent term's full list grows with the archive; capped, a query's cost does not (the
+#: candidates' TF-IDF cosines are still computed exactly, from their rows).
+POSTINGS_CAP = 1000
+
 
 #: Scripts written without spaces between words (Thai, Lao, Burmese, Khmer, kana, CJK
 #: ideographs and their iteration marks, half-width katakana): cut into character pairs.
@@ -238,18 +243,36 @@ def stack(vectors: Sequence[TermVector], width: int) -> Any:
     return sparse.csr_matrix((data, indices, indptr), shape=(len(vectors), width))
 
 
+def stack_blobs(blobs: Sequence[tuple[bytes, bytes]], width: int) -> Any:
+    """``stack`` of term vectors as stored (``TermVector.to_blobs`` pairs), decoded at once
+    rather than one vector at a time."""
+    from scipy import sparse
+
+    lengths = np.fromiter((len(t) // 4 for t, _ in blobs), dtype=np.int64, count=len(blobs))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices = np.frombuffer(b"".join(t for t, _ in blobs), dtype="<i4").astype(np.int32)
+    data = np.frombuffer(b"".join(w for _, w in blobs), dtype="<f4").astype(np.float32)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(blobs), width))
+
+
 @dataclass(frozen=True)
 class LexicalPart:
-    """The vectors of consecutive rows from ``first_row`` on, by row and by term."""
+    """The vectors of consecutive rows from ``first_row`` on, by row, and the postings that
+    pick candidates by term: a CSC matrix of the same rows holding, per term, only the
+    ``POSTINGS_CAP`` rows where it weighs most."""
 
     first_row: int
     by_row: Any  # scipy CSR
-    by_term: Any  # scipy CSC of the same matrix
+    by_term: Any  # scipy CSC, columns capped (see ``capped``)
 
     @classmethod
     def of(cls, first_row: int, vectors: Sequence[TermVector], width: int) -> LexicalPart:
-        matrix = stack(vectors, width)
-        return cls(first_row, matrix, matrix.tocsc())
+        return cls.of_matrix(first_row, stack(vectors, width))
+
+    @classmethod
+    def of_matrix(cls, first_row: int, matrix: Any) -> LexicalPart:
+        """The part of a CSR matrix of consecutive rows from ``first_row`` on."""
+        return cls(first_row, matrix, capped(matrix.tocsc()))
 
     @property
     def count(self) -> int:
@@ -261,7 +284,29 @@ class LexicalPart:
         from scipy import sparse
 
         matrix = sparse.vstack([part.by_row for part in parts], format="csr")
-        return cls(parts[0].first_row, matrix, matrix.tocsc())
+        return cls(parts[0].first_row, matrix, capped(matrix.tocsc()))
+
+
+def capped(by_term: Any, cap: int = POSTINGS_CAP) -> Any:
+    """``by_term`` (CSC) with each column cut to its ``cap`` largest weights (rows ascending
+    within a column; among equal weights at the cut, any). Only the long columns are sorted."""
+    from scipy import sparse
+
+    lengths = np.diff(by_term.indptr)
+    long = np.flatnonzero(lengths > cap)
+    if not len(long):
+        return by_term
+    keep = np.ones(len(by_term.data), dtype=bool)
+    for column in long.tolist():
+        start, end = int(by_term.indptr[column]), int(by_term.indptr[column + 1])
+        weights = by_term.data[start:end]
+        dropped = np.argpartition(-weights, cap - 1)[cap:]  # all but the cap largest
+        keep[start + dropped] = False
+    kept = np.minimum(lengths, cap)
+    indptr = np.concatenate([[0], np.cumsum(kept)])
+    return sparse.csc_matrix(
+        (by_term.data[keep], by_term.indices[keep], indptr), shape=by_term.shape
+    )
 
 
 def _locate(parts: Sequence[LexicalPart], rows: np.ndarray) -> list[tuple[LexicalPart, np.ndarray]]:
@@ -316,21 +361,41 @@ def search(
     allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``count`` allowed rows scoring highest on the query's strongest terms (only rows
-    sharing a term with it), best first: (rows, partial cosines)."""
+    in those terms' capped postings), best first: (rows, partial cosines).
+
+    The work is proportional to the postings walked (at most ``QUERY_TERMS`` times
+    ``POSTINGS_CAP``), never to the number of rows.
+    """
     empty = (np.empty(0, np.int64), np.empty(0, np.float32))
     if not parts or not len(query.terms) or count <= 0:
         return empty
     strongest = np.argsort(-query.weights, kind="stable")[:QUERY_TERMS]
     terms, weights = query.terms[strongest], query.weights[strongest]
-    scores = np.concatenate(
-        [np.asarray(part.by_term[:, terms] @ weights, dtype=np.float32) for part in parts]
-    )
+    found_rows, found_scores = [], []
+    for part in parts:
+        indptr, indices, data = part.by_term.indptr, part.by_term.indices, part.by_term.data
+        starts, ends = indptr[terms], indptr[terms + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if not total:
+            continue
+        # The positions of every walked posting, without a Python loop over terms.
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        at = np.arange(total) + offsets
+        found_rows.append(indices[at].astype(np.int64) + part.first_row)
+        found_scores.append(data[at] * np.repeat(weights, lengths))
+    if not found_rows:
+        return empty
+    hits, inverse = np.unique(np.concatenate(found_rows), return_inverse=True)
+    scores = np.bincount(inverse, weights=np.concatenate(found_scores)).astype(np.float32)
+    keep = scores > 0
     if allowed is not None:
-        scores[~allowed[: len(scores)]] = 0.0
+        keep &= allowed[hits]
     if drop:
-        scores[np.fromiter(drop, dtype=np.int64)] = 0.0
-    hits = np.flatnonzero(scores > 0)
+        keep &= ~np.isin(hits, np.fromiter(drop, dtype=np.int64))
+    hits, scores = hits[keep], scores[keep]
     if len(hits) > count:
-        hits = hits[np.argpartition(-scores[hits], count - 1)[:count]]
-    hits = hits[np.lexsort((hits, -scores[hits]))]
-    return hits.astype(np.int64), scores[hits]
+        best = np.argpartition(-scores, count - 1)[:count]
+        hits, scores = hits[best], scores[best]
+    order = np.lexsort((hits, -scores))
+    return hits[order], scores[order]

@@ -53,6 +53,9 @@ class BuildReport:
     index_bytes: int
     model: str
     reused: int = 0  # articles whose stored vector was kept instead of embedding again
+    supplied: int = 0  # articles whose vector came from the file given (--vectors)
+    stale: int = 0  # supplied vectors left out: made from another text (embedded here)
+    embedded: int = 0  # articles embedded by the build
 
     @property
     def articles_per_second(self) -> float:
@@ -74,6 +77,8 @@ class UpdateReport:
     embedded: int = 0
     seconds: float = 0.0
     compacted: bool = False  # the update also rewrote the index without removed rows
+    supplied: int = 0  # new or changed articles whose vector came from the file given
+    stale: int = 0  # supplied vectors left out: made from another text (embedded here)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class IndexInfo:
     generation: int = 0  # updates committed to this version, counting its build as 1
     removed_rows: int = 0  # rows of removed or replaced articles awaiting compaction
     segments: int = 0
+    # The vector search of the build's segment, e.g. "hnsw (approximate graph search: M=32,
+    # ...)" or "flat (exact: ...)"; segments added since are searched exhaustively.
+    vector_search: str = ""
+    search: dict[str, Any] = field(default_factory=dict)  # the same, as the manifest holds it
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .articles import parse_datetime
 from .errors import InvalidQueryError
 from .lexical import TermVector, cosine_with, rows_matrix
 from .lexical import search as lexical_search
-from .store import SECONDS_PER_DAY, Columns
+from .store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -145,6 +145,11 @@ def allowed_rows(columns: Columns, filters: RowFilter) -> np.ndarray:
     return mask
 
 
+#: Below this share of allowed rows a graph (HNSW) index is not walked but its stored vectors
+#: scanned: a walk that may return few rows finds too few of them.
+GRAPH_MIN_SHARE = 0.2
+
+
 def retrieve(
     index: Any,
     vector: np.ndarray,
@@ -152,24 +157,44 @@ def retrieve(
     *,
     drop: Collection[int] = (),
     allowed: np.ndarray | None = None,
+    bitmap: np.ndarray | None = None,
 ) -> Candidates:
     """The ``count`` nearest allowed rows to ``vector``, leaving out the rows in ``drop``.
 
     FAISS is asked for ``count + len(drop)`` so that dropping cannot leave the list short; a
-    filter is applied inside the FAISS scan (a bitmap selector), not after it.
+    filter is applied inside the FAISS search (a bitmap selector), not after it: ``bitmap``
+    is ``allowed`` packed (little bit order), if the caller has it already.
+
+    A graph index (HNSW) is walked with at least ``efSearch`` candidates, more when a filter
+    leaves only a share of the rows; under ``GRAPH_MIN_SHARE`` its vectors are scanned
+    instead (exact, like a flat index).
     """
     import faiss
 
+    single_threaded_queries(faiss)
     total = int(index.ntotal)
     wanted = min(total, count + len(drop))
     if wanted <= 0:
         return Candidates(rows=np.empty(0, np.int64), similarities=np.empty(0, np.float32))
     query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-    if allowed is None:
+    selector = None
+    if allowed is not None:
+        if bitmap is None:
+            bitmap = np.packbits(allowed[:total], bitorder="little")
+        selector = faiss.IDSelectorBitmap(total, faiss.swig_ptr(bitmap))
+    if is_graph(index):
+        share = 1.0 if allowed is None else int(np.count_nonzero(allowed[:total])) / total
+        if share < GRAPH_MIN_SHARE:
+            index = index.storage
+            params: Any = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        else:
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                efSearch=int(max(index.hnsw.efSearch, wanted) / share), sel=selector
+            )
+        similarities, rows = index.search(query, wanted, params=params)
+    elif selector is None:
         similarities, rows = index.search(query, wanted)
     else:
-        bitmap = np.packbits(allowed, bitorder="little")
-        selector = faiss.IDSelectorBitmap(total, faiss.swig_ptr(bitmap))
         similarities, rows = index.search(
             query,
             wanted,
@@ -189,17 +214,19 @@ def retrieve_parts(
     *,
     drop: Collection[int] = (),
     allowed: np.ndarray | None = None,
+    bitmap: np.ndarray | None = None,
 ) -> Candidates:
     """``retrieve`` over an index kept in parts, each holding the rows from its first row on;
-    the parts' nearest rows are merged, nearest first."""
+    the parts' nearest rows are merged, nearest first. ``bitmap``: ``allowed`` packed."""
     if len(parts) == 1 and parts[0][0] == 0:
-        return retrieve(parts[0][1], vector, count, drop=drop, allowed=allowed)
+        return retrieve(parts[0][1], vector, count, drop=drop, allowed=allowed, bitmap=bitmap)
     found_rows, found_similarities = [], []
     for first_row, index in parts:
         last_row = first_row + int(index.ntotal)
         inside = [row - first_row for row in drop if first_row <= row < last_row]
         mask = None if allowed is None else allowed[first_row:last_row]
-        found = retrieve(index, vector, count, drop=inside, allowed=mask)
+        bits = bitmap if first_row == 0 else None
+        found = retrieve(index, vector, count, drop=inside, allowed=mask, bitmap=bits)
         found_rows.append(found.rows + first_row)
         found_similarities.append(found.similarities)
     if not found_rows:
@@ -278,10 +305,16 @@ def gather(
     """The candidate rows of a query (the embedding's ``count`` nearest, then the TF-IDF's
     ``count`` best not among them; live, allowed rows only, none in ``drop``) and their pool."""
     columns = snapshot.columns
-    allowed = allowed_rows(columns, filters) if filters is not None and filters.active else None
-    if not columns.alive.all():
-        allowed = columns.alive if allowed is None else allowed & columns.alive
-    dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed)
+    bitmap = None
+    if filters is not None and filters.active:
+        allowed: np.ndarray | None = allowed_rows(columns, filters)
+        if columns.removed_rows:
+            allowed = allowed & columns.alive
+    elif columns.removed_rows:
+        allowed, bitmap = columns.alive, columns.alive_bitmap  # made once per snapshot
+    else:
+        allowed = None  # nothing to leave out: no work in proportion to the archive
+    dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed, bitmap=bitmap)
     lexical_rows, _ = lexical_search(snapshot.lexical, terms, count, drop=drop, allowed=allowed)
     rows = np.concatenate([dense.rows, lexical_rows[~np.isin(lexical_rows, dense.rows)]])
     vectors = snapshot.vectors(rows)

@@ -25,6 +25,7 @@ DEFAULT_MODEL = AUTO_MODEL
 
 RecencyFrom = Literal["query", "now"]
 Calibration = Literal["pool", "none"]
+VectorSearch = Literal["auto", "flat", "hnsw"]
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -144,6 +145,13 @@ class Settings:
     Lexical side: TF-IDF over the title and whole body, terms of 1 to ``lexical_ngrams`` words
     found in at least ``lexical_min_df`` articles.
 
+    Vector search (``vector_search``): "flat" compares the query with every vector (exact, its
+    time grows with the archive); "hnsw" walks a graph (HNSW, ``hnsw_m`` links per vector,
+    ``hnsw_ef_construction`` and ``hnsw_ef_search`` candidates kept while building and
+    searching): near-exact, its time grows with the logarithm of the archive; "auto" (the
+    default) takes "hnsw" for builds of ``hnsw_min_rows`` articles or more, else "flat". The
+    build records its choice in the manifest (``recommend info`` shows it).
+
     Everything but ``ranking`` (and ``batch_size``, which only paces embedding) is fixed by a
     build: the stored vectors, text and lexicon depend on it.
     """
@@ -154,6 +162,11 @@ class Settings:
     vector_type: Literal["float16", "float32"] = "float16"
     lexical_ngrams: int = 2
     lexical_min_df: int = 2
+    vector_search: VectorSearch = "auto"
+    hnsw_min_rows: int = 20_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
+    hnsw_ef_search: int = 128
     ranking: Ranking = field(default_factory=Ranking)
 
     def __post_init__(self) -> None:
@@ -161,6 +174,14 @@ class Settings:
         _check_count("batch_size", self.batch_size, 1)
         _check_count("lexical_ngrams", self.lexical_ngrams, 1)
         _check_count("lexical_min_df", self.lexical_min_df, 1)
+        if self.vector_search not in ("auto", "flat", "hnsw"):
+            raise SettingsError(
+                f"vector_search must be 'auto', 'flat' or 'hnsw', got {self.vector_search!r}"
+            )
+        _check_count("hnsw_min_rows", self.hnsw_min_rows, 0)
+        _check_count("hnsw_m", self.hnsw_m, 2)
+        _check_count("hnsw_ef_construction", self.hnsw_ef_construction, 1)
+        _check_count("hnsw_ef_search", self.hnsw_ef_search, 1)
         if self.vector_type not in ("float16", "float32"):
             raise SettingsError(
                 f"vector_type must be 'float16' or 'float32', got {self.vector_type!r}"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
-from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix
+from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from .rerank import Query
 from .settings import Settings
 from .store import (
@@ -26,6 +26,7 @@ from .store import (
     apply_rows,
     current_name,
     current_version,
+    is_graph,
     new_vector_index,
     read_manifest,
     read_segment,
@@ -111,8 +112,11 @@ class Snapshot:
             held = end
         lexical = list(self.lexical)
         if terms:
-            lexical.append(LexicalPart.of(held_terms, terms, self.lexicon_size))
+            matrix = stack_blobs(terms, self.lexicon_size)
+            lexical.append(LexicalPart.of_matrix(held_terms, matrix))
         first = 0 if self.generation < 0 else 1  # keep the big first part as it is
+        if parts and is_graph(parts[0][1]):
+            first = 1  # a graph is never copied into an exhaustive index
         if len(parts) - first > 4:  # one index searches faster than several
             parts = [*parts[:first], (parts[first][0], self._joined(parts[first:]))]
         if len(lexical) - first > 4:

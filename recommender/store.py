@@ -41,9 +41,10 @@ import stat
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ from .results import CheckReport
 from .text import content_hash, embedding_text
 
 FORMAT = "recommender-index"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: The oldest format this version opens for queries and updates (3: before ``search``, flat).
+READABLE_FORMAT = 3
 #: The oldest format whose stored vectors a build may reuse (same segments and hashes).
 REUSABLE_FORMAT = 2
 CURRENT = "CURRENT"
@@ -226,7 +229,7 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
 )
 
 #: Light per-row values the query path keeps in memory, in this order.
-COLUMN_FIELDS = "row, id, title, category, published_ts, title_key, url_key, removed, language"
+COLUMN_FIELDS = "row, id, category, published_ts, title_key, url_key, removed, language"
 
 
 def has_language_column(connection: sqlite3.Connection | sqlite3.Cursor) -> bool:
@@ -260,6 +263,8 @@ class Manifest:
     build_seconds: float
     versions: dict[str, str] = field(default_factory=dict)
     model_choice: str = ""  # why this model (e.g. what "auto" saw); empty before 0.2
+    # The vector search of the build's segment (see ``search_of``); empty before format 4: flat.
+    search: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -278,11 +283,11 @@ class Segment:
 class Columns:
     """Per-row values the query path needs, held in memory as arrays (row = FAISS id).
 
-    Removed rows stay (their vectors are still in FAISS) with ``alive`` False.
+    Removed rows stay (their vectors are still in FAISS) with ``alive`` False. Titles and
+    urls are not held: only a 64-bit code of their normalised keys, equal for equal keys.
     """
 
     ids: list[str]
-    titles: list[str]
     published_days: np.ndarray  # float64 days since 1970, NaN when unknown
     category_codes: np.ndarray  # int32 index into categories, -1 when unknown
     categories: tuple[str, ...]
@@ -290,8 +295,6 @@ class Columns:
     url_codes: np.ndarray  # int64, equal for equal url keys, -1 when unknown
     alive: np.ndarray  # bool
     row_of: dict[str, int]  # live ids only
-    title_index: dict[str, int] = field(repr=False, default_factory=dict)
-    url_index: dict[str, int] = field(repr=False, default_factory=dict)
     # int32 index into languages, -1 when unknown (the effective language, see ArticleRow)
     language_codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     languages: tuple[str, ...] = ()
@@ -318,14 +321,27 @@ class Columns:
         code = int(self.language_codes[row]) if row < len(self.language_codes) else -1
         return self.languages[code] if code >= 0 else None
 
+    @cached_property
+    def removed_rows(self) -> int:
+        """Rows held whose article was removed or replaced (counted once per snapshot)."""
+        return len(self.alive) - int(np.count_nonzero(self.alive))
+
+    @cached_property
+    def alive_bitmap(self) -> np.ndarray:
+        """``alive`` packed little-endian: FAISS's bitmap selector (made once per snapshot)."""
+        return np.packbits(self.alive, bitorder="little")
+
     @property
     def live_categories(self) -> tuple[str, ...]:
         codes = np.unique(self.category_codes[self.alive])
         return tuple(self.categories[code] for code in codes if code >= 0)
 
 
-def _code(index: dict[str, int], key: str | None) -> int:
-    return index.setdefault(key, len(index)) if key else -1
+def key_code(key: str | None) -> int:
+    """A code of a duplicate key, 0 or more (-1 for none): equal keys, equal codes, within
+    one process (Python's string hash cut to 63 bits: two different keys share one with a
+    chance of about 1 in 2**63). Codes are never stored."""
+    return hash(key) & 0x7FFF_FFFF_FFFF_FFFF if key else -1
 
 
 def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Columns:
@@ -340,28 +356,27 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         tail = np.full(grow, fill, dtype=dtype)
         return tail if array is None else np.concatenate([array, tail])
 
+    categories = list(previous.categories) if previous else []
+    languages = list(previous.languages) if previous else []
+    if previous is None:  # a stable, readable order for a fresh load
+        categories = sorted({row[2] for row in rows if row[2] is not None})
+        languages = sorted({row[7] for row in rows if row[7] is not None})
+    if previous is None and rows and [row[0] for row in rows] == list(range(len(rows))):
+        return _loaded(rows, categories, languages)
     ids = (list(previous.ids) if previous else []) + [""] * grow
-    titles = (list(previous.titles) if previous else []) + [""] * grow
     published = extended(previous.published_days if previous else None, np.nan, np.float64)
     category_codes = extended(previous.category_codes if previous else None, -1, np.int32)
     title_codes = extended(previous.title_codes if previous else None, -1, np.int64)
     url_codes = extended(previous.url_codes if previous else None, -1, np.int64)
     alive = extended(previous.alive if previous else None, False, bool)
     language_codes = extended(previous.language_codes if previous else None, -1, np.int32)
-    categories = list(previous.categories) if previous else []
-    languages = list(previous.languages) if previous else []
-    if previous is None:  # a stable, readable order for a fresh load
-        categories = sorted({row[3] for row in rows if row[3] is not None})
-        languages = sorted({row[8] for row in rows if row[8] is not None})
     category_index = {name: code for code, name in enumerate(categories)}
     language_index = {name: code for code, name in enumerate(languages)}
     row_of = dict(previous.row_of) if previous else {}
-    title_index = dict(previous.title_index) if previous else {}
-    url_index = dict(previous.url_index) if previous else {}
-    for row, article_id, title, category, published_ts, title_key, url_key, removed, lang in rows:
+    for row, article_id, category, published_ts, title_key, url_key, removed, lang in rows:
         if alive[row] and row_of.get(ids[row]) == row:
             del row_of[ids[row]]
-        ids[row], titles[row] = article_id, title
+        ids[row] = article_id
         published[row] = np.nan if published_ts is None else published_ts / SECONDS_PER_DAY
         if category is not None and category not in category_index:
             category_index[category] = len(categories)
@@ -371,14 +386,13 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
             language_index[lang] = len(languages)
             languages.append(lang)
         language_codes[row] = -1 if lang is None else language_index[lang]
-        title_codes[row] = _code(title_index, title_key)
-        url_codes[row] = _code(url_index, url_key)
+        title_codes[row] = key_code(title_key)
+        url_codes[row] = key_code(url_key)
         alive[row] = not removed
         if not removed:
             row_of[article_id] = row
     return Columns(
         ids=ids,
-        titles=titles,
         published_days=published,
         category_codes=category_codes,
         categories=tuple(categories),
@@ -386,9 +400,34 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         url_codes=url_codes,
         alive=alive,
         row_of=row_of,
-        title_index=title_index,
-        url_index=url_index,
         language_codes=language_codes,
+        languages=tuple(languages),
+    )
+
+
+def _loaded(
+    rows: Sequence[tuple[Any, ...]], categories: list[str], languages: list[str]
+) -> Columns:
+    """Columns of a fresh load (rows 0..n-1 in order), column by column, not row by row."""
+    count = len(rows)
+    _, ids, category, published_ts, title_key, url_key, removed, lang = zip(*rows, strict=True)
+    code_of: dict[str | None, int] = {name: code for code, name in enumerate(categories)}
+    code_of[None] = -1
+    language_of: dict[str | None, int] = {name: code for code, name in enumerate(languages)}
+    language_of[None] = -1
+    published = np.array([np.nan if ts is None else ts for ts in published_ts], dtype=np.float64)
+    alive = ~np.fromiter(removed, dtype=bool, count=count)
+    ids_list = list(ids)
+    return Columns(
+        ids=ids_list,
+        published_days=published / SECONDS_PER_DAY,
+        category_codes=np.fromiter(map(code_of.__getitem__, category), np.int32, count),
+        categories=tuple(categories),
+        title_codes=np.fromiter(map(key_code, title_key), np.int64, count),
+        url_codes=np.fromiter(map(key_code, url_key), np.int64, count),
+        alive=alive,
+        row_of={ids_list[row]: row for row in np.flatnonzero(alive).tolist()},
+        language_codes=np.fromiter(map(language_of.__getitem__, lang), np.int32, count),
         languages=tuple(languages),
     )
 
@@ -533,7 +572,7 @@ def current_name(index_dir: Path) -> str | None:
         return None
 
 
-def read_manifest(version: Path, *, oldest: int = FORMAT_VERSION) -> Manifest:
+def read_manifest(version: Path, *, oldest: int = READABLE_FORMAT) -> Manifest:
     """The manifest of a version; ``oldest`` is the oldest format version accepted."""
     path = version / MANIFEST
     try:
@@ -582,6 +621,34 @@ def write_manifest(version: Path, manifest: Manifest, *, name: str = MANIFEST) -
     write_new(version / name, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
+#: The OpenMP threads FAISS had before queries set it to one (see ``single_threaded_queries``).
+_threads_for_building: list[int] = []
+
+
+def single_threaded_queries(faiss: Any) -> None:
+    """Make FAISS search on the calling thread only (once per process). A query is one
+    vector: FAISS splits work across queries, so its other threads only wait to be scheduled,
+    which on a busy machine costs more than the search (88 against 4.7 ms a query, 2 cores,
+    load 7). Parallelism comes from answering several queries at once, on their own threads.
+    Building a graph still uses the threads FAISS had (``building_threads``)."""
+    if not _threads_for_building:
+        _threads_for_building.append(int(faiss.omp_get_max_threads()))
+        faiss.omp_set_num_threads(1)
+
+
+@contextlib.contextmanager
+def building_threads(faiss: Any) -> Iterator[None]:
+    """FAISS with the threads it had before queries made it single-threaded, meanwhile."""
+    if not _threads_for_building:
+        yield
+        return
+    faiss.omp_set_num_threads(_threads_for_building[0])
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
 def new_vector_index(dimension: int, vector_type: str) -> Any:
     """An empty exhaustive inner-product index storing float16 or float32 vectors."""
     import faiss
@@ -593,6 +660,66 @@ def new_vector_index(dimension: int, vector_type: str) -> Any:
             dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
     return faiss.IndexFlatIP(dimension)
+
+
+def search_of(settings: dict[str, Any], rows: int) -> dict[str, Any]:
+    """The vector search a build of ``rows`` articles uses with these (manifest) settings:
+    ``{"type": "flat"}`` or ``{"type": "hnsw", "m": .., "ef_construction": .., "ef_search": ..}``,
+    with ``vector_search="auto"`` resolved by size (``hnsw_min_rows``)."""
+    chosen = settings.get("vector_search", "flat")
+    if chosen == "auto":
+        chosen = "hnsw" if rows >= int(settings.get("hnsw_min_rows", 20_000)) else "flat"
+    if chosen != "hnsw":
+        return {"type": "flat"}
+    return {
+        "type": "hnsw",
+        "m": int(settings.get("hnsw_m", 32)),
+        "ef_construction": int(settings.get("hnsw_ef_construction", 40)),
+        "ef_search": int(settings.get("hnsw_ef_search", 128)),
+    }
+
+
+def describe_search(search: dict[str, Any]) -> str:
+    """One line for ``recommend info``: the vector search of the build's segment."""
+    if search.get("type") != "hnsw":
+        return "flat (exact: every vector compared)"
+    return (
+        f"hnsw (approximate graph search: M={search['m']}, "
+        f"efConstruction={search['ef_construction']}, efSearch={search['ef_search']})"
+    )
+
+
+def built_vector_index(
+    dimension: int, vector_type: str, search: dict[str, Any], vectors: np.ndarray
+) -> Any:
+    """The index of a build's segment holding ``vectors``: exhaustive or HNSW (``search``)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if search.get("type") != "hnsw":
+        index = new_vector_index(dimension, vector_type)
+    elif vector_type == "float16":
+        index = faiss.IndexHNSWSQ(
+            dimension,
+            faiss.ScalarQuantizer.QT_fp16,  # type: ignore[arg-type]
+            search["m"],
+            faiss.METRIC_INNER_PRODUCT,
+        )
+    else:
+        index = faiss.IndexHNSWFlat(dimension, search["m"], faiss.METRIC_INNER_PRODUCT)
+    if search.get("type") == "hnsw":
+        index.hnsw.efConstruction = search["ef_construction"]
+        index.hnsw.efSearch = search["ef_search"]
+        if len(vectors):
+            index.train(vectors)  # a no-op for float16 and float32 storage
+    with building_threads(faiss):
+        index.add(vectors)
+    return index
+
+
+def is_graph(index: Any) -> bool:
+    """Whether a FAISS index searches by graph (HNSW) rather than exhaustively."""
+    return hasattr(index, "hnsw")
 
 
 def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
@@ -634,7 +761,9 @@ def vectors_of(parts: Sequence[tuple[int, Any]], rows: np.ndarray, dimension: in
     for first_row, index in parts:
         inside = (rows >= first_row) & (rows < first_row + int(index.ntotal))
         if inside.any():
-            out[inside] = index.reconstruct_batch(rows[inside] - first_row)
+            # A graph's vectors are in its flat storage, which decodes a batch at once.
+            codes = index.storage if is_graph(index) else index
+            out[inside] = codes.reconstruct_batch(rows[inside] - first_row)
     return out
 
 
@@ -836,10 +965,10 @@ class ArticleTable:
 
     def snapshot(
         self, since: int, terms_from: int
-    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[TermVector]]:
+    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[tuple[bytes, bytes]]]:
         """The generation, the segments, the rows changed after generation ``since`` and the
-        term vectors of the rows from ``terms_from`` on, read in one transaction so that they
-        agree."""
+        term vectors of the rows from ``terms_from`` on (as stored: blobs of term ids and
+        weights, see ``lexical.stack_blobs``), read in one transaction so that they agree."""
         try:
             with self._lock:
                 cursor = self._connection.cursor()
@@ -849,10 +978,16 @@ class ArticleTable:
                         "SELECT value FROM state WHERE key = 'generation'"
                     ).fetchall()
                     segments = list_segments(cursor)
-                    fields = COLUMN_FIELDS
+                    fields = COLUMN_FIELDS.replace("id, ", "")
                     if not has_language_column(cursor):  # unknown until a writer adds it
                         fields = fields.replace("language", "NULL")
-                    rows = cursor.execute(
+                    # The ids, which stay in memory, first and on their own: read together
+                    # with the rest (which does not stay), they would pin the memory of the
+                    # rest (Python's allocator frees an arena only when all of it is free).
+                    ids = cursor.execute(
+                        "SELECT id FROM articles WHERE changed > ? ORDER BY row", (since,)
+                    ).fetchall()
+                    rest = cursor.execute(
                         f"SELECT {fields} FROM articles WHERE changed > ? ORDER BY row",
                         (since,),
                     ).fetchall()
@@ -865,8 +1000,10 @@ class ArticleTable:
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         self.has_checksums = self.has_checksums or self._has_checksums()  # added by a writer
-        vectors = [TermVector.from_blobs(t, w) for t, w in terms]
-        return (int(found[0][0]) if found else 0), segments, rows, vectors
+        if len(ids) != len(rest):  # pragma: no cover - one transaction: cannot differ
+            raise IndexDamagedError(f"index at {self._where} changed while it was read")
+        rows = [(r[0], i[0], *r[1:]) for i, r in zip(ids, rest, strict=True)]
+        return (int(found[0][0]) if found else 0), segments, rows, terms
 
     def lexicon(self, ngrams: int) -> Lexicon:
         """The lexicon of the build (read when text has to be vectorized)."""
@@ -880,6 +1017,10 @@ class ArticleTable:
     def lexicon_size(self) -> int:
         found = self._query("SELECT count(*) FROM lexicon")
         return int(found[0][0])
+
+    def titles(self) -> dict[int, str]:
+        """Every stored row's title, by row (what ``recommend tune`` lists)."""
+        return {row: title for row, title in self._query("SELECT row, title FROM articles")}
 
     def articles(self, rows: Sequence[int]) -> dict[int, Article]:
         """The stored articles at these rows, by row; removed ones are left out.

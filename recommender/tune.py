@@ -220,12 +220,14 @@ def tune(
             "too few labelled queries with a related article on each side of the split"
         )
 
+    titles = snapshot.table.titles()
+
     def listed(row: int) -> ListedRow:
         day = columns.published_days[row]
         code = columns.category_codes[row]
         return ListedRow(
             id=columns.ids[row],
-            title=columns.titles[row],
+            title=titles.get(row, ""),
             category=columns.categories[code] if code >= 0 else None,
             published_at=None
             if np.isnan(day)

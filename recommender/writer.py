@@ -41,7 +41,7 @@ from .language import effective as effective_language
 from .lexical import Lexicon, TermVector, lexical_text
 from .lexical import fit as fit_lexicon
 from .results import BuildReport, UpdateReport
-from .settings import BUILD_FIELDS, Ranking, Settings
+from .settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
 from .store import (
     ARTICLES,
     CURRENT,
@@ -58,6 +58,7 @@ from .store import (
     Manifest,
     Segment,
     add_language_column,
+    built_vector_index,
     checkpoint,
     connect,
     current_name,
@@ -72,12 +73,14 @@ from .store import (
     read_manifest,
     read_segment,
     row_checksum,
+    search_of,
     terms_row,
     vectors_of,
     write_manifest,
     write_new,
     write_segment,
 )
+from .supplied import SuppliedVectors, check_model, match
 from .text import content_hash, embedding_text
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
@@ -263,8 +266,9 @@ def _new_version(
     try:
         segments = []
         if len(vectors):
-            index = new_vector_index(manifest.dimension, manifest.settings["vector_type"])
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            index = built_vector_index(
+                manifest.dimension, manifest.settings["vector_type"], manifest.search, vectors
+            )
             segments.append(write_segment(building, 1, 0, index))
         connection = connect(building / ARTICLES, write=True)
         try:
@@ -722,9 +726,10 @@ class IndexWriter:
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
+        vectors: SuppliedVectors | None = None,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new version of the index (see
-        ``Recommender.build``)."""
+        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them."""
         started = time.perf_counter()
         if settings is None:
             settings = Settings(ranking=stored_ranking(self.path) or Ranking())
@@ -733,6 +738,8 @@ class IndexWriter:
         encoder = self.encoder
         if encoder is not None:
             model, choice = encoder.name, "the encoder given to the build"
+        elif vectors is not None and settings.model == AUTO_MODEL:
+            model, choice = vectors.model, f"the model of the vectors supplied in {vectors.path}"
         else:
             chosen_model = choose_model(
                 settings.model, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in chosen]
@@ -741,6 +748,13 @@ class IndexWriter:
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
         languages = [effective_language(a.lang, a.title, a.body) for a in chosen]
+        supplied: dict[int, np.ndarray] = {}
+        stale = 0
+        if vectors is not None:
+            known = encoder.dimension if encoder is not None else None
+            check_model(vectors, model, known, "this build")
+            matched = match(vectors, chosen, hashes)
+            supplied, stale = matched.vectors, matched.stale
         lexicon, terms = fit_lexicon(
             [lexical_text(a.title, a.body) for a in chosen],
             settings.lexical_ngrams,
@@ -749,30 +763,43 @@ class IndexWriter:
         )
         with writing(self.path, self.wait) as state:
             dimension, reused = _reusable_vectors(self.path, model, hashes)
-            missing = [i for i, text_hash in enumerate(hashes) if text_hash not in reused]
+            if vectors is not None:
+                if dimension is not None and dimension != vectors.dimension:
+                    reused = {}  # the old index holds vectors of another length: not these
+                dimension = vectors.dimension
+            missing = [
+                i
+                for i, text_hash in enumerate(hashes)
+                if i not in supplied and text_hash not in reused
+            ]
             if missing or dimension is None:
                 encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
+                if vectors is not None:
+                    check_model(vectors, model, int(encoder.dimension), "this build")
                 dimension = int(encoder.dimension)
-            vectors = np.empty((len(chosen), dimension), dtype=np.float32)
+            embedded = np.empty((len(chosen), dimension), dtype=np.float32)
             if missing:
                 assert encoder is not None
-                vectors[missing] = encode_all(
+                embedded[missing] = encode_all(
                     encoder, [texts[i] for i in missing], progress=progress
                 )
             for i, text_hash in enumerate(hashes):
-                if text_hash in reused:
-                    vectors[i] = reused[text_hash]
+                if i in supplied:
+                    embedded[i] = supplied[i]
+                elif text_hash in reused:
+                    embedded[i] = reused[text_hash]
             manifest = Manifest(
                 model=model,
                 model_choice=choice,
                 dimension=dimension,
                 settings=settings.to_dict(),
+                search=search_of(settings.to_dict(), len(chosen)),
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),
             )
             version = write_version(
-                self.path, manifest, chosen, vectors, hashes, lexicon, terms, languages
+                self.path, manifest, chosen, embedded, hashes, lexicon, terms, languages
             )
             state.committed = True
         return BuildReport(
@@ -784,19 +811,33 @@ class IndexWriter:
             seconds=time.perf_counter() - started,
             index_bytes=sum(p.stat().st_size for p in version.iterdir() if p.is_file()),
             model=model,
-            reused=len(chosen) - len(missing),
+            reused=len(chosen) - len(missing) - len(supplied),
+            supplied=len(supplied),
+            stale=stale,
+            embedded=len(missing),
         )
 
     def add(
-        self, articles: Iterable[Article], *, progress: ProgressFn | None = None
+        self,
+        articles: Iterable[Article],
+        *,
+        progress: ProgressFn | None = None,
+        vectors: SuppliedVectors | None = None,
     ) -> UpdateReport:
-        """Insert new articles and update changed ones (see ``Recommender.add``)."""
+        """Insert new articles and update changed ones (see ``Recommender.add``);
+        ``vectors``: embeddings supplied for some or all of them."""
         started = time.perf_counter()
         chosen, duplicates = last_wins(articles)
         with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
             texts, hashes = _texts_and_hashes(chosen, settings)
             languages = {a.id: effective_language(a.lang, a.title, a.body) for a in chosen}
+            supplied: dict[int, np.ndarray] = {}
+            stale = 0
+            if vectors is not None:
+                check_model(vectors, manifest.model, manifest.dimension, f"the index {self.path}")
+                matched = match(vectors, chosen, hashes)
+                supplied, stale = matched.vectors, matched.stale
             table = ArticleTable(version)
             try:
                 stored = table.live_hashes(a.id for a in chosen)
@@ -811,11 +852,19 @@ class IndexWriter:
                 if found is not None:
                     replaced_rows.append(found[0])
                 new.append((article, text_hash))
-                embed.append(texts[i])
-            vectors = None
+                embed.append(i)
+            new_vectors = None
             if embed:
-                encoder = self._encoder(manifest, settings)
-                vectors = encode_all(encoder, embed, progress=progress)
+                new_vectors = np.empty((len(embed), manifest.dimension), dtype=np.float32)
+                local = [at for at, i in enumerate(embed) if i not in supplied]
+                for at, i in enumerate(embed):
+                    if i in supplied:
+                        new_vectors[at] = supplied[i]
+                if local:
+                    encoder = self._encoder(manifest, settings)
+                    new_vectors[local] = encode_all(
+                        encoder, [texts[embed[at]] for at in local], progress=progress
+                    )
             terms = (
                 self._lexicon(version, settings).vectorize(
                     [lexical_text(article.title, article.body) for article, _ in new],
@@ -830,7 +879,7 @@ class IndexWriter:
                 settings.vector_type,
                 Change(
                     new=new,
-                    vectors=vectors,
+                    vectors=new_vectors,
                     metadata=fields_only,
                     removed_rows=replaced_rows,
                     terms=terms,
@@ -845,7 +894,9 @@ class IndexWriter:
             replaced=len(replaced_rows),
             fields_only=len(fields_only),
             duplicates=duplicates,
-            embedded=len(embed),
+            embedded=len(embed) - sum(1 for i in embed if i in supplied),
+            supplied=sum(1 for i in embed if i in supplied),
+            stale=stale,
             seconds=time.perf_counter() - started,
             compacted=compacted,
         )

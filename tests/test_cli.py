@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -127,8 +128,21 @@ def test_info(index: Path) -> None:
     assert code == 0
     assert "articles      338 in 9 categories" in out
     assert "model         multilingual-e5-small-q4" in out  # auto: the sample is mixed
+    assert "vector search flat (exact" in out  # 338 articles: below the graph's threshold
     data = json.loads(run("info", "--index", str(index), "--json")[1])
     assert data["articles"] == 338 and data["dimension"] == 256
+    assert data["search"] == {"type": "flat"}
+
+
+def test_info_shows_a_graph_search(tmp_path: Path) -> None:
+    path = tmp_path / "graph"
+    code, _, err = run("build-index", str(SAMPLE), "-i", str(path), "--vector-search", "hnsw")
+    assert code == 0, err
+    code, out, _ = run("info", "--index", str(path))
+    assert "vector search hnsw (approximate graph search: M=32" in out
+    assert run("similar", "a-2016", "-i", str(path))[0] == 0
+    code, _, err = run("build-index", str(SAMPLE), "-i", str(path), "--vector-search", "ivf")
+    assert code != 0 and "vector_search must be" in err
 
 
 def test_index_from_environment(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -560,3 +574,20 @@ def test_letters_of_every_alphabet_reach_json_and_the_table(index: Path) -> None
         assert title in out
     code, out, _ = run("similar", "a-4002", "--index", str(index), "-k", "3")
     assert code == 0 and "В Лирове открылась первая линия метро" in out
+
+
+def test_add_threads_from_option_or_environment(
+    index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "t-1", "title": "Harbour cranes stand still"}) + "\n")
+    monkeypatch.setenv("RECOMMENDER_WRITER_THREADS", "2")
+    code, _, err = run("add", str(new), "-i", str(index))
+    assert code == 0, err
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+    code, _, err = run("add", str(new), "-i", str(index), "--threads", "1")
+    assert code == 0, err
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert run("add", str(new), "-i", str(index), "--threads", "0")[0] != 0

@@ -481,3 +481,83 @@ def test_same_language_for_a_draft(sample_rec: Recommender) -> None:
     unsure = sample_rec.similar_to_text("2600 - 400 - 35", published_at=when, same_language=True)
     assert len({item.language for item in unsure}) > 1
     assert unsure == sample_rec.similar_to_text("2600 - 400 - 35", published_at=when)
+
+
+# vector search by size -----------------------------------------------------------------------
+
+
+def _sample_articles() -> list:
+    from recommender.articles import read_articles
+
+    return read_articles([SAMPLE]).articles
+
+
+def test_index_type_is_chosen_by_size_and_recorded(tmp_path: Path) -> None:
+    articles = _sample_articles()
+    small = Settings(hnsw_min_rows=len(articles) + 1)
+    Recommender.build(articles, tmp_path / "flat", encoder=FakeEncoder(), settings=small)
+    large = Settings(hnsw_min_rows=len(articles))
+    Recommender.build(articles, tmp_path / "graph", encoder=FakeEncoder(), settings=large)
+    with Recommender.open(tmp_path / "flat") as rec:
+        assert rec.manifest.search == {"type": "flat"}
+        assert rec.info().vector_search.startswith("flat")
+        assert not hasattr(rec.snapshot.parts[0][1], "hnsw")
+    with Recommender.open(tmp_path / "graph") as rec:
+        assert rec.manifest.search == {
+            "type": "hnsw",
+            "m": 32,
+            "ef_construction": 40,
+            "ef_search": 128,
+        }
+        assert rec.info().search["type"] == "hnsw" and "efSearch=128" in rec.info().vector_search
+        assert rec.snapshot.parts[0][1].hnsw.efSearch == 128
+    with pytest.raises(SettingsError, match="vector_search must be"):
+        Settings(vector_search="ivf")  # type: ignore[arg-type]
+
+
+def test_graph_search_answers_like_the_exhaustive_one(tmp_path: Path) -> None:
+    articles = _sample_articles()
+    for name, search in (("flat", "flat"), ("graph", "hnsw")):
+        settings = Settings(vector_search=search)  # type: ignore[arg-type]
+        Recommender.build(articles, tmp_path / name, encoder=FakeEncoder(), settings=settings)
+    with Recommender.open(tmp_path / "flat") as flat, Recommender.open(tmp_path / "graph") as graph:
+        for query in ("a-1001", "a-2016", "a-3002"):
+            assert [i.id for i in graph.similar(query, k=10)] == [
+                i.id for i in flat.similar(query, k=10)
+            ]
+        filtered = graph.similar("a-2016", k=5, same_category=True)
+        assert filtered and all(item.category == "technology" for item in filtered)
+
+
+def test_removed_articles_never_come_back_with_a_graph(tmp_path: Path) -> None:
+    path = tmp_path / "graph"
+    settings = Settings(vector_search="hnsw")
+    Recommender.build(_sample_articles(), path, encoder=FakeEncoder(), settings=settings)
+    before = Recommender.open(path)  # opened before the removal, never refreshed by hand
+    with Recommender.open(path, encoder=FakeEncoder()) as rec:
+        top = [item.id for item in rec.similar("a-1001", k=5)]
+        rec.remove(top[:3])
+        after = [item.id for item in rec.similar("a-1001", k=20)]
+        assert not set(top[:3]) & set(after) and len(after) == 20
+        assert not set(top[:3]) & {i for i, _ in rec.candidates("a-1001", k=20)}
+        assert not set(top[:3]) & {i.id for i in rec.similar_to_text("payroll breach", k=20)}
+    assert not set(top[:3]) & {item.id for item in before.similar("a-1001", k=20)}
+    before.refresh()
+    assert not set(top[:3]) & {item.id for item in before.similar("a-1001", k=20)}
+    before.close()
+
+
+def test_lazy_open_reads_the_index_only_when_needed(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    Recommender.build(_sample_articles(), path, encoder=FakeEncoder())
+    with pytest.raises(IndexNotFoundError):
+        Recommender.open(tmp_path / "none", lazy=True)
+    with pytest.raises(IncompatibleIndexError):
+        Recommender.open(path, lazy=True, model="another/model")
+    with Recommender.open(path, lazy=True, encoder=FakeEncoder()) as rec:
+        report = rec.add([article("new-1", "Harbour cranes stand still in the storm")])
+        rec.remove(["a-1001"])
+        assert report.added == 1 and rec._held is None  # written without loading the index
+        assert rec.manifest.model == "fake-bag-of-words" and rec._held is None
+        assert "new-1" in rec and "a-1001" not in rec  # loaded now, with both changes
+        assert rec.similar("a-2016", k=3)

@@ -670,3 +670,41 @@ def test_fit_and_vectorize_use_each_texts_language() -> None:
         np.testing.assert_allclose(a.weights, b.weights, rtol=RTOL)
     with pytest.raises(ValueError, match="2 texts but 1 languages"):
         lexicon.vectorize(texts[:2], ["ru"])
+
+
+# capped postings -------------------------------------------------------------------------------
+
+
+def test_capped_keeps_each_terms_strongest_rows() -> None:
+    from recommender.lexical import capped
+
+    weights = [0.1, 0.9, 0.5, 0.9, 0.3]  # term 0 in every row, term 1 in row 2 only
+    vectors = [
+        _vector({0: w, 1: 0.4, 2: 1.0} if row == 2 else {0: w, 2: 1.0})
+        for row, w in enumerate(weights)
+    ]
+    matrix = stack(vectors, 3).tocsc()
+    kept = capped(matrix, cap=2)
+    assert kept.getcol(0).nonzero()[0].tolist() == [1, 3]  # the two largest, rows ascending
+    assert kept.getcol(1).nonzero()[0].tolist() == [2]
+    assert kept.getcol(2).nonzero()[0].tolist() == [0, 4]  # weighs most beside a small term 0
+    assert capped(matrix, cap=5) is matrix  # nothing to cut
+
+
+def test_search_walks_only_the_capped_postings() -> None:
+    from recommender.lexical import capped
+
+    vectors = [_vector({0: 0.1 * (row + 1), 1: 1.0}) for row in range(8)]
+    part = LexicalPart(0, stack(vectors, 2), capped(stack(vectors, 2).tocsc(), 3))
+    rows, _ = search([part], _vector({0: 1.0}), 10)
+    assert rows.tolist() == [7, 6, 5]  # the term's three strongest rows, not all eight
+
+
+def test_stack_blobs_equals_stack_of_the_vectors() -> None:
+    from recommender.lexical import stack_blobs
+
+    vectors = [*ROWS, TermVector.empty()]
+    matrix = stack_blobs([v.to_blobs() for v in vectors], WIDTH)
+    np.testing.assert_array_equal(matrix.toarray(), stack(vectors, WIDTH).toarray())
+    assert matrix.indices.dtype == np.int32 and matrix.data.dtype == np.float32
+    assert stack_blobs([], WIDTH).shape == (0, WIDTH)

@@ -127,3 +127,18 @@ def test_the_multilingual_model_puts_one_story_together_across_languages() -> No
     for one, other in ((0, 1), (0, 2), (1, 2)):  # the quake, in three languages
         assert similarity[one, other] > max(similarity[one, 3], similarity[other, 3]) + 0.05
     assert encoder.encode([]).shape == (0, 384)
+
+
+def test_a_query_is_encoded_on_one_thread_and_the_count_restored() -> None:
+    torch = pytest.importorskip("torch")
+    from recommender.encode import FEW_TEXTS, _one_thread_for_few
+
+    before = torch.get_num_threads()
+    with _one_thread_for_few(1):
+        assert torch.get_num_threads() == 1
+        with _one_thread_for_few(FEW_TEXTS):  # nested: restored once the outer one leaves
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with _one_thread_for_few(FEW_TEXTS + 1):  # a batch keeps torch's threads
+        assert torch.get_num_threads() == before

@@ -176,7 +176,6 @@ def columns() -> Columns:
     ids = ["a", "b", "c", "d", "e", "f"]
     return Columns(
         ids=ids,
-        titles=[f"Title {i}" for i in ids],
         published_days=np.array([10.0, 20.0, NAN, 30.0, 40.0, NAN], dtype=np.float64),
         category_codes=np.array([0, 1, 0, -1, 2, 1], dtype=np.int32),
         categories=("news", "sport", "tech"),
@@ -241,7 +240,6 @@ def test_allowed_rows_feed_retrieve(index: faiss.IndexFlatIP) -> None:
     ids = [f"id{row}" for row in range(ROWS)]
     columns = Columns(
         ids=ids,
-        titles=ids,
         published_days=days,
         category_codes=rng.integers(-1, 3, ROWS).astype(np.int32),
         categories=("a", "b", "c"),
@@ -316,3 +314,36 @@ def test_same_language_with_other_filters(columns: Columns) -> None:
     assert allowed_rows(columns, row_filter).tolist() == [False, True, False, False, False, True]
     row_filter = Filters(same_language=True, categories=["news"]).resolve(columns, 1, "ix", "az")
     assert allowed_rows(columns, row_filter).tolist() == [True, False, True, False, False, False]
+
+
+# a graph index (HNSW) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graph() -> object:
+    from recommender.store import built_vector_index, search_of
+
+    search = search_of({"vector_search": "hnsw"}, ROWS)
+    return built_vector_index(DIMENSION, "float32", search, VECTORS)
+
+
+def test_retrieve_from_a_graph_is_nearest_first(graph: object) -> None:
+    found = retrieve(graph, QUERY, 10)  # 50 rows, efSearch 128: the walk sees them all
+    assert found.rows.tolist() == NEAREST[:10].tolist()
+    assert found.similarities.tolist() == pytest.approx(EXACT[NEAREST[:10]].tolist(), abs=1e-5)
+
+
+def test_retrieve_from_a_graph_honours_allowed_and_drop(graph: object) -> None:
+    drop = {int(NEAREST[0]), int(NEAREST[3])}
+    wide = np.ones(ROWS, dtype=bool)
+    wide[NEAREST[1]] = False  # most rows allowed: the graph is walked
+    found = retrieve(graph, QUERY, 8, drop=drop, allowed=wide)
+    assert found.rows.tolist() == _expected(8, drop, wide)
+    narrow = np.zeros(ROWS, dtype=bool)
+    narrow[NEAREST[[5, 17, 30, 44]]] = True  # few allowed: its vectors are scanned
+    found = retrieve(graph, QUERY, 8, allowed=narrow)
+    assert found.rows.tolist() == _expected(8, allowed=narrow)
+    bitmap = np.packbits(narrow, bitorder="little")
+    assert retrieve(graph, QUERY, 8, allowed=narrow, bitmap=bitmap).rows.tolist() == (
+        found.rows.tolist()
+    )

@@ -442,3 +442,20 @@ def test_an_index_without_languages_opens_and_gets_them_from_its_next_write(
     reader.close()
     report = Recommender.check(sample_index)
     assert report.sound and report.rows_verified == report.rows == 339
+
+
+# vector search by size -----------------------------------------------------------------------
+
+
+def test_search_of_chooses_by_size_and_records_the_settings() -> None:
+    from recommender.store import describe_search, search_of
+
+    auto = {"vector_search": "auto", "hnsw_min_rows": 1000, "hnsw_m": 16}
+    assert search_of(auto, 999) == {"type": "flat"}
+    chosen = search_of(auto, 1000)
+    assert chosen == {"type": "hnsw", "m": 16, "ef_construction": 40, "ef_search": 128}
+    assert search_of({"vector_search": "flat"}, 10**7) == {"type": "flat"}
+    assert search_of({"vector_search": "hnsw"}, 1)["type"] == "hnsw"
+    assert search_of({}, 10**7) == {"type": "flat"}  # a format-3 manifest: flat
+    assert describe_search(chosen).startswith("hnsw (") and "M=16" in describe_search(chosen)
+    assert describe_search({}).startswith("flat")

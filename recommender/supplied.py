@@ -1,0 +1,215 @@
+"""Embeddings computed elsewhere: read, checked, and matched to the articles they are for.
+
+A job outside the engine (a GPU batch, a vector store) may embed the articles itself; the
+index then stores its vectors instead of embedding them again. What it supplies, per article:
+``id``, ``content_hash`` (``recommender.article_content_hash`` of the article, so that a
+vector of an older text is never stored for a newer one), ``model`` (the name the index uses)
+and ``vector``. As
+
+- Parquet: one file, or a folder of ``*.parquet`` shards, with those four columns (``vector``
+  a list of floats);
+- NumPy: an ``.npz`` holding the arrays ``id``, ``content_hash``, ``model`` and ``vector``
+  (one row each; ``model`` may be one name for all), or an ``.npy`` structured array with
+  those four fields. Read without pickle.
+
+A file for another model or dimension, a row for an article that is not being written, or a
+file that cannot be read is refused whole (``SuppliedVectorsError``, naming the file and the
+value at fault); a row whose content hash is not the article's (a stale vector) is left out
+and the article embedded here, counted in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .articles import Article
+from .errors import InputFileError
+from .text import content_hash, embedding_text
+
+COLUMNS = ("id", "content_hash", "model", "vector")
+
+
+class SuppliedVectorsError(InputFileError):
+    """A file of supplied vectors is refused (unreadable, another model or dimension, a row
+    for an article that is not being written)."""
+
+
+def article_content_hash(article: Article, max_body_chars: int = 1000) -> str:
+    """The content hash an index keeps for ``article``: a fingerprint of the text it embeds
+    (the title, then the body cut to ``max_body_chars``, the index's setting). A job that
+    supplies vectors computes it to say which text each vector is for."""
+    return content_hash(embedding_text(article.title, article.body, max_body_chars))
+
+
+@dataclass(frozen=True)
+class SuppliedVectors:
+    """The rows of a supplied file: ids, content hashes, one model, unit float32 vectors."""
+
+    path: Path
+    model: str
+    ids: list[str]
+    hashes: list[str]
+    vectors: np.ndarray
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Supplied vectors for some of the articles being written."""
+
+    vectors: dict[int, np.ndarray]  # position among the articles -> vector
+    stale: int  # rows for an article whose text changed since: embedded here instead
+
+
+def _refuse(path: Path, why: str) -> SuppliedVectorsError:
+    return SuppliedVectorsError(f"vectors file {path}: {why}; nothing was written")
+
+
+def read_vectors(path: str | Path) -> SuppliedVectors:
+    """Read a file (or folder of Parquet shards) of supplied vectors; SuppliedVectorsError
+    if it cannot be read, lacks a column, mixes models, or holds vectors that are not finite,
+    zero or of different lengths. Vectors come back scaled to length 1."""
+    path = Path(path)
+    if not path.exists():
+        raise _refuse(path, "no such file or folder")
+    try:
+        if path.is_dir() or path.suffix == ".parquet":
+            columns = _read_parquet(path)
+        elif path.suffix in (".npz", ".npy"):
+            columns = _read_numpy(path)
+        else:
+            raise _refuse(path, "unknown format (give .parquet, a folder of them, .npz or .npy)")
+    except SuppliedVectorsError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise _refuse(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    ids, hashes, models, vectors = columns
+    models = sorted(set(models))
+    if len(models) > 1:
+        raise _refuse(path, f"holds vectors of several models ({', '.join(models[:3])})")
+    if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] == 0):
+        raise _refuse(path, "its vectors are not of one length")
+    if not len(ids):
+        raise _refuse(path, "holds no vectors")
+    bad = ~np.isfinite(vectors).all(axis=1)
+    norms = np.linalg.norm(vectors, axis=1)
+    bad |= norms == 0
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise _refuse(path, f"the vector of article {ids[first]!r} is zero or not finite")
+    return SuppliedVectors(
+        path=path,
+        model=models[0],
+        ids=ids,
+        hashes=hashes,
+        vectors=(vectors / norms[:, None]).astype(np.float32),
+    )
+
+
+def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise _refuse(path, "reading Parquet needs pyarrow (pip install pyarrow)") from None
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise _refuse(path, "the folder holds no .parquet files")
+    ids: list[str] = []
+    hashes: list[str] = []
+    models: list[str] = []
+    blocks = []
+    for file in files:
+        try:
+            table = pq.read_table(file, columns=list(COLUMNS))
+        except Exception as exc:  # pyarrow's own errors: damaged file, missing column
+            raise _refuse(file, f"cannot be read ({type(exc).__name__}: {exc})") from None
+        ids += [str(v) for v in table.column("id").to_pylist()]
+        hashes += [str(v) for v in table.column("content_hash").to_pylist()]
+        models += table.column("model").unique().to_pylist()
+        column = table.column("vector").combine_chunks()
+        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        lengths = np.diff(np.asarray(column.offsets)) if hasattr(column, "offsets") else None
+        width = int(lengths[0]) if lengths is not None and len(lengths) else column.type.list_size
+        if lengths is not None and (lengths != width).any():
+            raise _refuse(file, "its vectors are not of one length")
+        if column.null_count:
+            raise _refuse(file, "a vector is missing (null)")
+        blocks.append(values.reshape(len(table), width))
+    widths = {block.shape[1] for block in blocks}
+    if len(widths) > 1:
+        raise _refuse(path, f"its shards hold vectors of lengths {sorted(widths)}")
+    return ids, hashes, [str(m) for m in models], np.concatenate(blocks)
+
+
+def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    data: Any = np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with data:
+            missing = [name for name in COLUMNS if name not in data.files]
+            if missing:
+                raise _refuse(path, f"has no array {missing[0]!r} (it needs {', '.join(COLUMNS)})")
+            ids, hashes, model, vectors = (data[name] for name in COLUMNS)
+    else:
+        names = data.dtype.names or ()
+        missing = [name for name in COLUMNS if name not in names]
+        if missing:
+            raise _refuse(path, f"has no field {missing[0]!r} (it needs {', '.join(COLUMNS)})")
+        ids, hashes, model, vectors = (data[name] for name in COLUMNS)
+    count = len(ids)
+    models = [str(model)] if np.ndim(model) == 0 else [str(m) for m in np.unique(model)]
+    if (np.ndim(model) and len(model) != count) or len(hashes) != count or len(vectors) != count:
+        raise _refuse(path, "its arrays differ in length")
+    return (
+        [str(v) for v in ids],
+        [str(v) for v in hashes],
+        models,
+        np.asarray(vectors, dtype=np.float32),
+    )
+
+
+def check_model(supplied: SuppliedVectors, model: str, dimension: int | None, where: str) -> None:
+    """SuppliedVectorsError unless the vectors are ``model``'s, of ``dimension`` (if known)."""
+    if supplied.model != model:
+        raise _refuse(
+            supplied.path,
+            f"its vectors are of model {supplied.model!r}, {where} uses {model!r}",
+        )
+    if dimension is not None and supplied.dimension != dimension:
+        raise _refuse(
+            supplied.path,
+            f"its vectors have dimension {supplied.dimension}, {where} holds {dimension}",
+        )
+
+
+def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequence[str]) -> Matched:
+    """The supplied vector of each article whose text it was made from (same content hash).
+
+    SuppliedVectorsError for a row whose id is not among ``articles``; a row with another
+    hash is stale and left out (the article is embedded here). Rows given twice: the last.
+    """
+    position = {article.id: i for i, article in enumerate(articles)}
+    found: dict[int, np.ndarray] = {}
+    stale: set[int] = set()
+    for row, (article_id, text_hash) in enumerate(zip(supplied.ids, supplied.hashes, strict=True)):
+        at = position.get(article_id)
+        if at is None:
+            raise _refuse(
+                supplied.path,
+                f"it holds a vector for article {article_id!r}, which is not among the "
+                "articles being written",
+            )
+        if text_hash == hashes[at]:
+            found[at] = supplied.vectors[row]
+            stale.discard(at)
+        else:
+            found.pop(at, None)
+            stale.add(at)
+    return Matched(vectors=found, stale=len(stale))
