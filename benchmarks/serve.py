@@ -8,7 +8,8 @@ each of --clients requests in flight (default 2, 4, 16). Past the point where th
 saturated, more clients only queue (latency = clients / throughput), so the latency target is
 read at the saturating load: the fewest clients that reach 90% of the best throughput of that
 configuration. The writer PUTs batches of new articles (copies of indexed ones under new
-ids, so the server embeds them with the index's model) and DELETEs some, once a second.
+ids, so the server embeds them with the index's model) and DELETEs some, once a second,
+on a copy of the index (the one given is left as it was).
 The client runs on the same machine and takes CPU from the server: figures are conservative.
 
 Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
@@ -22,9 +23,11 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +215,11 @@ Measured = tuple[Run, dict[int, tuple[Run, Run | None]], list[dict[str, int]]]
 def measure(
     index: Path, ids: list[str], workers: int, writer: bool, args: argparse.Namespace
 ) -> Measured:
+    scratch = None
+    if writer:  # the writer changes the index: serve a copy, so the given one stays as it was
+        scratch = Path(tempfile.mkdtemp(prefix="serve-bench-", dir=index.parent))
+        shutil.copytree(index, scratch / index.name, symlinks=True)
+        index = scratch / index.name
     port = free_port()
     server = start_server(index, workers, port)
     base = f"http://127.0.0.1:{port}"
@@ -234,6 +242,8 @@ def measure(
     finally:
         server.terminate()
         server.wait(60)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return unloaded, runs, mem
 
 

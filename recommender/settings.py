@@ -55,7 +55,7 @@ class Ranking:
     half_life_days: float | None = _knob(
         1.0, "Recency half-life in days (--no-recency turns recency off)."
     )
-    recency_weight: float = _knob(0.5, "Share of the score that recency can change, 0-1.")
+    recency_weight: float = _knob(0.6, "Share of the score that recency can change, 0-1.")
     recency_from: RecencyFrom = _knob(  # noqa: RUF009 (a string default: immutable)
         "query", "Measure age from the 'query' article's date or from 'now'."
     )

@@ -44,6 +44,15 @@ def test_sample_results_are_about_the_same_story(real_index: Path) -> None:
     assert sum(precision) / len(precision) >= 0.85
 
 
+def test_the_demo_quake_lists_its_own_story_first(real_index: Path) -> None:
+    """The demo's first impression: the Valdoria quake is followed by its own coverage, not by
+    another country's quake a month later (which the model finds closer in wording)."""
+    story = {r["id"]: r["story"] for r in sample_records()}
+    with Recommender.open(real_index) as rec:
+        first_two = [item.id for item in rec.similar("a-1001", k=5)][:2]
+    assert [story[i] for i in first_two] == [story["a-1001"]] * 2, first_two
+
+
 def _multilingual_part() -> dict[str, str]:
     """Id -> story of the sample's multilingual part (the articles with a lang field)."""
     return {r["id"]: r["story"] for r in sample_records() if r.get("lang")}
