@@ -140,9 +140,11 @@ def test_evaluate_command(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["queries"] == 30 and 0 < data["precision_at_5"] <= 1
     base = ["evaluate", str(SAMPLE), "-i", index, "--label", "story", "--json"]
-    weighted = json.loads(runner.invoke(app, base).stdout)
+    boosted = json.loads(runner.invoke(app, [*base, "--category-boost", "0.5"]).stdout)
     off = json.loads(runner.invoke(app, [*base, "--no-recency", "--category-boost", "0"]).stdout)
-    assert off["same_category"] < weighted["same_category"]  # the options reach the engine
+    assert off["same_category"] < boosted["same_category"]  # the options reach the engine
+    recency_only = json.loads(runner.invoke(app, [*base, "--category-boost", "0"]).stdout)
+    assert recency_only["ndcg_at_10"] != off["ndcg_at_10"]
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("a,b\na-1001,a-1002\na-2016,a-2018\n")
     result = runner.invoke(app, ["evaluate", str(SAMPLE), "-i", index, "--label", str(pairs)])
