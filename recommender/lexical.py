@@ -124,6 +124,16 @@ def analyze(text: str, language: str | None, ngrams: int) -> list[str]:
     return out
 
 
+def _each_language(
+    texts: Sequence[str], languages: Iterable[str | None] | None
+) -> list[str | None]:
+    """One language per text (None, unknown, for all when ``languages`` is None)."""
+    chosen: list[str | None] = list(languages) if languages is not None else [None] * len(texts)
+    if len(chosen) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(chosen)} languages")
+    return chosen
+
+
 @dataclass(frozen=True)
 class TermVector:
     """One article's nonzero TF-IDF weights: term ids ascending, float32 weights (norm 1)."""
@@ -163,9 +173,7 @@ class Lexicon:
         index = self.index
         out = []
         texts = list(texts)
-        chosen = list(languages) if languages is not None else [None] * len(texts)
-        if len(chosen) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(chosen)} languages")
+        chosen = _each_language(texts, languages)
         for text, language in zip(texts, chosen, strict=True):
             counts = Counter(index[t] for t in analyze(text, language, self.ngrams) if t in index)
             if not counts:
@@ -192,9 +200,7 @@ def fit(
     ``languages``: each text's language, for its stop words (None: unknown, the default)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    chosen = list(languages) if languages is not None else [None] * len(texts)
-    if len(chosen) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(chosen)} languages")
+    chosen = _each_language(texts, languages)
 
     def analyze_doc(doc: tuple[str, str | None]) -> list[str]:
         return analyze(doc[0], doc[1], ngrams)
