@@ -19,7 +19,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import InputFileError, InvalidArticleError
+from .errors import InputFileError, InvalidArticleError, InvalidArticlesError
 from .text import clean_html, clean_title
 
 #: The fields an article is made of; any other input field is kept as metadata.
@@ -509,4 +509,18 @@ def read_articles(
                 del by_id[article.id]  # re-insert so the order follows the winning record
             by_id[article.id] = article
     report.articles = list(by_id.values())
+    return report
+
+
+def read_valid(
+    files: Sequence[str | Path],
+    field_map: Mapping[str, str] | None = None,
+    drop_fields: Iterable[str] = (),
+    skip_invalid: bool = False,
+) -> ReadReport:
+    """``read_articles``, where any invalid record fails the whole import (InvalidArticlesError
+    naming each file and line) unless ``skip_invalid``."""
+    report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
+    if report.invalid and not skip_invalid:
+        raise InvalidArticlesError(report.invalid)
     return report

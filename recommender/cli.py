@@ -23,8 +23,9 @@ import typer
 
 from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
-from .results import Recommendation
+from .results import BuildReport, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
+from .supplied import MissingVectors
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -52,6 +53,13 @@ WaitOption = Annotated[
         "--wait", help="If another process is writing the index, wait for it instead of failing."
     ),
 ]
+
+
+def _choices(name: str, values: tuple[str, ...]) -> Any:
+    """An Enum of these strings: how typer takes an option with a fixed set of values."""
+    return enum.Enum(name, {value: value for value in values}, type=str)
+
+
 FieldOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -86,15 +94,30 @@ VectorsOption = Annotated[
         "--vectors",
         help=(
             "Embeddings computed elsewhere: Parquet (a file or a folder of shards) or .npz/.npy "
-            "with id, content_hash, model and vector; stale or missing ones are embedded here."
+            "with id, content_hash, model and vector (what recommend embed writes); see "
+            "--missing-vectors for articles they do not cover."
         ),
     ),
 ]
 
 
-def _choices(name: str, values: tuple[str, ...]) -> Any:
-    """An Enum of these strings: how typer takes an option with a fixed set of values."""
-    return enum.Enum(name, {value: value for value in values}, type=str)
+class MissingVectorsChoice(str, enum.Enum):
+    """``--missing-vectors``: the values of ``supplied.MissingVectors``."""
+
+    embed = "embed"
+    refuse = "refuse"
+
+
+MissingVectorsOption = Annotated[
+    MissingVectorsChoice,
+    typer.Option(
+        "--missing-vectors",
+        help=(
+            "Articles --vectors does not cover (no row, or a stale one made from an older "
+            "text): 'embed' them here, or 'refuse' to write anything (counting each kind)."
+        ),
+    ),
+]
 
 
 def _ranking_parameters() -> list[inspect.Parameter]:
@@ -262,10 +285,10 @@ def _limit_threads(threads: int) -> None:
         sys.modules["faiss"].omp_set_num_threads(threads)
 
 
-def _supplied_note(supplied: int, stale: int, embedded: int) -> str:
+def _supplied_note(report: BuildReport | UpdateReport) -> str:
     return (
-        f"{supplied} vectors supplied, {stale} stale ones left out; "
-        f"{embedded} articles embedded here"
+        f"{report.supplied} vectors supplied, {report.stale} stale ones left out, "
+        f"{report.without_vector} articles without one; {report.embedded} embedded here"
     )
 
 
@@ -279,6 +302,7 @@ def _build(
     settings: Settings,
     wait: bool = False,
     vectors: Path | None = None,
+    missing_vectors: MissingVectors = "embed",
 ) -> None:
     from .articles import parse_field_map
 
@@ -294,13 +318,14 @@ def _build(
             progress=progress,
             wait=wait,
             vectors=vectors,
+            missing_vectors=missing_vectors,
         )
     seconds = time.perf_counter() - started
     notes = _notes(report.skipped, report.duplicates)
     if report.reused:
         notes.append(f"{report.reused} stored embeddings reused")
     if vectors is not None:
-        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
+        notes.append(_supplied_note(report))
     extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(
         f"indexed {report.articles} articles from {report.records} records{extra} "
@@ -349,6 +374,7 @@ def build_index(
         ),
     ] = Settings.vector_search,
     vectors: VectorsOption = None,
+    missing_vectors: MissingVectorsOption = MissingVectorsChoice.embed,
     wait: WaitOption = False,
 ) -> None:
     """Read articles, embed them and write the index (replacing any index there once done).
@@ -375,6 +401,7 @@ def build_index(
         settings=settings,
         wait=wait,
         vectors=vectors,
+        missing_vectors=missing_vectors.value,
     )
 
 
@@ -390,6 +417,7 @@ def add(
     drop_field: DropFieldOption = None,
     skip_invalid: SkipInvalidOption = False,
     vectors: VectorsOption = None,
+    missing_vectors: MissingVectorsOption = MissingVectorsChoice.embed,
     threads: ThreadsOption = None,
     wait: WaitOption = False,
 ) -> None:
@@ -409,10 +437,11 @@ def add(
             progress=progress,
             wait=wait,
             vectors=vectors,
+            missing_vectors=missing_vectors.value,
         )
     notes = _notes(report.skipped, report.duplicates)
     if vectors is not None:
-        notes.append(_supplied_note(report.supplied, report.stale, report.embedded))
+        notes.append(_supplied_note(report))
     if report.compacted:
         notes.append("index compacted")
     extra = f" ({'; '.join(notes)})" if notes else ""
@@ -420,6 +449,116 @@ def add(
         f"added {report.added}, replaced {report.replaced}, updated fields of "
         f"{report.fields_only}{extra}; embedded {report.embedded} in {report.seconds:.1f} s; "
         f"{report.index}"
+    )
+
+
+@app.command()
+@_cli_errors
+def embed(
+    articles: Annotated[
+        list[Path],
+        typer.Argument(help="JSON Lines (.jsonl, .jsonl.gz) or CSV (.csv, .csv.gz) files."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help=(
+                "Folder for the Parquet shards (created if missing; shards of another run "
+                "there are replaced). Then: recommend build-index FILES --vectors DIR."
+            ),
+        ),
+    ],
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS|auto|local",
+            help=(
+                "Run as a Ray Data job: 'local' starts Ray on this machine, 'auto' joins the "
+                "cluster this machine belongs to (ray start), or a cluster address such as "
+                "ray://head:10001. Without it the job runs in this process, with the same output."
+            ),
+        ),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "As for build-index: 'auto' chooses as a build of the same files would, or a "
+                "model name or local path."
+            )
+        ),
+    ] = DEFAULT_MODEL,
+    field: FieldOption = None,
+    skip_invalid: SkipInvalidOption = False,
+    max_body_chars: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Characters of body embedded after the title (as the index will use)."
+        ),
+    ] = Settings.max_body_chars,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Texts per model batch.")
+    ] = Settings.batch_size,
+    shard_size: Annotated[
+        int,
+        typer.Option(min=1, help="Articles per shard: the unit of work, of retry and of resuming."),
+    ] = 1000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "--concurrency",
+            min=1,
+            help=(
+                "With --ray: model copies embedding at once (Ray actors). Default: as many as "
+                "the cluster's GPUs, or CPUs / --cpus-per-worker, allow."
+            ),
+        ),
+    ] = None,
+    cpus_per_worker: Annotated[
+        float, typer.Option(min=0.01, help="With --ray: CPUs each worker takes (and threads).")
+    ] = 1.0,
+    gpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="With --ray: GPUs each worker takes. Default: 1 if the cluster has GPUs."
+        ),
+    ] = None,
+) -> None:
+    """Embed articles into Parquet shards, here or on a Ray cluster, for build-index --vectors.
+
+    Reads the files exactly as build-index does. A rerun over the same files embeds only the
+    shards that are not finished (after an interruption, or a shard that failed for good).
+    """
+    from .articles import parse_field_map
+    from .embed import embed_files
+
+    with _progress_bar("embedding") as progress:
+        report = embed_files(
+            articles,
+            out,
+            field_map=parse_field_map(field or []),
+            skip_invalid=skip_invalid,
+            model=model,
+            max_body_chars=max_body_chars,
+            batch_size=batch_size,
+            shard_size=shard_size,
+            ray=ray,
+            workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker,
+            progress=progress,
+        )
+    notes = _notes(report.skipped, report.duplicates)
+    if report.shards_done_before:
+        notes.append(f"{report.shards_done_before} shards finished before, kept")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    typer.echo(
+        f"embedded {report.embedded} of {report.articles} articles{extra} with {report.model} "
+        f"({report.runner}) in {report.seconds:.1f} s, {report.articles_per_second:.0f} "
+        f"articles/s; {report.shards} shards in {report.out}"
     )
 
 

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .articles import Article, ReadReport, check_article, parse_datetime, read_articles
+from .articles import Article, check_article, parse_datetime, read_valid
 from .encode import MULTILINGUAL_NAMES, Encoder, ProgressFn, load_encoder
 from .errors import (
     IncompatibleIndexError,
     InputFileError,
-    InvalidArticlesError,
     InvalidQueryError,
     RecommenderError,
     SettingsError,
@@ -47,7 +46,7 @@ from .store import (
     describe_search,
     read_manifest,
 )
-from .supplied import SuppliedVectors, read_vectors
+from .supplied import MissingVectors, SuppliedVectors, read_vectors
 from .text import clean_html, embedding_text
 from .writer import IndexWriter, checked_encoder, stored_ranking
 
@@ -55,19 +54,6 @@ if TYPE_CHECKING:
     from .tune import TuneReport
 
 DEFAULT_INDEX = Path("indexes") / "news"
-
-
-def _read_valid(
-    files: Sequence[str | Path],
-    field_map: Mapping[str, str] | None,
-    drop_fields: Iterable[str],
-    skip_invalid: bool,
-) -> ReadReport:
-    """Read input files; any invalid record fails the whole import unless skipped."""
-    report = read_articles(files, field_map=field_map, drop_fields=drop_fields)
-    if report.invalid and not skip_invalid:
-        raise InvalidArticlesError(report.invalid)
-    return report
 
 
 def _checked(articles: Iterable[Article]) -> list[Article]:
@@ -169,6 +155,7 @@ class Recommender:
         duplicates: int = 0,
         wait: bool | float = False,
         vectors: str | Path | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new index at ``path``.
 
@@ -194,9 +181,13 @@ class Recommender:
                 for an article not given, or a damaged file; a row for another text (its
                 content hash, ``article_content_hash``, differs) is left out and the article
                 embedded here. With the model "auto" the vectors' model is used.
+            missing_vectors: what to do with articles ``vectors`` does not cover (no row, or
+                a stale one) and the index does not already hold: "embed" them here, or
+                "refuse" the build (SuppliedVectorsError counting each kind).
 
         Returns:
-            A BuildReport with counts (``supplied``, ``stale``, ``embedded``, ``reused``),
+            A BuildReport with counts (``supplied``, ``stale``, ``without_vector``,
+            ``embedded``, ``reused``),
             seconds and the index size.
         """
         writer = IndexWriter(path, encoder=encoder, wait=wait)
@@ -208,6 +199,7 @@ class Recommender:
             skipped=skipped,
             duplicates=duplicates,
             vectors=_supplied(vectors),
+            missing_vectors=missing_vectors,
         )
 
     @classmethod
@@ -224,6 +216,7 @@ class Recommender:
         progress: ProgressFn | None = None,
         wait: bool | float = False,
         vectors: str | Path | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> BuildReport:
         """Read JSON Lines / CSV files and build the index at ``path`` from them.
 
@@ -231,7 +224,7 @@ class Recommender:
         InvalidArticlesError (naming file and line) unless ``skip_invalid`` is set, in which
         case they are left out and counted in the report's ``skipped``.
         """
-        report = _read_valid(files, field_map, drop_fields, skip_invalid)
+        report = read_valid(files, field_map, drop_fields, skip_invalid)
         if not report.articles:
             names = ", ".join(str(f) for f in files)
             raise InputFileError(f"no articles in {names}; nothing to index")
@@ -246,6 +239,7 @@ class Recommender:
             duplicates=report.duplicates,
             wait=wait,
             vectors=vectors,
+            missing_vectors=missing_vectors,
         )
 
     @staticmethod
@@ -410,6 +404,7 @@ class Recommender:
         progress: ProgressFn | None = None,
         wait: bool | float = False,
         vectors: str | Path | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> UpdateReport:
         """Insert new articles and update changed ones (same id) in the index on disk.
 
@@ -418,10 +413,13 @@ class Recommender:
         is committed at once, whole or not at all; this Recommender is refreshed after it,
         others see it on ``refresh``. One writer at a time: see ``wait`` in ``build``.
         ``vectors``: embeddings computed elsewhere, as in ``build`` (checked against the
-        index's model and dimension).
+        index's model and dimension), ``missing_vectors`` as in ``build``.
         """
         report = self._index_writer(wait).add(
-            _checked(articles), progress=progress, vectors=_supplied(vectors)
+            _checked(articles),
+            progress=progress,
+            vectors=_supplied(vectors),
+            missing_vectors=missing_vectors,
         )
         self.refresh()
         return report
@@ -436,10 +434,17 @@ class Recommender:
         progress: ProgressFn | None = None,
         wait: bool | float = False,
         vectors: str | Path | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> UpdateReport:
         """``add`` the articles of JSON Lines / CSV files (validated as in ``build_from_files``)."""
-        report = _read_valid(files, field_map, drop_fields, skip_invalid)
-        result = self.add(report.articles, progress=progress, wait=wait, vectors=vectors)
+        report = read_valid(files, field_map, drop_fields, skip_invalid)
+        result = self.add(
+            report.articles,
+            progress=progress,
+            wait=wait,
+            vectors=vectors,
+            missing_vectors=missing_vectors,
+        )
         return replace(
             result, skipped=len(report.invalid), duplicates=result.duplicates + report.duplicates
         )

@@ -55,6 +55,7 @@ class BuildReport:
     reused: int = 0  # articles whose stored vector was kept instead of embedding again
     supplied: int = 0  # articles whose vector came from the file given (--vectors)
     stale: int = 0  # supplied vectors left out: made from another text (embedded here)
+    without_vector: int = 0  # articles embedded here that the supplied vectors did not cover
     embedded: int = 0  # articles embedded by the build
 
     @property
@@ -79,6 +80,7 @@ class UpdateReport:
     compacted: bool = False  # the update also rewrote the index without removed rows
     supplied: int = 0  # new or changed articles whose vector came from the file given
     stale: int = 0  # supplied vectors left out: made from another text (embedded here)
+    without_vector: int = 0  # articles embedded here that the supplied vectors did not cover
 
 
 @dataclass(frozen=True)

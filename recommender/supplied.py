@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,6 +32,10 @@ from .errors import InputFileError
 from .text import content_hash, embedding_text
 
 COLUMNS = ("id", "content_hash", "model", "vector")
+#: What a build or an update does with articles the supplied vectors do not cover (no row, or
+#: a stale one): embed them here, or refuse the whole write.
+MissingVectors = Literal["embed", "refuse"]
+MISSING_VECTORS: tuple[MissingVectors, ...] = ("embed", "refuse")
 
 
 class SuppliedVectorsError(InputFileError):
@@ -66,7 +70,12 @@ class Matched:
     """Supplied vectors for some of the articles being written."""
 
     vectors: dict[int, np.ndarray]  # position among the articles -> vector
-    stale: int  # rows for an article whose text changed since: embedded here instead
+    stale_at: frozenset[int]  # positions whose row was made from another text
+
+    @property
+    def stale(self) -> int:
+        """Rows for an article whose text changed since: embedded here instead (or refused)."""
+        return len(self.stale_at)
 
 
 def _refuse(path: Path, why: str) -> SuppliedVectorsError:
@@ -212,4 +221,40 @@ def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequen
         else:
             found.pop(at, None)
             stale.add(at)
-    return Matched(vectors=found, stale=len(stale))
+    return Matched(vectors=found, stale_at=frozenset(stale))
+
+
+def without_vector(positions: Sequence[int], matched: Matched) -> int:
+    """How many of ``positions`` (articles to embed here) have no supplied row at all (the
+    rest have a stale one)."""
+    return sum(1 for i in positions if i not in matched.stale_at)
+
+
+def refuse_unsupplied(
+    supplied: SuppliedVectors,
+    articles: Sequence[Article],
+    positions: Sequence[int],
+    matched: Matched,
+) -> None:
+    """SuppliedVectorsError if any article at ``positions`` would have to be embedded here:
+    what ``missing_vectors="refuse"`` asks for. The message counts those without a row and
+    those with a stale one, with examples of each."""
+    if not positions:
+        return
+    absent = [articles[i].id for i in positions if i not in matched.stale_at]
+    stale = [articles[i].id for i in positions if i in matched.stale_at]
+    parts = []
+    if absent:
+        parts.append(f"{len(absent)} have no vector in it ({_examples(absent)})")
+    if stale:
+        parts.append(f"{len(stale)} have a stale one, made from an older text ({_examples(stale)})")
+    raise _refuse(
+        supplied.path,
+        f"{len(positions)} articles would have to be embedded here: {' and '.join(parts)}. "
+        "Embed them (recommend embed) or let this machine do it (--missing-vectors embed)",
+    )
+
+
+def _examples(ids: Sequence[str], shown: int = 3) -> str:
+    listed = ", ".join(repr(i[:80]) for i in ids[:shown])
+    return f"e.g. {listed}" + (", ..." if len(ids) > shown else "")

@@ -80,7 +80,14 @@ from .store import (
     write_new,
     write_segment,
 )
-from .supplied import SuppliedVectors, check_model, match
+from .supplied import (
+    MissingVectors,
+    SuppliedVectors,
+    check_model,
+    match,
+    refuse_unsupplied,
+    without_vector,
+)
 from .text import content_hash, embedding_text
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
@@ -727,9 +734,11 @@ class IndexWriter:
         skipped: int = 0,
         duplicates: int = 0,
         vectors: SuppliedVectors | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new version of the index (see
-        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them."""
+        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them,
+        ``missing_vectors``: embed those they do not cover, or refuse the build."""
         started = time.perf_counter()
         if settings is None:
             settings = Settings(ranking=stored_ranking(self.path) or Ranking())
@@ -749,12 +758,12 @@ class IndexWriter:
         texts, hashes = _texts_and_hashes(chosen, settings)
         languages = [effective_language(a.lang, a.title, a.body) for a in chosen]
         supplied: dict[int, np.ndarray] = {}
-        stale = 0
+        matched = None
         if vectors is not None:
             known = encoder.dimension if encoder is not None else None
             check_model(vectors, model, known, "this build")
             matched = match(vectors, chosen, hashes)
-            supplied, stale = matched.vectors, matched.stale
+            supplied = matched.vectors
         lexicon, terms = fit_lexicon(
             [lexical_text(a.title, a.body) for a in chosen],
             settings.lexical_ngrams,
@@ -772,6 +781,8 @@ class IndexWriter:
                 for i, text_hash in enumerate(hashes)
                 if i not in supplied and text_hash not in reused
             ]
+            if vectors is not None and matched is not None and missing_vectors == "refuse":
+                refuse_unsupplied(vectors, chosen, missing, matched)
             if missing or dimension is None:
                 encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
                 if vectors is not None:
@@ -813,7 +824,8 @@ class IndexWriter:
             model=model,
             reused=len(chosen) - len(missing) - len(supplied),
             supplied=len(supplied),
-            stale=stale,
+            stale=matched.stale if matched else 0,
+            without_vector=without_vector(missing, matched) if matched else 0,
             embedded=len(missing),
         )
 
@@ -823,9 +835,11 @@ class IndexWriter:
         *,
         progress: ProgressFn | None = None,
         vectors: SuppliedVectors | None = None,
+        missing_vectors: MissingVectors = "embed",
     ) -> UpdateReport:
         """Insert new articles and update changed ones (see ``Recommender.add``);
-        ``vectors``: embeddings supplied for some or all of them."""
+        ``vectors``: embeddings supplied for some or all of them, ``missing_vectors``: embed
+        those they do not cover, or refuse the update."""
         started = time.perf_counter()
         chosen, duplicates = last_wins(articles)
         with writing(self.path, self.wait) as state:
@@ -833,11 +847,11 @@ class IndexWriter:
             texts, hashes = _texts_and_hashes(chosen, settings)
             languages = {a.id: effective_language(a.lang, a.title, a.body) for a in chosen}
             supplied: dict[int, np.ndarray] = {}
-            stale = 0
+            matched = None
             if vectors is not None:
                 check_model(vectors, manifest.model, manifest.dimension, f"the index {self.path}")
                 matched = match(vectors, chosen, hashes)
-                supplied, stale = matched.vectors, matched.stale
+                supplied = matched.vectors
             table = ArticleTable(version)
             try:
                 stored = table.live_hashes(a.id for a in chosen)
@@ -853,6 +867,9 @@ class IndexWriter:
                     replaced_rows.append(found[0])
                 new.append((article, text_hash))
                 embed.append(i)
+            unsupplied = [i for i in embed if i not in supplied]
+            if vectors is not None and matched is not None and missing_vectors == "refuse":
+                refuse_unsupplied(vectors, chosen, unsupplied, matched)
             new_vectors = None
             if embed:
                 new_vectors = np.empty((len(embed), manifest.dimension), dtype=np.float32)
@@ -896,7 +913,8 @@ class IndexWriter:
             duplicates=duplicates,
             embedded=len(embed) - sum(1 for i in embed if i in supplied),
             supplied=sum(1 for i in embed if i in supplied),
-            stale=stale,
+            stale=matched.stale if matched else 0,
+            without_vector=without_vector(unsupplied, matched) if matched else 0,
             seconds=time.perf_counter() - started,
             compacted=compacted,
         )
