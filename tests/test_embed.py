@@ -349,3 +349,11 @@ def test_a_shard_is_parquet_with_the_four_columns(tmp_path: Path) -> None:
     assert table.column_names == ["id", "content_hash", "model", "vector"]
     vectors = np.array(table.column("vector").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already up in this process")
+    with pytest.raises(EmbedError, match="cannot reach the Ray cluster"):
+        _embed(tmp_path / "v", ray="auto")  # no `ray start` on this machine
