@@ -335,6 +335,19 @@ def test_cli_embed_help_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     assert missing.exit_code != 0 and "no such file" in missing.output
     assert "Traceback" not in missing.output
+    for option, value in (
+        ("--shard-size", "0"),
+        ("--workers", "0"),
+        ("--cpus-per-worker", "0"),
+        ("--batch-size", "-1"),
+        ("--max-body-chars", "-5"),
+        ("--gpus-per-worker", "-1"),
+    ):
+        odd = runner.invoke(
+            app, ["embed", str(SAMPLE), "--out", str(tmp_path / "v"), option, value]
+        )
+        assert odd.exit_code == 2 and option in odd.output, (option, odd.output)
+    assert not (tmp_path / "v").exists()
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the [cluster] extra were not installed
     no_ray = runner.invoke(
         app,
@@ -357,3 +370,44 @@ def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path) -> None:
         pytest.skip("a Ray instance is already up in this process")
     with pytest.raises(EmbedError, match="cannot reach the Ray cluster"):
         _embed(tmp_path / "v", ray="auto")  # no `ray start` on this machine
+
+
+KILLED_JOB = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import SAMPLE, FakeEncoder
+from recommender.embed import embed_files
+
+class Slow(FakeEncoder):
+    def encode(self, texts):
+        time.sleep(0.3)
+        return super().encode(texts)
+
+embed_files([SAMPLE], {out!r}, model="fake-bag-of-words", encoder_factory=Slow, shard_size=20)
+"""
+
+
+def test_a_job_killed_mid_write_leaves_whole_shards_and_resumes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "v"
+    script = KILLED_JOB.format(tests=str(Path(__file__).parent), out=str(out))
+    job = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(_shards(out) if out.is_dir() else []) < 3 and time.monotonic() < deadline:
+            assert job.poll() is None, "the job ended before it was killed"
+            time.sleep(0.05)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    finished = _shards(out)
+    assert 3 <= len(finished) < 17
+    for name in finished:  # every file there is whole
+        assert pq.read_metadata(out / name).num_rows == 20
+    report = _embed(out, shard_size=20)
+    assert report.shards_done_before == len(finished)  # type: ignore[attr-defined]
+    assert report.embedded == 338 - 20 * len(finished)  # type: ignore[attr-defined]
+    assert len(read_vectors(out).ids) == 338
