@@ -95,12 +95,12 @@ def words(text: str, language: str | None = None) -> list[str]:
 @cache
 def stop_words(language: str | None) -> frozenset[str]:
     """The stop words left out of an article in ``language``: scikit-learn's English list for
-    English and unknown, stopwordsiso's list for the others (entries that are one word as
-    ``words`` cuts them), none for a language it has no list of."""
+    English and unknown (``stopwords_en``), stopwordsiso's list for the others (entries that
+    are one word as ``words`` cuts them), none for a language it has no list of."""
     if language is None or language == "en":
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+        from .stopwords_en import ENGLISH_STOP_WORDS
 
-        return frozenset(ENGLISH_STOP_WORDS)
+        return ENGLISH_STOP_WORDS
     import stopwordsiso
 
     if not stopwordsiso.has_lang(language):
