@@ -42,6 +42,7 @@ def test_every_command_and_option_has_help() -> None:
         "build-index",
         "check",
         "demo",
+        "embed",
         "evaluate",
         "info",
         "remove",

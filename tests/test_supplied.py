@@ -223,8 +223,9 @@ def test_cli_build_and_add_with_vectors(tmp_path: Path) -> None:
         app, ["build-index", str(SAMPLE), "-i", str(index), "--vectors", str(path)]
     )
     assert result.exit_code == 0, result.output
-    assert f"{len(articles)} vectors supplied, 0 stale ones left out; 0 articles embedded" in (
-        result.stdout
+    assert (
+        f"{len(articles)} vectors supplied, 0 stale ones left out, 0 articles without one; "
+        "0 embedded here" in result.stdout
     )
     result = runner.invoke(app, ["add", str(SAMPLE), "-i", str(index), "--vectors", str(path)])
     assert result.exit_code == 0, result.output  # same texts: fields only, nothing embedded
