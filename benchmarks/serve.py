@@ -1,19 +1,22 @@
 """recommend serve under load: throughput and latency for 1 and 2 workers, with and without a
 concurrent writer, and how much of the second worker's memory is shared.
 
-The service runs on loopback (`python -m recommender serve`); an async httpx client keeps a
-bounded number of requests in flight for a bounded time, each `GET /articles/ID/similar?k=10`
-for a random indexed id. "Unloaded" is one client, one request at a time; loaded runs keep
-each of --clients requests in flight (default 2, 4, 16). Past the point where the server is
-saturated, more clients only queue (latency = clients / throughput), so the latency target is
-read at the saturating load: the fewest clients that reach 90% of the best throughput of that
-configuration. The writer PUTs batches of new articles (copies of indexed ones under new
-ids, so the server embeds them with the index's model) and DELETEs some, once a second,
-on a copy of the index (the one given is left as it was).
-The client runs on the same machine and takes CPU from the server: figures are conservative.
+The service runs on loopback (`python -m recommender serve`); a load client keeps a bounded
+number of requests in flight for a bounded time, each `GET /articles/ID/similar?k=10` for a
+random indexed id: `wrk` (a C load generator, Debian package wrk, one thread, ids drawn by a
+Lua script) when it is installed, else an async httpx client, which needs most of a core of its
+own at these rates (--client chooses). "Unloaded" is one client, one request at a time; loaded
+runs keep each of --clients requests in flight (default 2, 4, 16). Past the point where the
+server is saturated, more clients only queue (latency = clients / throughput), so the latency
+target is read at the saturating load: the fewest clients that reach 90% of the best throughput
+of that configuration. The writer PUTs batches of new articles (copies of indexed ones under
+new ids, so the server embeds them with the index's model) and DELETEs some, once a second, on
+a copy of the index (the one given is left as it was). The client runs on the same machine and
+takes CPU from the server: figures are conservative.
 
 Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
-       [--clients 2 4 16] [--workers 1 2] [--no-writer] [--no-screenshots] [--no-write]
+       [--clients 2 4 16] [--workers 1 2] [--client auto|wrk|httpx] [--no-writer]
+       [--no-screenshots] [--no-write]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -31,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -59,13 +64,36 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    #: set by wrk, which reports counts and percentiles rather than each latency
+    requests: int | None = None
+    percentiles_ms: dict[float, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
+        count = len(self.latencies) if self.requests is None else self.requests
+        return count / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
+        if q in self.percentiles_ms:
+            return self.percentiles_ms[q]
         return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+
+#: The Lua side of wrk: a random id per request (from IDS, seeded), and the figures printed
+#: in one line at the end (microseconds; errors of every kind, non-2xx included).
+WRK_SCRIPT = """
+local ids = {ids}
+math.randomseed({seed})
+request = function()
+  return wrk.format("GET", "/articles/" .. ids[math.random(#ids)] .. "/similar?k={k}")
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %.1f %.1f\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
 def free_port() -> int:
@@ -131,7 +159,12 @@ def memory(pid: int) -> dict[str, int]:
     }
 
 
+CLIENT = "httpx"  # set by main(): "wrk" or "httpx"
+
+
 async def drive(base: str, ids: list[str], clients: int, seconds: float, seed: int) -> Run:
+    if CLIENT == "wrk":
+        return await drive_wrk(base, ids, clients, seconds, seed)
     run = Run()
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -192,6 +225,42 @@ async def write_loop(base: str, sources: list[dict[str, object]], stop: asyncio.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
     return run
+
+
+async def drive_wrk(base: str, ids: list[str], clients: int, seconds: float, seed: int) -> Run:
+    """The same load from wrk: one thread, ``clients`` connections, each with one request in
+    flight (wrk's own model), ids drawn from a seeded sample of up to 20,000."""
+    picked = random.Random(seed).sample(ids, min(20000, len(ids)))
+    table_text = "{" + ",".join(json.dumps(quote(i, safe="")) for i in picked) + "}"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.format(ids=table_text, seed=seed, k=K))
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "wrk",
+            "-t1",
+            f"-c{clients}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "60s",
+            "-s",
+            script.name,
+            base,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+    finally:
+        os.unlink(script.name)
+    line = next((x for x in out.decode().splitlines() if x.startswith("RESULT ")), None)
+    if process.returncode != 0 or line is None:
+        sys.exit(f"wrk failed: {err.decode().strip() or out.decode().strip()}")
+    requests, duration_us, errors, p50_us, p99_us = line.split()[1:]
+    return Run(
+        errors=int(errors),
+        seconds=int(duration_us) / 1e6,
+        requests=int(requests) - int(errors),
+        percentiles_ms={50: float(p50_us) / 1000, 99: float(p99_us) / 1000},
+    )
 
 
 async def loaded(
@@ -283,10 +352,20 @@ def main() -> None:
         "--clients", type=int, nargs="+", default=[2, 4, 16], help="requests in flight at once"
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--client",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="load client (auto: wrk when installed)",
+    )
     parser.add_argument("--no-writer", action="store_true", help="skip the runs with a writer")
     parser.add_argument("--no-screenshots", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    global CLIENT
+    CLIENT = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    if CLIENT == "wrk" and not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     started = time.perf_counter()
     index = args.index or INDEXES / ("bench-serve" if args.data == "uci" else "bench-serve-sample")
     build_index(args.data, index)
@@ -348,7 +427,8 @@ def main() -> None:
         header("Serving over HTTP (benchmarks/serve.py)", time.perf_counter() - started)
         + f"- index: {index.name}, {articles} articles; {args.clients} concurrent clients, "
         f"{args.seconds:g} s per run (unloaded: 1 client for {args.seconds / 2:g} s); "
-        f"GET /articles/ID/similar?k={K}, random ids; client on the same machine\n\n"
+        f"GET /articles/ID/similar?k={K}, random ids; load client {CLIENT}, on the same "
+        "machine\n\n"
         + table(COLUMNS, rows)
         + "\n\n"
         + "\n".join(lines)
