@@ -9,8 +9,10 @@ JSON with a message and a status (see ``_STATUS``), never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -20,6 +22,7 @@ import threading
 import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
@@ -27,12 +30,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -97,6 +100,10 @@ class ServeOptions:
     max_k: the largest ``k`` a request may ask for.
     refresh_seconds: how often a worker looks for changes written by others.
     multiprocess_metrics: the workers share /metrics through prometheus-client's files.
+    read_threads: reads (related lists, articles, title search) a worker computes at once;
+        the others wait their turn. A read is mostly Python holding the GIL: more threads
+        only take turns more often (measured, 16 requests in flight on one worker: 201 req/s
+        and p99 121 ms with 40 threads, 264 req/s and 71 ms with 1).
     """
 
     token: str | None = None
@@ -107,6 +114,7 @@ class ServeOptions:
     max_k: int = 100
     refresh_seconds: float = 1.0
     multiprocess_metrics: bool = False
+    read_threads: int = 1
 
     def public(self) -> dict[str, Any]:
         """The options without the token, for handing to worker processes."""
@@ -570,6 +578,60 @@ def _version() -> str:
         return "0"
 
 
+#: How much lower the writer thread's CPU priority is than the readers' (a nice value): on a
+#: machine whose cores are busy answering, embedding new articles takes the idle time.
+WRITER_NICENESS = 10
+
+
+def _lower_this_thread_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux keeps a nice value per thread); where
+    that is not possible, nothing changes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(
+            os.PRIO_PROCESS,
+            threading.get_native_id(),
+            os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + WRITER_NICENESS,
+        )
+
+
+F = typing.TypeVar("F", bound=Callable[..., Any])
+
+
+class _Threads:
+    """Where a worker runs blocking work: reads on ``read_threads`` threads (requests beyond
+    that wait their turn, instead of 40 threads taking turns on the GIL), writes on one thread
+    of lower CPU priority (``WRITER_NICENESS``), so that embedding never starves the reads."""
+
+    def __init__(self, read_threads: int) -> None:
+        self.read_threads = max(1, read_threads)
+        self._reads: anyio.CapacityLimiter | None = None  # made in the event loop, when first used
+        self._writer: ThreadPoolExecutor | None = None
+
+    def reads(self, endpoint: F) -> F:
+        """The synchronous endpoint ``endpoint``, run on the read threads."""
+
+        @functools.wraps(endpoint)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            if self._reads is None:
+                self._reads = anyio.CapacityLimiter(self.read_threads)
+            call = functools.partial(endpoint, *args, **kwargs)
+            return await anyio.to_thread.run_sync(call, limiter=self._reads)
+
+        return typing.cast(F, run)
+
+    async def write(self, call: Callable[[], Any]) -> Any:
+        """``call()`` on the writer thread."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(
+                1, thread_name_prefix="recommender-writer", initializer=_lower_this_thread_priority
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._writer, call)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+
+
 def create_app(
     index: str | Path | None = None,
     *,
@@ -596,13 +658,15 @@ def create_app(
         options.refresh_seconds,
     )
     titles = _Titles()
+    threads = _Threads(options.read_threads)
     metrics = _Metrics(options.multiprocess_metrics)
     package_version = _version()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(lambda: state.is_open)
+        await anyio.to_thread.run_sync(lambda: state.is_open)
         yield
+        threads.close()
         if recommender is None:
             state.close()
 
@@ -723,6 +787,7 @@ def create_app(
         summary="Related articles of an indexed article",
         responses={200: {"model": list[Recommendation]}},
     )
+    @threads.reads
     def similar(
         article_id: str, request: Request, params: Annotated[SimilarParams, Query()]
     ) -> Response:
@@ -747,6 +812,7 @@ def create_app(
         summary="Related articles of a draft (a text not in the index)",
         responses={200: {"model": list[Recommendation]}},
     )
+    @threads.reads
     def similar_to_text(request: Request, query: TextQuery) -> Response:
         """The indexed articles most related to a text: its first line is the title."""
         values = query.model_dump()
@@ -770,6 +836,7 @@ def create_app(
         )
 
     @app.get("/articles", summary="Search articles by title")
+    @threads.reads
     def search(
         request: Request,
         q: Annotated[str, Query(min_length=1, max_length=200, description="Words of the title")],
@@ -796,6 +863,7 @@ def create_app(
         return cached(request, b"", found)
 
     @app.get("/articles/{article_id:path}", summary="One stored article")
+    @threads.reads
     def get_article(article_id: str, request: Request) -> Response:
         """The stored article: its fields, metadata and cleaned body."""
         rec = state.open()
@@ -891,7 +959,7 @@ def create_app(
                 invalid=invalid,
             )
         rec = state.open()
-        report = await run_in_threadpool(lambda: rec.add(articles, wait=seconds or False))
+        report = await threads.write(lambda: rec.add(articles, wait=seconds or False))
         state.changed()
         data = dataclasses.asdict(report)
         data["index"] = Path(data["index"]).name
@@ -900,7 +968,7 @@ def create_app(
         return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     @app.delete("/articles/{article_id:path}", summary="Remove an article (needs the token)")
-    def delete_article(
+    async def delete_article(
         article_id: str,
         request: Request,
         wait: Annotated[
@@ -912,7 +980,7 @@ def create_app(
         authorize(request)
         seconds = write_wait(wait)
         rec = state.open()
-        report = rec.remove([article_id], wait=seconds or False)
+        report = await threads.write(lambda: rec.remove([article_id], wait=seconds or False))
         state.changed()
         if report.missing:
             raise ApiError(404, f"article {article_id!r} is not in the index; nothing removed")

@@ -573,3 +573,72 @@ def test_draft_same_language_and_lang(client: TestClient) -> None:
     assert {item["language"] for item in response.json()} == {"az"}
     response = client.post("/similar", json={**draft, "same_language": False})
     assert len({item["language"] for item in response.json()}) > 1
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_threads", [1, 2])
+def test_reads_run_on_the_read_threads_only(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch, read_threads: int
+) -> None:
+    """Requests beyond read_threads wait their turn instead of sharing the GIL on 40 threads."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    real = Recommender.similar
+
+    def counted(self: Recommender, *args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(Recommender, "similar", counted)
+    options = ServeOptions(read_threads=read_threads)
+    with TestClient(create_app(shared_index, encoder=FakeEncoder(), options=options)) as client:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda i: client.get(f"/articles/a-10{i:02d}/similar?k=3"), range(1, 9))
+            )
+        assert client.get("/healthz").status_code == 200
+    assert [a.status_code for a in answers] == [200] * 8
+    assert most == read_threads
+
+
+def test_writes_run_on_one_thread_of_lower_priority(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import threading
+
+    from recommender.serve import WRITER_NICENESS
+
+    seen: list[tuple[str, int]] = []
+    real = Recommender.add
+
+    def noted(self: Recommender, *args: Any, **kwargs: Any) -> Any:
+        me = threading.get_native_id()
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, me)))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "add", noted)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
+    with TestClient(app) as client:
+        for n in range(2):
+            body = [{"id": f"w-{n}", "title": "Quake in the north"}]
+            assert client.put("/articles", json=body, headers=AUTH).status_code == 200
+        assert client.delete("/articles/w-0", headers=AUTH).status_code == 200
+    assert len(seen) == 2 and len({name for name, _ in seen}) == 1
+    assert seen[0][0].startswith("recommender-writer")
+    assert all(priority == min(base + WRITER_NICENESS, 19) for _, priority in seen)
