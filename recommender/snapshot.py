@@ -103,7 +103,7 @@ class Snapshot:
             end = segment.first_row + segment.count
             if end <= held:
                 continue
-            index = read_segment(self.version, segment, self.manifest.dimension)
+            index = read_segment(self.version, segment, self.manifest.dimension, mapped=True)
             if held > segment.first_row:
                 part = new_vector_index(self.manifest.dimension, self.settings.vector_type)
                 part.add(index.reconstruct_n(held - segment.first_row, end - held))

@@ -722,8 +722,15 @@ def is_graph(index: Any) -> bool:
     return hasattr(index, "hnsw")
 
 
-def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
-    """One segment's FAISS index, checked against the size and checksum recorded for it."""
+def read_segment(version: Path, segment: Segment, dimension: int, *, mapped: bool = False) -> Any:
+    """One segment's FAISS index, checked against the size and checksum recorded for it.
+
+    ``mapped``: its stored vectors memory-mapped from the file rather than copied into memory
+    (the graph of an HNSW segment is still read): processes serving the same index share
+    those pages, and opening reads less. Only for reading: FAISS aborts the process on
+    adding to a mapped index. Safe because a segment file is never changed once written
+    (writers make new files; one deleted while mapped stays readable to its holders).
+    """
     import faiss
 
     path = version / segment.file
@@ -741,7 +748,7 @@ def read_segment(version: Path, segment: Segment, dimension: int) -> Any:
     if crc != segment.crc32:
         raise IndexDamagedError(f"{where} does not match its checksum; build it again")
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1]
         raise IndexDamagedError(f"{where} cannot be read ({reason}); build it again") from None
@@ -792,6 +799,9 @@ def write_segment(version: Path, number: int, first_row: int, index: Any) -> Seg
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
             raise
         os.fsync(fd)
+        # Never changed once written, and readers map it (read_segment): read-only, so that
+        # an edit in place fails rather than pulling pages from under a serving process.
+        os.fchmod(fd, 0o444)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)

@@ -188,6 +188,7 @@ def test_missing_and_damaged_index(tmp_path: Path, index: Path) -> None:
     code, _, err = run("similar", "a-1", "--index", str(tmp_path / "none"))
     assert code == 1 and err.startswith("error: no index at")
     version = index / (index / "CURRENT").read_text().strip()
+    (version / "seg-000001.faiss").chmod(0o644)  # written read-only
     (version / "seg-000001.faiss").write_bytes(b"junk")
     code, _, err = run("info", "--index", str(index))
     assert code == 1 and "is damaged: seg-000001.faiss has 4 bytes" in err
@@ -527,6 +528,7 @@ def test_check_reports_a_sound_index_and_each_problem(index: Path) -> None:
     segment = version / "seg-000001.faiss"
     data = bytearray(segment.read_bytes())
     data[-10] ^= 0xFF
+    segment.chmod(0o644)  # written read-only
     segment.write_bytes(bytes(data))
     code, out, err = run("check", "--index", str(index))
     assert code == 1

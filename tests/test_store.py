@@ -47,6 +47,18 @@ def test_layout_and_manifest(sample_index: Path) -> None:
     assert sorted(p.name for p in sample_index.iterdir()) == sorted([CURRENT, "LOCK", version.name])
 
 
+def test_segments_are_written_read_only_and_mapped_by_readers(sample_index: Path) -> None:
+    """A reader memory-maps the stored vectors (shared by the processes serving one index), so
+    a segment file must never change once written: it is made read-only."""
+    path = version_dir(sample_index) / SEGMENT
+    assert path.stat().st_mode & 0o777 == 0o444
+    with Recommender.open(sample_index) as rec:
+        assert rec.similar("a-1001")
+        maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
+        if maps:
+            assert str(path) in maps
+
+
 def test_faiss_holds_only_row_ids_and_sqlite_the_rest(sample_index: Path) -> None:
     import faiss
 
@@ -73,6 +85,7 @@ def test_current_names_a_missing_version(sample_index: Path) -> None:
 
 def test_truncated_segment(sample_index: Path) -> None:
     path = version_dir(sample_index) / SEGMENT
+    path.chmod(0o644)  # written read-only
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(IndexDamagedError, match=f"{SEGMENT} has 100 bytes, expected"):
         Recommender.open(sample_index)
@@ -82,6 +95,7 @@ def test_segment_with_wrong_checksum(sample_index: Path) -> None:
     path = version_dir(sample_index) / SEGMENT
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # same size, one byte flipped
+    path.chmod(0o644)  # written read-only
     path.write_bytes(bytes(data))
     with pytest.raises(IndexDamagedError, match="does not match its checksum; build it again"):
         Recommender.open(sample_index)
