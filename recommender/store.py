@@ -994,11 +994,15 @@ class ArticleTable:
                     # The ids, which stay in memory, first and on their own: read together
                     # with the rest (which does not stay), they would pin the memory of the
                     # rest (Python's allocator frees an arena only when all of it is free).
+                    # A refresh reads the few rows changed since through the index on
+                    # `changed`; SQLite would rather scan the table in row order (25 ms at
+                    # 138k rows, twice, on every refresh after a write), so it is named.
+                    table = "articles" if since < 0 else "articles INDEXED BY changes"
                     ids = cursor.execute(
-                        "SELECT id FROM articles WHERE changed > ? ORDER BY row", (since,)
+                        f"SELECT id FROM {table} WHERE changed > ? ORDER BY row", (since,)
                     ).fetchall()
                     rest = cursor.execute(
-                        f"SELECT {fields} FROM articles WHERE changed > ? ORDER BY row",
+                        f"SELECT {fields} FROM {table} WHERE changed > ? ORDER BY row",
                         (since,),
                     ).fetchall()
                     terms = cursor.execute(
