@@ -22,6 +22,11 @@ when its CURRENT names a version (see ``is_index_folder``), and only folders and
 engine made are ever deleted (``is_engine_entry``). Every file a writer creates is created
 anew (O_EXCL: never through a symbolic link, never over a file already there).
 
+A replica (``recommend replicate``, see replicate.py) has the same layout; each of its versions
+is a copy of one state of another index, its database in rollback-journal mode (no -wal or -shm
+file: read-only folders serve) with the ``replica_of``, ``source_version`` and
+``source_generation`` it was copied from in ``state``; writers other than replicate refuse it.
+
 Checksums: every segment (size and CRC32, in SQLite), the manifest (a ``checksum`` field over
 the rest) and every stored article (``row_checksums``, over the columns of ``ArticleRow`` but
 the bookkeeping ones) are checked; segments and manifest at open, an article when it is read,
