@@ -233,8 +233,8 @@ def _articles(connection: sqlite3.Connection) -> int:
 
 
 def _held(replica: Path) -> _Held | None:
-    """What the replica's current version is a copy of; None for no copy (or none readable:
-    a new copy replaces it)."""
+    """What the replica's current version is a copy of; None for no copy, or none readable
+    and whole (a new copy replaces it)."""
     name = current_name(replica)
     if not name:
         return None
@@ -251,7 +251,7 @@ def _held(replica: Path) -> _Held | None:
         return None
     finally:
         connection.close()
-    if REPLICA_OF not in state or SOURCE_VERSION not in state:
+    if REPLICA_OF not in state or SOURCE_VERSION not in state or not _whole(version, segments):
         return None
     return _Held(
         version=version,
@@ -261,6 +261,17 @@ def _held(replica: Path) -> _Held | None:
         segments=segments,
         articles=articles,
     )
+
+
+def _whole(version: Path, segments: frozenset[Segment]) -> bool:
+    """Whether a replica's version still has its manifest and segments (of their sizes): a
+    cheap look, so that a copy whose files someone deleted is made again, not kept."""
+    try:
+        return (version / MANIFEST).is_file() and all(
+            (version / segment.file).stat().st_size == segment.bytes for segment in segments
+        )
+    except OSError:
+        return False
 
 
 def _read_source(source: Path, path: Path) -> bytes:

@@ -111,6 +111,16 @@ def test_repeated_runs_copy_only_when_the_index_changed(sample_index: Path, tmp_
     reader.close()
 
 
+def test_a_replica_missing_a_file_is_copied_again(sample_index: Path, tmp_path: Path) -> None:
+    replica = tmp_path / "replica"
+    first = replicate(sample_index, replica)
+    (replica / first.version / "seg-000001.faiss").unlink()
+    again = replicate(sample_index, replica)
+    assert again.copied and again.version != first.version and again.files_linked == 0
+    with Recommender.open(replica) as rec:
+        assert len(rec) == 338
+
+
 def test_a_rebuilt_index_is_copied_whole(sample_index: Path, tmp_path: Path) -> None:
     replica = tmp_path / "replica"
     replicate(sample_index, replica)
@@ -141,7 +151,9 @@ READER = """
 import sys
 from recommender import Recommender
 rec = Recommender.open(sys.argv[1])
+print(len(rec), rec.snapshot.table._immutable is None, flush=True)
 sys.stdin.readline()
+print(rec.refresh(), len(rec), "n1" in rec, rec.similar("n1", k=1)[0].id, flush=True)
 """
 
 
