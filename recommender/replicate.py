@@ -306,6 +306,7 @@ def _copy_segment(source: Path, version: Path, segment: Segment, building: Path)
                 while view:
                     view = view[os.write(fd, view) :]
         os.fsync(fd)
+        os.fchmod(fd, 0o444)  # as the writer leaves segments: readers map them (store.py)
     finally:
         os.close(fd)
     if (size, crc) != (segment.bytes, segment.crc32):

@@ -80,6 +80,7 @@ def test_a_fresh_replica_answers_as_the_index_does(sample_index: Path, tmp_path:
     # Rollback journal, not WAL: a reader needs no -shm file, so a read-only folder serves.
     assert sorted(p.name for p in version.iterdir()) == [ARTICLES, MANIFEST, "seg-000001.faiss"]
     assert (version / ARTICLES).read_bytes()[18:20] == b"\x01\x01"
+    assert (version / "seg-000001.faiss").stat().st_mode & 0o777 == 0o444  # as the writer's
     with Recommender.open(sample_index) as rec, Recommender.open(replica) as copy:
         assert len(copy) == 338 and copy.info().generation == 1
         for article_id in ("a-1001", "a-2021", "a-3001"):
@@ -201,6 +202,7 @@ def test_a_damaged_index_is_not_copied(sample_index: Path, tmp_path: Path) -> No
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         rec.add([article("n1", "Valdoria quake rescue teams reach Ardesse")])
     segment = current_version(sample_index) / "seg-000002.faiss"
+    segment.chmod(0o644)  # written read-only
     data = bytearray(segment.read_bytes())
     data[-1] ^= 0xFF
     segment.write_bytes(bytes(data))
