@@ -25,7 +25,14 @@ from .errors import (
     SettingsError,
     UnknownArticleError,
 )
-from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
+from .results import (
+    BuildReport,
+    CheckReport,
+    IndexInfo,
+    Recommendation,
+    ReplicaReport,
+    UpdateReport,
+)
 from .retrieve import Filters
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .supplied import SuppliedVectorsError, article_content_hash
@@ -55,6 +62,7 @@ __all__ = [
     "Recommendation",
     "Recommender",
     "RecommenderError",
+    "ReplicaReport",
     "Settings",
     "SettingsError",
     "SuppliedVectorsError",

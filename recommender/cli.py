@@ -783,6 +783,61 @@ def check(index: IndexOption = DEFAULT_INDEX) -> None:
     )
 
 
+@app.command()
+@_cli_errors
+def replicate(
+    replica: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DEST",
+            help="The replica's folder: new, empty, or written by an earlier replicate; "
+            "outside the index.",
+        ),
+    ],
+    index: Annotated[
+        Path,
+        typer.Option(
+            "--index",
+            "-i",
+            help="The index to copy (its writer and readers go on meanwhile).",
+            envvar="RECOMMENDER_INDEX",
+            show_envvar=True,
+        ),
+    ] = DEFAULT_INDEX,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If another replicate is writing DEST, wait for it instead of failing.",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy an index to DEST for read-only serving: one consistent state, new version last.
+
+    DEST gets the copy as a new version folder, named in DEST/CURRENT only once complete;
+    older copies are then deleted. Nothing is copied when DEST is up to date, so it can run
+    every minute. Serve DEST with `recommend serve --index DEST`; ship it to other machines
+    with rsync, the version folder first and CURRENT last (see the README).
+    """
+    report = Recommender.replicate(index, replica, wait=wait)
+    if json_output:
+        _print_json(asdict(report))
+        return
+    state = (
+        f"{report.articles} articles, version {report.source_version} "
+        f"generation {report.generation}"
+    )
+    if not report.copied:
+        typer.echo(f"{replica} is up to date with {index} ({state}); nothing copied")
+        return
+    linked = f", {report.files_linked} unchanged segment(s) linked" if report.files_linked else ""
+    typer.echo(
+        f"replicated {index} ({state}) to {replica / report.version}: "
+        f"{_size(report.bytes_copied)} copied{linked} in {report.seconds:.2f} s"
+    )
+
+
 def _relevance(articles: list[Path], label: str, id_field: str) -> dict[str, frozenset[str]]:
     from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
 

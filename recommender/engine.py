@@ -32,8 +32,16 @@ from .errors import (
 )
 from .language import effective as effective_language
 from .lexical import TermVector, lexical_text
+from .replicate import replicate
 from .rerank import Listing, Query, fuse, fusion_weight, rank
-from .results import BuildReport, CheckReport, IndexInfo, Recommendation, UpdateReport
+from .results import (
+    BuildReport,
+    CheckReport,
+    IndexInfo,
+    Recommendation,
+    ReplicaReport,
+    UpdateReport,
+)
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .snapshot import Snapshot
@@ -256,6 +264,23 @@ class Recommender:
         ``open`` too. Returns a ``CheckReport``: ``sound`` when ``problems`` is empty.
         """
         return check_index(Path(path))
+
+    @staticmethod
+    def replicate(
+        path: str | Path, replica: str | Path, *, wait: bool | float = False
+    ) -> ReplicaReport:
+        """Copy the index at ``path`` to ``replica`` for read-only serving (``recommend
+        replicate``), from one consistent state, without stopping its writer or readers.
+
+        The copy is a new version folder of ``replica``, named in its ``CURRENT`` only once
+        complete and flushed; older copies are then deleted. Nothing is written when
+        ``replica`` already holds the current state, so it can run every minute. ``replica``
+        must be missing, empty or an earlier replica, outside ``path``; writers refuse to write
+        to a replica. ``wait``: if another ``replicate`` is writing ``replica``, False fails
+        with IndexBusyError, True waits, a number waits that many seconds at most. The writer
+        of ``path`` is never waited for. Returns a ``ReplicaReport``.
+        """
+        return replicate(Path(path), Path(replica), wait=wait)
 
     # -- opening and refreshing -----------------------------------------------------------
 

@@ -125,3 +125,20 @@ class CheckReport:
     @property
     def sound(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    """The outcome of ``recommend replicate``: what the replica holds now, and what it cost."""
+
+    index: str  # the index copied
+    replica: str  # the replica's folder
+    version: str  # the replica's version folder now named in its CURRENT
+    source_version: str  # the version of ``index`` it is a copy of
+    generation: int  # that version's generation (its updates) at the copy
+    articles: int
+    copied: bool  # False: the replica was already up to date, nothing written
+    bytes_copied: int = 0
+    files_linked: int = 0  # segments unchanged since the last copy: hard links, not copies
+    tries: int = 1  # copies begun: another when the index changed under one (segments merged)
+    seconds: float = 0.0

@@ -22,6 +22,11 @@ when its CURRENT names a version (see ``is_index_folder``), and only folders and
 engine made are ever deleted (``is_engine_entry``). Every file a writer creates is created
 anew (O_EXCL: never through a symbolic link, never over a file already there).
 
+A replica (``recommend replicate``, see replicate.py) has the same layout; each of its versions
+is a copy of one state of another index, its database in rollback-journal mode (no -wal or -shm
+file: read-only folders serve) with the ``replica_of``, ``source_version`` and
+``source_generation`` it was copied from in ``state``; writers other than replicate refuse it.
+
 Checksums: every segment (size and CRC32, in SQLite), the manifest (a ``checksum`` field over
 the rest) and every stored article (``row_checksums``, over the columns of ``ArticleRow`` but
 the bookkeeping ones) are checked; segments and manifest at open, an article when it is read,
@@ -72,6 +77,10 @@ CURRENT = "CURRENT"
 LOCK = "LOCK"
 MANIFEST = "manifest.json"
 ARTICLES = "articles.sqlite"
+#: State keys a replica's version records (see replicate.py): where and what it was copied from.
+REPLICA_OF = "replica_of"
+SOURCE_VERSION = "source_version"
+SOURCE_GENERATION = "source_generation"
 SECONDS_PER_DAY = 86400.0
 
 #: Names the engine gives what it creates; a name alone never makes a folder the engine's own.
@@ -870,7 +879,47 @@ def checkpoint(connection: sqlite3.Connection, tries: int = 20) -> bool:
     return False
 
 
-def _signature(path: Path) -> tuple[int, int, int]:
+def open_for_reading(path: Path) -> tuple[sqlite3.Connection, tuple[int, int, int] | None]:
+    """A read-only connection to a version's SQLite file, and the file's signature when it
+    is read as immutable (else None). SQLite needs a -shm file beside a WAL database, which
+    a reader cannot create in a folder it may not write: there, when the file cannot be
+    opened otherwise, it is read as immutable (to be opened again when it changes)."""
+    connection = None
+    try:
+        connection = connect(path, write=False)
+        connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
+        return connection, None
+    except sqlite3.OperationalError:
+        if connection is not None:
+            connection.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    signature = file_signature(path)
+    connection = connect(path, write=False, immutable=True)
+    connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
+    return connection, signature
+
+
+def replica_source(version: Path) -> str | None:
+    """The index a version was copied from by ``recommend replicate`` (the ``replica_of``
+    state it records), None for a version written by a writer or one that cannot be read."""
+    try:
+        connection, _ = open_for_reading(version / ARTICLES)
+    except sqlite3.Error:
+        return None
+    try:
+        found = connection.execute(
+            "SELECT value FROM state WHERE key = ?", (REPLICA_OF,)
+        ).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return str(found[0][0]) if found else None
+
+
+def file_signature(path: Path) -> tuple[int, int, int]:
+    """What tells a file changed: inode, size and modification time ((0, 0, 0): none there)."""
     try:
         info = path.stat()
     except OSError:
@@ -898,29 +947,17 @@ class ArticleTable:
         self._has_language = False
 
     def _open(self) -> sqlite3.Connection:
-        """A read-only connection. SQLite needs a -shm file beside a WAL database, which a
-        reader cannot create in a folder it may not write: there, when the file cannot be
-        opened otherwise, it is read as immutable (and opened again when it changes)."""
-        connection = None
-        try:
-            connection = connect(self._path, write=False)
-            connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
-            self._immutable = None
-            return connection
-        except sqlite3.OperationalError:
-            if connection is not None:
-                connection.close()
-            if os.access(self._path.parent, os.W_OK):
-                raise
-        signature = _signature(self._path)
-        connection = connect(self._path, write=False, immutable=True)
-        connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
-        self._immutable = signature
+        connection, self._immutable = open_for_reading(self._path)
         return connection
 
     def _reopen_if_changed(self) -> None:
-        """For an immutable connection: open the file again if a writer changed it."""
-        if self._immutable is not None and _signature(self._path) != self._immutable:
+        """For an immutable connection: open the file again if a writer changed it. A file
+        gone is a version replaced (a build, a compaction, a replica's next copy): the open
+        connection still reads it, and the reader moves to the new version on its own."""
+        if self._immutable is None:
+            return
+        signature = file_signature(self._path)
+        if signature != self._immutable and signature != (0, 0, 0):
             self._connection.close()
             self._connection = self._open()
 

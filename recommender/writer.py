@@ -72,6 +72,7 @@ from .store import (
     new_vector_index,
     read_manifest,
     read_segment,
+    replica_source,
     row_checksum,
     search_of,
     terms_row,
@@ -223,19 +224,45 @@ def _write_error(index_dir: Path, exc: BaseException, committed: bool) -> Recomm
 
 
 @contextmanager
-def writing(index_dir: Path, wait: bool | float = False) -> Iterator[_Progress]:
+def writing(
+    index_dir: Path, wait: bool | float = False, *, replica: bool = False
+) -> Iterator[_Progress]:
     """One write: the writer lock held, errors of the disk, SQLite and faiss reported as
     IndexWriteError (disk full, permission denied, ...) saying what was changed, if anything.
-    The body sets ``committed`` once its change is saved."""
+    The body sets ``committed`` once its change is saved. ``replica``: the write is
+    ``recommend replicate``'s, which writes only replicas; every other writes only indexes
+    that are not (see ``refuse_other_kind``)."""
     progress = _Progress()
     try:
         with writer_lock(index_dir, wait):
+            refuse_other_kind(index_dir, replica)
             yield progress
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         error = _write_error(index_dir, exc, progress.committed)
         if error is None:
             raise
         raise error from None
+
+
+def refuse_other_kind(index_dir: Path, replica: bool) -> None:
+    """IndexWriteError if the index at ``index_dir`` is a replica and this write is not
+    ``recommend replicate`` (the next copy would undo it), or if it is an index of its own
+    and this write is (it would be replaced by a copy of another)."""
+    name = current_name(index_dir)
+    if name is None or not is_index_folder(index_dir):
+        return
+    source = replica_source(index_dir / name)
+    if source is not None and not replica:
+        raise IndexWriteError(
+            f"index at {index_dir} is a replica of {source} (written by recommend "
+            f"replicate): write to {source} instead, and the replica follows at its next "
+            "replicate; nothing was changed"
+        )
+    if source is None and replica:
+        raise IndexWriteError(
+            f"{index_dir} holds an index of its own, not a replica: recommend replicate "
+            "writes only into a new or empty folder or an earlier replica; nothing was changed"
+        )
 
 
 def _token() -> str:
@@ -267,10 +294,8 @@ def _new_version(
 ) -> Path:
     """Write a version (one segment; ``fill`` inserts the rows, with the SQLite file
     ``attach`` attached as ``old`` if given) and make it current."""
-    token = _token()
-    building = index_dir / f".build-{token}"
-    building.mkdir()  # fails if anything is there
-    try:
+
+    def write(building: Path) -> None:
         segments = []
         if len(vectors):
             index = built_vector_index(
@@ -293,6 +318,18 @@ def _new_version(
         for path in building.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+
+    return write_staged(index_dir, write)
+
+
+def write_staged(index_dir: Path, write: Callable[[Path], None]) -> Path:
+    """Make a version in a hidden folder (``write`` writes and flushes its files there), then
+    publish it; returns its folder. An error leaves no trace of it."""
+    token = _token()
+    building = index_dir / f".build-{token}"
+    building.mkdir()  # fails if anything is there
+    try:
+        write(building)
         return _publish(index_dir, building, token)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

@@ -46,6 +46,7 @@ def test_every_command_and_option_has_help() -> None:
         "evaluate",
         "info",
         "remove",
+        "replicate",
         "serve",
         "similar",
         "tune",

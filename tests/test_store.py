@@ -264,6 +264,37 @@ def test_reader_of_a_folder_it_cannot_write_reads_the_file_as_immutable(
     assert opened[0].endswith("?mode=ro") and opened[1].endswith("?mode=ro&immutable=1")
 
 
+def test_an_immutable_reader_keeps_its_version_when_a_new_one_replaces_it(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only folder whose version is replaced (a rebuild, or a replica's next copy): the
+    # file it reads as immutable is deleted. Its connection still reads it; it must not take
+    # the file's absence for a change and fail to open it again, but move on at its refresh.
+    real_connect = sqlite3.connect
+
+    def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+        def connect(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+            if "immutable=1" not in str(database):
+                database = "file:/nonexistent/folder/x.sqlite?mode=ro"  # unable to open
+            return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store_module.sqlite3, "connect", connect)
+        monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+
+    with monkeypatch.context() as patched:
+        read_only(patched)
+        rec = Recommender.open(sample_index)
+    old = rec.snapshot
+    assert old.table._immutable is not None
+    Recommender.build([article("x1", "Another corpus")], sample_index, encoder=FakeEncoder())
+    assert not old.version.exists()
+    with monkeypatch.context() as patched:
+        read_only(patched)
+        assert old.table.generation() == 1 and old.table.articles([old.row("a-2021")])
+        assert rec.refresh() and rec.ids() == ["x1"]
+    rec.close()
+
+
 FULL = [
     ("sqlite", sqlite3.OperationalError("database or disk is full")),
     ("faiss", RuntimeError("Error in faiss::FileIOWriter: No space left on device")),
