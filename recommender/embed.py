@@ -40,6 +40,7 @@ import numpy as np
 from .articles import Article, read_valid
 from .encode import Encoder, ProgressFn, choose_model, encode_all, load_encoder
 from .errors import InputFileError, RecommenderError
+from .store import fsync_dir
 from .text import content_hash, embedding_text
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
@@ -299,15 +300,7 @@ def write_shard(path: Path, shard: Shard, model: str, vectors: np.ndarray) -> No
     with open(temporary, "rb") as written:
         os.fsync(written.fileno())
     os.replace(temporary, path)
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _write_summary(
