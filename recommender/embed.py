@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from .articles import Article, read_valid
-from .encode import Encoder, ProgressFn, choose_model, encode_all, load_encoder
+from .encode import Encoder, ProgressFn, encode_all, load_encoder
 from .errors import InputFileError, RecommenderError
 from .store import fsync_dir
 from .text import content_hash, embedding_text
+from .writer import model_for
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).
@@ -156,7 +157,7 @@ def embed_files(
     read = read_valid(files, field_map, skip_invalid=skip_invalid)
     if not read.articles:
         raise InputFileError(f"no articles in {', '.join(str(f) for f in files)}; nothing to embed")
-    choice = choose_model(model, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in read.articles])
+    choice = model_for(model, read.articles)
     shards = plan_shards(
         read.articles, model=choice.model, max_body_chars=max_body_chars, shard_size=shard_size
     )
@@ -270,8 +271,7 @@ def _dimension_of(out: Path, shards: Sequence[Shard], pending: Sequence[Shard]) 
         return None
     import pyarrow.parquet as pq
 
-    column = pq.read_table(out / finished[0].name, columns=["vector"]).column("vector")
-    return int(column.type.list_size)
+    return int(pq.read_schema(out / finished[0].name).field("vector").type.list_size)
 
 
 def write_shard(path: Path, shard: Shard, model: str, vectors: np.ndarray) -> None:

@@ -35,7 +35,6 @@ COLUMNS = ("id", "content_hash", "model", "vector")
 #: What a build or an update does with articles the supplied vectors do not cover (no row, or
 #: a stale one): embed them here, or refuse the whole write.
 MissingVectors = Literal["embed", "refuse"]
-MISSING_VECTORS: tuple[MissingVectors, ...] = ("embed", "refuse")
 
 
 class SuppliedVectorsError(InputFileError):
@@ -69,6 +68,7 @@ class SuppliedVectors:
 class Matched:
     """Supplied vectors for some of the articles being written."""
 
+    path: Path  # the file or folder they were read from
     vectors: dict[int, np.ndarray]  # position among the articles -> vector
     stale_at: frozenset[int]  # positions whose row was made from another text
 
@@ -221,7 +221,7 @@ def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequen
         else:
             found.pop(at, None)
             stale.add(at)
-    return Matched(vectors=found, stale_at=frozenset(stale))
+    return Matched(path=supplied.path, vectors=found, stale_at=frozenset(stale))
 
 
 def without_vector(positions: Sequence[int], matched: Matched) -> int:
@@ -231,10 +231,7 @@ def without_vector(positions: Sequence[int], matched: Matched) -> int:
 
 
 def refuse_unsupplied(
-    supplied: SuppliedVectors,
-    articles: Sequence[Article],
-    positions: Sequence[int],
-    matched: Matched,
+    matched: Matched, articles: Sequence[Article], positions: Sequence[int]
 ) -> None:
     """SuppliedVectorsError if any article at ``positions`` would have to be embedded here:
     what ``missing_vectors="refuse"`` asks for. The message counts those without a row and
@@ -249,7 +246,7 @@ def refuse_unsupplied(
     if stale:
         parts.append(f"{len(stale)} have a stale one, made from an older text ({_examples(stale)})")
     raise _refuse(
-        supplied.path,
+        matched.path,
         f"{len(positions)} articles would have to be embedded here: {' and '.join(parts)}. "
         "Embed them (recommend embed) or let this machine do it (--missing-vectors embed)",
     )

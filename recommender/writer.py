@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .articles import Article
-from .encode import Encoder, ProgressFn, choose_model, encode_all, load_encoder
+from .encode import Encoder, ModelChoice, ProgressFn, choose_model, encode_all, load_encoder
 from .errors import (
     IncompatibleIndexError,
     IndexBusyError,
@@ -697,6 +697,13 @@ def _texts_and_hashes(
     return texts, [content_hash(text) for text in texts]
 
 
+def model_for(requested: str, articles: Sequence[Article]) -> ModelChoice:
+    """The model a build of ``articles`` asked for ``requested`` uses (``choose_model`` on
+    each article's lang field and the start of its text); ``recommend embed`` chooses the
+    same way, so that its vectors are the build's."""
+    return choose_model(requested, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in articles])
+
+
 def last_wins(articles: Iterable[Article]) -> tuple[list[Article], int]:
     """The articles with one per id (the last given), and how many earlier ones were dropped."""
     unique: dict[str, Article] = {}
@@ -787,9 +794,7 @@ class IndexWriter:
         elif vectors is not None and settings.model == AUTO_MODEL:
             model, choice = vectors.model, f"the model of the vectors supplied in {vectors.path}"
         else:
-            chosen_model = choose_model(
-                settings.model, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in chosen]
-            )
+            chosen_model = model_for(settings.model, chosen)
             model, choice = chosen_model.model, chosen_model.reason
         settings = replace(settings, model=model)
         texts, hashes = _texts_and_hashes(chosen, settings)
@@ -818,8 +823,8 @@ class IndexWriter:
                 for i, text_hash in enumerate(hashes)
                 if i not in supplied and text_hash not in reused
             ]
-            if vectors is not None and matched is not None and missing_vectors == "refuse":
-                refuse_unsupplied(vectors, chosen, missing, matched)
+            if matched is not None and missing_vectors == "refuse":
+                refuse_unsupplied(matched, chosen, missing)
             if missing or dimension is None:
                 encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
                 if vectors is not None:
@@ -905,8 +910,8 @@ class IndexWriter:
                 new.append((article, text_hash))
                 embed.append(i)
             unsupplied = [i for i in embed if i not in supplied]
-            if vectors is not None and matched is not None and missing_vectors == "refuse":
-                refuse_unsupplied(vectors, chosen, unsupplied, matched)
+            if matched is not None and missing_vectors == "refuse":
+                refuse_unsupplied(matched, chosen, unsupplied)
             new_vectors = None
             if embed:
                 new_vectors = np.empty((len(embed), manifest.dimension), dtype=np.float32)
@@ -948,8 +953,8 @@ class IndexWriter:
             replaced=len(replaced_rows),
             fields_only=len(fields_only),
             duplicates=duplicates,
-            embedded=len(embed) - sum(1 for i in embed if i in supplied),
-            supplied=sum(1 for i in embed if i in supplied),
+            embedded=len(unsupplied),
+            supplied=len(embed) - len(unsupplied),
             stale=matched.stale if matched else 0,
             without_vector=without_vector(unsupplied, matched) if matched else 0,
             seconds=time.perf_counter() - started,
