@@ -266,7 +266,8 @@ def _rows_in(path: Path) -> int | None:
 
 def _dimension_of(out: Path, shards: Sequence[Shard], pending: Sequence[Shard]) -> int | None:
     """The vector length of the finished shards (None when none is finished)."""
-    finished = [s for s in shards if s not in pending]
+    waiting = {s.name for s in pending}
+    finished = [s for s in shards if s.name not in waiting]
     if not finished:
         return None
     import pyarrow.parquet as pq

@@ -53,6 +53,7 @@ from .store import (
     current_version,
     file_signature,
     fsync_dir,
+    generation_of,
     list_segments,
     open_for_reading,
     read_manifest,
@@ -147,7 +148,7 @@ def _copy_from(
 ) -> ReplicaReport:
     origin = str(source.resolve())
     try:
-        generation = _generation(connection)
+        generation = generation_of(connection)
     except sqlite3.Error as exc:
         raise IndexDamagedError(
             f"index at {source} is damaged: {ARTICLES}: {exc}; build it again"
@@ -183,10 +184,10 @@ def _copy_from(
                 [
                     (REPLICA_OF, origin),
                     (SOURCE_VERSION, version.name),
-                    (SOURCE_GENERATION, str(_generation(copy))),
+                    (SOURCE_GENERATION, str(generation_of(copy))),
                 ],
             )
-            counts["generation"] = _generation(copy)
+            counts["generation"] = generation_of(copy)
             counts["articles"] = _articles(copy)
             segments = list_segments(copy)
         finally:
@@ -221,11 +222,6 @@ def _copy_from(
         bytes_copied=counts["bytes"],
         files_linked=counts["linked"],
     )
-
-
-def _generation(connection: sqlite3.Connection) -> int:
-    found = connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
-    return int(found[0][0]) if found else 0
 
 
 def _articles(connection: sqlite3.Connection) -> int:

@@ -900,6 +900,12 @@ def open_for_reading(path: Path) -> tuple[sqlite3.Connection, tuple[int, int, in
     return connection, signature
 
 
+def generation_of(connection: sqlite3.Connection | sqlite3.Cursor) -> int:
+    """The generation a version's database records: how many updates it has committed."""
+    found = connection.execute("SELECT value FROM state WHERE key = 'generation'").fetchall()
+    return int(found[0][0]) if found else 0
+
+
 def replica_source(version: Path) -> str | None:
     """The index a version was copied from by ``recommend replicate`` (the ``replica_of``
     state it records), None for a version written by a writer or one that cannot be read."""
@@ -1007,8 +1013,11 @@ class ArticleTable:
                     self._reopen_if_changed()
             except sqlite3.Error as exc:
                 raise self._damaged(exc) from None
-        found = self._query("SELECT value FROM state WHERE key = 'generation'")
-        return int(found[0][0]) if found else 0
+        try:
+            with self._lock:
+                return generation_of(self._connection)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
 
     def snapshot(
         self, since: int, terms_from: int
@@ -1021,9 +1030,7 @@ class ArticleTable:
                 cursor = self._connection.cursor()
                 cursor.execute("BEGIN")
                 try:
-                    found = cursor.execute(
-                        "SELECT value FROM state WHERE key = 'generation'"
-                    ).fetchall()
+                    generation = generation_of(cursor)
                     segments = list_segments(cursor)
                     fields = COLUMN_FIELDS.replace("id, ", "")
                     if not has_language_column(cursor):  # unknown until a writer adds it
@@ -1054,7 +1061,7 @@ class ArticleTable:
         if len(ids) != len(rest):  # pragma: no cover - one transaction: cannot differ
             raise IndexDamagedError(f"index at {self._where} changed while it was read")
         rows = [(r[0], i[0], *r[1:]) for i, r in zip(ids, rest, strict=True)]
-        return (int(found[0][0]) if found else 0), segments, rows, terms
+        return generation, segments, rows, terms
 
     def lexicon(self, ngrams: int) -> Lexicon:
         """The lexicon of the build (read when text has to be vectorized)."""

@@ -64,6 +64,7 @@ from .store import (
     current_name,
     current_version,
     fsync_dir,
+    generation_of,
     insert_lexicon,
     is_engine_entry,
     is_index_folder,
@@ -448,12 +449,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
         for path in version.glob("seg-*.faiss"):
             if path.name not in known:  # written by a writer that died before committing
                 path.unlink()
-        generation = (
-            int(
-                (connection.execute("SELECT value FROM state WHERE key='generation'").fetchone())[0]
-            )
-            + 1
-        )
+        generation = generation_of(connection) + 1
         first_row = connection.execute("SELECT coalesce(max(row) + 1, 0) FROM articles").fetchone()[
             0
         ]
