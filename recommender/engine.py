@@ -815,7 +815,10 @@ class Recommender:
         while True:
             listing = rank(pool, ranking, query, limit=limit)
             # A row removed after the check above is missing here: rank further down for it.
-            stored = snapshot.table.articles([int(rows[g[0]]) for g in listing.groups])
+            heads = [int(rows[group[0]]) for group in listing.groups]
+            stored = snapshot.table.articles(heads[:k])
+            if len(stored) < len(heads[:k]):
+                stored.update(snapshot.table.articles(heads[k:]))
             results = [
                 _recommendation(stored[head], rows, group, pool, listing, columns)
                 for group in listing.groups

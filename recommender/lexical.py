@@ -315,33 +315,94 @@ def capped(by_term: Any, cap: int = POSTINGS_CAP) -> Any:
     )
 
 
-def _locate(parts: Sequence[LexicalPart], rows: np.ndarray) -> list[tuple[LexicalPart, np.ndarray]]:
-    out = []
-    for part in parts:
-        inside = (rows >= part.first_row) & (rows < part.first_row + part.count)
-        out.append((part, inside))
-    return out
+@dataclass(frozen=True)
+class SparseRows:
+    """Some rows of TF-IDF vectors, compressed as a CSR matrix holds them (and read as one
+    by the functions below, which take either): row i's term ids and weights are
+    ``indices[indptr[i]:indptr[i + 1]]`` and ``data[...]``. Made per query without scipy."""
+
+    indptr: np.ndarray  # int64, from 0
+    indices: np.ndarray  # int32 term ids
+    data: np.ndarray  # float32 weights
+    shape: tuple[int, int]
+
+    def tocsr(self) -> Any:
+        from scipy import sparse
+
+        return sparse.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    def toarray(self) -> np.ndarray:
+        """The rows as a dense array (for tests and small matrices)."""
+        dense = np.zeros(self.shape, dtype=np.float32)
+        dense[_owners(self), self.indices] = self.data
+        return dense
 
 
-def rows_matrix(parts: Sequence[LexicalPart], rows: np.ndarray) -> Any:
-    """The CSR matrix of these rows' vectors, in the order given."""
-    from scipy import sparse
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] .. starts[i] + lengths[i] - 1`` of every span, in order,
+    without a Python loop over spans."""
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, np.int64)
+    ends = np.cumsum(lengths)
+    return np.asarray(np.arange(total) + np.repeat(starts - (ends - lengths), lengths))
 
+
+def outside(values: np.ndarray, others: Collection[int] | np.ndarray) -> np.ndarray:
+    """Which ``values`` are not among ``others`` (a mask), for the few rows a query leaves
+    out: compared one by one when they are few, else looked up in them sorted."""
+    values = np.asarray(values)
+    if not isinstance(others, np.ndarray) and len(others) <= 8:
+        keep = np.ones(len(values), dtype=bool)
+        for other in others:
+            keep &= values != other
+        return keep
+    sorted_others = np.sort(np.fromiter(others, dtype=np.int64, count=len(others)))
+    if not len(sorted_others):
+        return np.ones(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_others, values), len(sorted_others) - 1)
+    return np.asarray(sorted_others[at] != values)
+
+
+def rows_matrix(parts: Sequence[LexicalPart], rows: np.ndarray) -> SparseRows:
+    """These rows' vectors, in the order given."""
     rows = np.asarray(rows, dtype=np.int64)
-    if len(parts) == 1:
-        return parts[0].by_row[rows - parts[0].first_row]
     width = parts[0].by_row.shape[1] if parts else 0
-    blocks, positions = [], []
-    for part, inside in _locate(parts, rows):
+    starts = np.zeros(len(rows), dtype=np.int64)
+    lengths = np.zeros(len(rows), dtype=np.int64)
+    sources = []
+    for number, part in enumerate(parts):
+        local = rows - part.first_row
+        inside = (local >= 0) & (local < part.count)
+        if len(parts) == 1 and not inside.all():
+            raise IndexError(f"row out of range: {rows[~inside][:3].tolist()}")
+        indptr = part.by_row.indptr
+        chosen = local[inside]
+        starts[inside] = indptr[chosen]
+        lengths[inside] = indptr[chosen + 1] - indptr[chosen]
+        sources.append((number, inside))
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    if len(parts) == 1:
+        at = spans(starts, lengths)
+        by_row = parts[0].by_row
+        return SparseRows(indptr, by_row.indices[at], by_row.data[at], (len(rows), width))
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    for number, inside in sources:
         if inside.any():
-            blocks.append(part.by_row[rows[inside] - part.first_row])
-            positions.append(np.flatnonzero(inside))
-    if not blocks:
-        return sparse.csr_matrix((len(rows), width), dtype=np.float32)
-    matrix = sparse.vstack(blocks, format="csr")
-    order = np.empty(len(rows), dtype=np.int64)
-    order[np.concatenate(positions)] = np.arange(len(rows))
-    return matrix[order]
+            by_row = parts[number].by_row
+            source = spans(starts[inside], lengths[inside])
+            target = spans(indptr[:-1][inside], lengths[inside])
+            indices[target] = by_row.indices[source]
+            data[target] = by_row.data[source]
+    return SparseRows(indptr, indices, data, (len(rows), width))
+
+
+def _owners(matrix: Any) -> np.ndarray:
+    """The row of each stored entry of a CSR matrix (or ``SparseRows``)."""
+    indptr = np.asarray(matrix.indptr, dtype=np.int64)
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
 def cosine(parts: Sequence[LexicalPart], rows: np.ndarray, query: TermVector) -> np.ndarray:
@@ -352,10 +413,62 @@ def cosine(parts: Sequence[LexicalPart], rows: np.ndarray, query: TermVector) ->
 
 
 def cosine_with(matrix: Any, query: TermVector) -> np.ndarray:
-    """The TF-IDF cosine of each row of a CSR matrix (from ``rows_matrix``) with the query."""
-    dense = np.zeros(matrix.shape[1], dtype=np.float32)
-    dense[query.terms] = query.weights
-    return np.asarray(matrix @ dense, dtype=np.float32)
+    """The TF-IDF cosine of each row of a CSR matrix (or ``SparseRows``) with the query."""
+    count = int(matrix.shape[0])
+    if not len(query.terms) or not count:
+        return np.zeros(count, dtype=np.float32)
+    order = np.argsort(query.terms, kind="stable")
+    terms, weights = query.terms[order], query.weights[order]
+    total = int(matrix.indptr[count])
+    entries = matrix.indices[:total]
+    at = np.minimum(np.searchsorted(terms, entries), len(terms) - 1)
+    hit = terms[at] == entries
+    products = matrix.data[:total][hit].astype(np.float64) * weights[at[hit]]
+    found = np.bincount(_owners(matrix)[hit], weights=products, minlength=count)
+    return np.asarray(found, dtype=np.float32)
+
+
+class Products:
+    """Dot products between the rows of one CSR matrix (or ``SparseRows``): a query's
+    candidates. What every call needs (each stored entry's row and its term's place among the
+    matrix's terms) is found once; a call then visits only the entries whose term one of its
+    columns holds, without scipy."""
+
+    def __init__(self, matrix: Any) -> None:
+        count = int(matrix.shape[0])
+        self.count = count
+        self.indptr = np.asarray(matrix.indptr, dtype=np.int64)
+        total = int(self.indptr[count])
+        self.data = np.asarray(matrix.data[:total], dtype=np.float32)
+        self.owners = np.repeat(np.arange(count), np.diff(self.indptr))
+        terms, self.where = np.unique(matrix.indices[:total], return_inverse=True)
+        self.terms = len(terms)
+
+    def __call__(self, columns: np.ndarray) -> np.ndarray:
+        """n x m: the dot product of every row with each of the rows ``columns``."""
+        columns = np.asarray(columns, dtype=np.int64)
+        out = np.zeros((self.count, len(columns)), dtype=np.float32)
+        starts = self.indptr[columns]
+        lengths = self.indptr[columns + 1] - starts
+        at = spans(starts, lengths)
+        if not len(at):
+            return out
+        block = np.zeros((self.terms, len(columns)), dtype=np.float32)
+        block[self.where[at], np.repeat(np.arange(len(columns)), lengths)] = self.data[at]
+        shared = np.zeros(self.terms, dtype=bool)
+        shared[self.where[at]] = True
+        hit = np.flatnonzero(shared[self.where])  # entries with a term the columns hold
+        owners = self.owners[hit]
+        contributions = block[self.where[hit]] * self.data[hit, None]
+        firsts = np.flatnonzero(np.concatenate([[True], owners[1:] != owners[:-1]]))
+        out[owners[firsts]] = np.add.reduceat(contributions, firsts, axis=0)
+        return out
+
+
+def products(matrix: Any, columns: np.ndarray) -> np.ndarray:
+    """n x m: the dot product of every row of ``matrix`` (CSR or ``SparseRows``) with each of
+    its rows ``columns`` (see ``Products``)."""
+    return Products(matrix)(columns)
 
 
 def search(
@@ -385,20 +498,24 @@ def search(
         total = int(lengths.sum())
         if not total:
             continue
-        # The positions of every walked posting, without a Python loop over terms.
-        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        at = np.arange(total) + offsets
+        at = spans(starts.astype(np.int64), lengths.astype(np.int64))  # every walked posting
         found_rows.append(indices[at].astype(np.int64) + part.first_row)
         found_scores.append(data[at] * np.repeat(weights, lengths))
     if not found_rows:
         return empty
-    hits, inverse = np.unique(np.concatenate(found_rows), return_inverse=True)
-    scores = np.bincount(inverse, weights=np.concatenate(found_scores)).astype(np.float32)
+    # Each term's postings are in row order: a stable sort merges them (timsort runs).
+    walked = np.concatenate(found_rows)
+    order = np.argsort(walked, kind="stable")
+    walked = walked[order]
+    firsts = np.flatnonzero(np.concatenate([[True], walked[1:] != walked[:-1]]))
+    hits = walked[firsts]
+    weights_walked = np.concatenate(found_scores)[order].astype(np.float64)
+    scores = np.add.reduceat(weights_walked, firsts).astype(np.float32)
     keep = scores > 0
     if allowed is not None:
         keep &= allowed[hits]
     if drop:
-        keep &= ~np.isin(hits, np.fromiter(drop, dtype=np.int64))
+        keep &= outside(hits, drop)
     hits, scores = hits[keep], scores[keep]
     if len(hits) > count:
         best = np.argpartition(-scores, count - 1)[:count]

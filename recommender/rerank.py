@@ -29,7 +29,7 @@ The order of one list (see README, "How results are ranked"):
 
 from __future__ import annotations
 
-import warnings
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +73,7 @@ def recency_factors(
     age = reference_day - published_days
     age = np.maximum(age, 0.0) if future_is_fresh else np.abs(age)
     undated = np.isnan(age)
-    decay = np.exp2(-np.nan_to_num(age) / half_life_days)
+    decay = np.exp2(np.where(undated, 0.0, age) / -half_life_days)
     if undated.any():
         decay[undated] = float(np.median(decay[~undated])) if not undated.all() else 0.5
     return 1.0 - weight + weight * decay
@@ -102,10 +102,12 @@ def calibrate(similarity: np.ndarray, counted: np.ndarray | None = None) -> np.n
     sample = similarity if counted is None else similarity[counted]
     if len(sample) < MIN_CALIBRATION_POOL:
         return similarity
-    spread = float(sample.std())
+    mean = float(sample.sum()) / len(sample)  # np.mean and np.std cost more on a few hundred
+    centred = sample - mean
+    spread = math.sqrt(float((centred * centred).sum()) / len(sample))
     if spread < 1e-9:
         return np.full(len(similarity), REFERENCE_MEAN)
-    return REFERENCE_MEAN + REFERENCE_SPREAD * (similarity - float(sample.mean())) / spread
+    return REFERENCE_MEAN + REFERENCE_SPREAD * (similarity - mean) / spread
 
 
 def category_factors(category_codes: np.ndarray, query_code: int, boost: float) -> np.ndarray:
@@ -144,7 +146,7 @@ def weigh(
     # The floor keeps scores finite when recency_weight is 1 and a decay underflows to 0.
     divided = similarities / np.maximum(factors, 1e-12)
     scores = np.where(similarities >= 0, similarities * factors, divided)
-    newest_first = -np.nan_to_num(published, nan=-np.inf)
+    newest_first = -np.where(np.isnan(published), -np.inf, published)
     order = np.lexsort((np.arange(len(scores)), newest_first, -scores))
     return Ranked(order=order, scores=scores, recency=recency, category=category)
 
@@ -184,12 +186,13 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
     return (1.0 - weight) * np.asarray(dense, np.float64) + weight * np.asarray(lexical, np.float64)
 
 
-def _copies(pool: Pool, ranking: Ranking) -> np.ndarray:
-    """n x n: candidate i is a copy of candidate j."""
+def _copies(pool: Pool, ranking: Ranking, columns: np.ndarray | None = None) -> np.ndarray:
+    """n x m: candidate i is a copy of candidate ``columns[j]`` (of candidate j: all)."""
+    chosen = np.arange(len(pool)) if columns is None else np.asarray(columns, dtype=np.int64)
     titles, urls = pool.title_codes, pool.url_codes
-    same = (titles[:, None] == titles[None, :]) & (titles[:, None] >= 0)
-    same |= (urls[:, None] == urls[None, :]) & (urls[:, None] >= 0)
-    return same | (pool.pair_lexical >= ranking.duplicate_threshold)  # type: ignore[no-any-return]
+    same = (titles[:, None] == titles[chosen][None, :]) & (titles[:, None] >= 0)
+    same |= (urls[:, None] == urls[chosen][None, :]) & (urls[:, None] >= 0)
+    return same | (pool.lexical_to(chosen) >= ranking.duplicate_threshold)  # type: ignore[no-any-return]
 
 
 def _query_copies(pool: Pool, query: Query, ranking: Ranking) -> np.ndarray:
@@ -210,41 +213,68 @@ def group_copies(
     group (the earliest such group), start a group otherwise. Groups in order, heads first.
 
     With ``limit``, at most that many groups; later candidates still join them as copies.
+    ``copies``: n x n, candidate i is a copy of candidate j.
     """
+    order = np.asarray(order, dtype=np.int64)
+    groups = _grouped(order, copies[:, order], of_query, limit)
+    assert groups is not None  # every column is there
+    return groups
+
+
+def _grouped(
+    order: np.ndarray, block: np.ndarray, of_query: np.ndarray, limit: int | None
+) -> list[list[int]] | None:
+    """``group_copies`` from the copies of the first m candidates of ``order`` only: ``block``
+    is n x m, candidate i is a copy of candidate ``order[j]``. None when the walk needs more
+    than m of them (many copies or copies of the query early in the order)."""
+    width = block.shape[1]
     groups: list[list[int]] = []
     heads: list[int] = []
+    head_columns: list[int] = []  # where each head is in ``order`` (its column in ``block``)
     walked = 0
     # A candidate that is a copy of none before it in the order starts a group (if it is no
     # copy of the query): most candidates, told apart in one step rather than one by one.
-    order = np.asarray(order, dtype=np.int64)
-    ordered = copies[np.ix_(order, order)]
-    has_earlier = np.tril(ordered, -1).any(axis=1).tolist()
+    has_earlier = np.tril(block[order[:width]], -1).any(axis=1).tolist()
     skip = of_query[order].tolist()
     for at, position in enumerate(order.tolist()):
         if limit is not None and len(groups) >= limit:
             break
+        if at >= width:
+            return None
         walked += 1
         if skip[at]:
             continue
-        if not has_earlier[at]:
-            heads.append(position)
-            groups.append([position])
-            continue
-        found = np.flatnonzero(copies[position, heads]) if heads else np.empty(0, np.int64)
-        if len(found):
-            groups[int(found[0])].append(position)  # heads are in order: the first is earliest
-        else:
-            heads.append(position)
-            groups.append([position])
-    rest = np.asarray(order[walked:], dtype=np.int64)
+        if has_earlier[at]:
+            found = np.flatnonzero(block[position, head_columns])
+            if len(found):
+                groups[int(found[0])].append(position)  # heads in order: the first is earliest
+                continue
+        heads.append(position)
+        head_columns.append(at)
+        groups.append([position])
+    rest = order[walked:]
     if len(rest) and heads:
         rest = rest[~of_query[rest]]
-        matches = copies[np.ix_(rest, heads)]
+        matches = block[np.ix_(rest, head_columns)]
         joins = matches.any(axis=1)
         first = matches.argmax(axis=1)  # the earliest head each is a copy of
         for position, group in zip(rest[joins].tolist(), first[joins].tolist(), strict=True):
             groups[group].append(position)
     return groups
+
+
+def _group_ranked(
+    pool: Pool, ranking: Ranking, order: np.ndarray, of_query: np.ndarray, limit: int | None
+) -> list[list[int]]:
+    """``group_copies`` of the pool in ``order``, computing the copies of only as many of the
+    first candidates as the walk to ``limit`` groups needs (all without a limit)."""
+    count = len(order)
+    width = count if limit is None else min(count, limit + 5)
+    while True:
+        groups = _grouped(order, _copies(pool, ranking, order[:width]), of_query, limit)
+        if groups is not None:
+            return groups
+        width = min(count, 2 * width)
 
 
 def shown_copy(group: list[int], scores: np.ndarray, published_days: np.ndarray) -> list[int]:
@@ -254,7 +284,8 @@ def shown_copy(group: list[int], scores: np.ndarray, published_days: np.ndarray)
     if len(group) == 1:
         return group
     best = np.asarray(scores, np.float64)[group]
-    days = np.nan_to_num(np.asarray(published_days, np.float64)[group], nan=np.inf)
+    days = np.asarray(published_days, np.float64)[group]
+    days = np.where(np.isnan(days), np.inf, days)
     tied = np.flatnonzero(best >= best.max() - 1e-9)
     first = int(tied[np.argmin(days[tied])])  # the first minimum: the best ranked among equals
     return [group[first], *group[:first], *group[first + 1 :]]
@@ -290,12 +321,13 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         by_fused = np.lexsort((np.arange(count), -fused))
         top = by_fused[~of_query[by_fused]][: ranking.neighbours]
         if len(top):
-            pair = fuse(pool.dense_to(top), pool.pair_lexical[:, top], weight)
-            pair[top, np.arange(len(top))] = np.nan  # a neighbour's own similarity: not counted
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN: its own fused
-                closeness = np.nanmean(pair, axis=1)
-            closeness = np.where(np.isnan(closeness), fused, closeness)
+            pair = fuse(pool.dense_to(top), pool.lexical_to(top), weight)
+            counted = np.ones(pair.shape, dtype=bool)
+            counted[top, np.arange(len(top))] = False  # a neighbour's own similarity: not counted
+            counts = counted.sum(axis=1)
+            sums = np.where(counted, pair, 0.0).sum(axis=1)
+            # The mean over the others; a row with none (a lone neighbour): its own fused.
+            closeness = np.where(counts > 0, sums / np.maximum(counts, 1), fused)
             boost = ranking.neighbour_weight
             similarity = (fused + boost * closeness) / (1.0 + boost)
     if ranking.calibration == "pool":
@@ -312,14 +344,11 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         future_is_fresh=ranking.recency_from == "now",
     )
     diverse = ranking.mmr_lambda < 1.0
-    groups = group_copies(
-        ranked.order, _copies(pool, ranking), of_query, None if diverse else limit
-    )
+    order = np.asarray(ranked.order, dtype=np.int64)
+    groups = _group_ranked(pool, ranking, order, of_query, None if diverse else limit)
     if diverse and len(groups) > 1:
         heads = np.array([group[0] for group in groups], dtype=np.int64)
-        pair = fuse(
-            pool.dense_between(heads, heads), pool.pair_lexical[np.ix_(heads, heads)], weight
-        )
+        pair = fuse(pool.dense_between(heads, heads), pool.lexical_to(heads)[heads], weight)
         picked = mmr(ranked.scores[heads], pair, ranking.mmr_lambda, limit or len(groups))
         groups = [groups[i] for i in picked]
     if limit is not None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .articles import parse_datetime
 from .errors import InvalidQueryError
-from .lexical import TermVector, cosine_with, rows_matrix
+from .lexical import Products, TermVector, cosine_with, outside, rows_matrix
 from .lexical import search as lexical_search
 from .store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
 
@@ -203,7 +203,7 @@ def retrieve(
     rows, similarities = rows[0], similarities[0]
     keep = rows >= 0
     if drop:
-        keep &= ~np.isin(rows, np.fromiter(drop, dtype=np.int64))
+        keep &= outside(rows, drop)
     return Candidates(rows=rows[keep][:count], similarities=similarities[keep][:count])
 
 
@@ -241,8 +241,9 @@ def retrieve_parts(
 class Pool:
     """The candidates of one query, with what ranking them needs.
 
-    ``vectors`` are the candidates' unit embeddings and ``terms`` their TF-IDF rows (a scipy
-    sparse matrix): their pairwise similarities are computed when first needed.
+    ``vectors`` are the candidates' unit embeddings and ``terms`` their TF-IDF rows (a CSR
+    matrix or ``lexical.SparseRows``): their pairwise similarities are computed when needed,
+    the few columns ranking asks for (``lexical_to``) or all of them (``pair_lexical``).
     """
 
     dense: np.ndarray  # cosine of the embeddings with the query's
@@ -264,7 +265,18 @@ class Pool:
 
     @cached_property
     def pair_lexical(self) -> np.ndarray:
-        return np.asarray((self.terms @ self.terms.T).toarray(), dtype=np.float32)
+        terms = self.terms.tocsr()
+        return np.asarray((terms @ terms.T).toarray(), dtype=np.float32)
+
+    def lexical_to(self, columns: np.ndarray) -> np.ndarray:
+        """TF-IDF cosines of every candidate with the candidates ``columns``."""
+        if "pair_lexical" in self.__dict__:  # computed already (e.g. when tuning)
+            return np.asarray(self.pair_lexical[:, columns])
+        return self._products(columns)
+
+    @cached_property
+    def _products(self) -> Products:
+        return Products(self.terms)
 
     def dense_between(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Embedding cosines of the candidates ``rows`` with the candidates ``columns``."""
@@ -316,7 +328,7 @@ def gather(
         allowed = None  # nothing to leave out: no work in proportion to the archive
     dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed, bitmap=bitmap)
     lexical_rows, _ = lexical_search(snapshot.lexical, terms, count, drop=drop, allowed=allowed)
-    rows = np.concatenate([dense.rows, lexical_rows[~np.isin(lexical_rows, dense.rows)]])
+    rows = np.concatenate([dense.rows, lexical_rows[outside(lexical_rows, dense.rows)]])
     vectors = snapshot.vectors(rows)
     matrix = rows_matrix(snapshot.lexical, rows)
     pool = Pool(

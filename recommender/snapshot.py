@@ -7,9 +7,11 @@ replaced its version (``load``). Queries running meanwhile keep the snapshot the
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from .rerank import Query
 from .settings import Settings
 from .store import (
+    CURRENT,
     ArticleTable,
     Columns,
     Manifest,
@@ -30,6 +33,7 @@ from .store import (
     new_vector_index,
     read_manifest,
     read_segment,
+    stored_vectors,
     vectors_of,
 )
 
@@ -41,6 +45,15 @@ class _LexiconCache:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     lexicon: Lexicon | None = None
+
+
+@dataclass
+class _PointerCache:
+    """What CURRENT said when last read, and the identity of the file then (inode, size,
+    modification time): a rename or edit changes it, so an unchanged file is not read again."""
+
+    identity: tuple[int, ...] = ()
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class Snapshot:
     lexical: tuple[LexicalPart, ...]  # TF-IDF rows, in row order
     lexicon_size: int
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
+    _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path) -> Snapshot:
@@ -82,7 +96,15 @@ class Snapshot:
     @property
     def replaced(self) -> bool:
         """Whether a build or compaction made another version current since."""
-        return current_name(self.path) != self.version.name
+        cache = self._pointer
+        try:
+            info = os.stat(self.path / CURRENT)
+        except OSError:
+            return True
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if identity != cache.identity:
+            cache.name, cache.identity = current_name(self.path), identity
+        return cache.name != self.version.name
 
     @property
     def changed(self) -> bool:
@@ -176,7 +198,12 @@ class Snapshot:
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of these rows (float32), in the order given."""
-        return vectors_of(self.parts, rows, self.manifest.dimension)
+        return vectors_of(self.parts, rows, self.manifest.dimension, self._views)
+
+    @cached_property
+    def _views(self) -> tuple[np.ndarray | None, ...]:
+        """Each part's stored vectors as a numpy view (``stored_vectors``), made once."""
+        return tuple(stored_vectors(index) for _, index in self.parts)
 
     def terms(self, row: int) -> TermVector:
         matrix = rows_matrix(self.lexical, np.array([row]))

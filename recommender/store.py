@@ -39,6 +39,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -164,21 +165,7 @@ class ArticleRow:
 
     def article(self) -> Article:
         """The article these stored values hold."""
-        published = self.published_at
-        return Article(
-            id=self.id,
-            title=self.title,
-            body=self.body,
-            category=self.category,
-            published_at=datetime.fromisoformat(published.replace("Z", "+00:00"))
-            if published
-            else None,
-            url=self.url,
-            source=self.source,
-            lang=self.lang,
-            tags=tuple(json.loads(self.tags)),
-            metadata=json.loads(self.metadata),
-        )
+        return _article(self.values())
 
     @staticmethod
     def columns() -> tuple[str, ...]:
@@ -198,13 +185,39 @@ ROW_CHECKSUMS = (
 SELECT_ROWS = f"SELECT {', '.join(ArticleRow.columns())} FROM articles"
 
 
+_covered = operator.itemgetter(*_CHECKSUMMED_AT)
+#: ``json.dumps(..., ensure_ascii=False)``, made once rather than on every call.
+_checksum_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def row_checksum(values: Sequence[Any]) -> int:
     """CRC32 of a stored article's content; ``values`` in ``ArticleRow.columns()`` order."""
-    covered = [values[i] for i in _CHECKSUMMED_AT]
-    if values[_LANGUAGE_AT] is not None:
-        covered.append(values[_LANGUAGE_AT])
-    content = json.dumps(covered, ensure_ascii=False)
+    covered = _covered(values)
+    language = values[_LANGUAGE_AT]
+    content = _checksum_json(covered if language is None else (*covered, language))
     return zlib.crc32(content.encode("utf-8"))
+
+
+_AT = {name: at for at, name in enumerate(ArticleRow.columns())}
+
+
+def _article(values: Sequence[Any]) -> Article:
+    """The article of a stored row, ``values`` in ``ArticleRow.columns()`` order."""
+    published = values[_AT["published_at"]]
+    return Article(
+        id=values[_AT["id"]],
+        title=values[_AT["title"]],
+        body=values[_AT["body"]],
+        category=values[_AT["category"]],
+        published_at=datetime.fromisoformat(published.replace("Z", "+00:00"))
+        if published
+        else None,
+        url=values[_AT["url"]],
+        source=values[_AT["source"]],
+        lang=values[_AT["lang"]],
+        tags=tuple(json.loads(values[_AT["tags"]])),
+        metadata=json.loads(values[_AT["metadata"]]),
+    )
 
 
 def _table_sql() -> str:
@@ -769,14 +782,52 @@ def read_segment(version: Path, segment: Segment, dimension: int, *, mapped: boo
     return index
 
 
-def vectors_of(parts: Sequence[tuple[int, Any]], rows: np.ndarray, dimension: int) -> np.ndarray:
+def stored_vectors(index: Any) -> np.ndarray | None:
+    """The vectors a FAISS index stores, as a (rows, dimension) numpy view of its own memory
+    (float16 or float32, not copied; valid while ``index`` lives), or None for a kind of
+    storage that must be decoded by FAISS. A graph's vectors are those of its flat storage."""
+    import faiss
+
+    codes_of = index.storage if is_graph(index) else index
+    codes_of = faiss.downcast_index(codes_of)
+    if isinstance(codes_of, faiss.IndexScalarQuantizer):
+        if codes_of.sq.qtype != faiss.ScalarQuantizer.QT_fp16:
+            return None
+        dtype: Any = np.float16
+    elif isinstance(codes_of, faiss.IndexFlat):
+        dtype = np.float32
+    else:
+        return None
+    count, dimension = int(codes_of.ntotal), int(codes_of.d)
+    if not count:
+        return np.empty((0, dimension), dtype=dtype)
+    size = count * int(codes_of.code_size)
+    raw: np.ndarray = np.asarray(faiss.rev_swig_ptr(codes_of.codes.data(), size))
+    view: np.ndarray = raw.view(dtype).reshape(count, dimension)
+    return view
+
+
+def vectors_of(
+    parts: Sequence[tuple[int, Any]],
+    rows: np.ndarray,
+    dimension: int,
+    views: Sequence[np.ndarray | None] | None = None,
+) -> np.ndarray:
     """The stored vectors (decoded to float32) of these rows, in the order given, from FAISS
-    indexes each holding the rows from its first row on: ``(first row, index)`` pairs."""
+    indexes each holding the rows from its first row on: ``(first row, index)`` pairs.
+    ``views``: ``stored_vectors`` of each part, if the caller holds them (read directly,
+    without a call into FAISS)."""
     rows = np.asarray(rows, dtype=np.int64)
+    if views is not None and len(parts) == 1 and parts[0][0] == 0 and views[0] is not None:
+        return np.asarray(views[0][rows], dtype=np.float32)  # the common case: one part
     out = np.empty((len(rows), dimension), dtype=np.float32)
-    for first_row, index in parts:
+    for at, (first_row, index) in enumerate(parts):
         inside = (rows >= first_row) & (rows < first_row + int(index.ntotal))
         if inside.any():
+            view = views[at] if views is not None else None
+            if view is not None:
+                out[inside] = view[rows[inside] - first_row]
+                continue
             # A graph's vectors are in its flat storage, which decodes a batch at once.
             codes = index.storage if is_graph(index) else index
             out[inside] = codes.reconstruct_batch(rows[inside] - first_row)
@@ -1093,14 +1144,13 @@ class ArticleTable:
         )
         out = {}
         for values in found:
-            stored = ArticleRow(*values[:-1])
             if values[-1] is not None and values[-1] != row_checksum(values):
                 raise IndexDamagedError(
-                    f"index at {self._where} is damaged: the stored article {stored.id!r} "
-                    f"(row {stored.row}) does not match its checksum; build the index again "
+                    f"index at {self._where} is damaged: the stored article {values[1]!r} "
+                    f"(row {values[0]}) does not match its checksum; build the index again "
                     f"(recommend check --index {self._where} lists every damaged article)"
                 )
-            out[stored.row] = stored.article()
+            out[values[0]] = _article(values)
         return out
 
     def live_hashes(self, ids: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:

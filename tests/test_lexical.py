@@ -21,6 +21,8 @@ from recommender.lexical import (
     cosine,
     fit,
     lexical_text,
+    outside,
+    products,
     rows_matrix,
     search,
     stack,
@@ -708,3 +710,45 @@ def test_stack_blobs_equals_stack_of_the_vectors() -> None:
     np.testing.assert_array_equal(matrix.toarray(), stack(vectors, WIDTH).toarray())
     assert matrix.indices.dtype == np.int32 and matrix.data.dtype == np.float32
     assert stack_blobs([], WIDTH).shape == (0, WIDTH)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    width=st.integers(1, 25),
+    density=st.floats(0.0, 0.6),
+    seed=st.integers(0, 10_000),
+    picks=st.lists(st.integers(0, 29), max_size=8),
+)
+def test_products_are_the_pairwise_dot_products(
+    n: int, width: int, density: float, seed: int, picks: list[int]
+) -> None:
+    matrix = sparse.random(n, width, density=density, random_state=seed, format="csr")
+    matrix = matrix.astype(np.float32)
+    columns = np.array([p % n for p in picks], dtype=np.int64)
+    expected = (matrix @ matrix.T).toarray()[:, columns]
+    found = products(matrix, columns)
+    assert found.shape == (n, len(columns))
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    # The same rows taken from parts (as a query's candidates are) give the same products.
+    rows = np.arange(n)[::-1].copy()
+    cut = n // 2
+    parts = [LexicalPart.of_matrix(0, matrix[:cut]), LexicalPart.of_matrix(cut, matrix[cut:])]
+    taken = rows_matrix([p for p in parts if p.count], rows)
+    np.testing.assert_allclose(
+        products(taken, columns),
+        (matrix[rows] @ matrix[rows].T).toarray()[:, columns],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@given(
+    values=st.lists(st.integers(-5, 40), max_size=30),
+    others=st.lists(st.integers(-5, 40), max_size=30),
+)
+def test_outside_is_not_isin(values: list[int], others: list[int]) -> None:
+    array = np.array(values, dtype=np.int64)
+    expected = ~np.isin(array, np.array(others, dtype=np.int64))
+    for given_as in (set(others), frozenset(others), np.array(others, dtype=np.int64)):
+        np.testing.assert_array_equal(outside(array, given_as), expected)

@@ -17,6 +17,7 @@ from recommender.rerank import (
     REFERENCE_MEAN,
     REFERENCE_SPREAD,
     Query,
+    _grouped,
     calibrate,
     category_factors,
     fuse,
@@ -862,3 +863,34 @@ def test_one_ranking_serves_models_of_different_scales() -> None:
     assert [list(g) for g in rank(squeezed, raw, query).groups] != [
         list(g) for g in rank(pool, raw, query).groups
     ]
+
+
+@settings(max_examples=300)
+@given(inputs=copy_inputs(), limit=st.integers(min_value=0, max_value=16), width=st.integers(0, 16))
+def test_grouping_from_the_first_columns_equals_grouping_from_all(
+    inputs: dict, limit: int, width: int
+) -> None:
+    """What ``rank`` does to avoid computing every pair: the copies of the first ``width``
+    candidates of the order only; either the same groups or None (it needs more columns)."""
+    order, copies, of_query = inputs["order"], inputs["copies"], inputs["of_query"]
+    width = min(width, len(order))
+    found = _grouped(order, copies[:, order[:width]], of_query, limit)
+    if width == len(order):
+        assert found is not None
+    if found is not None:
+        assert found == group_copies(order, copies, of_query, limit)
+
+
+def test_rank_with_a_limit_lists_what_ranking_everything_lists_first() -> None:
+    """Many copies early in the order make the walk ask for more columns than it started with:
+    the groups are still those of grouping with every pair."""
+    n = 60
+    titles = [i // 4 for i in range(n)]  # runs of four copies
+    pool = _pool(n, seed=5, titles=titles)
+    ranking = Ranking(half_life_days=None, category_boost=0.0)
+    everything = rank(pool, ranking, Query(day=None))
+    for limit in (1, 3, 10, 15, 40):
+        limited = rank(pool, ranking, Query(day=None), limit=limit)
+        assert [g.tolist() for g in limited.groups] == [
+            g.tolist() for g in everything.groups[:limit]
+        ]

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import FakeEncoder, article
 
@@ -504,3 +505,39 @@ def test_search_of_chooses_by_size_and_records_the_settings() -> None:
     assert search_of({}, 10**7) == {"type": "flat"}  # a format-3 manifest: flat
     assert describe_search(chosen).startswith("hnsw (") and "M=16" in describe_search(chosen)
     assert describe_search({}).startswith("flat")
+
+
+@pytest.mark.parametrize("kind", ["flat32", "flat16", "hnsw32", "hnsw16", "sq8"])
+def test_stored_vectors_are_what_faiss_decodes(kind: str) -> None:
+    import faiss
+
+    from recommender.store import built_vector_index, stored_vectors, vectors_of
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    hnsw = {"type": "hnsw", "m": 8, "ef_construction": 16, "ef_search": 16}
+    if kind == "sq8":
+        index = faiss.IndexScalarQuantizer(16, faiss.ScalarQuantizer.QT_8bit)
+        index.train(vectors)
+        index.add(vectors)
+    else:
+        vector_type = "float16" if kind.endswith("16") else "float32"
+        search = hnsw if kind.startswith("hnsw") else {"type": "flat"}
+        index = built_vector_index(16, vector_type, search, vectors)
+    rows = rng.integers(0, 300, 40)
+    view = stored_vectors(index)
+    codes = index.storage if kind.startswith("hnsw") else index
+    expected = codes.reconstruct_batch(rows)
+    if kind == "sq8":
+        assert view is None  # decoded by FAISS instead
+    else:
+        assert view is not None and view.shape == (300, 16)
+        np.testing.assert_array_equal(np.asarray(view[rows], np.float32), expected)
+    np.testing.assert_array_equal(vectors_of([(0, index)], rows, 16, [view]), expected)
+    # In two parts, the second from row 100 on: the same vectors.
+    second = built_vector_index(16, "float32", {"type": "flat"}, vectors[100:])
+    parts = [(0, index), (100, second)]
+    taken = vectors_of(parts, np.array([5, 150, 299]), 16, [view, stored_vectors(second)])
+    np.testing.assert_array_equal(taken[0], codes.reconstruct(5))
+    np.testing.assert_allclose(taken[1:], vectors[[150, 299]], atol=1e-3)
