@@ -44,7 +44,7 @@ from .results import (
 )
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
-from .snapshot import Snapshot
+from .snapshot import Snapshot, image_problems
 from .store import (
     SECONDS_PER_DAY,
     Columns,
@@ -263,7 +263,11 @@ class Recommender:
         Reads only, without opening the index for queries, so that it reports what would stop
         ``open`` too. Returns a ``CheckReport``: ``sound`` when ``problems`` is empty.
         """
-        return check_index(Path(path))
+        report = check_index(Path(path))
+        if report.sound:  # the image is compared with the articles once they are known sound
+            with contextlib.suppress(RecommenderError):
+                report.problems.extend(image_problems(Path(path)))
+        return report
 
     @staticmethod
     def replicate(

@@ -59,7 +59,7 @@ from .store import (
     read_manifest,
     write_new,
 )
-from .writer import write_staged, writing
+from .writer import write_image_of, write_staged, writing
 
 #: Copies begun before giving up on an index that keeps changing under them (each retry
 #: follows a segment merge or a new version, which an update makes at most once).
@@ -208,6 +208,7 @@ def _copy_from(
             read_manifest(building)
         except RecommenderError:
             raise _SourceChanged from None  # replaced as it was read: read it again
+        write_image_of(replica, building)
         fsync_dir(building)
 
     made = write_staged(replica, write)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import image
 from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from .rerank import Query
@@ -77,21 +78,49 @@ class Snapshot:
     def load(cls, path: Path) -> Snapshot:
         """The current state of the index at ``path``, read whole."""
         for attempt in range(5):
-            version = current_version(path)
             try:
-                manifest = read_manifest(version)
-                table = ArticleTable(version)
-                empty = apply_rows(None, [])
-                settings = Settings.from_dict(manifest.settings)
-                size = table.lexicon_size()
-                return cls(
-                    path, version, manifest, settings, table, -1, (), empty, (), size
-                ).updated()
+                return cls.of_version(path, current_version(path))
             except RecommenderError:
                 # A writer may have replaced this version, or merged segments, while it loaded.
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def of_version(cls, path: Path, version: Path, *, use_image: bool = True) -> Snapshot:
+        """The current state of one version folder of the index at ``path`` (from its image
+        and the rows changed since, unless ``use_image`` is False: every row from SQLite)."""
+        manifest = read_manifest(version)
+        table = ArticleTable(version)
+        try:
+            empty = apply_rows(None, [])
+            settings = Settings.from_dict(manifest.settings)
+            size = table.lexicon_size()
+            start = cls(path, version, manifest, settings, table, -1, (), empty, (), size)
+            return (start._from_image() if use_image else start).updated()
+        except BaseException:
+            table.close()
+            raise
+
+    def _from_image(self) -> Snapshot:
+        """This (empty) snapshot with the columns and TF-IDF rows of the version's newest
+        image (``image``), when there is a usable one: ``updated`` then reads only the rows
+        changed since it was written, and the vectors, which are mapped."""
+        found = image.newest(self.version)
+        if found is None or found[0] > self.table.generation():
+            return self
+        loaded = image.read_image(found[1], self.lexicon_size)
+        if loaded is None:
+            return self
+        generation, columns, lexical = loaded
+        return replace(self, generation=generation, columns=columns, lexical=(lexical,))
+
+    def save_image(self) -> Path:
+        """Write the image of this snapshot into its version (see ``image``)."""
+        whole = image.lexical_whole(self.lexical, self.lexicon_size)
+        return image.write_image(
+            self.version, self.generation, self.columns, whole, self.lexicon_size
+        )
 
     @property
     def replaced(self) -> bool:
@@ -219,3 +248,64 @@ class Snapshot:
 
     def close(self) -> None:
         self.table.close()
+
+
+def image_problems(path: Path) -> list[str]:
+    """How the image of the index's current version (with the rows changed since) differs
+    from its articles as SQLite holds them: an image damaged or edited, or articles edited
+    outside the engine. Empty when they agree or there is no image (``recommend check``)."""
+    version = current_version(path)
+    found = image.newest(version)
+    if found is None:
+        return []
+    name = found[1].name
+    plain = Snapshot.of_version(path, version, use_image=False)
+    try:
+        if image.read_image(found[1], plain.lexicon_size) is None:
+            return [f"{name} is damaged; opening reads every row instead (slower)"]
+        mapped = Snapshot.of_version(path, version)
+        try:
+            differences = _differences(mapped, plain)
+        finally:
+            mapped.close()
+    finally:
+        plain.close()
+    return [f"{name} does not match the stored articles ({d})" for d in differences]
+
+
+def _differences(mapped: Snapshot, plain: Snapshot) -> list[str]:
+    ours, theirs = mapped.columns, plain.columns
+    if ours.ids != theirs.ids:
+        return ["ids"]
+    found = []
+
+    def named(codes: np.ndarray, names: tuple[str, ...]) -> list[str | None]:
+        return [names[code] if code >= 0 else None for code in codes.tolist()]
+
+    for label, same in (
+        ("dates", np.array_equal(ours.published_days, theirs.published_days, equal_nan=True)),
+        (
+            "categories",
+            named(ours.category_codes, ours.categories)
+            == named(theirs.category_codes, theirs.categories),
+        ),
+        (
+            "languages",
+            named(ours.language_codes, ours.languages)
+            == named(theirs.language_codes, theirs.languages),
+        ),
+        ("titles", np.array_equal(ours.title_codes, theirs.title_codes)),
+        ("urls", np.array_equal(ours.url_codes, theirs.url_codes)),
+        ("removed rows", np.array_equal(ours.alive, theirs.alive)),
+    ):
+        if not same:
+            found.append(label)
+    rows = np.arange(len(ours.ids))
+    a, b = rows_matrix(mapped.lexical, rows), rows_matrix(plain.lexical, rows)
+    if not (
+        np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+        and np.array_equal(a.data, b.data)
+    ):
+        found.append("term vectors")
+    return found

@@ -90,7 +90,7 @@ BUILD_NAME = re.compile(r"\.build-[0-9a-f]{8}")
 POINTER_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
 VERSION_FILE = re.compile(
     r"seg-\d{6}\.faiss|articles\.sqlite(-wal|-shm|-journal)?|manifest\.json"
-    r"|\.manifest\.json\.[0-9a-f]{8}"
+    r"|\.manifest\.json\.[0-9a-f]{8}|image-\d{12}\.bin|\.image-\d{12}\.bin\.\d+"
 )
 
 
@@ -360,10 +360,13 @@ class Columns:
 
 
 def key_code(key: str | None) -> int:
-    """A code of a duplicate key, 0 or more (-1 for none): equal keys, equal codes, within
-    one process (Python's string hash cut to 63 bits: two different keys share one with a
-    chance of about 1 in 2**63). Codes are never stored."""
-    return hash(key) & 0x7FFF_FFFF_FFFF_FFFF if key else -1
+    """A code of a duplicate key, 0 or more (-1 for none): equal keys, equal codes, in every
+    process (BLAKE2b cut to 63 bits, so that codes can be kept in a version's image: two
+    different keys share one with a chance of about 1 in 2**63)."""
+    if not key:
+        return -1
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Columns:
@@ -371,6 +374,8 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
 
     Rows past the end of ``previous`` must follow on from it; the others replace what was there.
     """
+    if previous is not None and not rows:
+        return previous  # nothing changed: no copy of what it holds
     size = max([len(previous.ids) if previous else 0] + [row[0] + 1 for row in rows])
     grow = size - (len(previous.ids) if previous else 0)
 

@@ -42,6 +42,7 @@ from .lexical import Lexicon, TermVector, lexical_text
 from .lexical import fit as fit_lexicon
 from .results import BuildReport, UpdateReport
 from .settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
+from .snapshot import Snapshot
 from .store import (
     ARTICLES,
     CURRENT,
@@ -313,14 +314,27 @@ def _new_version(
             _write_checksums(connection)
             _record(connection, segments, generation=1)
             connection.execute("COMMIT")
+            write_manifest(building, manifest)
+            # While this connection is open: the last to close removes the -wal and -shm
+            # files that reading the new version for its image makes.
+            write_image_of(index_dir, building)
         finally:
             connection.close()
-        write_manifest(building, manifest)
         for path in building.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
 
     return write_staged(index_dir, write)
+
+
+def write_image_of(index_dir: Path, version: Path) -> None:
+    """Write the image of a finished version folder (see ``image``): readers then open it
+    without reading every row from SQLite."""
+    snapshot = Snapshot.of_version(index_dir, version)
+    try:
+        snapshot.save_image()
+    finally:
+        snapshot.close()
 
 
 def write_staged(index_dir: Path, write: Callable[[Path], None]) -> Path:

@@ -78,7 +78,12 @@ def test_a_fresh_replica_answers_as_the_index_does(sample_index: Path, tmp_path:
     assert sorted(p.name for p in replica.iterdir()) == [CURRENT, LOCK, report.version]
     version = replica / report.version
     # Rollback journal, not WAL: a reader needs no -shm file, so a read-only folder serves.
-    assert sorted(p.name for p in version.iterdir()) == [ARTICLES, MANIFEST, "seg-000001.faiss"]
+    assert sorted(p.name for p in version.iterdir()) == [
+        ARTICLES,
+        "image-000000000001.bin",
+        MANIFEST,
+        "seg-000001.faiss",
+    ]
     assert (version / ARTICLES).read_bytes()[18:20] == b"\x01\x01"
     assert (version / "seg-000001.faiss").stat().st_mode & 0o777 == 0o444  # as the writer's
     with Recommender.open(sample_index) as rec, Recommender.open(replica) as copy:

@@ -29,6 +29,7 @@ from recommender.encode import register_encoder
 from recommender.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write_segment
 
 SEGMENT = "seg-000001.faiss"
+IMAGE = "image-000000000001.bin"
 
 
 def version_dir(index: Path) -> Path:
@@ -37,7 +38,7 @@ def version_dir(index: Path) -> Path:
 
 def test_layout_and_manifest(sample_index: Path) -> None:
     version = version_dir(sample_index)
-    assert sorted(p.name for p in version.iterdir()) == sorted([ARTICLES, MANIFEST, SEGMENT])
+    assert sorted(p.name for p in version.iterdir()) == sorted([ARTICLES, MANIFEST, SEGMENT, IMAGE])
     manifest = json.loads((version / MANIFEST).read_text())
     assert manifest["format"] == "recommender-index"
     assert manifest["format_version"] == FORMAT_VERSION
@@ -332,7 +333,23 @@ def test_disk_full_leaves_the_index_and_says_so(
         f"{ARTICLES}-wal",
         f"{ARTICLES}-shm",
     }
-    assert files == {ARTICLES, MANIFEST, SEGMENT}  # a segment written before the failure: gone
+    assert files == {ARTICLES, MANIFEST, SEGMENT, IMAGE}  # one written before the failure: gone
+
+
+def test_disk_full_while_writing_the_image_leaves_the_index(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import image as image_module
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(image_module, "write_new", full)
+    before = Recommender.open(sample_index).ids()
+    with pytest.raises(IndexWriteError, match="disk full while writing the index"):
+        Recommender.build([article("z", "Other news")], sample_index, encoder=FakeEncoder())
+    assert Recommender.open(sample_index).ids() == before
+    assert not [p for p in sample_index.iterdir() if p.name.startswith(".build-")]
 
 
 def test_sqlite_really_full(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -436,6 +453,8 @@ def _without_languages(index: Path) -> None:
     from recommender.store import ArticleRow, row_checksum
 
     version = version_dir(index)
+    for image in version.glob("image-*.bin"):
+        image.unlink()  # written since
     with sqlite3.connect(version / ARTICLES) as db:
         db.execute("ALTER TABLE articles DROP COLUMN language")
         columns = ", ".join(ArticleRow.columns()[:-1])

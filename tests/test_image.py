@@ -1,0 +1,158 @@
+"""The image of a version: what a reader holds, mapped instead of read row by row."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakeEncoder, article
+
+from recommender import Recommender
+from recommender import image as image_module
+from recommender.snapshot import Snapshot, _differences
+from recommender.store import ARTICLES, current_version
+
+
+def _image(index: Path) -> Path:
+    found = image_module.newest(current_version(index))
+    assert found is not None
+    return found[1]
+
+
+def _agree(index: Path) -> None:
+    """The snapshot opened from the image is the one read whole from SQLite."""
+    version = current_version(index)
+    mapped = Snapshot.of_version(index, version)
+    plain = Snapshot.of_version(index, version, use_image=False)
+    try:
+        assert _differences(mapped, plain) == []
+        assert mapped.columns.row_of == plain.columns.row_of
+    finally:
+        mapped.close()
+        plain.close()
+
+
+def _answers(index: Path, ids: list[str]) -> list[list[tuple[str, float]]]:
+    with Recommender.open(index) as rec:
+        return [[(r.id, round(r.score, 6)) for r in rec.similar(i, k=5)] for i in ids]
+
+
+def test_a_build_writes_an_image_that_open_maps(sample_index: Path) -> None:
+    path = _image(sample_index)
+    assert path.name == "image-000000000001.bin"
+    _agree(sample_index)
+    with Recommender.open(sample_index) as rec:
+        days = rec.snapshot.columns.published_days
+        assert not days.flags.writeable  # a view of the mapped file, not a copy
+
+
+def test_open_applies_what_changed_since_the_image(sample_index: Path) -> None:
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-1", "Central bank raises interest rates", category="business")])
+        stored = rec.get("a-1001")
+        rec.add([article("a-1001", stored.title, body=stored.body, category="changed")])
+        rec.remove(["a-1002"])
+        ids = rec.ids()
+    _agree(sample_index)
+    with Recommender.open(sample_index) as rec:
+        assert rec.ids() == ids and "a-1002" not in rec
+        assert rec.get("a-1001").category == "changed"
+        assert rec.similar("new-1", k=3)
+
+
+def test_answers_are_the_same_with_and_without_the_image(sample_index: Path) -> None:
+    ids = ["a-1001", "a-2001", "a-4003"]
+    with_image = _answers(sample_index, ids)
+    _image(sample_index).unlink()
+    assert _answers(sample_index, ids) == with_image
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip a byte", "truncate", "bad header", "empty", "other lexicon"],
+)
+def test_a_damaged_image_is_ignored_and_check_says_so(sample_index: Path, damage: str) -> None:
+    ids = ["a-1001", "a-2001"]
+    expected = _answers(sample_index, ids)
+    path = _image(sample_index)
+    data = bytearray(path.read_bytes())
+    if damage == "flip a byte":
+        data[-100] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "bad header":
+        data[20:30] = b"{{{{{{{{{{"
+    elif damage == "empty":
+        data = bytearray()
+    else:
+        data = data.replace(b'"lexicon_size": ', b'"lexicon_size": 1', 1)
+    path.write_bytes(bytes(data))
+    assert _answers(sample_index, ids) == expected
+    report = Recommender.check(sample_index)
+    assert report.problems == [f"{path.name} is damaged; opening reads every row instead (slower)"]
+
+
+def test_an_image_of_a_later_generation_is_not_used(sample_index: Path) -> None:
+    path = _image(sample_index)
+    later = path.with_name(image_module.image_name(99))
+    path.rename(later)
+    version = current_version(sample_index)
+    snapshot = Snapshot.of_version(sample_index, version)
+    try:
+        assert snapshot.columns.published_days.flags.writeable  # read from SQLite
+    finally:
+        snapshot.close()
+
+
+def test_articles_edited_outside_the_engine_are_reported(sample_index: Path) -> None:
+    with sqlite3.connect(current_version(sample_index) / ARTICLES) as db:
+        db.execute("UPDATE articles SET category = 'edited' WHERE id = 'a-1001'")
+        db.execute(
+            "DELETE FROM row_checksums WHERE row = (SELECT row FROM articles WHERE id = 'a-1001')"
+        )
+    report = Recommender.check(sample_index)
+    assert f"{_image(sample_index).name} does not match the stored articles (categories)" in (
+        report.problems
+    )
+
+
+def test_ids_with_line_breaks_are_kept(sample_index: Path) -> None:
+    """Articles read now cannot have one (control characters are refused), but an image must
+    hold any id a version stores: it falls back to offsets."""
+    version = current_version(sample_index)
+    snapshot = Snapshot.of_version(sample_index, version, use_image=False)
+    try:
+        ids = list(snapshot.columns.ids)
+        ids[0] = "one\nwith a break"
+        columns = replace(snapshot.columns, ids=ids)
+        whole = image_module.lexical_whole(snapshot.lexical, snapshot.lexicon_size)
+        path = image_module.write_image(
+            version, snapshot.generation + 1, columns, whole, snapshot.lexicon_size
+        )
+        loaded = image_module.read_image(path, snapshot.lexicon_size)
+        assert loaded is not None
+        assert loaded[1].ids == ids and loaded[1].row_of["one\nwith a break"] == 0
+        assert not _image(sample_index).name.endswith("01.bin")  # the older image: deleted
+    finally:
+        snapshot.close()
+
+
+def test_an_empty_index_has_an_image(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    Recommender.build([], index, encoder=FakeEncoder())
+    _agree(index)
+    with Recommender.open(index) as rec:
+        assert len(rec) == 0
+
+
+def test_rows_are_kept_as_numbers(sample_index: Path) -> None:
+    version = current_version(sample_index)
+    snapshot = Snapshot.of_version(sample_index, version)
+    try:
+        assert snapshot.columns.title_codes.dtype == np.int64
+        assert snapshot.lexical[0].by_term.shape[0] == len(snapshot.columns.ids)
+    finally:
+        snapshot.close()
