@@ -7,6 +7,8 @@ rec.similar("a-123", k=5)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .articles import Article
 from .engine import Recommender
 from .errors import (
@@ -36,7 +38,19 @@ from .results import (
 from .retrieve import Filters
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 from .supplied import SuppliedVectorsError, article_content_hash
-from .tune import TuneReport
+
+if TYPE_CHECKING:
+    from .tune import TuneReport
+
+
+def __getattr__(name: str) -> Any:
+    """``TuneReport`` is imported when first asked for: tuning is the only reason to."""
+    if name == "TuneReport":
+        from .tune import TuneReport
+
+        return TuneReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .articles import Article, check_article, parse_datetime, read_valid
-from .encode import MULTILINGUAL_NAMES, Encoder, ProgressFn, load_encoder
+from .encode import MULTILINGUAL_NAMES
 from .errors import (
     IncompatibleIndexError,
     InputFileError,
@@ -32,7 +32,6 @@ from .errors import (
 )
 from .language import effective as effective_language
 from .lexical import TermVector, lexical_text
-from .replicate import replicate
 from .rerank import Listing, Query, fuse, fusion_weight, rank
 from .results import (
     BuildReport,
@@ -54,12 +53,13 @@ from .store import (
     describe_search,
     read_manifest,
 )
-from .supplied import MissingVectors, SuppliedVectors, read_vectors
 from .text import clean_html, embedding_text
-from .writer import IndexWriter, checked_encoder, stored_ranking
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a query needs none of them (see "Heavy imports")
+    from .encode import Encoder, ProgressFn
+    from .supplied import MissingVectors, SuppliedVectors
     from .tune import TuneReport
+    from .writer import IndexWriter
 
 DEFAULT_INDEX = Path("indexes") / "news"
 
@@ -75,6 +75,8 @@ def _checked(articles: Iterable[Article]) -> list[Article]:
 
 def _supplied(path: str | Path | None) -> SuppliedVectors | None:
     """The vectors file given to a build or an update, read and checked on its own."""
+    from .supplied import read_vectors
+
     return None if path is None else read_vectors(path)
 
 
@@ -198,6 +200,8 @@ class Recommender:
             ``embedded``, ``reused``),
             seconds and the index size.
         """
+        from .writer import IndexWriter
+
         writer = IndexWriter(path, encoder=encoder, wait=wait)
         return writer.build(
             _checked(articles),
@@ -254,6 +258,8 @@ class Recommender:
     def stored_ranking(path: str | Path) -> Ranking | None:
         """The ranking settings of the index at ``path`` (None when there is none); a rebuild
         keeps them unless told otherwise."""
+        from .writer import stored_ranking
+
         return stored_ranking(Path(path))
 
     @staticmethod
@@ -284,6 +290,8 @@ class Recommender:
         with IndexBusyError, True waits, a number waits that many seconds at most. The writer
         of ``path`` is never waited for. Returns a ``ReplicaReport``.
         """
+        from .replicate import replicate
+
         return replicate(Path(path), Path(replica), wait=wait)
 
     # -- opening and refreshing -----------------------------------------------------------
@@ -420,6 +428,8 @@ class Recommender:
     def _index_writer(self, wait: bool | float) -> IndexWriter:
         """The writer of this index, with this Recommender's encoder (made once: it keeps the
         lexicon it read)."""
+        from .writer import IndexWriter
+
         with self._writer_lock:
             if self._writer is None:
                 self._writer = IndexWriter(self.path, encoder=self._query_encoder_unchecked())
@@ -536,12 +546,16 @@ class Recommender:
         )
 
     def _query_encoder_unchecked(self) -> Encoder:
+        from .encode import load_encoder
+
         if self._encoder is None:
             settings = Settings.from_dict(self.manifest.settings)
             self._encoder = load_encoder(settings.model, batch_size=settings.batch_size)
         return self._encoder
 
     def _query_encoder(self, snapshot: Snapshot) -> Encoder:
+        from .writer import checked_encoder
+
         with self._writer_lock:
             encoder = self._query_encoder_unchecked()
         return checked_encoder(encoder, snapshot.manifest.dimension, self.path)
