@@ -289,7 +289,7 @@ class LexicalPart:
         """One part holding the rows of consecutive ``parts``."""
         from scipy import sparse
 
-        matrix = sparse.vstack([part.by_row for part in parts], format="csr")
+        matrix = sparse.vstack([part.by_row.tocsr() for part in parts], format="csr")
         return cls(parts[0].first_row, matrix, capped(matrix.tocsc()))
 
 

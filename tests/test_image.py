@@ -180,3 +180,24 @@ def test_answering_from_the_cli_imports_only_what_a_query_needs(sample_index: Pa
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("lean")
+
+
+def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> None:
+    """The image of a snapshot that was itself opened from an image and then updated: its
+    TF-IDF parts (mapped, then read from SQLite) are joined into one."""
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-1", "Storm closes the harbour for a second day")])
+        rec.add([article("new-2", "Harbour reopens after the storm")])
+    snapshot = Snapshot.load(sample_index)
+    try:
+        assert len(snapshot.lexical) >= 2  # the image's part and the rows added since
+        path = snapshot.save_image()
+        assert path.name == image_module.image_name(snapshot.generation)
+    finally:
+        snapshot.close()
+    assert [p.name for p in current_version(sample_index).glob("image-*.bin")] == [path.name]
+    _agree(sample_index)
+    with Recommender.open(sample_index) as rec:
+        assert rec.snapshot.generation == snapshot.generation
+        assert not rec.snapshot.columns.published_days.flags.writeable  # from the new image
+        assert "new-2" in {r.id for r in rec.similar("new-1", k=3)}
