@@ -22,13 +22,15 @@ import json
 import mmap
 import os
 import re
+import threading
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .lexical import LexicalPart, SparseRows
-from .store import Columns, write_new
+from .store import Columns, RowMap, write_new
 
 MAGIC = b"RECIMG01"
 NAME = re.compile(r"image-(\d{12})\.bin")
@@ -139,8 +141,24 @@ def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, Lexical
     base = start + length + (-(start + length) % ALIGN)
     if header["lexicon_size"] != lexicon_size:
         return None
-    if zlib.crc32(memoryview(mapped)[base:]) != header["crc32"]:
+    # Checked on a thread of its own (zlib lets go of the GIL) while the ids are decoded.
+    crc: list[int] = []
+    checking = threading.Thread(
+        target=lambda: crc.append(zlib.crc32(memoryview(mapped)[base:])), daemon=True
+    )
+    checking.start()
+    try:
+        found = _arrays(mapped, header, base, lexicon_size)
+    finally:
+        checking.join()
+    if crc != [header["crc32"]]:
         return None
+    return found
+
+
+def _arrays(
+    mapped: mmap.mmap, header: dict[str, Any], base: int, lexicon_size: int
+) -> tuple[int, Columns, LexicalPart] | None:
     arrays = {}
     for name, spec in header["arrays"].items():
         dtype = np.dtype(spec["dtype"])
@@ -161,7 +179,6 @@ def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, Lexical
     if by_row is None or by_term is None:
         return None
     alive = arrays["alive"]
-    live = range(rows) if alive.all() else np.flatnonzero(alive).tolist()
     columns = Columns(
         ids=ids,
         published_days=arrays["published_days"],
@@ -170,7 +187,7 @@ def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, Lexical
         title_codes=arrays["title_codes"],
         url_codes=arrays["url_codes"],
         alive=alive,
-        row_of={ids[row]: row for row in live},
+        row_of=RowMap(ids, alive),
         language_codes=arrays["language_codes"],
         languages=tuple(header["languages"]),
     )

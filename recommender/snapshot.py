@@ -25,6 +25,7 @@ from .settings import Settings
 from .store import (
     CURRENT,
     ArticleTable,
+    Checksums,
     Columns,
     Manifest,
     apply_rows,
@@ -96,8 +97,10 @@ class Snapshot:
             empty = apply_rows(None, [])
             settings = Settings.from_dict(manifest.settings)
             size = table.lexicon_size()
+            # The segments are verified meanwhile, on a thread of their own.
+            checksums = Checksums(version, [segment.file for segment in table.segments()])
             start = cls(path, version, manifest, settings, table, -1, (), empty, (), size)
-            return (start._from_image() if use_image else start).updated()
+            return (start._from_image() if use_image else start).updated(checksums)
         except BaseException:
             table.close()
             raise
@@ -140,8 +143,9 @@ class Snapshot:
         """Whether updates were committed to this version since."""
         return self.table.generation() != self.generation
 
-    def updated(self) -> Snapshot:
-        """This snapshot with the rows and vectors committed since it was taken.
+    def updated(self, checksums: Checksums | None = None) -> Snapshot:
+        """This snapshot with the rows and vectors committed since it was taken (``checksums``:
+        of its segment files, computed beforehand).
 
         Only vectors past the rows already held are read: segments the writer merged since
         (same rows, a new file) cost nothing, and a segment read in part is cut to the new rows.
@@ -154,7 +158,9 @@ class Snapshot:
             end = segment.first_row + segment.count
             if end <= held:
                 continue
-            index = read_segment(self.version, segment, self.manifest.dimension, mapped=True)
+            index = read_segment(
+                self.version, segment, self.manifest.dimension, mapped=True, checksums=checksums
+            )
             if held > segment.first_row:
                 part = new_vector_index(self.manifest.dimension, self.settings.vector_type)
                 part.add(index.reconstruct_n(held - segment.first_row, end - held))

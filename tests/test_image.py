@@ -201,3 +201,20 @@ def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> No
         assert rec.snapshot.generation == snapshot.generation
         assert not rec.snapshot.columns.published_days.flags.writeable  # from the new image
         assert "new-2" in {r.id for r in rec.similar("new-1", k=3)}
+
+
+def test_row_map_scans_first_then_builds_a_dict() -> None:
+    from recommender.store import RowMap
+
+    ids = ["a", "b", "a", "c", "d"]
+    alive = np.array([False, True, True, True, False])  # row 0 replaced by row 2, d removed
+    rows = RowMap(ids, alive)
+    assert rows["a"] == 2 and rows["b"] == 1  # scanned
+    assert rows._map is None
+    assert rows["c"] == 3  # built now
+    assert rows._map == {"b": 1, "a": 2, "c": 3}
+    fresh = RowMap(ids, alive)
+    assert "d" not in fresh and "zz" not in fresh  # a removed and an unknown id, scanned
+    with pytest.raises(KeyError):
+        fresh["d"]
+    assert dict(fresh) == {"b": 1, "a": 2, "c": 3} and len(fresh) == 3
