@@ -373,6 +373,10 @@ class RowMap(Mapping[str, int]):
         self._scans = 0
         self._lock = threading.Lock()
 
+    @property
+    def built(self) -> bool:
+        return self._map is not None
+
     def _built(self) -> dict[str, int]:
         with self._lock:
             if self._map is None:
@@ -449,9 +453,13 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
     language_codes = extended(previous.language_codes if previous else None, -1, np.int32)
     category_index = {name: code for code, name in enumerate(categories)}
     language_index = {name: code for code, name in enumerate(languages)}
-    row_of = dict(previous.row_of) if previous else {}
+    # A map not built yet stays one (over the new ids): a refresh need not build it.
+    lazy = (
+        previous is not None and isinstance(previous.row_of, RowMap) and not previous.row_of.built
+    )
+    row_of: dict[str, int] = {} if lazy or previous is None else dict(previous.row_of)
     for row, article_id, category, published_ts, title_key, url_key, removed, lang in rows:
-        if alive[row] and row_of.get(ids[row]) == row:
+        if not lazy and alive[row] and row_of.get(ids[row]) == row:
             del row_of[ids[row]]
         ids[row] = article_id
         published[row] = np.nan if published_ts is None else published_ts / SECONDS_PER_DAY
@@ -466,7 +474,7 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         title_codes[row] = key_code(title_key)
         url_codes[row] = key_code(url_key)
         alive[row] = not removed
-        if not removed:
+        if not removed and not lazy:
             row_of[article_id] = row
     return Columns(
         ids=ids,
@@ -476,7 +484,7 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
         title_codes=title_codes,
         url_codes=url_codes,
         alive=alive,
-        row_of=row_of,
+        row_of=RowMap(ids, alive) if lazy else row_of,
         language_codes=language_codes,
         languages=tuple(languages),
     )
