@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -25,7 +24,9 @@ from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
 from .results import BuildReport, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
-from .supplied import MissingVectors
+
+if TYPE_CHECKING:  # imported where used: `similar` needs none of them (see "Heavy imports")
+    from .supplied import MissingVectors
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -1041,6 +1042,8 @@ def demo(
     k: Annotated[int, typer.Option("-k", "--k", help="Related articles per example.")] = 5,
 ) -> None:
     """Build an index of the bundled sample news and show related articles for a few of them."""
+    from importlib import resources
+
     sample = resources.files("recommender") / "sample" / "articles.jsonl"
     with resources.as_file(sample) as path:
         typer.echo(f"Building an index of the bundled sample ({path.name}) at {index} ...")
