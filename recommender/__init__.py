@@ -7,6 +7,7 @@ rec.similar("a-123", k=5)
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .articles import Article
@@ -37,19 +38,31 @@ from .results import (
 )
 from .retrieve import Filters
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
-from .supplied import SuppliedVectorsError, article_content_hash
 
 if TYPE_CHECKING:
+    from .supplied import SuppliedVectorsError, article_content_hash
     from .tune import TuneReport
+
+#: Names imported from their module when first asked for (see "Heavy imports"): answering
+#: queries needs neither supplied vectors nor tuning.
+_LAZY = {
+    "SuppliedVectorsError": "supplied",
+    "article_content_hash": "supplied",
+    "TuneReport": "tune",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``TuneReport`` is imported when first asked for: tuning is the only reason to."""
-    if name == "TuneReport":
-        from .tune import TuneReport
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # asked for once
+    return value
 
-        return TuneReport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
