@@ -6,8 +6,6 @@ decides whether that fails the whole import or is skipped.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import json
 import math
@@ -17,10 +15,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputFileError, InvalidArticleError, InvalidArticlesError
 from .text import clean_html, clean_title
+
+if TYPE_CHECKING:  # imported where a file is read, as gzip is: an Article needs neither
+    import csv
 
 #: The fields an article is made of; any other input field is kept as metadata.
 FIELDS = ("id", "title", "body", "category", "published_at", "url", "source", "lang", "tags")
@@ -330,6 +331,8 @@ def file_format(path: Path) -> str:
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
+    import gzip
+
     try:
         if path.name.lower().endswith(".gz"):
             return gzip.open(path, "rb")
@@ -344,6 +347,8 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
     Such a line still comes with its text, bytes that are not UTF-8 replaced by U+FFFD, so that
     its commas, quotes and line end stay where they were for the CSV reader.
     """
+    import gzip
+
     with _open_binary(path) as handle:
         try:
             for number, raw in enumerate(handle, start=1):
@@ -408,6 +413,8 @@ class _CsvLines:
 
 def _csv_problem(exc: csv.Error, lines: Sequence[_Line]) -> str:
     """What a csv.Error means for the record made of these lines, in the reader's words."""
+    import csv
+
     message = str(exc)
     if message == "unexpected end of data":
         return "unclosed quote (the file ends inside a quoted field of this record)"
@@ -431,6 +438,8 @@ def _csv_records(path: Path) -> Iterator[tuple[int, object, str | None]]:
     the line where it starts, and reading goes on at the line after that one: an unclosed
     quote costs its own record only, not the rows it would otherwise swallow.
     """
+    import csv
+
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide, and only ever raised
     lines = _CsvLines(path)

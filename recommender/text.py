@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 import unicodedata
 
@@ -29,6 +28,8 @@ def clean_html(text: str) -> str:
         text = _BREAKING_TAGS.sub("\n", text)
         text = _TAG.sub("", text)
     if "&" in text:
+        import html  # here: a query about an indexed article cleans no HTML
+
         text = html.unescape(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
