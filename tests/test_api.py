@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,11 +57,11 @@ def test_names_imported_when_first_asked_for_are_their_modules_own() -> None:
         recommender.no_such_name  # noqa: B018
 
 
-@pytest.mark.parametrize("module", ["recommender", "recommender.cli"])
-def test_importing_loads_nothing_heavy(module: str) -> None:
+def _assert_lean(code: str) -> None:
+    """Run ``code`` in a fresh interpreter, then check that it loaded nothing in HEAVY."""
     script = (
         "import sys\n"
-        f"import {module}\n"
+        f"{code}\n"
         f"heavy = {HEAVY!r}\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "assert not loaded, loaded\n"
@@ -69,3 +70,21 @@ def test_importing_loads_nothing_heavy(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("lean")
+
+
+@pytest.mark.parametrize("module", ["recommender", "recommender.cli"])
+def test_importing_loads_nothing_heavy(module: str) -> None:
+    _assert_lean(f"import {module}")
+
+
+def test_answering_from_the_cli_imports_only_what_a_query_needs(sample_index: Path) -> None:
+    """Cold start: a whole `recommend similar` on an index with its image loads neither the
+    writer nor scipy (the image holds the TF-IDF rows as arrays), nor anything that embeds,
+    tunes or validates options through pydantic."""
+    _assert_lean(
+        "from recommender.cli import app\n"
+        "try:\n"
+        f"    app(['similar', 'a-1001', '--index', {str(sample_index)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code"
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,29 +156,6 @@ def test_rows_are_kept_as_numbers(sample_index: Path) -> None:
         assert snapshot.lexical[0].by_term.shape[0] == len(snapshot.columns.ids)
     finally:
         snapshot.close()
-
-
-def test_answering_from_the_cli_imports_only_what_a_query_needs(sample_index: Path) -> None:
-    """Cold start: neither the writer nor scipy (the image holds the TF-IDF rows as arrays),
-    nor anything that embeds, tunes or validates options through pydantic."""
-    script = (
-        "import sys\n"
-        "from recommender.cli import app\n"
-        "try:\n"
-        f"    app(['similar', 'a-1001', '--index', {str(sample_index)!r}])\n"
-        "except SystemExit as exit:\n"
-        "    assert exit.code in (0, None), exit.code\n"
-        "heavy = ('torch', 'sentence_transformers', 'sklearn', 'scipy', 'pyarrow', 'ray',\n"
-        "         'pydantic', 'rich', 'recommender.writer', 'recommender.replicate',\n"
-        "         'recommender.tune', 'recommender.embed', 'recommender.serve',\n"
-        "         'recommender.encode', 'recommender.supplied', 'recommender.evaluate')\n"
-        "loaded = [m for m in heavy if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-        "print('lean')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("lean")
 
 
 def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> None:
