@@ -3,8 +3,9 @@
 Corpora. Up to 138,410 articles: the real UCI headlines (uci-news-2014-04; a seeded sample for
 smaller sizes) with their real all-MiniLM-L6-v2 vectors, read from the benchmark index
 indexes/bench-uci-news-2014-04 (built by latency.py, or here if missing). The exact engine at
-138k is built in the run from the same articles and vectors with --vector-search flat, beside
-the graph-searched one (both with the default ranking). Past that, synthetic articles fill up
+138k is built in the run from the same articles and vectors with --vector-search flat and
+--precomputed-k 0 (exhaustive search, no precomputed lists), beside the graph-searched one with
+its precomputed lists (both with the default ranking). Past that, synthetic articles fill up
 to 1,000,000: each copies a random real article's category, its date moved by up to 30 days, a
 title made of the first half of its words and the second half of another real title's, and its
 vector plus Gaussian noise (sigma 0.6 / sqrt(dimension) per component, cosine about 0.86 to the
@@ -14,11 +15,14 @@ and are not computed; speed, memory and build figures are what they are for.
 
 Every figure is measured in a fresh process: build (a whole ``recommend build-index``,
 wall time and peak RSS), queries (``similar(id, k=10)`` default ranking, one thread, warm,
-seeded ids; ``similar_to_text`` with encoding), memory (RSS of a process with the index
-open and queried, model not loaded), cold start (whole ``recommend similar ID`` processes
-beside ``python -c "import numpy, faiss"``, interleaved, median of 5), updates (whole
-``recommend add`` / ``remove`` processes on the index), and at 1M the reader's p99 while a
-``recommend add`` process embeds 300 articles on the same cores (its default: 1 thread).
+seeded ids; then the same ids "searched", with the process's precomputed lists set aside, as
+an index without them answers; ``similar_to_text`` with encoding), memory (RSS of a process
+with the index open and queried, model not loaded), cold start (whole ``recommend similar
+ID`` processes beside ``python -c "import numpy, faiss"``, interleaved, median of 5), updates
+(whole ``recommend add`` / ``remove`` processes on the index), and at 1M the reader's p99 while a
+``recommend add`` process embeds 300 articles on the same cores (its default: 1 thread; the
+reader refreshes as a server does, ``auto_refresh=True``, so it checks its lists against the
+articles being added).
 
 Relevance at 138k: the graph-searched engine beside the exact one on the same data, story
 labels of uci-news-2014-04 (2,000 seeded queries) and ecbplus-dev (every article, the graph
@@ -234,6 +238,14 @@ def probe_main(index: Path, queries: int, seed: int, texts: int) -> None:
         rec.similar(article_id, k=K)
         latencies.append((time.perf_counter_ns() - t0) / 1e6)
     memory = rss_mb()
+    # The same queries searched, as without precomputed lists (``answers``): the lists of
+    # this process's snapshot are set aside.
+    rec.snapshot.__dict__["answers"] = None
+    searched = []
+    for article_id in chosen:
+        t0 = time.perf_counter_ns()
+        rec.similar(article_id, k=K)
+        searched.append((time.perf_counter_ns() - t0) / 1e6)
     titles = [rec.get(i).title for i in chosen[:texts]]
     rec.similar_to_text(titles[0], k=K)  # loads the model
     text_latencies = []
@@ -250,6 +262,8 @@ def probe_main(index: Path, queries: int, seed: int, texts: int) -> None:
                 "open_s": opened - imported,
                 "first_query_s": first_query,
                 "similar_ms": percentiles(latencies),
+                "searched_ms": percentiles(searched),
+                "precomputed": info.precomputed,
                 "text_ms": percentiles(text_latencies),
                 "rss_mb": memory,
                 "bytes_on_disk": info.bytes_on_disk,
@@ -323,7 +337,7 @@ def contention_main(index: Path, batch: Path, queries: int, seed: int) -> None:
     """(In a probe process.) Reader p99 idle, then while a writer process embeds ``batch``."""
     from recommender import Recommender
 
-    rec = Recommender.open(index)
+    rec = Recommender.open(index, auto_refresh=True)  # as a server: sees the adds, checks them
     ids = random.Random(seed).sample(rec.ids(), queries)
     for article_id in ids[:200]:
         rec.similar(article_id, k=K)
@@ -397,7 +411,7 @@ def ecbplus(work: Path) -> dict[str, Any]:
 
     articles = read_articles([dataset("ecbplus-dev")], drop_fields=["story"]).articles
     exact, graph = work / "ecbplus-exact", work / "ecbplus-graph"
-    Recommender.build(articles, exact, settings=Settings(vector_search="flat"))
+    Recommender.build(articles, exact, settings=Settings(vector_search="flat", precomputed_k=0))
     with Recommender.open(exact) as rec:
         vectors = rec.snapshot.vectors(np.array([rec.snapshot.row(a.id) for a in articles]))
         model = rec.manifest.model
@@ -457,7 +471,7 @@ def main() -> None:
             # The exact engine: the same articles and vectors, exhaustive search, built here
             # (the benchmark index the vectors come from may itself be a graph by now).
             exact_index = work / f"exact-{size}"
-            run_build(folder, exact_index, ["--vector-search", "flat"])
+            run_build(folder, exact_index, ["--vector-search", "flat", "--precomputed-k", "0"])
             exact = probe(exact_index, args.queries, args.seed)
             exact["cold_s"], exact["import_floor_s"] = cold_start(exact_index, middle)
             figures["exact"] = exact
@@ -484,7 +498,8 @@ def report(rows: dict[int, dict[str, Any]], args: argparse.Namespace, seconds: f
         return " / ".join(f"{v:.2f}" for v in values)
 
     lines = [
-        ["size", "search", "similar p50 / p95 / p99 ms", "similar_to_text p50 ms", "RSS MB",
+        ["size", "search", "similar p50 / p95 / p99 ms", "searched p50 / p95 / p99 ms",
+         "similar_to_text p50 ms", "RSS MB",
          "bytes/article (RSS)", "disk bytes/article", "build s", "build peak MB"],
     ]  # fmt: skip
     for size, f in rows.items():
@@ -497,6 +512,7 @@ def report(rows: dict[int, dict[str, Any]], args: argparse.Namespace, seconds: f
                     name,
                     g["search"].split(" (")[0],
                     ms(g["similar_ms"]),
+                    ms(g["searched_ms"]) if "searched_ms" in g else "-",
                     f"{g['text_ms'][0]:.1f}",
                     f"{g['rss_mb']:.0f}",
                     f"{g['rss_mb'] * 2**20 / size:.0f}",

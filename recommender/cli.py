@@ -238,18 +238,27 @@ def _size(n: float) -> str:
 @contextmanager
 def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr while embedding; silent when stderr is not a terminal."""
+    with _progress_bars(label) as (update,):
+        yield update
+
+
+@contextmanager
+def _progress_bars(*labels: str) -> Iterator[tuple[Callable[[int, int], None], ...]]:
+    """One progress display on stderr with a bar per stage, each shown from its first update;
+    silent when stderr is not a terminal."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeRemainingColumn,
     )
 
     console = Console(stderr=True)
     with Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("articles"),
@@ -258,12 +267,18 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         disable=not console.is_terminal,
         transient=False,
     ) as progress:
-        task = progress.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+        def stage(label: str) -> Callable[[int, int], None]:
+            task: list[TaskID] = []
 
-        yield update
+            def update(done: int, total: int) -> None:
+                if not task:
+                    task.append(progress.add_task(label, total=None))
+                progress.update(task[0], completed=done, total=total)
+
+            return update
+
+        yield tuple(stage(label) for label in labels)
 
 
 def _notes(skipped: int, duplicates: int) -> list[str]:
@@ -308,7 +323,7 @@ def _build(
     from .articles import parse_field_map
 
     started = time.perf_counter()
-    with _progress_bar("embedding") as progress:
+    with _progress_bars("embedding", "precomputing lists") as (progress, lists_progress):
         report = Recommender.build_from_files(
             articles,
             index,
@@ -317,6 +332,7 @@ def _build(
             skip_invalid=skip_invalid,
             settings=settings,
             progress=progress,
+            lists_progress=lists_progress,
             wait=wait,
             vectors=vectors,
             missing_vectors=missing_vectors,
@@ -374,6 +390,16 @@ def build_index(
             )
         ),
     ] = Settings.vector_search,
+    precomputed_k: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "Related articles precomputed per article (0: none): similar with k up to "
+                "this, the index's ranking and no filters is then a lookup. Costs about one "
+                "query per article at build time."
+            )
+        ),
+    ] = Settings.precomputed_k,
     vectors: VectorsOption = None,
     missing_vectors: MissingVectorsOption = MissingVectorsChoice.embed,
     wait: WaitOption = False,
@@ -391,6 +417,7 @@ def build_index(
         batch_size=batch_size,
         vector_type=vector_type,  # type: ignore[arg-type]
         vector_search=vector_search,  # type: ignore[arg-type]
+        precomputed_k=precomputed_k,
         ranking=replace(stored, **ranking),
     )
     _build(
@@ -595,6 +622,20 @@ def remove(
     )
 
 
+@app.command()
+@_cli_errors
+def precompute(index: IndexOption = DEFAULT_INDEX, wait: WaitOption = False) -> None:
+    """Compute each article's related list anew, so that similar looks it up again.
+
+    A build or compaction computes the lists; updates since are checked on every query, and
+    past 5,000 changed rows the lists are no longer used (recommend info says so). Run this
+    then, e.g. nightly: it takes about one query per article, on every core.
+    """
+    with Recommender.open(index, lazy=True) as rec, _progress_bar("precomputing") as progress:
+        status = rec.precompute(progress=progress, wait=wait)
+    typer.echo(f"precomputed lists: {status}; {index}")
+
+
 #: What never reaches the terminal raw: C0 and C1 controls (escape sequences start with one),
 #: DEL, line and paragraph separators, and the bidirectional overrides that reorder a line.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -746,6 +787,7 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("model", f"{details.model} (dimension {details.dimension})"),
         ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
         ("vector search", details.vector_search),
+        ("precomputed", details.precomputed),
         ("built", f"{details.built_at} in {details.build_seconds:.1f} s"),
         ("size on disk", _size(details.bytes_on_disk)),
         ("format", str(details.format_version)),

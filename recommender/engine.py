@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .answers import Changed, unaffected
 from .articles import Article, check_article, parse_datetime, read_valid
 from .errors import (
     IncompatibleIndexError,
@@ -42,7 +43,7 @@ from .results import (
 )
 from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES, Ranking, Settings
-from .snapshot import Snapshot, image_problems
+from .snapshot import Snapshot, answers_problems, image_problems
 from .store import (
     SECONDS_PER_DAY,
     Columns,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:  # imported where used: a query needs none of them (see "Heavy
     from .writer import IndexWriter
 
 DEFAULT_INDEX = Path("indexes") / "news"
+#: A query's filters when none is given: what the precomputed lists were made with.
+NO_FILTERS = Filters()
 
 
 def _checked(articles: Iterable[Article]) -> list[Article]:
@@ -159,6 +162,7 @@ class Recommender:
         settings: Settings | None = None,
         encoder: Encoder | None = None,
         progress: ProgressFn | None = None,
+        lists_progress: ProgressFn | None = None,
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
@@ -181,6 +185,8 @@ class Recommender:
                 (e.g. what ``recommend tune`` stored), else the default ranking.
             encoder: the model to embed with; by default ``settings.model``.
             progress: called with (encoded, total) as embedding goes on.
+            lists_progress: called with (done, total) as each article's list is precomputed
+                (``Settings.precomputed_k``), after embedding.
             records, skipped, duplicates: counts from reading, carried into the report.
             wait: if another process is writing the index, wait for it (True, or at most
                 that many seconds) instead of raising IndexBusyError.
@@ -206,6 +212,7 @@ class Recommender:
             _checked(articles),
             settings,
             progress=progress,
+            lists_progress=lists_progress,
             records=records,
             skipped=skipped,
             duplicates=duplicates,
@@ -225,6 +232,7 @@ class Recommender:
         settings: Settings | None = None,
         encoder: Encoder | None = None,
         progress: ProgressFn | None = None,
+        lists_progress: ProgressFn | None = None,
         wait: bool | float = False,
         vectors: str | Path | None = None,
         missing_vectors: MissingVectors = "embed",
@@ -245,6 +253,7 @@ class Recommender:
             settings=settings,
             encoder=encoder,
             progress=progress,
+            lists_progress=lists_progress,
             records=report.records,
             skipped=len(report.invalid),
             duplicates=report.duplicates,
@@ -272,6 +281,7 @@ class Recommender:
         if report.sound:  # the image is compared with the articles once they are known sound
             with contextlib.suppress(RecommenderError):
                 report.problems.extend(image_problems(Path(path)))
+                report.problems.extend(answers_problems(Path(path)))
         return report
 
     @staticmethod
@@ -500,6 +510,16 @@ class Recommender:
         self._index_writer(wait).store_settings(settings)
         self.refresh()
 
+    def precompute(self, *, progress: ProgressFn | None = None, wait: bool | float = False) -> str:
+        """Compute each article's precomputed list anew (``Settings.precomputed_k``), so that
+        the updates made since no longer cost a check per query; a build or compaction does
+        it too. Worth running (``recommend precompute``) when ``info().precomputed`` says the
+        lists are no longer used, e.g. nightly on a busy site. ``progress``: called with
+        (done, total). Returns what ``info().precomputed`` says then."""
+        self._index_writer(wait).precompute(progress)
+        self.refresh()
+        return self._snapshot.lists_status()
+
     def tune(
         self,
         relevance: Mapping[str, frozenset[str]],
@@ -531,7 +551,11 @@ class Recommender:
         from .tune import tune
 
         def store(ranking: Ranking) -> None:
-            self._index_writer(wait).store_ranking(ranking)
+            def listing(done: int, total: int) -> None:
+                if progress is not None:
+                    progress("precomputing lists", done, total)
+
+            self._index_writer(wait).store_ranking(ranking, listing)
             self.refresh()
 
         return tune(
@@ -617,6 +641,7 @@ class Recommender:
             segments=len(snapshot.parts),
             vector_search=describe_search(snapshot.manifest.search),
             search=dict(snapshot.manifest.search) or {"type": "flat"},
+            precomputed=snapshot.lists_status(),
         )
 
     # -- querying -------------------------------------------------------------------------
@@ -671,10 +696,14 @@ class Recommender:
         removed = self._removed(snapshot)
         row = self._live_row(snapshot, article_id, removed)
         chosen = self._ranking(snapshot, ranking, overrides)
+        wanted = _filters(filters, same_category, categories, since, until, exclude, same_language)
+        if wanted == NO_FILTERS and _count(k):
+            listed = self._listed(snapshot, row, k, chosen, removed)
+            if listed is not None:
+                return listed
         query = snapshot.query(row)
         if chosen.recency_from == "now":
             query = replace(query, day=_days(now or datetime.now(timezone.utc)))
-        wanted = _filters(filters, same_category, categories, since, until, exclude, same_language)
         vector, terms = snapshot.vector(row), snapshot.terms(row)
         language = snapshot.columns.language(row)
         return self._related(
@@ -801,6 +830,57 @@ class Recommender:
         except SettingsError as exc:
             raise InvalidQueryError(str(exc)) from None
 
+    def _listed(
+        self,
+        snapshot: Snapshot,
+        row: int,
+        k: int,
+        ranking: Ranking,
+        removed: frozenset[int],
+    ) -> list[Recommendation] | None:
+        """``similar`` of ``row`` from the version's precomputed lists (``answers``), when they
+        hold what it would answer now; None otherwise (answer it the long way)."""
+        found = snapshot.answers
+        if found is None or ranking.recency_from != "query":
+            return None
+        if not found.serves(k, ranking, candidate_count(snapshot, k, ranking.candidates)):
+            return None
+        changed = snapshot.changed_rows
+        if changed is None or row in changed.members:
+            return None
+        listed = found.listed(row)
+        if listed is None:
+            return None
+        late = [r for r in removed if r not in changed.members]  # removed since the snapshot
+        if len(changed.rows) or late:
+            vector, terms = snapshot.vector(row), snapshot.terms(row)
+            if not unaffected(listed, vector, terms, changed):
+                return None
+            if late and not unaffected(
+                listed, vector, terms, Changed.of(snapshot, np.array(late, np.int64))
+            ):
+                return None
+        heads = listed.heads[:k].tolist()
+        stored = snapshot.table.articles(heads)
+        if len(stored) < len(heads):
+            return None  # removed meanwhile
+        columns = snapshot.columns
+        ids = columns.ids
+        return [
+            _recommendation_of(
+                stored[head],
+                columns.language(head),
+                score=float(listed.score[at]),
+                similarity=float(listed.similarity[at]),
+                recency=float(listed.recency[at]),
+                category=float(listed.category[at]),
+                dense=float(listed.dense[at]),
+                lexical=float(listed.lexical[at]),
+                copy_ids=tuple(ids[r] for r in listed.copies[at].tolist()),
+            )
+            for at, head in enumerate(heads)
+        ]
+
     def _related(
         self,
         snapshot: Snapshot,
@@ -815,10 +895,7 @@ class Recommender:
         *,
         removed: frozenset[int] | None = None,
     ) -> list[Recommendation]:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
-            raise InvalidQueryError(f"k must be a whole number, got {k!r}")
-        if k < 0:
-            raise InvalidQueryError(f"k must be 0 or more, got {k}")
+        _count(k)
         columns = snapshot.columns
         row_filter = filters.resolve(columns, query.category, self.path, language)
         if k == 0:
@@ -873,6 +950,15 @@ def _filters(
     return replace(given or defaults, **chosen)
 
 
+def _count(k: object) -> int:
+    """``k`` checked: a whole number, 0 or more (InvalidQueryError otherwise)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidQueryError(f"k must be a whole number, got {k!r}")
+    if k < 0:
+        raise InvalidQueryError(f"k must be 0 or more, got {k}")
+    return int(k)
+
+
 def _recommendation(
     article: Article,
     rows: np.ndarray,
@@ -883,23 +969,48 @@ def _recommendation(
 ) -> Recommendation:
     shown = int(group[0])
     ids = columns.ids
-    return Recommendation(
-        id=article.id,
+    return _recommendation_of(
+        article,
+        columns.language(int(rows[shown])),
         score=float(listing.scores[group].max()),
         similarity=float(listing.similarity[shown]),
-        recency_factor=float(listing.recency[shown]),
-        category_factor=float(listing.category[shown]),
+        recency=float(listing.recency[shown]),
+        category=float(listing.category[shown]),
+        dense=float(pool.dense[shown]),
+        lexical=float(pool.lexical[shown]),
+        copy_ids=tuple(ids[int(rows[i])] for i in group[1:]),
+    )
+
+
+def _recommendation_of(
+    article: Article,
+    language: str | None,
+    *,
+    score: float,
+    similarity: float,
+    recency: float,
+    category: float,
+    dense: float,
+    lexical: float,
+    copy_ids: tuple[str, ...],
+) -> Recommendation:
+    return Recommendation(
+        id=article.id,
+        score=score,
+        similarity=similarity,
+        recency_factor=recency,
+        category_factor=category,
         title=article.title,
         category=article.category,
         published_at=article.published_at,
         url=article.url,
         source=article.source,
         lang=article.lang,
-        language=columns.language(int(rows[shown])),
+        language=language,
         tags=article.tags,
         metadata=dict(article.metadata),
-        dense_similarity=float(pool.dense[shown]),
-        lexical_similarity=float(pool.lexical[shown]),
-        copies=len(group),
-        copy_ids=tuple(ids[int(rows[i])] for i in group[1:]),
+        dense_similarity=dense,
+        lexical_similarity=lexical,
+        copies=len(copy_ids) + 1,
+        copy_ids=copy_ids,
     )

@@ -33,6 +33,7 @@ import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import answers
 from .errors import (
     IndexBusyError,
     IndexDamagedError,
@@ -208,7 +209,8 @@ def _copy_from(
             read_manifest(building)
         except RecommenderError:
             raise _SourceChanged from None  # replaced as it was read: read it again
-        write_image_of(replica, building)
+        counts["bytes"] += _copy_lists(version, building, counts["generation"])
+        write_image_of(replica, building, lists=False)
         fsync_dir(building)
 
     made = write_staged(replica, write)
@@ -281,6 +283,38 @@ def _read_source(source: Path, path: Path) -> bytes:
         raise IndexNotFoundError(
             f"cannot read the index at {source}: {path.name}: {exc.strerror or exc}"
         ) from None
+
+
+def _copy_lists(version: Path, building: Path, generation: int) -> int:
+    """Copy the source version's precomputed lists (``answers``), if it has usable ones, so
+    that the replica's queries look them up too; their size (0 when none was copied). They
+    hold for the copied state: made at a generation it includes, with its later changes
+    checked per query as at the source."""
+    found = answers.newest(version)
+    if found is None:
+        return 0
+    try:
+        handle = open(found, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return 0  # gone with its version: the replica answers every query by searching
+    target = building / found.name
+    fd = create_new(target)
+    size = 0
+    try:
+        with handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                size += len(block)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    loaded = answers.read_answers(target)
+    if loaded is None or loaded.generation > generation:
+        target.unlink()
+        return 0
+    return size
 
 
 def _copy_segment(source: Path, version: Path, segment: Segment, building: Path) -> int:

@@ -106,6 +106,7 @@ class IndexInfo:
     # ...)" or "flat (exact: ...)"; segments added since are searched exhaustively.
     vector_search: str = ""
     search: dict[str, Any] = field(default_factory=dict)  # the same, as the manifest holds it
+    precomputed: str = ""  # the precomputed lists and whether queries use them
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,12 @@ def retrieve(
     keep = rows >= 0
     if drop:
         keep &= outside(rows, drop)
-    return Candidates(rows=rows[keep][:count], similarities=similarities[keep][:count])
+    rows, similarities = rows[keep][:count], similarities[keep][:count]
+    # Equal similarities (copies of one text) in row order, as ``retrieve_parts`` merges
+    # parts: FAISS returns them in an order of its own, which would make a list depend on how
+    # the index is split into parts (the neighbour term takes the first of equals).
+    order = np.lexsort((rows, -similarities))
+    return Candidates(rows=rows[order], similarities=similarities[order])
 
 
 def retrieve_parts(
@@ -316,6 +321,21 @@ def gather(
 ) -> tuple[np.ndarray, Pool]:
     """The candidate rows of a query (the embedding's ``count`` nearest, then the TF-IDF's
     ``count`` best not among them; live, allowed rows only, none in ``drop``) and their pool."""
+    dense, lexical_rows, _ = sides(snapshot, vector, terms, count, drop=drop, filters=filters)
+    return pool_of(snapshot, vector, terms, dense.rows, lexical_rows)
+
+
+def sides(
+    snapshot: Snapshot,
+    vector: np.ndarray,
+    terms: TermVector,
+    count: int,
+    *,
+    drop: Collection[int] = (),
+    filters: RowFilter | None = None,
+) -> tuple[Candidates, np.ndarray, np.ndarray]:
+    """The two sides of ``gather``: the embedding's ``count`` nearest, and the TF-IDF's
+    ``count`` best rows with their scores on the query's strongest terms, best first."""
     columns = snapshot.columns
     bitmap = None
     if filters is not None and filters.active:
@@ -327,8 +347,23 @@ def gather(
     else:
         allowed = None  # nothing to leave out: no work in proportion to the archive
     dense = retrieve_parts(snapshot.parts, vector, count, drop=drop, allowed=allowed, bitmap=bitmap)
-    lexical_rows, _ = lexical_search(snapshot.lexical, terms, count, drop=drop, allowed=allowed)
-    rows = np.concatenate([dense.rows, lexical_rows[outside(lexical_rows, dense.rows)]])
+    lexical_rows, lexical_scores = lexical_search(
+        snapshot.lexical, terms, count, drop=drop, allowed=allowed
+    )
+    return dense, lexical_rows, lexical_scores
+
+
+def pool_of(
+    snapshot: Snapshot,
+    vector: np.ndarray,
+    terms: TermVector,
+    dense_rows: np.ndarray,
+    lexical_rows: np.ndarray,
+) -> tuple[np.ndarray, Pool]:
+    """The candidate rows (``dense_rows``, then the ``lexical_rows`` not among them) and their
+    pool for the query of ``vector`` and ``terms``."""
+    columns = snapshot.columns
+    rows = np.concatenate([dense_rows, lexical_rows[outside(lexical_rows, dense_rows)]])
     vectors = snapshot.vectors(rows)
     matrix = rows_matrix(snapshot.lexical, rows)
     pool = Pool(

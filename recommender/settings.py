@@ -133,6 +133,10 @@ def _check_count(name: str, value: object, low: int) -> None:
         raise SettingsError(f"{name} must be a whole number >= {low}, got {value!r}")
 
 
+#: The longest precomputed lists: each costs a query's work per article at build time.
+MAX_PRECOMPUTED_K = 100
+
+
 @dataclass(frozen=True)
 class Settings:
     """How an index is built, and the ranking its queries use unless they say otherwise; stored
@@ -155,6 +159,11 @@ class Settings:
     default) takes "hnsw" for builds of ``hnsw_min_rows`` articles or more, else "flat". The
     build records its choice in the manifest (``recommend info`` shows it).
 
+    Precomputed lists (``precomputed_k``): a build or compaction also computes each article's
+    first ``precomputed_k`` related articles with the index's ranking (``answers``), so that
+    ``similar(id, k)`` with ``k`` up to that, the index's ranking and no filters is a lookup
+    (0: none; the build is then faster and the index smaller).
+
     Everything but ``ranking`` (and ``batch_size``, which only paces embedding) is fixed by a
     build: the stored vectors, text and lexicon depend on it.
     """
@@ -170,6 +179,7 @@ class Settings:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 128
+    precomputed_k: int = 10
     ranking: Ranking = field(default_factory=Ranking)
 
     def __post_init__(self) -> None:
@@ -185,6 +195,11 @@ class Settings:
         _check_count("hnsw_m", self.hnsw_m, 2)
         _check_count("hnsw_ef_construction", self.hnsw_ef_construction, 1)
         _check_count("hnsw_ef_search", self.hnsw_ef_search, 1)
+        _check_count("precomputed_k", self.precomputed_k, 0)
+        if self.precomputed_k > MAX_PRECOMPUTED_K:
+            raise SettingsError(
+                f"precomputed_k must be at most {MAX_PRECOMPUTED_K}, got {self.precomputed_k}"
+            )
         if self.vector_type not in ("float16", "float32"):
             raise SettingsError(
                 f"vector_type must be 'float16' or 'float32', got {self.vector_type!r}"

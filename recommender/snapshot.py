@@ -13,15 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import answers as precomputed
 from . import image
 from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from .rerank import Query
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .encode import ProgressFn
 from .store import (
     CURRENT,
     ArticleTable,
@@ -124,6 +128,61 @@ class Snapshot:
         return image.write_image(
             self.version, self.generation, self.columns, whole, self.lexicon_size
         )
+
+    def save_answers(self, progress: ProgressFn | None = None) -> Path | None:
+        """Compute and write each article's list into this snapshot's version (``answers``),
+        unless its settings ask for none; ``progress`` is called with (done, total)."""
+        k = self.settings.precomputed_k
+        if not k or self.settings.ranking.recency_from != "query":
+            return None  # recency from the time of the query: no list holds for long
+        return precomputed.write_answers(self, k, progress)
+
+    @cached_property
+    def answers(self) -> precomputed.Answers | None:
+        """The version's precomputed lists, when there are usable ones for this snapshot."""
+        path = precomputed.newest(self.version)
+        if path is None:
+            return None
+        found = precomputed.read_answers(path)
+        if found is None or found.generation > self.generation:
+            return None
+        if found.rows > len(self.columns.ids):
+            return None
+        return found
+
+    @cached_property
+    def changed_rows(self) -> precomputed.Changed | None:
+        """The rows changed since the lists were computed (``answers.Changed``); None when there
+        are no lists or too many such rows to check a query against."""
+        found = self.answers
+        if found is None:
+            return None
+        rows = self.table.changed_since(found.generation, precomputed.MAX_CHANGED)
+        if rows is None:
+            return None
+        size = len(self.columns.ids)
+        return precomputed.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
+
+    def lists_status(self) -> str:
+        """What the precomputed lists are to this snapshot's queries (``recommend info``)."""
+        k = self.settings.precomputed_k
+        found = self.answers
+        if found is None:
+            if not k:
+                return "none (precomputed_k=0)"
+            if precomputed.newest(self.version) is not None:
+                return "not usable (damaged, or of another generation): every query searches"
+            return "none: built before lists were precomputed, or with recency from now"
+        what = f"{found.k} related articles for each of {found.rows:,} rows"
+        if found.ranking != self.settings.ranking:
+            return f"{what}, made with another ranking: not used until the next build"
+        changed = self.changed_rows
+        if changed is None:
+            return (
+                f"{what}; more than {precomputed.MAX_CHANGED:,} rows changed since: not used "
+                "until the next build or compaction"
+            )
+        return f"{what}; {len(changed.rows):,} rows changed since (checked per query)"
 
     @property
     def replaced(self) -> bool:
@@ -277,6 +336,24 @@ def image_problems(path: Path) -> list[str]:
     finally:
         plain.close()
     return [f"{name} does not match the stored articles ({d})" for d in differences]
+
+
+def answers_problems(path: Path) -> list[str]:
+    """Damage in the precomputed lists of the index's current version (``recommend check``);
+    a damaged list is never used, so answers stay right, only slower."""
+    found = precomputed.newest(current_version(path))
+    if found is None:
+        return []
+    loaded = precomputed.read_answers(found)
+    if loaded is None:
+        return [f"{found.name} is damaged; queries search instead of using it (slower)"]
+    damaged = loaded.problems()
+    if not damaged:
+        return []
+    return [
+        f"{found.name}: the lists of {', '.join(damaged)} are damaged; those queries search "
+        "instead (slower)"
+    ]
 
 
 def _differences(mapped: Snapshot, plain: Snapshot) -> list[str]:

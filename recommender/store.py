@@ -1154,6 +1154,14 @@ class ArticleTable:
         )
         return frozenset(row for (row,) in found)
 
+    def changed_since(self, generation: int, limit: int) -> list[int] | None:
+        """Rows added, removed or edited by the updates committed after ``generation``; None
+        when there are more than ``limit``."""
+        found = self._query(
+            "SELECT row FROM articles WHERE changed > ? LIMIT ?", (generation, limit + 1)
+        )
+        return None if len(found) > limit else [row for (row,) in found]
+
     def generation(self) -> int:
         if self._immutable is not None:
             try:

@@ -293,9 +293,11 @@ def _new_version(
     vectors: np.ndarray,
     fill: Callable[[sqlite3.Connection], None],
     attach: Path | None = None,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Write a version (one segment; ``fill`` inserts the rows, with the SQLite file
-    ``attach`` attached as ``old`` if given) and make it current."""
+    ``attach`` attached as ``old`` if given) and make it current; ``progress``: of the
+    precomputed lists."""
 
     def write(building: Path) -> None:
         segments = []
@@ -317,7 +319,7 @@ def _new_version(
             write_manifest(building, manifest)
             # While this connection is open: the last to close removes the -wal and -shm
             # files that reading the new version for its image makes.
-            write_image_of(index_dir, building)
+            write_image_of(index_dir, building, progress=progress)
         finally:
             connection.close()
         for path in building.iterdir():
@@ -327,12 +329,21 @@ def _new_version(
     return write_staged(index_dir, write)
 
 
-def write_image_of(index_dir: Path, version: Path) -> None:
+def write_image_of(
+    index_dir: Path,
+    version: Path,
+    *,
+    lists: bool = True,
+    progress: ProgressFn | None = None,
+) -> None:
     """Write the image of a finished version folder (see ``image``): readers then open it
-    without reading every row from SQLite."""
+    without reading every row from SQLite; with ``lists``, each article's precomputed list
+    too (see ``answers``; ``progress`` is called with (done, total) meanwhile)."""
     snapshot = Snapshot.of_version(index_dir, version)
     try:
         snapshot.save_image()
+        if lists:
+            snapshot.save_answers(progress)
     finally:
         snapshot.close()
 
@@ -360,9 +371,11 @@ def write_version(
     lexicon: Lexicon,
     terms: Sequence[TermVector],
     languages: Sequence[str | None],
+    lists_progress: ProgressFn | None = None,
 ) -> Path:
     """Write a complete new version and make it current; returns its folder. ``languages``:
-    each article's effective language (``language.effective``)."""
+    each article's effective language (``language.effective``); ``lists_progress``: called
+    with (done, total) as each article's list is precomputed."""
     if not len(articles) == len(vectors) == len(hashes) == len(terms) == len(languages):
         raise ValueError("articles, vectors, hashes, terms and languages differ in length")
     clean_up(index_dir)
@@ -378,7 +391,7 @@ def write_version(
         insert_lexicon(connection, lexicon)
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
 
-    return _new_version(index_dir, manifest, vectors, fill)
+    return _new_version(index_dir, manifest, vectors, fill, progress=lists_progress)
 
 
 def _write_checksums(connection: sqlite3.Connection, rows: Sequence[int] | None = None) -> None:
@@ -544,6 +557,12 @@ def replace_manifest(version: Path, manifest: Manifest) -> None:
     finally:
         staged.unlink(missing_ok=True)
     fsync_dir(version)
+    bump_generation(version)
+
+
+def bump_generation(version: Path) -> None:
+    """Count one more update of a version, changing no row: its readers refresh (and so see
+    a new manifest, or new precomputed lists)."""
     connection = connect(version / ARTICLES, write=True)
     try:
         connection.execute(
@@ -784,6 +803,7 @@ class IndexWriter:
         settings: Settings | None = None,
         *,
         progress: ProgressFn | None = None,
+        lists_progress: ProgressFn | None = None,
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
@@ -862,7 +882,15 @@ class IndexWriter:
                 versions=_versions(),
             )
             version = write_version(
-                self.path, manifest, chosen, embedded, hashes, lexicon, terms, languages
+                self.path,
+                manifest,
+                chosen,
+                embedded,
+                hashes,
+                lexicon,
+                terms,
+                languages,
+                lists_progress=lists_progress,
             )
             state.committed = True
         return BuildReport(
@@ -990,14 +1018,36 @@ class IndexWriter:
             compacted=compacted,
         )
 
-    def store_ranking(self, ranking: Ranking) -> None:
+    def store_ranking(self, ranking: Ranking, progress: ProgressFn | None = None) -> None:
         """Make ``ranking`` the index's own (its queries' defaults); readers pick it up on
-        their next refresh. Build settings cannot change without a build."""
+        their next refresh. Build settings cannot change without a build. The precomputed
+        lists are computed again for a new ranking (``progress``: called with (done, total))."""
         with writing(self.path, self.wait):
             version, manifest, settings = self._writable()
             replace_manifest(
                 version, replace(manifest, settings=replace(settings, ranking=ranking).to_dict())
             )
+            if ranking != settings.ranking:
+                self._relist(version, progress)
+
+    def precompute(self, progress: ProgressFn | None = None) -> Path | None:
+        """Compute the precomputed lists of the current version anew, at its generation
+        (none when its settings ask for none); the file written."""
+        with writing(self.path, self.wait):
+            version, _, _ = self._writable()
+            return self._relist(version, progress)
+
+    def _relist(self, version: Path, progress: ProgressFn | None = None) -> Path | None:
+        """Compute the precomputed lists of ``version`` again, at its current generation, then
+        count one more generation so that readers refresh and take them up."""
+        snapshot = Snapshot.of_version(self.path, version)
+        try:
+            written = snapshot.save_answers(progress)
+        finally:
+            snapshot.close()
+        if written is not None:
+            bump_generation(version)
+        return written
 
     def store_settings(self, settings: Settings) -> None:
         """Like ``store_ranking``; SettingsError if a build setting differs from the index's."""
@@ -1013,6 +1063,8 @@ class IndexWriter:
                     f"{', '.join(changed)} can only change with a new build (recommend build-index)"
                 )
             replace_manifest(version, replace(manifest, settings=settings.to_dict()))
+            if settings.ranking != stored.ranking:
+                self._relist(version)
 
     def _writable(self) -> tuple[Path, Manifest, Settings]:
         """The version to update (under the writer lock), with what interrupted writers left

@@ -30,6 +30,7 @@ from recommender.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write
 
 SEGMENT = "seg-000001.faiss"
 IMAGE = "image-000000000001.bin"
+LISTS = "answers-000000000001.bin"
 
 
 def version_dir(index: Path) -> Path:
@@ -38,7 +39,9 @@ def version_dir(index: Path) -> Path:
 
 def test_layout_and_manifest(sample_index: Path) -> None:
     version = version_dir(sample_index)
-    assert sorted(p.name for p in version.iterdir()) == sorted([ARTICLES, MANIFEST, SEGMENT, IMAGE])
+    assert sorted(p.name for p in version.iterdir()) == sorted(
+        [ARTICLES, MANIFEST, SEGMENT, IMAGE, LISTS]
+    )
     manifest = json.loads((version / MANIFEST).read_text())
     assert manifest["format"] == "recommender-index"
     assert manifest["format_version"] == FORMAT_VERSION
@@ -333,7 +336,13 @@ def test_disk_full_leaves_the_index_and_says_so(
         f"{ARTICLES}-wal",
         f"{ARTICLES}-shm",
     }
-    assert files == {ARTICLES, MANIFEST, SEGMENT, IMAGE}  # one written before the failure: gone
+    assert files == {
+        ARTICLES,
+        MANIFEST,
+        SEGMENT,
+        IMAGE,
+        LISTS,
+    }  # one written before the failure: gone
 
 
 def test_disk_full_while_writing_the_image_leaves_the_index(

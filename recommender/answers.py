@@ -1,0 +1,426 @@
+"""Each article's related list, computed when its version is written: ``similar(id)`` with the
+index's own ranking and no filters is then a lookup, not a search.
+
+A version's lists (``answers-GGGGGGGGGGGG.bin``, G the generation they were computed at) hold,
+for every row, the first ``Settings.precomputed_k`` groups that the query path would list for
+it (``retrieve.gather`` then ``rerank.rank``, the same code): each group's shown row, its other
+copies and its score parts. They are what ``similar`` would answer as long as the article's
+candidates are what they were, so a query uses its row's list only when
+
+- it asks what was computed: the ranking the lists were made with (``Ranking`` compared whole),
+  no filters and no excluded ids, ``k`` no larger than the lists and the same number of
+  candidates;
+- the row itself is unchanged since G, and no row changed since G (added, removed, or edited in
+  place) could be among its candidates: its embedding cosine with the query article is below
+  the lowest of the query's embedding candidates (``dense_floor``) and its TF-IDF score on the
+  query's strongest terms below the lowest of its TF-IDF candidates (``lexical_floor``).
+  Vectors and terms of the changed rows are held once per snapshot; past ``MAX_CHANGED`` rows
+  changed since G the lists are not used (a compaction or build computes them again).
+
+Otherwise the query is answered as before, so a list can be missing, stale or damaged without
+any answer changing: only its speed does. Each row's record has its own CRC32 (seeded with the
+row number), checked when the row is looked up, so nothing is read ahead.
+
+Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
+``k``, candidates, ranking and each array's dtype, shape and offset), then the arrays at
+offsets that are multiples of 64: ``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and
+``records``. A row's record, little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then
+n shown rows (i4), n copy counts (i4), n scores, similarities, recency and category factors
+(f8 each), n embedding and TF-IDF cosines (f4 each); then every group's other copies (i4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SettingsError
+from .lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
+from .rerank import rank
+from .retrieve import candidate_count, dot, pool_of, sides
+from .settings import Ranking
+from .store import create_new
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+
+MAGIC = b"RECANS01"
+NAME = re.compile(r"answers-(\d{12})\.bin")
+ALIGN = 64
+#: Past this many rows changed since the lists were computed, they are not used: checking a
+#: query against every changed row would cost more than answering it.
+MAX_CHANGED = 5000
+#: Cosines computed here and by FAISS or the TF-IDF search may differ in their last bits: a
+#: changed row this close to a floor counts as a candidate.
+TOLERANCE = 1e-5
+_HEAD = np.dtype([("dense_floor", "<f4"), ("lexical_floor", "<f4"), ("count", "<i4")])
+
+
+def answers_name(generation: int) -> str:
+    return f"answers-{generation:012d}.bin"
+
+
+def newest(version: Path) -> Path | None:
+    """The lists with the highest generation in a version folder, if any."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(version):
+            match = NAME.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False):
+                found.append((int(match.group(1)), Path(entry.path)))
+    return max(found)[1] if found else None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One row's list: its groups' shown rows, copies and score parts, best first."""
+
+    dense_floor: float
+    lexical_floor: float
+    heads: np.ndarray  # int32 rows
+    copies: list[np.ndarray]  # each group's other rows
+    score: np.ndarray
+    similarity: np.ndarray
+    recency: np.ndarray
+    category: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+
+
+def record(
+    dense_floor: float,
+    lexical_floor: float,
+    heads: list[int],
+    copies: list[list[int]],
+    parts: list[np.ndarray],
+) -> bytes:
+    """A row's record (see the module docstring); ``parts``: score, similarity, recency and
+    category factors, embedding and TF-IDF cosines, one value per group."""
+    count = len(heads)
+    head = np.array([(dense_floor, lexical_floor, count)], dtype=_HEAD).tobytes()
+    members = [row for group in copies for row in group]
+    return b"".join(
+        [
+            head,
+            np.asarray(heads, "<i4").tobytes(),
+            np.asarray([len(group) for group in copies], "<i4").tobytes(),
+            *(np.asarray(part, "<f8").tobytes() for part in parts[:4]),
+            *(np.asarray(part, "<f4").tobytes() for part in parts[4:]),
+            np.asarray(members, "<i4").tobytes(),
+        ]
+    )
+
+
+def parse(data: bytes | memoryview, rows: int) -> Listed | None:
+    """A record read back; None when it is inconsistent (its rows out of range, sizes off)."""
+    size = len(data)
+    if size < _HEAD.itemsize:
+        return None
+    head = np.frombuffer(data, _HEAD, 1)[0]
+    count = int(head["count"])
+    at = _HEAD.itemsize
+    fixed = at + count * (4 + 4 + 4 * 8 + 2 * 4)
+    if count < 0 or fixed > size or (size - fixed) % 4:
+        return None
+    heads = np.frombuffer(data, "<i4", count, at)
+    sizes = np.frombuffer(data, "<i4", count, at + 4 * count)
+    at += 8 * count
+    values = []
+    for dtype in ("<f8",) * 4 + ("<f4",) * 2:
+        width = np.dtype(dtype).itemsize
+        values.append(np.frombuffer(data, dtype, count, at))
+        at += width * count
+    members = np.frombuffer(data, "<i4", (size - fixed) // 4, fixed)
+    if int(sizes.sum()) != len(members) or (len(sizes) and int(sizes.min()) < 0):
+        return None
+    every = np.concatenate([heads, members])
+    if len(every) and (int(every.min()) < 0 or int(every.max()) >= rows):
+        return None
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return Listed(
+        dense_floor=float(head["dense_floor"]),
+        lexical_floor=float(head["lexical_floor"]),
+        heads=heads,
+        copies=[members[bounds[i] : bounds[i + 1]] for i in range(count)],
+        score=values[0],
+        similarity=values[1],
+        recency=values[2],
+        category=values[3],
+        dense=values[4],
+        lexical=values[5],
+    )
+
+
+def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:
+    """The record of one row: what ``similar`` lists for it, ``k`` groups at most."""
+    count = candidate_count(snapshot, k, ranking.candidates)
+    vector, terms = snapshot.vector(row), snapshot.terms(row)
+    dense, lexical_rows, lexical_scores = sides(snapshot, vector, terms, count, drop={row})
+    rows, pool = pool_of(snapshot, vector, terms, dense.rows, lexical_rows)
+    listing = rank(pool, ranking, snapshot.query(row), limit=k + 5)
+    groups = listing.groups[:k]
+    shown = [int(group[0]) for group in groups]
+    dense_floor = float(dense.similarities[-1]) if len(dense.rows) == count else -np.inf
+    lexical_floor = float(lexical_scores[-1]) if len(lexical_rows) == count else 0.0
+    return record(
+        dense_floor,
+        lexical_floor,
+        [int(rows[i]) for i in shown],
+        [[int(rows[i]) for i in group[1:]] for group in groups],
+        [
+            np.array([listing.scores[group].max() for group in groups], np.float64),
+            listing.similarity[shown],
+            listing.recency[shown],
+            listing.category[shown],
+            pool.dense[shown],
+            pool.lexical[shown],
+        ],
+    )
+
+
+def write_answers(
+    snapshot: Snapshot, k: int, progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """Compute every live row's list at the snapshot's generation and write them (flushed)
+    into its version, beside older ones, which it then deletes."""
+    ranking = snapshot.settings.ranking
+    total = len(snapshot.columns.ids)
+    records = _computed(snapshot, k, progress)
+    offsets = np.zeros(total + 1, dtype="<i8")
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    crcs = np.array([zlib.crc32(r, row) for row, r in enumerate(records)], dtype="<u4")
+    sizes = {"offsets": offsets.nbytes, "crcs": crcs.nbytes, "records": int(offsets[-1])}
+    layout, position = {}, 0
+    for name, size in sizes.items():
+        dtype = {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}[name]
+        shape = [size // np.dtype(dtype).itemsize]
+        layout[name] = {"dtype": dtype, "shape": shape, "offset": position}
+        position += -(-size // ALIGN) * ALIGN
+    header = {
+        "generation": snapshot.generation,
+        "rows": total,
+        "k": k,
+        "candidates": candidate_count(snapshot, k, ranking.candidates),
+        "ranking": asdict(ranking),
+        "arrays": layout,
+    }
+    encoded = json.dumps(header).encode("utf-8")
+    head = MAGIC + len(encoded).to_bytes(8, "little") + encoded
+    version = snapshot.version
+    path = version / answers_name(snapshot.generation)
+    temporary = version / f".{path.name}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    # Written piece by piece: the records are not joined in memory (half a GB at a million).
+    fd = create_new(temporary)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            out.write(head + bytes(-len(head) % ALIGN))
+            for part in (offsets.tobytes(), crcs.tobytes()):
+                out.write(part + bytes(-len(part) % ALIGN))
+            for start in range(0, total, 10_000):
+                out.write(b"".join(records[start : start + 10_000]))
+            out.write(bytes(-sizes["records"] % ALIGN))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temporary, path)
+    for entry in version.iterdir():
+        match = NAME.fullmatch(entry.name)
+        if match and int(match.group(1)) < snapshot.generation:
+            entry.unlink(missing_ok=True)  # readers that mapped it keep their mapping
+    return path
+
+
+def _computed(
+    snapshot: Snapshot, k: int, progress: Callable[[int, int], None] | None
+) -> list[bytes]:
+    """Every row's record, in row order: in this process for a small index, else in
+    ``workers()`` processes, ``CHUNK`` rows at a time."""
+    total = len(snapshot.columns.ids)
+    count = workers() if total >= PARALLEL_MIN_ROWS else 1
+    if count <= 1:
+        records = []
+        for start in range(0, total, CHUNK):
+            records += _chunk_of(snapshot, start, min(start + CHUNK, total), k)
+            if progress is not None:
+                progress(len(records), total)
+        return records
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Spawned, not forked: a fork of a process that has run FAISS's OpenMP threads may hang.
+    context = multiprocessing.get_context("spawn")
+    place = (str(snapshot.path), str(snapshot.version), snapshot.generation)
+    with ProcessPoolExecutor(count, context, initializer=_open, initargs=place) as pool:
+        chunks = [
+            pool.submit(_chunk, start, min(start + CHUNK, total), k)
+            for start in range(0, total, CHUNK)
+        ]
+        records = []
+        for chunk in chunks:
+            records += chunk.result()
+            if progress is not None:
+                progress(len(records), total)
+    return records
+
+
+#: From this many rows the lists are computed by worker processes, ``CHUNK`` rows at a time.
+PARALLEL_MIN_ROWS = 20_000
+CHUNK = 2_000
+
+
+def workers() -> int:
+    """Processes computing lists: one per core this process may use, at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 16))
+
+
+def _chunk_of(snapshot: Snapshot, start: int, end: int, k: int) -> list[bytes]:
+    ranking = snapshot.settings.ranking
+    alive = snapshot.columns.alive
+    return [
+        compute_row(snapshot, row, ranking, k) if alive[row] else b"" for row in range(start, end)
+    ]
+
+
+_opened: list[Snapshot] = []  # a worker's snapshot (``_open``)
+
+
+def _open(path: str, version: str, generation: int) -> None:
+    """A worker's start: the version it computes lists for, at the generation asked."""
+    from .snapshot import Snapshot
+
+    snapshot = Snapshot.of_version(Path(path), Path(version))
+    if snapshot.generation != generation:
+        raise RuntimeError(f"{version} changed while its lists were computed")
+    _opened.append(snapshot)
+
+
+def _chunk(start: int, end: int, k: int) -> list[bytes]:
+    return _chunk_of(_opened[0], start, end, k)
+
+
+class Answers:
+    """A version's lists, mapped (``read_answers``); rows are read when looked up."""
+
+    def __init__(self, mapped: mmap.mmap, header: dict[str, Any], base: int) -> None:
+        self.generation = int(header["generation"])
+        self.rows = int(header["rows"])
+        self.k = int(header["k"])
+        self.candidates = int(header["candidates"])
+        self.ranking = Ranking(**header["ranking"])
+        arrays = {}
+        for name, dtype in (("offsets", "<i8"), ("crcs", "<u4"), ("records", "|u1")):
+            spec = header["arrays"][name]
+            count = int(spec["shape"][0])
+            offset = base + int(spec["offset"])
+            if np.dtype(spec["dtype"]) != np.dtype(dtype) or offset + count * np.dtype(
+                dtype
+            ).itemsize > len(mapped):
+                raise ValueError(f"array {name} does not fit")
+            arrays[name] = np.frombuffer(mapped, dtype, count, offset)
+        if len(arrays["offsets"]) != self.rows + 1 or len(arrays["crcs"]) != self.rows:
+            raise ValueError("arrays of another size than the rows")
+        self._offsets = arrays["offsets"]
+        self._crcs = arrays["crcs"]
+        self._records = arrays["records"]
+        self._view = memoryview(mapped)[base + int(header["arrays"]["records"]["offset"]) :]
+
+    def serves(self, k: int, ranking: Ranking, candidates: int) -> bool:
+        """Whether a query for ``k`` groups with this ranking may use the lists."""
+        return k <= self.k and candidates == self.candidates and ranking == self.ranking
+
+    def listed(self, row: int) -> Listed | None:
+        """The row's list; None when the row has none or its record is damaged."""
+        if not 0 <= row < self.rows:
+            return None
+        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        if not 0 <= start < end <= len(self._records):
+            return None
+        data = self._view[start:end]
+        if zlib.crc32(data, row) != int(self._crcs[row]):
+            return None
+        return parse(data, self.rows)
+
+    def problems(self) -> list[str]:
+        """Rows whose record is damaged (for ``recommend check``)."""
+        bad = []
+        for row in range(self.rows):
+            start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+            if start == end and start <= len(self._records):
+                continue
+            if self.listed(row) is None:
+                bad.append(row)
+        return [f"row {row}" for row in bad[:10]] + (
+            [f"and {len(bad) - 10} more rows"] if len(bad) > 10 else []
+        )
+
+
+def read_answers(path: Path) -> Answers | None:
+    """The lists in ``path``, mapped, not read; None when they cannot be used."""
+    try:
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        if mapped[: len(MAGIC)] != MAGIC:
+            return None
+        length = int.from_bytes(mapped[len(MAGIC) : len(MAGIC) + 8], "little")
+        start = len(MAGIC) + 8
+        header = json.loads(mapped[start : start + length])
+        base = start + length + (-(start + length) % ALIGN)
+        return Answers(mapped, header, base)
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, SettingsError):
+        return None
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The rows of a snapshot changed since its lists were computed, with their vectors and
+    TF-IDF rows: what a query checks its list against."""
+
+    rows: np.ndarray
+    vectors: np.ndarray
+    terms: SparseRows
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, rows: np.ndarray) -> Changed:
+        rows = np.asarray(rows, dtype=np.int64)
+        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows))
+
+    @cached_property
+    def members(self) -> frozenset[int]:
+        return frozenset(self.rows.tolist())
+
+
+def unaffected(
+    listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed | None
+) -> bool:
+    """Whether none of the ``changed`` rows could be among the candidates of the query whose
+    list is ``listed`` (``vector`` and ``terms``: the query's): then the list is current."""
+    if changed is None or not len(changed.rows):
+        return True
+    dense = dot(changed.vectors, np.asarray(vector, np.float32)[None, :])[:, 0]
+    if bool((dense >= listed.dense_floor - TOLERANCE).any()):
+        return False
+    # The TF-IDF side ranks rows by their score on the query's strongest terms (lexical.search).
+    strongest = np.argsort(-terms.weights, kind="stable")[:QUERY_TERMS]
+    partial = cosine_with(
+        changed.terms, TermVector(terms.terms[strongest], terms.weights[strongest])
+    )
+    return not bool(((partial > 0) & (partial >= listed.lexical_floor - TOLERANCE)).any())

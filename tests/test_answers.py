@@ -1,0 +1,377 @@
+"""Precomputed lists (recommender/answers.py): a lookup answers what a search would have."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SAMPLE, FakeEncoder, article, sample_records
+from typer.testing import CliRunner
+
+from recommender import Recommender, Settings
+from recommender import answers as answers_module
+from recommender import engine as engine_module
+from recommender import writer as writer_module
+from recommender.cli import app
+from recommender.errors import SettingsError
+from recommender.store import ARTICLES, current_version
+
+
+def _build(path: Path, k: int = 10, **settings: Any) -> Path:
+    Recommender.build_from_files(
+        [SAMPLE],
+        path,
+        encoder=FakeEncoder(),
+        settings=Settings(precomputed_k=k, **settings),
+    )
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample indexed twice: with precomputed lists, and without any."""
+    return _build(tmp_path / "listed"), _build(tmp_path / "searched", k=0)
+
+
+def _lists(index: Path) -> Path:
+    found = answers_module.newest(current_version(index))
+    assert found is not None
+    return found
+
+
+def _all(index: Path, k: int = 10, **query: Any) -> dict[str, list[Any]]:
+    """Every article's list, each recommendation with its floats rounded to 9 places: pools of
+    the same rows summed in another order (a changed index searches its parts one by one)
+    differ in the last bits."""
+    with Recommender.open(index) as rec:
+        return {
+            i: [
+                replace(
+                    r,
+                    **{
+                        name: round(getattr(r, name), 9)
+                        for name in (
+                            "score",
+                            "similarity",
+                            "recency_factor",
+                            "category_factor",
+                            "dense_similarity",
+                            "lexical_similarity",
+                        )
+                    },
+                )
+                for r in rec.similar(i, k, **query)
+            ]
+            for i in rec.ids()
+        }
+
+
+def _searching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("searched instead of looking up")
+
+    monkeypatch.setattr(engine_module, "gather", refuse)
+
+
+def test_a_build_writes_lists_that_answer_as_a_search_would(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    assert _lists(listed).name == "answers-000000000001.bin"
+    assert answers_module.newest(current_version(searched)) is None
+    expected = {k: _all(searched, k) for k in (1, 3, 10)}
+    _searching_fails(monkeypatch)
+    for k in (1, 3, 10):
+        assert _all(listed, k) == expected[k]
+    assert sum(len(v) for v in expected[10].values()) > 0
+    assert any(r.copies > 1 for v in expected[10].values() for r in v)  # copies kept too
+
+
+def test_what_the_lists_do_not_hold_is_searched(pair: tuple[Path, Path]) -> None:
+    listed, searched = pair
+    for query in (
+        {"k": 11},
+        {"k": 25},
+        {"k": 0},
+        {"same_category": True},
+        {"categories": ["business"]},
+        {"since": "2024-01-01"},
+        {"exclude": ["a-1002"]},
+        {"same_language": True},
+        {"half_life_days": 3.0},
+        {"mmr_lambda": 0.5},
+        {"recency_from": "now", "now": datetime(2026, 12, 1, tzinfo=timezone.utc)},
+        {"ranking": replace(Settings().ranking, category_boost=0.3)},
+    ):
+        k = query.pop("k", 10)
+        assert _all(listed, k, **query) == _all(searched, k, **query), query
+
+
+def _change(index: Path) -> None:
+    """Adds, an edit in place, a re-add with new text and removals, as a site makes them."""
+    records = sample_records()
+    with Recommender.open(index, encoder=FakeEncoder()) as rec:
+        first = records[0]
+        rec.add(
+            [
+                article(
+                    "new-1",
+                    str(first["title"]),
+                    body=str(first.get("body", "")),
+                    category=first.get("category"),  # type: ignore[arg-type]
+                    published_at=first.get("published_at"),  # type: ignore[arg-type]
+                ),
+                article("new-2", "Central bank raises interest rates again", category="business"),
+            ]
+        )
+        stored = rec.get(str(records[1]["id"]))
+        rec.add([replace(stored, category="changed")])  # fields only: edited in place
+        stored = rec.get(str(records[2]["id"]))
+        rec.add([replace(stored, title=stored.title + " updated", body="Entirely new text.")])
+        rec.remove([str(records[3]["id"]), str(records[4]["id"])])
+
+
+def test_changes_since_the_lists_are_taken_into_account(pair: tuple[Path, Path]) -> None:
+    listed, searched = pair
+    for index in pair:
+        _change(index)
+    found = _all(listed)
+    assert found == _all(searched)
+    # The copy added of the first article is listed (with it) for articles related to it.
+    assert any("new-1" in [r.id, *r.copy_ids] for v in found.values() for r in v)
+    with Recommender.open(listed) as rec:
+        assert "7 rows changed since (checked per query)" in rec.info().precomputed
+
+
+def test_a_reader_sees_changes_made_by_another_process_after_it_opened(
+    pair: tuple[Path, Path],
+) -> None:
+    readers = [Recommender.open(index) for index in pair]
+    try:
+        for index in pair:
+            with Recommender.open(index, encoder=FakeEncoder()) as writer:
+                writer.remove([str(sample_records()[5]["id"])])
+        ids = readers[1].ids()
+        assert [readers[0].similar(i) for i in ids] == [readers[1].similar(i) for i in ids]
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def test_lists_are_not_used_past_too_many_changes(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    monkeypatch.setattr(answers_module, "MAX_CHANGED", 1)
+    for index in pair:
+        _change(index)
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "more than 1 rows changed since: not used" in rec.info().precomputed
+
+
+def test_compaction_computes_the_lists_again(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    for index in pair:
+        _change(index)
+        with Recommender.open(index, encoder=FakeEncoder()) as rec:
+            assert rec.remove([i for i in rec.ids() if i.startswith("a-1")][:90]).compacted
+    assert _lists(listed).name == "answers-000000000001.bin"
+    with Recommender.open(listed) as rec:
+        assert "0 rows changed since" in rec.info().precomputed
+    assert _all(listed) == _all(searched)
+
+
+def test_a_new_ranking_stops_the_lists_being_used(pair: tuple[Path, Path]) -> None:
+    listed, searched = pair
+    for index in pair:
+        version = current_version(index)
+        manifest = json.loads((version / "manifest.json").read_text())
+        manifest["settings"]["category_boost"] = 0.5
+        manifest.pop("checksum", None)
+        (version / "manifest.json").write_text(json.dumps(manifest))
+    with Recommender.open(listed) as rec:
+        assert "made with another ranking: not used" in rec.info().precomputed
+    assert _all(listed) == _all(searched)
+
+
+def test_storing_a_new_ranking_computes_the_lists_again(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    for index in pair:
+        _change(index)
+        with Recommender.open(index) as rec:
+            settings = rec.settings
+            rec.store_settings(replace(settings, ranking=replace(settings.ranking, neighbours=3)))
+    with Recommender.open(listed) as rec:
+        assert rec.info().generation == 7  # the lists made at 6, then readers told
+        assert "0 rows changed since" in rec.info().precomputed
+    assert _lists(listed).name == "answers-000000000006.bin"  # the older one deleted
+    assert len(list(current_version(listed).glob("answers-*"))) == 1
+    expected = _all(searched)
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+
+
+def _damage(path: Path, at: int, data: bytes) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[at : at + len(data)] = data
+    path.chmod(0o644)
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_lists_are_never_used_and_check_reports_them(pair: tuple[Path, Path]) -> None:
+    listed, searched = pair
+    expected = _all(searched)
+    path = _lists(listed)
+    size = path.stat().st_size
+    _damage(path, size - 200, b"\xff" * 8)  # inside the last rows' records
+    assert _all(listed) == expected
+    report = Recommender.check(listed)
+    assert any(path.name in p and "are damaged" in p for p in report.problems)
+    for broken in (b"NOTLISTS", b""):
+        if broken:
+            _damage(path, 0, broken)
+        else:
+            path.write_bytes(path.read_bytes()[:100])  # cut short
+        assert _all(listed) == expected
+        with Recommender.open(listed) as rec:
+            assert rec.info().precomputed.startswith("not usable")
+        assert any(path.name in p for p in Recommender.check(listed).problems)
+
+
+def test_a_record_pointing_at_other_rows_is_refused(pair: tuple[Path, Path]) -> None:
+    listed, _ = pair
+    with Recommender.open(listed) as rec:
+        found = rec.snapshot.answers
+        assert found is not None
+        first = found.listed(0)
+        assert first is not None and len(first.heads)
+        # Another row's record, offered as row 0's: its CRC is seeded with its own row.
+        found._offsets = np.array(found._offsets)  # a writable copy of the mapped offsets
+        found._offsets[0:2] = found._offsets[1:3]
+        assert found.listed(0) is None
+
+
+def test_a_symlinked_lists_file_is_ignored(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    listed, searched = pair
+    path = _lists(listed)
+    elsewhere = tmp_path / "elsewhere.bin"
+    shutil.move(path, elsewhere)
+    path.symlink_to(elsewhere)
+    assert answers_module.newest(current_version(listed)) is None
+    assert _all(listed) == _all(searched)
+
+
+def test_edited_rows_in_sqlite_are_caught_as_before(pair: tuple[Path, Path]) -> None:
+    listed, _ = pair
+    with Recommender.open(listed) as rec:
+        head = rec.similar(str(sample_records()[0]["id"]))[0].id
+    connection = sqlite3.connect(current_version(listed) / ARTICLES)
+    connection.execute("UPDATE articles SET title = 'edited' WHERE id = ?", (head,))
+    connection.commit()
+    connection.close()
+    with Recommender.open(listed) as rec, pytest.raises(Exception, match="checksum"):
+        rec.similar(str(sample_records()[0]["id"]))
+
+
+@pytest.mark.parametrize("value", [-1, 101, True, 2.5, "10"])
+def test_precomputed_k_is_checked(value: object) -> None:
+    with pytest.raises(SettingsError, match="precomputed_k"):
+        Settings(precomputed_k=value)  # type: ignore[arg-type]
+
+
+def test_the_cli_builds_lists_or_none_and_info_says_so(
+    tmp_path: Path, fake_default_model: None
+) -> None:
+    runner = CliRunner()
+    for k, expected in (("0", "none (precomputed_k=0)"), ("4", "4 related articles for each")):
+        index = tmp_path / f"index-{k}"
+        result = runner.invoke(
+            app, ["build-index", str(SAMPLE), "--index", str(index), "--precomputed-k", k]
+        )
+        assert result.exit_code == 0, result.output
+        info = runner.invoke(app, ["info", "--index", str(index)])
+        assert expected in info.output
+    result = runner.invoke(
+        app, ["build-index", str(SAMPLE), "--index", str(tmp_path / "x"), "--precomputed-k", "-3"]
+    )
+    assert result.exit_code != 0
+    assert "precomputed_k must be a whole number >= 0" in result.output
+
+
+def test_a_replica_gets_the_lists(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    for index in pair:
+        _change(index)
+    replica = tmp_path / "replica"
+    report = Recommender.replicate(listed, replica)
+    assert report.copied
+    assert _lists(replica).name == _lists(listed).name
+    assert _all(replica) == _all(searched)
+    with Recommender.open(replica) as rec:
+        assert "rows changed since (checked per query)" in rec.info().precomputed
+
+
+def test_lists_with_recency_from_now_are_not_made(tmp_path: Path) -> None:
+    ranking = replace(Settings().ranking, recency_from="now")
+    index = _build(tmp_path / "now", ranking=ranking)
+    assert answers_module.newest(current_version(index)) is None
+    with Recommender.open(index) as rec:
+        assert rec.info().precomputed.startswith("none")
+
+
+def test_precompute_makes_the_lists_current_again(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, searched = pair
+    monkeypatch.setattr(answers_module, "MAX_CHANGED", 1)
+    for index in pair:
+        _change(index)
+    with Recommender.open(listed) as rec:
+        assert "not used" in rec.info().precomputed
+        done: list[tuple[int, int]] = []
+        status = rec.precompute(progress=lambda d, t: done.append((d, t)))
+        assert status.endswith("0 rows changed since (checked per query)")
+        assert done[-1] == (341, 341)  # every row, the removed ones too (with no list)
+    assert _lists(listed).name == "answers-000000000005.bin"
+    expected = _all(searched)
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+
+
+def test_the_precompute_command(pair: tuple[Path, Path]) -> None:
+    listed, _ = pair
+    _change(listed)
+    runner = CliRunner()
+    result = runner.invoke(app, ["precompute", "--index", str(listed)])
+    assert result.exit_code == 0, result.output
+    assert "0 rows changed since" in result.output
+    help_text = runner.invoke(app, ["precompute", "--help"]).output
+    assert f"{answers_module.MAX_CHANGED:,}" in help_text
+    result = runner.invoke(app, ["precompute", "--index", str(listed.parent / "missing")])
+    assert result.exit_code != 0
+
+
+def test_lists_computed_by_worker_processes_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _build(tmp_path / "serial")
+    monkeypatch.setattr(answers_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(answers_module, "CHUNK", 100)
+    monkeypatch.setattr(answers_module, "workers", lambda: 2)
+    parallel = _build(tmp_path / "parallel")
+    assert _lists(parallel).read_bytes() == _lists(serial).read_bytes()
