@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .answers import remove_unfinished
 from .articles import Article
 from .encode import Encoder, ModelChoice, ProgressFn, choose_model, encode_all, load_encoder
 from .errors import (
@@ -1072,6 +1073,7 @@ class IndexWriter:
         version = current_version(self.path)
         manifest = read_manifest(version)
         remove_leftovers(self.path, keep=version.name)
+        remove_unfinished(version)  # precomputed lists a killed writer was writing
         if self.encoder is not None and self.encoder.name != manifest.model:
             raise IncompatibleIndexError(
                 f"index at {self.path} was built with model {manifest.model!r}, not "

@@ -375,3 +375,18 @@ def test_lists_computed_by_worker_processes_are_the_same(
     monkeypatch.setattr(answers_module, "workers", lambda: 2)
     parallel = _build(tmp_path / "parallel")
     assert _lists(parallel).read_bytes() == _lists(serial).read_bytes()
+
+
+def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
+    pair: tuple[Path, Path],
+) -> None:
+    listed, _ = pair
+    version = current_version(listed)
+    left = version / ".answers-000000000002.bin.4242"  # as a kill -9 mid-write leaves it
+    left.write_bytes(b"RECANS01" + b"\0" * 100)
+    with Recommender.open(listed) as rec:
+        assert rec.info().precomputed.startswith("10 related articles")  # never read
+    with Recommender.open(listed, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-1", "Harbour cranes stand still as the storm goes on")])
+    assert not left.exists()
+    assert Recommender.check(listed).sound
