@@ -261,32 +261,16 @@ def _computed(
     snapshot: Snapshot, k: int, progress: Callable[[int, int], None] | None
 ) -> list[bytes]:
     """Every row's record, in row order: in this process for a small index, else in
-    ``workers()`` processes, ``CHUNK`` rows at a time."""
+    ``workers()`` worker processes, ``CHUNK`` rows at a time."""
     total = len(snapshot.columns.ids)
-    count = workers() if total >= PARALLEL_MIN_ROWS else 1
-    if count <= 1:
-        records = []
-        for start in range(0, total, CHUNK):
-            records += _chunk_of(snapshot, start, min(start + CHUNK, total), k)
-            if progress is not None:
-                progress(len(records), total)
-        return records
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Spawned, not forked: a fork of a process that has run FAISS's OpenMP threads may hang.
-    context = multiprocessing.get_context("spawn")
-    place = (str(snapshot.path), str(snapshot.version), snapshot.generation)
-    with ProcessPoolExecutor(count, context, initializer=_open, initargs=place) as pool:
-        chunks = [
-            pool.submit(_chunk, start, min(start + CHUNK, total), k)
-            for start in range(0, total, CHUNK)
-        ]
-        records = []
-        for chunk in chunks:
-            records += chunk.result()
-            if progress is not None:
-                progress(len(records), total)
+    count = min(workers(), -(-total // CHUNK)) if total >= PARALLEL_MIN_ROWS else 1
+    if count > 1:
+        return _in_workers(snapshot, k, count, progress)
+    records: list[bytes] = []
+    for start in range(0, total, CHUNK):
+        records += _chunk_of(snapshot, start, min(start + CHUNK, total), k)
+        if progress is not None:
+            progress(len(records), total)
     return records
 
 
@@ -312,21 +296,129 @@ def _chunk_of(snapshot: Snapshot, start: int, end: int, k: int) -> list[bytes]:
     ]
 
 
-_opened: list[Snapshot] = []  # a worker's snapshot (``_open``)
+def _in_workers(
+    snapshot: Snapshot, k: int, count: int, progress: Callable[[int, int], None] | None
+) -> list[bytes]:
+    """``_computed`` by ``count`` worker processes (``python -c WORKER``), each
+    given chunks of rows on its standard input as it finishes the last; each chunk's records
+    come back in a file of a temporary folder.
+
+    Plain processes rather than ``multiprocessing``: its spawned workers import the caller's
+    main module again, which breaks a script that builds an index without an ``if __name__ ==
+    "__main__"`` guard; and a forked one may hang in FAISS's OpenMP.
+    """
+    import selectors
+    import subprocess
+    import sys
+    import tempfile
+
+    from .errors import IndexWriteError
+
+    total = len(snapshot.columns.ids)
+    starts = list(range(0, total, CHUNK))
+    done: dict[int, list[bytes]] = {}
+    with tempfile.TemporaryDirectory(prefix="recommender-lists-") as folder:
+        command = [sys.executable, "-c", WORKER, str(snapshot.path), str(snapshot.version)]
+        command += [str(snapshot.generation), str(k), folder]
+        errors = [Path(folder) / f"errors-{number}.txt" for number in range(count)]
+        processes = []
+        for path in errors:
+            with open(path, "w") as error:  # a file, not a pipe: it can never fill up
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=error,
+                        text=True,
+                    )
+                )
+        selector = selectors.DefaultSelector()
+        try:
+            pending = list(reversed(starts))
+            for process in processes:
+                _give(process, pending)
+                assert process.stdout is not None
+                selector.register(process.stdout, selectors.EVENT_READ, process)
+            while len(done) < len(starts):
+                for key, _ in selector.select():
+                    process = key.data
+                    line = process.stdout.readline()
+                    if not line:  # it ended: after its last chunk, or failing
+                        selector.unregister(process.stdout)
+                        process.wait()
+                        if process.returncode == 0 and process.stdin.closed:
+                            continue
+                        message = errors[processes.index(process)].read_text()[-2000:]
+                        raise IndexWriteError(
+                            "a process computing precomputed lists stopped (exit status "
+                            f"{process.returncode}): {message.strip() or 'no message'}"
+                        )
+                    start = int(line)
+                    done[start] = _read_chunk(Path(folder) / f"chunk-{start}.bin")
+                    _give(process, pending)
+                    if progress is not None:
+                        progress(min(total, sum(len(r) for r in done.values())), total)
+        finally:
+            selector.close()
+            for process in processes:
+                with contextlib.suppress(OSError):
+                    if process.stdin is not None:
+                        process.stdin.close()
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+    return [record for start in starts for record in done[start]]
 
 
-def _open(path: str, version: str, generation: int) -> None:
-    """A worker's start: the version it computes lists for, at the generation asked."""
+#: What a worker process runs (``python -c``), its arguments after it.
+WORKER = "import sys; from recommender.answers import _worker; _worker(*sys.argv[1:])"
+
+
+def _give(process: Any, pending: list[int]) -> None:
+    """Send the worker its next chunk, or close its input when none is left."""
+    if pending:
+        start = pending.pop()
+        process.stdin.write(f"{start} {start + CHUNK}\n")
+        process.stdin.flush()
+    else:
+        process.stdin.close()
+
+
+def _write_chunk(path: Path, records: list[bytes]) -> None:
+    lengths = np.array([len(r) for r in records], dtype="<i8")
+    path.write_bytes(len(records).to_bytes(8, "little") + lengths.tobytes() + b"".join(records))
+
+
+def _read_chunk(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    path.unlink()
+    count = int.from_bytes(data[:8], "little")
+    lengths = np.frombuffer(data, "<i8", count, 8).tolist()
+    at, records = 8 + 8 * count, []
+    for length in lengths:
+        records.append(data[at : at + length])
+        at += length
+    return records
+
+
+def _worker(path: str, version: str, generation: str, k: str, folder: str) -> None:
+    """A worker process: opens the version, then computes each chunk of rows it reads on its
+    standard input ("start end"), and answers with its start once the chunk's file is
+    written."""
+    import sys
+
     from .snapshot import Snapshot
 
     snapshot = Snapshot.of_version(Path(path), Path(version))
-    if snapshot.generation != generation:
-        raise RuntimeError(f"{version} changed while its lists were computed")
-    _opened.append(snapshot)
-
-
-def _chunk(start: int, end: int, k: int) -> list[bytes]:
-    return _chunk_of(_opened[0], start, end, k)
+    if snapshot.generation != int(generation):
+        raise SystemExit(f"{version} changed while its lists were computed")
+    total = len(snapshot.columns.ids)
+    for line in sys.stdin:
+        start, end = (int(value) for value in line.split())
+        records = _chunk_of(snapshot, start, min(end, total), int(k))
+        _write_chunk(Path(folder) / f"chunk-{start}.bin", records)
+        print(start, flush=True)
 
 
 class Answers:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,7 @@ from recommender import answers as answers_module
 from recommender import engine as engine_module
 from recommender import writer as writer_module
 from recommender.cli import app
-from recommender.errors import SettingsError
+from recommender.errors import IndexWriteError, SettingsError
 from recommender.store import ARTICLES, current_version
 
 
@@ -389,4 +391,42 @@ def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
     with Recommender.open(listed, encoder=FakeEncoder()) as rec:
         rec.add([article("new-1", "Harbour cranes stand still as the storm goes on")])
     assert not left.exists()
+    assert Recommender.check(listed).sound
+
+
+def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> None:
+    """A script that builds without an ``if __name__ == "__main__"`` guard: the workers must
+    not run it again (as multiprocessing's spawned ones would)."""
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from conftest import SAMPLE, FakeEncoder\n"
+        "from recommender import Recommender, answers\n"
+        "answers.PARALLEL_MIN_ROWS, answers.CHUNK = 1, 100\n"
+        "answers.workers = lambda: 2\n"
+        f"Recommender.build_from_files([SAMPLE], {str(tmp_path / 'index')!r}, "
+        "encoder=FakeEncoder())\n"
+        "print('built once')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("built once") == 1
+    assert _lists(tmp_path / "index").read_bytes() == _lists(_build(tmp_path / "x")).read_bytes()
+
+
+def test_a_failing_worker_fails_the_build_and_leaves_the_index(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed, _ = pair
+    before = _all(listed)
+    monkeypatch.setattr(answers_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(answers_module, "CHUNK", 100)
+    monkeypatch.setattr(answers_module, "workers", lambda: 2)
+    monkeypatch.setattr(answers_module, "WORKER", "import sys; sys.exit('out of memory')")
+    with pytest.raises(IndexWriteError, match=r"stopped \(exit status 1\): out of memory"):
+        Recommender.build_from_files([SAMPLE], listed, encoder=FakeEncoder())
+    assert _all(listed) == before
     assert Recommender.check(listed).sound
