@@ -205,7 +205,9 @@ def write_answers(
     snapshot: Snapshot, k: int, progress: Callable[[int, int], None] | None = None
 ) -> Path:
     """Compute every live row's list at the snapshot's generation and write them (flushed)
-    into its version, beside older ones, which it then deletes."""
+    into its version, beside older ones, which it then deletes. Lists of the version's
+    current ones that still hold (no row changed since could be among their candidates, as a
+    query checks) are kept as they are: only those the changes touched are computed again."""
     ranking = snapshot.settings.ranking
     total = len(snapshot.columns.ids)
     records = _computed(snapshot, k, progress)
@@ -289,11 +291,50 @@ def workers() -> int:
 
 
 def _chunk_of(snapshot: Snapshot, start: int, end: int, k: int) -> list[bytes]:
+    """The records of rows ``start`` to ``end``: a row's current list kept as it is when it
+    still holds (``_kept``), else computed."""
     ranking = snapshot.settings.ranking
     alive = snapshot.columns.alive
-    return [
-        compute_row(snapshot, row, ranking, k) if alive[row] else b"" for row in range(start, end)
-    ]
+    previous = _previous(snapshot, k)
+    records = []
+    for row in range(start, end):
+        if not alive[row]:
+            records.append(b"")
+            continue
+        kept = _kept(snapshot, previous, row)
+        records.append(kept if kept is not None else compute_row(snapshot, row, ranking, k))
+    return records
+
+
+def _previous(snapshot: Snapshot, k: int) -> tuple[Answers, Changed] | None:
+    """The snapshot's lists and the rows changed since, when lists computed now would be of
+    the same kind (same ``k``, ranking and candidates): those that still hold are kept."""
+    found = snapshot.answers
+    ranking = snapshot.settings.ranking
+    if found is None or found.k != k:
+        return None
+    if not found.serves(k, ranking, candidate_count(snapshot, k, ranking.candidates)):
+        return None
+    changed = snapshot.changed_rows
+    return None if changed is None else (found, changed)
+
+
+def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int) -> bytes | None:
+    """The row's current record when it still holds (as a query would use it), else None."""
+    if previous is None:
+        return None
+    found, changed = previous
+    if row in changed.members:
+        return None
+    data = found.record(row)
+    listed = None if data is None else parse(data, found.rows)
+    if data is None or listed is None:
+        return None
+    if len(changed.rows) and not unaffected(
+        listed, snapshot.vector(row), snapshot.terms(row), changed
+    ):
+        return None
+    return data
 
 
 def _in_workers(
@@ -453,6 +494,15 @@ class Answers:
 
     def listed(self, row: int) -> Listed | None:
         """The row's list; None when the row has none or its record is damaged."""
+        data = self._checked(row)
+        return None if data is None else parse(data, self.rows)
+
+    def record(self, row: int) -> bytes | None:
+        """The row's record as stored, when it has one and it is not damaged."""
+        data = self._checked(row)
+        return None if data is None else bytes(data)
+
+    def _checked(self, row: int) -> memoryview | None:
         if not 0 <= row < self.rows:
             return None
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
@@ -461,7 +511,7 @@ class Answers:
         data = self._view[start:end]
         if zlib.crc32(data, row) != int(self._crcs[row]):
             return None
-        return parse(data, self.rows)
+        return data
 
     def problems(self) -> list[str]:
         """Rows whose record is damaged (for ``recommend check``)."""

@@ -625,11 +625,12 @@ def remove(
 @app.command()
 @_cli_errors
 def precompute(index: IndexOption = DEFAULT_INDEX, wait: WaitOption = False) -> None:
-    """Compute each article's related list anew, so that similar looks it up again.
+    """Compute the related lists that updates touched, so that similar looks them up again.
 
-    A build or compaction computes the lists; updates since are checked on every query, and
-    past 5,000 changed rows the lists are no longer used (recommend info says so). Run this
-    then, e.g. nightly: it takes about one query per article, on every core.
+    A build or compaction computes every article's list; updates since are checked on every
+    query (a list they touch is not used), and past 5,000 changed rows no list is used
+    (recommend info says so). This computes again the lists the updates touched, about one
+    query each, on every core, and keeps the others: run it from cron on a busy site.
     """
     with Recommender.open(index, lazy=True) as rec, _progress_bar("precomputing") as progress:
         status = rec.precompute(progress=progress, wait=wait)

@@ -511,11 +511,11 @@ class Recommender:
         self.refresh()
 
     def precompute(self, *, progress: ProgressFn | None = None, wait: bool | float = False) -> str:
-        """Compute each article's precomputed list anew (``Settings.precomputed_k``), so that
-        the updates made since no longer cost a check per query; a build or compaction does
-        it too. Worth running (``recommend precompute``) when ``info().precomputed`` says the
-        lists are no longer used, e.g. nightly on a busy site. ``progress``: called with
-        (done, total). Returns what ``info().precomputed`` says then."""
+        """Bring the precomputed lists (``Settings.precomputed_k``) up to date: the lists that
+        updates since they were computed touched are computed again, the others kept, so that
+        queries look them all up again (a build or compaction computes them all). Worth running
+        (``recommend precompute``) from cron on a busy site. ``progress``: called with (done,
+        total). Returns what ``info().precomputed`` says then."""
         self._index_writer(wait).precompute(progress)
         self.refresh()
         return self._snapshot.lists_status()

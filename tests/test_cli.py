@@ -45,6 +45,7 @@ def test_every_command_and_option_has_help() -> None:
         "embed",
         "evaluate",
         "info",
+        "precompute",
         "remove",
         "replicate",
         "serve",
