@@ -32,7 +32,6 @@ n shown rows (i4), n copy counts (i4), n scores, similarities, recency and categ
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
 import os
 import re
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SettingsError
+from .image import ALIGN, decode_header, encode_header
 from .lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
 from .rerank import rank
 from .retrieve import candidate_count, dot, pool_of, sides
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 MAGIC = b"RECANS01"
 NAME = re.compile(r"answers-(\d{12})\.bin")
-ALIGN = 64
 #: Past this many rows changed since the lists were computed, they are not used: checking a
 #: query against every changed row would cost more than answering it.
 MAX_CHANGED = 5000
@@ -229,8 +228,7 @@ def write_answers(
         "ranking": asdict(ranking),
         "arrays": layout,
     }
-    encoded = json.dumps(header).encode("utf-8")
-    head = MAGIC + len(encoded).to_bytes(8, "little") + encoded
+    head = encode_header(MAGIC, header)
     version = snapshot.version
     path = version / answers_name(snapshot.generation)
     temporary = version / f".{path.name}.{os.getpid()}"
@@ -239,7 +237,7 @@ def write_answers(
     fd = create_new(temporary)
     try:
         with os.fdopen(fd, "wb", closefd=False) as out:
-            out.write(head + bytes(-len(head) % ALIGN))
+            out.write(head)
             for part in (offsets.tobytes(), crcs.tobytes()):
                 out.write(part + bytes(-len(part) % ALIGN))
             for start in range(0, total, 10_000):
@@ -532,13 +530,8 @@ def read_answers(path: Path) -> Answers | None:
     try:
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        if mapped[: len(MAGIC)] != MAGIC:
-            return None
-        length = int.from_bytes(mapped[len(MAGIC) : len(MAGIC) + 8], "little")
-        start = len(MAGIC) + 8
-        header = json.loads(mapped[start : start + length])
-        base = start + length + (-(start + length) % ALIGN)
-        return Answers(mapped, header, base)
+        decoded = decode_header(mapped, MAGIC)
+        return None if decoded is None else Answers(mapped, *decoded)
     except (OSError, ValueError, KeyError, TypeError, OverflowError, SettingsError):
         return None
 

@@ -106,9 +106,7 @@ def write_image(
         "crc32": zlib.crc32(payload),
         "arrays": layout,
     }
-    encoded_header = json.dumps(header).encode("utf-8")
-    head = MAGIC + len(encoded_header).to_bytes(8, "little") + encoded_header
-    head += bytes(-len(head) % ALIGN)
+    head = encode_header(MAGIC, header)
     path = version / image_name(generation)
     temporary = version / f".{path.name}.{os.getpid()}"
     temporary.unlink(missing_ok=True)
@@ -132,13 +130,32 @@ def read_image(path: Path, lexicon_size: int) -> tuple[int, Columns, LexicalPart
         return None
 
 
-def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, LexicalPart] | None:
-    if mapped[: len(MAGIC)] != MAGIC:
+def encode_header(magic: bytes, header: dict[str, Any]) -> bytes:
+    """What a mapped file (an image, precomputed lists) starts with: ``magic``, the length
+    of the JSON header, the header, then zeros up to a multiple of ``ALIGN``."""
+    encoded = json.dumps(header).encode("utf-8")
+    head = magic + len(encoded).to_bytes(8, "little") + encoded
+    return head + bytes(-len(head) % ALIGN)
+
+
+def decode_header(mapped: mmap.mmap, magic: bytes) -> tuple[dict[str, Any], int] | None:
+    """The JSON header of a mapped file that starts with ``magic`` and where its arrays begin
+    (``encode_header``); None for a file of another kind (ValueError for a damaged header)."""
+    if mapped[: len(magic)] != magic:
         return None
-    length = int.from_bytes(mapped[len(MAGIC) : len(MAGIC) + 8], "little")
-    start = len(MAGIC) + 8
+    length = int.from_bytes(mapped[len(magic) : len(magic) + 8], "little")
+    start = len(magic) + 8
     header = json.loads(mapped[start : start + length])
-    base = start + length + (-(start + length) % ALIGN)
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header, start + length + (-(start + length) % ALIGN)
+
+
+def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, LexicalPart] | None:
+    decoded = decode_header(mapped, MAGIC)
+    if decoded is None:
+        return None
+    header, base = decoded
     if header["lexicon_size"] != lexicon_size:
         return None
     # Checked on a thread of its own (zlib lets go of the GIL) while the ids are decoded.
