@@ -22,11 +22,12 @@ any answer changing: only its speed does. Each row's record has its own CRC32 (s
 row number), checked when the row is looked up, so nothing is read ahead.
 
 Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
-``k``, candidates, ranking and each array's dtype, shape and offset), then the arrays at
-offsets that are multiples of 64: ``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and
-``records``. A row's record, little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then
-n shown rows (i4), n copy counts (i4), n scores, similarities, recency and category factors
-(f8 each), n embedding and TF-IDF cosines (f4 each); then every group's other copies (i4).
+``k``, candidates, ranking, each array's dtype, shape and offset, and the CRC32 of all that as
+``checksum``), then the arrays at offsets that are multiples of 64: ``offsets`` (rows + 1, into
+``records``), ``crcs`` (rows) and ``records``. A row's record, little-endian: dense_floor (f4),
+lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
+similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
+each); then every group's other copies (i4).
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def remove_unfinished(version: Path) -> None:
         for entry in os.scandir(version):
             if UNFINISHED.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                 Path(entry.path).unlink(missing_ok=True)
+
+
+def header_checksum(header: dict[str, Any]) -> int:
+    """The CRC32 of a header (without its ``checksum``): a header whose generation, ``k`` or
+    ranking changed would have its lists used for queries they do not answer."""
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
 
 
 def answers_name(generation: int) -> str:
@@ -227,6 +234,7 @@ def write_answers(
         "ranking": asdict(ranking),
         "arrays": layout,
     }
+    header["checksum"] = header_checksum(header)
     encoded = json.dumps(header).encode("utf-8")
     head = MAGIC + len(encoded).to_bytes(8, "little") + encoded
     version = snapshot.version
@@ -487,9 +495,11 @@ def read_answers(path: Path) -> Answers | None:
         length = int.from_bytes(mapped[len(MAGIC) : len(MAGIC) + 8], "little")
         start = len(MAGIC) + 8
         header = json.loads(mapped[start : start + length])
+        if header.pop("checksum", None) != header_checksum(header):
+            return None  # its generation, k or ranking could be anything
         base = start + length + (-(start + length) % ALIGN)
         return Answers(mapped, header, base)
-    except (OSError, ValueError, KeyError, TypeError, OverflowError, SettingsError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
         return None
 
 

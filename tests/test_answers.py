@@ -430,3 +430,40 @@ def test_a_failing_worker_fails_the_build_and_leaves_the_index(
         Recommender.build_from_files([SAMPLE], listed, encoder=FakeEncoder())
     assert _all(listed) == before
     assert Recommender.check(listed).sound
+
+
+def _edit_header(path: Path, change: Any) -> None:
+    """Rewrites the lists' JSON header with ``change`` applied, its checksum left as it was."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    change(header)
+    encoded = json.dumps(header).encode()
+    assert len(encoded) <= length
+    path.chmod(0o644)
+    path.write_bytes(raw[:16] + encoded.ljust(length) + raw[16 + length :])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: h.update(k=20),  # lists of 10 would answer similar(id, 15)
+        lambda h: h.update(generation=h["generation"] + 4),  # the changes since hidden
+        lambda h: h["ranking"].update(category_boost=0.5),
+        lambda h: h.update(candidates=h["candidates"] - 1),
+        lambda h: h.update(rows=h["rows"] - 1),
+    ],
+)
+def test_an_edited_header_makes_the_lists_unusable(pair: tuple[Path, Path], change: Any) -> None:
+    listed, searched = pair
+    for index in pair:
+        _change(index)
+    with Recommender.open(listed) as rec:
+        assert rec.info().generation == 5
+    path = _lists(listed)
+    _edit_header(path, change)
+    for k in (10, 15):
+        assert _all(listed, k) == _all(searched, k)
+    with Recommender.open(listed) as rec:
+        assert rec.info().precomputed.startswith("not usable")
+    assert any(path.name in p for p in Recommender.check(listed).problems)
