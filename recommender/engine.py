@@ -852,6 +852,10 @@ class Recommender:
         if listed is None:
             return None
         late = [r for r in removed if r not in changed.members]  # removed since the snapshot
+        if (len(changed.rows) or late) and snapshot.graph_search:
+            # An HNSW walk is not exact: with rows removed (a filter, a larger efSearch) or
+            # segments merged it can find other neighbours for a query no changed row is near.
+            return None
         if len(changed.rows) or late:
             vector, terms = snapshot.vector(row), snapshot.terms(row)
             if not unaffected(listed, vector, terms, changed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, article, sample_records
 from typer.testing import CliRunner
 
-from recommender import Recommender, Settings
+from recommender import Ranking, Recommender, Settings
 from recommender import answers as answers_module
 from recommender import engine as engine_module
 from recommender import writer as writer_module
@@ -467,3 +468,37 @@ def test_an_edited_header_makes_the_lists_unusable(pair: tuple[Path, Path], chan
     with Recommender.open(listed) as rec:
         assert rec.info().precomputed.startswith("not usable")
     assert any(path.name in p for p in Recommender.check(listed).problems)
+
+
+def test_lists_of_an_approximate_search_are_not_used_once_rows_changed(tmp_path: Path) -> None:
+    """Removing rows no query is near still changes an HNSW walk (a filter, a larger efSearch):
+    what a search finds then is not what the lists hold."""
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(400)]
+    near = [
+        article(f"x{i}", " ".join(rng.choices(words, k=6)), body=" ".join(rng.choices(words, k=20)))
+        for i in range(600)
+    ]
+    far = [
+        article(f"z{i}", " ".join(rng.choices(["zq", "zr", "zs", "zt"], k=6))) for i in range(420)
+    ]
+    settings = Settings(
+        vector_search="hnsw",
+        hnsw_m=2,
+        hnsw_ef_construction=2,
+        hnsw_ef_search=1,
+        ranking=replace(Ranking(), candidates=10, lexical_weight=0.0, lexical_weight_short=0.0),
+    )
+    pair = []
+    for name, k in (("listed", 10), ("searched", 0)):
+        path = tmp_path / name
+        Recommender.build(
+            near + far, path, encoder=FakeEncoder(), settings=replace(settings, precomputed_k=k)
+        )
+        with Recommender.open(path, encoder=FakeEncoder()) as rec:
+            rec.remove([a.id for a in far])
+        pair.append(path)
+    listed, searched = pair
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "not used with the approximate (HNSW) vector search" in rec.info().precomputed
