@@ -502,3 +502,38 @@ def test_lists_of_an_approximate_search_are_not_used_once_rows_changed(tmp_path:
     assert _all(listed) == _all(searched)
     with Recommender.open(listed) as rec:
         assert "not used with the approximate (HNSW) vector search" in rec.info().precomputed
+
+
+def test_a_reader_not_refreshed_since_removals_elsewhere_searches(tmp_path: Path) -> None:
+    """Rows removed since a reader's snapshot are dropped from its search, which asks FAISS for
+    as many more rows: of copies with equal cosines at the cut it may keep others than the
+    list holds, even when every removed row is far from the query."""
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(30)]
+    near = []
+    for i in range(120):
+        text = " ".join(rng.choices(words, k=3))
+        for j in range(rng.choice([1, 1, 5, 12])):
+            near.append(article(f"x{i}-{j}", text, body=text, url=f"https://e.com/{i}/{j}"))
+    far = [article(f"z{i}", "zq zr zs", body="zq zr zs") for i in range(30)]
+    settings = Settings(ranking=replace(Ranking(), candidates=10))
+    pair = []
+    for name, k in (("listed", 10), ("searched", 0)):
+        path = tmp_path / name
+        Recommender.build(
+            near + far, path, encoder=FakeEncoder(), settings=replace(settings, precomputed_k=k)
+        )
+        pair.append(path)
+    readers = [Recommender.open(path) for path in pair]
+    try:
+        for path in pair:
+            with Recommender.open(path, encoder=FakeEncoder()) as writer:
+                writer.remove([a.id for a in far])
+        ids = readers[1].ids()
+        assert [[r.id for r in readers[0].similar(i)] for i in ids] == [
+            [r.id for r in readers[1].similar(i)] for i in ids
+        ]
+    finally:
+        for reader in readers:
+            reader.close()
+    assert _all(pair[0]) == _all(pair[1])  # refreshed: the lists are used again
