@@ -22,16 +22,18 @@ any answer changing: only its speed does. Each row's record has its own CRC32 (s
 row number), checked when the row is looked up, so nothing is read ahead.
 
 Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
-``k``, candidates, ranking and each array's dtype, shape and offset), then the arrays at
-offsets that are multiples of 64: ``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and
-``records``. A row's record, little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then
-n shown rows (i4), n copy counts (i4), n scores, similarities, recency and category factors
-(f8 each), n embedding and TF-IDF cosines (f4 each); then every group's other copies (i4).
+``k``, candidates, ranking, each array's dtype, shape and offset, and the CRC32 of all that as
+``checksum``), then the arrays at offsets that are multiples of 64: ``offsets`` (rows + 1, into
+``records``), ``crcs`` (rows) and ``records``. A row's record, little-endian: dense_floor (f4),
+lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
+similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
+each); then every group's other copies (i4).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 import re
@@ -76,6 +78,12 @@ def remove_unfinished(version: Path) -> None:
         for entry in os.scandir(version):
             if UNFINISHED.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                 Path(entry.path).unlink(missing_ok=True)
+
+
+def header_checksum(header: dict[str, Any]) -> int:
+    """The CRC32 of a header (without its ``checksum``): a header whose generation, ``k`` or
+    ranking changed would have its lists used for queries they do not answer."""
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
 
 
 def answers_name(generation: int) -> str:
@@ -228,6 +236,7 @@ def write_answers(
         "ranking": asdict(ranking),
         "arrays": layout,
     }
+    header["checksum"] = header_checksum(header)
     head = encode_header(MAGIC, header)
     version = snapshot.version
     path = version / answers_name(snapshot.generation)
@@ -322,7 +331,7 @@ def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int
     if previous is None:
         return None
     found, changed = previous
-    if row in changed.members:
+    if row in changed.members or not changed.holds_for(snapshot):
         return None
     data = found.record(row)
     listed = None if data is None else parse(data, found.rows)
@@ -531,8 +540,13 @@ def read_answers(path: Path) -> Answers | None:
         with open(path, "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         decoded = decode_header(mapped, MAGIC)
-        return None if decoded is None else Answers(mapped, *decoded)
-    except (OSError, ValueError, KeyError, TypeError, OverflowError, SettingsError):
+        if decoded is None:
+            return None
+        header, base = decoded
+        if header.pop("checksum", None) != header_checksum(header):
+            return None  # its generation, k or ranking could be anything
+        return Answers(mapped, header, base)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
         return None
 
 
@@ -544,11 +558,20 @@ class Changed:
     rows: np.ndarray
     vectors: np.ndarray
     terms: SparseRows
+    removed: bool = False  # whether any of them was removed
 
     @classmethod
     def of(cls, snapshot: Snapshot, rows: np.ndarray) -> Changed:
         rows = np.asarray(rows, dtype=np.int64)
-        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows))
+        removed = bool(len(rows)) and not bool(snapshot.columns.alive[rows].all())
+        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows), removed)
+
+    def holds_for(self, snapshot: Snapshot) -> bool:
+        """Whether lists can hold at all beside these changes: not with an HNSW search once a
+        row was removed (a filter of live rows, and an efSearch raised by the share removed,
+        change the graph walk even of a query no removed row is near). Rows added beside the
+        graph are searched exhaustively, and an edit in place moves no vector."""
+        return not (self.removed and snapshot.graph_search)
 
     @cached_property
     def members(self) -> frozenset[int]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .answers import Changed, unaffected
+from .answers import unaffected
 from .articles import Article, check_article, parse_datetime, read_valid
 from .errors import (
     IncompatibleIndexError,
@@ -845,20 +845,22 @@ class Recommender:
             return None
         if not found.serves(k, ranking, candidate_count(snapshot, k, ranking.candidates)):
             return None
+        if removed:
+            # Rows removed since the snapshot are dropped from its search, which asks FAISS for
+            # as many more: of copies with equal cosines at the cut it then keeps others than the
+            # list holds. Searched until the next refresh.
+            return None
         changed = snapshot.changed_rows
         if changed is None or row in changed.members:
             return None
         listed = found.listed(row)
         if listed is None:
             return None
-        late = [r for r in removed if r not in changed.members]  # removed since the snapshot
-        if len(changed.rows) or late:
+        if not changed.holds_for(snapshot):
+            return None
+        if len(changed.rows):
             vector, terms = snapshot.vector(row), snapshot.terms(row)
             if not unaffected(listed, vector, terms, changed):
-                return None
-            if late and not unaffected(
-                listed, vector, terms, Changed.of(snapshot, np.array(late, np.int64))
-            ):
                 return None
         heads = listed.heads[:k].tolist()
         stored = snapshot.table.articles(heads)

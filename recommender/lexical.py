@@ -518,7 +518,12 @@ def search(
         keep &= outside(hits, drop)
     hits, scores = hits[keep], scores[keep]
     if len(hits) > count:
-        best = np.argpartition(-scores, count - 1)[:count]
+        # Of equal scores at the cut, the first rows (``hits`` ascend): a choice that does not
+        # depend on which other rows were walked, as argpartition's would.
+        cut = np.partition(scores, len(scores) - count)[len(scores) - count]
+        above = np.flatnonzero(scores > cut)
+        tied = np.flatnonzero(scores == cut)[: count - len(above)]
+        best = np.concatenate([above, tied])
         hits, scores = hits[best], scores[best]
     order = np.lexsort((hits, -scores))
     return hits[order], scores[order]

@@ -163,6 +163,12 @@ class Snapshot:
         size = len(self.columns.ids)
         return precomputed.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
 
+    @cached_property
+    def graph_search(self) -> bool:
+        """Whether any part's vectors are searched by graph (HNSW): approximate, so that
+        precomputed lists hold only while no row was removed since (``Changed.holds_for``)."""
+        return any(is_graph(index) for _, index in self.parts)
+
     def lists_status(self) -> str:
         """What the precomputed lists are to this snapshot's queries (``recommend info``)."""
         k = self.settings.precomputed_k
@@ -181,6 +187,12 @@ class Snapshot:
             return (
                 f"{what}; more than {precomputed.MAX_CHANGED:,} rows changed since: not used "
                 "until the next build or compaction"
+            )
+        if not changed.holds_for(self):
+            return (
+                f"{what}; {len(changed.rows):,} rows changed since, some removed: not used with "
+                "the approximate (HNSW) vector search until the next build, compaction or "
+                "precompute"
             )
         return f"{what}; {len(changed.rows):,} rows changed since (checked per query)"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, article, sample_records
 from typer.testing import CliRunner
 
-from recommender import Recommender, Settings
+from recommender import Ranking, Recommender, Settings
 from recommender import answers as answers_module
 from recommender import engine as engine_module
 from recommender import writer as writer_module
@@ -466,3 +467,117 @@ def test_precompute_computes_only_the_lists_that_changes_touched(
         rec.precompute()
     assert len(computed) > 338 / 2
     assert _all(listed) == _all(searched)
+
+
+def _edit_header(path: Path, change: Any) -> None:
+    """Rewrites the lists' JSON header with ``change`` applied, its checksum left as it was."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    change(header)
+    encoded = json.dumps(header).encode()
+    assert len(encoded) <= length
+    path.chmod(0o644)
+    path.write_bytes(raw[:16] + encoded.ljust(length) + raw[16 + length :])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: h.update(k=20),  # lists of 10 would answer similar(id, 15)
+        lambda h: h.update(generation=h["generation"] + 4),  # the changes since hidden
+        lambda h: h["ranking"].update(category_boost=0.5),
+        lambda h: h.update(candidates=h["candidates"] - 1),
+        lambda h: h.update(rows=h["rows"] - 1),
+    ],
+)
+def test_an_edited_header_makes_the_lists_unusable(pair: tuple[Path, Path], change: Any) -> None:
+    listed, searched = pair
+    for index in pair:
+        _change(index)
+    with Recommender.open(listed) as rec:
+        assert rec.info().generation == 5
+    path = _lists(listed)
+    _edit_header(path, change)
+    for k in (10, 15):
+        assert _all(listed, k) == _all(searched, k)
+    with Recommender.open(listed) as rec:
+        assert rec.info().precomputed.startswith("not usable")
+    assert any(path.name in p for p in Recommender.check(listed).problems)
+
+
+def test_lists_of_an_approximate_search_are_not_used_once_rows_changed(tmp_path: Path) -> None:
+    """Removing rows no query is near still changes an HNSW walk (a filter, a larger efSearch):
+    what a search finds then is not what the lists hold."""
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(400)]
+    near = [
+        article(f"x{i}", " ".join(rng.choices(words, k=6)), body=" ".join(rng.choices(words, k=20)))
+        for i in range(600)
+    ]
+    far = [
+        article(f"z{i}", " ".join(rng.choices(["zq", "zr", "zs", "zt"], k=6))) for i in range(420)
+    ]
+    settings = Settings(
+        vector_search="hnsw",
+        hnsw_m=2,
+        hnsw_ef_construction=2,
+        hnsw_ef_search=1,
+        ranking=replace(Ranking(), candidates=10, lexical_weight=0.0, lexical_weight_short=0.0),
+    )
+    pair = []
+    for name, k in (("listed", 10), ("searched", 0)):
+        path = tmp_path / name
+        Recommender.build(
+            near + far, path, encoder=FakeEncoder(), settings=replace(settings, precomputed_k=k)
+        )
+        pair.append(path)
+    listed, searched = pair
+    # Added rows are searched beside the graph, exhaustively: the lists still hold, checked.
+    for path in pair:
+        with Recommender.open(path, encoder=FakeEncoder()) as rec:
+            rec.add([article("y1", "w1 w2 w3 w4 w5 w6"), article("y2", "zq zr zs zt")])
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "2 rows changed since (checked per query)" in rec.info().precomputed
+    for path in pair:
+        with Recommender.open(path, encoder=FakeEncoder()) as rec:
+            rec.remove([a.id for a in far])
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "some removed: not used with the approximate (HNSW)" in rec.info().precomputed
+
+
+def test_a_reader_not_refreshed_since_removals_elsewhere_searches(tmp_path: Path) -> None:
+    """Rows removed since a reader's snapshot are dropped from its search, which asks FAISS for
+    as many more rows: of copies with equal cosines at the cut it may keep others than the
+    list holds, even when every removed row is far from the query."""
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(30)]
+    near = []
+    for i in range(120):
+        text = " ".join(rng.choices(words, k=3))
+        for j in range(rng.choice([1, 1, 5, 12])):
+            near.append(article(f"x{i}-{j}", text, body=text, url=f"https://e.com/{i}/{j}"))
+    far = [article(f"z{i}", "zq zr zs", body="zq zr zs") for i in range(30)]
+    settings = Settings(ranking=replace(Ranking(), candidates=10))
+    pair = []
+    for name, k in (("listed", 10), ("searched", 0)):
+        path = tmp_path / name
+        Recommender.build(
+            near + far, path, encoder=FakeEncoder(), settings=replace(settings, precomputed_k=k)
+        )
+        pair.append(path)
+    readers = [Recommender.open(path) for path in pair]
+    try:
+        for path in pair:
+            with Recommender.open(path, encoder=FakeEncoder()) as writer:
+                writer.remove([a.id for a in far])
+        ids = readers[1].ids()
+        assert [[r.id for r in readers[0].similar(i)] for i in ids] == [
+            [r.id for r in readers[1].similar(i)] for i in ids
+        ]
+    finally:
+        for reader in readers:
+            reader.close()
+    assert _all(pair[0]) == _all(pair[1])  # refreshed: the lists are used again
