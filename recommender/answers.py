@@ -233,6 +233,8 @@ def write_answers(
         "rows": total,
         "k": k,
         "candidates": candidate_count(snapshot, k, ranking.candidates),
+        # How a graph search was walked for them (retrieve.graph_walk), None for none.
+        "walk": snapshot.graph_walk(candidate_count(snapshot, k, ranking.candidates) + 1),
         "ranking": asdict(ranking),
         "arrays": layout,
     }
@@ -331,7 +333,7 @@ def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int
     if previous is None:
         return None
     found, changed = previous
-    if row in changed.members or not changed.holds_for(snapshot):
+    if row in changed.members or found.walk != snapshot.graph_walk(found.candidates + 1):
         return None
     data = found.record(row)
     listed = None if data is None else parse(data, found.rows)
@@ -477,6 +479,8 @@ class Answers:
         self.rows = int(header["rows"])
         self.k = int(header["k"])
         self.candidates = int(header["candidates"])
+        walk = header["walk"]
+        self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
         self.ranking = Ranking(**header["ranking"])
         arrays = {}
         for name, dtype in (("offsets", "<i8"), ("crcs", "<u4"), ("records", "|u1")):
@@ -558,20 +562,11 @@ class Changed:
     rows: np.ndarray
     vectors: np.ndarray
     terms: SparseRows
-    removed: bool = False  # whether any of them was removed
 
     @classmethod
     def of(cls, snapshot: Snapshot, rows: np.ndarray) -> Changed:
         rows = np.asarray(rows, dtype=np.int64)
-        removed = bool(len(rows)) and not bool(snapshot.columns.alive[rows].all())
-        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows), removed)
-
-    def holds_for(self, snapshot: Snapshot) -> bool:
-        """Whether lists can hold at all beside these changes: not with an HNSW search once a
-        row was removed (a filter of live rows, and an efSearch raised by the share removed,
-        change the graph walk even of a query no removed row is near). Rows added beside the
-        graph are searched exhaustively, and an edit in place moves no vector."""
-        return not (self.removed and snapshot.graph_search)
+        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows))
 
     @cached_property
     def members(self) -> frozenset[int]:

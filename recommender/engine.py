@@ -856,8 +856,8 @@ class Recommender:
         listed = found.listed(row)
         if listed is None:
             return None
-        if not changed.holds_for(snapshot):
-            return None
+        if found.walk != snapshot.graph_walk(found.candidates + 1):
+            return None  # removals widened the graph search: it may find other neighbours
         if len(changed.rows):
             vector, terms = snapshot.vector(row), snapshot.terms(row)
             if not unaffected(listed, vector, terms, changed):

@@ -150,6 +150,19 @@ def allowed_rows(columns: Columns, filters: RowFilter) -> np.ndarray:
 GRAPH_MIN_SHARE = 0.2
 
 
+def graph_walk(index: Any, wanted: int, share: float) -> int | None:
+    """The efSearch a graph (HNSW) index is walked with for ``wanted`` rows when ``share`` of
+    its rows may be returned; None when that share is too small to walk it (its stored
+    vectors are scanned instead).
+
+    FAISS applies a filter only to what a walk returns, not to where it goes: the same
+    efSearch walks the same nodes, so a walk that leaves out rows it would not have returned
+    returns what it did (what precomputed lists rely on, ``answers``)."""
+    if share < GRAPH_MIN_SHARE:
+        return None
+    return int(max(index.hnsw.efSearch, wanted) / share)
+
+
 def retrieve(
     index: Any,
     vector: np.ndarray,
@@ -184,12 +197,13 @@ def retrieve(
         selector = faiss.IDSelectorBitmap(total, faiss.swig_ptr(bitmap))
     if is_graph(index):
         share = 1.0 if allowed is None else int(np.count_nonzero(allowed[:total])) / total
-        if share < GRAPH_MIN_SHARE:
+        walk = graph_walk(index, wanted, share)
+        if walk is None:
             index = index.storage
             params: Any = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         else:
             params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
-                efSearch=int(max(index.hnsw.efSearch, wanted) / share), sel=selector
+                efSearch=walk, sel=selector
             )
         similarities, rows = index.search(query, wanted, params=params)
     elif selector is None:

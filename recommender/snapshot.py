@@ -22,6 +22,7 @@ from . import image
 from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from .rerank import Query
+from .retrieve import graph_walk
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -163,11 +164,26 @@ class Snapshot:
         size = len(self.columns.ids)
         return precomputed.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
 
+    def graph_walk(self, wanted: int) -> int | str | None:
+        """How a query for ``wanted`` rows walks the graph (HNSW) part of this snapshot, if it
+        has one (``retrieve.graph_walk``: its efSearch, or "scan"); None without a graph.
+        Precomputed lists hold only for queries walked as theirs were: removals widen the walk
+        once they are a large enough share."""
+        share = self._graph_share
+        if share is None:
+            return None
+        walk = graph_walk(self.parts[0][1], wanted, share)
+        return "scan" if walk is None else walk
+
     @cached_property
-    def graph_search(self) -> bool:
-        """Whether any part's vectors are searched by graph (HNSW): approximate, so that
-        precomputed lists hold only while no row was removed since (``Changed.holds_for``)."""
-        return any(is_graph(index) for _, index in self.parts)
+    def _graph_share(self) -> float | None:
+        """The share of the graph part's rows a search may return (None: no graph part)."""
+        if not self.parts or not is_graph(self.parts[0][1]):
+            return None
+        total = int(self.parts[0][1].ntotal)
+        if not self.columns.removed_rows or not total:
+            return 1.0
+        return int(np.count_nonzero(self.columns.alive[:total])) / total
 
     def lists_status(self) -> str:
         """What the precomputed lists are to this snapshot's queries (``recommend info``)."""
@@ -188,11 +204,10 @@ class Snapshot:
                 f"{what}; more than {precomputed.MAX_CHANGED:,} rows changed since: not used "
                 "until the next build or compaction"
             )
-        if not changed.holds_for(self):
+        if found.walk != self.graph_walk(found.candidates + 1):
             return (
-                f"{what}; {len(changed.rows):,} rows changed since, some removed: not used with "
-                "the approximate (HNSW) vector search until the next build, compaction or "
-                "precompute"
+                f"{what}; {len(changed.rows):,} rows changed since, so many removed that the "
+                "graph search walks wider: not used until recomputed (recommend precompute)"
             )
         return f"{what}; {len(changed.rows):,} rows changed since (checked per query)"
 

@@ -506,8 +506,8 @@ def test_an_edited_header_makes_the_lists_unusable(pair: tuple[Path, Path], chan
     assert any(path.name in p for p in Recommender.check(listed).problems)
 
 
-def test_lists_of_an_approximate_search_are_not_used_once_rows_changed(tmp_path: Path) -> None:
-    """Removing rows no query is near still changes an HNSW walk (a filter, a larger efSearch):
+def test_lists_of_a_graph_search_hold_until_removals_widen_its_walk(tmp_path: Path) -> None:
+    """Removing many rows, even rows no query is near, widens an HNSW walk (efSearch / share):
     what a search finds then is not what the lists hold."""
     rng = random.Random(7)
     words = [f"w{i}" for i in range(400)]
@@ -540,12 +540,23 @@ def test_lists_of_an_approximate_search_are_not_used_once_rows_changed(tmp_path:
     assert _all(listed) == _all(searched)
     with Recommender.open(listed) as rec:
         assert "2 rows changed since (checked per query)" in rec.info().precomputed
+    # A removal leaves the walk as it was (FAISS filters what a walk returns, not where it
+    # goes) until removed rows are a share that widens it (efSearch / share).
+    for path in pair:
+        with Recommender.open(path, encoder=FakeEncoder()) as rec:
+            rec.remove([far[0].id])
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "3 rows changed since (checked per query)" in rec.info().precomputed
     for path in pair:
         with Recommender.open(path, encoder=FakeEncoder()) as rec:
             rec.remove([a.id for a in far])
     assert _all(listed) == _all(searched)
     with Recommender.open(listed) as rec:
-        assert "some removed: not used with the approximate (HNSW)" in rec.info().precomputed
+        assert "the graph search walks wider: not used" in rec.info().precomputed
+        rec.precompute()
+        assert "0 rows changed since" in rec.info().precomputed
+    assert _all(listed) == _all(searched)
 
 
 def test_a_reader_not_refreshed_since_removals_elsewhere_searches(tmp_path: Path) -> None:
