@@ -238,6 +238,7 @@ def probe_main(index: Path, queries: int, seed: int, texts: int) -> None:
         rec.similar(article_id, k=K)
         latencies.append((time.perf_counter_ns() - t0) / 1e6)
     memory = rss_mb()
+    lists = rec.info().precomputed
     # The same queries searched, as without precomputed lists (``answers``): the lists of
     # this process's snapshot are set aside.
     rec.snapshot.__dict__["answers"] = None
@@ -263,7 +264,7 @@ def probe_main(index: Path, queries: int, seed: int, texts: int) -> None:
                 "first_query_s": first_query,
                 "similar_ms": percentiles(latencies),
                 "searched_ms": percentiles(searched),
-                "precomputed": info.precomputed,
+                "precomputed": lists,
                 "text_ms": percentiles(text_latencies),
                 "rss_mb": memory,
                 "bytes_on_disk": info.bytes_on_disk,
