@@ -37,10 +37,22 @@ def _build(path: Path, k: int = 10, **settings: Any) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def built_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("pair")
+    return _build(folder / "listed"), _build(folder / "searched", k=0)
+
+
 @pytest.fixture
-def pair(tmp_path: Path) -> tuple[Path, Path]:
-    """The sample indexed twice: with precomputed lists, and without any."""
-    return _build(tmp_path / "listed"), _build(tmp_path / "searched", k=0)
+def pair(built_pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """The sample indexed twice, with precomputed lists and without any (built once for the
+    module, copied for each test: a test may change its copies)."""
+    copies = []
+    for source in built_pair:
+        target = tmp_path / source.name
+        shutil.copytree(source, target, symlinks=True)
+        copies.append(target)
+    return copies[0], copies[1]
 
 
 def _lists(index: Path) -> Path:
