@@ -165,7 +165,7 @@ class CopiesOnce:
     def _copies(self, ids: list[str]) -> np.ndarray:
         columns = self.snapshot.columns
         rows = np.array([columns.row_of[i] for i in ids], dtype=np.int64)
-        terms = rows_matrix(self.snapshot.lexical, rows)
+        terms = rows_matrix(self.snapshot.lexical, rows).tocsr()
         same = np.asarray((terms @ terms.T).toarray()) >= self.threshold
         for codes in (columns.title_codes[rows], columns.url_codes[rows]):
             same |= (codes[:, None] == codes[None, :]) & (codes[:, None] >= 0)
