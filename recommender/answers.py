@@ -15,19 +15,23 @@ candidates are what they were, so a query uses its row's list only when
   the lowest of the query's embedding candidates (``dense_floor``) and its TF-IDF score on the
   query's strongest terms below the lowest of its TF-IDF candidates (``lexical_floor``).
   Vectors and terms of the changed rows are held once per snapshot; past ``MAX_CHANGED`` rows
-  changed since G the lists are not used (a compaction or build computes them again).
+  changed since G the lists are not used (a compaction or build computes them again,
+  ``recommend precompute`` those the changes touched);
+- a graph (HNSW) search is walked as it was for them (``walk``: removals widen it once they
+  are a large enough share) and the reader has seen every removal (one not refreshed since a
+  removal elsewhere searches, as its search then asks FAISS for more rows).
 
 Otherwise the query is answered as before, so a list can be missing, stale or damaged without
 any answer changing: only its speed does. Each row's record has its own CRC32 (seeded with the
 row number), checked when the row is looked up, so nothing is read ahead.
 
 Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
-``k``, candidates, ranking, each array's dtype, shape and offset, and the CRC32 of all that as
-``checksum``), then the arrays at offsets that are multiples of 64: ``offsets`` (rows + 1, into
-``records``), ``crcs`` (rows) and ``records``. A row's record, little-endian: dense_floor (f4),
-lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
-similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
-each); then every group's other copies (i4).
+``k``, candidates, walk, ranking, each array's dtype, shape and offset, and the CRC32 of all
+that as ``checksum``), then the arrays at offsets that are multiples of 64: ``offsets`` (rows
++ 1, into ``records``), ``crcs`` (rows) and ``records``. A row's record, little-endian:
+dense_floor (f4), lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n
+scores, similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines
+(f4 each); then every group's other copies (i4).
 """
 
 from __future__ import annotations
