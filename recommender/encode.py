@@ -51,6 +51,74 @@ def model_location(name: str) -> str:
     return name
 
 
+def load_sentence_transformer(name: str) -> Any:
+    """The sentence-transformers model ``name``: a local folder, the packaged copy, a model in
+    the Hugging Face cache (loaded without asking the hub), else downloaded from the hub.
+
+    Asking the hub for each file of a model is what sentence-transformers does otherwise, with
+    five retries per file when the hub cannot be reached: minutes for a cached model on a
+    machine without internet, and for a misspelt name. So the cache is tried first, and a name
+    found nowhere fails at once when the hub's host cannot be reached.
+    """
+    location = model_location(name)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # a dependency; broken when its torch is
+        raise ModelError(f"cannot load model {name!r}: {exc}") from exc
+    if Path(location).exists():
+        try:
+            return SentenceTransformer(location)
+        except Exception as exc:
+            raise ModelError(f"cannot load model {name!r}: {exc}") from exc
+    try:
+        return SentenceTransformer(location, local_files_only=True)
+    except Exception as cached:
+        unreachable = hub_unreachable()
+        if unreachable is not None:
+            raise ModelError(
+                f"cannot load model {name!r}: no such local path, not in the Hugging Face "
+                f"cache, and {unreachable} (is the name right? is it installed?)"
+            ) from cached
+    try:
+        return SentenceTransformer(location)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load model {name!r} (no such local path; is it installed?): {exc}"
+        ) from exc
+
+
+#: Seconds to wait for the Hugging Face hub's host to accept a connection.
+HUB_CONNECT_SECONDS = 5.0
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be asked for a model, or None when it may be: offline
+    mode set (``HF_HUB_OFFLINE``), or its host (``HF_ENDPOINT``) not answering. Behind a proxy
+    the host is not tried (the proxy may reach what this machine cannot)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    parts = urlsplit(constants.ENDPOINT)
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:  # not a port: the hub's own request says what is wrong
+        return None
+    host = parts.hostname
+    if not host:
+        return None
+    try:
+        socket.create_connection((host, port), timeout=HUB_CONNECT_SECONDS).close()
+    except OSError as exc:
+        return f"the hub ({constants.ENDPOINT}) cannot be reached: {exc}"
+    return None
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model, by name or local path, loaded on first use (once, also
     when several threads ask at the same time)."""
@@ -68,15 +136,7 @@ class SentenceTransformerEncoder:
     def _loaded(self) -> Any:
         with self._lock:
             if self._model is None:
-                location = model_location(self._name)
-                try:
-                    from sentence_transformers import SentenceTransformer
-
-                    self._model = SentenceTransformer(location)
-                except Exception as exc:
-                    exists = Path(location).exists()
-                    hint = "" if exists else " (no such local path; is it installed?)"
-                    raise ModelError(f"cannot load model {self._name!r}{hint}: {exc}") from exc
+                self._model = load_sentence_transformer(self._name)
             return self._model
 
     @property

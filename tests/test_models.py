@@ -142,3 +142,30 @@ def test_a_query_is_encoded_on_one_thread_and_the_count_restored() -> None:
     assert torch.get_num_threads() == before
     with _one_thread_for_few(FEW_TEXTS + 1):  # a batch keeps torch's threads
         assert torch.get_num_threads() == before
+
+
+def test_why_the_hub_cannot_be_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from huggingface_hub import constants
+
+    from recommender.encode import hub_unreachable
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as probe:  # a loopback port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    assert "cannot be reached" in (hub_unreachable() or "")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{listening.getsockname()[1]}")
+        assert hub_unreachable() is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # the proxy may reach it
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    assert hub_unreachable() is None
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert hub_unreachable() == "HF_HUB_OFFLINE is set"
