@@ -336,10 +336,19 @@ def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int
     """The row's current record when it still holds (as a query would use it), else None."""
     if previous is None:
         return None
-    found, changed = previous
+    held = current_list(snapshot, *previous, row)
+    return None if held is None else bytes(held[0])
+
+
+def current_list(
+    snapshot: Snapshot, found: Answers, changed: Changed, row: int
+) -> tuple[memoryview, Listed] | None:
+    """The row's stored record and list when the list still holds for ``snapshot``: the row
+    unchanged since, its graph search walked as it was for the list, its record sound, and
+    none of the ``changed`` rows among its candidates (``unaffected``); else None."""
     if row in changed.members or found.walk != snapshot.graph_walk(found.candidates + 1):
         return None
-    data = found.record(row)
+    data = found.stored(row)
     listed = None if data is None else parse(data, found.rows)
     if data is None or listed is None:
         return None
@@ -347,7 +356,7 @@ def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int
         listed, snapshot.vector(row), snapshot.terms(row), changed
     ):
         return None
-    return data
+    return data, listed
 
 
 def _in_workers(
@@ -509,15 +518,11 @@ class Answers:
 
     def listed(self, row: int) -> Listed | None:
         """The row's list; None when the row has none or its record is damaged."""
-        data = self._checked(row)
+        data = self.stored(row)
         return None if data is None else parse(data, self.rows)
 
-    def record(self, row: int) -> bytes | None:
+    def stored(self, row: int) -> memoryview | None:
         """The row's record as stored, when it has one and it is not damaged."""
-        data = self._checked(row)
-        return None if data is None else bytes(data)
-
-    def _checked(self, row: int) -> memoryview | None:
         if not 0 <= row < self.rows:
             return None
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
@@ -577,12 +582,10 @@ class Changed:
         return frozenset(self.rows.tolist())
 
 
-def unaffected(
-    listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed | None
-) -> bool:
+def unaffected(listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed) -> bool:
     """Whether none of the ``changed`` rows could be among the candidates of the query whose
     list is ``listed`` (``vector`` and ``terms``: the query's): then the list is current."""
-    if changed is None or not len(changed.rows):
+    if not len(changed.rows):
         return True
     dense = dot(changed.vectors, np.asarray(vector, np.float32)[None, :])[:, 0]
     if bool((dense >= listed.dense_floor - TOLERANCE).any()):

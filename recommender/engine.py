@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .answers import unaffected
+from .answers import current_list
 from .articles import Article, check_article, parse_datetime, read_valid
 from .errors import (
     IncompatibleIndexError,
@@ -851,17 +851,10 @@ class Recommender:
             # list holds. Searched until the next refresh.
             return None
         changed = snapshot.changed_rows
-        if changed is None or row in changed.members:
+        held = None if changed is None else current_list(snapshot, found, changed, row)
+        if held is None:
             return None
-        listed = found.listed(row)
-        if listed is None:
-            return None
-        if found.walk != snapshot.graph_walk(found.candidates + 1):
-            return None  # removals widened the graph search: it may find other neighbours
-        if len(changed.rows):
-            vector, terms = snapshot.vector(row), snapshot.terms(row)
-            if not unaffected(listed, vector, terms, changed):
-                return None
+        listed = held[1]
         heads = listed.heads[:k].tolist()
         stored = snapshot.table.articles(heads)
         if len(stored) < len(heads):

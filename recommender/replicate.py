@@ -32,6 +32,7 @@ import time
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from . import answers
 from .errors import (
@@ -298,18 +299,7 @@ def _copy_lists(version: Path, building: Path, generation: int) -> int:
     except OSError:
         return 0  # gone with its version: the replica answers every query by searching
     target = building / found.name
-    fd = create_new(target)
-    size = 0
-    try:
-        with handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                size += len(block)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    size, _ = _copy_to_new(handle, target)
     loaded = answers.read_answers(target)
     if loaded is None or loaded.generation > generation:
         target.unlink()
@@ -327,7 +317,20 @@ def _copy_segment(source: Path, version: Path, segment: Segment, building: Path)
         raise IndexNotFoundError(
             f"cannot read the index at {source}: {segment.file}: {exc.strerror or exc}"
         ) from None
-    fd = create_new(building / segment.file)
+    # Read-only, as the writer leaves segments: readers map them (store.py).
+    size, crc = _copy_to_new(handle, building / segment.file, mode=0o444)
+    if (size, crc) != (segment.bytes, segment.crc32):
+        raise IndexDamagedError(
+            f"index at {source} is damaged: {segment.file} does not match its recorded size "
+            "and checksum; build it again (recommend check tells more)"
+        )
+    return size
+
+
+def _copy_to_new(handle: BinaryIO, target: Path, mode: int | None = None) -> tuple[int, int]:
+    """Copy the open file ``handle`` (closed after) into the new file ``target``, flushed and
+    given ``mode`` if one is given; the size and CRC32 of what was copied."""
+    fd = create_new(target)
     crc, size = 0, 0
     try:
         with handle:
@@ -337,15 +340,11 @@ def _copy_segment(source: Path, version: Path, segment: Segment, building: Path)
                 while view:
                     view = view[os.write(fd, view) :]
         os.fsync(fd)
-        os.fchmod(fd, 0o444)  # as the writer leaves segments: readers map them (store.py)
+        if mode is not None:
+            os.fchmod(fd, mode)
     finally:
         os.close(fd)
-    if (size, crc) != (segment.bytes, segment.crc32):
-        raise IndexDamagedError(
-            f"index at {source} is damaged: {segment.file} does not match its recorded size "
-            "and checksum; build it again (recommend check tells more)"
-        )
-    return size
+    return size, crc
 
 
 def _fsync(path: Path) -> None:
