@@ -232,13 +232,14 @@ def write_answers(
         shape = [size // np.dtype(dtype).itemsize]
         layout[name] = {"dtype": dtype, "shape": shape, "offset": position}
         position += -(-size // ALIGN) * ALIGN
+    candidates = candidate_count(snapshot, k, ranking.candidates)
     header = {
         "generation": snapshot.generation,
         "rows": total,
         "k": k,
-        "candidates": candidate_count(snapshot, k, ranking.candidates),
+        "candidates": candidates,
         # How a graph search was walked for them (retrieve.graph_walk), None for none.
-        "walk": snapshot.graph_walk(candidate_count(snapshot, k, ranking.candidates) + 1),
+        "walk": snapshot.graph_walk(candidates + 1),
         "ranking": asdict(ranking),
         "arrays": layout,
     }
