@@ -55,7 +55,10 @@ def _workers(server: subprocess.Popen[bytes]) -> set[int]:
     found = set()
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     for pid in map(int, children):
-        with_args = Path(f"/proc/{pid}/cmdline").read_bytes()
+        try:
+            with_args = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # it ended since it was listed (the worker killed)
+            continue
         if b"resource_tracker" not in with_args:
             found.add(pid)
     return found
