@@ -23,7 +23,7 @@ from pathlib import Path
 from common import dataset, header, table, write_section
 
 from recommender import ENGLISH_MODEL, Recommender, Settings
-from recommender.embed import embed_files
+from recommender.embedding.shards import embed_files
 
 SEED = 0
 

@@ -24,7 +24,7 @@ import numpy as np
 from common import INDEXES, dataset, header, table, write_section
 
 from recommender import Recommender, RecommenderError, Settings
-from recommender.retrieve import retrieve_parts
+from recommender.read.retrieve import retrieve_parts
 
 K = 10
 NAME = "uci-news-2014-04"

@@ -26,7 +26,7 @@ from quality import PREVIOUS, WEIGHTING_OFF, CopiesOnce
 
 from recommender import Article, Ranking, Recommender, Settings
 from recommender.articles import read_articles
-from recommender.evaluate import choose_queries, labels_from_field, relevance_from_labels
+from recommender.quality.evaluate import choose_queries, labels_from_field, relevance_from_labels
 from recommender.settings import ENGLISH_MODEL, MULTILINGUAL_MODEL
 
 K = 10

@@ -5,7 +5,7 @@ all-MiniLM-L6-v2 reads at most 256 word pieces, so the engine embeds
 ``embedding_text(title, body, 1000)`` and never sees the rest of a long body. Each variant
 below gives every article a representation; the related list of an article is the 10 others
 most similar to it (itself left out), scored against the `story` labels with
-recommender.evaluate.score_list, leave-one-out over every labelled article:
+recommender.quality.evaluate.score_list, leave-one-out over every labelled article:
 
 - title + first 1000 chars: the engine's vector;
 - mean of passages: the body cut at word boundaries into passages of about N characters, the
@@ -34,15 +34,15 @@ import numpy as np
 from common import dataset, header, table, write_section
 
 from recommender.articles import Article, read_articles
-from recommender.encode import SentenceTransformerEncoder, encode_all, unit_rows
-from recommender.evaluate import (
+from recommender.embedding.encode import SentenceTransformerEncoder, encode_all, unit_rows
+from recommender.lexical import fit, lexical_text, stack
+from recommender.quality.evaluate import (
     choose_queries,
     labels_from_field,
     relevance_from_labels,
     score_list,
     summarize,
 )
-from recommender.lexical import fit, lexical_text, stack
 from recommender.text import clean_html, embedding_text
 
 SET = "ecbplus-dev"
@@ -125,7 +125,7 @@ def encode_passages(
 
 @dataclass
 class Scored:
-    """Mean nDCG@10 and P@5 (recommender.evaluate.summarize) and nDCG@10 per query."""
+    """Mean nDCG@10 and P@5 (recommender.quality.evaluate.summarize) and nDCG@10 per query."""
 
     ndcg: float
     p5: float

@@ -1,7 +1,7 @@
 """Relevance of the related lists on story-labelled news, beside the alternatives, in one run.
 
 For each set in ../shared/data, every method answers the same queries and is scored by the same
-code (recommender.evaluate.score_list):
+code (recommender.quality.evaluate.score_list):
 
 - tfidf:   TF-IDF cosine over title + whole body (scikit-learn), the "more like this" stand-in;
 - bm25:    BM25 over the same text (bm25s), the article's text as the query;
@@ -31,7 +31,8 @@ from common import INDEXES, dataset, header, table, write_section
 
 from recommender import Article, Ranking, Recommender, RecommenderError, Settings
 from recommender.articles import read_articles
-from recommender.evaluate import (
+from recommender.lexical import rows_matrix
+from recommender.quality.evaluate import (
     ListScores,
     choose_queries,
     labels_from_field,
@@ -39,8 +40,7 @@ from recommender.evaluate import (
     score_list,
     summarize,
 )
-from recommender.lexical import rows_matrix
-from recommender.retrieve import retrieve_parts
+from recommender.read.retrieve import retrieve_parts
 
 K = 10
 DEPTH = 50  # list depth for recall@50

@@ -388,7 +388,7 @@ def ndcg(listed: list[str], relevant: frozenset[str]) -> float:
 def compare(exact: Path, graph: Path, data: Path, queries: int | None, seed: int) -> dict[str, Any]:
     """nDCG@10 of both engines and the overlap of their top-10 lists, same queries."""
     from recommender import Recommender
-    from recommender.evaluate import labels_from_field, relevance_from_labels
+    from recommender.quality.evaluate import labels_from_field, relevance_from_labels
 
     relevance = relevance_from_labels(labels_from_field([data], "story"))
     with Recommender.open(exact) as a, Recommender.open(graph) as b:

@@ -22,11 +22,11 @@ from common import INDEXES, ROOT, dataset, header, table, write_section
 
 from recommender import Recommender
 from recommender.articles import read_articles
-from recommender.encode import SentenceTransformerEncoder
+from recommender.embedding.encode import SentenceTransformerEncoder
 from recommender.settings import Settings
-from recommender.store import current_version, read_manifest
+from recommender.storage.store import current_version, read_manifest
 from recommender.text import embedding_text
-from recommender.writer import stored_vectors
+from recommender.write.writer import stored_vectors
 
 K = 10
 RECOMMEND = str(Path(sys.executable).with_name("recommend"))

@@ -28,6 +28,7 @@ from .errors import (
     SettingsError,
     UnknownArticleError,
 )
+from .read.retrieve import Filters
 from .results import (
     BuildReport,
     CheckReport,
@@ -36,19 +37,18 @@ from .results import (
     ReplicaReport,
     UpdateReport,
 )
-from .retrieve import Filters
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 
 if TYPE_CHECKING:
-    from .supplied import SuppliedVectorsError, article_content_hash
-    from .tune import TuneReport
+    from .embedding.supplied import SuppliedVectorsError, article_content_hash
+    from .quality.tune import TuneReport
 
-#: Names imported from their module when first asked for (see "Heavy imports"): answering
+#: Names imported from their module when first asked for (see docs/contributing.md): answering
 #: queries needs neither supplied vectors nor tuning.
 _LAZY = {
-    "SuppliedVectorsError": "supplied",
-    "article_content_hash": "supplied",
-    "TuneReport": "tune",
+    "SuppliedVectorsError": "embedding.supplied",
+    "article_content_hash": "embedding.supplied",
+    "TuneReport": "quality.tune",
 }
 
 

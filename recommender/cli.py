@@ -26,7 +26,7 @@ from .results import BuildReport, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 
 if TYPE_CHECKING:  # imported where used: `similar` needs none of them (see "Heavy imports")
-    from .supplied import MissingVectors
+    from .embedding.supplied import MissingVectors
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -561,7 +561,7 @@ def embed(
     shards that are not finished (after an interruption, or a shard that failed for good).
     """
     from .articles import parse_field_map
-    from .embed import embed_files
+    from .embedding.shards import embed_files
 
     with _progress_bar("embedding") as progress:
         report = embed_files(
@@ -883,7 +883,7 @@ def replicate(
 
 
 def _relevance(articles: list[Path], label: str, id_field: str) -> dict[str, frozenset[str]]:
-    from .evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
+    from .quality.evaluate import labels_from_field, relevance_from_labels, relevance_from_pairs
 
     if Path(label).suffix.lower() == ".csv" and Path(label).is_file():
         return relevance_from_pairs(label)
@@ -916,7 +916,7 @@ def evaluate(
     json_output: JsonOption = False,
 ) -> None:
     """Score the related lists against labels: P@5, P@10, nDCG@10, MRR, recall and more."""
-    from .evaluate import evaluate as run_evaluation
+    from .quality.evaluate import evaluate as run_evaluation
 
     relevance = _relevance(articles, label, id_field)
     with Recommender.open(index) as rec, _progress_bar("querying") as progress:
@@ -994,7 +994,7 @@ def tune(
     score higher there (nDCG@10, by at least 0.001). Ranking options given set where the
     search starts (the index's ranking otherwise).
     """
-    from .tune import MIN_GAIN
+    from .quality.tune import MIN_GAIN
 
     relevance = _relevance(articles, label, id_field)
     with Recommender.open(index) as rec, _stage_bar() as progress:
@@ -1138,8 +1138,8 @@ def serve(
     Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
     without it they are refused. API reference at /docs.
     """
-    from .serve import TOKEN_ENV, ServeOptions
-    from .serve import run as run_server
+    from .http.serve import TOKEN_ENV, ServeOptions
+    from .http.serve import run as run_server
 
     with Recommender.open(index):  # a clear error now rather than 503s later
         pass

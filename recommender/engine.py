@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .answers import current_list
 from .articles import Article, check_article, parse_datetime, read_valid
 from .errors import (
     IncompatibleIndexError,
@@ -32,7 +31,9 @@ from .errors import (
 )
 from .language import effective as effective_language
 from .lexical import TermVector, lexical_text
-from .rerank import Listing, Query, fuse, fusion_weight, rank
+from .read.rerank import Listing, Query, fuse, fusion_weight, rank
+from .read.retrieve import Filters, Pool, RowFilter, candidate_count, gather
+from .read.snapshot import Snapshot, answers_problems, image_problems
 from .results import (
     BuildReport,
     CheckReport,
@@ -41,10 +42,9 @@ from .results import (
     ReplicaReport,
     UpdateReport,
 )
-from .retrieve import Filters, Pool, RowFilter, candidate_count, gather
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES, Ranking, Settings
-from .snapshot import Snapshot, answers_problems, image_problems
-from .store import (
+from .storage.lists import current_list
+from .storage.store import (
     SECONDS_PER_DAY,
     Columns,
     Manifest,
@@ -56,10 +56,10 @@ from .store import (
 from .text import clean_html, embedding_text
 
 if TYPE_CHECKING:  # imported where used: a query needs none of them (see "Heavy imports")
-    from .encode import Encoder, ProgressFn
-    from .supplied import MissingVectors, SuppliedVectors
-    from .tune import TuneReport
-    from .writer import IndexWriter
+    from .embedding.encode import Encoder, ProgressFn
+    from .embedding.supplied import MissingVectors, SuppliedVectors
+    from .quality.tune import TuneReport
+    from .write.writer import IndexWriter
 
 DEFAULT_INDEX = Path("indexes") / "news"
 #: A query's filters when none is given: what the precomputed lists were made with.
@@ -77,7 +77,7 @@ def _checked(articles: Iterable[Article]) -> list[Article]:
 
 def _supplied(path: str | Path | None) -> SuppliedVectors | None:
     """The vectors file given to a build or an update, read and checked on its own."""
-    from .supplied import read_vectors
+    from .embedding.supplied import read_vectors
 
     return None if path is None else read_vectors(path)
 
@@ -205,7 +205,7 @@ class Recommender:
             ``embedded``, ``reused``),
             seconds and the index size.
         """
-        from .writer import IndexWriter
+        from .write.writer import IndexWriter
 
         writer = IndexWriter(path, encoder=encoder, wait=wait)
         return writer.build(
@@ -266,7 +266,7 @@ class Recommender:
     def stored_ranking(path: str | Path) -> Ranking | None:
         """The ranking settings of the index at ``path`` (None when there is none); a rebuild
         keeps them unless told otherwise."""
-        from .writer import stored_ranking
+        from .write.writer import stored_ranking
 
         return stored_ranking(Path(path))
 
@@ -299,7 +299,7 @@ class Recommender:
         with IndexBusyError, True waits, a number waits that many seconds at most. The writer
         of ``path`` is never waited for. Returns a ``ReplicaReport``.
         """
-        from .replicate import replicate
+        from .write.replicate import replicate
 
         return replicate(Path(path), Path(replica), wait=wait)
 
@@ -437,7 +437,7 @@ class Recommender:
     def _index_writer(self, wait: bool | float) -> IndexWriter:
         """The writer of this index, with this Recommender's encoder (made once: it keeps the
         lexicon it read)."""
-        from .writer import IndexWriter
+        from .write.writer import IndexWriter
 
         with self._writer_lock:
             if self._writer is None:
@@ -548,7 +548,7 @@ class Recommender:
             held-out queries, and whether the new ones were stored (only when they win on the
             held-out queries, see recommender/tune.py).
         """
-        from .tune import tune
+        from .quality.tune import tune
 
         def store(ranking: Ranking) -> None:
             def listing(done: int, total: int) -> None:
@@ -569,7 +569,7 @@ class Recommender:
         )
 
     def _query_encoder_unchecked(self) -> Encoder:
-        from .encode import load_encoder
+        from .embedding.encode import load_encoder
 
         if self._encoder is None:
             settings = Settings.from_dict(self.manifest.settings)
@@ -577,7 +577,7 @@ class Recommender:
         return self._encoder
 
     def _query_encoder(self, snapshot: Snapshot) -> Encoder:
-        from .writer import checked_encoder
+        from .write.writer import checked_encoder
 
         with self._writer_lock:
             encoder = self._query_encoder_unchecked()

@@ -13,7 +13,7 @@ import pytest
 
 from recommender import ENGLISH_MODEL, MULTILINGUAL_MODEL, Article, Recommender
 from recommender.articles import parse_datetime
-from recommender.encode import register_encoder
+from recommender.embedding.encode import register_encoder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "recommender" / "sample" / "articles.jsonl"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

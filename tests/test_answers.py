@@ -19,12 +19,12 @@ from conftest import SAMPLE, FakeEncoder, article, sample_records
 from typer.testing import CliRunner
 
 from recommender import Ranking, Recommender, Settings
-from recommender import answers as answers_module
 from recommender import engine as engine_module
-from recommender import writer as writer_module
 from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
-from recommender.store import ARTICLES, current_version
+from recommender.storage import lists as answers_module
+from recommender.storage.store import ARTICLES, current_version
+from recommender.write import writer as writer_module
 
 
 def _build(path: Path, k: int = 10, **settings: Any) -> Path:

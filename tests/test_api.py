@@ -28,14 +28,14 @@ HEAVY = (
     "rich",
     "py3langid",
     "stopwordsiso",
-    "recommender.writer",
-    "recommender.replicate",
-    "recommender.embed",
-    "recommender.encode",
-    "recommender.tune",
-    "recommender.evaluate",
-    "recommender.serve",
-    "recommender.supplied",
+    "recommender.write.writer",
+    "recommender.write.replicate",
+    "recommender.embedding.shards",
+    "recommender.embedding.encode",
+    "recommender.quality.tune",
+    "recommender.quality.evaluate",
+    "recommender.http.serve",
+    "recommender.embedding.supplied",
 )
 
 
@@ -48,8 +48,8 @@ def test_every_exported_name_can_be_imported(name: str) -> None:
 
 
 def test_names_imported_when_first_asked_for_are_their_modules_own() -> None:
-    supplied = importlib.import_module("recommender.supplied")
-    tune = importlib.import_module("recommender.tune")
+    supplied = importlib.import_module("recommender.embedding.supplied")
+    tune = importlib.import_module("recommender.quality.tune")
     assert recommender.SuppliedVectorsError is supplied.SuppliedVectorsError
     assert recommender.article_content_hash is supplied.article_content_hash
     assert recommender.TuneReport is tune.TuneReport

@@ -21,7 +21,7 @@ from recommender.articles import (
     read_articles,
 )
 from recommender.errors import InputFileError, InvalidArticleError
-from recommender.evaluate import labels_from_field
+from recommender.quality.evaluate import labels_from_field
 
 UTC = timezone.utc
 

@@ -291,7 +291,7 @@ def test_add_and_remove_commands(index: Path, tmp_path: Path) -> None:
 
 
 def test_a_second_writer_gets_one_clear_line(index: Path) -> None:
-    from recommender.writer import writer_lock
+    from recommender.write.writer import writer_lock
 
     with writer_lock(index):
         code, out, err = run("remove", "a-1001", "--index", str(index))
@@ -419,7 +419,7 @@ def test_tune_stores_or_keeps_as_it_says(index: Path) -> None:
 
 
 def test_tune_keeps_a_small_gain(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("recommender.tune.MIN_GAIN", 10.0)
+    monkeypatch.setattr("recommender.quality.tune.MIN_GAIN", 10.0)
     before = index_settings(index)
     code, out, err = run(
         "tune", str(SAMPLE), "--index", str(index), "--label", "story", "--queries", "12"

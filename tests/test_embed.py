@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from recommender import Recommender, SuppliedVectorsError
 from recommender.cli import app
-from recommender.embed import EmbedError, embed_files, plan_shards
-from recommender.encode import register_encoder
+from recommender.embedding.encode import register_encoder
+from recommender.embedding.shards import EmbedError, embed_files, plan_shards
+from recommender.embedding.supplied import read_vectors
 from recommender.errors import InvalidArticlesError
-from recommender.supplied import read_vectors
 
 MODEL = "fake-bag-of-words"
 runner = CliRunner()
@@ -207,7 +207,7 @@ def test_an_output_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_full_disk_keeps_the_finished_shards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recommender.embed as embed
+    import recommender.embedding.shards as embed
 
     real = embed.write_shard
     written: list[int] = []
@@ -376,7 +376,7 @@ KILLED_JOB = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import SAMPLE, FakeEncoder
-from recommender.embed import embed_files
+from recommender.embedding.shards import embed_files
 
 class Slow(FakeEncoder):
     def encode(self, texts):

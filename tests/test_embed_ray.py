@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from recommender import Recommender
 from recommender.cli import app
-from recommender.embed import embed_files
-from recommender.supplied import read_vectors
+from recommender.embedding.shards import embed_files
+from recommender.embedding.supplied import read_vectors
 
 ray = pytest.importorskip("ray", reason='the [cluster] extra (pip install -e ".[cluster]")')
 

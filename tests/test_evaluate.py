@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from recommender import Article, InputFileError, LabelsError, Recommender
 from recommender.cli import app
-from recommender.evaluate import (
+from recommender.quality.evaluate import (
     choose_queries,
     evaluate,
     labels_from_field,
@@ -155,7 +155,7 @@ def test_evaluate_command(tmp_path: Path) -> None:
 
 
 def test_by_language_groups_the_queries() -> None:
-    from recommender.evaluate import UNKNOWN_LANGUAGE, ListScores, by_language
+    from recommender.quality.evaluate import UNKNOWN_LANGUAGE, ListScores, by_language
 
     def scores(p5: float) -> ListScores:
         return ListScores(p5, p5 / 2, p5, p5, None, 0.0, ())

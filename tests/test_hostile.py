@@ -34,7 +34,7 @@ from recommender import (
     RecommenderError,
     UnknownArticleError,
 )
-from recommender import writer as writer_module
+from recommender.write import writer as writer_module
 
 GOOD_BEFORE = {"id": "good-1", "title": "Harbour bridge reopens after repairs"}
 GOOD_AFTER = {"id": "good-2", "title": "Harbour bridge repairs finished early"}

@@ -17,8 +17,8 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, article
 
 from recommender import IndexBusyError, Ranking, Recommender, Settings, UnknownArticleError
-from recommender import writer as writer_module
-from recommender.writer import writer_lock
+from recommender.write import writer as writer_module
+from recommender.write.writer import writer_lock
 
 WRITER = Path(__file__).resolve().parent / "live_writer.py"
 

@@ -18,7 +18,7 @@ from recommender import (
     Settings,
 )
 from recommender.cli import app
-from recommender.encode import choose_model, load_encoder, register_encoder
+from recommender.embedding.encode import choose_model, load_encoder, register_encoder
 
 ENGLISH = [
     "Strong earthquake jolts northern Valdoria before dawn",
@@ -131,7 +131,7 @@ def test_the_multilingual_model_puts_one_story_together_across_languages() -> No
 
 def test_a_query_is_encoded_on_one_thread_and_the_count_restored() -> None:
     torch = pytest.importorskip("torch")
-    from recommender.encode import FEW_TEXTS, _one_thread_for_few
+    from recommender.embedding.encode import FEW_TEXTS, _one_thread_for_few
 
     before = torch.get_num_threads()
     with _one_thread_for_few(1):
@@ -149,7 +149,7 @@ def test_why_the_hub_cannot_be_asked(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from huggingface_hub import constants
 
-    from recommender.encode import hub_unreachable
+    from recommender.embedding.encode import hub_unreachable
 
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -17,7 +17,7 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, article
 from typer.testing import CliRunner
 
-import recommender.replicate as replicate_module
+import recommender.write.replicate as replicate_module
 from recommender import (
     IndexBusyError,
     IndexDamagedError,
@@ -28,9 +28,9 @@ from recommender import (
     UnknownArticleError,
 )
 from recommender.cli import app
-from recommender.snapshot import Snapshot
-from recommender.store import ARTICLES, CURRENT, LOCK, MANIFEST, current_version
-from recommender.writer import writer_lock
+from recommender.read.snapshot import Snapshot
+from recommender.storage.store import ARTICLES, CURRENT, LOCK, MANIFEST, current_version
+from recommender.write.writer import writer_lock
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""Tests for recommender.rerank: fusion, neighbours, recency, category, copies and diversity."""
+"""Tests for recommender.read.rerank: fusion, neighbours, recency, category, copies, diversity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from recommender.rerank import (
+from recommender.read.rerank import (
     MIN_CALIBRATION_POOL,
     REFERENCE_MEAN,
     REFERENCE_SPREAD,
@@ -29,7 +29,7 @@ from recommender.rerank import (
     shown_copy,
     weigh,
 )
-from recommender.retrieve import Pool
+from recommender.read.retrieve import Pool
 from recommender.settings import Ranking
 
 NAN = float("nan")

@@ -1,4 +1,4 @@
-"""Tests for recommender.retrieve against a real FAISS flat index and numpy brute force."""
+"""Tests for recommender.read.retrieve against a real FAISS flat index and numpy brute force."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.retrieve import RowFilter, allowed_rows, retrieve
-from recommender.store import Columns
+from recommender.read.retrieve import RowFilter, allowed_rows, retrieve
+from recommender.storage.store import Columns
 
 # 50 rows: not a multiple of 8, so the last byte of the filter bitmap is only partly used.
 ROWS = 50
@@ -296,7 +296,7 @@ def _with_languages(columns: Columns) -> Columns:
 def test_same_language_keeps_to_the_query_language(
     columns: Columns, query_language: str | None, expected: list[bool]
 ) -> None:
-    from recommender.retrieve import Filters
+    from recommender.read.retrieve import Filters
 
     columns = _with_languages(columns)
     row_filter = Filters(same_language=True).resolve(columns, -1, "ix", query_language)
@@ -307,7 +307,7 @@ def test_same_language_keeps_to_the_query_language(
 
 
 def test_same_language_with_other_filters(columns: Columns) -> None:
-    from recommender.retrieve import Filters
+    from recommender.read.retrieve import Filters
 
     columns = _with_languages(columns)
     row_filter = Filters(same_language=True, same_category=True).resolve(columns, 1, "ix", "ru")
@@ -321,7 +321,7 @@ def test_same_language_with_other_filters(columns: Columns) -> None:
 
 @pytest.fixture(scope="module")
 def graph() -> object:
-    from recommender.store import built_vector_index, search_of
+    from recommender.storage.store import built_vector_index, search_of
 
     search = search_of({"vector_search": "hnsw"}, ROWS)
     return built_vector_index(DIMENSION, "float32", search, VECTORS)

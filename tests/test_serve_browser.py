@@ -18,7 +18,7 @@ import pytest
 from conftest import FakeEncoder
 from live_server import live_server, static_site
 
-from recommender.serve import ServeOptions, create_app
+from recommender.http.serve import ServeOptions, create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -23,10 +23,10 @@ from recommender import (
     IndexWriteError,
     Recommender,
 )
-from recommender import store as store_module
-from recommender import writer as writer_module
-from recommender.encode import register_encoder
-from recommender.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write_segment
+from recommender.embedding.encode import register_encoder
+from recommender.storage import store as store_module
+from recommender.storage.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write_segment
+from recommender.write import writer as writer_module
 
 SEGMENT = "seg-000001.faiss"
 IMAGE = "image-000000000001.bin"
@@ -348,7 +348,7 @@ def test_disk_full_leaves_the_index_and_says_so(
 def test_disk_full_while_writing_the_image_leaves_the_index(
     sample_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender import image as image_module
+    from recommender.storage import image as image_module
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -459,7 +459,7 @@ def test_read_only_index_as_another_user(sample_index: Path) -> None:
 def _without_languages(index: Path) -> None:
     """Make the index look as versions before 0.3 wrote it: no language column (and checksums
     over the other columns)."""
-    from recommender.store import ArticleRow, row_checksum
+    from recommender.storage.store import ArticleRow, row_checksum
 
     version = version_dir(index)
     for image in version.glob("image-*.bin"):
@@ -522,7 +522,7 @@ def test_an_index_without_languages_opens_and_gets_them_from_its_next_write(
 
 
 def test_search_of_chooses_by_size_and_records_the_settings() -> None:
-    from recommender.store import describe_search, search_of
+    from recommender.storage.store import describe_search, search_of
 
     auto = {"vector_search": "auto", "hnsw_min_rows": 1000, "hnsw_m": 16}
     assert search_of(auto, 999) == {"type": "flat"}
@@ -539,7 +539,7 @@ def test_search_of_chooses_by_size_and_records_the_settings() -> None:
 def test_stored_vectors_are_what_faiss_decodes(kind: str) -> None:
     import faiss
 
-    from recommender.store import built_vector_index, stored_vectors, vectors_of
+    from recommender.storage.store import built_vector_index, stored_vectors, vectors_of
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)

@@ -18,7 +18,7 @@ from recommender import (
 )
 from recommender.articles import read_articles
 from recommender.cli import app
-from recommender.store import ArticleTable, current_version
+from recommender.storage.store import ArticleTable, current_version
 
 MODEL = "fake-bag-of-words"
 

@@ -26,19 +26,16 @@ from recommender import (
     Settings,
     SettingsError,
 )
-from recommender import tune as tune_module
 from recommender.articles import parse_datetime
-from recommender.evaluate import (
+from recommender.quality import tune as tune_module
+from recommender.quality.evaluate import (
     choose_queries,
     evaluate,
     labels_from_field,
     relevance_from_labels,
     relevance_from_pairs,
 )
-from recommender.rerank import Query
-from recommender.results import IndexInfo
-from recommender.retrieve import Pool
-from recommender.tune import (
+from recommender.quality.tune import (
     GRID,
     Case,
     ListedRow,
@@ -47,6 +44,9 @@ from recommender.tune import (
     search,
     split_queries,
 )
+from recommender.read.rerank import Query
+from recommender.read.retrieve import Pool
+from recommender.results import IndexInfo
 
 NAN = float("nan")
 #: Tuning on a seeded sample of the sample's queries keeps each run well under a second.

@@ -41,10 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from .articles import Article, parse_article
-from .encode import Encoder
-from .engine import Recommender
-from .errors import (
+from ..articles import Article, parse_article
+from ..embedding.encode import Encoder
+from ..engine import Recommender
+from ..errors import (
     IncompatibleIndexError,
     IndexBusyError,
     IndexDamagedError,
@@ -58,8 +58,8 @@ from .errors import (
     SettingsError,
     UnknownArticleError,
 )
-from .results import Recommendation
-from .settings import Ranking
+from ..results import Recommendation
+from ..settings import Ranking
 
 log = logging.getLogger("recommender.serve")
 

@@ -31,12 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .articles import iter_records
-from .errors import InputFileError, InvalidQueryError, LabelsError
-from .text import title_key
+from ..articles import iter_records
+from ..errors import InputFileError, InvalidQueryError, LabelsError
+from ..text import title_key
 
 if TYPE_CHECKING:
-    from .engine import Recommender
+    from ..engine import Recommender
 
 Relevance = Mapping[str, frozenset[str]]
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..settings import Ranking
 from .retrieve import Pool
-from .settings import Ranking
 
 
 @dataclass(frozen=True)

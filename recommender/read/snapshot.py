@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import answers as precomputed
-from . import image
-from .errors import IndexDamagedError, RecommenderError, UnknownArticleError
-from .lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
+from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
+from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
+from ..settings import Settings
+from ..storage import image
+from ..storage import lists as precomputed
 from .rerank import Query
 from .retrieve import graph_walk
-from .settings import Settings
 
 if TYPE_CHECKING:
-    from .encode import ProgressFn
-from .store import (
+    from ..embedding.encode import ProgressFn
+from ..storage.store import (
     CURRENT,
     ArticleTable,
     Checksums,

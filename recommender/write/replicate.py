@@ -34,16 +34,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from . import answers
-from .errors import (
+from ..errors import (
     IndexBusyError,
     IndexDamagedError,
     IndexNotFoundError,
     IndexWriteError,
     RecommenderError,
 )
-from .results import ReplicaReport
-from .store import (
+from ..results import ReplicaReport
+from ..storage import lists as answers
+from ..storage.store import (
     ARTICLES,
     MANIFEST,
     REPLICA_OF,

@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .articles import Article
-from .errors import InputFileError
-from .text import content_hash, embedding_text
+from ..articles import Article
+from ..errors import InputFileError
+from ..text import content_hash, embedding_text
 
 COLUMNS = ("id", "content_hash", "model", "vector")
 #: What a build or an update does with articles the supplied vectors do not cover (no row, or

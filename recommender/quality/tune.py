@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidQueryError, LabelsError
+from ..errors import InvalidQueryError, LabelsError
+from ..read.rerank import Query, rank
+from ..read.retrieve import Pool, RowFilter, candidate_count, gather
+from ..read.snapshot import Snapshot
+from ..settings import Ranking
 from .evaluate import EvaluationReport, choose_queries, score_list, summarize
-from .rerank import Query, rank
-from .retrieve import Pool, RowFilter, candidate_count, gather
-from .settings import Ranking
-from .snapshot import Snapshot
 
 #: The values tried for each setting (the index's own value is always tried too).
 GRID: dict[str, tuple[Any, ...]] = {

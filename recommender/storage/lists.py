@@ -50,16 +50,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import SettingsError
+from ..errors import SettingsError
+from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
+from ..read.rerank import rank
+from ..read.retrieve import candidate_count, dot, pool_of, sides
+from ..settings import Ranking
 from .image import ALIGN, decode_header, encode_header
-from .lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
-from .rerank import rank
-from .retrieve import candidate_count, dot, pool_of, sides
-from .settings import Ranking
 from .store import create_new
 
 if TYPE_CHECKING:
-    from .snapshot import Snapshot
+    from ..read.snapshot import Snapshot
 
 MAGIC = b"RECANS01"
 NAME = re.compile(r"answers-(\d{12})\.bin")
@@ -376,7 +376,7 @@ def _in_workers(
     import sys
     import tempfile
 
-    from .errors import IndexWriteError
+    from ..errors import IndexWriteError
 
     total = len(snapshot.columns.ids)
     starts = list(range(0, total, CHUNK))
@@ -436,7 +436,7 @@ def _in_workers(
 
 
 #: What a worker process runs (``python -c``), its arguments after it.
-WORKER = "import sys; from recommender.answers import _worker; _worker(*sys.argv[1:])"
+WORKER = "import sys; from recommender.storage.lists import _worker; _worker(*sys.argv[1:])"
 
 
 def _give(process: Any, pending: list[int]) -> None:
@@ -472,7 +472,7 @@ def _worker(path: str, version: str, generation: str, k: str, folder: str) -> No
     written."""
     import sys
 
-    from .snapshot import Snapshot
+    from ..read.snapshot import Snapshot
 
     snapshot = Snapshot.of_version(Path(path), Path(version))
     if snapshot.generation != int(generation):

@@ -57,17 +57,17 @@ from typing import Any
 
 import numpy as np
 
-from .articles import Article
-from .errors import (
+from ..articles import Article
+from ..errors import (
     IncompatibleIndexError,
     IndexDamagedError,
     IndexNotFoundError,
     IndexWriteError,
     RecommenderError,
 )
-from .lexical import Lexicon, TermVector
-from .results import CheckReport
-from .text import content_hash, embedding_text
+from ..lexical import Lexicon, TermVector
+from ..results import CheckReport
+from ..text import content_hash, embedding_text
 
 FORMAT = "recommender-index"
 FORMAT_VERSION = 4
@@ -136,7 +136,7 @@ class ArticleRow:
         generation: int,
         language: str | None = None,
     ) -> ArticleRow:
-        from .text import title_key, url_key
+        from ..text import title_key, url_key
 
         published = article.published_at
         return cls(

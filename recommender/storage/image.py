@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .lexical import LexicalPart, SparseRows
+from ..lexical import LexicalPart, SparseRows
 from .store import Columns, RowMap, write_new
 
 MAGIC = b"RECIMG01"
