@@ -19,9 +19,10 @@ from conftest import SAMPLE, FakeEncoder, article, sample_records
 from typer.testing import CliRunner
 
 from recommender import Ranking, Recommender, Settings
-from recommender import engine as engine_module
 from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
+from recommender.read import held as held_module
+from recommender.read import pipeline as pipeline_module
 from recommender.storage import lists as answers_module
 from recommender.storage.store import ARTICLES, current_version
 from recommender.write import writer as writer_module
@@ -94,7 +95,7 @@ def _searching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("searched instead of looking up")
 
-    monkeypatch.setattr(engine_module, "gather", refuse)
+    monkeypatch.setattr(pipeline_module, "candidates", refuse)
 
 
 def test_a_build_writes_lists_that_answer_as_a_search_would(
@@ -186,7 +187,7 @@ def test_lists_are_not_used_past_too_many_changes(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed, searched = pair
-    monkeypatch.setattr(answers_module, "MAX_CHANGED", 1)
+    monkeypatch.setattr(held_module, "MAX_CHANGED", 1)
     for index in pair:
         _change(index)
     assert _all(listed) == _all(searched)
@@ -355,7 +356,7 @@ def test_precompute_makes_the_lists_current_again(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed, searched = pair
-    monkeypatch.setattr(answers_module, "MAX_CHANGED", 1)
+    monkeypatch.setattr(held_module, "MAX_CHANGED", 1)
     for index in pair:
         _change(index)
     with Recommender.open(listed) as rec:
@@ -378,7 +379,7 @@ def test_the_precompute_command(pair: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     assert "0 rows changed since" in result.output
     help_text = runner.invoke(app, ["precompute", "--help"]).output
-    assert f"{answers_module.MAX_CHANGED:,}" in help_text
+    assert f"{held_module.MAX_CHANGED:,}" in help_text
     result = runner.invoke(app, ["precompute", "--index", str(listed.parent / "missing")])
     assert result.exit_code != 0
 
@@ -417,7 +418,8 @@ def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> Non
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from conftest import SAMPLE, FakeEncoder\n"
-        "from recommender import Recommender, answers\n"
+        "from recommender import Recommender\n"
+        "from recommender.storage import lists as answers\n"
         "answers.PARALLEL_MIN_ROWS, answers.CHUNK = 1, 100\n"
         "answers.workers = lambda: 2\n"
         f"Recommender.build_from_files([SAMPLE], {str(tmp_path / 'index')!r}, "
@@ -468,10 +470,10 @@ def test_precompute_computes_only_the_lists_that_changes_touched(
     assert 338 in computed  # the added article's own list
     assert len(computed) < 338 / 4  # and those of the few it is a candidate of
     expected = _all(searched)
-    gather = engine_module.gather
+    candidates = pipeline_module.candidates
     _searching_fails(monkeypatch)
     assert _all(listed) == expected
-    monkeypatch.setattr(engine_module, "gather", gather)
+    monkeypatch.setattr(pipeline_module, "candidates", candidates)
     for index in pair:
         _change(index)  # changes touching many lists
     computed.clear()

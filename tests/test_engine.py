@@ -557,7 +557,7 @@ def test_lazy_open_reads_the_index_only_when_needed(tmp_path: Path) -> None:
     with Recommender.open(path, lazy=True, encoder=FakeEncoder()) as rec:
         report = rec.add([article("new-1", "Harbour cranes stand still in the storm")])
         rec.remove(["a-1001"])
-        assert report.added == 1 and rec._held is None  # written without loading the index
-        assert rec.manifest.model == "fake-bag-of-words" and rec._held is None
+        assert report.added == 1 and rec._reader._held is None  # written without loading the index
+        assert rec.manifest.model == "fake-bag-of-words" and rec._reader._held is None
         assert "new-1" in rec and "a-1001" not in rec  # loaded now, with both changes
         assert rec.similar("a-2016", k=3)

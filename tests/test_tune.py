@@ -44,6 +44,7 @@ from recommender.quality.tune import (
     search,
     split_queries,
 )
+from recommender.read.pipeline import Gathered
 from recommender.read.rerank import Query
 from recommender.read.retrieve import Pool
 from recommender.results import IndexInfo
@@ -155,8 +156,7 @@ def make_case(
     )
     return Case(
         query_id=f"q{index}",
-        rows=rows,
-        pool=pool,
+        gathered=Gathered(rows, pool, -np.inf, 0.0),
         query=Query(day=None),
         relevant=frozenset(f"r{rows[i]}" for i in relevant),
         row=QUERY_ROW + index,
@@ -258,7 +258,8 @@ def random_cases(seed: int, count: int = 6, n: int = 12) -> list[Case]:
         relevant = frozenset(f"r{r}" for r in rng.choice(rows, size=3, replace=False))
         day = float(100 + rng.integers(0, 30))
         query = Query(day=day, category=1)
-        cases.append(Case(f"q{index}", rows, pool, query, relevant, QUERY_ROW + index))
+        gathered = Gathered(rows, pool, -np.inf, 0.0)
+        cases.append(Case(f"q{index}", gathered, query, relevant, QUERY_ROW + index))
     return cases
 
 
@@ -315,15 +316,15 @@ def opened(copy: Path) -> Iterator[Recommender]:
 def spy_on_pools(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, Pool]]:
     """Record each candidate pool tune takes: (query id, until_day, pool)."""
     calls: list[tuple[str, Any, Pool]] = []
-    original = tune_module.gather
+    original = tune_module.candidates
 
-    def gather(snapshot: Any, vector: Any, terms: Any, count: int, **options: Any) -> Any:
-        rows, pool = original(snapshot, vector, terms, count, **options)
+    def candidates(snapshot: Any, vector: Any, terms: Any, *args: Any, **options: Any) -> Any:
+        gathered = original(snapshot, vector, terms, *args, **options)
         (row,) = options["drop"]
-        calls.append((snapshot.columns.ids[row], options["filters"].until_day, pool))
-        return rows, pool
+        calls.append((snapshot.columns.ids[row], options["filters"].until_day, gathered.pool))
+        return gathered
 
-    monkeypatch.setattr(tune_module, "gather", gather)
+    monkeypatch.setattr(tune_module, "candidates", candidates)
     return calls
 
 

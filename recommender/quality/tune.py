@@ -1,8 +1,8 @@
 """Tuning the ranking settings to a site's own labelled history (``recommend tune``).
 
-The candidate stage does not depend on the ranking settings, so each query's candidate pool is
-taken once and the ranking (rerank.rank, the same code that answers queries) is replayed on it
-for every setting tried. The queries are split in two:
+The candidate stage does not depend on the ranking settings, so each query's candidates are
+gathered once (``read.pipeline.candidates``) and ranked again (``read.pipeline.first_groups``,
+the pipeline that answers queries) for every setting tried. The queries are split in two:
 
 - by time where the articles are dated: the earliest 70% of the queries tune, and see (and are
   scored on) only articles published up to the last of them (a site tunes on its past); the
@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidQueryError, LabelsError
-from ..read.rerank import Query, rank
-from ..read.retrieve import Pool, RowFilter, candidate_count, gather
+from ..read.pipeline import Gathered, candidates, first_groups
+from ..read.rerank import Query
+from ..read.retrieve import RowFilter
 from ..read.snapshot import Snapshot
 from ..settings import Ranking
 from .evaluate import EvaluationReport, choose_queries, score_list, summarize
@@ -53,8 +54,7 @@ class Case:
     """One query's candidates, ready to be ranked again and scored."""
 
     query_id: str
-    rows: np.ndarray
-    pool: Pool
+    gathered: Gathered
     query: Query
     relevant: frozenset[str]
     row: int  # the query article's own row
@@ -115,8 +115,8 @@ def replay(
     """The metrics of the lists that ``ranking`` gives on these cases."""
     scores = []
     for case in cases:
-        listing = rank(case.pool, ranking, case.query, limit=k)
-        items = [listed(int(case.rows[group[0]])) for group in listing.groups]
+        entries = first_groups(case.gathered, ranking, case.query, k)
+        items = [listed(entry.row) for entry in entries]
         scores.append(score_list(listed(case.row), items, case.relevant))
     return summarize(scores, skipped=0, k=k, candidates=0)
 
@@ -191,8 +191,6 @@ def tune(
         day = columns.published_days[live[article_id]]
         return until_day is None or bool(day <= until_day)  # undated: not before the cutoff
 
-    count = candidate_count(snapshot, K, snapshot.settings.ranking.candidates)
-
     def cases(ids: Sequence[str], until_day: float | None, what: str) -> list[Case]:
         out = []
         for done, query_id in enumerate(ids, start=1):
@@ -200,15 +198,16 @@ def tune(
             relevant = frozenset(r for r in relevance[query_id] if visible(r, until_day))
             if relevant:
                 row = live[query_id]
-                rows, pool = gather(
+                gathered = candidates(
                     snapshot,
                     snapshot.vector(row),
                     snapshot.terms(row),
-                    count,
+                    K,
+                    snapshot.settings.ranking,
                     drop={row},
                     filters=RowFilter(until_day=until_day),
                 )
-                out.append(Case(query_id, rows, pool, snapshot.query(row), relevant, row))
+                out.append(Case(query_id, gathered, snapshot.query(row), relevant, row))
             if progress is not None:
                 progress(what, done, len(ids))
         return out

@@ -8,7 +8,7 @@ so a pool can be ranked again with other settings (``recommend tune`` does).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,17 @@ class Filters:
     until: datetime | date | str | None = None
     exclude: Iterable[str] = ()
     same_language: bool = False
+
+    @classmethod
+    def merged(cls, given: Filters | None, *fields: Any) -> Filters:
+        """``given`` (by default none), with the six fields given as the facade's keywords
+        (in field order), each that differs from its default."""
+        defaults = cls()
+        names = ("same_category", "categories", "since", "until", "exclude", "same_language")
+        keywords = dict(zip(names, fields, strict=True))
+        keywords["exclude"] = tuple(keywords["exclude"])
+        chosen = {n: v for n, v in keywords.items() if v != getattr(defaults, n)}
+        return replace(given or defaults, **chosen)
 
     def resolve(
         self,

@@ -22,6 +22,7 @@ from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from ..settings import Settings
 from ..storage import image
 from ..storage import lists as precomputed
+from . import held
 from .rerank import Query
 from .retrieve import graph_walk
 
@@ -152,17 +153,17 @@ class Snapshot:
         return found
 
     @cached_property
-    def changed_rows(self) -> precomputed.Changed | None:
-        """The rows changed since the lists were computed (``answers.Changed``); None when there
+    def changed_rows(self) -> held.Changed | None:
+        """The rows changed since the lists were computed (``held.Changed``); None when there
         are no lists or too many such rows to check a query against."""
         found = self.answers
         if found is None:
             return None
-        rows = self.table.changed_since(found.generation, precomputed.MAX_CHANGED)
+        rows = self.table.changed_since(found.generation, held.MAX_CHANGED)
         if rows is None:
             return None
         size = len(self.columns.ids)
-        return precomputed.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
+        return held.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
 
     def graph_walk(self, wanted: int) -> int | str | None:
         """How a query for ``wanted`` rows walks the graph (HNSW) part of this snapshot, if it
@@ -201,7 +202,7 @@ class Snapshot:
         changed = self.changed_rows
         if changed is None:
             return (
-                f"{what}; more than {precomputed.MAX_CHANGED:,} rows changed since: not used "
+                f"{what}; more than {held.MAX_CHANGED:,} rows changed since: not used "
                 "until the next build or compaction"
             )
         if found.walk != self.graph_walk(found.candidates + 1):

@@ -44,31 +44,24 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import SettingsError
-from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
 from ..read.rerank import rank
-from ..read.retrieve import candidate_count, dot, pool_of, sides
+from ..read.retrieve import candidate_count, pool_of, sides
 from ..settings import Ranking
 from .image import ALIGN, decode_header, encode_header
 from .store import create_new
 
 if TYPE_CHECKING:
+    from ..read.held import Changed
     from ..read.snapshot import Snapshot
 
 MAGIC = b"RECANS01"
 NAME = re.compile(r"answers-(\d{12})\.bin")
-#: Past this many rows changed since the lists were computed, they are not used: checking a
-#: query against every changed row would cost more than answering it.
-MAX_CHANGED = 5000
-#: Cosines computed here and by FAISS or the TF-IDF search may differ in their last bits: a
-#: changed row this close to a floor counts as a candidate.
-TOLERANCE = 1e-5
 _HEAD = np.dtype([("dense_floor", "<f4"), ("lexical_floor", "<f4"), ("count", "<i4")])
 
 
@@ -337,27 +330,10 @@ def _kept(snapshot: Snapshot, previous: tuple[Answers, Changed] | None, row: int
     """The row's current record when it still holds (as a query would use it), else None."""
     if previous is None:
         return None
+    from ..read.held import current_list
+
     held = current_list(snapshot, *previous, row)
     return None if held is None else bytes(held[0])
-
-
-def current_list(
-    snapshot: Snapshot, found: Answers, changed: Changed, row: int
-) -> tuple[memoryview, Listed] | None:
-    """The row's stored record and list when the list still holds for ``snapshot``: the row
-    unchanged since, its graph search walked as it was for the list, its record sound, and
-    none of the ``changed`` rows among its candidates (``unaffected``); else None."""
-    if row in changed.members or found.walk != snapshot.graph_walk(found.candidates + 1):
-        return None
-    data = found.stored(row)
-    listed = None if data is None else parse(data, found.rows)
-    if data is None or listed is None:
-        return None
-    if len(changed.rows) and not unaffected(
-        listed, snapshot.vector(row), snapshot.terms(row), changed
-    ):
-        return None
-    return data, listed
 
 
 def _in_workers(
@@ -562,38 +538,3 @@ def read_answers(path: Path) -> Answers | None:
         return Answers(mapped, header, base)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
         return None
-
-
-@dataclass(frozen=True)
-class Changed:
-    """The rows of a snapshot changed since its lists were computed, with their vectors and
-    TF-IDF rows: what a query checks its list against."""
-
-    rows: np.ndarray
-    vectors: np.ndarray
-    terms: SparseRows
-
-    @classmethod
-    def of(cls, snapshot: Snapshot, rows: np.ndarray) -> Changed:
-        rows = np.asarray(rows, dtype=np.int64)
-        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows))
-
-    @cached_property
-    def members(self) -> frozenset[int]:
-        return frozenset(self.rows.tolist())
-
-
-def unaffected(listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed) -> bool:
-    """Whether none of the ``changed`` rows could be among the candidates of the query whose
-    list is ``listed`` (``vector`` and ``terms``: the query's): then the list is current."""
-    if not len(changed.rows):
-        return True
-    dense = dot(changed.vectors, np.asarray(vector, np.float32)[None, :])[:, 0]
-    if bool((dense >= listed.dense_floor - TOLERANCE).any()):
-        return False
-    # The TF-IDF side ranks rows by their score on the query's strongest terms (lexical.search).
-    strongest = np.argsort(-terms.weights, kind="stable")[:QUERY_TERMS]
-    partial = cosine_with(
-        changed.terms, TermVector(terms.terms[strongest], terms.weights[strongest])
-    )
-    return not bool(((partial > 0) & (partial >= listed.lexical_floor - TOLERANCE)).any())

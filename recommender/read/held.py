@@ -1,0 +1,145 @@
+"""When a stored precomputed list still holds: ``similar(id)`` is then a lookup.
+
+A version's precomputed lists (``storage.lists``, computed by ``write.precompute`` with the
+one query pipeline) hold what ``similar`` would answer as long as the article's candidates are
+what they were, so a query uses its row's list only when
+
+- it asks what was computed: the ranking the lists were made with (``Ranking`` compared whole),
+  no filters and no excluded ids, ``k`` no larger than the lists and the same number of
+  candidates;
+- the row itself is unchanged since, and no row changed since (added, removed, or edited in
+  place) could be among its candidates: its embedding cosine with the query article is below
+  the lowest of the query's embedding candidates (``dense_floor``) and its TF-IDF score on the
+  query's strongest terms below the lowest of its TF-IDF candidates (``lexical_floor``).
+  Vectors and terms of the changed rows are held once per snapshot (``Changed``); past
+  ``MAX_CHANGED`` rows changed since the lists are not used (a compaction or build computes
+  them again, ``recommend precompute`` those the changes touched);
+- a graph (HNSW) search is walked as it was for them (``walk``: removals widen it once they
+  are a large enough share) and the reader has seen every removal (one not refreshed since a
+  removal elsewhere searches, as its search then asks FAISS for more rows).
+
+Otherwise the query is searched, so a list can be missing, stale or damaged without any answer
+changing: only its speed does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
+from ..results import Recommendation
+from ..settings import Ranking
+from ..storage.lists import Answers, Listed, parse
+from .pipeline import Entry, recommendations
+from .retrieve import candidate_count, dot
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+
+#: Past this many rows changed since the lists were computed, they are not used: checking a
+#: query against every changed row would cost more than answering it.
+MAX_CHANGED = 5000
+#: Cosines computed here and by FAISS or the TF-IDF search may differ in their last bits: a
+#: changed row this close to a floor counts as a candidate.
+TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The rows of a snapshot changed since its lists were computed, with their vectors and
+    TF-IDF rows: what a query checks its list against."""
+
+    rows: np.ndarray
+    vectors: np.ndarray
+    terms: SparseRows
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, rows: np.ndarray) -> Changed:
+        rows = np.asarray(rows, dtype=np.int64)
+        return cls(rows, snapshot.vectors(rows), rows_matrix(snapshot.lexical, rows))
+
+    @cached_property
+    def members(self) -> frozenset[int]:
+        return frozenset(self.rows.tolist())
+
+
+def lookup(
+    snapshot: Snapshot, row: int, k: int, ranking: Ranking, removed: frozenset[int]
+) -> list[Recommendation] | None:
+    """``similar`` of ``row`` (no filters) from the snapshot's precomputed lists, when they
+    hold what the pipeline would answer now; None otherwise (search it)."""
+    found = snapshot.answers
+    if found is None or ranking.recency_from != "query":
+        return None
+    if not found.serves(k, ranking, candidate_count(snapshot, k, ranking.candidates)):
+        return None
+    if removed:
+        # Rows removed since the snapshot are dropped from its search, which asks FAISS for
+        # as many more: of copies with equal cosines at the cut it then keeps others than the
+        # list holds. Searched until the next refresh.
+        return None
+    changed = snapshot.changed_rows
+    held = None if changed is None else current_list(snapshot, found, changed, row)
+    if held is None:
+        return None
+    entries = entries_of(held[1], k)
+    stored = snapshot.table.articles([entry.row for entry in entries])
+    if len(stored) < len(entries):
+        return None  # removed meanwhile
+    return recommendations(snapshot, entries, stored)
+
+
+def entries_of(listed: Listed, k: int) -> list[Entry]:
+    """The first ``k`` places of a stored list, as the pipeline gives them."""
+    return [
+        Entry(
+            row=int(listed.heads[at]),
+            copies=tuple(listed.copies[at].tolist()),
+            score=float(listed.score[at]),
+            similarity=float(listed.similarity[at]),
+            recency=float(listed.recency[at]),
+            category=float(listed.category[at]),
+            dense=float(listed.dense[at]),
+            lexical=float(listed.lexical[at]),
+        )
+        for at in range(min(k, len(listed.heads)))
+    ]
+
+
+def current_list(
+    snapshot: Snapshot, found: Answers, changed: Changed, row: int
+) -> tuple[memoryview, Listed] | None:
+    """The row's stored record and list when the list still holds for ``snapshot``: the row
+    unchanged since, its graph search walked as it was for the list, its record sound, and
+    none of the ``changed`` rows among its candidates (``unaffected``); else None."""
+    if row in changed.members or found.walk != snapshot.graph_walk(found.candidates + 1):
+        return None
+    data = found.stored(row)
+    listed = None if data is None else parse(data, found.rows)
+    if data is None or listed is None:
+        return None
+    if len(changed.rows) and not unaffected(
+        listed, snapshot.vector(row), snapshot.terms(row), changed
+    ):
+        return None
+    return data, listed
+
+
+def unaffected(listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed) -> bool:
+    """Whether none of the ``changed`` rows could be among the candidates of the query whose
+    list is ``listed`` (``vector`` and ``terms``: the query's): then the list is current."""
+    if not len(changed.rows):
+        return True
+    dense = dot(changed.vectors, np.asarray(vector, np.float32)[None, :])[:, 0]
+    if bool((dense >= listed.dense_floor - TOLERANCE).any()):
+        return False
+    # The TF-IDF side ranks rows by their score on the query's strongest terms (lexical.search).
+    strongest = np.argsort(-terms.weights, kind="stable")[:QUERY_TERMS]
+    partial = cosine_with(
+        changed.terms, TermVector(terms.terms[strongest], terms.weights[strongest])
+    )
+    return not bool(((partial > 0) & (partial >= listed.lexical_floor - TOLERANCE)).any())
