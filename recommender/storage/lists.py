@@ -50,8 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SettingsError
-from ..read.rerank import rank
-from ..read.retrieve import candidate_count, pool_of, sides
+from ..read.retrieve import candidate_count
 from ..settings import Ranking
 from .image import ALIGN, decode_header, encode_header
 from .store import create_new
@@ -179,29 +178,20 @@ def parse(data: bytes | memoryview, rows: int) -> Listed | None:
 
 
 def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:
-    """The record of one row: what ``similar`` lists for it, ``k`` groups at most."""
-    count = candidate_count(snapshot, k, ranking.candidates)
+    """The record of one row: what ``similar`` lists for it (the query pipeline's first
+    ``k`` groups) and the floors of its candidates."""
+    from ..read.pipeline import SLACK, candidates, first_groups
+
     vector, terms = snapshot.vector(row), snapshot.terms(row)
-    dense, lexical_rows, lexical_scores = sides(snapshot, vector, terms, count, drop={row})
-    rows, pool = pool_of(snapshot, vector, terms, dense.rows, lexical_rows)
-    listing = rank(pool, ranking, snapshot.query(row), limit=k + 5)
-    groups = listing.groups[:k]
-    shown = [int(group[0]) for group in groups]
-    dense_floor = float(dense.similarities[-1]) if len(dense.rows) == count else -np.inf
-    lexical_floor = float(lexical_scores[-1]) if len(lexical_rows) == count else 0.0
+    gathered = candidates(snapshot, vector, terms, k, ranking, drop={row})
+    entries = first_groups(gathered, ranking, snapshot.query(row), k + SLACK)[:k]
+    parts = ("score", "similarity", "recency", "category", "dense", "lexical")
     return record(
-        dense_floor,
-        lexical_floor,
-        [int(rows[i]) for i in shown],
-        [[int(rows[i]) for i in group[1:]] for group in groups],
-        [
-            np.array([listing.scores[group].max() for group in groups], np.float64),
-            listing.similarity[shown],
-            listing.recency[shown],
-            listing.category[shown],
-            pool.dense[shown],
-            pool.lexical[shown],
-        ],
+        gathered.dense_floor,
+        gathered.lexical_floor,
+        [entry.row for entry in entries],
+        [list(entry.copies) for entry in entries],
+        [np.array([getattr(entry, part) for entry in entries], np.float64) for part in parts],
     )
 
 
