@@ -55,7 +55,8 @@ from .storage.store import (
 )
 from .text import clean_html, embedding_text
 
-if TYPE_CHECKING:  # imported where used: a query needs none of them (see "Heavy imports")
+# Imported where used: a query needs none of them (see docs/contributing.md, "Lazy imports").
+if TYPE_CHECKING:
     from .embedding.encode import Encoder, ProgressFn
     from .embedding.supplied import MissingVectors, SuppliedVectors
     from .quality.tune import TuneReport
