@@ -25,7 +25,8 @@ from .errors import RecommenderError
 from .results import BuildReport, Recommendation, UpdateReport
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
 
-if TYPE_CHECKING:  # imported where used: `similar` needs none of them (see "Heavy imports")
+# Imported where used: `similar` needs none of them (see docs/contributing.md, "Lazy imports").
+if TYPE_CHECKING:
     from .embedding.supplied import MissingVectors
 
 app = typer.Typer(
