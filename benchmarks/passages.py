@@ -35,7 +35,7 @@ from common import dataset, header, table, write_section
 
 from recommender.articles import Article, read_articles
 from recommender.embedding.encode import SentenceTransformerEncoder, encode_all, unit_rows
-from recommender.lexical import fit, lexical_text, stack
+from recommender.lexical import lexical_text, stack
 from recommender.quality.evaluate import (
     choose_queries,
     labels_from_field,
@@ -44,6 +44,7 @@ from recommender.quality.evaluate import (
     summarize,
 )
 from recommender.text import clean_html, embedding_text
+from recommender.write.lexicon import fit
 
 SET = "ecbplus-dev"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

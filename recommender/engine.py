@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -335,22 +336,14 @@ class Recommender:
         from .quality.tune import tune
 
         def store(ranking: Ranking) -> None:
-            def listing(done: int, total: int) -> None:
-                if progress is not None:
-                    progress("precomputing lists", done, total)
-
+            listing = None if progress is None else partial(progress, "precomputing lists")
             self._index_writer(wait).store_ranking(ranking, listing)
             self.refresh()
 
-        return tune(
-            self._reader.current(),
-            relevance,
-            queries=queries,
-            seed=seed,
-            start=start,
-            store=None if dry_run else store,
-            progress=progress,
-        )
+        stored = None if dry_run else store
+        snapshot = self._reader.current()
+        return tune(snapshot, relevance, queries=queries, seed=seed, start=start, store=stored,
+                    progress=progress)  # fmt: skip
 
     def _encoder_unchecked(self) -> Encoder:
         from .embedding.encode import load_encoder
@@ -382,8 +375,7 @@ class Recommender:
     def language(self, article_id: str) -> str | None:
         """The language kept for an article (what ``same_language`` goes by): its ``lang``,
         else the one detected when it was indexed; None when unsure or unknown."""
-        snapshot = self._reader.current()
-        return snapshot.columns.language(self._reader.live_row(snapshot, article_id))
+        return self._reader.language(article_id)
 
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
@@ -427,9 +419,8 @@ class Recommender:
         removed = reader.removed(snapshot)
         row = reader.live_row(snapshot, article_id, removed)
         chosen = pipeline.ranking_with(ranking or snapshot.settings.ranking, overrides)
-        wanted = Filters.merged(
-            filters, same_category, categories, since, until, exclude, same_language
-        )
+        wanted = Filters.merged(filters, same_category, categories, since, until, exclude,
+                                same_language)  # fmt: skip
         if wanted == NO_FILTERS and pipeline.checked_k(k):
             listed = lookup(snapshot, row, k, chosen, removed)
             if listed is not None:
@@ -464,9 +455,8 @@ class Recommender:
         """
         snapshot = self._reader.current()
         chosen = pipeline.ranking_with(ranking or snapshot.settings.ranking, overrides)
-        wanted = Filters.merged(
-            filters, same_category, categories, since, until, exclude, same_language
-        )
+        wanted = Filters.merged(filters, same_category, categories, since, until, exclude,
+                                same_language)  # fmt: skip
         asked = pipeline.text_query(snapshot, text, chosen, category, published_at, lang, now)
         vector = self._query_encoder(snapshot).encode([asked.embedded])[0]
         removed = self._reader.removed(snapshot)

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SettingsError
 from .text import clean_html
 
 #: Builds with fewer texts keep every term (see ``fit``).
@@ -124,9 +123,7 @@ def analyze(text: str, language: str | None, ngrams: int) -> list[str]:
     return out
 
 
-def _each_language(
-    texts: Sequence[str], languages: Iterable[str | None] | None
-) -> list[str | None]:
+def each_language(texts: Sequence[str], languages: Iterable[str | None] | None) -> list[str | None]:
     """One language per text (None, unknown, for all when ``languages`` is None)."""
     chosen: list[str | None] = list(languages) if languages is not None else [None] * len(texts)
     if len(chosen) != len(texts):
@@ -173,7 +170,7 @@ class Lexicon:
         index = self.index
         out = []
         texts = list(texts)
-        chosen = _each_language(texts, languages)
+        chosen = each_language(texts, languages)
         for text, language in zip(texts, chosen, strict=True):
             counts = Counter(index[t] for t in analyze(text, language, self.ngrams) if t in index)
             if not counts:
@@ -185,54 +182,6 @@ class Lexicon:
             weights /= np.linalg.norm(weights)
             out.append(TermVector(terms, weights.astype(np.float32)))
         return out
-
-
-def fit(
-    texts: Sequence[str],
-    ngrams: int,
-    min_df: int,
-    *,
-    languages: Sequence[str | None] | None = None,
-) -> tuple[Lexicon, list[TermVector]]:
-    """Fit the lexicon on a build's texts; their vectors. Terms in fewer than ``min_df`` texts
-    are left out (rare terms mostly add noise), except in builds of fewer than
-    ``FULL_MIN_DF_FROM`` texts, too few to tell a rare term from a telling one.
-    ``languages``: each text's language, for its stop words (None: unknown, the default)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    chosen = _each_language(texts, languages)
-
-    def analyze_doc(doc: tuple[str, str | None]) -> list[str]:
-        return analyze(doc[0], doc[1], ngrams)
-
-    vectorizer = TfidfVectorizer(
-        analyzer=analyze_doc,
-        min_df=min_df if len(texts) >= FULL_MIN_DF_FROM else 1,
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    try:
-        matrix = vectorizer.fit_transform(list(zip(texts, chosen, strict=True))).tocsr()
-    except ValueError as exc:
-        if "max_df corresponds to" in str(exc):  # min_df above the number of texts
-            raise SettingsError(
-                f"lexical_min_df {min_df} is more than the {len(texts)} articles"
-            ) from None
-        # No term at all (empty or stop-word-only texts, or none left by min_df).
-        return Lexicon((), np.empty(0, np.float64), ngrams), [TermVector.empty() for _ in texts]
-    matrix.sort_indices()
-    lexicon = Lexicon(
-        tuple(vectorizer.get_feature_names_out().tolist()),
-        np.asarray(vectorizer.idf_, dtype=np.float64),
-        ngrams,
-    )
-    vectors = [
-        TermVector(
-            matrix.indices[start:end].astype(np.int32), matrix.data[start:end].astype(np.float32)
-        )
-        for start, end in zip(matrix.indptr[:-1], matrix.indptr[1:], strict=True)
-    ]
-    return lexicon, vectors
 
 
 def stack(vectors: Sequence[TermVector], width: int) -> Any:

@@ -19,7 +19,6 @@ from recommender.lexical import (
     Lexicon,
     TermVector,
     cosine,
-    fit,
     lexical_text,
     outside,
     products,
@@ -27,6 +26,7 @@ from recommender.lexical import (
     search,
     stack,
 )
+from recommender.write.lexicon import fit
 
 RTOL = 1e-5
 

@@ -36,9 +36,20 @@ from ..errors import InputFileError, InvalidQueryError, LabelsError
 from ..text import title_key
 
 if TYPE_CHECKING:
-    from ..engine import Recommender
+    from ..articles import Article
+    from ..results import Recommendation
 
 Relevance = Mapping[str, frozenset[str]]
+
+
+class Answering(Protocol):
+    """What evaluation asks of an opened index (a ``Recommender``)."""
+
+    def __contains__(self, article_id: object) -> bool: ...
+    def language(self, article_id: str) -> str | None: ...
+    def similar(self, article_id: str, k: int = 10, **options: Any) -> list[Recommendation]: ...
+    def get(self, article_id: str) -> Article: ...
+    def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]: ...
 
 
 class Listed(Protocol):
@@ -221,7 +232,7 @@ def summarize(
 
 
 def evaluate(
-    recommender: Recommender,
+    recommender: Answering,
     relevance: Relevance,
     *,
     k: int = 10,

@@ -186,6 +186,11 @@ class Reader:
         columns = snapshot.columns
         return [columns.ids[row] for row in sorted(columns.row_of.values()) if row not in removed]
 
+    def language(self, article_id: str) -> str | None:
+        """The language kept for a live article (its ``lang``, else detected), if known."""
+        snapshot = self.current()
+        return snapshot.columns.language(self.live_row(snapshot, article_id))
+
     def get(self, article_id: str) -> Article:
         """The stored article with this id; UnknownArticleError if there is none."""
         snapshot = self.current()

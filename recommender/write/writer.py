@@ -54,7 +54,6 @@ from ..errors import (
 )
 from ..language import effective as effective_language
 from ..lexical import Lexicon, TermVector, lexical_text
-from ..lexical import fit as fit_lexicon
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
@@ -100,6 +99,7 @@ from ..storage.store import (
     write_segment,
 )
 from ..text import content_hash, embedding_text
+from .lexicon import fit as fit_lexicon
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
 #: or more segments than COMPACT_SEGMENTS rewrites the version without them.
