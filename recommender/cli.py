@@ -1128,8 +1128,8 @@ def serve(
     Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
     without it they are refused. API reference at /docs.
     """
-    from .http.serve import TOKEN_ENV, ServeOptions
-    from .http.serve import run as run_server
+    from .http.options import TOKEN_ENV, ServeOptions
+    from .http.workers import run as run_server
 
     with Recommender.open(index):  # a clear error now rather than 503s later
         pass
