@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from live_server import live_server
 from typer.testing import CliRunner
 
 from recommender import Recommender
+from recommender.articles import parse_article
 from recommender.http.app import create_app
 from recommender.http.options import ServeOptions
 from recommender.results import to_json
@@ -172,6 +174,26 @@ def test_etag_and_cache_control(writer: TestClient) -> None:
         "/articles/a-1001/similar?k=3&mmr_lambda=0.9", headers={"If-None-Match": etag}
     )
     assert after.status_code == 200 and after.headers["etag"] != etag  # new generation
+
+
+def test_etag_follows_other_writers_without_the_info_report(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_info(self: Recommender) -> None:
+        raise AssertionError("info() counts rows and stats files: too slow for an ETag")
+
+    monkeypatch.setattr(Recommender, "info", no_info)
+    options = ServeOptions(refresh_seconds=0.05)
+    with TestClient(create_app(sample_index, encoder=FakeEncoder(), options=options)) as client:
+        etag = client.get("/articles/a-1001/similar?k=3").headers["etag"]
+        held = {"If-None-Match": etag}
+        assert client.get("/articles/a-1001/similar?k=3", headers=held).status_code == 304
+        with Recommender.open(sample_index, encoder=FakeEncoder()) as other:
+            other.add([parse_article({"id": "n-1", "title": "Valdoria quake"})])
+        time.sleep(0.1)
+        # Only revalidations: no query runs, yet the worker sees the new generation.
+        after = client.get("/articles/a-1001/similar?k=3", headers=held)
+        assert after.status_code == 200 and after.headers["etag"] != etag
 
 
 def test_max_age_is_configurable(client: TestClient) -> None:

@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 
 class IndexState:
     """The worker's Recommender, opened on first use if it could not be at start (at most one
-    try a second), and a cheap tag of its state for ETags, looked up at most every
-    ``refresh_seconds``."""
+    try a second), and the tag of the state its answers come from, for ETags."""
 
     def __init__(
         self,
@@ -36,9 +35,9 @@ class IndexState:
         self._encoder = encoder
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
-        self._tag: tuple[float, str] | None = None
         self._failure = "not opened yet"
         self._next_try = 0.0
+        self._next_refresh = 0.0
 
     def open(self) -> Recommender:
         """The Recommender; ApiError 503 while the index cannot be opened."""
@@ -72,20 +71,23 @@ class IndexState:
         return True
 
     def tag(self) -> str:
-        """The index version and generation answers are computed from (may lag the data by
-        up to ``refresh_seconds``, as the workers' own refresh does)."""
-        now = time.monotonic()
-        cached = self._tag
-        if cached is not None and now < cached[0]:
-            return cached[1]
-        info = self.open().info()
-        tag = f"{info.version}:{info.generation}"
-        self._tag = (now + self._refresh, tag)
-        return tag
+        """The version and generation of the index state that answers come from, read from
+        the loaded snapshot (no file read, no row counted): it changes with every update,
+        rebuild or compaction the worker has loaded.
 
-    def changed(self) -> None:
-        """Forget the tag after this worker wrote to the index."""
-        self._tag = None
+        The worker looks for changes written by others here too, at most every
+        ``refresh_seconds``: a client that only revalidates (``If-None-Match``) runs no query,
+        and would otherwise be told 304 after the index changed."""
+        rec = self.open()
+        now = time.monotonic()
+        if self._refresh and now >= self._next_refresh:
+            self._next_refresh = now + self._refresh
+            try:
+                rec.refresh()  # cheap when nothing changed
+            except RecommenderError as exc:  # answer from what is loaded; try again later
+                log.warning("cannot refresh the index: %s", exc)
+        snapshot = rec.snapshot
+        return f"{snapshot.version.name}:{snapshot.generation}"
 
     def close(self) -> None:
         """Close the Recommender if it was opened here (not one given to ``create_app``)."""

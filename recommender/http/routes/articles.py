@@ -130,7 +130,6 @@ async def put_articles(
         )
     rec = index.open()
     report = await threads.write(lambda: rec.add(articles, wait=seconds or False))
-    index.changed()
     data = dataclasses.asdict(report)
     data["index"] = Path(data["index"]).name
     data["skipped"] = len(invalid)
@@ -152,7 +151,6 @@ async def delete_article(
     seconds = write_wait(wait, options)
     rec = index.open()
     report = await threads.write(lambda: rec.remove([article_id], wait=seconds or False))
-    index.changed()
     if report.missing:
         raise ApiError(404, f"article {article_id!r} is not in the index; nothing removed")
     data = dataclasses.asdict(report)
