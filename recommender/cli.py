@@ -5,15 +5,13 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-import json
 import os
 import re
 import sys
 import time
-import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -22,8 +20,17 @@ import typer
 
 from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
-from .results import BuildReport, Recommendation, UpdateReport
-from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
+from .read.retrieve import Filters
+from .results import BuildReport, Recommendation, UpdateReport, to_json
+from .settings import (
+    DEFAULT_MODEL,
+    ENGLISH_MODEL,
+    MULTILINGUAL_MODEL,
+    Ranking,
+    Settings,
+    ranking_options,
+    ranking_overrides,
+)
 
 # Imported where used: `similar` needs none of them (see docs/contributing.md, "Lazy imports").
 if TYPE_CHECKING:
@@ -123,26 +130,22 @@ MissingVectorsOption = Annotated[
 
 
 def _ranking_parameters() -> list[inspect.Parameter]:
-    """One command-line option per ``Ranking`` field (``--half-life-days`` ...), from its type,
-    default and help, and ``--no-recency``; each defaults to None, "not given"."""
-    hints = typing.get_type_hints(Ranking)
+    """One command-line option per ranking option (``--half-life-days`` ...; see
+    ``settings.ranking_options``), and ``--no-recency``; each defaults to None, "not given"."""
     parameters = []
-    for field in fields(Ranking):
-        hint = hints[field.name]
-        kind: Any
-        if typing.get_origin(hint) is typing.Literal:  # a choice: typer takes an Enum
-            kind = _choices(field.name, typing.get_args(hint))
-        else:
-            kind = next(t for t in (int, float) if t in (hint, *typing.get_args(hint)))
-        shown = "off" if field.default is None else field.default
+    for ranking_option in ranking_options():
+        kind: Any = {"integer": int, "number": float}.get(ranking_option.kind)
+        if kind is None:  # a choice: typer takes an Enum
+            kind = _choices(ranking_option.name, ranking_option.choices)
+        shown = "off" if ranking_option.default is None else ranking_option.default
         option = typer.Option(
-            f"--{field.name.replace('_', '-')}",
-            help=f"{field.metadata['help']} Default: {shown}, or the index's.",
+            f"--{ranking_option.name.replace('_', '-')}",
+            help=f"{ranking_option.help} Default: {shown}, or the index's.",
             show_default=False,
         )
         parameters.append(
             inspect.Parameter(
-                field.name,
+                ranking_option.name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=None,
                 annotation=Annotated[kind | None, option],
@@ -173,13 +176,8 @@ def _with_ranking_options(command: F) -> F:
     def run(*args: Any, **kwargs: Any) -> Any:
         given = {p.name: kwargs.pop(p.name) for p in RANKING_PARAMETERS}
         no_recency = given.pop("no_recency")
-        overrides = {
-            name: value.value if isinstance(value, enum.Enum) else value
-            for name, value in given.items()
-            if value is not None
-        }
-        if no_recency:
-            overrides["half_life_days"] = None
+        values = {n: v.value if isinstance(v, enum.Enum) else v for n, v in given.items()}
+        overrides = ranking_overrides(values, no_recency=no_recency)
         return command(*args, ranking=overrides, **kwargs)
 
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -216,16 +214,8 @@ def _cli_errors(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
+    typer.echo(to_json(data, indent=2))
 
 
 def _size(n: float) -> str:
@@ -740,18 +730,17 @@ def similar(
     given = [x for x in (article_id, text, text_file) if x is not None]
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of ID, --text or --text-file")
-    options: dict[str, Any] = {
-        **ranking,
-        "same_category": same_category,
-        "categories": category or None,
-        "since": since,
-        "until": until,
-        "exclude": exclude or (),
-        "same_language": same_language,
-    }
+    filters = Filters(
+        same_category=same_category,
+        categories=category or None,
+        since=since,
+        until=until,
+        exclude=tuple(exclude or ()),
+        same_language=same_language,
+    )
     with Recommender.open(index, model=model) as rec:
         if article_id is not None:
-            items = rec.similar(article_id, k=k, **options)
+            items = rec.similar(article_id, k=k, filters=filters, **ranking)
         else:
             if text_file is not None:
                 try:
@@ -765,7 +754,8 @@ def similar(
                 category=text_category,
                 published_at=text_date,
                 lang=text_lang,
-                **options,
+                filters=filters,
+                **ranking,
             )
     if json_output:
         _print_json([asdict(item) for item in items])
@@ -1139,8 +1129,8 @@ def serve(
     Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
     without it they are refused. API reference at /docs.
     """
-    from .http.serve import TOKEN_ENV, ServeOptions
-    from .http.serve import run as run_server
+    from .http.options import TOKEN_ENV, ServeOptions
+    from .http.workers import run as run_server
 
     with Recommender.open(index):  # a clear error now rather than 503s later
         pass

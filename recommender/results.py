@@ -1,7 +1,10 @@
-"""What the engine returns: related articles with their score parts, build and index reports."""
+"""What the engine returns: related articles with their score parts, build and index reports,
+and how they are written as JSON (``to_json``, the CLI's ``--json`` and the HTTP service's)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -143,3 +146,21 @@ class ReplicaReport:
     files_linked: int = 0  # segments unchanged since the last copy: hard links, not copies
     tries: int = 1  # copies begun: another when the index changed under one (segments merged)
     seconds: float = 0.0
+
+
+def json_default(value: object) -> object:
+    """What ``json.dumps`` cannot write itself, as the results hold it: dates as ISO-8601 (UTC
+    ending in Z), tuples and sets as lists, other mappings as objects."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def to_json(data: object, *, indent: int | None = None) -> str:
+    """``data`` (results turned into dicts by ``dataclasses.asdict``) as JSON text, characters
+    beyond ASCII kept as they are."""
+    return json.dumps(data, default=json_default, ensure_ascii=False, indent=indent)

@@ -2,13 +2,17 @@
 
 Both are frozen values, validated when made. ``Ranking`` holds every ranking knob with its
 default, written once here: the index stores one as its query-time defaults, a query overrides
-any of them with ``dataclasses.replace``, ``recommend tune`` searches them, and the CLI derives
-its ranking options (names, types, help) from the fields below.
+any of them with ``dataclasses.replace``, ``recommend tune`` searches them, and the CLI and the
+HTTP service derive their ranking options (names, types, help, bounds) from the fields below
+(``ranking_options``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,9 +35,18 @@ Calibration = Literal["pool", "none"]
 VectorSearch = Literal["auto", "flat", "hnsw"]
 
 
-def _knob(default: Any, help: str) -> Any:
-    """A ranking field: its default and the help text of its command-line option."""
-    return field(default=default, metadata={"help": help})
+def _knob(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> Any:
+    """A ranking field: its default, the help text of its option, and its bounds (``low`` to
+    ``high``, ``low`` excluded with ``low_open``; None: unbounded) where it is a number."""
+    bounds = {"low": low, "high": high, "low_open": low_open}
+    return field(default=default, metadata={"help": help, **bounds})
 
 
 @dataclass(frozen=True)
@@ -56,58 +69,134 @@ class Ranking:
     """
 
     half_life_days: float | None = _knob(
-        1.0, "Recency half-life in days (--no-recency turns recency off)."
+        1.0, "Recency half-life in days (--no-recency turns recency off).", low=0.0, low_open=True
     )
-    recency_weight: float = _knob(0.6, "Share of the score that recency can change, 0-1.")
+    recency_weight: float = _knob(
+        0.6, "Share of the score that recency can change, 0-1.", low=0.0, high=1.0
+    )
     recency_from: RecencyFrom = _knob(  # noqa: RUF009 (a string default: immutable)
         "query", "Measure age from the 'query' article's date or from 'now'."
     )
-    category_boost: float = _knob(0.1, "Extra weight for the query's own category (0: off).")
+    category_boost: float = _knob(
+        0.1, "Extra weight for the query's own category (0: off).", low=0.0
+    )
     calibration: Calibration = _knob(  # noqa: RUF009 (a string default: immutable)
         "pool",
         "Put similarities on one scale before weighting: 'pool' (standardised over the "
         "query's candidates, whatever the model) or 'none' (the model's raw cosines).",
     )
     lexical_weight: float = _knob(
-        0.7, "TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only)."
+        0.7,
+        "TF-IDF share of the similarity for queries with body text, 0-1 (0: embedding only).",
+        low=0.0,
+        high=1.0,
     )
     lexical_weight_short: float = _knob(
-        0.3, "TF-IDF share of the similarity for headline-length queries, 0-1."
+        0.3, "TF-IDF share of the similarity for headline-length queries, 0-1.", low=0.0, high=1.0
     )
-    short_terms: int = _knob(20, "A query with fewer TF-IDF terms than this is headline-length.")
+    short_terms: int = _knob(
+        20, "A query with fewer TF-IDF terms than this is headline-length.", low=0
+    )
     neighbours: int = _knob(
-        2, "How many of the query's nearest candidates the neighbour term uses."
+        2, "How many of the query's nearest candidates the neighbour term uses.", low=0
     )
     neighbour_weight: float = _knob(
-        1.0, "Weight of closeness to the query's nearest candidates in the similarity (0: off)."
+        1.0,
+        "Weight of closeness to the query's nearest candidates in the similarity (0: off).",
+        low=0.0,
     )
     duplicate_threshold: float = _knob(
-        0.9, "TF-IDF cosine from which two articles are copies of one another, above 0 up to 1."
+        0.9,
+        "TF-IDF cosine from which two articles are copies of one another, above 0 up to 1.",
+        low=0.0,
+        high=1.0,
+        low_open=True,
     )
     mmr_lambda: float = _knob(
-        1.0, "Diversity: below 1, trade score for variety (maximal marginal relevance)."
+        1.0,
+        "Diversity: below 1, trade score for variety (maximal marginal relevance).",
+        low=0.0,
+        high=1.0,
     )
-    candidates: int = _knob(100, "Candidates taken from each side (embedding, TF-IDF), at least.")
+    candidates: int = _knob(
+        100, "Candidates taken from each side (embedding, TF-IDF), at least.", low=1
+    )
 
     def __post_init__(self) -> None:
-        for name in ("recency_weight", "lexical_weight", "lexical_weight_short", "mmr_lambda"):
-            _check(name, getattr(self, name), 0.0, 1.0)
-        for name in ("category_boost", "neighbour_weight"):
-            _check(name, getattr(self, name), 0.0, None)
-        if self.half_life_days is not None:
-            _check("half_life_days", self.half_life_days, 0.0, None, low_open=True)  # or None
-        _check("duplicate_threshold", self.duplicate_threshold, 0.0, 1.0, low_open=True)
-        if self.recency_from not in ("query", "now"):
-            raise SettingsError(f"recency_from must be 'query' or 'now', got {self.recency_from!r}")
-        if self.calibration not in ("pool", "none"):
-            raise SettingsError(f"calibration must be 'pool' or 'none', got {self.calibration!r}")
-        _check_count("candidates", self.candidates, 1)
-        _check_count("short_terms", self.short_terms, 0)
-        _check_count("neighbours", self.neighbours, 0)
+        for option in ranking_options():
+            value = getattr(self, option.name)
+            if option.kind == "choice":
+                if value not in option.choices:
+                    allowed = " or ".join(repr(choice) for choice in option.choices)
+                    raise SettingsError(f"{option.name} must be {allowed}, got {value!r}")
+            elif option.kind == "integer":
+                _check_count(option.name, value, int(option.low or 0))
+            elif not (value is None and option.optional):  # None: off
+                _check(option.name, value, option.low or 0.0, option.high, low_open=option.low_open)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@dataclass(frozen=True)
+class RankingOption:
+    """One field of ``Ranking`` as a per-query option: what the CLI's options
+    (``--half-life-days`` ...), the HTTP parameters and the editor's page are made from, and
+    what ``Ranking`` checks its values against.
+
+    kind: "integer", "number" or "choice" (one of ``choices``); optional: None is a value
+    (it turns the option off); low, high: the bounds of a number (None: unbounded), low
+    excluded with ``low_open``.
+    """
+
+    name: str
+    kind: Literal["integer", "number", "choice"]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+
+@functools.cache
+def ranking_options() -> tuple[RankingOption, ...]:
+    """Each field of ``Ranking``, in order, as a per-query option."""
+    hints = typing.get_type_hints(Ranking)
+    options = []
+    for knob in dataclasses.fields(Ranking):
+        hint = hints[knob.name]
+        args = typing.get_args(hint)
+        kind: Literal["integer", "number", "choice"]
+        if typing.get_origin(hint) is Literal:
+            kind = "choice"
+        else:
+            kind = "integer" if int in (hint, *args) else "number"
+        options.append(
+            RankingOption(
+                name=knob.name,
+                kind=kind,
+                default=knob.default,
+                help=knob.metadata["help"],
+                choices=args if kind == "choice" else (),
+                optional=type(None) in args,
+                low=knob.metadata["low"],
+                high=knob.metadata["high"],
+                low_open=knob.metadata["low_open"],
+            )
+        )
+    return tuple(options)
+
+
+def ranking_overrides(given: Mapping[str, Any], *, no_recency: bool = False) -> dict[str, Any]:
+    """The ranking options a query gave (those not None in ``given``), as overrides of the
+    index's ``Ranking``; ``no_recency`` turns recency off (``half_life_days=None``)."""
+    overrides = {name: given[name] for name in Ranking.names() if given.get(name) is not None}
+    if no_recency:
+        overrides["half_life_days"] = None
+    return overrides
 
 
 def _check(

@@ -34,7 +34,7 @@ HEAVY = (
     "recommender.embedding.encode",
     "recommender.quality.tune",
     "recommender.quality.evaluate",
-    "recommender.http.serve",
+    "recommender.http",  # the HTTP service's package: loaded with any of its modules
     "recommender.embedding.supplied",
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from live_server import live_server
 from typer.testing import CliRunner
 
 from recommender import Recommender
-from recommender.http.serve import ServeOptions, create_app, ranking_options, to_json
-from recommender.settings import Ranking
+from recommender.articles import parse_article
+from recommender.http.app import create_app
+from recommender.http.options import ServeOptions
+from recommender.results import to_json
+from recommender.settings import Ranking, ranking_options
 from recommender.write.writer import writer_lock
 
 TOKEN = "s3cret-token"
@@ -145,9 +149,9 @@ def test_readyz_waits_for_the_index(tmp_path: Path) -> None:
 
 
 def test_ranking_options_come_from_ranking_fields() -> None:
-    assert [option["name"] for option in ranking_options()] == list(Ranking.names())
-    choice = {o["name"]: o for o in ranking_options()}["recency_from"]
-    assert choice["type"] == "choice" and choice["choices"] == ["query", "now"]
+    assert [option.name for option in ranking_options()] == list(Ranking.names())
+    choice = {o.name: o for o in ranking_options()}["recency_from"]
+    assert choice.kind == "choice" and choice.choices == ("query", "now")
 
 
 # -- caching and CORS -----------------------------------------------------------------------------
@@ -170,6 +174,26 @@ def test_etag_and_cache_control(writer: TestClient) -> None:
         "/articles/a-1001/similar?k=3&mmr_lambda=0.9", headers={"If-None-Match": etag}
     )
     assert after.status_code == 200 and after.headers["etag"] != etag  # new generation
+
+
+def test_etag_follows_other_writers_without_the_info_report(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_info(self: Recommender) -> None:
+        raise AssertionError("info() counts rows and stats files: too slow for an ETag")
+
+    monkeypatch.setattr(Recommender, "info", no_info)
+    options = ServeOptions(refresh_seconds=0.05)
+    with TestClient(create_app(sample_index, encoder=FakeEncoder(), options=options)) as client:
+        etag = client.get("/articles/a-1001/similar?k=3").headers["etag"]
+        held = {"If-None-Match": etag}
+        assert client.get("/articles/a-1001/similar?k=3", headers=held).status_code == 304
+        with Recommender.open(sample_index, encoder=FakeEncoder()) as other:
+            other.add([parse_article({"id": "n-1", "title": "Valdoria quake"})])
+        time.sleep(0.1)
+        # Only revalidations: no query runs, yet the worker sees the new generation.
+        after = client.get("/articles/a-1001/similar?k=3", headers=held)
+        assert after.status_code == 200 and after.headers["etag"] != etag
 
 
 def test_max_age_is_configurable(client: TestClient) -> None:
@@ -394,10 +418,10 @@ def test_a_second_writer_gets_409(writer: TestClient, sample_index: Path) -> Non
 def test_a_log_line_per_request_and_metrics(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="recommender.http.serve"):
+    with caplog.at_level(logging.INFO, logger="recommender.http.middleware"):
         client.get("/articles/a-1001/similar?k=2")
         client.get("/articles/nope/similar")
-    lines = [r.getMessage() for r in caplog.records if r.name == "recommender.http.serve"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "recommender.http.middleware"]
     assert len(lines) == 2
     assert " GET /articles/a-1001/similar?k=2 200 " in lines[0] and lines[0].endswith(" ms")
     assert " 404 " in lines[1]
@@ -503,7 +527,7 @@ def test_serve_command_passes_its_options(
     from recommender.cli import app
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("recommender.http.serve.run", lambda index, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kwargs: seen.update(kwargs))
     monkeypatch.setenv("RECOMMENDER_TOKEN", TOKEN)
     result = CliRunner().invoke(
         app,
@@ -535,7 +559,8 @@ def test_serve_command_passes_its_options(
 
 
 def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender.http.serve import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, app_from_environment
+    from recommender.http.app import app_from_environment
+    from recommender.http.options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV
 
     options = ServeOptions(token="ignored", max_age=7, cors_origins=("https://a.example",))
     monkeypatch.setenv(OPTIONS_ENV, json.dumps(options.public()))
@@ -621,7 +646,7 @@ def test_writes_run_on_one_thread_of_lower_priority(
     import os
     import threading
 
-    from recommender.http.serve import WRITER_NICENESS
+    from recommender.http.threads import WRITER_NICENESS
 
     seen: list[tuple[str, int]] = []
     real = Recommender.add

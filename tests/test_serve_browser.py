@@ -18,7 +18,8 @@ import pytest
 from conftest import FakeEncoder
 from live_server import live_server, static_site
 
-from recommender.http.serve import ServeOptions, create_app
+from recommender.http.app import create_app
+from recommender.http.options import ServeOptions
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -84,9 +84,8 @@ def test_two_workers_share_connections_and_survive_a_kill(tmp_path: Path) -> Non
         assert _each_on_its_own_connection(base, 16) == [200] * 16
         workers = _workers(server)
         assert len(workers) == 2
-        answered = {
-            int(p) for p in re.findall(r"\[(\d+)\] recommender\.serve: .* GET ", log.read_text())
-        }
+        access = r"\[(\d+)\] recommender\.http\.middleware: .* GET "
+        answered = {int(p) for p in re.findall(access, log.read_text())}
         assert answered == workers  # both took connections (16 of them: 2 in 65,536 would not)
 
         second = ["serve", "--index", str(index), "--workers", "2", "--port", str(port)]

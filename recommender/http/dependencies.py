@@ -1,0 +1,127 @@
+"""How endpoints reach what the app shares (``app.state``, filled by ``create_app``): each
+is a FastAPI dependency, named by a type alias to annotate an endpoint's argument with.
+
+The providers are ``async``: FastAPI calls them in the event loop, with no trip to a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from ..results import to_json
+from .errors import ApiError
+from .metrics import Metrics
+from .options import MAX_WRITE_WAIT, TOKEN_ENV, ServeOptions
+from .state import IndexState, Titles
+from .threads import Threads
+
+
+async def _index(request: Request) -> IndexState:
+    state: IndexState = request.app.state.index
+    return state
+
+
+async def _titles(request: Request) -> Titles:
+    titles: Titles = request.app.state.titles
+    return titles
+
+
+async def _options(request: Request) -> ServeOptions:
+    options: ServeOptions = request.app.state.options
+    return options
+
+
+async def _threads(request: Request) -> Threads:
+    threads: Threads = request.app.state.threads
+    return threads
+
+
+async def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+@dataclass(frozen=True)
+class Cached:
+    """How one request's read is answered: 304 when the client holds the current answer
+    (``If-None-Match``), else the answer as JSON with its ETag and ``Cache-Control``.
+
+    The ETag is a digest of the package version, the index state's tag, the method, path,
+    query and ``body`` (what a POST asked): it changes whenever the answer may.
+    """
+
+    request: Request
+    index: IndexState
+    max_age: int
+    version: str
+
+    def __call__(self, body: bytes, build: Callable[[], object]) -> Response:
+        request = self.request
+        tag = self.index.tag()
+        query = sorted((k, v) for k, v in request.query_params.multi_items())
+        digest = hashlib.blake2b(digest_size=12)
+        for part in (self.version, tag, request.method, request.url.path, repr(query)):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(body)
+        etag = f'W/"{digest.hexdigest()}"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={self.max_age}"}
+        if request.method == "POST":
+            headers["Cache-Control"] = "no-store"
+        held = request.headers.get("if-none-match", "")
+        if etag in {t.strip() for t in held.split(",")} or held.strip() == "*":
+            return Response(status_code=304, headers=headers)
+        return Response(to_json(build()).encode(), media_type="application/json", headers=headers)
+
+
+async def _cached(request: Request) -> Cached:
+    state = request.app.state
+    return Cached(request, state.index, state.options.max_age, state.version)
+
+
+Index = Annotated[IndexState, Depends(_index)]
+TitleSearch = Annotated[Titles, Depends(_titles)]
+Options = Annotated[ServeOptions, Depends(_options)]
+WorkThreads = Annotated[Threads, Depends(_threads)]
+RequestMetrics = Annotated[Metrics, Depends(_metrics)]
+Reply = Annotated[Cached, Depends(_cached)]
+
+
+def check_k(k: int, options: ServeOptions) -> None:
+    """ApiError 422 if ``k`` is over the server's ``max_k``."""
+    if k > options.max_k:
+        raise ApiError(422, f"k must be at most {options.max_k} (the server's --max-k), got {k}")
+
+
+def authorize(request: Request, options: ServeOptions) -> None:
+    """ApiError 401 or 403 unless the request holds the write token (403 for every write
+    when the server has none)."""
+    if not options.token:
+        raise ApiError(
+            403,
+            f"writes are disabled: the server was started without {TOKEN_ENV} set",
+        )
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "this write needs the header 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(token.strip().encode(), options.token.encode()):
+        raise ApiError(403, "the bearer token is wrong")
+
+
+def write_wait(wait: float | None, options: ServeOptions) -> float:
+    """The seconds a write waits for another writer: ``?wait=``, else the server's."""
+    chosen = options.write_wait if wait is None else wait
+    if not 0 <= chosen <= MAX_WRITE_WAIT:
+        raise ApiError(422, f"wait must be between 0 and {MAX_WRITE_WAIT:g} seconds")
+    return chosen

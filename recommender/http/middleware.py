@@ -1,0 +1,129 @@
+"""The outermost layer of the app (``Edge``): the body limit, a log line per request (this
+module's logger) and the request metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..results import to_json
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body (with no Content-Length) that grows past the limit; an
+    HTTPException, so that FastAPI's body parsing passes it on instead of answering 400."""
+
+
+class Edge:
+    """Outermost layer: refuses bodies over the limit unread, logs one line per request with
+    its latency, and counts it for /metrics."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        sent_start = False
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, sent_start
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                sent_start = True
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > self.max_body_bytes:
+                # Answered from the headers alone: the body is never read.
+                await self._too_large(send_observed, length)
+                return
+            received = 0
+
+            async def receive_limited() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise _BodyTooLarge(413, self._too_large_message(None))
+                return message
+
+            try:
+                await self.app(scope, receive_limited, send_observed)
+            except _BodyTooLarge:
+                if sent_start:
+                    raise
+                await self._too_large(send_observed, None)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count the request and log its line."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or (
+            "/static" if str(scope.get("path", "")).startswith("/static/") else "unmatched"
+        )
+        method = str(scope.get("method", ""))
+        self.metrics.requests.labels(method, template, str(status)).inc()
+        self.metrics.latency.labels(method, template).observe(seconds)
+        target = scope.get("raw_path") or str(scope.get("path", "")).encode()
+        query = scope.get("query_string") or b""
+        if query:
+            target += b"?" + query
+        shown = target.decode("latin-1")  # percent-encoded: no newlines to forge a line
+        if len(shown) > 200:
+            shown = shown[:200] + "..."
+        client = scope.get("client") or ("-", 0)
+        log.info("%s %s %s %d %.1f ms", client[0], method, shown, status, seconds * 1000)
+
+    def _too_large_message(self, length: int | None) -> str:
+        said = f" ({length} bytes)" if length is not None else ""
+        return (
+            f"request body too large{said}: the limit is {self.max_body_bytes} bytes (the "
+            "server's --max-body-bytes); send smaller batches"
+        )
+
+    async def _too_large(self, send: Send, length: int | None) -> None:
+        body = to_json({"error": self._too_large_message(length)}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

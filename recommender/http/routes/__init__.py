@@ -1,0 +1,1 @@
+"""The endpoints, one APIRouter per topic; ``create_app`` mounts them in this order."""

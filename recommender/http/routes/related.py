@@ -1,0 +1,79 @@
+"""Related lists: of an indexed article (``GET /articles/{id}/similar``) and of a draft
+(``POST /similar``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from ...results import Recommendation, to_json
+from ..dependencies import Index, Options, Reply, check_k
+from ..schemas import SimilarParams, TextQuery, query_filters, query_ranking
+from ..threads import on_read_threads
+
+router = APIRouter()
+
+
+@router.get(
+    "/articles/{article_id:path}/similar",
+    summary="Related articles of an indexed article",
+    responses={200: {"model": list[Recommendation]}},
+)
+@on_read_threads
+def similar(
+    article_id: str,
+    request: Request,
+    params: Annotated[SimilarParams, Query()],
+    index: Index,
+    options: Options,
+    reply: Reply,
+) -> Response:
+    """The k articles most related to `article_id`, best first, with the score's parts.
+
+    Every ranking option left out takes the index's stored setting.
+    """
+    values = params.model_dump()
+    check_k(values["k"], options)
+    rec = index.open()
+    filters = query_filters(values, values["category"])
+    ranking = query_ranking(values)
+
+    def related() -> list[dict[str, Any]]:
+        found = rec.similar(article_id, values["k"], filters=filters, **ranking)
+        return [asdict(item) for item in found]
+
+    return reply(b"", related)
+
+
+@router.post(
+    "/similar",
+    summary="Related articles of a draft (a text not in the index)",
+    responses={200: {"model": list[Recommendation]}},
+)
+@on_read_threads
+def similar_to_text(
+    request: Request, query: TextQuery, index: Index, options: Options, reply: Reply
+) -> Response:
+    """The indexed articles most related to a text: its first line is the title."""
+    values = query.model_dump()
+    check_k(values["k"], options)
+    rec = index.open()
+    filters = query_filters(values, values["categories"])
+    ranking = query_ranking(values)
+
+    def related() -> list[dict[str, Any]]:
+        found = rec.similar_to_text(
+            values["text"],
+            values["k"],
+            category=values["category"],
+            published_at=values["published_at"],
+            lang=values["lang"],
+            filters=filters,
+            **ranking,
+        )
+        return [asdict(item) for item in found]
+
+    return reply(to_json(values).encode(), related)

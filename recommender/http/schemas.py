@@ -1,0 +1,99 @@
+"""The request shapes, their ranking options derived from ``settings.ranking_options``, and
+what a request's values become: the ranking overrides and the ``Filters`` of a query."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..read.retrieve import Filters
+from ..settings import ranking_options, ranking_overrides
+
+
+def _ranking_fields() -> dict[str, Any]:
+    """Pydantic fields for the ranking options, each optional: left out, the index's value
+    counts."""
+    fields: dict[str, Any] = {}
+    for option in ranking_options():
+        # None means "not given" here; recency is turned off by no_recency instead.
+        base: Any = {"integer": int, "number": float}.get(option.kind)
+        if base is None:
+            base = Literal[option.choices]
+        fields[option.name] = (base | None, Field(None, description=option.help))
+    return fields
+
+
+_FILTER_FIELDS: dict[str, Any] = {
+    "no_recency": (bool, Field(False, description="Turn recency off.")),
+    "same_category": (bool, Field(False, description="Only articles in the query's category.")),
+    "since": (str | None, Field(None, description="Only articles published on or after.")),
+    "until": (str | None, Field(None, description="Only articles published on or before.")),
+    "exclude": (list[str], Field([], description="Never return these ids (repeatable).")),
+    "same_language": (
+        bool,
+        Field(
+            False,
+            description="Only articles in the query's language (not applied when it is unknown).",
+        ),
+    ),
+}
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+if TYPE_CHECKING:
+    SimilarParams = BaseModel
+    TextQuery = BaseModel
+else:
+    SimilarParams = create_model(
+        "SimilarParams",
+        __config__=_STRICT,
+        k=(int, Field(10, ge=0, description="How many related articles.")),
+        category=(
+            list[str],
+            Field([], description="Only articles in this category (repeatable)."),
+        ),
+        **_FILTER_FIELDS,
+        **_ranking_fields(),
+    )
+    TextQuery = create_model(
+        "TextQuery",
+        __config__=_STRICT,
+        text=(
+            str,
+            Field(min_length=1, description="The draft: first line the title, then the body."),
+        ),
+        category=(str | None, Field(None, description="The draft's category.")),
+        published_at=(
+            str | None,
+            Field(None, description="The draft's date, ISO-8601 (default: now)."),
+        ),
+        lang=(
+            str | None,
+            Field(None, description="The draft's language, e.g. az (default: detected)."),
+        ),
+        k=(int, Field(10, ge=0, description="How many related articles.")),
+        categories=(
+            list[str],
+            Field([], description="Only articles in these categories."),
+        ),
+        **_FILTER_FIELDS,
+        **_ranking_fields(),
+    )
+
+
+def query_ranking(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ranking options a request gave, as overrides of the index's ranking."""
+    return ranking_overrides(values, no_recency=bool(values.get("no_recency")))
+
+
+def query_filters(values: Mapping[str, Any], categories: list[str]) -> Filters:
+    """The filters a request gave (``categories``: its ``category`` or ``categories``)."""
+    return Filters(
+        same_category=bool(values.get("same_category")),
+        categories=categories or None,
+        since=values.get("since"),
+        until=values.get("until"),
+        exclude=tuple(values.get("exclude") or ()),
+        same_language=bool(values.get("same_language")),
+    )
