@@ -72,12 +72,26 @@ def _routes(tmp_path: Path) -> list[tuple[str, str]]:
     """(method, path) of every route; the index folder is opened only when the app starts."""
     service = _create_app()(tmp_path / "no-index")  # type: ignore[operator]
     found = []
-    for route in service.routes:
-        if not isinstance(route, APIRoute) or route.path in FASTAPI_OWN:
+    for route, prefix in _flat(service.routes, ""):
+        if not isinstance(route, APIRoute) or prefix + route.path in FASTAPI_OWN:
             continue
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
-            found.append((method, route.path))
+            found.append((method, prefix + route.path))
     return found
+
+
+def _flat(routes: list[Any], prefix: str) -> list[tuple[Any, str]]:
+    """Every route with its prefix: FastAPI (0.165 on) keeps an included router as one entry
+    holding the router's own routes."""
+    out = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            out += _flat(included.routes, prefix + (getattr(context, "prefix", "") or ""))
+        else:
+            out.append((route, prefix))
+    return out
 
 
 def _documented(method: str, path: str, text: str) -> bool:
