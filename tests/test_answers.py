@@ -23,7 +23,7 @@ from recommender import engine as engine_module
 from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
 from recommender.storage import lists as answers_module
-from recommender.storage.store import ARTICLES, current_version
+from recommender.storage.layout import ARTICLES, current_version
 from recommender.write import writer as writer_module
 
 
@@ -417,7 +417,8 @@ def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> Non
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from conftest import SAMPLE, FakeEncoder\n"
-        "from recommender import Recommender, answers\n"
+        "from recommender import Recommender\n"
+        "from recommender.storage import lists as answers\n"
         "answers.PARALLEL_MIN_ROWS, answers.CHUNK = 1, 100\n"
         "answers.workers = lambda: 2\n"
         f"Recommender.build_from_files([SAMPLE], {str(tmp_path / 'index')!r}, "
