@@ -43,16 +43,12 @@ from .results import (
     UpdateReport,
 )
 from .settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES, Ranking, Settings
+from .storage.check import check_index
+from .storage.columns import SECONDS_PER_DAY, Columns
+from .storage.layout import current_version
 from .storage.lists import current_list
-from .storage.store import (
-    SECONDS_PER_DAY,
-    Columns,
-    Manifest,
-    check_index,
-    current_version,
-    describe_search,
-    read_manifest,
-)
+from .storage.manifest import Manifest, read_manifest
+from .storage.vectors import describe_search
 from .text import clean_html, embedding_text
 
 if TYPE_CHECKING:  # imported where used: a query needs none of them (see "Heavy imports")

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..lexical import LexicalPart, SparseRows
-from .store import Columns, RowMap, write_new
+from .columns import Columns, RowMap
+from .files import write_new
 
 MAGIC = b"RECIMG01"
 NAME = re.compile(r"image-(\d{12})\.bin")

@@ -55,8 +55,8 @@ from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_mat
 from ..read.rerank import rank
 from ..read.retrieve import candidate_count, dot, pool_of, sides
 from ..settings import Ranking
+from .files import create_new
 from .image import ALIGN, decode_header, encode_header
-from .store import create_new
 
 if TYPE_CHECKING:
     from ..read.snapshot import Snapshot
