@@ -355,7 +355,7 @@ def test_disk_full_while_writing_the_image_leaves_the_index(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(image_module, "write_new", full)
+    monkeypatch.setattr(image_module, "write_mapped", full)
     before = Recommender.open(sample_index).ids()
     with pytest.raises(IndexWriteError, match="disk full while writing the index"):
         Recommender.build([article("z", "Other news")], sample_index, encoder=FakeEncoder())
