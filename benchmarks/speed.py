@@ -24,7 +24,8 @@ from recommender import Recommender
 from recommender.articles import read_articles
 from recommender.embedding.encode import SentenceTransformerEncoder
 from recommender.settings import Settings
-from recommender.storage.store import current_version, read_manifest
+from recommender.storage.layout import current_version
+from recommender.storage.manifest import read_manifest
 from recommender.text import embedding_text
 from recommender.write.writer import stored_vectors
 

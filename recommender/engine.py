@@ -35,7 +35,7 @@ from .results import (
     UpdateReport,
 )
 from .settings import Ranking, Settings
-from .storage.store import check_index
+from .storage.check import check_index
 
 if TYPE_CHECKING:  # imported where used: a query needs none of them (docs/contributing.md)
     from .embedding.encode import Encoder, ProgressFn

@@ -24,7 +24,7 @@ from recommender.errors import IndexWriteError, SettingsError
 from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
 from recommender.storage import lists as answers_module
-from recommender.storage.store import ARTICLES, current_version
+from recommender.storage.layout import ARTICLES, current_version
 from recommender.write import writer as writer_module
 
 

@@ -13,7 +13,7 @@ from conftest import FakeEncoder, article
 from recommender import Recommender
 from recommender.read.snapshot import Snapshot, _differences
 from recommender.storage import image as image_module
-from recommender.storage.store import ARTICLES, current_version
+from recommender.storage.layout import ARTICLES, current_version
 
 
 def _image(index: Path) -> Path:
@@ -180,7 +180,7 @@ def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> No
 
 
 def test_row_map_scans_first_then_builds_a_dict() -> None:
-    from recommender.storage.store import RowMap
+    from recommender.storage.columns import RowMap
 
     ids = ["a", "b", "a", "c", "d"]
     alive = np.array([False, True, True, True, False])  # row 0 replaced by row 2, d removed
@@ -199,7 +199,7 @@ def test_row_map_scans_first_then_builds_a_dict() -> None:
 def test_a_refresh_keeps_the_id_map_unbuilt(sample_index: Path) -> None:
     """Applying a write to columns opened from an image needs no dict of every id (at a
     million articles building one costs about 0.2 s of an add)."""
-    from recommender.storage.store import RowMap
+    from recommender.storage.columns import RowMap
 
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         assert isinstance(rec.snapshot.columns.row_of, RowMap)

@@ -29,7 +29,8 @@ from recommender import (
 )
 from recommender.cli import app
 from recommender.read.snapshot import Snapshot
-from recommender.storage.store import ARTICLES, CURRENT, LOCK, MANIFEST, current_version
+from recommender.storage.layout import ARTICLES, CURRENT, LOCK, current_version
+from recommender.storage.manifest import MANIFEST
 from recommender.write.writer import writer_lock
 
 runner = CliRunner()

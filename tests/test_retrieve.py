@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender.read.retrieve import RowFilter, allowed_rows, retrieve
-from recommender.storage.store import Columns
+from recommender.storage.columns import Columns
 
 # 50 rows: not a multiple of 8, so the last byte of the filter bitmap is only partly used.
 ROWS = 50
@@ -321,7 +321,7 @@ def test_same_language_with_other_filters(columns: Columns) -> None:
 
 @pytest.fixture(scope="module")
 def graph() -> object:
-    from recommender.storage.store import built_vector_index, search_of
+    from recommender.storage.vectors import built_vector_index, search_of
 
     search = search_of({"vector_search": "hnsw"}, ROWS)
     return built_vector_index(DIMENSION, "float32", search, VECTORS)

@@ -24,8 +24,10 @@ from recommender import (
     Recommender,
 )
 from recommender.embedding.encode import register_encoder
-from recommender.storage import store as store_module
-from recommender.storage.store import ARTICLES, CURRENT, FORMAT_VERSION, MANIFEST, write_segment
+from recommender.storage import table as table_module
+from recommender.storage.layout import ARTICLES, CURRENT
+from recommender.storage.manifest import FORMAT_VERSION, MANIFEST
+from recommender.storage.vectors import write_segment
 from recommender.write import writer as writer_module
 
 SEGMENT = "seg-000001.faiss"
@@ -262,8 +264,8 @@ def test_reader_of_a_folder_it_cannot_write_reads_the_file_as_immutable(
             database = "file:/nonexistent/folder/x.sqlite?mode=ro"  # unable to open
         return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_module.sqlite3, "connect", connect)
-    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(table_module.sqlite3, "connect", connect)
+    monkeypatch.setattr(table_module.os, "access", lambda path, mode: False)
     with Recommender.open(sample_index) as rec:
         assert rec.get("a-2021").title.startswith("Keltrix") and rec.similar("a-2021", k=3)
     assert opened[0].endswith("?mode=ro") and opened[1].endswith("?mode=ro&immutable=1")
@@ -283,8 +285,8 @@ def test_an_immutable_reader_keeps_its_version_when_a_new_one_replaces_it(
                 database = "file:/nonexistent/folder/x.sqlite?mode=ro"  # unable to open
             return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(store_module.sqlite3, "connect", connect)
-        monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+        monkeypatch.setattr(table_module.sqlite3, "connect", connect)
+        monkeypatch.setattr(table_module.os, "access", lambda path, mode: False)
 
     with monkeypatch.context() as patched:
         read_only(patched)
@@ -353,7 +355,7 @@ def test_disk_full_while_writing_the_image_leaves_the_index(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(image_module, "write_new", full)
+    monkeypatch.setattr(image_module, "write_mapped", full)
     before = Recommender.open(sample_index).ids()
     with pytest.raises(IndexWriteError, match="disk full while writing the index"):
         Recommender.build([article("z", "Other news")], sample_index, encoder=FakeEncoder())
@@ -459,7 +461,7 @@ def test_read_only_index_as_another_user(sample_index: Path) -> None:
 def _without_languages(index: Path) -> None:
     """Make the index look as versions before 0.3 wrote it: no language column (and checksums
     over the other columns)."""
-    from recommender.storage.store import ArticleRow, row_checksum
+    from recommender.storage.table import ArticleRow, row_checksum
 
     version = version_dir(index)
     for image in version.glob("image-*.bin"):
@@ -522,7 +524,7 @@ def test_an_index_without_languages_opens_and_gets_them_from_its_next_write(
 
 
 def test_search_of_chooses_by_size_and_records_the_settings() -> None:
-    from recommender.storage.store import describe_search, search_of
+    from recommender.storage.vectors import describe_search, search_of
 
     auto = {"vector_search": "auto", "hnsw_min_rows": 1000, "hnsw_m": 16}
     assert search_of(auto, 999) == {"type": "flat"}
@@ -539,7 +541,7 @@ def test_search_of_chooses_by_size_and_records_the_settings() -> None:
 def test_stored_vectors_are_what_faiss_decodes(kind: str) -> None:
     import faiss
 
-    from recommender.storage.store import built_vector_index, stored_vectors, vectors_of
+    from recommender.storage.vectors import built_vector_index, stored_vectors, vectors_of
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)

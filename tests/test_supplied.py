@@ -18,7 +18,8 @@ from recommender import (
 )
 from recommender.articles import read_articles
 from recommender.cli import app
-from recommender.storage.store import ArticleTable, current_version
+from recommender.storage.layout import current_version
+from recommender.storage.table import ArticleTable
 
 MODEL = "fake-bag-of-words"
 

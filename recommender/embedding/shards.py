@@ -39,7 +39,7 @@ import numpy as np
 
 from ..articles import Article, read_valid
 from ..errors import InputFileError, RecommenderError
-from ..storage.store import fsync_dir
+from ..storage.files import fsync_dir
 from ..text import content_hash, embedding_text
 from ..write.writer import model_for
 from .encode import Encoder, ProgressFn, encode_all, load_encoder

@@ -32,7 +32,7 @@ from ..language import effective as effective_language
 from ..lexical import TermVector, lexical_text
 from ..results import Recommendation
 from ..settings import Ranking
-from ..storage.store import SECONDS_PER_DAY
+from ..storage.columns import SECONDS_PER_DAY
 from ..text import clean_html, embedding_text
 from .rerank import Listing, Query, fuse, fusion_weight, rank
 from .retrieve import Filters, Pool, RowFilter, candidate_count, pool_of, sides

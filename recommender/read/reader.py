@@ -19,7 +19,9 @@ from ..articles import Article
 from ..errors import IncompatibleIndexError, RecommenderError, UnknownArticleError
 from ..results import IndexInfo
 from ..settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
-from ..storage.store import Manifest, current_version, describe_search, read_manifest
+from ..storage.layout import current_version
+from ..storage.manifest import Manifest, read_manifest
+from ..storage.vectors import describe_search
 from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from ..articles import parse_datetime
 from ..errors import InvalidQueryError
 from ..lexical import Products, TermVector, cosine_with, outside, rows_matrix
 from ..lexical import search as lexical_search
-from ..storage.store import SECONDS_PER_DAY, Columns, is_graph, single_threaded_queries
+from ..storage.columns import SECONDS_PER_DAY, Columns
+from ..storage.vectors import is_graph, single_threaded_queries
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot

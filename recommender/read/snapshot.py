@@ -28,18 +28,14 @@ from .retrieve import graph_walk
 
 if TYPE_CHECKING:
     from ..embedding.encode import ProgressFn
-from ..storage.store import (
-    CURRENT,
-    ArticleTable,
+from ..storage.columns import Columns, apply_rows
+from ..storage.layout import CURRENT, current_name, current_version
+from ..storage.manifest import Manifest, read_manifest
+from ..storage.table import ArticleTable
+from ..storage.vectors import (
     Checksums,
-    Columns,
-    Manifest,
-    apply_rows,
-    current_name,
-    current_version,
     is_graph,
     new_vector_index,
-    read_manifest,
     read_segment,
     stored_vectors,
     vectors_of,

@@ -10,15 +10,13 @@ build, a compaction or a replica copy; one that is missing, damaged (a CRC32 of 
 is checked), from another generation or inconsistent is ignored and the index loads from
 SQLite as before.
 
-Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation,
-sizes, categories, languages, CRC32 and, for each array, its dtype, shape and offset), then
-the arrays, each at an offset that is a multiple of 64.
+Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the
+generation, sizes, categories, languages and the CRC32 of the arrays after it.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import mmap
 import os
 import re
@@ -30,11 +28,20 @@ from typing import Any
 import numpy as np
 
 from ..lexical import LexicalPart, SparseRows
-from .store import Columns, RowMap, write_new
+from .columns import Columns, RowMap
+from .mapped import (
+    decode_header,
+    encode_header,
+    layout_of,
+    map_file,
+    padded,
+    remove_older,
+    view_arrays,
+    write_mapped,
+)
 
 MAGIC = b"RECIMG01"
 NAME = re.compile(r"image-(\d{12})\.bin")
-ALIGN = 64
 
 #: Columns arrays, by name, with the dtype they are stored in.
 _COLUMNS = {
@@ -87,15 +94,9 @@ def write_image(
         arrays[f"{side}_indptr"] = np.ascontiguousarray(matrix.indptr, dtype="<i8")
         arrays[f"{side}_indices"] = np.ascontiguousarray(matrix.indices, dtype="<i4")
         arrays[f"{side}_data"] = np.ascontiguousarray(matrix.data, dtype="<f4")
-    layout: dict[str, dict[str, object]] = {}
-    starts, position = {}, 0
-    for name, array in arrays.items():
-        starts[name] = position
-        layout[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": position}
-        position += -(-array.nbytes // ALIGN) * ALIGN
-    payload = bytearray(position)
-    for name, array in arrays.items():
-        payload[starts[name] : starts[name] + array.nbytes] = array.tobytes()
+    crc = 0
+    for piece in padded(arrays.values()):
+        crc = zlib.crc32(piece, crc)
     header = {
         "generation": generation,
         "rows": len(columns.ids),
@@ -103,19 +104,12 @@ def write_image(
         "categories": list(columns.categories),
         "languages": list(columns.languages),
         "newline_free": newline_free,
-        "crc32": zlib.crc32(payload),
-        "arrays": layout,
+        "crc32": crc,
+        "arrays": layout_of(arrays)[0],
     }
-    head = encode_header(MAGIC, header)
     path = version / image_name(generation)
-    temporary = version / f".{path.name}.{os.getpid()}"
-    temporary.unlink(missing_ok=True)
-    write_new(temporary, head + bytes(payload))
-    os.replace(temporary, path)
-    for entry in version.iterdir():
-        match = NAME.fullmatch(entry.name)
-        if match and int(match.group(1)) < generation:
-            entry.unlink(missing_ok=True)  # readers that mapped it keep their mapping
+    write_mapped(path, itertools.chain([encode_header(MAGIC, header)], padded(arrays.values())))
+    remove_older(version, NAME, generation)
     return path
 
 
@@ -123,32 +117,9 @@ def read_image(path: Path, lexicon_size: int) -> tuple[int, Columns, LexicalPart
     """The generation, columns and TF-IDF part an image holds, mapped, not read; None when it
     cannot be used (unreadable, damaged, or not of this lexicon)."""
     try:
-        with open(path, "rb") as handle:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        return _parsed(mapped, lexicon_size)
+        return _parsed(map_file(path), lexicon_size)
     except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return None
-
-
-def encode_header(magic: bytes, header: dict[str, Any]) -> bytes:
-    """What a mapped file (an image, precomputed lists) starts with: ``magic``, the length
-    of the JSON header, the header, then zeros up to a multiple of ``ALIGN``."""
-    encoded = json.dumps(header).encode("utf-8")
-    head = magic + len(encoded).to_bytes(8, "little") + encoded
-    return head + bytes(-len(head) % ALIGN)
-
-
-def decode_header(mapped: mmap.mmap, magic: bytes) -> tuple[dict[str, Any], int] | None:
-    """The JSON header of a mapped file that starts with ``magic`` and where its arrays begin
-    (``encode_header``); None for a file of another kind (ValueError for a damaged header)."""
-    if mapped[: len(magic)] != magic:
-        return None
-    length = int.from_bytes(mapped[len(magic) : len(magic) + 8], "little")
-    start = len(magic) + 8
-    header = json.loads(mapped[start : start + length])
-    if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
-    return header, start + length + (-(start + length) % ALIGN)
 
 
 def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, LexicalPart] | None:
@@ -176,15 +147,7 @@ def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, Lexical
 def _arrays(
     mapped: mmap.mmap, header: dict[str, Any], base: int, lexicon_size: int
 ) -> tuple[int, Columns, LexicalPart] | None:
-    arrays = {}
-    for name, spec in header["arrays"].items():
-        dtype = np.dtype(spec["dtype"])
-        count = int(np.prod(spec["shape"], dtype=np.int64))
-        offset = base + int(spec["offset"])
-        if offset + count * dtype.itemsize > len(mapped):
-            return None
-        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset)
-        arrays[name] = array.reshape(spec["shape"])
+    arrays = view_arrays(mapped, header, base)  # ValueError for one that does not fit
     rows = int(header["rows"])
     if any(len(arrays[name]) != rows for name in _COLUMNS):
         return None

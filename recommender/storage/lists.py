@@ -37,6 +37,7 @@ scores, similarities, recency and category factors (f8 each), n embedding and TF
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import mmap
 import os
@@ -52,8 +53,16 @@ import numpy as np
 from ..errors import SettingsError
 from ..read.retrieve import candidate_count
 from ..settings import Ranking
-from .image import ALIGN, decode_header, encode_header
-from .store import create_new
+from .mapped import (
+    decode_header,
+    encode_header,
+    layout,
+    map_file,
+    padded,
+    remove_older,
+    view_arrays,
+    write_mapped,
+)
 
 if TYPE_CHECKING:
     from ..read.held import Changed
@@ -208,13 +217,13 @@ def write_answers(
     offsets = np.zeros(total + 1, dtype="<i8")
     np.cumsum([len(r) for r in records], out=offsets[1:])
     crcs = np.array([zlib.crc32(r, row) for row, r in enumerate(records)], dtype="<u4")
-    sizes = {"offsets": offsets.nbytes, "crcs": crcs.nbytes, "records": int(offsets[-1])}
-    layout, position = {}, 0
-    for name, size in sizes.items():
-        dtype = {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}[name]
-        shape = [size // np.dtype(dtype).itemsize]
-        layout[name] = {"dtype": dtype, "shape": shape, "offset": position}
-        position += -(-size // ALIGN) * ALIGN
+    arrays, _ = layout(
+        {
+            "offsets": ("<i8", offsets.shape),
+            "crcs": ("<u4", crcs.shape),
+            "records": ("|u1", [int(offsets[-1])]),
+        }
+    )
     candidates = candidate_count(snapshot, k, ranking.candidates)
     header = {
         "generation": snapshot.generation,
@@ -224,35 +233,15 @@ def write_answers(
         # How a graph search was walked for them (retrieve.graph_walk), None for none.
         "walk": snapshot.graph_walk(candidates + 1),
         "ranking": asdict(ranking),
-        "arrays": layout,
+        "arrays": arrays,
     }
     header["checksum"] = header_checksum(header)
-    head = encode_header(MAGIC, header)
-    version = snapshot.version
-    path = version / answers_name(snapshot.generation)
-    temporary = version / f".{path.name}.{os.getpid()}"
-    temporary.unlink(missing_ok=True)
+    path = snapshot.version / answers_name(snapshot.generation)
     # Written piece by piece: the records are not joined in memory (half a GB at a million).
-    fd = create_new(temporary)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as out:
-            out.write(head)
-            for part in (offsets.tobytes(), crcs.tobytes()):
-                out.write(part + bytes(-len(part) % ALIGN))
-            for start in range(0, total, 10_000):
-                out.write(b"".join(records[start : start + 10_000]))
-            out.write(bytes(-sizes["records"] % ALIGN))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(temporary, path)
-    for entry in version.iterdir():
-        match = NAME.fullmatch(entry.name)
-        if match and int(match.group(1)) < snapshot.generation:
-            entry.unlink(missing_ok=True)  # readers that mapped it keep their mapping
+    chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
+    head = encode_header(MAGIC, header)
+    write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
+    remove_older(path.parent, NAME, snapshot.generation)
     return path
 
 
@@ -462,16 +451,9 @@ class Answers:
         walk = header["walk"]
         self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
         self.ranking = Ranking(**header["ranking"])
-        arrays = {}
-        for name, dtype in (("offsets", "<i8"), ("crcs", "<u4"), ("records", "|u1")):
-            spec = header["arrays"][name]
-            count = int(spec["shape"][0])
-            offset = base + int(spec["offset"])
-            if np.dtype(spec["dtype"]) != np.dtype(dtype) or offset + count * np.dtype(
-                dtype
-            ).itemsize > len(mapped):
-                raise ValueError(f"array {name} does not fit")
-            arrays[name] = np.frombuffer(mapped, dtype, count, offset)
+        arrays = view_arrays(
+            mapped, header, base, {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}
+        )
         if len(arrays["offsets"]) != self.rows + 1 or len(arrays["crcs"]) != self.rows:
             raise ValueError("arrays of another size than the rows")
         self._offsets = arrays["offsets"]
@@ -517,8 +499,7 @@ class Answers:
 def read_answers(path: Path) -> Answers | None:
     """The lists in ``path``, mapped, not read; None when they cannot be used."""
     try:
-        with open(path, "rb") as handle:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        mapped = map_file(path)
         decoded = decode_header(mapped, MAGIC)
         if decoded is None:
             return None

@@ -43,24 +43,18 @@ from ..errors import (
 )
 from ..results import ReplicaReport
 from ..storage import lists as answers
-from ..storage.store import (
+from ..storage.files import create_new, file_signature, fsync_dir, write_new
+from ..storage.layout import (
     ARTICLES,
-    MANIFEST,
     REPLICA_OF,
     SOURCE_GENERATION,
     SOURCE_VERSION,
-    Segment,
-    create_new,
     current_name,
     current_version,
-    file_signature,
-    fsync_dir,
-    generation_of,
-    list_segments,
-    open_for_reading,
-    read_manifest,
-    write_new,
 )
+from ..storage.manifest import MANIFEST, read_manifest
+from ..storage.table import generation_of, list_segments, open_for_reading
+from ..storage.vectors import Segment
 from .writer import write_image_of, write_staged, writing
 
 #: Copies begun before giving up on an index that keeps changing under them (each retry
@@ -317,7 +311,7 @@ def _copy_segment(source: Path, version: Path, segment: Segment, building: Path)
         raise IndexNotFoundError(
             f"cannot read the index at {source}: {segment.file}: {exc.strerror or exc}"
         ) from None
-    # Read-only, as the writer leaves segments: readers map them (store.py).
+    # Read-only, as the writer leaves segments: readers map them (storage/vectors.py).
     size, crc = _copy_to_new(handle, building / segment.file, mode=0o444)
     if (size, crc) != (segment.bytes, segment.crc32):
         raise IndexDamagedError(

@@ -57,45 +57,44 @@ from ..lexical import Lexicon, TermVector, lexical_text
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
-from ..storage.lists import remove_unfinished
-from ..storage.store import (
+from ..storage.files import fsync_dir, write_new
+from ..storage.layout import (
     ARTICLES,
     CURRENT,
+    LOCK,
+    current_name,
+    current_version,
+    is_engine_entry,
+    is_index_folder,
+    is_lock_file,
+)
+from ..storage.lists import remove_unfinished
+from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
+from ..storage.table import (
     INSERT_ARTICLE,
     INSERT_TERMS,
-    LOCK,
-    MANIFEST,
-    REUSABLE_FORMAT,
     ROW_CHECKSUMS,
     SCHEMA,
     SELECT_ROWS,
     ArticleRow,
     ArticleTable,
-    Manifest,
-    Segment,
     add_language_column,
-    built_vector_index,
     checkpoint,
     connect,
-    current_name,
-    current_version,
-    fsync_dir,
     generation_of,
     insert_lexicon,
-    is_engine_entry,
-    is_index_folder,
-    is_lock_file,
     list_segments,
-    new_vector_index,
-    read_manifest,
-    read_segment,
     replica_source,
     row_checksum,
-    search_of,
     terms_row,
+)
+from ..storage.vectors import (
+    Segment,
+    built_vector_index,
+    new_vector_index,
+    read_segment,
+    search_of,
     vectors_of,
-    write_manifest,
-    write_new,
     write_segment,
 )
 from ..text import content_hash, embedding_text

@@ -1,0 +1,107 @@
+"""``recommend check``: everything an index holds, verified.
+
+Checksums: every segment (size and CRC32, in SQLite), the manifest (a ``checksum`` field over
+the rest) and every stored article (``row_checksums``) are checked; segments and manifest at
+open, an article when it is read, all of it here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+from ..errors import RecommenderError
+from ..results import CheckReport
+from ..text import content_hash, embedding_text
+from .layout import ARTICLES, current_version
+from .manifest import MANIFEST, read_manifest
+from .table import ArticleRow, ArticleTable, list_segments, row_checksum
+from .vectors import read_segment
+
+
+def check_index(index_dir: Path) -> CheckReport:
+    """Verify everything an index holds (``recommend check``): CURRENT, the manifest and its
+    checksum, every segment's size, checksum and contents, SQLite's own integrity check,
+    every stored article's checksum, each live article's content hash against its stored
+    text, and that vectors, term vectors and rows agree in number. Reads only."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        version = current_version(index_dir)
+        manifest = read_manifest(version)
+    except RecommenderError as exc:
+        return CheckReport(index=str(index_dir), version=None, problems=[str(exc)])
+    with contextlib.suppress(OSError, ValueError):
+        if "checksum" not in json.loads((version / MANIFEST).read_bytes()):
+            notes.append(f"{MANIFEST} has no checksum (written by an earlier version)")
+    try:
+        table = ArticleTable(version)
+    except RecommenderError as exc:
+        return CheckReport(str(index_dir), version.name, problems=[str(exc)], notes=notes)
+    connection = table._connection
+    counts = {"articles": 0, "rows": 0, "segments": 0, "rows_verified": 0}
+    try:
+        for (line,) in connection.execute("PRAGMA integrity_check"):
+            if line != "ok":
+                problems.append(f"{ARTICLES}: {line}")
+        cursor = connection.cursor()
+        cursor.execute("BEGIN")  # one consistent state, whatever a writer does meanwhile
+        try:
+            segments = list_segments(cursor)
+            counts["segments"] = len(segments)
+            expected_row = 0
+            for segment in segments:
+                if segment.first_row != expected_row:
+                    problems.append(
+                        f"{segment.file} starts at row {segment.first_row}, expected {expected_row}"
+                    )
+                expected_row = segment.first_row + segment.count
+                try:
+                    read_segment(version, segment, manifest.dimension)
+                except RecommenderError as exc:
+                    problems.append(str(exc))
+            max_chars = int(manifest.settings.get("max_body_chars", 1000))
+            rows = cursor.execute(table.rows_sql("ORDER BY row"))
+            unverified = 0
+            for values in rows:
+                stored = ArticleRow(*values[:-1])
+                counts["rows"] += 1
+                crc = values[-1]
+                if crc is None:
+                    unverified += 1
+                elif crc != row_checksum(values):
+                    problems.append(
+                        f"article {stored.id!r} (row {stored.row}) does not match its checksum"
+                    )
+                else:
+                    counts["rows_verified"] += 1
+                if stored.removed:
+                    continue
+                counts["articles"] += 1
+                text = embedding_text(stored.title, stored.body, max_chars)
+                if content_hash(text) != stored.content_hash:
+                    problems.append(
+                        f"article {stored.id!r} (row {stored.row}): its stored text does not "
+                        "match its content hash"
+                    )
+            if unverified:
+                notes.append(
+                    f"{unverified} rows have no checksum (written by an earlier version; "
+                    "the next build-index writes them)"
+                )
+            terms = cursor.execute("SELECT count(*), coalesce(max(row) + 1, 0) FROM terms")
+            term_count, term_end = terms.fetchone()
+            if not expected_row == term_count == term_end == counts["rows"]:
+                problems.append(
+                    f"{expected_row} vectors and {term_count} term vectors for "
+                    f"{counts['rows']} rows"
+                )
+        finally:
+            cursor.execute("COMMIT")
+    except sqlite3.Error as exc:
+        problems.append(f"{ARTICLES}: {exc}")
+    finally:
+        table.close()
+    return CheckReport(str(index_dir), version.name, problems=problems, notes=notes, **counts)
