@@ -25,7 +25,7 @@ from .read import pipeline
 from .read.held import lookup
 from .read.reader import Reader
 from .read.retrieve import Filters
-from .read.snapshot import Snapshot, answers_problems, image_problems
+from .read.snapshot import Snapshot, image_problems, precomputed_problems
 from .results import (
     BuildReport,
     CheckReport,
@@ -185,7 +185,7 @@ class Recommender:
         if report.sound:  # derived files are compared with the articles once those are sound
             try:
                 report.problems.extend(image_problems(Path(path)))
-                report.problems.extend(answers_problems(Path(path)))
+                report.problems.extend(precomputed_problems(Path(path)))
             except RecommenderError as exc:
                 log.warning("derived files of %s not compared: %s", path, exc)
         return report

@@ -249,8 +249,8 @@ class Settings:
     build records its choice in the manifest (``recommend info`` shows it).
 
     Precomputed lists (``precomputed_k``): a build or compaction also computes each article's
-    first ``precomputed_k`` related articles with the index's ranking (``answers``), so that
-    ``similar(id, k)`` with ``k`` up to that, the index's ranking and no filters is a lookup
+    first ``precomputed_k`` related articles with the index's ranking (precomputed lists), so
+    that ``similar(id, k)`` with ``k`` up to that, the index's ranking and no filters is a lookup
     (0: none; the build is then faster and the index smaller).
 
     Everything but ``ranking`` (and ``batch_size``, which only paces embedding) is fixed by a

@@ -80,7 +80,7 @@ def test_a_fresh_replica_answers_as_the_index_does(sample_index: Path, tmp_path:
     version = replica / report.version
     # Rollback journal, not WAL: a reader needs no -shm file, so a read-only folder serves.
     assert sorted(p.name for p in version.iterdir()) == [
-        "answers-000000000001.bin",  # the source's precomputed lists, copied
+        "precomputed-000000000001.bin",  # the source's precomputed lists, copied
         ARTICLES,
         "image-000000000001.bin",
         MANIFEST,

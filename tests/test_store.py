@@ -32,7 +32,7 @@ from recommender.write import writer as writer_module
 
 SEGMENT = "seg-000001.faiss"
 IMAGE = "image-000000000001.bin"
-LISTS = "answers-000000000001.bin"
+LISTS = "precomputed-000000000001.bin"
 
 
 def version_dir(index: Path) -> Path:

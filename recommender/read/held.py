@@ -1,6 +1,6 @@
 """When a stored precomputed list still holds: ``similar(id)`` is then a lookup.
 
-A version's precomputed lists (``storage.lists``, computed by ``write.precompute`` with the
+A version's precomputed lists (``storage.precomputed``, computed by ``write.precompute`` with the
 one query pipeline) hold what ``similar`` would answer as long as the article's candidates are
 what they were, so a query uses its row's list only when
 
@@ -33,7 +33,7 @@ import numpy as np
 from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_matrix
 from ..results import Recommendation
 from ..settings import Ranking
-from ..storage.lists import Answers, Listed, parse
+from ..storage.precomputed import Precomputed, StoredList, parse
 from .pipeline import Entry, recommendations
 from .retrieve import candidate_count, dot
 
@@ -72,7 +72,7 @@ def lookup(
 ) -> list[Recommendation] | None:
     """``similar`` of ``row`` (no filters) from the snapshot's precomputed lists, when they
     hold what the pipeline would answer now; None otherwise (search it)."""
-    found = snapshot.answers
+    found = snapshot.precomputed
     if found is None or ranking.recency_from != "query":
         return None
     if not found.serves(k, ranking, candidate_count(snapshot, k, ranking.candidates)):
@@ -93,7 +93,7 @@ def lookup(
     return recommendations(snapshot, entries, stored)
 
 
-def entries_of(listed: Listed, k: int) -> list[Entry]:
+def entries_of(listed: StoredList, k: int) -> list[Entry]:
     """The first ``k`` places of a stored list, as the pipeline gives them."""
     return [
         Entry(
@@ -111,8 +111,8 @@ def entries_of(listed: Listed, k: int) -> list[Entry]:
 
 
 def current_list(
-    snapshot: Snapshot, found: Answers, changed: Changed, row: int
-) -> tuple[memoryview, Listed] | None:
+    snapshot: Snapshot, found: Precomputed, changed: Changed, row: int
+) -> tuple[memoryview, StoredList] | None:
     """The row's stored record and list when the list still holds for ``snapshot``: the row
     unchanged since, its graph search walked as it was for the list, its record sound, and
     none of the ``changed`` rows among its candidates (``unaffected``); else None."""
@@ -129,7 +129,7 @@ def current_list(
     return data, listed
 
 
-def unaffected(listed: Listed, vector: np.ndarray, terms: TermVector, changed: Changed) -> bool:
+def unaffected(listed: StoredList, vector: np.ndarray, terms: TermVector, changed: Changed) -> bool:
     """Whether none of the ``changed`` rows could be among the candidates of the query whose
     list is ``listed`` (``vector`` and ``terms``: the query's): then the list is current."""
     if not len(changed.rows):

@@ -20,14 +20,13 @@ import numpy as np
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from ..settings import Settings
-from ..storage import image
-from ..storage import lists as precomputed
+from ..storage import image, precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
 
 if TYPE_CHECKING:
-    from ..embedding.encode import ProgressFn
+    pass
 from ..storage.columns import Columns, apply_rows
 from ..storage.layout import CURRENT, current_name, current_version
 from ..storage.manifest import Manifest, read_manifest
@@ -127,21 +126,13 @@ class Snapshot:
             self.version, self.generation, self.columns, whole, self.lexicon_size
         )
 
-    def save_answers(self, progress: ProgressFn | None = None) -> Path | None:
-        """Compute and write each article's list into this snapshot's version (``answers``),
-        unless its settings ask for none; ``progress`` is called with (done, total)."""
-        k = self.settings.precomputed_k
-        if not k or self.settings.ranking.recency_from != "query":
-            return None  # recency from the time of the query: no list holds for long
-        return precomputed.write_answers(self, k, progress)
-
     @cached_property
-    def answers(self) -> precomputed.Answers | None:
+    def precomputed(self) -> precomputed.Precomputed | None:
         """The version's precomputed lists, when there are usable ones for this snapshot."""
         path = precomputed.newest(self.version)
         if path is None:
             return None
-        found = precomputed.read_answers(path)
+        found = precomputed.read(path)
         if found is None or found.generation > self.generation:
             return None
         if found.rows > len(self.columns.ids):
@@ -152,7 +143,7 @@ class Snapshot:
     def changed_rows(self) -> held.Changed | None:
         """The rows changed since the lists were computed (``held.Changed``); None when there
         are no lists or too many such rows to check a query against."""
-        found = self.answers
+        found = self.precomputed
         if found is None:
             return None
         rows = self.table.changed_since(found.generation, held.MAX_CHANGED)
@@ -185,7 +176,7 @@ class Snapshot:
     def lists_status(self) -> str:
         """What the precomputed lists are to this snapshot's queries (``recommend info``)."""
         k = self.settings.precomputed_k
-        found = self.answers
+        found = self.precomputed
         if found is None:
             if not k:
                 return "none (precomputed_k=0)"
@@ -362,13 +353,13 @@ def image_problems(path: Path) -> list[str]:
     return [f"{name} does not match the stored articles ({d})" for d in differences]
 
 
-def answers_problems(path: Path) -> list[str]:
+def precomputed_problems(path: Path) -> list[str]:
     """Damage in the precomputed lists of the index's current version (``recommend check``);
     a damaged list is never used, so answers stay right, only slower."""
     found = precomputed.newest(current_version(path))
     if found is None:
         return []
-    loaded = precomputed.read_answers(found)
+    loaded = precomputed.read(found)
     if loaded is None:
         return [f"{found.name} is damaged; queries search instead of using it (slower)"]
     damaged = loaded.problems()

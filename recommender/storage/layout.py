@@ -58,7 +58,7 @@ POINTER_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
 VERSION_FILE = re.compile(
     r"seg-\d{6}\.faiss|articles\.sqlite(-wal|-shm|-journal)?|manifest\.json"
     r"|\.manifest\.json\.[0-9a-f]{8}|image-\d{12}\.bin|\.image-\d{12}\.bin\.\d+"
-    r"|answers-\d{12}\.bin|\.answers-\d{12}\.bin\.\d+"
+    r"|(?:precomputed|answers)-\d{12}\.bin|\.(?:precomputed|answers)-\d{12}\.bin\.\d+"
 )
 
 

@@ -42,7 +42,7 @@ from ..errors import (
     RecommenderError,
 )
 from ..results import ReplicaReport
-from ..storage import lists as answers
+from ..storage import precomputed
 from ..storage.files import create_new, file_signature, fsync_dir, write_new
 from ..storage.layout import (
     ARTICLES,
@@ -281,11 +281,11 @@ def _read_source(source: Path, path: Path) -> bytes:
 
 
 def _copy_lists(version: Path, building: Path, generation: int) -> int:
-    """Copy the source version's precomputed lists (``answers``), if it has usable ones, so
+    """Copy the source version's precomputed lists, if it has usable ones, so
     that the replica's queries look them up too; their size (0 when none was copied). They
     hold for the copied state: made at a generation it includes, with its later changes
     checked per query as at the source."""
-    found = answers.newest(version)
+    found = precomputed.newest(version)
     if found is None:
         return 0
     try:
@@ -294,7 +294,7 @@ def _copy_lists(version: Path, building: Path, generation: int) -> int:
         return 0  # gone with its version: the replica answers every query by searching
     target = building / found.name
     size, _ = _copy_to_new(handle, target)
-    loaded = answers.read_answers(target)
+    loaded = precomputed.read(target)
     if loaded is None or loaded.generation > generation:
         target.unlink()
         return 0

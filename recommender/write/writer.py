@@ -68,8 +68,8 @@ from ..storage.layout import (
     is_index_folder,
     is_lock_file,
 )
-from ..storage.lists import remove_unfinished
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
+from ..storage.precomputed import remove_unfinished
 from ..storage.table import (
     INSERT_ARTICLE,
     INSERT_TERMS,
@@ -98,6 +98,7 @@ from ..storage.vectors import (
     write_segment,
 )
 from ..text import content_hash, embedding_text
+from . import precompute
 from .lexicon import fit as fit_lexicon
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
@@ -345,12 +346,12 @@ def write_image_of(
 ) -> None:
     """Write the image of a finished version folder (see ``image``): readers then open it
     without reading every row from SQLite; with ``lists``, each article's precomputed list
-    too (see ``answers``; ``progress`` is called with (done, total) meanwhile)."""
+    too (see ``precompute``; ``progress`` is called with (done, total) meanwhile)."""
     snapshot = Snapshot.of_version(index_dir, version)
     try:
         snapshot.save_image()
         if lists:
-            snapshot.save_answers(progress)
+            precompute.save(snapshot, progress)
     finally:
         snapshot.close()
 
@@ -1049,7 +1050,7 @@ class IndexWriter:
         count one more generation so that readers refresh and take them up."""
         snapshot = Snapshot.of_version(self.path, version)
         try:
-            written = snapshot.save_answers(progress)
+            written = precompute.save(snapshot, progress)
         finally:
             snapshot.close()
         if written is not None:

@@ -1,4 +1,5 @@
-"""Precomputed lists (recommender/answers.py): a lookup answers what a search would have."""
+"""Precomputed lists (storage/precomputed.py, write/precompute.py, read/held.py): a lookup
+answers what a search would have."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
 from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
-from recommender.storage import lists as answers_module
+from recommender.storage import precomputed as precomputed_module
 from recommender.storage.layout import ARTICLES, current_version
+from recommender.write import precompute as precompute_module
 from recommender.write import writer as writer_module
 
 
@@ -57,7 +59,7 @@ def pair(built_pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _lists(index: Path) -> Path:
-    found = answers_module.newest(current_version(index))
+    found = precomputed_module.newest(current_version(index))
     assert found is not None
     return found
 
@@ -102,8 +104,8 @@ def test_a_build_writes_lists_that_answer_as_a_search_would(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed, searched = pair
-    assert _lists(listed).name == "answers-000000000001.bin"
-    assert answers_module.newest(current_version(searched)) is None
+    assert _lists(listed).name == "precomputed-000000000001.bin"
+    assert precomputed_module.newest(current_version(searched)) is None
     expected = {k: _all(searched, k) for k in (1, 3, 10)}
     _searching_fails(monkeypatch)
     for k in (1, 3, 10):
@@ -204,7 +206,7 @@ def test_compaction_computes_the_lists_again(
         _change(index)
         with Recommender.open(index, encoder=FakeEncoder()) as rec:
             assert rec.remove([i for i in rec.ids() if i.startswith("a-1")][:90]).compacted
-    assert _lists(listed).name == "answers-000000000001.bin"
+    assert _lists(listed).name == "precomputed-000000000001.bin"
     with Recommender.open(listed) as rec:
         assert "0 rows changed since" in rec.info().precomputed
     assert _all(listed) == _all(searched)
@@ -235,8 +237,8 @@ def test_storing_a_new_ranking_computes_the_lists_again(
     with Recommender.open(listed) as rec:
         assert rec.info().generation == 7  # the lists made at 6, then readers told
         assert "0 rows changed since" in rec.info().precomputed
-    assert _lists(listed).name == "answers-000000000006.bin"  # the older one deleted
-    assert len(list(current_version(listed).glob("answers-*"))) == 1
+    assert _lists(listed).name == "precomputed-000000000006.bin"  # the older one deleted
+    assert len(list(current_version(listed).glob("precomputed-*"))) == 1
     expected = _all(searched)
     _searching_fails(monkeypatch)
     assert _all(listed) == expected
@@ -272,7 +274,7 @@ def test_damaged_lists_are_never_used_and_check_reports_them(pair: tuple[Path, P
 def test_a_record_pointing_at_other_rows_is_refused(pair: tuple[Path, Path]) -> None:
     listed, _ = pair
     with Recommender.open(listed) as rec:
-        found = rec.snapshot.answers
+        found = rec.snapshot.precomputed
         assert found is not None
         first = found.listed(0)
         assert first is not None and len(first.heads)
@@ -288,7 +290,7 @@ def test_a_symlinked_lists_file_is_ignored(pair: tuple[Path, Path], tmp_path: Pa
     elsewhere = tmp_path / "elsewhere.bin"
     shutil.move(path, elsewhere)
     path.symlink_to(elsewhere)
-    assert answers_module.newest(current_version(listed)) is None
+    assert precomputed_module.newest(current_version(listed)) is None
     assert _all(listed) == _all(searched)
 
 
@@ -347,7 +349,7 @@ def test_a_replica_gets_the_lists(
 def test_lists_with_recency_from_now_are_not_made(tmp_path: Path) -> None:
     ranking = replace(Settings().ranking, recency_from="now")
     index = _build(tmp_path / "now", ranking=ranking)
-    assert answers_module.newest(current_version(index)) is None
+    assert precomputed_module.newest(current_version(index)) is None
     with Recommender.open(index) as rec:
         assert rec.info().precomputed.startswith("none")
 
@@ -365,7 +367,7 @@ def test_precompute_makes_the_lists_current_again(
         status = rec.precompute(progress=lambda d, t: done.append((d, t)))
         assert status.endswith("0 rows changed since (checked per query)")
         assert done[-1] == (341, 341)  # every row, the removed ones too (with no list)
-    assert _lists(listed).name == "answers-000000000005.bin"
+    assert _lists(listed).name == "precomputed-000000000005.bin"
     expected = _all(searched)
     _searching_fails(monkeypatch)
     assert _all(listed) == expected
@@ -388,11 +390,30 @@ def test_lists_computed_by_worker_processes_are_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serial = _build(tmp_path / "serial")
-    monkeypatch.setattr(answers_module, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(answers_module, "CHUNK", 100)
-    monkeypatch.setattr(answers_module, "workers", lambda: 2)
+    monkeypatch.setattr(precompute_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(precompute_module, "CHUNK", 100)
+    monkeypatch.setattr(precompute_module, "workers", lambda: 2)
     parallel = _build(tmp_path / "parallel")
     assert _lists(parallel).read_bytes() == _lists(serial).read_bytes()
+
+
+def test_lists_of_an_index_written_before_they_had_one_name_are_still_used(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexes written before the lists were named "precomputed" hold answers-*.bin."""
+    listed, searched = pair
+    new = _lists(listed)
+    old = new.with_name(new.name.replace("precomputed-", "answers-"))
+    new.rename(old)
+    assert _lists(listed) == old
+    expected = _all(searched)
+    with Recommender.open(listed) as rec:
+        assert rec.info().precomputed.startswith("10 related articles")
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+    assert Recommender.check(listed).sound
+    new.write_bytes(old.read_bytes())  # both names at one generation: the new one is read
+    assert _lists(listed) == new
 
 
 def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
@@ -400,7 +421,7 @@ def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
 ) -> None:
     listed, _ = pair
     version = current_version(listed)
-    left = version / ".answers-000000000002.bin.4242"  # as a kill -9 mid-write leaves it
+    left = version / ".precomputed-000000000002.bin.4242"  # as a kill -9 mid-write leaves it
     left.write_bytes(b"RECANS01" + b"\0" * 100)
     with Recommender.open(listed) as rec:
         assert rec.info().precomputed.startswith("10 related articles")  # never read
@@ -419,7 +440,7 @@ def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> Non
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from conftest import SAMPLE, FakeEncoder\n"
         "from recommender import Recommender\n"
-        "from recommender.storage import lists as answers\n"
+        "from recommender.write import precompute as answers\n"
         "answers.PARALLEL_MIN_ROWS, answers.CHUNK = 1, 100\n"
         "answers.workers = lambda: 2\n"
         f"Recommender.build_from_files([SAMPLE], {str(tmp_path / 'index')!r}, "
@@ -439,10 +460,10 @@ def test_a_failing_worker_fails_the_build_and_leaves_the_index(
 ) -> None:
     listed, _ = pair
     before = _all(listed)
-    monkeypatch.setattr(answers_module, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(answers_module, "CHUNK", 100)
-    monkeypatch.setattr(answers_module, "workers", lambda: 2)
-    monkeypatch.setattr(answers_module, "WORKER", "import sys; sys.exit('out of memory')")
+    monkeypatch.setattr(precompute_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(precompute_module, "CHUNK", 100)
+    monkeypatch.setattr(precompute_module, "workers", lambda: 2)
+    monkeypatch.setattr(precompute_module, "WORKER", "import sys; sys.exit('out of memory')")
     with pytest.raises(IndexWriteError, match=r"stopped \(exit status 1\): out of memory"):
         Recommender.build_from_files([SAMPLE], listed, encoder=FakeEncoder())
     assert _all(listed) == before
@@ -458,13 +479,13 @@ def test_precompute_computes_only_the_lists_that_changes_touched(
             # Unlike any other: among the candidates of few articles, if any.
             rec.add([article("odd-1", "Xylophone quartzite zeppelin")])
     computed: list[int] = []
-    original = answers_module.compute_row
+    original = precompute_module.compute_row
 
     def counting(snapshot: Any, row: int, ranking: Any, k: int) -> bytes:
         computed.append(row)
         return original(snapshot, row, ranking, k)
 
-    monkeypatch.setattr(answers_module, "compute_row", counting)
+    monkeypatch.setattr(precompute_module, "compute_row", counting)
     with Recommender.open(listed) as rec:
         rec.precompute()
     assert 338 in computed  # the added article's own list

@@ -1,0 +1,279 @@
+"""The precomputed lists' file: for every row of a version, the first related articles the query
+pipeline lists for it, so that ``similar(id)`` with the index's own ranking and no filters is a
+lookup (``read.held`` says when a list still holds; ``write.precompute`` computes them).
+
+A version's lists are ``precomputed-GGGGGGGGGGGG.bin``, G the generation they were computed at
+(indexes written before this name hold ``answers-GGGGGGGGGGGG.bin``, the same format, still
+read). Each row's record has its own CRC32 (seeded with the row number), checked when the row is
+looked up, so nothing is read ahead; a missing, damaged or stale list changes no answer, only
+its speed.
+
+Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
+``k``, candidates, walk, ranking, each array's dtype, shape and offset, and the CRC32 of all
+that as ``checksum``), then the arrays at offsets that are multiples of 64 (``mapped``):
+``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and ``records``. A row's record,
+little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then n shown rows (i4), n copy
+counts (i4), n scores, similarities, recency and category factors (f8 each), n embedding and
+TF-IDF cosines (f4 each); then every group's other copies (i4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import mmap
+import os
+import re
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SettingsError
+from ..settings import Ranking
+from .mapped import (
+    decode_header,
+    encode_header,
+    layout,
+    map_file,
+    padded,
+    remove_older,
+    view_arrays,
+    write_mapped,
+)
+
+MAGIC = b"RECANS01"
+#: The lists' file name; ``answers-`` in indexes written before the lists had one name.
+NAME = re.compile(r"(?:precomputed|answers)-(\d{12})\.bin")
+_HEAD = np.dtype([("dense_floor", "<f4"), ("lexical_floor", "<f4"), ("count", "<i4")])
+
+
+UNFINISHED = re.compile(r"\.(?:precomputed|answers)-\d{12}\.bin\.\d+")
+
+
+def remove_unfinished(version: Path) -> None:
+    """Delete lists a killed writer was writing in ``version`` (call under the writer lock:
+    no live writer is writing any)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(version):
+            if UNFINISHED.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+
+
+def header_checksum(header: dict[str, Any]) -> int:
+    """The CRC32 of a header (without its ``checksum``): a header whose generation, ``k`` or
+    ranking changed would have its lists used for queries they do not answer."""
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
+
+
+def file_name(generation: int) -> str:
+    return f"precomputed-{generation:012d}.bin"
+
+
+def newest(version: Path) -> Path | None:
+    """The lists with the highest generation in a version folder, if any."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(version):
+            match = NAME.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False):
+                # Of one generation, the name written now wins over the old one.
+                new = entry.name.startswith("precomputed-")
+                found.append((int(match.group(1)), new, Path(entry.path)))
+    return max(found)[2] if found else None
+
+
+@dataclass(frozen=True)
+class StoredList:
+    """One row's list: its groups' shown rows, copies and score parts, best first."""
+
+    dense_floor: float
+    lexical_floor: float
+    heads: np.ndarray  # int32 rows
+    copies: list[np.ndarray]  # each group's other rows
+    score: np.ndarray
+    similarity: np.ndarray
+    recency: np.ndarray
+    category: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+
+
+def record(
+    dense_floor: float,
+    lexical_floor: float,
+    heads: list[int],
+    copies: list[list[int]],
+    parts: list[np.ndarray],
+) -> bytes:
+    """A row's record (see the module docstring); ``parts``: score, similarity, recency and
+    category factors, embedding and TF-IDF cosines, one value per group."""
+    count = len(heads)
+    head = np.array([(dense_floor, lexical_floor, count)], dtype=_HEAD).tobytes()
+    members = [row for group in copies for row in group]
+    return b"".join(
+        [
+            head,
+            np.asarray(heads, "<i4").tobytes(),
+            np.asarray([len(group) for group in copies], "<i4").tobytes(),
+            *(np.asarray(part, "<f8").tobytes() for part in parts[:4]),
+            *(np.asarray(part, "<f4").tobytes() for part in parts[4:]),
+            np.asarray(members, "<i4").tobytes(),
+        ]
+    )
+
+
+def parse(data: bytes | memoryview, rows: int) -> StoredList | None:
+    """A record read back; None when it is inconsistent (its rows out of range, sizes off)."""
+    size = len(data)
+    if size < _HEAD.itemsize:
+        return None
+    head = np.frombuffer(data, _HEAD, 1)[0]
+    count = int(head["count"])
+    at = _HEAD.itemsize
+    fixed = at + count * (4 + 4 + 4 * 8 + 2 * 4)
+    if count < 0 or fixed > size or (size - fixed) % 4:
+        return None
+    heads = np.frombuffer(data, "<i4", count, at)
+    sizes = np.frombuffer(data, "<i4", count, at + 4 * count)
+    at += 8 * count
+    values = []
+    for dtype in ("<f8",) * 4 + ("<f4",) * 2:
+        width = np.dtype(dtype).itemsize
+        values.append(np.frombuffer(data, dtype, count, at))
+        at += width * count
+    members = np.frombuffer(data, "<i4", (size - fixed) // 4, fixed)
+    if int(sizes.sum()) != len(members) or (len(sizes) and int(sizes.min()) < 0):
+        return None
+    every = np.concatenate([heads, members])
+    if len(every) and (int(every.min()) < 0 or int(every.max()) >= rows):
+        return None
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return StoredList(
+        dense_floor=float(head["dense_floor"]),
+        lexical_floor=float(head["lexical_floor"]),
+        heads=heads,
+        copies=[members[bounds[i] : bounds[i + 1]] for i in range(count)],
+        score=values[0],
+        similarity=values[1],
+        recency=values[2],
+        category=values[3],
+        dense=values[4],
+        lexical=values[5],
+    )
+
+
+def write(
+    version: Path,
+    generation: int,
+    k: int,
+    candidates: int,
+    walk: int | str | None,
+    ranking: Ranking,
+    records: list[bytes],
+) -> Path:
+    """Write a version's lists (one record a row, ``b""`` for none), flushed, then delete the
+    older ones of the version (readers that mapped them keep their mapping)."""
+    total = len(records)
+    offsets = np.zeros(total + 1, dtype="<i8")
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    crcs = np.array([zlib.crc32(r, row) for row, r in enumerate(records)], dtype="<u4")
+    arrays, _ = layout(
+        {
+            "offsets": ("<i8", offsets.shape),
+            "crcs": ("<u4", crcs.shape),
+            "records": ("|u1", [int(offsets[-1])]),
+        }
+    )
+    header = {
+        "generation": generation,
+        "rows": total,
+        "k": k,
+        "candidates": candidates,
+        # How a graph search was walked for them (retrieve.graph_walk), None for none.
+        "walk": walk,
+        "ranking": asdict(ranking),
+        "arrays": arrays,
+    }
+    header["checksum"] = header_checksum(header)
+    path = version / file_name(generation)
+    # Written piece by piece: the records are not joined in memory (half a GB at a million).
+    chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
+    head = encode_header(MAGIC, header)
+    write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
+    remove_older(path.parent, NAME, generation)
+    return path
+
+
+class Precomputed:
+    """A version's lists, mapped (``read``); rows are read when looked up."""
+
+    def __init__(self, mapped: mmap.mmap, header: dict[str, Any], base: int) -> None:
+        self.generation = int(header["generation"])
+        self.rows = int(header["rows"])
+        self.k = int(header["k"])
+        self.candidates = int(header["candidates"])
+        walk = header["walk"]
+        self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
+        self.ranking = Ranking(**header["ranking"])
+        arrays = view_arrays(
+            mapped, header, base, {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}
+        )
+        if len(arrays["offsets"]) != self.rows + 1 or len(arrays["crcs"]) != self.rows:
+            raise ValueError("arrays of another size than the rows")
+        self._offsets = arrays["offsets"]
+        self._crcs = arrays["crcs"]
+        self._records = arrays["records"]
+        self._view = memoryview(mapped)[base + int(header["arrays"]["records"]["offset"]) :]
+
+    def serves(self, k: int, ranking: Ranking, candidates: int) -> bool:
+        """Whether a query for ``k`` groups with this ranking may use the lists."""
+        return k <= self.k and candidates == self.candidates and ranking == self.ranking
+
+    def listed(self, row: int) -> StoredList | None:
+        """The row's list; None when the row has none or its record is damaged."""
+        data = self.stored(row)
+        return None if data is None else parse(data, self.rows)
+
+    def stored(self, row: int) -> memoryview | None:
+        """The row's record as stored, when it has one and it is not damaged."""
+        if not 0 <= row < self.rows:
+            return None
+        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        if not 0 <= start < end <= len(self._records):
+            return None
+        data = self._view[start:end]
+        if zlib.crc32(data, row) != int(self._crcs[row]):
+            return None
+        return data
+
+    def problems(self) -> list[str]:
+        """Rows whose record is damaged (for ``recommend check``)."""
+        bad = []
+        for row in range(self.rows):
+            start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+            if start == end and start <= len(self._records):
+                continue
+            if self.listed(row) is None:
+                bad.append(row)
+        return [f"row {row}" for row in bad[:10]] + (
+            [f"and {len(bad) - 10} more rows"] if len(bad) > 10 else []
+        )
+
+
+def read(path: Path) -> Precomputed | None:
+    """The lists in ``path``, mapped, not read; None when they cannot be used."""
+    try:
+        mapped = map_file(path)
+        decoded = decode_header(mapped, MAGIC)
+        if decoded is None:
+            return None
+        header, base = decoded
+        if header.pop("checksum", None) != header_checksum(header):
+            return None  # its generation, k or ranking could be anything
+        return Precomputed(mapped, header, base)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
+        return None
