@@ -26,7 +26,7 @@ from recommender.embedding.encode import SentenceTransformerEncoder
 from recommender.settings import Settings
 from recommender.storage.store import current_version, read_manifest
 from recommender.text import embedding_text
-from recommender.write.writer import stored_vectors
+from recommender.write.compaction import stored_vectors
 
 K = 10
 RECOMMEND = str(Path(sys.executable).with_name("recommend"))

@@ -24,7 +24,7 @@ from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
 from recommender.storage import lists as answers_module
 from recommender.storage.store import ARTICLES, current_version
-from recommender.write import writer as writer_module
+from recommender.write import compaction
 
 
 def _build(path: Path, k: int = 10, **settings: Any) -> Path:
@@ -198,7 +198,7 @@ def test_compaction_computes_the_lists_again(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed, searched = pair
-    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
     for index in pair:
         _change(index)
         with Recommender.open(index, encoder=FakeEncoder()) as rec:

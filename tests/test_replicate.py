@@ -30,7 +30,7 @@ from recommender import (
 from recommender.cli import app
 from recommender.read.snapshot import Snapshot
 from recommender.storage.store import ARTICLES, CURRENT, LOCK, MANIFEST, current_version
-from recommender.write.writer import writer_lock
+from recommender.write.transaction import writer_lock
 
 runner = CliRunner()
 

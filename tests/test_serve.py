@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from recommender import Recommender
 from recommender.http.serve import ServeOptions, create_app, ranking_options, to_json
 from recommender.settings import Ranking
-from recommender.write.writer import writer_lock
+from recommender.write.transaction import writer_lock
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

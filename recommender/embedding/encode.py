@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import language
+from ..articles import Article
 from ..errors import ModelError
 from ..settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
 
@@ -356,6 +357,13 @@ def choose_model(requested: str, languages: Sequence[tuple[str | None, str]]) ->
     if share > OTHER_LANGUAGES_SHARE:
         return ModelChoice(MULTILINGUAL_MODEL, f"auto: {seen}")
     return ModelChoice(ENGLISH_MODEL, f"auto: {seen}; English")
+
+
+def model_for(requested: str, articles: Sequence[Article]) -> ModelChoice:
+    """The model a build of ``articles`` asked for ``requested`` uses (``choose_model`` on
+    each article's lang field and the start of its text); ``recommend embed`` chooses the
+    same way, so that its vectors are the build's."""
+    return choose_model(requested, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in articles])
 
 
 def encode_all(

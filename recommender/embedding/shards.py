@@ -41,8 +41,7 @@ from ..articles import Article, read_valid
 from ..errors import InputFileError, RecommenderError
 from ..storage.store import fsync_dir
 from ..text import content_hash, embedding_text
-from ..write.writer import model_for
-from .encode import Encoder, ProgressFn, encode_all, load_encoder
+from .encode import Encoder, ProgressFn, encode_all, load_encoder, model_for
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).

@@ -13,7 +13,7 @@ copies one state instead, without stopping the writer or its readers:
    recorded for them; one gone meanwhile (the writer merged segments, or a build or compaction
    replaced the version) starts the copy again from the new state;
 3. the copy is a new version folder of the replica, flushed, and only then named in its
-   CURRENT (``writer.write_staged``), which deletes the replica's older versions: a reader of
+   CURRENT (``transaction.write_staged``), which deletes the replica's older versions: a reader of
    the replica sees the previous copy or the new one, whole.
 
 A replica's database is in rollback-journal mode, not WAL: nothing writes it, so a reader needs
@@ -61,7 +61,7 @@ from ..storage.store import (
     read_manifest,
     write_new,
 )
-from .writer import write_image_of, write_staged, writing
+from .transaction import write_image_of, write_staged, writing
 
 #: Copies begun before giving up on an index that keeps changing under them (each retry
 #: follows a segment merge or a new version, which an update makes at most once).
