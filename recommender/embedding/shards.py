@@ -140,6 +140,7 @@ def embed_files(
     cpus_per_worker: float = 1,
     gpus_per_worker: float | None = None,
     encoder_factory: EncoderFactory | None = None,
+    threads: int | None = None,
     progress: ProgressFn | None = None,
 ) -> EmbedReport:
     """Embed the articles of ``files`` into Parquet shards in the folder ``out``.
@@ -151,6 +152,8 @@ def embed_files(
     copies at once (Ray actors; default: as many as the cluster's CPUs, or GPUs, allow);
     ``gpus_per_worker``: default 1 when the cluster has GPUs, else 0.
     ``encoder_factory``: makes the encoder (in each worker); default ``load_encoder(model)``.
+    ``threads``: the multilingual model's threads in this process (None: one per core); a Ray
+    worker's are its ``cpus_per_worker``.
     """
     started = time.perf_counter()
     read = read_valid(files, field_map, skip_invalid=skip_invalid)
@@ -161,7 +164,10 @@ def embed_files(
         read.articles, model=choice.model, max_body_chars=max_body_chars, shard_size=shard_size
     )
     factory = encoder_factory or functools.partial(
-        load_encoder, choice.model, batch_size=batch_size
+        load_encoder,
+        choice.model,
+        batch_size=batch_size,
+        threads=threads if ray is None else _worker_threads(cpus_per_worker),
     )
     out = Path(out)
     with _output_folder(out):
@@ -339,7 +345,7 @@ class ShardEmbedder:
     """A Ray actor's work: load the model once, then embed whole shards (one per batch row)."""
 
     def __init__(self, factory: EncoderFactory, threads: int) -> None:
-        os.environ["RECOMMENDER_THREADS"] = str(threads)  # the multilingual model's C engine
+        # The multilingual model's C engine is given its threads by the factory (embed_files).
         with contextlib.suppress(ImportError):
             import torch
 
@@ -378,7 +384,7 @@ def _embed_on_ray(
         items = [{"shard": s.number, "texts": list(s.texts)} for s in pending]
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardEmbedder,
-            fn_constructor_kwargs={"factory": factory, "threads": max(1, int(cpus_per_worker))},
+            fn_constructor_kwargs={"factory": factory, "threads": _worker_threads(cpus_per_worker)},
             batch_size=1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
@@ -397,6 +403,11 @@ def _embed_on_ray(
                 f"the Ray job failed ({type(exc).__name__}: {_first_line(exc)}); the shards "
                 "finished so far are kept, run again to go on"
             ) from None
+
+
+def _worker_threads(cpus_per_worker: float) -> int:
+    """The threads of a Ray worker's model: as many as the CPUs it takes."""
+    return max(1, int(cpus_per_worker))
 
 
 def _first_line(exc: BaseException) -> str:

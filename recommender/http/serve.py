@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from ..articles import Article, parse_article
-from ..embedding.encode import Encoder
+from ..embedding.encode import Encoder, threads_setting, use_threads
 from ..engine import Recommender
 from ..errors import (
     IncompatibleIndexError,
@@ -1044,6 +1044,7 @@ def app_from_environment() -> FastAPI:
     data = json.loads(os.environ.get(OPTIONS_ENV, "{}"))
     data["cors_origins"] = tuple(data.get("cors_origins", ()))
     options = ServeOptions(token=os.environ.get(TOKEN_ENV) or None, **data)
+    use_threads(threads_setting(os.environ.get("RECOMMENDER_THREADS")))  # as the CLI does
     return create_app(os.environ[INDEX_ENV], options=options)
 
 

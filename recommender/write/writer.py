@@ -315,15 +315,22 @@ class IndexWriter:
     processes. ``wait``: if another process is writing, False fails at once with
     IndexBusyError, True waits as long as it takes, a number waits that many seconds at most.
     ``encoder`` embeds new text; by default the model named in the settings (for a build) or
-    in the index (for an update), loaded when first needed.
+    in the index (for an update), loaded when first needed, with ``threads`` (see
+    ``load_encoder``).
     """
 
     def __init__(
-        self, path: str | Path, *, encoder: Encoder | None = None, wait: bool | float = False
+        self,
+        path: str | Path,
+        *,
+        encoder: Encoder | None = None,
+        wait: bool | float = False,
+        threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.encoder = encoder
         self.wait = wait
+        self.threads = threads
         self._lexicon_lock = threading.Lock()
         self._lexicon_of: tuple[str, Lexicon] | None = None
 
@@ -386,7 +393,9 @@ class IndexWriter:
             if matched is not None and missing_vectors == "refuse":
                 refuse_unsupplied(matched, chosen, missing)
             if missing or dimension is None:
-                encoder = encoder or load_encoder(model, batch_size=settings.batch_size)
+                encoder = encoder or load_encoder(
+                    model, batch_size=settings.batch_size, threads=self.threads
+                )
                 if vectors is not None:
                     check_model(vectors, model, int(encoder.dimension), "this build")
                 dimension = int(encoder.dimension)
@@ -612,7 +621,9 @@ class IndexWriter:
 
     def _encoder(self, manifest: Manifest, settings: Settings) -> Encoder:
         if self.encoder is None:
-            self.encoder = load_encoder(manifest.model, batch_size=settings.batch_size)
+            self.encoder = load_encoder(
+                manifest.model, batch_size=settings.batch_size, threads=self.threads
+            )
         return checked_encoder(self.encoder, manifest.dimension, self.path)
 
     def _lexicon(self, version: Path, settings: Settings) -> Lexicon:
