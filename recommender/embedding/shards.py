@@ -43,6 +43,8 @@ from ..storage.store import fsync_dir
 from ..text import content_hash, embedding_text
 from .encode import Encoder, ProgressFn, encode_all, load_encoder, model_for
 
+logger = logging.getLogger(__name__)
+
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).
 SHARD_SIZE = 1000
@@ -265,7 +267,8 @@ def _rows_in(path: Path) -> int | None:
 
     try:
         return int(pq.read_metadata(path).num_rows)
-    except Exception:  # damaged: pyarrow raises its own errors
+    except Exception as exc:  # damaged: pyarrow raises its own errors
+        logger.warning("shard %s cannot be read (%s); embedded again", path, exc)
         return None
 
 

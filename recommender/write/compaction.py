@@ -4,7 +4,7 @@ and many small segments are merged (nothing is embedded again). Runs under the w
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +24,8 @@ from ..storage.store import (
     write_segment,
 )
 from .transaction import new_version, record_segments, remove_leftovers
+
+logger = logging.getLogger(__name__)
 
 #: An update that leaves more removed rows than this share (and at least COMPACT_MIN_ROWS)
 #: or more segments than COMPACT_SEGMENTS rewrites the version without them.
@@ -77,8 +79,10 @@ def merge_tail(version: Path, manifest: Manifest) -> None:
             record_segments(connection, [written])
             connection.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 connection.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # the error that stopped the write is raised below
+                logger.debug("rolling back in %s failed: %s", version, exc)
             (version / written.file).unlink(missing_ok=True)
             raise
         checkpoint(connection)

@@ -25,7 +25,7 @@ the old one open never sees).
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -62,6 +62,8 @@ from ..storage.store import (
     write_new,
 )
 from .transaction import write_image_of, write_staged, writing
+
+logger = logging.getLogger(__name__)
 
 #: Copies begun before giving up on an index that keeps changing under them (each retry
 #: follows a segment merge or a new version, which an update makes at most once).
@@ -101,6 +103,7 @@ def replicate(source: Path, replica: Path, *, wait: bool | float = False) -> Rep
             try:
                 report = _copy(source, replica)
             except _SourceChanged:
+                logger.debug("%s changed while copied (try %d of %d)", source, tries, TRIES)
                 continue
             return replace(report, tries=tries, seconds=time.perf_counter() - started)
     raise IndexBusyError(
@@ -198,8 +201,11 @@ def _copy_from(
         counts["bytes"] += target.stat().st_size
         for segment in segments:
             if reusable is not None and segment in reusable.segments:
-                with contextlib.suppress(OSError):
+                try:
                     os.link(reusable.version / segment.file, building / segment.file)
+                except OSError as exc:  # copied instead
+                    logger.debug("cannot link %s into the replica: %s", segment.file, exc)
+                else:
                     counts["linked"] += 1
                     continue
             counts["bytes"] += _copy_segment(source, version, segment, building)
@@ -241,13 +247,15 @@ def _held(replica: Path) -> _Held | None:
     version = replica / name
     try:
         connection, _ = open_for_reading(version / ARTICLES)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        logger.debug("replica version %s cannot be read, copied anew: %s", version, exc)
         return None
     try:
         state = dict(connection.execute("SELECT key, value FROM state").fetchall())
         segments = frozenset(list_segments(connection))
         articles = _articles(connection)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        logger.debug("replica version %s cannot be read, copied anew: %s", version, exc)
         return None
     finally:
         connection.close()
@@ -270,7 +278,8 @@ def _whole(version: Path, segments: frozenset[Segment]) -> bool:
         return (version / MANIFEST).is_file() and all(
             (version / segment.file).stat().st_size == segment.bytes for segment in segments
         )
-    except OSError:
+    except OSError as exc:
+        logger.debug("replica version %s is not whole, copied anew: %s", version, exc)
         return False
 
 
@@ -296,7 +305,8 @@ def _copy_lists(version: Path, building: Path, generation: int) -> int:
         return 0
     try:
         handle = open(found, "rb")  # noqa: SIM115 - closed below
-    except OSError:
+    except OSError as exc:
+        logger.debug("precomputed lists %s not copied: %s", found, exc)
         return 0  # gone with its version: the replica answers every query by searching
     target = building / found.name
     size, _ = _copy_to_new(handle, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import sqlite3
@@ -65,6 +66,8 @@ from ..storage.store import (
     write_new,
     write_segment,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -137,6 +140,8 @@ def remove_leftovers(index_dir: Path, keep: str | None) -> None:
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
+            if path.exists():  # tried again by the next write
+                logger.warning("could not delete %s, left by an earlier write", path)
         else:
             path.unlink(missing_ok=True)
 
@@ -147,6 +152,7 @@ def clean_up(index_dir: Path) -> None:
     there but unreadable (a damaged index: its vectors may still serve a rebuild)."""
     name = current_name(index_dir)
     if name is None and (index_dir / CURRENT).exists():
+        logger.debug("%s: CURRENT cannot be read; nothing deleted", index_dir)
         return
     if name is None or is_index_folder(index_dir):
         remove_leftovers(index_dir, keep=name)
@@ -327,6 +333,8 @@ def write_staged(index_dir: Path, write: Callable[[Path], None]) -> Path:
         return _publish(index_dir, building, tag)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
+        if building.exists():  # deleted by the next write
+            logger.debug("could not delete the failed build %s", building)
         raise
 
 

@@ -7,7 +7,7 @@ current one (``apply_change``) and may compact it after (``compaction.maintain``
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -84,6 +84,8 @@ from .transaction import (
     write_version,
     writing,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _refuse_damaged_rows(
@@ -190,8 +192,10 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
             record(connection, segments, generation)
             connection.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
+            try:
                 connection.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # the error that stopped the write is raised below
+                logger.debug("rolling back in %s failed: %s", version, exc)
             for segment in segments:  # named by no transaction: free the space now
                 (version / segment.file).unlink(missing_ok=True)
             raise
@@ -279,7 +283,8 @@ def stored_ranking(index_dir: Path) -> Ranking | None:
     """The ranking settings of the index at ``index_dir``; None when there is none."""
     try:
         manifest = read_manifest(current_version(index_dir), oldest=REUSABLE_FORMAT)
-    except RecommenderError:
+    except RecommenderError as exc:
+        logger.debug("no stored ranking taken from %s: %s", index_dir, exc)
         return None
     return Settings.from_dict(manifest.settings).ranking
 
@@ -292,7 +297,8 @@ def _reusable_vectors(
     try:
         version = current_version(index_dir)
         manifest = read_manifest(version, oldest=REUSABLE_FORMAT)
-    except RecommenderError:
+    except RecommenderError as exc:
+        logger.debug("no stored vectors reused from %s: %s", index_dir, exc)
         return None, {}
     if manifest.model != model:
         return None, {}
