@@ -27,7 +27,7 @@ from recommender.settings import Settings
 from recommender.storage.layout import current_version
 from recommender.storage.manifest import read_manifest
 from recommender.text import embedding_text
-from recommender.write.writer import stored_vectors
+from recommender.write.compaction import stored_vectors
 
 K = 10
 RECOMMEND = str(Path(sys.executable).with_name("recommend"))

@@ -7,6 +7,7 @@ rec.similar("a-123", k=5)
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ from .results import (
     UpdateReport,
 )
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
+
+# The library's modules log under "recommender"; the program using it decides where to.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .embedding.supplied import SuppliedVectorsError, article_content_hash

@@ -191,6 +191,17 @@ SAMPLE_INDEX = Path("indexes") / "sample"
 DEMO_QUERIES = ("a-1001", "a-2016", "a-3002")
 
 
+#: The multilingual model's threads (default: one per core), for every command.
+THREADS_ENV = "RECOMMENDER_THREADS"
+
+
+def _model_threads() -> int | None:
+    """The multilingual model's threads from RECOMMENDER_THREADS (a positive whole number),
+    else None: the library's default. Read here, at the edge, and passed down."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 @app.callback()
 def _quiet_model_loading() -> None:
     # The model's own loading bar says nothing a user needs; ours shows the embedding.
@@ -327,6 +338,7 @@ def _build(
             wait=wait,
             vectors=vectors,
             missing_vectors=missing_vectors,
+            threads=_model_threads(),
         )
     seconds = time.perf_counter() - started
     notes = _notes(report.skipped, report.duplicates)
@@ -447,7 +459,8 @@ def add(
     from .articles import parse_field_map
 
     _limit_threads(threads or 1)
-    with Recommender.open(index, lazy=True) as rec, _progress_bar("embedding") as progress:
+    opened = Recommender.open(index, lazy=True, threads=_model_threads())
+    with opened as rec, _progress_bar("embedding") as progress:
         report = rec.add_from_files(
             articles,
             field_map=parse_field_map(field or []),
@@ -568,6 +581,7 @@ def embed(
             workers=workers,
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
+            threads=_model_threads(),
             progress=progress,
         )
     notes = _notes(report.skipped, report.duplicates)
@@ -738,7 +752,7 @@ def similar(
         exclude=tuple(exclude or ()),
         same_language=same_language,
     )
-    with Recommender.open(index, model=model) as rec:
+    with Recommender.open(index, model=model, threads=_model_threads()) as rec:
         if article_id is not None:
             items = rec.similar(article_id, k=k, filters=filters, **ranking)
         else:
@@ -1141,6 +1155,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         write_wait=write_wait,
         max_k=max_k,
+        threads=_model_threads(),
     )
     writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
     typer.echo(

@@ -72,10 +72,11 @@ class Recommender:
     """
 
     def __init__(
-        self, path: Path, encoder: Encoder | None = None, **reading: Any
+        self, path: Path, encoder: Encoder | None = None, threads: int | None = None, **reading: Any
     ) -> None:  # ``reading``: Reader's options; use ``open``
         self.path = path
         self._encoder = encoder
+        self._threads = threads
         self._writer_lock = threading.Lock()
         self._writer: IndexWriter | None = None
         self._reader = Reader(path, on_model_change=self._forget_model, **reading)
@@ -111,6 +112,7 @@ class Recommender:
         wait: bool | float = False,
         vectors: str | Path | None = None,
         missing_vectors: MissingVectors = "embed",
+        threads: int | None = None,
     ) -> BuildReport:
         """Embed ``articles`` (the last of an id wins) and write them as the new index at
         ``path``, which replaces the one there only once complete. Articles whose embedded text
@@ -125,11 +127,12 @@ class Recommender:
         embeddings computed elsewhere (embedding/supplied.py), refused whole
         (SuppliedVectorsError) for another model or dimension, a row for an article not given
         or a damaged file, a stale row left out; ``missing_vectors``: "embed" the articles
-        they do not cover, or "refuse" the build. Returns a BuildReport.
+        they do not cover, or "refuse" the build; ``threads``: the model's (default: one per
+        core). Returns a BuildReport.
         """
         from .write.writer import IndexWriter
 
-        writer = IndexWriter(path, encoder=encoder, wait=wait)
+        writer = IndexWriter(path, encoder=encoder, wait=wait, threads=threads)
         return writer.build(
             _checked(articles),
             settings,
@@ -214,17 +217,21 @@ class Recommender:
         encoder: Encoder | None = None,
         auto_refresh: bool | float = False,
         lazy: bool = False,
+        threads: int | None = None,
     ) -> Recommender:
         """Open the index at ``path`` for queries. ``model``: the model the caller expects
         (IncompatibleIndexError for another);
         ``encoder``: for ``similar_to_text`` and ``add`` (by default the index's model, loaded
         when first needed); ``auto_refresh``: pick up others' changes without ``refresh``,
         True at most once a second, a number every that many seconds; ``lazy``: read only the
-        manifest now, the rest when first needed (for a process that only writes).
+        manifest now, the rest when first needed (for a process that only writes); ``threads``:
+        the model's, when it is loaded (default: one per core).
         """
         expected = model or (encoder.name if encoder is not None else None)
         interval = 1.0 if auto_refresh is True else (float(auto_refresh) or None)
-        return cls(Path(path), encoder, expected_model=expected, auto_refresh=interval, lazy=lazy)
+        return cls(
+            Path(path), encoder, threads, expected_model=expected, auto_refresh=interval, lazy=lazy
+        )
 
     def _forget_model(self) -> None:
         """A rebuild changed the index's model: its encoder and writer are made again."""
@@ -350,7 +357,9 @@ class Recommender:
 
         if self._encoder is None:
             settings = Settings.from_dict(self.manifest.settings)
-            self._encoder = load_encoder(settings.model, batch_size=settings.batch_size)
+            self._encoder = load_encoder(
+                settings.model, batch_size=settings.batch_size, threads=self._threads
+            )
         return self._encoder
 
     def _query_encoder(self, snapshot: Snapshot) -> Encoder:

@@ -29,6 +29,8 @@ HEAVY = (
     "py3langid",
     "stopwordsiso",
     "recommender.write.writer",
+    "recommender.write.transaction",
+    "recommender.write.compaction",
     "recommender.write.replicate",
     "recommender.embedding.shards",
     "recommender.embedding.encode",

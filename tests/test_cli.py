@@ -291,7 +291,7 @@ def test_add_and_remove_commands(index: Path, tmp_path: Path) -> None:
 
 
 def test_a_second_writer_gets_one_clear_line(index: Path) -> None:
-    from recommender.write.writer import writer_lock
+    from recommender.write.transaction import writer_lock
 
     with writer_lock(index):
         code, out, err = run("remove", "a-1001", "--index", str(index))

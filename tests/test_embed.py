@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -129,13 +130,18 @@ def test_an_interrupted_job_keeps_its_finished_shards(tmp_path: Path) -> None:
     assert len(read_vectors(tmp_path / "v").ids) == 338
 
 
-def test_a_damaged_shard_is_embedded_again(tmp_path: Path) -> None:
+def test_a_damaged_shard_is_embedded_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _embed(tmp_path / "v")
     damaged = tmp_path / "v" / _shards(tmp_path / "v")[1]
     damaged.write_bytes(damaged.read_bytes()[:500])
-    report = _embed(tmp_path / "v")
+    with caplog.at_level(logging.WARNING, logger="recommender"):
+        report = _embed(tmp_path / "v")
     assert (report.shards_done_before, report.embedded) == (3, 100)  # type: ignore[attr-defined]
     assert len(read_vectors(tmp_path / "v").ids) == 338
+    assert [r.name for r in caplog.records] == ["recommender.embedding.shards"]
+    assert f"shard {damaged} cannot be read" in caplog.records[0].getMessage()
 
 
 def test_shard_names_depend_on_model_cut_and_content() -> None:

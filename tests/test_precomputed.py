@@ -26,8 +26,8 @@ from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
 from recommender.storage import precomputed as precomputed_module
 from recommender.storage.layout import ARTICLES, current_version
+from recommender.write import compaction
 from recommender.write import precompute as precompute_module
-from recommender.write import writer as writer_module
 
 
 def _build(path: Path, k: int = 10, **settings: Any) -> Path:
@@ -201,7 +201,7 @@ def test_compaction_computes_the_lists_again(
     pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listed, searched = pair
-    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
     for index in pair:
         _change(index)
         with Recommender.open(index, encoder=FakeEncoder()) as rec:

@@ -31,7 +31,7 @@ from recommender.cli import app
 from recommender.read.snapshot import Snapshot
 from recommender.storage.layout import ARTICLES, CURRENT, LOCK, current_version
 from recommender.storage.manifest import MANIFEST
-from recommender.write.writer import writer_lock
+from recommender.write.transaction import writer_lock
 
 runner = CliRunner()
 

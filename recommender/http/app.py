@@ -77,7 +77,9 @@ def create_app(
     )
     # What the endpoints share (see dependencies.py).
     path = Path(index) if index is not None else None
-    app.state.index = IndexState(path, recommender, encoder, options.refresh_seconds)
+    app.state.index = IndexState(
+        path, recommender, encoder, options.refresh_seconds, options.threads
+    )
     app.state.titles = Titles()
     app.state.threads = Threads(options.read_threads)
     app.state.metrics = metrics = Metrics(options.multiprocess_metrics)

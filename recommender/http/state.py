@@ -28,12 +28,14 @@ class IndexState:
         recommender: Recommender | None,
         encoder: Encoder | None,
         refresh_seconds: float,
+        threads: int | None = None,
     ) -> None:
         self.path = path if path is not None else (recommender.path if recommender else None)
         self._rec = recommender
         self._owned = recommender is None  # opened here, so closed here
         self._encoder = encoder
         self._refresh = refresh_seconds
+        self._threads = threads
         self._lock = threading.Lock()
         self._failure = "not opened yet"
         self._next_try = 0.0
@@ -54,6 +56,7 @@ class IndexState:
                             self.path,
                             encoder=self._encoder,
                             auto_refresh=self._refresh or False,
+                            threads=self._threads,
                         )
                     except RecommenderError as exc:
                         self._failure = public_message(str(exc), self.path)

@@ -13,7 +13,7 @@ copies one state instead, without stopping the writer or its readers:
    recorded for them; one gone meanwhile (the writer merged segments, or a build or compaction
    replaced the version) starts the copy again from the new state;
 3. the copy is a new version folder of the replica, flushed, and only then named in its
-   CURRENT (``writer.write_staged``), which deletes the replica's older versions: a reader of
+   CURRENT (``transaction.write_staged``), which deletes the replica's older versions: a reader of
    the replica sees the previous copy or the new one, whole.
 
 A replica's database is in rollback-journal mode, not WAL: nothing writes it, so a reader needs
@@ -25,7 +25,7 @@ the old one open never sees).
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -55,7 +55,9 @@ from ..storage.layout import (
 from ..storage.manifest import MANIFEST, read_manifest
 from ..storage.table import generation_of, list_segments, open_for_reading
 from ..storage.vectors import Segment
-from .writer import write_image_of, write_staged, writing
+from .transaction import write_image_of, write_staged, writing
+
+logger = logging.getLogger(__name__)
 
 #: Copies begun before giving up on an index that keeps changing under them (each retry
 #: follows a segment merge or a new version, which an update makes at most once).
@@ -95,6 +97,7 @@ def replicate(source: Path, replica: Path, *, wait: bool | float = False) -> Rep
             try:
                 report = _copy(source, replica)
             except _SourceChanged:
+                logger.debug("%s changed while copied (try %d of %d)", source, tries, TRIES)
                 continue
             return replace(report, tries=tries, seconds=time.perf_counter() - started)
     raise IndexBusyError(
@@ -192,8 +195,11 @@ def _copy_from(
         counts["bytes"] += target.stat().st_size
         for segment in segments:
             if reusable is not None and segment in reusable.segments:
-                with contextlib.suppress(OSError):
+                try:
                     os.link(reusable.version / segment.file, building / segment.file)
+                except OSError as exc:  # copied instead
+                    logger.debug("cannot link %s into the replica: %s", segment.file, exc)
+                else:
                     counts["linked"] += 1
                     continue
             counts["bytes"] += _copy_segment(source, version, segment, building)
@@ -235,13 +241,15 @@ def _held(replica: Path) -> _Held | None:
     version = replica / name
     try:
         connection, _ = open_for_reading(version / ARTICLES)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        logger.debug("replica version %s cannot be read, copied anew: %s", version, exc)
         return None
     try:
         state = dict(connection.execute("SELECT key, value FROM state").fetchall())
         segments = frozenset(list_segments(connection))
         articles = _articles(connection)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        logger.debug("replica version %s cannot be read, copied anew: %s", version, exc)
         return None
     finally:
         connection.close()
@@ -264,7 +272,8 @@ def _whole(version: Path, segments: frozenset[Segment]) -> bool:
         return (version / MANIFEST).is_file() and all(
             (version / segment.file).stat().st_size == segment.bytes for segment in segments
         )
-    except OSError:
+    except OSError as exc:
+        logger.debug("replica version %s is not whole, copied anew: %s", version, exc)
         return False
 
 
@@ -281,7 +290,7 @@ def _read_source(source: Path, path: Path) -> bytes:
 
 
 def _copy_lists(version: Path, building: Path, generation: int) -> int:
-    """Copy the source version's precomputed lists, if it has usable ones, so
+    """Copy the source version's precomputed lists (``answers``), if it has usable ones, so
     that the replica's queries look them up too; their size (0 when none was copied). They
     hold for the copied state: made at a generation it includes, with its later changes
     checked per query as at the source."""
@@ -290,7 +299,8 @@ def _copy_lists(version: Path, building: Path, generation: int) -> int:
         return 0
     try:
         handle = open(found, "rb")  # noqa: SIM115 - closed below
-    except OSError:
+    except OSError as exc:
+        logger.debug("precomputed lists %s not copied: %s", found, exc)
         return 0  # gone with its version: the replica answers every query by searching
     target = building / found.name
     size, _ = _copy_to_new(handle, target)
@@ -311,7 +321,7 @@ def _copy_segment(source: Path, version: Path, segment: Segment, building: Path)
         raise IndexNotFoundError(
             f"cannot read the index at {source}: {segment.file}: {exc.strerror or exc}"
         ) from None
-    # Read-only, as the writer leaves segments: readers map them (storage/vectors.py).
+    # Read-only, as the writer leaves segments: readers map them (store.py).
     size, crc = _copy_to_new(handle, building / segment.file, mode=0o444)
     if (size, crc) != (segment.bytes, segment.crc32):
         raise IndexDamagedError(
