@@ -152,6 +152,11 @@ class Reader:
             finally:
                 self._lock.release()
 
+    def current_and_removed(self) -> tuple[Snapshot, frozenset[int]]:
+        """``current()`` and its rows removed since (``removed``)."""
+        snapshot = self.current()
+        return snapshot, self.removed(snapshot)
+
     def removed(self, snapshot: Snapshot) -> frozenset[int]:
         """Rows of ``snapshot`` removed by another process since it was taken (the table
         knows at once; a refresh would drop them from the snapshot itself)."""

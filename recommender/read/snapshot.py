@@ -7,6 +7,7 @@ replaced its version (``load``). Queries running meanwhile keep the snapshot the
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -19,8 +20,10 @@ import numpy as np
 
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
+from ..results import CheckReport
 from ..settings import Settings
 from ..storage import image, precomputed
+from ..storage.check import check_index
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
@@ -39,6 +42,8 @@ from ..storage.vectors import (
     stored_vectors,
     vectors_of,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -328,6 +333,20 @@ class Snapshot:
 
     def close(self) -> None:
         self.table.close()
+
+
+def check(path: Path) -> CheckReport:
+    """Verify every file and stored article of the index at ``path`` without opening it
+    (``storage.check``), then, once they are sound, compare its derived files (the image, the
+    precomputed lists) with them."""
+    report = check_index(path)
+    if report.sound:
+        try:
+            report.problems.extend(image_problems(path))
+            report.problems.extend(precomputed_problems(path))
+        except RecommenderError as exc:
+            log.warning("derived files of %s not compared: %s", path, exc)
+    return report
 
 
 def image_problems(path: Path) -> list[str]:

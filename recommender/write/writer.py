@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..articles import Article
+from ..articles import Article, check_article
 from ..embedding.encode import (
     Encoder,
     ProgressFn,
@@ -34,6 +34,7 @@ from ..embedding.supplied import (
     SuppliedVectors,
     check_model,
     match,
+    read_vectors,
     refuse_unsupplied,
     without_vector,
 )
@@ -308,6 +309,19 @@ def _reusable_vectors(
     return manifest.dimension, dict(zip(rows, found, strict=True))
 
 
+def _given(
+    articles: Iterable[Article], vectors: str | Path | SuppliedVectors | None
+) -> tuple[list[Article], SuppliedVectors | None]:
+    """What a build or an update was given, checked before anything is written: each article
+    as the file reader would accept it (InvalidArticleError), the vectors file read whole."""
+    chosen = list(articles)
+    for article in chosen:
+        check_article(article)
+    if vectors is None or isinstance(vectors, SuppliedVectors):
+        return chosen, vectors
+    return chosen, read_vectors(vectors)
+
+
 class IndexWriter:
     """Writes the index at ``path``: builds, additions, removals, compaction, stored settings.
 
@@ -344,13 +358,14 @@ class IndexWriter:
         records: int | None = None,
         skipped: int = 0,
         duplicates: int = 0,
-        vectors: SuppliedVectors | None = None,
+        vectors: str | Path | SuppliedVectors | None = None,
         missing_vectors: MissingVectors = "embed",
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new version of the index (see
-        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them,
-        ``missing_vectors``: embed those they do not cover, or refuse the build."""
+        ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them (or
+        their file), ``missing_vectors``: embed those they do not cover, or refuse the build."""
         started = time.perf_counter()
+        articles, vectors = _given(articles, vectors)
         if settings is None:
             settings = Settings(ranking=stored_ranking(self.path) or Ranking())
         chosen, dropped = last_wins(articles)
@@ -453,13 +468,14 @@ class IndexWriter:
         articles: Iterable[Article],
         *,
         progress: ProgressFn | None = None,
-        vectors: SuppliedVectors | None = None,
+        vectors: str | Path | SuppliedVectors | None = None,
         missing_vectors: MissingVectors = "embed",
     ) -> UpdateReport:
         """Insert new articles and update changed ones (see ``Recommender.add``);
-        ``vectors``: embeddings supplied for some or all of them, ``missing_vectors``: embed
-        those they do not cover, or refuse the update."""
+        ``vectors``: embeddings supplied for some or all of them (or their file),
+        ``missing_vectors``: embed those they do not cover, or refuse the update."""
         started = time.perf_counter()
+        articles, vectors = _given(articles, vectors)
         chosen, duplicates = last_wins(articles)
         with writing(self.path, self.wait) as state:
             version, manifest, settings = self._writable()
@@ -625,6 +641,11 @@ class IndexWriter:
                 manifest.model, batch_size=settings.batch_size, threads=self.threads
             )
         return checked_encoder(self.encoder, manifest.dimension, self.path)
+
+    def encoder_for(self, manifest: Manifest) -> Encoder:
+        """The encoder of the index of ``manifest`` (loaded once): what embeds its articles,
+        and a query's text."""
+        return self._encoder(manifest, Settings.from_dict(manifest.settings))
 
     def _lexicon(self, version: Path, settings: Settings) -> Lexicon:
         """The lexicon of a version (read once; a build or compaction makes a new version)."""
