@@ -131,11 +131,6 @@ def _code_map() -> set[str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the code map is written for the target tree of issue 22; the lead removes this mark "
-    "once the modules are split",
-)
 def test_the_code_map_is_the_package() -> None:
     modules, mapped = _modules(), _code_map()
     assert not modules - mapped, f"modules missing from the code map: {sorted(modules - mapped)}"
