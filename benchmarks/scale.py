@@ -239,9 +239,9 @@ def probe_main(index: Path, queries: int, seed: int, texts: int) -> None:
         latencies.append((time.perf_counter_ns() - t0) / 1e6)
     memory = rss_mb()
     lists = rec.info().precomputed
-    # The same queries searched, as without precomputed lists (``answers``): the lists of
-    # this process's snapshot are set aside.
-    rec.snapshot.__dict__["answers"] = None
+    # The same queries searched, as without precomputed lists: the lists of this process's
+    # snapshot are set aside.
+    rec.snapshot.__dict__["precomputed"] = None
     searched = []
     for article_id in chosen:
         t0 = time.perf_counter_ns()
