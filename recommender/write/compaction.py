@@ -15,7 +15,7 @@ from ..storage.layout import ARTICLES
 from ..storage.manifest import Manifest
 from ..storage.table import ArticleRow, checkpoint, connect, list_segments
 from ..storage.vectors import new_vector_index, read_segment, vectors_of, write_segment
-from .transaction import new_version, record_segments, remove_leftovers
+from .transaction import new_version, record_segments, remove_leftovers, rollback
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +71,7 @@ def merge_tail(version: Path, manifest: Manifest) -> None:
             record_segments(connection, [written])
             connection.execute("COMMIT")
         except BaseException:
-            try:
-                connection.execute("ROLLBACK")
-            except sqlite3.Error as exc:  # the error that stopped the write is raised below
-                logger.debug("rolling back in %s failed: %s", version, exc)
+            rollback(connection, version)
             (version / written.file).unlink(missing_ok=True)
             raise
         checkpoint(connection)

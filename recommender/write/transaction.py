@@ -197,6 +197,15 @@ def _write_error(index_dir: Path, exc: BaseException, committed: bool) -> Recomm
     return None
 
 
+def rollback(connection: sqlite3.Connection, version: Path) -> None:
+    """Roll back a failed write's transaction; a failure to is only logged: the error that
+    stopped the write is the one raised."""
+    try:
+        connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        logger.debug("rolling back in %s failed: %s", version, exc)
+
+
 @contextmanager
 def writing(
     index_dir: Path, wait: bool | float = False, *, replica: bool = False

@@ -74,6 +74,7 @@ from .lexicon import fit as fit_lexicon
 from .transaction import (
     record,
     remove_leftovers,
+    rollback,
     token,
     write_checksums,
     write_version,
@@ -187,10 +188,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
             record(connection, segments, generation)
             connection.execute("COMMIT")
         except BaseException:
-            try:
-                connection.execute("ROLLBACK")
-            except sqlite3.Error as exc:  # the error that stopped the write is raised below
-                logger.debug("rolling back in %s failed: %s", version, exc)
+            rollback(connection, version)
             for segment in segments:  # named by no transaction: free the space now
                 (version / segment.file).unlink(missing_ok=True)
             raise
