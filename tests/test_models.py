@@ -89,7 +89,7 @@ def test_the_multilingual_models_threads_are_read_at_the_edge_and_passed_down(
         loaded.append(options.get("threads"))
         return FakeEncoder()
 
-    monkeypatch.setattr("recommender.embedding.encode.load_encoder", loading)
+    monkeypatch.setattr("recommender.write.writer.load_encoder", loading)  # loads the model
     result = CliRunner().invoke(app, ["similar", "--text", "Storm", "--index", str(sample_index)])
     assert result.exit_code == 0, result.output
     served: dict[str, Any] = {}
