@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, FakeEncoder, article, sample_records
+from conftest import SAMPLE, FakeEncoder, SampleCopy, article, sample_records
 
 from recommender import (
     IncompatibleIndexError,
@@ -437,10 +437,8 @@ def test_copies_are_listed_once_with_their_count(tmp_path: Path) -> None:
     assert "first" in flat and "late" not in flat and "again" not in flat
 
 
-def test_added_articles_are_found_by_their_words(tmp_path: Path) -> None:
-    path = tmp_path / "ix"
-    Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
-    with Recommender.open(path, encoder=FakeEncoder()) as rec:
+def test_added_articles_are_found_by_their_words(sample_index: Path) -> None:
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         before = rec.get("a-2016")
         rec.add([article("new", before.title + " update", body=before.body)])
         found = {item.id: item for item in rec.similar("a-2016", k=10)}
@@ -515,12 +513,13 @@ def test_index_type_is_chosen_by_size_and_recorded(tmp_path: Path) -> None:
         Settings(vector_search="ivf")  # type: ignore[arg-type]
 
 
-def test_graph_search_answers_like_the_exhaustive_one(tmp_path: Path) -> None:
-    articles = _sample_articles()
-    for name, search in (("flat", "flat"), ("graph", "hnsw")):
-        settings = Settings(vector_search=search)  # type: ignore[arg-type]
-        Recommender.build(articles, tmp_path / name, encoder=FakeEncoder(), settings=settings)
-    with Recommender.open(tmp_path / "flat") as flat, Recommender.open(tmp_path / "graph") as graph:
+GRAPH = Settings(vector_search="hnsw")
+
+
+def test_graph_search_answers_like_the_exhaustive_one(sample_copy: SampleCopy) -> None:
+    flat_index, graph_index = sample_copy(name="flat"), sample_copy(GRAPH, name="graph")
+    with Recommender.open(flat_index) as flat, Recommender.open(graph_index) as graph:
+        assert flat.info().search["type"] == "flat" and graph.info().search["type"] == "hnsw"
         for query in ("a-1001", "a-2016", "a-3002"):
             assert [i.id for i in graph.similar(query, k=10)] == [
                 i.id for i in flat.similar(query, k=10)
@@ -529,10 +528,8 @@ def test_graph_search_answers_like_the_exhaustive_one(tmp_path: Path) -> None:
         assert filtered and all(item.category == "technology" for item in filtered)
 
 
-def test_removed_articles_never_come_back_with_a_graph(tmp_path: Path) -> None:
-    path = tmp_path / "graph"
-    settings = Settings(vector_search="hnsw")
-    Recommender.build(_sample_articles(), path, encoder=FakeEncoder(), settings=settings)
+def test_removed_articles_never_come_back_with_a_graph(sample_copy: SampleCopy) -> None:
+    path = sample_copy(GRAPH, name="graph")
     before = Recommender.open(path)  # opened before the removal, never refreshed by hand
     with Recommender.open(path, encoder=FakeEncoder()) as rec:
         top = [item.id for item in rec.similar("a-1001", k=5)]

@@ -16,24 +16,28 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, FakeEncoder, article
 
-from recommender import IndexBusyError, Ranking, Recommender, Settings, UnknownArticleError
+from recommender import (
+    Article,
+    IndexBusyError,
+    Ranking,
+    Recommender,
+    Settings,
+    UnknownArticleError,
+)
 from recommender.write import compaction
 from recommender.write.transaction import writer_lock
 
 WRITER = Path(__file__).resolve().parent / "live_writer.py"
 
 
-def built(tmp_path: Path, articles=None) -> Path:
+def built(tmp_path: Path, articles: list[Article]) -> Path:
     path = tmp_path / "live"
-    if articles is None:
-        Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
-    else:
-        Recommender.build(articles, path, encoder=FakeEncoder())
+    Recommender.build(articles, path, encoder=FakeEncoder())
     return path
 
 
-def test_add_new_articles_seen_after_refresh(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_add_new_articles_seen_after_refresh(sample_index: Path) -> None:
+    path = sample_index
     reader = Recommender.open(path)
     encoder = FakeEncoder()
     writer = Recommender.open(path, encoder=encoder)
@@ -49,8 +53,8 @@ def test_add_new_articles_seen_after_refresh(tmp_path: Path) -> None:
     assert reader.similar("new-1", k=3)[0].id.startswith("a-20")
 
 
-def test_changed_text_is_embedded_again_and_fields_only_are_not(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_changed_text_is_embedded_again_and_fields_only_are_not(sample_index: Path) -> None:
+    path = sample_index
     encoder = FakeEncoder()
     rec = Recommender.open(path, encoder=encoder)
     before = rec.get("a-2016")
@@ -68,8 +72,8 @@ def test_changed_text_is_embedded_again_and_fields_only_are_not(tmp_path: Path) 
     assert info.removed_rows == 1 and info.segments == 2 and info.generation == 3
 
 
-def test_removal_is_immediate_for_every_reader(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_removal_is_immediate_for_every_reader(sample_index: Path) -> None:
+    path = sample_index
     reader = Recommender.open(path)  # never refreshed in this test
     top = [item.id for item in reader.similar("a-2016", k=5)]
     report = Recommender.open(path).remove([top[0], top[1], "no-such-id"])
@@ -84,10 +88,10 @@ def test_removal_is_immediate_for_every_reader(tmp_path: Path) -> None:
     assert top[0] not in reader and len(reader) == 336
 
 
-def test_every_read_sees_removals_made_elsewhere(tmp_path: Path) -> None:
+def test_every_read_sees_removals_made_elsewhere(sample_index: Path) -> None:
     """get, candidates, in, len, ids and similar follow one rule: what another writer removed
     is gone at once, refreshed or not; and similar still lists k when k qualify."""
-    path = built(tmp_path)
+    path = sample_index
     reader = Recommender.open(path)  # never refreshed below
     top = [item.id for item in reader.similar("a-2016", k=12)]
     with Recommender.open(path, encoder=FakeEncoder()) as writer:
@@ -107,8 +111,8 @@ def test_every_read_sees_removals_made_elsewhere(tmp_path: Path) -> None:
     reader.close()
 
 
-def test_rebuild_reuses_stored_embeddings(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_rebuild_reuses_stored_embeddings(sample_index: Path) -> None:
+    path = sample_index
     encoder = FakeEncoder()
     report = Recommender.build_from_files(
         [SAMPLE], path, encoder=encoder, settings=Settings(ranking=Ranking(half_life_days=3.0))
@@ -125,8 +129,8 @@ def test_rebuild_reuses_stored_embeddings(tmp_path: Path) -> None:
     assert report.reused == 0 and other.texts_encoded == 1  # another model: nothing reused
 
 
-def test_answers_after_updates_survive_reopening(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_answers_after_updates_survive_reopening(sample_index: Path) -> None:
+    path = sample_index
     rec = Recommender.open(path, encoder=FakeEncoder())
     rec.add([article("n1", "Valdoria earthquake rebuilding fund doubles"), article("n2", "x y")])
     rec.remove(["a-1002", "n2"])
@@ -136,8 +140,8 @@ def test_answers_after_updates_survive_reopening(tmp_path: Path) -> None:
         assert again.ids() == rec.ids()
 
 
-def test_auto_refresh(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_auto_refresh(sample_index: Path) -> None:
+    path = sample_index
     reader = Recommender.open(path, auto_refresh=0.05)
     writer = Recommender.open(path, encoder=FakeEncoder())
     writer.add([article("n1", "Tallis extra time winner Valdorian Cup")])
@@ -148,8 +152,8 @@ def test_auto_refresh(tmp_path: Path) -> None:
     assert "n1" in reader
 
 
-def test_refresh_after_a_rebuild_loads_the_new_version(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_refresh_after_a_rebuild_loads_the_new_version(sample_index: Path) -> None:
+    path = sample_index
     reader = Recommender.open(path)
     Recommender.build([article("only", "Only one")], path, encoder=FakeEncoder())
     assert reader.refresh() is True
@@ -159,8 +163,8 @@ def test_refresh_after_a_rebuild_loads_the_new_version(tmp_path: Path) -> None:
     assert len(other) == 1 and other.ids() == ["next"]  # every read loads a rebuild first
 
 
-def test_a_query_loads_a_rebuilt_index_first(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_a_query_loads_a_rebuilt_index_first(sample_index: Path) -> None:
+    path = sample_index
     reader = Recommender.open(path)
     Recommender.build([article("only", "Only one")], path, encoder=FakeEncoder())
     # Answers never come from a replaced version, whose removals would go unseen.
@@ -168,8 +172,8 @@ def test_a_query_loads_a_rebuilt_index_first(tmp_path: Path) -> None:
     assert reader.ids() == ["only"] and reader.refresh() is False
 
 
-def test_one_writer_at_a_time(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_one_writer_at_a_time(sample_index: Path) -> None:
+    path = sample_index
     rec = Recommender.open(path, encoder=FakeEncoder())
     with writer_lock(path):
         with pytest.raises(
@@ -194,9 +198,9 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
     holder.join()
 
 
-def test_compaction_drops_removed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compaction_drops_removed_rows(sample_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
-    path = built(tmp_path)
+    path = sample_index
     reader = Recommender.open(path)
     rec = Recommender.open(path)
     victims = [i for i in rec.ids() if i.startswith("a-1")][:90]
@@ -266,8 +270,8 @@ def test_writer_killed_at_any_moment_leaves_old_or_new_state(tmp_path: Path) -> 
     assert not [p for p in path.iterdir() if p.name.startswith(".build-")]
 
 
-def test_readers_never_see_errors_or_removed_articles(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_readers_never_see_errors_or_removed_articles(tmp_path: Path, sample_index: Path) -> None:
+    path = sample_index
     log = tmp_path / "log.jsonl"
     writer = subprocess.Popen([sys.executable, str(WRITER), str(path), str(log), "6", "99"])
     rec = Recommender.open(path, auto_refresh=0.05, encoder=FakeEncoder())
@@ -330,8 +334,8 @@ class InterruptingEncoder(FakeEncoder):
         raise KeyboardInterrupt  # Ctrl-C while embedding
 
 
-def test_interrupted_add_leaves_the_index_as_it_was(tmp_path: Path) -> None:
-    path = built(tmp_path)
+def test_interrupted_add_leaves_the_index_as_it_was(sample_index: Path) -> None:
+    path = sample_index
     rec = Recommender.open(path, encoder=InterruptingEncoder())
     before = (rec.info().generation, rec.ids())
     with pytest.raises(KeyboardInterrupt):
@@ -341,9 +345,11 @@ def test_interrupted_add_leaves_the_index_as_it_was(tmp_path: Path) -> None:
         assert again.add([article("n1", "now embedded")]).added == 1  # lock was released
 
 
-def test_many_small_adds_merge_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_small_adds_merge_segments(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(compaction, "COMPACT_SEGMENTS", 3)
-    path = built(tmp_path)
+    path = sample_index
     reader = Recommender.open(path)
     writer = Recommender.open(path, encoder=FakeEncoder())
     for n in range(7):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, FakeEncoder, article, sample_records
+from conftest import SAMPLE, FakeEncoder, SampleCopy, article, sample_records
 from typer.testing import CliRunner
 
 from recommender import Ranking, Recommender, Settings
@@ -40,22 +40,11 @@ def _build(path: Path, k: int = 10, **settings: Any) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def built_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("pair")
-    return _build(folder / "listed"), _build(folder / "searched", k=0)
-
-
 @pytest.fixture
-def pair(built_pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    """The sample indexed twice, with precomputed lists and without any (built once for the
-    module, copied for each test: a test may change its copies)."""
-    copies = []
-    for source in built_pair:
-        target = tmp_path / source.name
-        shutil.copytree(source, target, symlinks=True)
-        copies.append(target)
-    return copies[0], copies[1]
+def pair(sample_copy: SampleCopy) -> tuple[Path, Path]:
+    """The sample indexed twice, with precomputed lists and without any (each built once for
+    the session, copied for each test: a test may change its copies)."""
+    return sample_copy(name="listed"), sample_copy(Settings(precomputed_k=0), name="searched")
 
 
 def _lists(index: Path) -> Path:
@@ -387,9 +376,9 @@ def test_the_precompute_command(pair: tuple[Path, Path]) -> None:
 
 
 def test_lists_computed_by_worker_processes_are_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sample_copy: SampleCopy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serial = _build(tmp_path / "serial")
+    serial = sample_copy(name="serial")
     monkeypatch.setattr(precompute_module, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(precompute_module, "CHUNK", 100)
     monkeypatch.setattr(precompute_module, "workers", lambda: 2)
@@ -431,7 +420,9 @@ def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
     assert Recommender.check(listed).sound
 
 
-def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> None:
+def test_worker_processes_leave_an_unguarded_script_alone(
+    tmp_path: Path, sample_copy: SampleCopy
+) -> None:
     """A script that builds without an ``if __name__ == "__main__"`` guard: the workers must
     not run it again (as multiprocessing's spawned ones would)."""
     script = tmp_path / "build.py"
@@ -452,7 +443,7 @@ def test_worker_processes_leave_an_unguarded_script_alone(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("built once") == 1
-    assert _lists(tmp_path / "index").read_bytes() == _lists(_build(tmp_path / "x")).read_bytes()
+    assert _lists(tmp_path / "index").read_bytes() == _lists(sample_copy(name="x")).read_bytes()
 
 
 def test_a_failing_worker_fails_the_build_and_leaves_the_index(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLE, FakeEncoder
+from conftest import FakeEncoder, SampleBuilds
 from fastapi.testclient import TestClient
 from live_server import live_server
 from typer.testing import CliRunner
@@ -33,11 +33,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def shared_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One read-only sample index for the tests that do not write."""
-    path = tmp_path_factory.mktemp("serve") / "ix"
-    Recommender.build_from_files([SAMPLE], path, encoder=FakeEncoder())
-    return path
+def shared_index(sample_builds: SampleBuilds, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the sample for the module's tests that do not write."""
+    return sample_builds.copy(tmp_path_factory.mktemp("serve") / "ix")
 
 
 @pytest.fixture(scope="module")

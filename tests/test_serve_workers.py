@@ -16,9 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLE, FakeEncoder
-
-from recommender import Recommender
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT")
 
@@ -73,9 +70,10 @@ def _each_on_its_own_connection(base: str, count: int) -> list[int]:
         return list(pool.map(one, range(count)))
 
 
-def test_two_workers_share_connections_and_survive_a_kill(tmp_path: Path) -> None:
-    index = tmp_path / "ix"
-    Recommender.build_from_files([SAMPLE], index, encoder=FakeEncoder())
+def test_two_workers_share_connections_and_survive_a_kill(
+    tmp_path: Path, sample_index: Path
+) -> None:
+    index = sample_index
     port, log = _free_port(), tmp_path / "server.log"
     base = f"http://127.0.0.1:{port}"
     server = _serve(index, port, log)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, FakeEncoder, sample_records
+from conftest import SAMPLE, FakeEncoder, SampleBuilds, SampleCopy, sample_records
 from scipy import sparse
 
 from recommender import (
@@ -283,15 +282,8 @@ def test_search_never_returns_worse_than_the_start(seed: int) -> None:
 # tune on the bundled sample -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample indexed once with the fake encoder; tests that write take a copy."""
-    path = tmp_path_factory.mktemp("tune") / "sample-index"
-    # Stored settings far from the sample's best, so that tuning has something to find.
-    Recommender.build_from_files(
-        [SAMPLE], path, encoder=FakeEncoder(), settings=Settings(ranking=POOR)
-    )
-    return path
+# Stored settings far from the sample's best, so that tuning has something to find.
+POORLY_RANKED = Settings(ranking=POOR)
 
 
 @pytest.fixture(scope="module")
@@ -300,10 +292,9 @@ def relevance() -> dict[str, frozenset[str]]:
 
 
 @pytest.fixture
-def copy(built: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "copy"
-    shutil.copytree(built, path)
-    return path
+def copy(sample_copy: SampleCopy) -> Path:
+    """The sample indexed with POOR as its ranking (once per session), a copy for this test."""
+    return sample_copy(POORLY_RANKED, name="copy")
 
 
 @pytest.fixture
@@ -337,9 +328,14 @@ class DryRun:
 
 
 @pytest.fixture(scope="module")
-def dry(built: Path, relevance: dict[str, frozenset[str]]) -> Iterator[DryRun]:
-    """One dry run on the shared index, looked at by several tests."""
-    rec = Recommender.open(built, encoder=FakeEncoder())
+def dry(
+    sample_builds: SampleBuilds,
+    tmp_path_factory: pytest.TempPathFactory,
+    relevance: dict[str, frozenset[str]],
+) -> Iterator[DryRun]:
+    """One dry run on a copy of the POOR index for the module, looked at by several tests."""
+    path = sample_builds.copy(tmp_path_factory.mktemp("dry") / "sample-index", POORLY_RANKED)
+    rec = Recommender.open(path, encoder=FakeEncoder())
     before = rec.info()
     with pytest.MonkeyPatch.context() as monkeypatch:
         calls = spy_on_pools(monkeypatch)
@@ -408,14 +404,14 @@ def manifest_settings(path: Path) -> dict[str, Any]:
         return rec.info().settings
 
 
-def test_dry_run_never_stores(dry: DryRun, built: Path) -> None:
+def test_dry_run_never_stores(dry: DryRun) -> None:
     report = dry.report
     assert report.gain >= tune_module.MIN_GAIN and report.new != report.old  # it would store
     assert report.stored is False
     assert dry.rec.info().settings == dry.before.settings
     assert dry.rec.info().generation == dry.before.generation
     assert not dry.rec.refresh()
-    assert manifest_settings(built) == dry.before.settings
+    assert manifest_settings(dry.rec.path) == dry.before.settings
 
 
 def test_a_win_is_stored_and_seen(
