@@ -4,7 +4,6 @@ relative links lead to files that exist."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -57,15 +56,9 @@ def test_every_option_is_documented() -> None:
 
 
 def _create_app() -> object:
-    """The service's app factory, wherever the http package keeps it."""
-    for name in ("recommender.http.app", "recommender.http.serve", "recommender.http"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "create_app"):
-            return module.create_app
-    raise AssertionError("no create_app in recommender.http")
+    from recommender.http.app import create_app
+
+    return create_app
 
 
 def _routes(tmp_path: Path) -> list[tuple[str, str]]:
