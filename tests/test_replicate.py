@@ -80,10 +80,10 @@ def test_a_fresh_replica_answers_as_the_index_does(sample_index: Path, tmp_path:
     version = replica / report.version
     # Rollback journal, not WAL: a reader needs no -shm file, so a read-only folder serves.
     assert sorted(p.name for p in version.iterdir()) == [
-        "precomputed-000000000001.bin",  # the source's precomputed lists, copied
         ARTICLES,
         "image-000000000001.bin",
         MANIFEST,
+        "precomputed-000000000001.bin",  # the source's precomputed lists, copied
         "seg-000001.faiss",
     ]
     assert (version / ARTICLES).read_bytes()[18:20] == b"\x01\x01"
