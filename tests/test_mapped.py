@@ -95,3 +95,18 @@ def test_older_generations_are_removed(tmp_path: Path) -> None:
         "thing-002.bin",
         "thing-003.bin",
     ]
+
+
+def test_the_same_generation_under_another_name_and_folders(tmp_path: Path) -> None:
+    """With ``written``, the generation's file under the other name goes too (an old index's
+    answers-G.bin when precomputed-G.bin is written); a folder under such a name stays."""
+    name = re.compile(r"(?:new|old)-(\d{3})\.bin")
+    for file in ("old-002.bin", "new-002.bin", "new-003.bin"):
+        (tmp_path / file).write_bytes(b"x")
+    (tmp_path / "old-001.bin").mkdir()
+    remove_older(tmp_path, name, 2, "new-002.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "new-002.bin",
+        "new-003.bin",
+        "old-001.bin",
+    ]

@@ -18,7 +18,7 @@ from recommender import (
     Recommender,
     Settings,
 )
-from recommender.cli import app
+from recommender.cli import _model_threads, app
 from recommender.embedding.encode import (
     MultilingualEncoder,
     choose_model,
@@ -100,6 +100,19 @@ def test_the_multilingual_models_threads_are_read_at_the_edge_and_passed_down(
     with Recommender.open(sample_index, threads=None) as rec:
         rec.similar_to_text("Storm")
     assert loaded == [3, None]
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "99999999999", "0", "-3", "1.5", ""])
+def test_a_threads_value_that_is_not_a_sane_count_is_the_default(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The CLI reads RECOMMENDER_THREADS for every command now (not only where text is
+    encoded): "\u00b2" passed str.isdigit and made int() raise, a traceback even for a
+    query by id; 99999999999 made OpenMP abort the process allocating 262 GB."""
+    monkeypatch.setenv("RECOMMENDER_THREADS", value)
+    assert _model_threads() is None
+    monkeypatch.setenv("RECOMMENDER_THREADS", " 4 ")
+    assert _model_threads() == 4
 
 
 @pytest.fixture

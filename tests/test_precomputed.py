@@ -405,6 +405,37 @@ def test_lists_of_an_index_written_before_they_had_one_name_are_still_used(
     assert _lists(listed) == new
 
 
+def test_precompute_on_an_index_written_before_the_new_name_replaces_its_lists(
+    pair: tuple[Path, Path],
+) -> None:
+    """An old index's answers-G.bin is replaced by precomputed-G.bin, not kept beside it: the
+    previous code wrote over the file of that generation, and the old one would only take
+    space (half a GB at a million articles) until the next update."""
+    listed, _ = pair
+    new = _lists(listed)
+    old = new.with_name(new.name.replace("precomputed-", "answers-"))
+    new.rename(old)
+    with Recommender.open(listed) as rec:
+        rec.precompute()
+    assert _lists(listed) == new
+    assert not old.exists()
+    assert Recommender.check(listed).sound
+
+
+def test_a_folder_named_as_lists_does_not_stop_them_being_written(
+    pair: tuple[Path, Path],
+) -> None:
+    """The lists' clean-up deletes files only: a folder under an older lists' name is left
+    alone instead of failing the write after the new lists were written."""
+    listed, _ = pair
+    stray = current_version(listed) / "answers-000000000000.bin"
+    stray.mkdir()
+    with Recommender.open(listed) as rec:
+        rec.precompute()
+    assert stray.is_dir()
+    assert _lists(listed).name == "precomputed-000000000001.bin"
+
+
 def test_lists_a_killed_writer_left_unfinished_are_deleted_by_the_next_write(
     pair: tuple[Path, Path],
 ) -> None:

@@ -109,12 +109,19 @@ def write_mapped(path: Path, pieces: Iterable[bytes | memoryview]) -> None:
     os.replace(temporary, path)
 
 
-def remove_older(folder: Path, name: re.Pattern[str], generation: int) -> None:
+def remove_older(
+    folder: Path, name: re.Pattern[str], generation: int, written: str | None = None
+) -> None:
     """Delete the files of ``folder`` named by ``name`` (its group 1: their generation) of a
-    generation below ``generation``."""
+    generation below ``generation``, and of ``generation`` under another name than
+    ``written`` (the file just written, when ``name`` has two names for one generation).
+    A folder under such a name is not the engine's: it is left alone."""
     for entry in folder.iterdir():
         match = name.fullmatch(entry.name)
-        if match and int(match.group(1)) < generation:
+        if not match or entry.is_dir():
+            continue
+        found = int(match.group(1))
+        if found < generation or (found == generation and written not in (None, entry.name)):
             entry.unlink(missing_ok=True)  # readers that mapped it keep their mapping
 
 

@@ -204,7 +204,7 @@ def write(
     chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
     head = encode_header(MAGIC, header)
     write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
-    remove_older(path.parent, NAME, generation)
+    remove_older(path.parent, NAME, generation, path.name)  # answers-G.bin of an old index too
     return path
 
 
