@@ -25,6 +25,7 @@ from .results import BuildReport, Recommendation, UpdateReport, to_json
 from .settings import (
     DEFAULT_MODEL,
     ENGLISH_MODEL,
+    MAX_THREADS,
     MULTILINGUAL_MODEL,
     Ranking,
     Settings,
@@ -195,17 +196,13 @@ DEMO_QUERIES = ("a-1001", "a-2016", "a-3002")
 THREADS_ENV = "RECOMMENDER_THREADS"
 
 
-#: More threads than this is not a count anyone meant: OpenMP would abort allocating them.
-MAX_MODEL_THREADS = 1024
-
-
 def _model_threads() -> int | None:
     """The multilingual model's threads from RECOMMENDER_THREADS (a whole number from 1 to
-    ``MAX_MODEL_THREADS``), else None: the library's default. Read here, at the edge, and
+    ``MAX_THREADS``), else None: the library's default. Read here, at the edge, and
     passed down; every command reads it, so a value that is not a count must not fail one."""
     value = os.environ.get(THREADS_ENV, "").strip()
     # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts.
-    if not value.isdecimal() or not 1 <= int(value) <= MAX_MODEL_THREADS:
+    if not value.isdecimal() or not 1 <= int(value) <= MAX_THREADS:
         return None
     return int(value)
 

@@ -23,7 +23,7 @@ from .read.held import lookup
 from .read.reader import Reader
 from .read.retrieve import Filters
 from .read.snapshot import Snapshot, check
-from .settings import Ranking, Settings
+from .settings import Ranking, Settings, checked_threads
 
 if TYPE_CHECKING:  # imported where used: a query needs none of them (docs/contributing.md)
     from . import results
@@ -50,7 +50,7 @@ class Recommender:
     ) -> None:  # ``reading``: Reader's options; use ``open``
         self.path = path
         self._encoder = encoder
-        self._threads = threads
+        self._threads = checked_threads(threads)
         self._writer_lock = threading.Lock()
         self._writer: IndexWriter | None = None
         self._reader = Reader(path, on_model_change=self._forget_model, **reading)

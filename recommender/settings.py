@@ -35,6 +35,22 @@ Calibration = Literal["pool", "none"]
 VectorSearch = Literal["auto", "flat", "hnsw"]
 
 
+#: More threads than this is not a count anyone meant: OpenMP would abort allocating them.
+MAX_THREADS = 1024
+
+
+def checked_threads(threads: object) -> int | None:
+    """The model's thread count as given to the library: None (one per core) or a whole number
+    from 1 to ``MAX_THREADS``; SettingsError otherwise."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise SettingsError(
+            f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}"
+        )
+    return threads
+
+
 def _knob(
     default: Any,
     help: str,

@@ -17,6 +17,7 @@ from recommender import (
     ModelError,
     Recommender,
     Settings,
+    SettingsError,
 )
 from recommender.cli import _model_threads, app
 from recommender.embedding.encode import (
@@ -218,3 +219,14 @@ def test_why_the_hub_cannot_be_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hub_unreachable() is None
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert hub_unreachable() == "HF_HUB_OFFLINE is set"
+
+
+@pytest.mark.parametrize("threads", [0, -1, 10**11, True, 2.0, "4"])
+def test_the_library_refuses_a_thread_count_that_is_not_one(
+    sample_index: Path, threads: object
+) -> None:
+    """What the CLI turns into the default, a caller of the library hears about at once."""
+    with pytest.raises(SettingsError, match="threads must be a whole number"):
+        Recommender.open(sample_index, threads=threads)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="threads must be a whole number"):
+        Recommender.build([], sample_index, threads=threads)  # type: ignore[arg-type]

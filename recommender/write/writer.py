@@ -48,7 +48,7 @@ from ..language import effective as effective_language
 from ..lexical import Lexicon, TermVector, lexical_text
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
-from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings
+from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
 from ..storage.files import fsync_dir
 from ..storage.layout import ARTICLES, current_version
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
@@ -342,7 +342,7 @@ class IndexWriter:
         self.path = Path(path)
         self.encoder = encoder
         self.wait = wait
-        self.threads = threads
+        self.threads = checked_threads(threads)
         self._lexicon_lock = threading.Lock()
         self._lexicon_of: tuple[str, Lexicon] | None = None
 
