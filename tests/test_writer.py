@@ -284,3 +284,21 @@ def test_compaction_keeps_the_answers_of_the_same_articles(sample_copy: SampleCo
     # The same lists; the scores of queries for added rows move a little with the segment
     # layout (seen: at most 0.0064, in calibrated similarity; the raw lexical parts agree).
     np.testing.assert_allclose(scores, expected_scores, atol=0.01)
+
+
+def test_a_write_deletes_only_segments_named_as_the_engine_names_them(tmp_path: Path) -> None:
+    """A segment file no committed write records is a killed writer's and is deleted; a file
+    or link that only starts like one is not the engine's and stays."""
+    path = _built(tmp_path)
+    version = next(path.glob("v-*"))
+    killed = version / "seg-999999.faiss"
+    killed.write_bytes(b"a segment a killed writer left")
+    mine = version / "seg-notes.faiss"
+    mine.write_text("mine")
+    target = tmp_path / "elsewhere.faiss"
+    target.write_text("kept")
+    (version / "seg-999998.faiss").symlink_to(target)
+    IndexWriter(path, encoder=FakeEncoder()).add([article("n1", "Storm closes the harbour")])
+    assert not killed.exists()
+    assert mine.read_text() == "mine" and target.read_text() == "kept"
+    assert (version / "seg-999998.faiss").is_symlink()

@@ -55,6 +55,8 @@ SOURCE_GENERATION = "source_generation"
 VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-[0-9a-f]{8}")
 BUILD_NAME = re.compile(r"\.build-[0-9a-f]{8}")
 POINTER_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
+#: A vector segment's file name (vectors.py writes them).
+SEGMENT_NAME = re.compile(r"seg-\d{6}\.faiss")
 VERSION_FILE = re.compile(
     r"seg-\d{6}\.faiss|articles\.sqlite(-wal|-shm|-journal)?|manifest\.json"
     r"|\.manifest\.json\.[0-9a-f]{8}|image-\d{12}\.bin|\.image-\d{12}\.bin\.\d+"

@@ -50,7 +50,7 @@ from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
 from ..storage.files import fsync_dir
-from ..storage.layout import ARTICLES, current_version
+from ..storage.layout import ARTICLES, SEGMENT_NAME, current_version
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
 from ..storage.precomputed import remove_unfinished
 from ..storage.table import (
@@ -125,9 +125,14 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
         connection.execute(ROW_CHECKSUMS)  # a version written before checksums gets them
         add_language_column(connection)  # and one written before languages, its column
         known = {row[0] for row in connection.execute("SELECT file FROM segments")}
-        for path in version.glob("seg-*.faiss"):
-            if path.name not in known:  # written by a writer that died before committing
-                path.unlink()
+        for entry in os.scandir(version):
+            # written by a writer that died before committing: only the engine's own names
+            if (
+                SEGMENT_NAME.fullmatch(entry.name)
+                and entry.name not in known
+                and entry.is_file(follow_symlinks=False)
+            ):
+                os.unlink(entry.path)
         generation = generation_of(connection) + 1
         first_row = connection.execute("SELECT coalesce(max(row) + 1, 0) FROM articles").fetchone()[
             0
