@@ -13,6 +13,7 @@ import re
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import FakeEncoder, SampleBuilds
@@ -22,7 +23,10 @@ from live_server import live_server
 from recommender.http.app import create_app
 from recommender.http.metrics import Metrics
 from recommender.http.middleware import Edge
+from recommender.http.options import ServeOptions
 
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LOGGER = "recommender.http.middleware"
 
 
@@ -130,3 +134,86 @@ def test_the_log_line_is_escaped_and_bounded(
     assert re.fullmatch(r"[\x20-\x7e]+", line), line
     assert len(line) < 400, len(line)
     assert line.endswith(" ms") and " 404 " in line
+
+
+# -- ids with encoded slashes ------------------------------------------------------------------
+
+SLASHED = ["a-1001/similar", "a/../b", "a/b", "/similar", "x/similar/similar", "a-1001/", "%2F"]
+
+
+@pytest.fixture(scope="module")
+def slashed(sample_builds: SampleBuilds, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A client with the token over a copy of the sample holding the ids of ``SLASHED`` and
+    a few more, each titled after its id."""
+    path = sample_builds.copy(tmp_path_factory.mktemp("serve-slashed") / "ix")
+    options = ServeOptions(token=TOKEN)
+    with TestClient(create_app(path, encoder=FakeEncoder(), options=options)) as test_client:
+        ids = [*SLASHED, 'it\'s "quoted" 📰', "a b", "100%", "a-1001%2Fsimilar"]
+        batch = [{"id": i, "title": f"Valdoria quake {i}", "category": "world"} for i in ids]
+        assert test_client.put("/articles", json=batch, headers=AUTH).status_code == 200
+        yield test_client
+
+
+@pytest.mark.parametrize("article_id", [*SLASHED, 'it\'s "quoted" 📰', "a b", "100%"])
+def test_an_encoded_slash_is_part_of_the_id(slashed: TestClient, article_id: str) -> None:
+    encoded = quote(article_id, safe="")
+    article = slashed.get(f"/articles/{encoded}")
+    assert article.status_code == 200, article.text
+    assert article.json()["id"] == article_id
+    related = slashed.get(f"/articles/{encoded}/similar?k=3")
+    assert related.status_code == 200, related.text
+    assert article_id not in [item["id"] for item in related.json()]  # the query article
+
+
+def test_the_percent_escapes_are_decoded_once(slashed: TestClient) -> None:
+    assert slashed.get("/articles/a-1001%2Fsimilar").json()["id"] == "a-1001/similar"
+    assert slashed.get("/articles/a-1001%2fsimilar").json()["id"] == "a-1001/similar"
+    assert slashed.get("/articles/a-1001%252Fsimilar").json()["id"] == "a-1001%2Fsimilar"
+    assert slashed.get("/articles/%252F").json()["id"] == "%2F"
+    assert slashed.get("/articles/100%25").json()["id"] == "100%"
+    assert slashed.get("/articles/a%2F..%2Fb").json()["id"] == "a/../b"
+    assert slashed.get("/articles/a%2F..%2Fc").status_code == 404
+    missing = slashed.get("/articles/a-1001%2Fsimilar%0A")
+    assert missing.status_code == 404  # not a-1001's list with the newline dropped
+    assert missing.json() == {"error": "article 'a-1001/similar\\n' is not in the index"}
+
+
+def test_unencoded_slashes_keep_their_meaning(slashed: TestClient) -> None:
+    """A slash as sent separates the path's parts: ``/similar`` at the end is the related list
+    (of an id holding slashes, too); percent-encoded letters are the letters."""
+    expected = slashed.get("/articles/a-1001/similar?k=3").json()
+    assert len(expected) == 3
+    for path in ("/articles/a-1001/%73imilar", "/articles/%61-1001/similar"):
+        assert slashed.get(path + "?k=3").json() == expected, path
+    assert slashed.get("/articles/a/b").json()["id"] == "a/b"
+    related = slashed.get("/articles/a/b/similar?k=3")
+    assert isinstance(related.json(), list) and "a/b" not in [i["id"] for i in related.json()]
+    deeper = slashed.get("/articles/x/similar/similar/similar?k=3")
+    assert deeper.status_code == 200 and isinstance(deeper.json(), list)
+    missing = slashed.get("/articles/x/similar/similar")  # the list of x/similar: not there
+    assert missing.json() == {"error": "article 'x/similar' is not in the index"}
+    wrong = slashed.get("/articles%2Fa-1001")  # not the articles route
+    assert wrong.status_code == 404 and wrong.json()["error"].startswith("no such endpoint")
+
+
+def test_delete_takes_the_exact_id(sample_index: Path) -> None:
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
+    with TestClient(app) as test_client:
+        batch = [{"id": i, "title": f"Valdoria {i}"} for i in ("a-1001/similar", "a/../b")]
+        assert test_client.put("/articles", json=batch, headers=AUTH).status_code == 200
+        gone = test_client.delete("/articles/a-1001%2Fsimilar", headers=AUTH)
+        assert gone.status_code == 200 and gone.json()["removed"] == 1
+        assert test_client.get("/articles/a-1001").status_code == 200  # still there
+        assert test_client.get("/articles/a-1001%2Fsimilar").status_code == 404
+        assert test_client.delete("/articles/a%2F..%2Fb", headers=AUTH).status_code == 200
+        assert test_client.get("/articles/a%2F..%2Fb").status_code == 404
+
+
+def test_an_encoded_slash_over_a_real_socket(shared_index: Path) -> None:
+    with live_server(create_app(shared_index, encoder=FakeEncoder())) as url:
+        port = int(url.rsplit(":", 1)[1])
+        answer = _raw_request(port, b"GET /articles/a-1001%2Fsimilar")
+        assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+        assert b"article 'a-1001/similar' is not in the index" in answer
+        answer = _raw_request(port, b"GET /articles/a-1001/similar?k=2")
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]

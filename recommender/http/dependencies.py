@@ -11,8 +11,9 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
 from ..results import to_json
@@ -85,12 +86,23 @@ async def _cached(request: Request) -> Cached:
     return Cached(request, state.index, state.options.max_age, state.version)
 
 
+async def _article_id(
+    article_id: Annotated[
+        str, Path(description="The article's id, percent-encoded (slashes as %2F).")
+    ],
+) -> str:
+    """The id of an article route: the path parameter holds it percent-encoded, as
+    ``middleware.IdPaths`` leaves it, so that an encoded slash is no separator."""
+    return unquote(article_id)
+
+
 Index = Annotated[IndexState, Depends(_index)]
 TitleSearch = Annotated[Titles, Depends(_titles)]
 Options = Annotated[ServeOptions, Depends(_options)]
 WorkThreads = Annotated[Threads, Depends(_threads)]
 RequestMetrics = Annotated[Metrics, Depends(_metrics)]
 Reply = Annotated[Cached, Depends(_cached)]
+ArticleId = Annotated[str, Depends(_article_id)]
 
 
 def check_k(k: int, options: ServeOptions) -> None:

@@ -1,5 +1,6 @@
-"""The outermost layer of the app (``Edge``): the body limit, a log line per request (this
-module's logger, what the client sent escaped and cut short) and the request metrics."""
+"""The layers around the routes: the outermost (``Edge``): the body limit, a log line per
+request (this module's logger, what the client sent escaped and cut short) and the request
+metrics; and ``IdPaths``, which hands the article routes their ids as sent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -119,6 +120,50 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+#: Where the paths with an article id start (``/articles/{article_id:path}`` and its
+#: ``/similar``).
+ARTICLE_PATHS = "/articles/"
+
+
+class IdPaths:
+    """Routes ``/articles/...`` on the path as sent, so that an id holding slashes, sent
+    percent-encoded (``a-1001%2Fsimilar``), stays one id.
+
+    The server decodes ``%2F`` into ``/`` before routing (``scope["path"]``): the article
+    ``a-1001/similar`` would be answered with the related list of ``a-1001``. Here the path
+    is cut at the slashes as sent (``raw_path``) and each part percent-encoded again, so
+    that only a slash as sent separates the parts; the routes' ``ArticleId`` decodes the id
+    once. Other paths pass unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = _encoded_path(scope)
+            if path is not None:
+                scope["path"] = path  # in place: Edge reads the route chosen from this scope
+        await self.app(scope, receive, send)
+
+
+def _encoded_path(scope: Scope) -> str | None:
+    """The path of an article route with each part between slashes as sent percent-encoded;
+    None for other paths."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "") or "")
+    if not path.startswith(root + ARTICLE_PATHS):
+        return None
+    parts = path.split("/")
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        sent = [unquote_to_bytes(part).decode("utf-8", "replace") for part in raw.split(b"/")]
+        if "/".join(sent).startswith(root):  # else the server's root path is not in it
+            parts = sent
+    encoded = "/".join(quote(part, safe="") for part in parts)
+    return encoded if encoded.startswith(root) else None
 
 
 def _cut(text: str, limit: int) -> str:

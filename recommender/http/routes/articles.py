@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse, Response
 
 from ...articles import Article, parse_article
 from ...errors import InvalidArticleError
-from ..dependencies import Index, Options, Reply, TitleSearch, WorkThreads, authorize, write_wait
+from ..dependencies import (
+    ArticleId,
+    Index,
+    Options,
+    Reply,
+    TitleSearch,
+    WorkThreads,
+    authorize,
+    write_wait,
+)
 from ..errors import ApiError
 from ..threads import on_read_threads
 
@@ -65,7 +74,7 @@ def search(
 
 @router.get("/articles/{article_id:path}", summary="One stored article")
 @on_read_threads
-def get_article(article_id: str, request: Request, index: Index, reply: Reply) -> Response:
+def get_article(article_id: ArticleId, request: Request, index: Index, reply: Reply) -> Response:
     """The stored article: its fields, metadata and cleaned body."""
     rec = index.open()
     return reply(b"", lambda: article_json(rec.get(article_id)))
@@ -139,7 +148,7 @@ async def put_articles(
 
 @router.delete("/articles/{article_id:path}", summary="Remove an article (needs the token)")
 async def delete_article(
-    article_id: str,
+    article_id: ArticleId,
     request: Request,
     index: Index,
     options: Options,

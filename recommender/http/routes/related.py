@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ...results import Recommendation, to_json
-from ..dependencies import Index, Options, Reply, check_k
+from ..dependencies import ArticleId, Index, Options, Reply, check_k
 from ..schemas import SimilarParams, TextQuery, query_filters, query_ranking
 from ..threads import on_read_threads
 
@@ -24,7 +24,7 @@ router = APIRouter()
 )
 @on_read_threads
 def similar(
-    article_id: str,
+    article_id: ArticleId,
     request: Request,
     params: Annotated[SimilarParams, Query()],
     index: Index,
