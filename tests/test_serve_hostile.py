@@ -217,3 +217,68 @@ def test_an_encoded_slash_over_a_real_socket(shared_index: Path) -> None:
         assert b"article 'a-1001/similar' is not in the index" in answer
         answer = _raw_request(port, b"GET /articles/a-1001/similar?k=2")
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+# -- deep JSON ---------------------------------------------------------------------------------
+
+DEPTH = 100_000
+DEEP = {
+    "arrays": b"[" * DEPTH + b"]" * DEPTH,
+    "objects": b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
+    "in metadata": b'[{"id": "x", "title": "t", "metadata": {"m": '
+    + b"[" * DEPTH
+    + b"]" * DEPTH
+    + b"}}]",
+}
+NESTED_TOO_DEEPLY = "the request body is not valid JSON: nested too deeply"
+
+
+@pytest.fixture
+def writer(sample_index: Path) -> Any:
+    """A client of a writable copy of the sample, with the token configured."""
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("body", DEEP.values(), ids=DEEP.keys())
+def test_deep_json_is_400_on_every_route_that_reads_json(
+    writer: TestClient, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    json_type = {"content-type": "application/json"}
+    with caplog.at_level(logging.INFO, logger="recommender.http"):
+        put = writer.put("/articles", content=body, headers={**AUTH, **json_type})
+        draft = body.replace(b'"id": "x", "title": "t", ', b'"text": "Valdoria quake", ')
+        posted = writer.post("/similar", content=draft, headers=json_type)
+        exclude = b'{"text": "Valdoria quake", "exclude": ' + b"[" * DEPTH + b"]" * DEPTH + b"}"
+        excluded = writer.post("/similar", content=exclude, headers=json_type)
+    for response in (put, posted, excluded):
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": NESTED_TOO_DEEPLY}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert writer.get("/articles/x").status_code == 404
+
+
+def test_json_deep_enough_to_read_is_checked_as_usual(writer: TestClient) -> None:
+    deep = b"[" * 500 + b"]" * 500
+    record = b'[{"id": "x", "title": "t", "metadata": {"m": ' + deep + b"}}]"
+    put = writer.put("/articles", content=record, headers=AUTH)
+    assert put.status_code == 422
+    assert "is nested too deeply (more than 100 levels)" in put.json()["error"]
+    posted = writer.post("/similar", json={"text": "Valdoria", "exclude": [[[["x"]]]]})
+    assert posted.status_code == 422 and "exclude" in posted.json()["error"]
+
+
+def test_a_number_too_long_to_read_is_400(writer: TestClient) -> None:
+    digits = b"9" * 5000
+    put = writer.put("/articles", content=b'[{"id": ' + digits + b', "title": "t"}]', headers=AUTH)
+    posted = writer.post(
+        "/similar",
+        content=b'{"text": "Valdoria", "k": ' + digits + b"}",
+        headers={"content-type": "application/json"},
+    )
+    for response in (put, posted):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == (
+            "the request body is not valid JSON: a number has more than 4,300 digits"
+        )

@@ -6,7 +6,9 @@ handlers read the index folder (to keep it out of messages) from ``app.state.ind
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,19 @@ def error_response(
     )
 
 
+def json_body_problem(exc: BaseException) -> str | None:
+    """Why a request body could not be read as JSON (the exception ``json.loads`` raised), for
+    a 400; None for an exception that is not about the body."""
+    prefix = "the request body is not valid JSON"
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return f"{prefix}: {exc}"
+    if isinstance(exc, RecursionError):  # deeper than Python's json module reads
+        return f"{prefix}: nested too deeply"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return f"{prefix}: a number has more than {sys.get_int_max_str_digits():,} digits"
+    return None
+
+
 def public_message(message: str, path: Path | None) -> str:
     """A library message without the server's folder names."""
     if path is not None:
@@ -120,7 +135,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = str(exc.detail)
-    if exc.status_code == 404 and message == "Not Found":
+    cause = exc.__cause__
+    if exc.status_code == 400 and cause is not None:  # FastAPI could not read a JSON body
+        message = json_body_problem(cause) or message
+    elif exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API"
     elif exc.status_code == 405:
         message = "this method is not allowed here; see /docs for the API"

@@ -23,7 +23,7 @@ from ..dependencies import (
     authorize,
     write_wait,
 )
-from ..errors import ApiError
+from ..errors import ApiError, json_body_problem
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -116,10 +116,11 @@ async def put_articles(
     skip_invalid) nothing is written and each is named by its position."""
     authorize(request, options)
     seconds = write_wait(wait, options)
+    body = await request.body()
     try:
-        records = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        records = json.loads(body)
+    except (RecursionError, ValueError) as exc:
+        raise ApiError(400, json_body_problem(exc) or "the request body is not JSON") from None
     if not isinstance(records, list):
         raise ApiError(422, "the body must be a JSON array of article objects")
     articles, invalid = [], []
