@@ -282,3 +282,60 @@ def test_a_number_too_long_to_read_is_400(writer: TestClient) -> None:
         assert response.json()["error"] == (
             "the request body is not valid JSON: a number has more than 4,300 digits"
         )
+
+
+# -- conditional requests ------------------------------------------------------------------------
+
+ANY = {"If-None-Match": "*"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "named"),
+    [
+        ("/articles/no-such-id", 404, "no-such-id"),
+        ("/articles/no-such-id/similar", 404, "no-such-id"),
+        ("/articles/a-1001%2Fsimilar", 404, "a-1001/similar"),
+        ("/articles/a-1001/similar?category=nosuchdesk", 422, "nosuchdesk"),
+        ("/articles/a-1001/similar?since=2026-10-01&until=2026-09-01", 422, "since"),
+        ("/articles/a-1001/similar?k=1000", 422, "k must be at most 100"),
+    ],
+)
+def test_if_none_match_any_never_hides_an_error(
+    client: TestClient, path: str, status: int, named: str
+) -> None:
+    response = client.get(path, headers=ANY)
+    assert response.status_code == status, response.text
+    assert named in response.json()["error"]
+    assert "etag" not in response.headers and response.headers["cache-control"] == "no-store"
+
+
+def test_if_none_match_any_is_304_where_the_answer_exists(client: TestClient) -> None:
+    for path in ("/articles/a-1001", "/articles/a-1001/similar?k=3", "/articles?q=quake", "/info"):
+        response = client.get(path, headers=ANY)
+        assert response.status_code == 304 and response.content == b"", path
+        assert response.headers["etag"] == client.get(path).headers["etag"]
+
+
+def test_post_similar_is_never_304(client: TestClient) -> None:
+    draft = {"text": "Strong earthquake jolts northern Valdoria", "k": 3}
+    first = client.post("/similar", json=draft)
+    assert first.status_code == 200 and "etag" not in first.headers
+    assert first.headers["cache-control"] == "no-store"
+    for held in ("*", 'W/"0123456789abcdef01234567"', first.headers.get("etag", "*")):
+        again = client.post("/similar", json=draft, headers={"If-None-Match": held})
+        assert again.status_code == 200 and again.json() == first.json(), held
+    unknown = client.post("/similar", json={**draft, "categories": ["nosuchdesk"]}, headers=ANY)
+    assert unknown.status_code == 422
+
+
+def test_if_none_match_compares_tags_weakly_in_lists(client: TestClient) -> None:
+    path = "/articles/a-1001/similar?k=3"
+    etag = client.get(path).headers["etag"]
+    assert etag.startswith('W/"')
+    strong = etag.removeprefix("W/")
+    for held in (etag, strong, f'"other", {etag}', f'W/"other",{strong}', f" {etag} "):
+        assert client.get(path, headers={"If-None-Match": held}).status_code == 304, held
+    for held in ('W/"other"', etag[:-2] + '"', "", ",", 'W/""', etag.strip('W/"')):
+        assert client.get(path, headers={"If-None-Match": held}).status_code == 200, held
+    two_lines = [("If-None-Match", 'W/"other"'), ("If-None-Match", etag)]
+    assert client.get(path, headers=two_lines).status_code == 304

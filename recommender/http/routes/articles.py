@@ -69,7 +69,7 @@ def search(
             for a in titles.search(rec, index.tag(), words, limit)
         ]
 
-    return reply(b"", found)
+    return reply(found)
 
 
 @router.get("/articles/{article_id:path}", summary="One stored article")
@@ -77,7 +77,7 @@ def search(
 def get_article(article_id: ArticleId, request: Request, index: Index, reply: Reply) -> Response:
     """The stored article: its fields, metadata and cleaned body."""
     rec = index.open()
-    return reply(b"", lambda: article_json(rec.get(article_id)))
+    return reply(lambda: article_json(rec.get(article_id)))
 
 
 @router.put(
