@@ -8,6 +8,7 @@ socket can send goes to uvicorn on loopback (tests/live_server.py).
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import FakeEncoder, SampleBuilds
+from conftest import FakeEncoder, SampleBuilds, copy_index
 from fastapi.testclient import TestClient
 from live_server import live_server
 
@@ -339,3 +340,176 @@ def test_if_none_match_compares_tags_weakly_in_lists(client: TestClient) -> None
         assert client.get(path, headers={"If-None-Match": held}).status_code == 200, held
     two_lines = [("If-None-Match", 'W/"other"'), ("If-None-Match", etag)]
     assert client.get(path, headers=two_lines).status_code == 304
+
+
+# -- messages without the index's folder ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device"),
+            500,
+            "disk full while writing the index; nothing was changed",
+        ),
+        (
+            OSError(errno.EROFS, "Read-only file system"),
+            500,
+            "cannot write to the index (read-only file system); nothing was changed",
+        ),
+        (
+            OSError(errno.EACCES, "Permission denied"),
+            500,
+            "cannot write to the index (permission denied)",
+        ),
+    ],
+    ids=["disk full", "read-only", "permission denied"],
+)
+def test_write_errors_read_well_over_http(
+    writer: TestClient,
+    sample_index: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: OSError,
+    status: int,
+    message: str,
+) -> None:
+    from recommender.write import writer as writer_module
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(writer_module, "write_segment", fail)
+    batch = [{"id": "n-1", "title": "Valdoria quake"}]
+    response = writer.put("/articles", json=batch, headers=AUTH)
+    assert response.status_code == status
+    assert response.json() == {"error": message}
+    assert str(sample_index) not in response.text
+
+
+def _library_messages(index: Path, tmp_path: Path) -> dict[str, tuple[str, Path]]:
+    """Messages the library writes with an index's folder in them, made as the library makes
+    them (the messages of every kind are swept by the next test), and that folder."""
+    import sqlite3
+
+    from recommender import Recommender, RecommenderError
+    from recommender.write.transaction import _write_error, writer_lock
+
+    def message_of(call: Any) -> str:
+        try:
+            call()
+        except RecommenderError as exc:
+            return str(exc)
+        raise AssertionError("no error")
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    corrupt = sqlite3.DatabaseError("database disk image is malformed")
+    corrupt.sqlite_errorcode = 11  # type: ignore[attr-defined]
+    locked = copy_index(index, tmp_path / "locked")
+    (locked / "LOCK").unlink(missing_ok=True)
+    (locked / "LOCK").symlink_to(tmp_path / "elsewhere")
+    none = tmp_path / "none"
+    with Recommender.open(index) as rec:
+        return {
+            "disk full": (str(_write_error(index, full, False)), index),
+            "disk full after the commit": (str(_write_error(index, full, True)), index),
+            "damaged table": (str(_write_error(index, corrupt, False)), index),
+            "no index": (message_of(lambda: Recommender.open(none)), none),
+            "unknown article": (message_of(lambda: rec.similar("nope")), index),
+            "unknown category": (
+                message_of(lambda: rec.similar("a-1001", categories=["nosuch"])),
+                index,
+            ),
+            "lock": (message_of(lambda: writer_lock(locked).__enter__()), locked),
+        }
+
+
+def test_library_messages_name_the_index_in_words(shared_index: Path, tmp_path: Path) -> None:
+    from recommender.http.errors import public_message
+
+    messages = _library_messages(shared_index, tmp_path)
+    shown = {name: public_message(text, path) for name, (text, path) in messages.items()}
+    assert shown["disk full"] == "disk full while writing the index; nothing was changed"
+    assert shown["disk full after the commit"] == (
+        "disk full while writing the index; the update was saved, compacting the index was "
+        "not (tried again at the next write)"
+    )
+    assert shown["damaged table"] == (
+        "the index is damaged: articles.sqlite: database disk image is malformed; build it again"
+    )
+    assert shown["no index"] == "no index; build one with: recommend build-index FILE --index DIR"
+    assert shown["unknown article"] == "article 'nope' is not in the index"
+    assert shown["unknown category"].startswith("category 'nosuch' is not in the index (known: ")
+    assert shown["lock"] == (
+        "cannot write to the index: LOCK is not a plain file (a symbolic link?); the index uses "
+        "it as its writer lock: remove it; nothing was changed"
+    )
+
+
+def _formatted_strings() -> Any:
+    """(where, text) for each placeholder of every f-string of the library (not the command
+    line's or the service's own) that stands as a word of its own (not glued to a name, as
+    in ``shard-{n}.parquet``): the text with NUL there, the other placeholders X, and whether
+    that one is written with ``!r``."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "recommender"
+    for path in sorted(package.rglob("*.py")):
+        where = path.relative_to(package).as_posix()
+        if where.startswith(("http/", "cli.py", "__main__.py")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            slots = [n for n, part in enumerate(node.values) if not isinstance(part, ast.Constant)]
+            for slot in slots:
+                before, after = node.values[slot - 1 : slot], node.values[slot + 1 : slot + 2]
+                glued = [
+                    part
+                    for part, at in ((before, -1), (after, 0))
+                    if part
+                    and (
+                        not isinstance(part[0], ast.Constant)  # another placeholder
+                        or re.match(r"[\w.~-]", str(part[0].value)[at])
+                    )
+                ]
+                if glued:
+                    continue
+                text = ""
+                for n, part in enumerate(node.values):
+                    if isinstance(part, ast.Constant):
+                        text += str(part.value)
+                    elif n == slot:
+                        text += "\0"
+                    else:
+                        text += "X"
+                quoted = getattr(node.values[slot], "conversion", -1) == ord("r")
+                yield f"{where}:{node.lineno}", text, quoted
+
+
+#: What a message must never read like once the folder is replaced.
+UNGRAMMATICAL = re.compile(
+    r"\b(the|an?|no) (the|an?|no)\b|\bindex the index\b|\bthe index/|--index the index"
+)
+
+
+@pytest.mark.parametrize("folder", ["/srv/news/indexes/news", "indexes/news", "."])
+def test_no_message_reads_badly_with_the_folder_replaced(folder: str) -> None:
+    """Every f-string of the library, with the index's folder in each of its places (as the
+    folder, a file in it, or quoted): the folder is gone and no words come out doubled."""
+    from recommender.http.errors import public_message
+
+    path = Path(folder)
+    checked = 0
+    for where, text, quoted in _formatted_strings():
+        for value in (str(path), str(path / "LOCK"), str(path.absolute())):
+            message = text.replace("\0", repr(value) if quoted else value)
+            shown = public_message(message, path)
+            assert str(path.absolute()) not in shown, (where, shown)
+            if folder != ".":
+                assert folder not in shown, (where, shown)
+            elif not re.search(r"[\w.~-]\.|\.[\w.~-]", message):
+                assert " . " not in f" {shown} ", (where, shown)
+            assert not UNGRAMMATICAL.search(shown), (where, message, shown)
+            checked += 1
+    assert checked > 300

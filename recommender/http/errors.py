@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,10 +93,22 @@ def json_body_problem(exc: BaseException) -> str | None:
 
 
 def public_message(message: str, path: Path | None) -> str:
-    """A library message without the server's folder names."""
-    if path is not None:
-        message = message.replace(f"index at {path}", "the index")
-        message = message.replace(f"index {path}", "the index").replace(str(path), "the index")
+    """A library message without the server's folder names: the index's folder ``path``,
+    however the message names it ("the index at DIR", "no index at DIR", "index DIR", "DIR"),
+    becomes "the index" ("no index"), a file in it its name (``LOCK``), and a command's
+    ``--index DIR`` the placeholder ``DIR``."""
+    if path is None:
+        return message
+    forms = {str(path), str(path.absolute()), str(path.resolve())}
+    for form in sorted(forms, key=len, reverse=True):  # the longest first: a prefix of another
+        folder = rf"(?<![\w.~/-]){re.escape(form)}"
+        end = r"(?![\w.~-])"
+        message = re.sub(rf"--index {folder}{end}", "--index DIR", message)
+        message = re.sub(rf"{folder}/", "", message)
+        message = re.sub(rf"\bno (?:index (?:at )?)?{folder}{end}", "no index", message)
+        message = re.sub(
+            rf"(?:\b(?:the|an?) )?(?:\bindex (?:at )?)?{folder}{end}", "the index", message
+        )
     return message
 
 
