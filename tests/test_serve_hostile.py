@@ -39,8 +39,16 @@ def shared_index(sample_builds: SampleBuilds, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture
 def client(shared_index: Path) -> Any:
-    """A fresh app a test (its metrics start empty)."""
+    """A fresh app for each test (its metrics start empty)."""
     app = create_app(shared_index, encoder=FakeEncoder())
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def writer(sample_index: Path) -> Any:
+    """A client of a writable copy of the sample, with the token configured."""
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -232,14 +240,6 @@ DEEP = {
     + b"}}]",
 }
 NESTED_TOO_DEEPLY = "the request body is not valid JSON: nested too deeply"
-
-
-@pytest.fixture
-def writer(sample_index: Path) -> Any:
-    """A client of a writable copy of the sample, with the token configured."""
-    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize("body", DEEP.values(), ids=DEEP.keys())

@@ -166,6 +166,10 @@ def _encoded_path(scope: Scope) -> str | None:
     return encoded if encoded.startswith(root) else None
 
 
+#: What a log line shows of a request target as it is: printable ASCII (``%`` included).
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -187,9 +191,6 @@ def _shown_target(target: bytes, limit: int) -> str:
     percent-encoded (what is already percent-encoded stays), cut at ``limit`` characters."""
     shown = quote(target[: limit + 1], safe=_PRINTABLE)
     return _cut(shown, limit)
-
-
-_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def _content_length(scope: Scope) -> int | None:
