@@ -15,7 +15,8 @@ schemas.py      request shapes (ranking options from ``settings.ranking_options`
 state.py        the worker's index, opened once, its ETag tag, and the title search cache
 errors.py       ApiError, library errors as HTTP statuses, the JSON error answers
 threads.py      where blocking work runs: read threads, one writer thread of lower priority
-middleware.py   the outermost layer: body limit, a log line per request, metrics
+middleware.py   the outermost layer: body limit, a log line per request, metrics; article ids
+                routed on the path as sent (an encoded slash stays in the id)
 metrics.py      Prometheus counters and latency histogram
 workers.py      run: one process, or worker processes on SO_REUSEPORT sockets, supervised
 

@@ -11,8 +11,9 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
 from ..results import to_json
@@ -50,11 +51,16 @@ async def _metrics(request: Request) -> Metrics:
 
 @dataclass(frozen=True)
 class Cached:
-    """How one request's read is answered: 304 when the client holds the current answer
-    (``If-None-Match``), else the answer as JSON with its ETag and ``Cache-Control``.
+    """How one request's read is answered: the answer as JSON with its ETag and
+    ``Cache-Control``, or 304 when the client holds it (``If-None-Match``).
 
-    The ETag is a digest of the package version, the index state's tag, the method, path,
-    query and ``body`` (what a POST asked): it changes whenever the answer may.
+    The ETag is a digest of the package version, the index state's tag, the method, path and
+    query (in any order): it changes whenever the answer may. Only answers that would be a
+    200 are ever 304: a tag the client holds was given with a 200 to this very request at
+    this state of the index, so a match is answered without building the answer again; ``*``
+    (any answer) is answered 304 only once the answer is built, so that an unknown id or
+    category still gets its error. A POST (a draft's list) is a query, not something a client
+    keeps: no ETag, ``no-store``, ``If-None-Match`` ignored.
     """
 
     request: Request
@@ -62,27 +68,59 @@ class Cached:
     max_age: int
     version: str
 
-    def __call__(self, body: bytes, build: Callable[[], object]) -> Response:
+    def __call__(self, build: Callable[[], object]) -> Response:
         request = self.request
+        if request.method == "POST":
+            return _json(build(), {"Cache-Control": "no-store"})
         tag = self.index.tag()
         query = sorted((k, v) for k, v in request.query_params.multi_items())
         digest = hashlib.blake2b(digest_size=12)
         for part in (self.version, tag, request.method, request.url.path, repr(query)):
             digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
-        digest.update(body)
         etag = f'W/"{digest.hexdigest()}"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={self.max_age}"}
-        if request.method == "POST":
-            headers["Cache-Control"] = "no-store"
-        held = request.headers.get("if-none-match", "")
-        if etag in {t.strip() for t in held.split(",")} or held.strip() == "*":
+        held = _held_tags(request.headers.getlist("if-none-match"))
+        if _opaque(etag) in held:
             return Response(status_code=304, headers=headers)
-        return Response(to_json(build()).encode(), media_type="application/json", headers=headers)
+        answer = build()  # raises for an answer that is an error: no condition applies then
+        if "*" in held:
+            return Response(status_code=304, headers=headers)
+        return _json(answer, headers)
+
+
+def _held_tags(values: list[str]) -> set[str]:
+    """The entity tags of ``If-None-Match`` header lines, compared weakly (``W/"x"`` and
+    ``"x"`` are the same tag): each as its quoted opaque part, and ``*`` for any."""
+    held = set()
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if item == "*" or _opaque(item).startswith('"'):
+                held.add(_opaque(item))
+    return held
+
+
+def _opaque(tag: str) -> str:
+    return tag.removeprefix("W/")
+
+
+def _json(answer: object, headers: dict[str, str]) -> Response:
+    return Response(to_json(answer).encode(), media_type="application/json", headers=headers)
 
 
 async def _cached(request: Request) -> Cached:
     state = request.app.state
     return Cached(request, state.index, state.options.max_age, state.version)
+
+
+async def _article_id(
+    article_id: Annotated[
+        str, Path(description="The article's id, percent-encoded (slashes as %2F).")
+    ],
+) -> str:
+    """The id of an article route: the path parameter holds it percent-encoded, as
+    ``middleware.IdPaths`` leaves it, so that an encoded slash is no separator."""
+    return unquote(article_id)
 
 
 Index = Annotated[IndexState, Depends(_index)]
@@ -91,6 +129,7 @@ Options = Annotated[ServeOptions, Depends(_options)]
 WorkThreads = Annotated[Threads, Depends(_threads)]
 RequestMetrics = Annotated[Metrics, Depends(_metrics)]
 Reply = Annotated[Cached, Depends(_cached)]
+ArticleId = Annotated[str, Depends(_article_id)]
 
 
 def check_k(k: int, options: ServeOptions) -> None:

@@ -6,7 +6,10 @@ handlers read the index folder (to keep it out of messages) from ``app.state.ind
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,11 +79,36 @@ def error_response(
     )
 
 
+def json_body_problem(exc: BaseException) -> str | None:
+    """Why a request body could not be read as JSON (the exception ``json.loads`` raised), for
+    a 400; None for an exception that is not about the body."""
+    prefix = "the request body is not valid JSON"
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return f"{prefix}: {exc}"
+    if isinstance(exc, RecursionError):  # deeper than Python's json module reads
+        return f"{prefix}: nested too deeply"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return f"{prefix}: a number has more than {sys.get_int_max_str_digits():,} digits"
+    return None
+
+
 def public_message(message: str, path: Path | None) -> str:
-    """A library message without the server's folder names."""
-    if path is not None:
-        message = message.replace(f"index at {path}", "the index")
-        message = message.replace(f"index {path}", "the index").replace(str(path), "the index")
+    """A library message without the server's folder names: the index's folder ``path``,
+    however the message names it ("the index at DIR", "no index at DIR", "index DIR", "DIR"),
+    becomes "the index" ("no index"), a file in it its name (``LOCK``), and a command's
+    ``--index DIR`` the placeholder ``DIR``."""
+    if path is None:
+        return message
+    forms = {str(path), str(path.absolute()), str(path.resolve())}
+    for form in sorted(forms, key=len, reverse=True):  # the longest first: a prefix of another
+        folder = rf"(?<![\w.~/-]){re.escape(form)}"
+        end = r"(?![\w.~-])"
+        message = re.sub(rf"--index {folder}{end}", "--index DIR", message)
+        message = re.sub(rf"{folder}/", "", message)
+        message = re.sub(rf"\bno (?:index (?:at )?)?{folder}{end}", "no index", message)
+        message = re.sub(
+            rf"(?:\b(?:the|an?) )?(?:\bindex (?:at )?)?{folder}{end}", "the index", message
+        )
     return message
 
 
@@ -120,7 +148,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = str(exc.detail)
-    if exc.status_code == 404 and message == "Not Found":
+    cause = exc.__cause__
+    if exc.status_code == 400 and cause is not None:  # FastAPI could not read a JSON body
+        message = json_body_problem(cause) or message
+    elif exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API"
     elif exc.status_code == 405:
         message = "this method is not allowed here; see /docs for the API"

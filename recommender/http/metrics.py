@@ -1,10 +1,36 @@
-"""Prometheus metrics of the HTTP service (``/metrics``)."""
+"""Prometheus metrics of the HTTP service (``/metrics``).
+
+Every label takes few values, whatever clients send: a label value made of a client's bytes
+would add a series per request and grow ``/metrics`` without bound.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+#: The methods counted by name; any other (a made-up or lowercase one) counts as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
+def method_label(method: str) -> str:
+    """The method as a label: one of ``METHODS``, else ``other``."""
+    return method if method in METHODS else "other"
+
+
+def route_label(scope: Mapping[str, Any]) -> str:
+    """The route template that answered (``/articles/{article_id:path}``), ``/static`` for the
+    static files, ``unmatched`` for any other path: never the path itself."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str) and template:
+        return template
+    path = scope.get("path")
+    return "/static" if isinstance(path, str) and path.startswith("/static/") else "unmatched"
+
 
 class Metrics:
-    """Request counts and a latency histogram, per route template (not per raw path)."""
+    """Request counts and a latency histogram, by method (``method_label``), route template
+    (``route_label``) and status code."""
 
     def __init__(self, multiprocess: bool) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram

@@ -1,5 +1,6 @@
-"""The outermost layer of the app (``Edge``): the body limit, a log line per request (this
-module's logger) and the request metrics."""
+"""The layers around the routes: the outermost (``Edge``): the body limit, a log line per
+request (this module's logger, what the client sent escaped and cut short) and the request
+metrics; and ``IdPaths``, which hands the article routes their ids as sent."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..results import to_json
-from .metrics import Metrics
+from .metrics import Metrics, method_label, route_label
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +81,23 @@ class Edge:
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         """Count the request and log its line."""
-        route = scope.get("route")
-        template = getattr(route, "path", None) or (
-            "/static" if str(scope.get("path", "")).startswith("/static/") else "unmatched"
-        )
         method = str(scope.get("method", ""))
-        self.metrics.requests.labels(method, template, str(status)).inc()
-        self.metrics.latency.labels(method, template).observe(seconds)
+        template = route_label(scope)
+        self.metrics.requests.labels(method_label(method), template, str(status)).inc()
+        self.metrics.latency.labels(method_label(method), template).observe(seconds)
         target = scope.get("raw_path") or str(scope.get("path", "")).encode()
         query = scope.get("query_string") or b""
         if query:
             target += b"?" + query
-        shown = target.decode("latin-1")  # percent-encoded: no newlines to forge a line
-        if len(shown) > 200:
-            shown = shown[:200] + "..."
         client = scope.get("client") or ("-", 0)
-        log.info("%s %s %s %d %.1f ms", client[0], method, shown, status, seconds * 1000)
+        log.info(
+            "%s %s %s %d %.1f ms",
+            _shown(str(client[0]), 64),
+            _shown(method, 20),
+            _shown_target(bytes(target), 200),
+            status,
+            seconds * 1000,
+        )
 
     def _too_large_message(self, length: int | None) -> str:
         said = f" ({length} bytes)" if length is not None else ""
@@ -117,6 +120,77 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+#: Where the paths with an article id start (``/articles/{article_id:path}`` and its
+#: ``/similar``).
+ARTICLE_PATHS = "/articles/"
+
+
+class IdPaths:
+    """Routes ``/articles/...`` on the path as sent, so that an id holding slashes, sent
+    percent-encoded (``a-1001%2Fsimilar``), stays one id.
+
+    The server decodes ``%2F`` into ``/`` before routing (``scope["path"]``): the article
+    ``a-1001/similar`` would be answered with the related list of ``a-1001``. Here the path
+    is cut at the slashes as sent (``raw_path``) and each part percent-encoded again, so
+    that only a slash as sent separates the parts; the routes' ``ArticleId`` decodes the id
+    once. Other paths pass unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = _encoded_path(scope)
+            if path is not None:
+                scope["path"] = path  # in place: Edge reads the route chosen from this scope
+        await self.app(scope, receive, send)
+
+
+def _encoded_path(scope: Scope) -> str | None:
+    """The path of an article route with each part between slashes as sent percent-encoded;
+    None for other paths."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "") or "")
+    if not path.startswith(root + ARTICLE_PATHS):
+        return None
+    parts = path.split("/")
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        sent = [unquote_to_bytes(part).decode("utf-8", "replace") for part in raw.split(b"/")]
+        if "/".join(sent).startswith(root):  # else the server's root path is not in it
+            parts = sent
+    encoded = "/".join(quote(part, safe="") for part in parts)
+    return encoded if encoded.startswith(root) else None
+
+
+#: What a log line shows of a request target as it is: printable ASCII (``%`` included).
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown(text: str, limit: int) -> str:
+    """``text`` for a log line, cut at ``limit`` characters: printable ASCII but for spaces
+    and backslashes, the rest escaped as in a Python string (``\\x1b``). A client chose it
+    (the method, or the address a proxy's X-Forwarded-For gave): it must neither forge a line
+    nor drive the terminal that shows the log."""
+    escaped = "".join(
+        c if "!" <= c <= "~" and c != "\\" else ascii(c)[1:-1] if c != " " else "\\x20"
+        for c in text[: limit + 1]
+    )
+    return _cut(escaped, limit)
+
+
+def _shown_target(target: bytes, limit: int) -> str:
+    """The request target for a log line: every byte that is not printable ASCII
+    percent-encoded (what is already percent-encoded stays), cut at ``limit`` characters."""
+    shown = quote(target[: limit + 1], safe=_PRINTABLE)
+    return _cut(shown, limit)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -13,8 +13,17 @@ from fastapi.responses import JSONResponse, Response
 
 from ...articles import Article, parse_article
 from ...errors import InvalidArticleError
-from ..dependencies import Index, Options, Reply, TitleSearch, WorkThreads, authorize, write_wait
-from ..errors import ApiError
+from ..dependencies import (
+    ArticleId,
+    Index,
+    Options,
+    Reply,
+    TitleSearch,
+    WorkThreads,
+    authorize,
+    write_wait,
+)
+from ..errors import ApiError, json_body_problem
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -60,15 +69,15 @@ def search(
             for a in titles.search(rec, index.tag(), words, limit)
         ]
 
-    return reply(b"", found)
+    return reply(found)
 
 
 @router.get("/articles/{article_id:path}", summary="One stored article")
 @on_read_threads
-def get_article(article_id: str, request: Request, index: Index, reply: Reply) -> Response:
+def get_article(article_id: ArticleId, request: Request, index: Index, reply: Reply) -> Response:
     """The stored article: its fields, metadata and cleaned body."""
     rec = index.open()
-    return reply(b"", lambda: article_json(rec.get(article_id)))
+    return reply(lambda: article_json(rec.get(article_id)))
 
 
 @router.put(
@@ -107,10 +116,11 @@ async def put_articles(
     skip_invalid) nothing is written and each is named by its position."""
     authorize(request, options)
     seconds = write_wait(wait, options)
+    body = await request.body()
     try:
-        records = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        records = json.loads(body)
+    except (RecursionError, ValueError) as exc:
+        raise ApiError(400, json_body_problem(exc) or "the request body is not JSON") from None
     if not isinstance(records, list):
         raise ApiError(422, "the body must be a JSON array of article objects")
     articles, invalid = [], []
@@ -139,7 +149,7 @@ async def put_articles(
 
 @router.delete("/articles/{article_id:path}", summary="Remove an article (needs the token)")
 async def delete_article(
-    article_id: str,
+    article_id: ArticleId,
     request: Request,
     index: Index,
     options: Options,

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from ...results import Recommendation, to_json
-from ..dependencies import Index, Options, Reply, check_k
+from ...results import Recommendation
+from ..dependencies import ArticleId, Index, Options, Reply, check_k
 from ..schemas import SimilarParams, TextQuery, query_filters, query_ranking
 from ..threads import on_read_threads
 
@@ -24,7 +24,7 @@ router = APIRouter()
 )
 @on_read_threads
 def similar(
-    article_id: str,
+    article_id: ArticleId,
     request: Request,
     params: Annotated[SimilarParams, Query()],
     index: Index,
@@ -45,7 +45,7 @@ def similar(
         found = rec.similar(article_id, values["k"], filters=filters, **ranking)
         return [asdict(item) for item in found]
 
-    return reply(b"", related)
+    return reply(related)
 
 
 @router.post(
@@ -76,4 +76,4 @@ def similar_to_text(
         )
         return [asdict(item) for item in found]
 
-    return reply(to_json(values).encode(), related)
+    return reply(related)

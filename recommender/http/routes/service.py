@@ -26,7 +26,7 @@ def info(index: Index, reply: Reply) -> Response:
         data["index"] = Path(data["index"]).name
         return data
 
-    return reply(b"", details)
+    return reply(details)
 
 
 @router.get("/healthz", summary="The process is alive")
