@@ -567,7 +567,7 @@ def test_codes_stored_before_normalising_are_read_normalised(
     sample_copy: SampleCopy, monkeypatch: pytest.MonkeyPatch, opened_from: str
 ) -> None:
     """An index whose rows say eng and en reads them as one language, en: each article's
-    language and the same-language filter are those of the index written today."""
+    language, the same-language filter and info are those of the index written today."""
     today = sample_copy(name="today")
     old = sample_copy(name="old")
     stored = _with_old_codes(old, monkeypatch)
@@ -583,6 +583,8 @@ def test_codes_stored_before_normalising_are_read_normalised(
             assert rec.similar(article_id, k=10, same_language=True) == expected.similar(
                 article_id, k=10, same_language=True
             )
+        assert rec.info().languages == expected.info().languages
+        assert rec.info().unrecognised_languages == []
     report = Recommender.check(old)
     assert report.sound, report.problems  # the image and the rows agree once normalised
 

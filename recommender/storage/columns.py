@@ -70,6 +70,14 @@ class Columns:
         return np.packbits(self.alive, bitorder="little")
 
     @property
+    def live_languages(self) -> dict[str, int]:
+        """Live rows per known language, most first (then by code)."""
+        codes = self.language_codes[self.alive[: len(self.language_codes)]]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.languages)).tolist()
+        found = [(name, count) for name, count in zip(self.languages, counts, strict=True) if count]
+        return dict(sorted(found, key=lambda item: (-item[1], item[0])))
+
+    @property
     def live_categories(self) -> tuple[str, ...]:
         codes = np.unique(self.category_codes[self.alive])
         return tuple(self.categories[code] for code in codes if code >= 0)
