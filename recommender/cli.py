@@ -21,7 +21,7 @@ import typer
 from .engine import DEFAULT_INDEX, Recommender
 from .errors import RecommenderError
 from .read.retrieve import Filters
-from .results import BuildReport, Recommendation, UpdateReport, to_json
+from .results import BuildReport, IndexInfo, Recommendation, UpdateReport, to_json
 from .settings import (
     DEFAULT_MODEL,
     ENGLISH_MODEL,
@@ -795,6 +795,7 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
     for label, value in (
         ("index", f"{details.index} (version {details.version})"),
         ("articles", f"{details.articles} in {details.categories} categories"),
+        ("languages", _visible(_languages(details))),
         ("model", f"{details.model} (dimension {details.dimension})"),
         ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
         ("vector search", details.vector_search),
@@ -810,6 +811,19 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("settings", settings),
     ):
         typer.echo(f"{label:13} {value}")
+
+
+def _languages(details: IndexInfo) -> str:
+    """The articles per language, those of unknown language, and codes kept as given."""
+    shown = [f"{code} {count}" for code, count in details.languages.items()]
+    unknown = details.articles - sum(details.languages.values())
+    if unknown > 0 or not shown:
+        shown.append(f"{max(unknown, 0)} unknown")
+    line = ", ".join(shown)
+    if details.unrecognised_languages:
+        codes = ", ".join(details.unrecognised_languages)
+        line += f" (not language codes, kept as given: {codes})"
+    return line
 
 
 @app.command()

@@ -110,6 +110,11 @@ class IndexInfo:
     vector_search: str = ""
     search: dict[str, Any] = field(default_factory=dict)  # the same, as the manifest holds it
     precomputed: str = ""  # the precomputed lists and whether queries use them
+    # Live articles per language kept (language.effective), most first; unknown ones left out.
+    languages: dict[str, int] = field(default_factory=dict)
+    # Those of ``languages`` that are no language code or name langcodes knows (``xx``): kept
+    # as given (language.normalise), so queries must give the same value to match them.
+    unrecognised_languages: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

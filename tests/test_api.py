@@ -28,6 +28,8 @@ HEAVY = (
     "rich",
     "py3langid",
     "stopwordsiso",
+    "langcodes",
+    "language_data",
     "recommender.write.writer",
     "recommender.write.transaction",
     "recommender.write.compaction",

@@ -132,6 +132,7 @@ def test_info(index: Path) -> None:
     assert "articles      338 in 9 categories" in out
     assert "model         multilingual-e5-small-q4" in out  # auto: the sample is mixed
     assert "vector search flat (exact" in out  # 338 articles: below the graph's threshold
+    assert "languages     en 323, az 5, ru 5, tr 5" in out.splitlines()
     data = json.loads(run("info", "--index", str(index), "--json")[1])
     assert data["articles"] == 338 and data["dimension"] == 256
     assert data["search"] == {"type": "flat"}
@@ -557,6 +558,28 @@ def test_similar_same_language(index: Path) -> None:
     assert code == 0 and {item["language"] for item in json.loads(out)} == {"tr"}
     code, out, _ = run(*base, "--text-lang", "az")
     assert code == 0 and {item["language"] for item in json.loads(out)} == {"az"}
+    code, out, _ = run(*base, "--text-lang", "aze")
+    assert code == 0 and {item["language"] for item in json.loads(out)} == {"az"}
+
+
+def test_info_counts_languages_and_names_codes_kept_as_given(tmp_path: Path) -> None:
+    records = [
+        {"id": "1", "title": "Storm closes the harbour", "lang": "eng"},
+        {"id": "2", "title": "Harbour reopens after the storm", "lang": "en-GB"},
+        {"id": "3", "title": "Fırtına limanı bağladı", "lang": "Azerbaijani"},
+        {"id": "4", "title": "Storm news in a language of our own", "lang": "xx"},
+        {"id": "5", "title": "2600 - 400 - 35"},  # nothing to detect a language from
+    ]
+    source = write_lines(tmp_path / "a.jsonl", [json.dumps(r) for r in records])
+    path = tmp_path / "ix"
+    assert run("build-index", str(source), "-i", str(path))[0] == 0
+    code, out, _ = run("info", "-i", str(path))
+    assert code == 0
+    line = "languages     en 2, az 1, xx 1, 1 unknown (not language codes, kept as given: xx)"
+    assert line in out.splitlines()
+    data = json.loads(run("info", "-i", str(path), "--json")[1])
+    assert data["languages"] == {"en": 2, "az": 1, "xx": 1}
+    assert data["unrecognised_languages"] == ["xx"]
 
 
 def test_letters_of_every_alphabet_reach_json_and_the_table(index: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from recommender import (
     SettingsError,
     UnknownArticleError,
 )
+from recommender.quality.evaluate import evaluate, labels_from_field, relevance_from_labels
 from recommender.text import title_key
 
 
@@ -479,6 +481,103 @@ def test_same_language_for_a_draft(sample_rec: Recommender) -> None:
     unsure = sample_rec.similar_to_text("2600 - 400 - 35", published_at=when, same_language=True)
     assert len({item.language for item in unsure}) > 1
     assert unsure == sample_rec.similar_to_text("2600 - 400 - 35", published_at=when)
+
+
+#: The sample's languages as ISO 639-2/T codes (as many feeds and NewsML write them).
+THREE_LETTERS = {"en": "eng", "az": "aze", "ru": "rus", "tr": "tur"}
+
+
+def _build_labelled(sample_rec: Recommender, path: Path, label) -> Recommender:
+    """The sample built again with ``label(record, its language in the sample)`` as each
+    article's lang field (None: none, as the sample's own English articles mostly are)."""
+    records = sample_records()
+    for record in records:
+        record["lang"] = label(record, sample_rec.language(str(record["id"])))
+    source = path.with_suffix(".jsonl")
+    source.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n")
+    Recommender.build_from_files([source], path, encoder=FakeEncoder())
+    return Recommender.open(path, encoder=FakeEncoder())
+
+
+def _answers(rec: Recommender, article_id: str, **options) -> list[dict]:
+    """A related list, but for each article's lang field as given (``eng`` or ``en``)."""
+    return [
+        {key: value for key, value in asdict(item).items() if key != "lang"}
+        for item in rec.similar(article_id, k=10, **options)
+    ]
+
+
+def test_half_eng_half_en_is_one_language(sample_rec: Recommender, tmp_path: Path) -> None:
+    """English articles labelled eng and en are one language, en: in info, in the
+    same-language filter and in their stop words, as if all said en (the sample)."""
+    english = iter(range(10**6))
+
+    def label(record: dict, language: str | None) -> str | None:
+        if language != "en":
+            return record.get("lang")
+        return "eng" if next(english) % 2 else "en"
+
+    with _build_labelled(sample_rec, tmp_path / "mixed", label) as rec:
+        ids = rec.ids()
+        assert {rec.get(i).lang for i in ids if rec.language(i) == "en"} == {"eng", "en"}
+        assert [rec.language(i) for i in ids] == [sample_rec.language(i) for i in ids]
+        assert rec.info().languages == sample_rec.info().languages
+        assert rec.info().languages["en"] == 323 and "eng" not in rec.info().languages
+        kept = rec.similar("a-1001", k=10, same_language=True)
+        assert {item.language for item in kept} == {"en"}
+        assert {item.lang for item in kept} == {"eng", "en"}
+        for article_id in ids:
+            assert _answers(rec, article_id, same_language=True) == _answers(
+                sample_rec, article_id, same_language=True
+            )
+        terms = set(rec.snapshot.lexicon().terms)  # eng got English stop words, as en does
+        assert terms and not {"the", "and", "of"} & terms
+
+
+def test_three_letter_and_two_letter_codes_rank_the_same(
+    sample_rec: Recommender, tmp_path: Path
+) -> None:
+    def two(record: dict, language: str | None) -> str | None:
+        return language
+
+    def three(record: dict, language: str | None) -> str | None:
+        return THREE_LETTERS[language] if language else None
+
+    with (
+        _build_labelled(sample_rec, tmp_path / "two", two) as short,
+        _build_labelled(sample_rec, tmp_path / "three", three) as long,
+    ):
+        assert long.get("a-4002").lang == "aze" and long.language("a-4002") == "az"
+        assert long.info().languages == short.info().languages
+        for article_id in short.ids():
+            assert long.language(article_id) == short.language(article_id)
+            assert _answers(long, article_id) == _answers(short, article_id)
+            assert _answers(long, article_id, same_language=True) == _answers(
+                short, article_id, same_language=True
+            )
+        relevance = relevance_from_labels(labels_from_field([SAMPLE], "story"))
+        by_language = evaluate(long, relevance, k=10).by_language
+        assert set(by_language) == {"en", "az", "ru", "tr"}
+        assert by_language == evaluate(short, relevance, k=10).by_language
+        draft = "Лесной пожар в горах Таврин\nОколо 3 тысяч жителей девяти сёл покинули дома."
+        for lang in ("ru", "rus", "RU-ru", "Russian", "русский", "rus_Cyrl"):
+            for rec in (short, long):
+                found = rec.similar_to_text(draft, k=10, same_language=True, lang=lang)
+                assert found and {item.language for item in found} == {"ru"}
+
+
+def test_info_names_languages_kept_as_given(sample_rec: Recommender, tmp_path: Path) -> None:
+    def label(record: dict, language: str | None) -> str | None:
+        return "xx-YY" if record["id"] == "a-1001" else record.get("lang")
+
+    with _build_labelled(sample_rec, tmp_path / "odd", label) as rec:
+        assert rec.language("a-1001") == "xx"
+        info = rec.info()
+        assert info.languages["xx"] == 1 and info.unrecognised_languages == ["xx"]
+        assert rec.similar_to_text("Strong earthquake", lang="XX", same_language=True)[0].id == (
+            "a-1001"
+        )
+    assert sample_rec.info().unrecognised_languages == []
 
 
 # vector search by size -----------------------------------------------------------------------

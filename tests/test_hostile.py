@@ -80,6 +80,22 @@ def _huge_body(rec: Recommender) -> None:
     assert rec.similar("huge", k=1)
 
 
+def _language(article_id: str, lang: str, language: str | None) -> Callable[[Recommender], None]:
+    """``lang`` kept as given; the language the index keeps for it is ``language``."""
+
+    def check(rec: Recommender) -> None:
+        assert rec.get(article_id).lang == lang
+        assert rec.language(article_id) == language
+        assert set(rec.info().languages) <= {"en", language}
+        if language == "xx":
+            assert rec.info().unrecognised_languages == ["xx"]
+        if language is not None:
+            found = rec.similar(article_id, k=2, same_language=True)
+            assert all(item.language == language for item in found)
+
+    return check
+
+
 def _metadata_nan(rec: Recommender) -> None:
     assert rec.get("nan-meta").metadata == {"score": None, "weights": [1.0, None]}
 
@@ -274,6 +290,36 @@ INPUT_CASES = [
         check=_huge_body,
         csv=True,
     ),
+    Case(
+        "lang as an ISO 639-2 code",
+        record(id="l", title="Ferries resume", lang="eng"),
+        check=_language("l", "eng", "en"),
+    ),
+    Case(
+        "lang as a tag with script and region",
+        record(id="l", title="Ferries resume", lang="az_Latn_AZ"),
+        check=_language("l", "az_Latn_AZ", "az"),
+    ),
+    Case(
+        "lang as a name",
+        record(id="l", title="Ferries resume", lang="Azerbaijani"),
+        check=_language("l", "Azerbaijani", "az"),
+    ),
+    Case(
+        "lang that is no language code",
+        record(id="l", title="Ferries resume", lang="XX-yy"),
+        check=_language("l", "XX-yy", "xx"),
+    ),
+    Case(
+        "lang of 10 MB",
+        record(id="l", title="Ferries resume after the harbour storm", lang="x" * 10_000_000),
+        check=_language("l", "x" * 10_000_000, "en"),  # detected from the title
+    ),
+    Case(
+        "lang with a control character",
+        record(id="l", title="Ferries resume after the harbour storm", lang="e\x1bn"),
+        check=_language("l", "e\x1bn", "en"),
+    ),
     *[
         Case(f"{script} text", record(id=script, title=text), check=_stored(script, title=text))
         for script, text in SCRIPTS.items()
@@ -399,6 +445,24 @@ def test_hostile_query(sample_rec: Recommender, query: Query) -> None:
 def test_hostile_text_query(sample_rec: Recommender, options: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidQueryError, match=message):
         sample_rec.similar_to_text("Harbour storm\nFerries stay in port", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("lang", "language"),
+    [
+        pytest.param("aze", "az", id="ISO 639-2"),
+        pytest.param("AZ-Latn-AZ", "az", id="tag"),
+        pytest.param("Azerbaijani", "az", id="name"),
+        pytest.param("x" * 10_000_000, "ru", id="10 MB: detected"),
+        pytest.param("r\x00u", "ru", id="NUL: detected"),
+        pytest.param("und", "ru", id="undetermined: detected"),
+    ],
+)
+def test_text_lang_in_any_form(sample_rec: Recommender, lang: str, language: str) -> None:
+    """A draft's lang as an article's: any form is its code; no language, detected."""
+    draft = "Лесной пожар в горах Таврин\nОколо 3 тысяч жителей девяти сёл покинули дома."
+    found = sample_rec.similar_to_text(draft, k=5, lang=lang, same_language=True)
+    assert found and {item.language for item in found} == {language}
 
 
 @pytest.mark.parametrize(

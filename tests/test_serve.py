@@ -130,6 +130,8 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert client.get("/articles?q=zzzzqqq").json() == []
     info = client.get("/info").json()
     assert info["articles"] == 338 and info["generation"] >= 1 and info["index"] == "ix"
+    assert info["languages"] == {"en": 323, "az": 5, "ru": 5, "tr": 5}
+    assert info["unrecognised_languages"] == []
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
@@ -594,6 +596,12 @@ def test_draft_same_language_and_lang(client: TestClient) -> None:
     assert items[0]["id"] == "a-4003" and items[0]["title"] == draft["text"]
     response = client.post("/similar", json={**draft, "lang": "az"})
     assert {item["language"] for item in response.json()} == {"az"}
+    ids = [item["id"] for item in response.json()]
+    for given in ("aze", "az-Latn-AZ", "Azerbaijani"):  # any form: one language
+        again = client.post("/similar", json={**draft, "lang": given}).json()
+        assert [item["id"] for item in again] == ids
+    huge = client.post("/similar", json={**draft, "lang": "x" * 1_000_000})  # no language
+    assert huge.status_code == 200 and {item["language"] for item in huge.json()} == {"ru"}
     response = client.post("/similar", json={**draft, "same_language": False})
     assert len({item["language"] for item in response.json()}) > 1
 

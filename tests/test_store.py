@@ -10,11 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, article
+from conftest import FakeEncoder, SampleCopy, article
 
 from recommender import (
     IncompatibleIndexError,
@@ -493,8 +494,6 @@ def test_a_changed_lang_field_changes_the_stored_language(sample_index: Path) ->
         assert rec.language("a-1001") == "en"
         rec.add([article("a-1001", stored.title, body=stored.body)])  # same text: fields only
         assert rec.language("a-1001") == "en"
-        from dataclasses import replace
-
         assert rec.add([replace(stored, lang="de")]).fields_only == 1
         assert rec.language("a-1001") == "de" and rec.get("a-1001").lang == "de"
     assert Recommender.check(sample_index).sound  # the language is in the row's checksum
@@ -520,6 +519,97 @@ def test_an_index_without_languages_opens_and_gets_them_from_its_next_write(
     reader.close()
     report = Recommender.check(sample_index)
     assert report.sound and report.rows_verified == report.rows == 339
+
+
+#: How versions written before codes were normalised stored some of the sample's languages.
+OLD_CODES = {"en": "eng", "ru": "rus", "az": "aze"}
+
+
+def _with_old_codes(index: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Make the index look as a version that kept codes as given wrote it: every other row
+    of a language in OLD_CODES stores its old code (``eng`` beside ``en``), with checksums to
+    match, and its image lists both without the mark of normalised languages. Returns each
+    article's stored language."""
+    from recommender.read.snapshot import Snapshot
+    from recommender.storage import columns as columns_module
+    from recommender.storage.table import ArticleRow, row_checksum
+
+    version = version_dir(index)
+    with sqlite3.connect(version / ARTICLES) as db:
+        for new, old in OLD_CODES.items():
+            rows = db.execute("SELECT row FROM articles WHERE language = ? ORDER BY row", (new,))
+            every_other = [(old, row) for (row,) in rows.fetchall()[::2]]
+            db.executemany("UPDATE articles SET language = ? WHERE row = ?", every_other)
+        columns = ", ".join(ArticleRow.columns())
+        rows = db.execute(f"SELECT {columns} FROM articles").fetchall()
+        db.executemany(
+            "UPDATE row_checksums SET crc = ? WHERE row = ?",
+            [(row_checksum(row), row[0]) for row in rows],
+        )
+        stored = dict(db.execute("SELECT id, language FROM articles WHERE removed = 0"))
+    with monkeypatch.context() as patched:  # columns as an earlier version held them
+        patched.setattr(columns_module, "normalise", lambda code: code)
+        snapshot = Snapshot.of_version(index, version, use_image=False)
+        try:
+            assert set(snapshot.columns.languages) > set(OLD_CODES.values())
+            path = snapshot.save_image()
+        finally:
+            snapshot.close()
+    data = path.read_bytes()  # the header is outside the image's CRC32
+    marked = b'"languages_normalised": true'
+    assert data.count(marked) == 1
+    path.write_bytes(data.replace(marked, b'"languages_normalisex": true'))
+    return stored
+
+
+@pytest.mark.parametrize("opened_from", ["image", "rows"])
+def test_codes_stored_before_normalising_are_read_normalised(
+    sample_copy: SampleCopy, monkeypatch: pytest.MonkeyPatch, opened_from: str
+) -> None:
+    """An index whose rows say eng and en reads them as one language, en: each article's
+    language, the same-language filter and info are those of the index written today."""
+    today = sample_copy(name="today")
+    old = sample_copy(name="old")
+    stored = _with_old_codes(old, monkeypatch)
+    assert {"eng", "en", "rus", "ru", "aze", "az"} <= set(stored.values())
+    if opened_from == "rows":
+        for image in version_dir(old).glob("image-*.bin"):
+            image.unlink()
+    with Recommender.open(today) as expected, Recommender.open(old) as rec:
+        assert rec.snapshot.columns.languages == ("az", "en", "ru", "tr")
+        ids = expected.ids()
+        assert [rec.language(i) for i in ids] == [expected.language(i) for i in ids]
+        for article_id in ids:
+            assert rec.similar(article_id, k=10, same_language=True) == expected.similar(
+                article_id, k=10, same_language=True
+            )
+        assert rec.info().languages == expected.info().languages
+        assert rec.info().unrecognised_languages == []
+    report = Recommender.check(old)
+    assert report.sound, report.problems  # the image and the rows agree once normalised
+
+
+def test_an_old_code_and_its_new_form_added_later_are_one_language(
+    sample_copy: SampleCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = sample_copy()
+    stored = _with_old_codes(index, monkeypatch)
+    with Recommender.open(index, encoder=FakeEncoder()) as rec:
+        reader = Recommender.open(index)
+        rec.add(
+            [
+                replace(article("n-en", "Harbour reopens after the storm"), lang="English"),
+                replace(article("n-de", "Hafen nach dem Sturm wieder offen"), lang="ger"),
+            ]
+        )
+        assert rec.language("n-en") == "en" and rec.language("n-de") == "de"
+        english = rec.similar("n-en", k=30, same_language=True)
+        assert {item.language for item in english} == {"en"}
+        assert {stored[item.id] for item in english} == {"en", "eng"}
+        assert reader.refresh()  # applies the rows written since to the columns it holds
+        assert reader.snapshot.columns.languages == ("az", "en", "ru", "tr", "de")
+        assert reader.language("n-en") == "en"
+        reader.close()
 
 
 # vector search by size -----------------------------------------------------------------------

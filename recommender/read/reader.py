@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..articles import Article
 from ..errors import IncompatibleIndexError, RecommenderError, UnknownArticleError
+from ..language import recognised
 from ..results import IndexInfo
 from ..settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
 from ..storage.layout import current_version
@@ -211,6 +212,7 @@ class Reader:
         """Counts, model, settings and size of the index (``recommend info``)."""
         snapshot = self.snapshot
         manifest = snapshot.manifest
+        languages = snapshot.columns.live_languages
         return IndexInfo(
             index=str(self.path),
             version=snapshot.version.name,
@@ -230,6 +232,8 @@ class Reader:
             vector_search=describe_search(manifest.search),
             search=dict(manifest.search) or {"type": "flat"},
             precomputed=snapshot.lists_status(),
+            languages=languages,
+            unrecognised_languages=sorted(code for code in languages if not recognised(code)),
         )
 
     def close(self) -> None:

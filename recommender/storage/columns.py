@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..language import normalise
+
 SECONDS_PER_DAY = 86400.0
 
 
@@ -66,6 +68,14 @@ class Columns:
     def alive_bitmap(self) -> np.ndarray:
         """``alive`` packed little-endian: FAISS's bitmap selector (made once per snapshot)."""
         return np.packbits(self.alive, bitorder="little")
+
+    @property
+    def live_languages(self) -> dict[str, int]:
+        """Live rows per known language, most first (then by code)."""
+        codes = self.language_codes[self.alive[: len(self.language_codes)]]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.languages)).tolist()
+        found = [(name, count) for name, count in zip(self.languages, counts, strict=True) if count]
+        return dict(sorted(found, key=lambda item: (-item[1], item[0])))
 
     @property
     def live_categories(self) -> tuple[str, ...]:
@@ -154,7 +164,7 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
     languages = list(previous.languages) if previous else []
     if previous is None:  # a stable, readable order for a fresh load
         categories = sorted({row[2] for row in rows if row[2] is not None})
-        languages = sorted({row[7] for row in rows if row[7] is not None})
+        languages = sorted({code for code in _stored_languages(rows).values() if code})
     if previous is None and rows and [row[0] for row in rows] == list(range(len(rows))):
         return _loaded(rows, categories, languages)
     ids = (list(previous.ids) if previous else []) + [""] * grow
@@ -181,8 +191,12 @@ def apply_rows(previous: Columns | None, rows: Sequence[tuple[Any, ...]]) -> Col
             categories.append(category)
         category_codes[row] = -1 if category is None else category_index[category]
         if lang is not None and lang not in language_index:
-            language_index[lang] = len(languages)
-            languages.append(lang)
+            # Stored before codes were normalised (eng), or a language new to these columns.
+            # The columns' own are normalised already, so they are not looked up again.
+            lang = normalise(lang)
+            if lang is not None and lang not in language_index:
+                language_index[lang] = len(languages)
+                languages.append(lang)
         language_codes[row] = -1 if lang is None else language_index[lang]
         title_codes[row] = key_code(title_key)
         url_codes[row] = key_code(url_key)
@@ -211,7 +225,10 @@ def _loaded(
     _, ids, category, published_ts, title_key, url_key, removed, lang = zip(*rows, strict=True)
     code_of: dict[str | None, int] = {name: code for code, name in enumerate(categories)}
     code_of[None] = -1
-    language_of: dict[str | None, int] = {name: code for code, name in enumerate(languages)}
+    index_of = {name: code for code, name in enumerate(languages)}
+    language_of: dict[str | None, int] = {
+        stored: index_of[code] if code else -1 for stored, code in _stored_languages(rows).items()
+    }
     language_of[None] = -1
     published = np.array([np.nan if ts is None else ts for ts in published_ts], dtype=np.float64)
     alive = ~np.fromiter(removed, dtype=bool, count=count)
@@ -228,3 +245,24 @@ def _loaded(
         language_codes=np.fromiter(map(language_of.__getitem__, lang), np.int32, count),
         languages=tuple(languages),
     )
+
+
+def _stored_languages(rows: Sequence[tuple[Any, ...]]) -> dict[str, str | None]:
+    """Each language value stored in ``rows`` and its normalised code: versions written before
+    codes were normalised hold ``eng`` or ``en-GB`` beside ``en``."""
+    return {stored: normalise(stored) for stored in {row[7] for row in rows} if stored is not None}
+
+
+def normalised_languages(
+    codes: np.ndarray, languages: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``codes`` into ``languages`` made codes into their normalised names (``eng`` and ``en``
+    one language, ``en``); the same arrays when they are normalised already."""
+    names = [normalise(name) for name in languages]
+    if names == list(languages):
+        return codes, languages
+    merged = sorted({name for name in names if name is not None})
+    index_of = {name: code for code, name in enumerate(merged)}
+    # One more entry at the end, read by the code -1 (unknown stays unknown).
+    remap = np.array([-1 if name is None else index_of[name] for name in names] + [-1], np.int32)
+    return remap[codes], tuple(merged)

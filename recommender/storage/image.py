@@ -11,7 +11,9 @@ is checked), from another generation or inconsistent is ignored and the index lo
 SQLite as before.
 
 Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the
-generation, sizes, categories, languages and the CRC32 of the arrays after it.
+generation, sizes, categories, languages and the CRC32 of the arrays after it. Languages are
+normalised codes (``language.normalise``); an image written before they were is normalised when
+read.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import os
 import re
 import threading
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..lexical import LexicalPart, SparseRows
-from .columns import Columns, RowMap
+from .columns import Columns, RowMap, normalised_languages
 from .mapped import (
     decode_header,
     encode_header,
@@ -103,6 +106,7 @@ def write_image(
         "lexicon_size": lexicon_size,
         "categories": list(columns.categories),
         "languages": list(columns.languages),
+        "languages_normalised": True,  # written since language codes are (language.normalise)
         "newline_free": newline_free,
         "crc32": crc,
         "arrays": layout_of(arrays)[0],
@@ -173,6 +177,9 @@ def _arrays(
     )
     if not _codes_fit(columns):
         return None
+    if not header.get("languages_normalised"):  # an image written before: eng beside en
+        codes, languages = normalised_languages(columns.language_codes, columns.languages)
+        columns = replace(columns, language_codes=codes, languages=languages)
     return int(header["generation"]), columns, LexicalPart(0, by_row, by_term)
 
 
