@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +186,7 @@ def test_unusable_contents_are_refused(tmp_path: Path) -> None:
             articles, tmp_path / "a", vectors=_parquet(tmp_path / "a.parquet", no_hash)
         )
     rows["vector"][2] = [0.0] * 256
-    with pytest.raises(SuppliedVectorsError, match=f"article {articles[2].id!r} is zero"):
+    with pytest.raises(SuppliedVectorsError, match=f"1 vector .*: 1 is zero .*{articles[2].id!r}"):
         Recommender.build(articles, tmp_path / "b", vectors=_parquet(tmp_path / "b.parquet", rows))
     rows = _rows(articles)
     rows["model"][3] = "other"
@@ -194,6 +195,45 @@ def test_unusable_contents_are_refused(tmp_path: Path) -> None:
     (tmp_path / "v.txt").write_text("x")
     with pytest.raises(SuppliedVectorsError, match="unknown format"):
         Recommender.build(articles, tmp_path / "d", vectors=tmp_path / "v.txt")
+
+
+def test_huge_and_tiny_vectors_are_scaled_to_length_1_without_a_warning(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    unit = np.array(rows["vector"][:3])
+    for row, factor in enumerate((1e30, 1e-30, 1e300)):  # 1e300: beyond float32, not float64
+        rows["vector"][row] = [v * factor for v in rows["vector"][row]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow and underflow warnings included
+        report = Recommender.build(
+            articles, tmp_path / "ix", vectors=_parquet(tmp_path / "v.parquet", rows)
+        )
+    assert report.supplied == len(articles)
+    stored = _stored_vectors(tmp_path / "ix", rows["id"][:3])
+    np.testing.assert_allclose(stored, unit, atol=1e-3)  # not a zero vector
+
+
+def test_vectors_that_cannot_be_scaled_are_counted_in_one_line(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    for row in (3, 5, 7):
+        rows["vector"][row][row] = float("nan")
+    rows["vector"][9][0] = float("inf")
+    rows["vector"][11] = [0.0] * 256
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SuppliedVectorsError) as refused:
+            Recommender.build(
+                articles, tmp_path / "ix", vectors=_parquet(tmp_path / "v.parquet", rows)
+            )
+    message = str(refused.value)
+    ids = rows["id"]
+    assert (
+        f"5 vectors cannot be scaled to length 1: 4 are not finite (NaN or infinity; "
+        f"e.g. {ids[3]!r}, {ids[5]!r}, {ids[7]!r}, ...) and 1 is zero (e.g. {ids[11]!r})"
+    ) in message
+    assert "\n" not in message and message.endswith("nothing was written")
+    assert not (tmp_path / "ix" / "CURRENT").exists()
 
 
 def test_add_with_vectors_and_its_refusals(tmp_path: Path) -> None:

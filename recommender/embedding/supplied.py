@@ -12,10 +12,12 @@ and ``vector``. As
   (one row each; ``model`` may be one name for all), or an ``.npy`` structured array with
   those four fields. Read without pickle.
 
-A file for another model or dimension, a row for an article that is not being written, or a
-file that cannot be read is refused whole (``SuppliedVectorsError``, naming the file and the
-value at fault); a row whose content hash is not the article's (a stale vector) is left out
-and the article embedded here, counted in the report.
+Vectors are scaled to length 1 (by their largest value first, so that huge and tiny ones do
+not overflow). A file for another model or dimension, a vector that is zero or not finite, a
+row for an article that is not being written, or a file that cannot be read is refused whole
+(``SuppliedVectorsError``, naming the file and the value at fault, with counts and
+examples); a row whose content hash is not the article's (a stale vector) is left out and the
+article embedded here, counted in the report.
 """
 
 from __future__ import annotations
@@ -100,30 +102,80 @@ def read_vectors(path: str | Path) -> SuppliedVectors:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise _refuse(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
-    ids, hashes, models, vectors = columns
+    ids, hashes, models, blocks = columns
     models = sorted(set(models))
     if len(models) > 1:
         raise _refuse(path, f"holds vectors of several models ({', '.join(models[:3])})")
-    if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] == 0):
+    if any(block.ndim != 2 or (len(block) and block.shape[1] == 0) for block in blocks):
         raise _refuse(path, "its vectors are not of one length")
     if not len(ids):
         raise _refuse(path, "holds no vectors")
-    bad = ~np.isfinite(vectors).all(axis=1)
-    norms = np.linalg.norm(vectors, axis=1)
-    bad |= norms == 0
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise _refuse(path, f"the vector of article {ids[first]!r} is zero or not finite")
+    scaled = [unit_vectors(block) for block in blocks]
+    not_finite = np.concatenate([bad for _, bad, _ in scaled])
+    zero = np.concatenate([bad for _, _, bad in scaled])
+    if not_finite.any() or zero.any():
+        raise _refuse(path, _not_scalable(ids, not_finite, zero))
     return SuppliedVectors(
         path=path,
         model=models[0],
         ids=ids,
         hashes=hashes,
-        vectors=(vectors / norms[:, None]).astype(np.float32),
+        vectors=np.concatenate([unit for unit, _, _ in scaled]),
     )
 
 
-def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+#: Rows scaled at a time: bounds the temporary arrays of a large file.
+_CHUNK_ROWS = 65536
+
+
+def unit_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``vectors`` (rows of float32 or float64) scaled to length 1, as float32, and the masks
+    of the rows that cannot be: not finite (a NaN or an infinity in it) and zero (those rows
+    are zero in the result). Each row is first divided by its largest magnitude, so that no
+    square overflows or underflows: a unit vector times 1e30, or 1e-30, is that unit vector,
+    never a zero one, and numpy has nothing to warn about."""
+    unit = np.zeros(vectors.shape, dtype=np.float32)
+    not_finite = np.zeros(len(vectors), dtype=bool)
+    zero = np.zeros(len(vectors), dtype=bool)
+    for start in range(0, len(vectors), _CHUNK_ROWS):
+        rows = vectors[start : start + _CHUNK_ROWS]
+        finite = np.isfinite(rows).all(axis=1)
+        rows = np.where(finite[:, None], rows, 0)
+        largest = np.abs(rows).max(axis=1)
+        usable = largest > 0
+        rows = rows / np.where(usable, largest, 1)[:, None]  # within [-1, 1]
+        norms = np.linalg.norm(rows, axis=1)  # from 1 to sqrt(dimension) where usable
+        unit[start : start + len(rows)] = rows / np.where(usable, norms, 1)[:, None]
+        not_finite[start : start + len(rows)] = ~finite
+        zero[start : start + len(rows)] = finite & ~usable
+    return unit, not_finite, zero
+
+
+def _not_scalable(ids: Sequence[str], not_finite: np.ndarray, zero: np.ndarray) -> str:
+    """The refusal of vectors that cannot be scaled to length 1: counts, and examples."""
+    parts = []
+    for mask, what in ((not_finite, "not finite (NaN or infinity; "), (zero, "zero (")):
+        found = [ids[int(i)] for i in np.flatnonzero(mask)]
+        if found:
+            verb = "is" if len(found) == 1 else "are"
+            parts.append(f"{len(found)} {verb} {what}{_examples(found)})")
+    total = int(not_finite.sum() + zero.sum())
+    vectors = "1 vector" if total == 1 else f"{total} vectors"
+    return f"{vectors} cannot be scaled to length 1: {' and '.join(parts)}"
+
+
+def _floats(values: np.ndarray, path: Path) -> np.ndarray:
+    """Vector values as read: float32, or float64 where the file holds doubles (a value beyond
+    float32's range still scales to a unit vector); integers and booleans as float64."""
+    values = np.asarray(values)
+    if values.dtype in (np.float32, np.float64):
+        return values
+    if values.dtype.kind not in "fiub":
+        raise _refuse(path, f"its vectors are not real numbers ({values.dtype})")
+    return values.astype(np.float64)
+
+
+def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - a declared dependency
@@ -144,7 +196,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarr
         hashes += [str(v) for v in table.column("content_hash").to_pylist()]
         models += table.column("model").unique().to_pylist()
         column = table.column("vector").combine_chunks()
-        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        values = _floats(column.flatten().to_numpy(zero_copy_only=False), file)
         lengths = np.diff(np.asarray(column.offsets)) if hasattr(column, "offsets") else None
         width = int(lengths[0]) if lengths is not None and len(lengths) else column.type.list_size
         if lengths is not None and (lengths != width).any():
@@ -155,10 +207,10 @@ def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarr
     widths = {block.shape[1] for block in blocks}
     if len(widths) > 1:
         raise _refuse(path, f"its shards hold vectors of lengths {sorted(widths)}")
-    return ids, hashes, [str(m) for m in models], np.concatenate(blocks)
+    return ids, hashes, [str(m) for m in models], blocks
 
 
-def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
     data: Any = np.load(path, allow_pickle=False)
     if path.suffix == ".npz":
         with data:
@@ -180,7 +232,7 @@ def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray
         [str(v) for v in ids],
         [str(v) for v in hashes],
         models,
-        np.asarray(vectors, dtype=np.float32),
+        [_floats(vectors, path)],
     )
 
 
