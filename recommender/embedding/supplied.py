@@ -250,6 +250,17 @@ def check_model(supplied: SuppliedVectors, model: str, dimension: int | None, wh
         )
 
 
+def check_dimension(supplied: SuppliedVectors, model: str, dimension: int | None) -> None:
+    """SuppliedVectorsError unless the vectors are of ``dimension``, the length of ``model``'s
+    vectors (None: not known here, not checked)."""
+    if dimension is not None and supplied.dimension != dimension:
+        raise _refuse(
+            supplied.path,
+            f"its {len(supplied.ids)} vectors have dimension {supplied.dimension}, model "
+            f"{model!r} gives {dimension}",
+        )
+
+
 def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequence[str]) -> Matched:
     """The supplied vector of each article whose text it was made from (same content hash).
 
