@@ -280,6 +280,34 @@ def test_a_registered_or_local_model_is_asked_its_dimension(tmp_path: Path) -> N
         Recommender.build(articles, tmp_path / "l", vectors=path)
 
 
+def test_an_id_given_twice_is_refused_with_counts_and_examples(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    twice = {name: [*column, column[0], column[1], column[1]] for name, column in rows.items()}
+    path = _parquet(tmp_path / "v.parquet", twice)
+    with pytest.raises(
+        SuppliedVectorsError,
+        match=(
+            f"2 ids have more than one row, 5 rows in all \\(e.g. {articles[0].id!r} 2 rows, "
+            f"{articles[1].id!r} 3 rows\\); give each article one vector; nothing was written"
+        ),
+    ):
+        Recommender.build(articles, tmp_path / "ix", encoder=FakeEncoder(), vectors=path)
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+    folder = tmp_path / "shards"  # across the files of a folder too
+    folder.mkdir()
+    _parquet(folder / "a.parquet", {name: column[:20] for name, column in rows.items()})
+    _parquet(folder / "b.parquet", {name: column[19:] for name, column in rows.items()})
+    result = CliRunner().invoke(
+        app,
+        ["build-index", str(SAMPLE), "-i", str(tmp_path / "ix"), "--vectors", str(folder)],
+    )
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert f"1 id has more than one row, 2 rows in all (e.g. {articles[19].id!r} 2 rows)" in (
+        result.stderr
+    )
+
+
 def test_add_with_vectors_and_its_refusals(tmp_path: Path) -> None:
     articles = _articles()
     Recommender.build(articles[:30], tmp_path / "ix", encoder=FakeEncoder())

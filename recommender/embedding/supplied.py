@@ -13,15 +13,16 @@ and ``vector``. As
   those four fields. Read without pickle.
 
 Vectors are scaled to length 1 (by their largest value first, so that huge and tiny ones do
-not overflow). A file for another model or dimension, a vector that is zero or not finite, a
-row for an article that is not being written, or a file that cannot be read is refused whole
-(``SuppliedVectorsError``, naming the file and the value at fault, with counts and
-examples); a row whose content hash is not the article's (a stale vector) is left out and the
-article embedded here, counted in the report.
+not overflow). A file for another model or dimension, a vector that is zero or not finite, an
+id given more than one row, a row for an article that is not being written, or a file that
+cannot be read is refused whole (``SuppliedVectorsError``, naming the file and the value at
+fault, with counts and examples); a row whose content hash is not the article's (a stale
+vector) is left out and the article embedded here, counted in the report.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,9 @@ def _refuse(path: Path, why: str) -> SuppliedVectorsError:
 
 def read_vectors(path: str | Path) -> SuppliedVectors:
     """Read a file (or folder of Parquet shards) of supplied vectors; SuppliedVectorsError
-    if it cannot be read, lacks a column, mixes models, or holds vectors that are not finite,
-    zero or of different lengths. Vectors come back scaled to length 1."""
+    if it cannot be read, lacks a column, mixes models, gives an id more than one row, or
+    holds vectors that are not finite, zero or of different lengths. Vectors come back scaled
+    to length 1."""
     path = Path(path)
     if not path.exists():
         raise _refuse(path, "no such file or folder")
@@ -110,6 +112,9 @@ def read_vectors(path: str | Path) -> SuppliedVectors:
         raise _refuse(path, "its vectors are not of one length")
     if not len(ids):
         raise _refuse(path, "holds no vectors")
+    repeated = _repeated(ids)
+    if repeated:
+        raise _refuse(path, repeated)
     scaled = [unit_vectors(block) for block in blocks]
     not_finite = np.concatenate([bad for _, bad, _ in scaled])
     zero = np.concatenate([bad for _, _, bad in scaled])
@@ -121,6 +126,23 @@ def read_vectors(path: str | Path) -> SuppliedVectors:
         ids=ids,
         hashes=hashes,
         vectors=np.concatenate([unit for unit, _, _ in scaled]),
+    )
+
+
+def _repeated(ids: Sequence[str], shown: int = 3) -> str | None:
+    """The refusal of ids given more than one row (counts and examples), or None. Unlike an
+    article given twice, where the later record is the newer text, the order of rows says
+    nothing about which vector is right (a folder is read in name order), so none is chosen."""
+    counts = Counter(ids)
+    if len(counts) == len(ids):
+        return None
+    repeated = [(i, n) for i, n in counts.items() if n > 1]
+    ids_part = "1 id has" if len(repeated) == 1 else f"{len(repeated)} ids have"
+    listed = ", ".join(f"{i[:80]!r} {n} rows" for i, n in repeated[:shown])
+    more = ", ..." if len(repeated) > shown else ""
+    return (
+        f"{ids_part} more than one row, {sum(n for _, n in repeated)} rows in all (e.g. "
+        f"{listed}{more}); give each article one vector"
     )
 
 
@@ -265,7 +287,8 @@ def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequen
     """The supplied vector of each article whose text it was made from (same content hash).
 
     SuppliedVectorsError for a row whose id is not among ``articles``; a row with another
-    hash is stale and left out (the article is embedded here). Rows given twice: the last.
+    hash is stale and left out (the article is embedded here). Ids are unique in a file
+    (``read_vectors`` refuses one that repeats an id); should one repeat, the last row counts.
     """
     position = {article.id: i for i, article in enumerate(articles)}
     found: dict[int, np.ndarray] = {}
