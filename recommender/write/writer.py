@@ -27,11 +27,13 @@ from ..embedding.encode import (
     ProgressFn,
     encode_all,
     load_encoder,
+    model_dimension,
     model_for,
 )
 from ..embedding.supplied import (
     MissingVectors,
     SuppliedVectors,
+    check_dimension,
     check_model,
     match,
     read_vectors,
@@ -387,8 +389,9 @@ class IndexWriter:
         supplied: dict[int, np.ndarray] = {}
         matched = None
         if vectors is not None:
-            known = encoder.dimension if encoder is not None else None
-            check_model(vectors, model, known, "this build")
+            check_model(vectors, model, None, "this build")
+            known = int(encoder.dimension) if encoder is not None else model_dimension(model)
+            check_dimension(vectors, model, known)
             matched = match(vectors, chosen, hashes)
             supplied = matched.vectors
         lexicon, terms = fit_lexicon(
@@ -415,7 +418,7 @@ class IndexWriter:
                     model, batch_size=settings.batch_size, threads=self.threads
                 )
                 if vectors is not None:
-                    check_model(vectors, model, int(encoder.dimension), "this build")
+                    check_dimension(vectors, model, int(encoder.dimension))
                 dimension = int(encoder.dimension)
             embedded = np.empty((len(chosen), dimension), dtype=np.float32)
             if missing:
