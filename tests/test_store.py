@@ -10,8 +10,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from recommender import (
     IndexDamagedError,
     IndexNotFoundError,
     IndexWriteError,
+    ModelError,
     Recommender,
 )
 from recommender.embedding.encode import register_encoder
@@ -663,3 +666,47 @@ def test_stored_vectors_are_what_faiss_decodes(kind: str) -> None:
     taken = vectors_of(parts, np.array([5, 150, 299]), 16, [view, stored_vectors(second)])
     np.testing.assert_array_equal(taken[0], codes.reconstruct(5))
     np.testing.assert_allclose(taken[1:], vectors[[150, 299]], atol=1e-3)
+
+
+class _BrokenEncoder(FakeEncoder):
+    """Gives ``value`` times the fake vector for titles holding ``"broken"``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = super().encode(texts)
+        for row, text in enumerate(texts):
+            if "broken" in text:
+                out[row] *= self.value
+        return out
+
+
+def test_a_model_that_gives_vectors_not_finite_is_refused_before_writing(tmp_path: Path) -> None:
+    articles = [article("a", "Harbour storm closes port"), article("b", "A broken model row")]
+    with pytest.raises(ModelError, match=r"gave 1 of 2 vectors that are not finite .*broken"):
+        Recommender.build(articles, tmp_path / "ix", encoder=_BrokenEncoder(float("nan")))
+    assert not (tmp_path / "ix").exists() or not any((tmp_path / "ix").glob("v-*"))
+
+
+def test_check_finds_vectors_that_are_zero_or_not_of_length_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index written before vectors were checked (a supplied vector x 1e30 was stored as
+    zero) is not sound."""
+    articles = [article(f"a{i}", f"Harbour storm closes port {i}") for i in range(4)]
+    articles.append(article("z", "A broken model row"))
+    monkeypatch.setattr(writer_module, "encode_all", _unchecked_encode_all)
+    Recommender.build(articles, tmp_path / "ix", encoder=_BrokenEncoder(0.0))
+    report = Recommender.check(tmp_path / "ix")
+    assert not report.sound
+    assert report.problems == [
+        "1 articles have a vector that is zero, not finite or not of length 1 (e.g. 'z' "
+        "(row 4)): they are related to nothing or spoil the scores of others; build the index "
+        "again"
+    ]
+
+
+def _unchecked_encode_all(encoder: Any, texts: Sequence[str], **_: Any) -> np.ndarray:
+    return np.asarray(encoder.encode(list(texts)), dtype=np.float32)

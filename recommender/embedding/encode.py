@@ -433,6 +433,12 @@ def encode_all(
         out[rows] = encoder.encode([texts[i] for i in rows])
         if progress is not None:
             progress(start + len(rows), total)
+    broken = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(broken):
+        raise ModelError(
+            f"model {encoder.name!r} gave {len(broken)} of {total} vectors that are not finite "
+            f"(NaN or infinity; e.g. for {texts[int(broken[0])][:60]!r}); nothing was written"
+        )
     return unit_rows(out)
 
 

@@ -12,18 +12,24 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import RecommenderError
 from ..results import CheckReport
 from ..text import content_hash, embedding_text
 from .layout import ARTICLES, current_version
 from .manifest import MANIFEST, read_manifest
 from .table import ArticleRow, ArticleTable, list_segments, row_checksum
-from .vectors import read_segment
+from .vectors import read_segment, vector_norms
+
+#: How far from 1 a stored vector's length may be: float16 storage errs by about 1e-3.
+UNIT_TOLERANCE = 0.01
 
 
 def check_index(index_dir: Path) -> CheckReport:
     """Verify everything an index holds (``recommend check``): CURRENT, the manifest and its
-    checksum, every segment's size, checksum and contents, SQLite's own integrity check,
+    checksum, every segment's size, checksum and contents (each live article's vector of length
+    1), SQLite's own integrity check,
     every stored article's checksum, each live article's content hash against its stored
     text, and that vectors, term vectors and rows agree in number. Reads only."""
     problems: list[str] = []
@@ -52,6 +58,7 @@ def check_index(index_dir: Path) -> CheckReport:
             segments = list_segments(cursor)
             counts["segments"] = len(segments)
             expected_row = 0
+            not_unit: set[int] = set()  # rows whose vector is zero, not finite or not unit
             for segment in segments:
                 if segment.first_row != expected_row:
                     problems.append(
@@ -59,12 +66,16 @@ def check_index(index_dir: Path) -> CheckReport:
                     )
                 expected_row = segment.first_row + segment.count
                 try:
-                    read_segment(version, segment, manifest.dimension)
+                    index = read_segment(version, segment, manifest.dimension)
                 except RecommenderError as exc:
                     problems.append(str(exc))
+                else:
+                    off = ~(np.abs(vector_norms(index) - 1.0) <= UNIT_TOLERANCE)
+                    not_unit.update((segment.first_row + np.flatnonzero(off)).tolist())
             max_chars = int(manifest.settings.get("max_body_chars", 1000))
             rows = cursor.execute(table.rows_sql("ORDER BY row"))
             unverified = 0
+            unusable: list[str] = []
             for values in rows:
                 stored = ArticleRow(*values[:-1])
                 counts["rows"] += 1
@@ -80,12 +91,20 @@ def check_index(index_dir: Path) -> CheckReport:
                 if stored.removed:
                     continue
                 counts["articles"] += 1
+                if stored.row in not_unit:
+                    unusable.append(f"{stored.id!r} (row {stored.row})")
                 text = embedding_text(stored.title, stored.body, max_chars)
                 if content_hash(text) != stored.content_hash:
                     problems.append(
                         f"article {stored.id!r} (row {stored.row}): its stored text does not "
                         "match its content hash"
                     )
+            if unusable:
+                problems.append(
+                    f"{len(unusable)} articles have a vector that is zero, not finite or not of "
+                    f"length 1 (e.g. {', '.join(unusable[:3])}): they are related to nothing or "
+                    "spoil the scores of others; build the index again"
+                )
             if unverified:
                 notes.append(
                     f"{unverified} rows have no checksum (written by an earlier version; "

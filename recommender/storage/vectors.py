@@ -153,6 +153,20 @@ class Checksums:
         return self._found.get(name)
 
 
+def vector_norms(index: Any, chunk: int = 65536) -> np.ndarray:
+    """The length of every vector a segment's index stores, in row order (read a chunk at a
+    time, so that a large segment is not copied whole)."""
+    total = int(index.ntotal)
+    norms = np.empty(total, dtype=np.float32)
+    for start in range(0, total, chunk):
+        count = min(chunk, total - start)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms[start : start + count] = np.linalg.norm(
+                index.reconstruct_n(start, count).astype(np.float64), axis=1
+            )
+    return norms
+
+
 def read_segment(
     version: Path,
     segment: Segment,
