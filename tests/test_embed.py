@@ -569,3 +569,20 @@ def test_a_job_killed_mid_write_leaves_whole_shards_and_resumes(tmp_path: Path) 
     assert report.shards_done_before == len(finished)  # type: ignore[attr-defined]
     assert report.embedded == 338 - 20 * len(finished)  # type: ignore[attr-defined]
     assert len(read_vectors(out).ids) == 338
+
+
+def test_a_folder_with_its_embed_json_is_read_as_the_shards_it_names(tmp_path: Path) -> None:
+    """Parquet files of the user's beside the shards (which embed leaves alone) are not read
+    as vectors; a shard the summary names that is gone is a clear refusal."""
+    out = tmp_path / "v"
+    _embed(out)
+    mine = pq.read_table(out / _shards(out)[0]).slice(0, 5)
+    pq.write_table(mine, out / "my-copy-of-a-few.parquet")  # the same ids again
+    supplied = read_vectors(out)
+    assert supplied.ids == [str(r["id"]) for r in sample_records()]
+    (out / _shards(out)[1]).unlink()
+    with pytest.raises(SuppliedVectorsError, match=r"names 1 shards that are not there"):
+        read_vectors(out)
+    (out / "embed.json").unlink()  # a folder without a summary: every Parquet file in it
+    with pytest.raises(SuppliedVectorsError, match=r"5 ids have more than one row"):
+        read_vectors(out)

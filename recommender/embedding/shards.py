@@ -52,16 +52,15 @@ from ..errors import InputFileError, RecommenderError
 from ..storage.files import fsync_dir
 from ..text import content_hash, embedding_text
 from .encode import Encoder, ProgressFn, encode_all, load_encoder, model_for
-from .supplied import COLUMNS
+from .supplied import COLUMNS, SUMMARY
 
 logger = logging.getLogger(__name__)
 
 #: Articles per shard by default: a minute or so of one CPU on full articles, so that a lost
 #: shard costs little, and few enough files for a million-article archive (1,000 shards).
 SHARD_SIZE = 1000
-#: What a finished run writes beside its shards (model, counts, shard names): for people, and
-#: for the next run, which deletes only shards it can show are its own.
-SUMMARY = "embed.json"
+# SUMMARY (embed.json): what a finished run writes beside its shards; for people, for the next
+# run, which deletes only shards it can show are its own, and for build-index --vectors.
 _LOCK = ".embed-lock"
 #: The exact names this module gives its files (see the module docstring): nothing else in the
 #: output folder is ever deleted or replaced.

@@ -22,6 +22,7 @@ vector) is left out and the article embedded here, counted in the report.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from ..articles import Article
 from ..errors import InputFileError
 from ..text import content_hash, embedding_text
 
+#: What ``recommend embed`` writes beside its shards (model, counts, shard names): a folder
+#: holding one is read as the shards it names.
+SUMMARY = "embed.json"
 COLUMNS = ("id", "content_hash", "model", "vector")
 #: What a build or an update does with articles the supplied vectors do not cover (no row, or
 #: a stale one): embed them here, or refuse the whole write.
@@ -197,12 +201,35 @@ def _floats(values: np.ndarray, path: Path) -> np.ndarray:
     return values.astype(np.float64)
 
 
+def _parquet_files(folder: Path) -> list[Path]:
+    """The shards of a folder: those its ``embed.json`` names when ``recommend embed`` wrote
+    one (the folder may hold Parquet files of the user's too), else every ``*.parquet``."""
+    summary = folder / SUMMARY
+    try:
+        listed = json.loads(summary.read_bytes()) if summary.is_file() else None
+    except (OSError, ValueError):
+        listed = None
+    names = listed.get("shards") if isinstance(listed, dict) else None
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        return sorted(folder.glob("*.parquet"))
+    files = [folder / Path(name).name for name in names]
+    missing = [file.name for file in files if not file.is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise _refuse(
+            folder,
+            f"its {SUMMARY} names {len(missing)} shards that are not there ({shown}); run "
+            "recommend embed again to finish them",
+        )
+    return files
+
+
 def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - a declared dependency
         raise _refuse(path, "reading Parquet needs pyarrow (pip install pyarrow)") from None
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    files = _parquet_files(path) if path.is_dir() else [path]
     if not files:
         raise _refuse(path, "the folder holds no .parquet files")
     ids: list[str] = []
