@@ -92,19 +92,44 @@ def test_a_damaged_image_is_ignored_and_check_says_so(sample_index: Path, damage
     path.write_bytes(bytes(data))
     assert _answers(sample_index, ids) == expected
     report = Recommender.check(sample_index)
-    assert report.problems == [f"{path.name} is damaged; opening reads every row instead (slower)"]
+    assert len(report.problems) == 1, report.problems
+    assert report.problems[0].startswith(f"ignored {path.name}: damaged (")
+    assert "opening reads every row instead (slower)" in report.problems[0]
 
 
 def test_an_image_of_a_later_generation_is_not_used(sample_index: Path) -> None:
+    """One named as a later generation than the version's (its header saying another) or
+    made at one: copied from a later state of the version, or renamed by hand."""
     path = _image(sample_index)
+    version = current_version(sample_index)
     later = path.with_name(image_module.image_name(99))
     path.rename(later)
-    version = current_version(sample_index)
     snapshot = Snapshot.of_version(sample_index, version)
     try:
         assert snapshot.columns.published_days.flags.writeable  # read from SQLite
+        assert snapshot.image_ignored == (
+            f"{later.name}: renamed (its name says generation 99, its header 1)"
+        )
+        whole = image_module.lexical_whole(snapshot.lexical, snapshot.lexicon_size)
+        assert snapshot.build is not None
+        image_module.write_image(
+            version, 99, snapshot.columns, whole, snapshot.lexicon_size, snapshot.build
+        )
     finally:
         snapshot.close()
+    snapshot = Snapshot.of_version(sample_index, version)
+    try:
+        assert snapshot.columns.published_days.flags.writeable
+        assert snapshot.image_ignored == (
+            f"{later.name}: computed at generation 99, after this version's 1"
+        )
+    finally:
+        snapshot.close()
+    assert Recommender.check(sample_index).problems == [
+        f"ignored {later.name}: computed at generation 99, after this version's 1; opening "
+        "reads every row instead (slower); delete it (recommend precompute writes the "
+        "version's own)"
+    ]
 
 
 def test_articles_edited_outside_the_engine_are_reported(sample_index: Path) -> None:
@@ -129,11 +154,14 @@ def test_ids_with_line_breaks_are_kept(sample_index: Path) -> None:
         ids[0] = "one\nwith a break"
         columns = replace(snapshot.columns, ids=ids)
         whole = image_module.lexical_whole(snapshot.lexical, snapshot.lexicon_size)
+        assert snapshot.build is not None
+        later = snapshot.generation + 1
         path = image_module.write_image(
-            version, snapshot.generation + 1, columns, whole, snapshot.lexicon_size
+            version, later, columns, whole, snapshot.lexicon_size, snapshot.build
         )
-        loaded = image_module.read_image(path, snapshot.lexicon_size)
-        assert loaded is not None
+        loaded = image_module.load_image(
+            path, snapshot.lexicon_size, snapshot.build, later, len(ids)
+        )
         assert loaded[1].ids == ids and loaded[1].row_of["one\nwith a break"] == 0
         assert not _image(sample_index).name.endswith("01.bin")  # the older image: deleted
     finally:

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field, fields
@@ -307,6 +308,30 @@ def generation_of(connection: sqlite3.Connection | sqlite3.Cursor) -> int:
     return int(found[0][0]) if found else 0
 
 
+#: The state key of a version's build id: random, made with the version (a build, a
+#: compaction), copied with it (a replica's database is a copy), never changed after. Its
+#: derived files (image, precomputed lists) record it and are used only by a version of the
+#: same build (``mapped.refusal``). A version written before it existed gets one from the
+#: first writer that writes a derived file for it (``ensure_build``).
+BUILD = "build"
+
+
+def build_of(connection: sqlite3.Connection | sqlite3.Cursor) -> str | None:
+    """The build id a version's database records (``BUILD``); None for a version written
+    before builds had one."""
+    found = connection.execute("SELECT value FROM state WHERE key = ?", (BUILD,)).fetchall()
+    return str(found[0][0]) if found else None
+
+
+def ensure_build(connection: sqlite3.Connection) -> str:
+    """The version's build id, recorded first (a new random one) if it has none; call in a
+    write transaction, or as one statement (under the writer lock)."""
+    connection.execute("INSERT OR IGNORE INTO state VALUES (?, ?)", (BUILD, uuid.uuid4().hex))
+    found = build_of(connection)
+    assert found is not None
+    return found
+
+
 def replica_source(version: Path) -> str | None:
     """The index a version was copied from by ``recommend replicate`` (the ``replica_of``
     state it records), None for a version written by a writer or one that cannot be read."""
@@ -418,6 +443,11 @@ class ArticleTable:
                 return generation_of(self._connection)
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
+
+    def build(self) -> str | None:
+        """The version's build id (``BUILD``), None when it records none."""
+        found = self._query("SELECT value FROM state WHERE key = ?", (BUILD,))
+        return str(found[0][0]) if found else None
 
     def snapshot(
         self, since: int, terms_from: int
