@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, article
+from conftest import SAMPLE, FakeEncoder, article
 
-from recommender import Recommender
+from recommender import Recommender, Settings
 from recommender.read.snapshot import Snapshot, _differences
 from recommender.storage import image as image_module
 from recommender.storage.layout import ARTICLES, current_version
+from recommender.write import compaction
 
 
 def _image(index: Path) -> Path:
@@ -239,3 +243,186 @@ def test_a_refresh_keeps_the_id_map_unbuilt(sample_index: Path) -> None:
         assert "new-1" in rec and "a-1002" not in rec
         assert dict(row_of) == {i: rec.snapshot.row(i) for i in rec.ids()}
     _agree(sample_index)
+
+
+# -- an image bound to its build --------------------------------------------------------------
+
+
+def _put(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target``: a derived file of another index copied in by hand."""
+    target.unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
+def _opened(index: Path) -> tuple[bool, str | None]:
+    """Whether a reader of ``index`` opens it from its image, and why not if not."""
+    snapshot = Snapshot.load(index)
+    try:
+        return snapshot.from_image, snapshot.image_ignored
+    finally:
+        snapshot.close()
+
+
+IDS = ["a-1001", "a-2001", "a-3001", "a-4003"]
+IGNORED_IMAGE = "opening reads every row instead (slower); delete it (recommend precompute "
+IGNORED_IMAGE += "writes the version's own)"
+
+
+@pytest.mark.parametrize("order", ["reversed", "same"])
+def test_an_image_of_another_build_of_the_same_articles_is_ignored(
+    sample_index: Path, tmp_path: Path, order: str
+) -> None:
+    """The image holds the ids of the rows whose vectors the segments hold: another build's,
+    even of the same articles, pairs them with other vectors (in another order: other
+    articles' vectors). Bound to its build, it is never used; check says so."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("\n".join(lines[::-1] if order == "reversed" else lines) + "\n")
+    other = tmp_path / "other"
+    Recommender.build_from_files(
+        [articles], other, encoder=FakeEncoder(), settings=Settings(precomputed_k=0)
+    )
+    expected = _answers(sample_index, IDS)
+    path = _image(sample_index)
+    _put(_image(other), path)
+    assert _answers(sample_index, IDS) == expected  # not the other build's rows
+    from_image, why = _opened(sample_index)
+    assert not from_image and why is not None
+    assert why.startswith(f"{path.name}: computed for another build (")
+    problems = Recommender.check(sample_index).problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"ignored {path.name}: computed for another build (")
+    assert problems[0].endswith(IGNORED_IMAGE)
+    with Recommender.open(sample_index) as rec:
+        rec.precompute()  # what check advises: the version's own image again
+    assert _opened(sample_index) == (True, None)
+    assert Recommender.check(sample_index).sound
+    assert _answers(sample_index, IDS) == expected
+
+
+def test_the_image_of_the_version_before_a_compaction_is_ignored(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
+    old = _image(sample_index).read_bytes()
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-1", "Storm closes the harbour for a second day")])
+        removed = [i for i in rec.ids() if i.startswith("a-2") and i not in IDS][:90]
+        assert rec.remove(removed).compacted
+    expected = _answers(sample_index, IDS)
+    path = _image(sample_index)
+    path.unlink()
+    path.write_bytes(old)  # rows 0.. of the old version: others than the new one's
+    assert _answers(sample_index, IDS) == expected
+    problems = Recommender.check(sample_index).problems
+    assert len(problems) == 1 and problems[0].startswith(
+        f"ignored {path.name}: computed for another build ("
+    )
+
+
+def test_an_image_follows_its_build_into_and_out_of_a_replica(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    """A replica's image is bound to the build it copied: its readers open from it, and it
+    holds for the source too, at the generation it was written (the rows changed since read
+    as after any image); a later state's does not hold for an earlier one."""
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-1", "Storm closes the harbour for a second day")])
+    replica = tmp_path / "replica"
+    Recommender.replicate(sample_index, replica)
+    assert _opened(replica) == (True, None)
+    with Recommender.open(replica) as rec:
+        assert rec.snapshot.precomputed is not None  # the source's lists, copied: used
+    copied = _image(replica)
+    assert copied.name == image_module.image_name(2)
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("new-2", "Harbour reopens after the storm")])
+        rec.remove(["a-1002"])
+    expected = _answers(sample_index, [*IDS, "new-1", "new-2"])
+    _put(copied, current_version(sample_index) / copied.name)  # beside the source's image-1
+    assert _opened(sample_index) == (True, None)
+    _agree(sample_index)
+    assert _answers(sample_index, [*IDS, "new-1", "new-2"]) == expected
+    report = Recommender.check(sample_index)
+    assert report.sound
+    assert report.notes == [
+        "ignored image-000000000001.bin: older than image-000000000002.bin, which is used "
+        "(the next one written deletes it)"
+    ]
+    # The source's state is later than the replica's: a newer image of the source would
+    # not hold there.
+    snapshot = Snapshot.load(sample_index)
+    try:
+        later = snapshot.save_image()
+    finally:
+        snapshot.close()
+    _put(later, current_version(replica) / later.name)
+    from_image, why = _opened(replica)
+    assert from_image and why == (f"{later.name}: computed at generation 4, after this version's 2")
+
+
+def _rewrite_header(path: Path, change: Any) -> None:
+    """Rewrites the image's JSON header with ``change`` applied (its length kept)."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    change(header)
+    encoded = json.dumps(header).encode()
+    assert len(encoded) <= length
+    path.chmod(0o644)
+    path.write_bytes(raw[:16] + encoded.ljust(length) + raw[16 + length :])
+
+
+def test_an_image_written_before_images_were_bound_is_noted_and_written_again(
+    sample_index: Path,
+) -> None:
+    """The previous version's image had no build and no header checksum: it is not used
+    (opening reads every row), check notes it, and ``recommend precompute`` writes it anew."""
+    path = _image(sample_index)
+    _rewrite_header(path, lambda header: [header.pop("build"), header.pop("checksum")])
+    older = "written by an earlier version of recommender, without the build it was computed for"
+    assert _opened(sample_index) == (False, f"{path.name}: {older}")
+    report = Recommender.check(sample_index)
+    assert report.sound and report.notes == [
+        f"ignored {path.name}: {older}; opening reads every row instead (slower) until "
+        "recommend precompute writes it again"
+    ]
+    with Recommender.open(sample_index) as rec:
+        rec.precompute()
+    assert _opened(sample_index) == (True, None)
+    assert Recommender.check(sample_index).notes == []
+
+
+@pytest.mark.parametrize("edit", ["rows", "categories", "generation", "build"])
+def test_an_edited_image_header_is_damage(sample_index: Path, edit: str) -> None:
+    """Its header has a checksum of its own: the binding or what the arrays mean, edited
+    (the arrays' CRC32 left right), makes it unusable."""
+    path = _image(sample_index)
+    changes = {
+        "rows": lambda h: h.update(rows=h["rows"] - 1),
+        "categories": lambda h: h.update(categories=h["categories"][::-1]),
+        "generation": lambda h: h.update(generation=0),
+        "build": lambda h: h.update(build="0" * 32),
+    }
+    expected = _answers(sample_index, IDS)
+    _rewrite_header(path, changes[edit])
+    assert _opened(sample_index) == (
+        False,
+        f"{path.name}: damaged (its header does not match its checksum)",
+    )
+    assert _answers(sample_index, IDS) == expected
+
+
+def test_a_symlinked_image_is_not_read_and_check_says_so(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    """Even one to this very build's image: only files the engine wrote are read."""
+    path = _image(sample_index)
+    elsewhere = tmp_path / "elsewhere.bin"
+    shutil.move(path, elsewhere)
+    path.symlink_to(elsewhere)
+    assert _opened(sample_index) == (False, None)
+    assert Recommender.check(sample_index).problems == [
+        f"ignored {path.name}: a symbolic link, never read (only files the engine wrote are); "
+        "delete it"
+    ]
