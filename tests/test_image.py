@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, FakeEncoder, article
+from conftest import SAMPLE, FakeEncoder, SampleCopy, article
 
 from recommender import Recommender, Settings
 from recommender.read.snapshot import Snapshot, _differences
 from recommender.storage import image as image_module
 from recommender.storage.layout import ARTICLES, current_version
+from recommender.storage.mapped import Binding
 from recommender.write import compaction
+from recommender.write.transaction import save_image
 
 
 def _image(index: Path) -> Path:
@@ -117,7 +119,7 @@ def test_an_image_of_a_later_generation_is_not_used(sample_index: Path) -> None:
         whole = image_module.lexical_whole(snapshot.lexical, snapshot.lexicon_size)
         assert snapshot.build is not None
         image_module.write_image(
-            version, 99, snapshot.columns, whole, snapshot.lexicon_size, snapshot.build
+            version, 99, snapshot.columns, whole, snapshot.lexicon_size, snapshot.build, "s"
         )
     finally:
         snapshot.close()
@@ -161,11 +163,10 @@ def test_ids_with_line_breaks_are_kept(sample_index: Path) -> None:
         assert snapshot.build is not None
         later = snapshot.generation + 1
         path = image_module.write_image(
-            version, later, columns, whole, snapshot.lexicon_size, snapshot.build
+            version, later, columns, whole, snapshot.lexicon_size, snapshot.build, "stamp"
         )
-        loaded = image_module.load_image(
-            path, snapshot.lexicon_size, snapshot.build, later, len(ids)
-        )
+        binding = Binding(snapshot.build, image="stamp")
+        loaded = image_module.load_image(path, snapshot.lexicon_size, binding, later, len(ids))
         assert loaded[1].ids == ids and loaded[1].row_of["one\nwith a break"] == 0
         assert not _image(sample_index).name.endswith("01.bin")  # the older image: deleted
     finally:
@@ -199,7 +200,7 @@ def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> No
     snapshot = Snapshot.load(sample_index)
     try:
         assert len(snapshot.lexical) >= 2  # the image's part and the rows added since
-        path = snapshot.save_image()
+        path = save_image(snapshot)  # named in the database: a reader uses it
         assert path.name == image_module.image_name(snapshot.generation)
     finally:
         snapshot.close()
@@ -320,12 +321,12 @@ def test_the_image_of_the_version_before_a_compaction_is_ignored(
     )
 
 
-def test_an_image_follows_its_build_into_and_out_of_a_replica(
+def test_an_image_follows_its_build_into_a_replica_and_no_further(
     sample_index: Path, tmp_path: Path
 ) -> None:
-    """A replica's image is bound to the build it copied: its readers open from it, and it
-    holds for the source too, at the generation it was written (the rows changed since read
-    as after any image); a later state's does not hold for an earlier one."""
+    """A replica's database is a copy of its source's: its readers open from the image
+    written with the copy, which its database names. That image is not the one the source's
+    database names, nor a later image of the source the one the replica's names."""
     with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         rec.add([article("new-1", "Storm closes the harbour for a second day")])
     replica = tmp_path / "replica"
@@ -340,25 +341,52 @@ def test_an_image_follows_its_build_into_and_out_of_a_replica(
         rec.remove(["a-1002"])
     expected = _answers(sample_index, [*IDS, "new-1", "new-2"])
     _put(copied, current_version(sample_index) / copied.name)  # beside the source's image-1
-    assert _opened(sample_index) == (True, None)
+    assert _opened(sample_index) == (True, f"{copied.name}: {NOT_NAMED}")  # image-1 used
     _agree(sample_index)
     assert _answers(sample_index, [*IDS, "new-1", "new-2"]) == expected
-    report = Recommender.check(sample_index)
-    assert report.sound
-    assert report.notes == [
-        "ignored image-000000000001.bin: older than image-000000000002.bin, which is used "
-        "(the next one written deletes it)"
+    assert Recommender.check(sample_index).problems == [
+        f"ignored {copied.name}: {NOT_NAMED}; {IGNORED_IMAGE}"
     ]
-    # The source's state is later than the replica's: a newer image of the source would
-    # not hold there.
     snapshot = Snapshot.load(sample_index)
     try:
-        later = snapshot.save_image()
+        later = save_image(snapshot)  # the source's image at its generation, 4
     finally:
         snapshot.close()
     _put(later, current_version(replica) / later.name)
     from_image, why = _opened(replica)
     assert from_image and why == (f"{later.name}: computed at generation 4, after this version's 2")
+
+
+NOT_NAMED = (
+    "not the image this version's database names (one it replaced, or one of another copy of "
+    "this build, updated apart)"
+)
+
+
+def test_an_image_of_a_copy_of_the_build_updated_apart_is_ignored(
+    sample_index: Path, sample_copy: SampleCopy
+) -> None:
+    """Two copies of one build updated apart: the same build and row numbers, other rows
+    behind them. The image of one would give the other's rows the ids of the first's."""
+    twin = sample_copy(name="twin")
+    with Recommender.open(twin, encoder=FakeEncoder()) as rec:
+        rec.add([article("twin-1", "Harbour cranes stand still as the storm goes on")])
+        _image(twin).unlink()
+        rec.precompute()  # writes the twin's image at generation 2
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.add([article("other-1", "Central bank raises interest rates again")])
+        rec.add([article("other-2", "Orchestra opens its winter season")])
+        ids = rec.ids()
+    expected = _answers(sample_index, [*IDS, "other-1"])
+    theirs = _image(twin)
+    assert theirs.name == image_module.image_name(2)
+    _put(theirs, current_version(sample_index) / theirs.name)
+    with Recommender.open(sample_index) as rec:
+        assert rec.ids() == ids and "twin-1" not in rec
+    assert _answers(sample_index, [*IDS, "other-1"]) == expected
+    assert Recommender.check(sample_index).problems == [
+        f"ignored {theirs.name}: {NOT_NAMED}; {IGNORED_IMAGE}"
+    ]
 
 
 def _rewrite_header(path: Path, change: Any) -> None:
@@ -379,7 +407,7 @@ def test_an_image_written_before_images_were_bound_is_noted_and_written_again(
     """The previous version's image had no build and no header checksum: it is not used
     (opening reads every row), check notes it, and ``recommend precompute`` writes it anew."""
     path = _image(sample_index)
-    _rewrite_header(path, lambda header: [header.pop("build"), header.pop("checksum")])
+    _rewrite_header(path, lambda h: [h.pop("build"), h.pop("stamp"), h.pop("checksum")])
     older = "written by an earlier version of recommender, without the build it was computed for"
     assert _opened(sample_index) == (False, f"{path.name}: {older}")
     report = Recommender.check(sample_index)

@@ -392,7 +392,7 @@ def _unbound(path: Path) -> tuple[dict[str, Any], bytes]:
     raw = path.read_bytes()
     length = int.from_bytes(raw[8:16], "little")
     header = json.loads(raw[16 : 16 + length])
-    del header["build"], header["checksum"]
+    del header["build"], header["stamp"], header["checksum"]
     return header, raw[-(-(16 + length) // 64) * 64 :]
 
 
@@ -751,9 +751,10 @@ def test_lists_of_the_version_before_a_compaction_are_ignored(
 def test_lists_follow_their_build_into_and_out_of_a_replica(
     pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A replica is a copy of its source's build: it uses the lists copied with it, and lists
-    of an earlier generation of the build hold anywhere (what changed since is checked per
-    query), those of a later one nowhere."""
+    """A replica's database is a copy of its source's: it uses the lists copied with it, which
+    hold in the source too while its database names them (what changed since is checked per
+    query); once the source computes new ones, neither holds where the other's database
+    names another."""
     listed, searched = pair
     replica = tmp_path / "replica"
     Recommender.replicate(listed, replica)
@@ -763,10 +764,16 @@ def test_lists_follow_their_build_into_and_out_of_a_replica(
         assert _all(replica) == before  # the copied lists are used
     for index in pair:
         _change(index)
+    own = current_version(replica) / "precomputed-000000000001.bin"
+    _put(own, _lists(listed))  # the replica's lists, in the source: the same file
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "7 rows changed since (checked per query)" in rec.info().precomputed
+    assert Recommender.check(listed).sound
     with Recommender.open(listed) as rec:
         rec.precompute()
     later = _lists(listed)
-    assert later.name != "precomputed-000000000001.bin"
+    assert later.name != own.name
     generation = int(later.name[len("precomputed-") : -len(".bin")])
     # The source's later lists, copied into the replica: ignored, its own used.
     _put(later, current_version(replica) / later.name)
@@ -775,15 +782,43 @@ def test_lists_follow_their_build_into_and_out_of_a_replica(
         f"ignored {later.name}: computed at generation {generation}, after this version's 1; "
         + IGNORED_LISTS
     ]
-    # The replica's lists (generation 1 of the same build), put back into the source in place
-    # of its own: they hold, with the changes since checked per query.
-    own = current_version(replica) / "precomputed-000000000001.bin"
+    # The replica's lists in the source again, in place of the new ones: no longer named.
     later.unlink()
     _put(own, current_version(listed) / own.name)
     assert _all(listed) == _all(searched)
-    with Recommender.open(listed) as rec:
-        assert "7 rows changed since (checked per query)" in rec.info().precomputed
-    assert Recommender.check(listed).sound
+    problems = Recommender.check(listed).problems
+    assert problems == [f"ignored {own.name}: {NOT_NAMED}; {IGNORED_LISTS}"]
+
+
+NOT_NAMED = (
+    "not the precomputed lists' file this version's database names (one it replaced, or one "
+    "of another copy of this build, updated apart)"
+)
+
+
+def test_lists_of_a_copy_of_the_build_updated_apart_are_ignored(
+    pair: tuple[Path, Path], sample_copy: SampleCopy
+) -> None:
+    """Two copies of one build (a staging and a live copy, say) updated apart: the same
+    build and row numbers, other rows behind them. Only the lists a version's own database
+    names are used."""
+    listed, searched = pair
+    twin = sample_copy(name="twin")
+    with Recommender.open(twin, encoder=FakeEncoder()) as rec:
+        rec.add([article("twin-1", "Harbour cranes stand still as the storm goes on")])
+        rec.remove(["a-1003"])
+        rec.precompute()
+    for index in pair:
+        with Recommender.open(index, encoder=FakeEncoder()) as rec:
+            rec.add([article("other-1", "Central bank raises interest rates again")])
+            rec.add([article("other-2", "Orchestra opens its winter season")])
+            rec.remove(["a-1002"])
+    theirs = _lists(twin)
+    _put(theirs, current_version(listed) / theirs.name)
+    assert _all(listed) == _all(searched)
+    assert Recommender.check(listed).problems == [
+        f"ignored {theirs.name}: {NOT_NAMED}; {IGNORED_LISTS}"
+    ]
 
 
 def _rewrite_header(path: Path, change: Any) -> None:
@@ -809,7 +844,7 @@ def test_lists_written_before_they_were_bound_are_ignored_until_precompute(
     ``recommend precompute`` writes bound ones."""
     listed, searched = pair
     path = _lists(listed)
-    _rewrite_header(path, lambda header: [header.pop("build"), header.pop("ids")])
+    _rewrite_header(path, lambda h: [h.pop("build"), h.pop("stamp"), h.pop("ids")])
     expected = _all(searched)
     assert _all(listed) == expected
     older = "written by an earlier version of recommender, without the build it was computed for"

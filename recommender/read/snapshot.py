@@ -24,7 +24,7 @@ from ..results import CheckReport
 from ..settings import Settings
 from ..storage import image, precomputed
 from ..storage.check import check_index
-from ..storage.mapped import Ignored, ids_digest
+from ..storage.mapped import Binding, Ignored, ids_digest
 from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
@@ -80,7 +80,8 @@ class Snapshot:
     columns: Columns
     lexical: tuple[LexicalPart, ...]  # TF-IDF rows, in row order
     lexicon_size: int
-    build: str | None = None  # the version's build id (``table.BUILD``), None: it has none
+    #: What the version's database says its derived files are bound to (``mapped.Binding``).
+    binding: Binding = field(default_factory=Binding)
     #: Why the version's image was not used (``mapped.Ignored``), None when it was or there
     #: is none.
     image_ignored: str | None = None
@@ -114,7 +115,7 @@ class Snapshot:
             # The segments are verified meanwhile, on a thread of their own.
             checksums = Checksums(version, [segment.file for segment in segments])
             start = cls(
-                path, version, manifest, settings, table, -1, (), empty, (), size, table.build()
+                path, version, manifest, settings, table, -1, (), empty, (), size, table.binding()
             )
             if use_image:
                 mapped, used = start._from_image(sum(segment.count for segment in segments))
@@ -146,7 +147,7 @@ class Snapshot:
         for _, path in image.candidates(self.version):
             try:
                 found, columns, lexical = image.load_image(
-                    path, self.lexicon_size, self.build, generation, rows
+                    path, self.lexicon_size, self.binding, generation, rows
                 )
             except Ignored as exc:
                 log.info("%s ignored: %s", path, exc)
@@ -163,14 +164,26 @@ class Snapshot:
             return loaded, path
         return replace(self, image_ignored=reason), None
 
-    def save_image(self) -> Path:
+    @property
+    def build(self) -> str | None:
+        """The version's build id (``table.BUILD``), None when it records none."""
+        return self.binding.build
+
+    def save_image(self, stamp: str) -> Path:
         """Write the image of this snapshot into its version (see ``image``), bound to its
-        build, which a writer records first (``table.ensure_build``)."""
+        build (which a writer records first, ``table.ensure_build``) and to ``stamp``, which
+        the writer then records (``table.record_stamp``): readers use no other image."""
         if self.build is None:
             raise ValueError(f"{self.version} records no build id: its image would bind to none")
         whole = image.lexical_whole(self.lexical, self.lexicon_size)
         return image.write_image(
-            self.version, self.generation, self.columns, whole, self.lexicon_size, self.build
+            self.version,
+            self.generation,
+            self.columns,
+            whole,
+            self.lexicon_size,
+            self.build,
+            stamp,
         )
 
     @property
@@ -185,7 +198,7 @@ class Snapshot:
         reason = None
         for path in precomputed.candidates(self.version):
             try:
-                found = precomputed.load(path, self.build, self.generation, len(self.columns.ids))
+                found = precomputed.load(path, self.binding, self.generation, len(self.columns.ids))
             except Ignored as exc:
                 log.info("%s ignored: %s", path, exc)
                 reason = reason or f"{path.name}: {exc}"
@@ -314,16 +327,14 @@ class Snapshot:
                 f"{held_terms + len(terms)} term vectors for {len(columns.ids)} rows; "
                 "build it again"
             )
-        manifest = self.manifest
-        build = self.build
+        manifest, binding = self.manifest, self.binding
         if self.generation >= 0:  # ``recommend tune`` may have stored new settings
             manifest = read_manifest(self.version)
-            # A version written before builds had an id gets one from its next writer of
-            # precomputed lists (``table.ensure_build``).
-            build = build or self.table.build()
+            # New lists (``recommend precompute``), or a first build id, since.
+            binding = self.table.binding()
         return replace(
             self,
-            build=build,
+            binding=binding,
             manifest=manifest,
             settings=Settings.from_dict(manifest.settings),
             generation=generation,
@@ -421,7 +432,7 @@ def derived_problems(path: Path) -> tuple[list[str], list[str]]:
     problems, notes = _strays(version)
     plain = Snapshot.of_version(path, version, use_image=False)
     try:
-        bound = (plain.build, plain.generation, len(plain.columns.ids))
+        bound = (plain.binding, plain.generation, len(plain.columns.ids))
 
         def ignored(name: str, kind: str, exc: Ignored) -> None:
             if exc.older:

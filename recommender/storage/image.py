@@ -12,7 +12,7 @@ image of another build of the same articles holds them in another order than the
 of a later generation or inconsistent is ignored and the index loads from SQLite as before.
 
 Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the build,
-generation, sizes, categories, languages, the CRC32 of the arrays after it and, as
+stamp, generation, sizes, categories, languages, the CRC32 of the arrays after it and, as
 ``checksum``, the CRC32 of the header itself.
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 from ..lexical import LexicalPart, SparseRows
 from .columns import Columns, RowMap
 from .mapped import (
+    Binding,
     Ignored,
     bound_header,
     encode_header,
@@ -91,10 +92,12 @@ def write_image(
     lexical: LexicalPart,
     lexicon_size: int,
     build: str,
+    stamp: str,
 ) -> Path:
     """Write (and flush) the image of a snapshot at ``generation`` into ``version``, beside
     older ones, which it then deletes. ``lexical``: all its TF-IDF rows as one part;
-    ``build``: the version's (``table.BUILD``)."""
+    ``build``: the version's (``table.BUILD``); ``stamp``: the one its writer then records in
+    the version's database (``table.record_stamp``)."""
     ids = [article_id.encode("utf-8") for article_id in columns.ids]
     arrays: dict[str, np.ndarray] = {
         name: np.ascontiguousarray(getattr(columns, name), dtype=dtype)
@@ -118,6 +121,7 @@ def write_image(
         crc = zlib.crc32(piece, crc)
     header: dict[str, Any] = {
         "build": build,
+        "stamp": stamp,
         "generation": generation,
         "rows": len(columns.ids),
         "lexicon_size": lexicon_size,
@@ -135,15 +139,15 @@ def write_image(
 
 
 def load_image(
-    path: Path, lexicon_size: int, build: str | None, generation: int, rows: int
+    path: Path, lexicon_size: int, binding: Binding, generation: int, rows: int
 ) -> tuple[int, Columns, LexicalPart]:
     """The generation, columns and TF-IDF part an image holds, mapped, not read, when it
-    holds for a version of build ``build`` at ``generation`` with ``rows`` rows and this
-    lexicon; Ignored, saying why, when it cannot be used (unreadable, damaged, bound to
+    holds for a version bound as ``binding`` says at ``generation`` with ``rows`` rows and
+    this lexicon; Ignored, saying why, when it cannot be used (unreadable, damaged, bound to
     another build or state: ``mapped.refusal``)."""
     mapped = map_derived(path)
     named = named_generation(path, NAME)
-    header, base = bound_header(mapped, MAGIC, named, build, generation, rows)
+    header, base = bound_header(mapped, MAGIC, named, binding, "image", generation, rows)
     try:
         if header["lexicon_size"] != lexicon_size:
             raise Ignored(

@@ -13,12 +13,16 @@ so a reader sees a whole file or the one before; older generations are then dele
 
 A derived file is bound to what it was computed from (``refusal``): its header records the
 build of the version (a random id the version's database records, ``table.BUILD``, new with
-every build and compaction, copied with the version by a replica), the generation and the
-number of rows. A file whose build is not the version's (copied from another build, even of
-the same articles: its rows are in another order), or of a later generation or with more rows
-than the version holds now, is ignored: answers are searched or rows read from SQLite, never
-taken from it. One of an earlier generation of the same build holds for the rows it covers;
-what changed since is read or checked as the reader does anyway.
+every build and compaction, copied with the version by a replica), the generation, the number
+of rows and a stamp, random, that the version's database records too when the writer has
+written the file (``table.record_stamp``): the database names the one image and the one lists'
+file it vouches for. A file whose build is not the version's (copied from another build, even
+of the same articles: its rows are in another order), of a later generation, with more rows
+than the version holds now, or that the database does not name (an older one of the version,
+or one of another copy of the same build updated apart since) is ignored: answers are
+searched or rows read from SQLite, never taken from it. The one named may be of an earlier
+generation: it holds for the rows it covers, and what changed since is read or checked as the
+reader does anyway.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +60,25 @@ def header_checksum(header: dict[str, Any]) -> int:
     return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
 
 
-def refusal(header: dict[str, Any], build: str | None, generation: int, rows: int) -> str | None:
-    """Why a derived file whose header is ``header`` does not hold for a version of build
-    ``build`` (None: one written before builds had an id) at ``generation`` with ``rows``
-    rows; None when it holds."""
+@dataclass(frozen=True)
+class Binding:
+    """What a version's database says its derived files are bound to: its build id (None: a
+    version written before builds had one) and the stamp of the image and of the lists it
+    names (None: none)."""
+
+    build: str | None = None
+    image: str | None = None
+    lists: str | None = None
+
+
+def refusal(
+    header: dict[str, Any], binding: Binding, kind: str, generation: int, rows: int
+) -> str | None:
+    """Why a derived file of ``kind`` ("image" or "lists") whose header is ``header`` does not
+    hold for a version bound as ``binding`` says, at ``generation`` with ``rows`` rows; None
+    when it holds."""
     bound = header.get("build")
+    build = binding.build
     if not isinstance(bound, str) or not bound:
         return OLDER
     if build is None:
@@ -74,7 +93,18 @@ def refusal(header: dict[str, Any], build: str | None, generation: int, rows: in
         return f"computed at generation {found}, after this version's {generation}"
     if count > rows:
         return f"computed for {count} rows, and this version has {rows}"
+    named = binding.image if kind == "image" else binding.lists
+    if header.get("stamp") != named:
+        if named is None:
+            return f"this version's database names no {_KINDS[kind]}"
+        return (
+            f"not the {_KINDS[kind]} this version's database names (one it replaced, or one "
+            "of another copy of this build, updated apart)"
+        )
     return None
+
+
+_KINDS = {"image": "image", "lists": "precomputed lists' file"}
 
 
 #: Why a derived file from before the binding is ignored.
@@ -95,7 +125,8 @@ def bound_header(
     mapped: mmap.mmap,
     magic: bytes,
     named: int | None,
-    build: str | None,
+    binding: Binding,
+    kind: str,
     generation: int,
     rows: int,
 ) -> tuple[dict[str, Any], int]:
@@ -115,7 +146,7 @@ def bound_header(
     if checksum != header_checksum(header):
         raise Ignored("damaged (its header does not match its checksum)")
     try:
-        reason = refusal(header, build, generation, rows)
+        reason = refusal(header, binding, kind, generation, rows)
     except (KeyError, TypeError, ValueError):
         raise Ignored("damaged (its header lacks its generation or rows)") from None
     if reason is not None:

@@ -3,21 +3,23 @@ pipeline lists for it, so that ``similar(id)`` with the index's own ranking and 
 lookup (``read.held`` says when a list still holds; ``write.precompute`` computes them).
 
 A version's lists are ``precomputed-GGGGGGGGGGGG.bin``, G the generation they were computed at
-(indexes written before this name hold ``answers-GGGGGGGGGGGG.bin``, the same format, still
-read). Each row's record has its own CRC32 (seeded with the row number), checked when the row is
-looked up, so nothing is read ahead; a missing, damaged or stale list changes no answer, only
-its speed. The lists name rows by number, so they are bound to the build and generation they
-were computed for (``mapped.refusal``): lists of another build, even of the same articles, are
-never used.
+(indexes written before this name hold ``answers-GGGGGGGGGGGG.bin``: the same format, known
+by that name too, and replaced by the next lists written). Each row's record has its own CRC32
+(seeded with the row number), checked when the row is looked up, so nothing is read ahead; a
+missing, damaged or stale list changes no answer, only its speed. The lists name rows by
+number, so they are bound to the build, generation and database they were computed for
+(``mapped.refusal``): lists of another build, even of the same articles, or that the
+version's database does not name, are never used; nor are those written before lists were
+bound.
 
-Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (build, generation,
-rows, a digest of the rows' ids in order, ``k``, candidates, walk, ranking, each array's dtype,
-shape and offset, and the CRC32 of all that as ``checksum``), then the arrays at offsets that
-are multiples of 64 (``mapped``):
-``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and ``records``. A row's record,
-little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then n shown rows (i4), n copy
-counts (i4), n scores, similarities, recency and category factors (f8 each), n embedding and
-TF-IDF cosines (f4 each); then every group's other copies (i4).
+Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (build, stamp,
+generation, rows, a digest of the rows' ids in order, ``k``, candidates, walk, ranking, each
+array's dtype, shape and offset, and the CRC32 of all that as ``checksum``), then the arrays at
+offsets that are multiples of 64 (``mapped``): ``offsets`` (rows + 1, into ``records``),
+``crcs`` (rows) and ``records``. A row's record, little-endian: dense_floor (f4),
+lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
+similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
+each); then every group's other copies (i4).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 from ..errors import SettingsError
 from ..settings import Ranking
 from .mapped import (
+    Binding,
     Ignored,
     bound_header,
     encode_header,
@@ -182,11 +185,13 @@ def write(
     ranking: Ranking,
     records: list[bytes],
     build: str,
+    stamp: str,
     ids: str,
 ) -> Path:
     """Write a version's lists (one record a row, ``b""`` for none), flushed, then delete the
     older ones of the version (readers that mapped them keep their mapping). ``build``: the
-    version's (``table.BUILD``); ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
+    version's (``table.BUILD``); ``stamp``: the one its writer then records in the version's
+    database (``table.record_stamp``); ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
     total = len(records)
     offsets = np.zeros(total + 1, dtype="<i8")
     np.cumsum([len(r) for r in records], out=offsets[1:])
@@ -200,6 +205,7 @@ def write(
     )
     header = {
         "build": build,
+        "stamp": stamp,
         "generation": generation,
         "rows": total,
         "ids": ids,
@@ -278,13 +284,13 @@ class Precomputed:
         )
 
 
-def load(path: Path, build: str | None, generation: int, rows: int) -> Precomputed:
-    """The lists in ``path``, mapped, not read, when they hold for a version of build
-    ``build`` at ``generation`` with ``rows`` rows (``mapped.refusal``); Ignored, saying why,
-    when they cannot be used."""
+def load(path: Path, binding: Binding, generation: int, rows: int) -> Precomputed:
+    """The lists in ``path``, mapped, not read, when they hold for a version bound as
+    ``binding`` says at ``generation`` with ``rows`` rows (``mapped.refusal``); Ignored,
+    saying why, when they cannot be used."""
     mapped = map_derived(path)
     named = named_generation(path, NAME)
-    header, base = bound_header(mapped, MAGIC, named, build, generation, rows)
+    header, base = bound_header(mapped, MAGIC, named, binding, "lists", generation, rows)
     try:
         return Precomputed(mapped, header, base)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):

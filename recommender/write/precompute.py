@@ -24,11 +24,13 @@ from ..read.snapshot import Snapshot
 from ..settings import Ranking
 from ..storage.mapped import ids_digest
 from ..storage.precomputed import Precomputed, record, write
+from ..storage.table import new_stamp, record_stamp
 
 
 def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None) -> Path | None:
     """Compute and write each live row's list into the snapshot's version, unless its
-    settings ask for none; ``progress`` is called with (done, total)."""
+    settings ask for none, and name the file in the version's database (under the writer
+    lock); ``progress`` is called with (done, total)."""
     k = snapshot.settings.precomputed_k
     ranking = snapshot.settings.ranking
     if not k or ranking.recency_from != "query":
@@ -39,7 +41,8 @@ def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None)
     count = candidate_count(snapshot, k, ranking.candidates)
     walk = snapshot.graph_walk(count + 1)
     ids = ids_digest(snapshot.columns.ids)
-    return write(
+    stamp = new_stamp()
+    path = write(
         snapshot.version,
         snapshot.generation,
         k,
@@ -48,8 +51,11 @@ def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None)
         ranking,
         records,
         build=snapshot.build,
+        stamp=stamp,
         ids=ids,
     )
+    record_stamp(snapshot.version, "lists", stamp)  # readers use no other lists
+    return path
 
 
 def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:

@@ -53,8 +53,14 @@ from ..storage.layout import (
     current_version,
 )
 from ..storage.manifest import MANIFEST, read_manifest
-from ..storage.mapped import Ignored
-from ..storage.table import ensure_build, generation_of, list_segments, open_for_reading
+from ..storage.mapped import Binding, Ignored
+from ..storage.table import (
+    binding_of,
+    ensure_build,
+    generation_of,
+    list_segments,
+    open_for_reading,
+)
 from ..storage.vectors import Segment
 from .transaction import write_image_of, write_staged, writing
 
@@ -189,7 +195,8 @@ def _copy_from(
             )
             # The source's build id, copied: its image and lists hold for the copy too. A
             # source written before builds had one: the copy gets its own.
-            build = ensure_build(copy)
+            ensure_build(copy)
+            binding = binding_of(copy)  # the source's, lists' stamp included
             counts["generation"] = generation_of(copy)
             counts["articles"] = _articles(copy)
             segments = list_segments(copy)
@@ -215,7 +222,7 @@ def _copy_from(
         except RecommenderError:
             raise _SourceChanged from None  # replaced as it was read: read it again
         rows = sum(segment.count for segment in segments)
-        counts["bytes"] += _copy_lists(version, building, build, counts["generation"], rows)
+        counts["bytes"] += _copy_lists(version, building, binding, counts["generation"], rows)
         write_image_of(replica, building, lists=False)
         fsync_dir(building)
 
@@ -294,11 +301,12 @@ def _read_source(source: Path, path: Path) -> bytes:
         ) from None
 
 
-def _copy_lists(version: Path, building: Path, build: str, generation: int, rows: int) -> int:
+def _copy_lists(version: Path, building: Path, binding: Binding, generation: int, rows: int) -> int:
     """Copy the source version's precomputed lists, if it has usable ones, so that the
     replica's queries look them up too; their size (0 when none was copied). They hold for
     the copied state when bound to it (``mapped.refusal``: its build, made at a generation it
-    includes, with its later changes checked per query as at the source)."""
+    includes, with its later changes checked per query as at the source, and named in the
+    copied database)."""
     for found in precomputed.candidates(version):
         try:
             handle = open(found, "rb")  # noqa: SIM115 - closed below
@@ -308,7 +316,7 @@ def _copy_lists(version: Path, building: Path, build: str, generation: int, rows
         target = building / found.name
         size, _ = _copy_to_new(handle, target)
         try:
-            precomputed.load(target, build, generation, rows)
+            precomputed.load(target, binding, generation, rows)
         except Ignored as exc:
             logger.debug("precomputed lists %s not copied: %s", found, exc)
             target.unlink()

@@ -76,6 +76,7 @@ from .transaction import (
     record,
     remove_leftovers,
     rollback,
+    save_image,
     token,
     write_checksums,
     write_version,
@@ -611,7 +612,7 @@ class IndexWriter:
         snapshot = Snapshot.of_version(self.path, version)
         try:
             if not snapshot.from_image:
-                snapshot.save_image()
+                save_image(snapshot)
             written = precompute.save(snapshot, progress)
         finally:
             snapshot.close()
