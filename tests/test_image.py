@@ -17,9 +17,7 @@ from recommender import Recommender, Settings
 from recommender.read.snapshot import Snapshot, _differences
 from recommender.storage import image as image_module
 from recommender.storage.layout import ARTICLES, current_version
-from recommender.storage.mapped import Binding
 from recommender.write import compaction
-from recommender.write.transaction import save_image
 
 
 def _image(index: Path) -> Path:
@@ -119,7 +117,7 @@ def test_an_image_of_a_later_generation_is_not_used(sample_index: Path) -> None:
         whole = image_module.lexical_whole(snapshot.lexical, snapshot.lexicon_size)
         assert snapshot.build is not None
         image_module.write_image(
-            version, 99, snapshot.columns, whole, snapshot.lexicon_size, snapshot.build, "s"
+            version, 99, snapshot.columns, whole, snapshot.lexicon_size, snapshot.build
         )
     finally:
         snapshot.close()
@@ -163,9 +161,9 @@ def test_ids_with_line_breaks_are_kept(sample_index: Path) -> None:
         assert snapshot.build is not None
         later = snapshot.generation + 1
         path = image_module.write_image(
-            version, later, columns, whole, snapshot.lexicon_size, snapshot.build, "stamp"
+            version, later, columns, whole, snapshot.lexicon_size, snapshot.build
         )
-        binding = Binding(snapshot.build, image="stamp")
+        binding = snapshot.table.binding()  # the new image's stamp named
         loaded = image_module.load_image(path, snapshot.lexicon_size, binding, later, len(ids))
         assert loaded[1].ids == ids and loaded[1].row_of["one\nwith a break"] == 0
         assert not _image(sample_index).name.endswith("01.bin")  # the older image: deleted
@@ -200,7 +198,7 @@ def test_a_new_image_of_an_image_and_the_updates_since(sample_index: Path) -> No
     snapshot = Snapshot.load(sample_index)
     try:
         assert len(snapshot.lexical) >= 2  # the image's part and the rows added since
-        path = save_image(snapshot)  # named in the database: a reader uses it
+        path = snapshot.save_image()
         assert path.name == image_module.image_name(snapshot.generation)
     finally:
         snapshot.close()
@@ -349,7 +347,7 @@ def test_an_image_follows_its_build_into_a_replica_and_no_further(
     ]
     snapshot = Snapshot.load(sample_index)
     try:
-        later = save_image(snapshot)  # the source's image at its generation, 4
+        later = snapshot.save_image()  # the source's image at its generation, 4
     finally:
         snapshot.close()
     _put(later, current_version(replica) / later.name)

@@ -169,21 +169,15 @@ class Snapshot:
         """The version's build id (``table.BUILD``), None when it records none."""
         return self.binding.build
 
-    def save_image(self, stamp: str) -> Path:
+    def save_image(self) -> Path:
         """Write the image of this snapshot into its version (see ``image``), bound to its
-        build (which a writer records first, ``table.ensure_build``) and to ``stamp``, which
-        the writer then records (``table.record_stamp``): readers use no other image."""
+        build (which a writer records first, ``table.ensure_build``), and name it in the
+        version's database: for writers (under the writer lock)."""
         if self.build is None:
             raise ValueError(f"{self.version} records no build id: its image would bind to none")
         whole = image.lexical_whole(self.lexical, self.lexicon_size)
         return image.write_image(
-            self.version,
-            self.generation,
-            self.columns,
-            whole,
-            self.lexicon_size,
-            self.build,
-            stamp,
+            self.version, self.generation, self.columns, whole, self.lexicon_size, self.build
         )
 
     @property

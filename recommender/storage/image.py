@@ -45,6 +45,7 @@ from .mapped import (
     view_arrays,
     write_mapped,
 )
+from .table import new_stamp, record_stamp
 
 MAGIC = b"RECIMG01"
 NAME = re.compile(r"image-(\d{12})\.bin")
@@ -92,12 +93,12 @@ def write_image(
     lexical: LexicalPart,
     lexicon_size: int,
     build: str,
-    stamp: str,
 ) -> Path:
-    """Write (and flush) the image of a snapshot at ``generation`` into ``version``, beside
-    older ones, which it then deletes. ``lexical``: all its TF-IDF rows as one part;
-    ``build``: the version's (``table.BUILD``); ``stamp``: the one its writer then records in
-    the version's database (``table.record_stamp``)."""
+    """Write (and flush) the image of a snapshot at ``generation`` into ``version``, bound
+    to its build (``table.BUILD``), name it in the version's database (``table.record_stamp``;
+    under the writer lock), then delete the older ones. ``lexical``: all its TF-IDF rows as
+    one part."""
+    stamp = new_stamp()
     ids = [article_id.encode("utf-8") for article_id in columns.ids]
     arrays: dict[str, np.ndarray] = {
         name: np.ascontiguousarray(getattr(columns, name), dtype=dtype)
@@ -134,6 +135,8 @@ def write_image(
     header["checksum"] = header_checksum(header)
     path = version / image_name(generation)
     write_mapped(path, itertools.chain([encode_header(MAGIC, header)], padded(arrays.values())))
+    # Named before the older one goes: a reader opening meanwhile maps one or the other.
+    record_stamp(version, "image", stamp)
     remove_older(version, NAME, generation)
     return path
 

@@ -52,6 +52,7 @@ from .mapped import (
     view_arrays,
     write_mapped,
 )
+from .table import new_stamp, record_stamp
 
 MAGIC = b"RECANS01"
 #: The lists' file name; ``answers-`` in indexes written before the lists had one name.
@@ -185,13 +186,13 @@ def write(
     ranking: Ranking,
     records: list[bytes],
     build: str,
-    stamp: str,
     ids: str,
 ) -> Path:
-    """Write a version's lists (one record a row, ``b""`` for none), flushed, then delete the
-    older ones of the version (readers that mapped them keep their mapping). ``build``: the
-    version's (``table.BUILD``); ``stamp``: the one its writer then records in the version's
-    database (``table.record_stamp``); ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
+    """Write a version's lists (one record a row, ``b""`` for none), flushed, bound to its
+    build (``table.BUILD``), name them in the version's database (``table.record_stamp``;
+    under the writer lock), then delete the older ones of the version (readers that mapped
+    them keep their mapping). ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
+    stamp = new_stamp()
     total = len(records)
     offsets = np.zeros(total + 1, dtype="<i8")
     np.cumsum([len(r) for r in records], out=offsets[1:])
@@ -222,6 +223,8 @@ def write(
     chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
     head = encode_header(MAGIC, header)
     write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
+    # Named before the older ones go: a reader opening meanwhile maps one or the other.
+    record_stamp(version, "lists", stamp)
     remove_older(path.parent, NAME, generation, path.name)  # answers-G.bin of an old index too
     return path
 

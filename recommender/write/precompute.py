@@ -24,7 +24,6 @@ from ..read.snapshot import Snapshot
 from ..settings import Ranking
 from ..storage.mapped import ids_digest
 from ..storage.precomputed import Precomputed, record, write
-from ..storage.table import new_stamp, record_stamp
 
 
 def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None) -> Path | None:
@@ -41,8 +40,7 @@ def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None)
     count = candidate_count(snapshot, k, ranking.candidates)
     walk = snapshot.graph_walk(count + 1)
     ids = ids_digest(snapshot.columns.ids)
-    stamp = new_stamp()
-    path = write(
+    return write(
         snapshot.version,
         snapshot.generation,
         k,
@@ -51,11 +49,8 @@ def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None)
         ranking,
         records,
         build=snapshot.build,
-        stamp=stamp,
         ids=ids,
     )
-    record_stamp(snapshot.version, "lists", stamp)  # readers use no other lists
-    return path
 
 
 def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:

@@ -60,8 +60,6 @@ from ..storage.table import (
     connect,
     ensure_build,
     insert_lexicon,
-    new_stamp,
-    record_stamp,
     replica_source,
     row_checksum,
     terms_row,
@@ -327,20 +325,11 @@ def write_image_of(
     too (see ``precompute``; ``progress`` is called with (done, total) meanwhile)."""
     snapshot = Snapshot.of_version(index_dir, version)
     try:
-        save_image(snapshot)
+        snapshot.save_image()
         if lists:
             precompute.save(snapshot, progress)
     finally:
         snapshot.close()
-
-
-def save_image(snapshot: Snapshot) -> Path:
-    """Write the image of ``snapshot`` into its version, then name it, by its stamp, in the
-    version's database (``table.record_stamp``): its readers use no other image."""
-    stamp = new_stamp()
-    path = snapshot.save_image(stamp)
-    record_stamp(snapshot.version, "image", stamp)
-    return path
 
 
 def write_staged(index_dir: Path, write: Callable[[Path], None]) -> Path:

@@ -76,7 +76,6 @@ from .transaction import (
     record,
     remove_leftovers,
     rollback,
-    save_image,
     token,
     write_checksums,
     write_version,
@@ -612,7 +611,7 @@ class IndexWriter:
         snapshot = Snapshot.of_version(self.path, version)
         try:
             if not snapshot.from_image:
-                save_image(snapshot)
+                snapshot.save_image()
             written = precompute.save(snapshot, progress)
         finally:
             snapshot.close()
