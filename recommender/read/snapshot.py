@@ -117,20 +117,19 @@ class Snapshot:
             start = cls(
                 path, version, manifest, settings, table, -1, (), empty, (), size, table.binding()
             )
-            if use_image:
-                mapped, used = start._from_image(sum(segment.count for segment in segments))
+            if not use_image:
+                return start.updated(checksums)
+            mapped, used = start._from_image(sum(segment.count for segment in segments))
+            try:
+                return mapped.updated(checksums)
+            except IndexDamagedError as exc:
                 if used is None:
-                    return mapped.updated(checksums)
-                try:
-                    return mapped.updated(checksums)
-                except IndexDamagedError as exc:
-                    # Bound to the version, yet not its rows (its database put back from an
-                    # older copy and written to since?): every row is read instead, and a
-                    # damaged version says so again.
-                    log.info("%s ignored: %s", used, exc)
-                    reason = f"{used.name}: does not agree with the stored rows"
-                    start = replace(start, image_ignored=reason)
-            return start.updated(checksums)
+                    raise
+                # Bound to the version and named by it, yet not its rows (which the engine
+                # never writes): every row is read instead, and a damaged version says so.
+                log.info("%s ignored: %s", used, exc)
+                reason = f"{used.name}: does not agree with the stored rows"
+                return replace(start, image_ignored=reason).updated(checksums)
         except BaseException:
             table.close()
             raise

@@ -309,18 +309,19 @@ def _copy_lists(version: Path, building: Path, binding: Binding, generation: int
     copied database)."""
     for found in precomputed.candidates(version):
         try:
+            precomputed.load(found, binding, generation, rows)  # its header only: no copy
             handle = open(found, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
+        except (Ignored, OSError) as exc:  # OSError: gone with its version
             logger.debug("precomputed lists %s not copied: %s", found, exc)
-            continue  # gone with its version: the replica answers every query by searching
+            continue
         target = building / found.name
         size, _ = _copy_to_new(handle, target)
         try:
-            precomputed.load(target, binding, generation, rows)
+            precomputed.load(target, binding, generation, rows)  # replaced meanwhile?
         except Ignored as exc:
             logger.debug("precomputed lists %s not copied: %s", found, exc)
             target.unlink()
-            continue
+            return 0  # the replica answers every query by searching
         return size
     return 0
 
