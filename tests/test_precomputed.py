@@ -383,7 +383,17 @@ def test_lists_computed_by_worker_processes_are_the_same(
     monkeypatch.setattr(precompute_module, "CHUNK", 100)
     monkeypatch.setattr(precompute_module, "workers", lambda: 2)
     parallel = _build(tmp_path / "parallel")
-    assert _lists(parallel).read_bytes() == _lists(serial).read_bytes()
+    assert _unbound(_lists(parallel)) == _unbound(_lists(serial))
+
+
+def _unbound(path: Path) -> tuple[dict[str, Any], bytes]:
+    """A lists' file but its build (random, one per build) and the header checksum over it:
+    the header's other fields and every byte after it."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    del header["build"], header["stamp"], header["checksum"]
+    return header, raw[-(-(16 + length) // 64) * 64 :]
 
 
 def test_lists_of_an_index_written_before_they_had_one_name_are_still_used(
@@ -474,7 +484,7 @@ def test_worker_processes_leave_an_unguarded_script_alone(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("built once") == 1
-    assert _lists(tmp_path / "index").read_bytes() == _lists(sample_copy(name="x")).read_bytes()
+    assert _unbound(_lists(tmp_path / "index")) == _unbound(_lists(sample_copy(name="x")))
 
 
 def test_a_failing_worker_fails_the_build_and_leaves_the_index(
@@ -649,3 +659,267 @@ def test_a_reader_not_refreshed_since_removals_elsewhere_searches(tmp_path: Path
         for reader in readers:
             reader.close()
     assert _all(pair[0]) == _all(pair[1])  # refreshed: the lists are used again
+
+
+# -- lists bound to their build ---------------------------------------------------------------
+
+
+def _reversed_sample(folder: Path) -> Path:
+    """The sample's articles in the opposite order, as a file to build from."""
+    path = folder / "reversed.jsonl"
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    return path
+
+
+def _put(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target``: a derived file of another index copied in by hand."""
+    target.unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
+IGNORED_LISTS = "queries search instead (slower); delete it (recommend precompute writes the "
+IGNORED_LISTS += "version's own)"
+
+
+@pytest.mark.parametrize("order", ["reversed", "same"])
+def test_lists_of_another_build_of_the_same_articles_are_ignored(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """Lists name rows by number: another build's, even of the same articles, would answer
+    with the articles of its rows (in another order: others). Bound to their build, they are
+    never used, and check says which file it ignored and why."""
+    listed, searched = pair
+    other = tmp_path / "other"
+    articles = _reversed_sample(tmp_path) if order == "reversed" else SAMPLE
+    Recommender.build_from_files(
+        [articles], other, encoder=FakeEncoder(), settings=Settings(precomputed_k=10)
+    )
+    expected = _all(searched)
+    path = _lists(listed)
+    _put(_lists(other), path)
+    assert _all(listed) == expected  # searched, not the other build's lists
+    with Recommender.open(listed) as rec:
+        status = rec.info().precomputed
+    assert status.startswith(f"not usable ({path.name}: computed for another build (")
+    report = Recommender.check(listed)
+    assert not report.sound and len(report.problems) == 1, report.problems
+    assert report.problems[0].startswith(f"ignored {path.name}: computed for another build (")
+    assert report.problems[0].endswith(IGNORED_LISTS)
+    with Recommender.open(listed) as rec:
+        rec.precompute()  # what check advises: the version's own lists again
+    assert Recommender.check(listed).sound
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+
+
+def test_cli_check_says_which_lists_it_ignored_and_fails(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    listed, _ = pair
+    other = _build(tmp_path / "other")
+    path = _lists(listed)
+    _put(_lists(other), path)
+    result = CliRunner().invoke(app, ["check", "--index", str(listed)])
+    assert result.exit_code == 1
+    assert f"problem: ignored {path.name}: computed for another build (" in result.output
+
+
+def test_lists_of_the_version_before_a_compaction_are_ignored(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction renumbers rows and makes a new build: the old version's lists, copied into
+    the new one under the name of its own, hold other rows."""
+    listed, searched = pair
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 10)
+    old = _lists(listed).read_bytes()
+    for index in pair:
+        _change(index)
+        with Recommender.open(index, encoder=FakeEncoder()) as rec:
+            assert rec.remove([i for i in rec.ids() if i.startswith("a-1")][:90]).compacted
+    path = _lists(listed)
+    assert path.name == "precomputed-000000000001.bin"  # the same name as the old one's
+    path.unlink()
+    path.write_bytes(old)
+    assert _all(listed) == _all(searched)
+    problems = Recommender.check(listed).problems
+    assert len(problems) == 1 and problems[0].startswith(
+        f"ignored {path.name}: computed for another build ("
+    )
+
+
+def test_lists_follow_their_build_into_and_out_of_a_replica(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's database is a copy of its source's: it uses the lists copied with it, which
+    hold in the source too while its database names them (what changed since is checked per
+    query); once the source computes new ones, neither holds where the other's database
+    names another."""
+    listed, searched = pair
+    replica = tmp_path / "replica"
+    Recommender.replicate(listed, replica)
+    before = _all(searched)
+    with monkeypatch.context() as patch:
+        _searching_fails(patch)
+        assert _all(replica) == before  # the copied lists are used
+    for index in pair:
+        _change(index)
+    own = current_version(replica) / "precomputed-000000000001.bin"
+    _put(own, _lists(listed))  # the replica's lists, in the source: the same file
+    assert _all(listed) == _all(searched)
+    with Recommender.open(listed) as rec:
+        assert "7 rows changed since (checked per query)" in rec.info().precomputed
+    assert Recommender.check(listed).sound
+    with Recommender.open(listed) as rec:
+        rec.precompute()
+    later = _lists(listed)
+    assert later.name != own.name
+    generation = int(later.name[len("precomputed-") : -len(".bin")])
+    # The source's later lists, copied into the replica: ignored, its own used.
+    _put(later, current_version(replica) / later.name)
+    assert _all(replica) == before
+    assert Recommender.check(replica).problems == [
+        f"ignored {later.name}: computed at generation {generation}, after this version's 1; "
+        + IGNORED_LISTS
+    ]
+    # The replica's lists in the source again, in place of the new ones: no longer named.
+    later.unlink()
+    _put(own, current_version(listed) / own.name)
+    assert _all(listed) == _all(searched)
+    problems = Recommender.check(listed).problems
+    assert problems == [f"ignored {own.name}: {NOT_NAMED}; {IGNORED_LISTS}"]
+
+
+NOT_NAMED = (
+    "not the precomputed lists' file this version's database names (one it replaced, or one "
+    "of another copy of this build, updated apart)"
+)
+
+
+def test_lists_of_a_copy_of_the_build_updated_apart_are_ignored(
+    pair: tuple[Path, Path], sample_copy: SampleCopy
+) -> None:
+    """Two copies of one build (a staging and a live copy, say) updated apart: the same
+    build and row numbers, other rows behind them. Only the lists a version's own database
+    names are used."""
+    listed, searched = pair
+    twin = sample_copy(name="twin")
+    with Recommender.open(twin, encoder=FakeEncoder()) as rec:
+        rec.add([article("twin-1", "Harbour cranes stand still as the storm goes on")])
+        rec.remove(["a-1003"])
+        rec.precompute()
+    for index in pair:
+        with Recommender.open(index, encoder=FakeEncoder()) as rec:
+            rec.add([article("other-1", "Central bank raises interest rates again")])
+            rec.add([article("other-2", "Orchestra opens its winter season")])
+            rec.remove(["a-1002"])
+    theirs = _lists(twin)
+    _put(theirs, current_version(listed) / theirs.name)
+    assert _all(listed) == _all(searched)
+    assert Recommender.check(listed).problems == [
+        f"ignored {theirs.name}: {NOT_NAMED}; {IGNORED_LISTS}"
+    ]
+
+
+def _rewrite_header(path: Path, change: Any) -> None:
+    """Rewrites the lists' JSON header with ``change`` applied and its checksum made anew,
+    as a writer would have written it."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    header.pop("checksum")
+    change(header)
+    header["checksum"] = precomputed_module.header_checksum(header)
+    encoded = json.dumps(header).encode()
+    assert len(encoded) <= length
+    path.chmod(0o644)
+    path.write_bytes(raw[:16] + encoded.ljust(length) + raw[16 + length :])
+
+
+def test_lists_written_before_they_were_bound_are_ignored_until_precompute(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous version of recommender bound its lists to nothing: wrong answers are
+    worse than slower ones, so they are not used; check notes it (not a problem), and
+    ``recommend precompute`` writes bound ones."""
+    listed, searched = pair
+    path = _lists(listed)
+    _rewrite_header(path, lambda h: [h.pop("build"), h.pop("stamp"), h.pop("ids")])
+    expected = _all(searched)
+    assert _all(listed) == expected
+    older = "written by an earlier version of recommender, without the build it was computed for"
+    with Recommender.open(listed) as rec:
+        assert rec.info().precomputed == f"not usable ({path.name}: {older}): every query searches"
+    report = Recommender.check(listed)
+    assert report.sound
+    assert report.notes == [
+        f"ignored {path.name}: {older}; queries search instead (slower) until recommend "
+        "precompute writes it again"
+    ]
+    with Recommender.open(listed) as rec:
+        rec.precompute()
+    assert Recommender.check(listed).notes == []
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+
+
+def test_a_version_without_a_build_id_gets_one_from_precompute(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version written before builds had an id: no derived file is bound to it, so none is
+    used; ``recommend precompute`` records an id and writes its image and lists anew."""
+    listed, searched = pair
+    with sqlite3.connect(current_version(listed) / ARTICLES) as db:
+        db.execute("DELETE FROM state WHERE key = 'build'")
+    expected = _all(searched)
+    assert _all(listed) == expected
+    with Recommender.open(listed) as rec:
+        assert rec.snapshot.build is None and not rec.snapshot.from_image
+        assert "this version records none" in rec.info().precomputed
+    assert len(Recommender.check(listed).problems) == 2  # the image and the lists
+    with Recommender.open(listed) as rec:
+        rec.precompute()
+    assert Recommender.check(listed).sound
+    with Recommender.open(listed) as rec:
+        assert rec.snapshot.build is not None and rec.snapshot.from_image
+    _searching_fails(monkeypatch)
+    assert _all(listed) == expected
+
+
+def test_a_symlinked_lists_file_is_reported_by_check(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Even one to lists of this very build: only files the engine wrote are read."""
+    listed, searched = pair
+    path = _lists(listed)
+    elsewhere = tmp_path / "elsewhere.bin"
+    shutil.move(path, elsewhere)
+    path.symlink_to(elsewhere)
+    assert _all(listed) == _all(searched)
+    assert Recommender.check(listed).problems == [
+        f"ignored {path.name}: a symbolic link, never read (only files the engine wrote are); "
+        "delete it"
+    ]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "a record edited", "a header edited"])
+def test_damaged_lists_of_the_right_build_are_ignored_or_their_rows_searched(
+    pair: tuple[Path, Path], damage: str
+) -> None:
+    listed, searched = pair
+    path = _lists(listed)
+    raw = path.read_bytes()
+    path.chmod(0o644)
+    if damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "a record edited":
+        _damage(path, len(raw) - 200, b"\x00\x01" * 4)
+    else:
+        _edit_header(path, lambda h: h.update(rows=h["rows"] - 1))
+    assert _all(listed) == _all(searched)
+    problems = Recommender.check(listed).problems
+    assert len(problems) == 1
+    if damage == "a record edited":
+        assert problems[0].startswith(f"{path.name}: the lists of row ")
+    else:
+        assert problems[0].startswith(f"ignored {path.name}: damaged (")

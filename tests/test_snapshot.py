@@ -14,7 +14,8 @@ from conftest import FakeEncoder, article, sample_records
 
 from recommender import Settings, UnknownArticleError
 from recommender.lexical import lexical_text
-from recommender.read.snapshot import Snapshot
+from recommender.read.snapshot import Snapshot, check
+from recommender.storage import image
 from recommender.storage.layout import current_version
 from recommender.text import embedding_text
 from recommender.write.writer import IndexWriter
@@ -219,3 +220,78 @@ def test_an_unknown_or_removed_id_is_an_error_naming_it(sample_index: Path) -> N
             with pytest.raises(UnknownArticleError, match=f"'{missing}' is not in index"):
                 snapshot.row(missing)
         assert "a-1002" in snapshot.columns.ids  # its row stays, not alive
+
+
+# -- derived files: which are used, and what check says of the others -------------------------
+
+
+def test_a_refresh_takes_up_lists_named_since(sample_index: Path) -> None:
+    """New lists are named in the database as they are written (``recommend precompute``):
+    a reader holding the version uses them after its refresh, not before."""
+    with _loaded(sample_index) as before:
+        named = before.binding.lists
+        assert named is not None and before.precomputed is not None
+        IndexWriter(sample_index).precompute()
+        assert before.binding.lists == named  # a snapshot never changes
+        after = before.updated()
+        assert after.binding.lists not in (None, named)
+        assert after.precomputed is not None and after.precomputed.generation == 1
+        assert after.binding.build == before.binding.build
+
+
+def test_check_names_every_derived_file_it_ignores(sample_index: Path, tmp_path: Path) -> None:
+    """Each file under a derived file's name that no reader uses is listed with why: an
+    older one beside the one used and a folder are notes (check still says sound), a
+    symbolic link is a problem."""
+    version = current_version(sample_index)
+    first = version / "precomputed-000000000001.bin"
+    kept = tmp_path / first.name
+    kept.write_bytes(first.read_bytes())
+    writer = IndexWriter(sample_index, encoder=FakeEncoder())
+    writer.add([article("new-1", "Storm closes the harbour for a second day")])
+    writer.precompute()  # lists at generation 2, named; the first deleted
+    assert not first.exists()
+    first.write_bytes(kept.read_bytes())
+    (version / "image-000000000000.bin").mkdir()
+    report = check(sample_index)
+    assert report.sound and report.problems == []
+    assert sorted(report.notes) == [
+        "ignored image-000000000000.bin: a folder, not a file the engine wrote",
+        "ignored precomputed-000000000001.bin: older than precomputed-000000000002.bin, which "
+        "is used (the next one written deletes it)",
+    ]
+    (version / "image-000000000009.bin").symlink_to(version / "image-000000000001.bin")
+    assert check(sample_index).problems == [
+        "ignored image-000000000009.bin: a symbolic link, never read (only files the engine "
+        "wrote are); delete it"
+    ]
+    with _loaded(sample_index) as snapshot:
+        assert snapshot.from_image and snapshot.image_ignored is None  # the link never read
+        assert snapshot.precomputed is not None and snapshot.precomputed.generation == 2
+
+
+def test_an_image_whose_rows_disagree_with_the_database_is_read_past(
+    sample_index: Path,
+) -> None:
+    """An image bound to the version and named by its database whose rows still do not add
+    up with the database's (which the engine never writes: here the rows of generation 1
+    said to be those of generation 2) is read past at open instead of failing it, and check
+    says so."""
+    version = current_version(sample_index)
+    with _loaded(sample_index, version, use_image=False) as first:
+        IndexWriter(sample_index, encoder=FakeEncoder()).add(
+            [article("new-1", "Storm closes the harbour for a second day")]
+        )
+        assert first.build is not None
+        whole = image.lexical_whole(first.lexical, first.lexicon_size)
+        image.write_image(version, 2, first.columns, whole, first.lexicon_size, first.build)
+    with _loaded(sample_index) as snapshot:
+        assert not snapshot.from_image
+        assert snapshot.image_ignored == (
+            "image-000000000002.bin: does not agree with the stored rows"
+        )
+        assert "new-1" in snapshot.columns.ids
+    assert check(sample_index).problems == [
+        "ignored image-000000000002.bin: does not agree with the stored rows; opening reads "
+        "every row instead (slower); delete it (recommend precompute writes the version's own)"
+    ]

@@ -24,6 +24,8 @@ from ..results import CheckReport
 from ..settings import Settings
 from ..storage import image, precomputed
 from ..storage.check import check_index
+from ..storage.mapped import Binding, Ignored, ids_digest
+from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
@@ -78,6 +80,12 @@ class Snapshot:
     columns: Columns
     lexical: tuple[LexicalPart, ...]  # TF-IDF rows, in row order
     lexicon_size: int
+    #: What the version's database says its derived files are bound to (``mapped.Binding``).
+    binding: Binding = field(default_factory=Binding)
+    #: Why the version's image was not used (``mapped.Ignored``), None when it was or there
+    #: is none.
+    image_ignored: str | None = None
+    from_image: bool = False  # opened from the version's image
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
     _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
@@ -103,46 +111,93 @@ class Snapshot:
             empty = apply_rows(None, [])
             settings = Settings.from_dict(manifest.settings)
             size = table.lexicon_size()
+            segments = table.segments()
             # The segments are verified meanwhile, on a thread of their own.
-            checksums = Checksums(version, [segment.file for segment in table.segments()])
-            start = cls(path, version, manifest, settings, table, -1, (), empty, (), size)
-            return (start._from_image() if use_image else start).updated(checksums)
+            checksums = Checksums(version, [segment.file for segment in segments])
+            start = cls(
+                path, version, manifest, settings, table, -1, (), empty, (), size, table.binding()
+            )
+            if not use_image:
+                return start.updated(checksums)
+            mapped, used = start._from_image(sum(segment.count for segment in segments))
+            try:
+                return mapped.updated(checksums)
+            except IndexDamagedError as exc:
+                if used is None:
+                    raise
+                # Bound to the version and named by it, yet not its rows (which the engine
+                # never writes): every row is read instead, and a damaged version says so.
+                log.info("%s ignored: %s", used, exc)
+                reason = f"{used.name}: does not agree with the stored rows"
+                return replace(start, image_ignored=reason).updated(checksums)
         except BaseException:
             table.close()
             raise
 
-    def _from_image(self) -> Snapshot:
+    def _from_image(self, rows: int) -> tuple[Snapshot, Path | None]:
         """This (empty) snapshot with the columns and TF-IDF rows of the version's newest
-        image (``image``), when there is a usable one: ``updated`` then reads only the rows
-        changed since it was written, and the vectors, which are mapped."""
-        found = image.newest(self.version)
-        if found is None or found[0] > self.table.generation():
-            return self
-        loaded = image.read_image(found[1], self.lexicon_size)
-        if loaded is None:
-            return self
-        generation, columns, lexical = loaded
-        return replace(self, generation=generation, columns=columns, lexical=(lexical,))
+        image (``image``) bound to it (its build, a generation it has reached, no more than
+        its ``rows``), and that image's path: ``updated`` then reads only the rows changed
+        since it was written, and the vectors, which are mapped. Images that cannot be used
+        are ignored, the reason for the newest kept (``image_ignored``); with none (path
+        None), every row is read instead."""
+        generation = self.table.generation()
+        reason = None
+        for _, path in image.candidates(self.version):
+            try:
+                found, columns, lexical = image.load_image(
+                    path, self.lexicon_size, self.binding, generation, rows
+                )
+            except Ignored as exc:
+                log.info("%s ignored: %s", path, exc)
+                reason = reason or f"{path.name}: {exc}"
+                continue
+            loaded = replace(
+                self,
+                generation=found,
+                columns=columns,
+                lexical=(lexical,),
+                from_image=True,
+                image_ignored=reason,
+            )
+            return loaded, path
+        return replace(self, image_ignored=reason), None
+
+    @property
+    def build(self) -> str | None:
+        """The version's build id (``table.BUILD``), None when it records none."""
+        return self.binding.build
 
     def save_image(self) -> Path:
-        """Write the image of this snapshot into its version (see ``image``)."""
+        """Write the image of this snapshot into its version (see ``image``), bound to its
+        build (which a writer records first, ``table.ensure_build``), and name it in the
+        version's database: for writers (under the writer lock)."""
+        if self.build is None:
+            raise ValueError(f"{self.version} records no build id: its image would bind to none")
         whole = image.lexical_whole(self.lexical, self.lexicon_size)
         return image.write_image(
-            self.version, self.generation, self.columns, whole, self.lexicon_size
+            self.version, self.generation, self.columns, whole, self.lexicon_size, self.build
         )
 
-    @cached_property
-    def precomputed(self) -> precomputed.Precomputed | None:
+    @property
+    def precomputed(self) -> Precomputed | None:
         """The version's precomputed lists, when there are usable ones for this snapshot."""
-        path = precomputed.newest(self.version)
-        if path is None:
-            return None
-        found = precomputed.read(path)
-        if found is None or found.generation > self.generation:
-            return None
-        if found.rows > len(self.columns.ids):
-            return None
-        return found
+        return self._lists[0]
+
+    @cached_property
+    def _lists(self) -> tuple[Precomputed | None, str | None]:
+        """The version's newest precomputed lists bound to this snapshot's version and state
+        (``mapped.refusal``), if any, and why the newest lists' file was ignored, if it was."""
+        reason = None
+        for path in precomputed.candidates(self.version):
+            try:
+                found = precomputed.load(path, self.binding, self.generation, len(self.columns.ids))
+            except Ignored as exc:
+                log.info("%s ignored: %s", path, exc)
+                reason = reason or f"{path.name}: {exc}"
+                continue
+            return found, reason
+        return None, reason
 
     @cached_property
     def changed_rows(self) -> held.Changed | None:
@@ -185,8 +240,9 @@ class Snapshot:
         if found is None:
             if not k:
                 return "none (precomputed_k=0)"
-            if precomputed.newest(self.version) is not None:
-                return "not usable (damaged, or of another generation): every query searches"
+            ignored = self._lists[1]
+            if ignored is not None:
+                return f"not usable ({ignored}): every query searches"
             return "none: built before lists were precomputed, or with recency from now"
         what = f"{found.k} related articles for each of {found.rows:,} rows"
         if found.ranking != self.settings.ranking:
@@ -264,11 +320,14 @@ class Snapshot:
                 f"{held_terms + len(terms)} term vectors for {len(columns.ids)} rows; "
                 "build it again"
             )
-        manifest = self.manifest
+        manifest, binding = self.manifest, self.binding
         if self.generation >= 0:  # ``recommend tune`` may have stored new settings
             manifest = read_manifest(self.version)
+            # New lists (``recommend precompute``), or a first build id, since.
+            binding = self.table.binding()
         return replace(
             self,
+            binding=binding,
             manifest=manifest,
             settings=Settings.from_dict(manifest.settings),
             generation=generation,
@@ -337,57 +396,132 @@ class Snapshot:
 
 def check(path: Path) -> CheckReport:
     """Verify every file and stored article of the index at ``path`` without opening it
-    (``storage.check``), then, once they are sound, compare its derived files (the image, the
-    precomputed lists) with them."""
+    (``storage.check``), then, once they are sound, its derived files (the image, the
+    precomputed lists): each one ignored, and why (``derived_problems``)."""
     report = check_index(path)
     if report.sound:
         try:
-            report.problems.extend(image_problems(path))
-            report.problems.extend(precomputed_problems(path))
+            problems, notes = derived_problems(path)
         except RecommenderError as exc:
             log.warning("derived files of %s not compared: %s", path, exc)
+        else:
+            report.problems.extend(problems)
+            report.notes.extend(notes)
     return report
 
 
-def image_problems(path: Path) -> list[str]:
-    """How the image of the index's current version (with the rows changed since) differs
-    from its articles as SQLite holds them: an image damaged or edited, or articles edited
-    outside the engine. Empty when they agree or there is no image (``recommend check``)."""
+#: What a reader does instead of using an ignored derived file, by kind.
+_INSTEAD = {"image": "opening reads every row instead", "lists": "queries search instead"}
+
+
+def derived_problems(path: Path) -> tuple[list[str], list[str]]:
+    """The problems and notes of the derived files of the index's current version
+    (``recommend check``): every image and lists' file ignored, and why (a problem; a note
+    for one written by an earlier version of recommender, before files were bound to their
+    build), an image that differs from the articles as SQLite holds them (edited outside the
+    engine), lists whose rows are not the stored articles or whose records are damaged.
+    An ignored file changes no answer: the reader reads or searches instead, only slower."""
     version = current_version(path)
-    found = image.newest(version)
-    if found is None:
-        return []
-    name = found[1].name
+    problems, notes = _strays(version)
     plain = Snapshot.of_version(path, version, use_image=False)
     try:
-        if image.read_image(found[1], plain.lexicon_size) is None:
-            return [f"{name} is damaged; opening reads every row instead (slower)"]
-        mapped = Snapshot.of_version(path, version)
-        try:
-            differences = _differences(mapped, plain)
-        finally:
-            mapped.close()
+        bound = (plain.binding, plain.generation, len(plain.columns.ids))
+
+        def ignored(name: str, kind: str, exc: Ignored) -> None:
+            if exc.older:
+                notes.append(
+                    f"ignored {name}: {exc}; {_INSTEAD[kind]} (slower) until recommend "
+                    "precompute writes it again"
+                )
+            else:
+                problems.append(
+                    f"ignored {name}: {exc}; {_INSTEAD[kind]} (slower); delete it "
+                    "(recommend precompute writes the version's own)"
+                )
+
+        used_image = None
+        for _, found in image.candidates(version):
+            if used_image is not None:
+                notes.append(_older(found.name, used_image.name))
+                continue
+            try:
+                image.load_image(found, plain.lexicon_size, *bound)
+            except Ignored as exc:
+                ignored(found.name, "image", exc)
+            else:
+                used_image = found
+        if used_image is not None:
+            mapped = Snapshot.of_version(path, version)
+            try:
+                differences = _differences(mapped, plain)
+                if not mapped.from_image:
+                    ignored(
+                        used_image.name, "image", Ignored("does not agree with the stored rows")
+                    )
+            finally:
+                mapped.close()
+            problems += [
+                f"{used_image.name} does not match the stored articles ({d})" for d in differences
+            ]
+        used_lists = None
+        for found in precomputed.candidates(version):
+            if used_lists is not None:
+                notes.append(_older(found.name, used_lists.name))
+                continue
+            try:
+                lists = precomputed.load(found, *bound)
+            except Ignored as exc:
+                ignored(found.name, "lists", exc)
+            else:
+                used_lists = found
+                problems += _lists_problems(found.name, lists, plain.columns.ids)
     finally:
         plain.close()
-    return [f"{name} does not match the stored articles ({d})" for d in differences]
+    return problems, notes
 
 
-def precomputed_problems(path: Path) -> list[str]:
-    """Damage in the precomputed lists of the index's current version (``recommend check``);
-    a damaged list is never used, so answers stay right, only slower."""
-    found = precomputed.newest(current_version(path))
-    if found is None:
-        return []
-    loaded = precomputed.read(found)
-    if loaded is None:
-        return [f"{found.name} is damaged; queries search instead of using it (slower)"]
-    damaged = loaded.problems()
+def _older(name: str, used: str) -> str:
+    return f"ignored {name}: older than {used}, which is used (the next one written deletes it)"
+
+
+def _lists_problems(name: str, lists: Precomputed, ids: list[str]) -> list[str]:
+    """Lists bound to the version whose rows are not its stored articles (a database put
+    back from a copy and written to since), or whose records are damaged."""
+    if ids_digest(ids[: lists.rows]) != lists.ids:
+        return [
+            f"{name} was computed for other articles than the stored ones (their ids differ "
+            "row by row) and queries use it; delete it, then run recommend precompute"
+        ]
+    damaged = lists.problems()
     if not damaged:
         return []
     return [
-        f"{found.name}: the lists of {', '.join(damaged)} are damaged; those queries search "
+        f"{name}: the lists of {', '.join(damaged)} are damaged; those queries search "
         "instead (slower)"
     ]
+
+
+def _strays(version: Path) -> tuple[list[str], list[str]]:
+    """Entries of a version named as its derived files that a reader never looks at: a
+    symbolic link or anything else but a plain file is a problem, a folder (someone's own,
+    left alone by every write) a note."""
+    problems, notes = [], []
+    try:
+        entries = sorted(os.scandir(version), key=lambda entry: entry.name)
+    except OSError:
+        return [], []
+    for entry in entries:
+        if not (image.NAME.fullmatch(entry.name) or precomputed.NAME.fullmatch(entry.name)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            notes.append(f"ignored {entry.name}: a folder, not a file the engine wrote")
+        elif not entry.is_file(follow_symlinks=False):
+            kind = "a symbolic link" if entry.is_symlink() else "not a plain file"
+            problems.append(
+                f"ignored {entry.name}: {kind}, never read (only files the engine wrote "
+                "are); delete it"
+            )
+    return problems, notes
 
 
 def _differences(mapped: Snapshot, plain: Snapshot) -> list[str]:

@@ -7,13 +7,14 @@ A version's image (``image-GGGGGGGGGGGG.bin``, G the generation it holds) keeps 
 reader maps it (pages are read when a query touches them) and then reads from SQLite only the
 rows changed since G, as a refresh does. The image is a cache, never the truth: written after a
 build, a compaction or a replica copy; one that is missing, damaged (a CRC32 of its content
-is checked), from another generation or inconsistent is ignored and the index loads from
-SQLite as before.
+and one of its header are checked), not bound to the version's build (``mapped.refusal``: an
+image of another build of the same articles holds them in another order than the vectors),
+of a later generation or inconsistent is ignored and the index loads from SQLite as before.
 
-Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the
-generation, sizes, categories, languages and the CRC32 of the arrays after it. Languages are
-normalised codes (``language.normalise``); an image written before they were is normalised when
-read.
+Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the build,
+stamp, generation, sizes, categories, languages, the CRC32 of the arrays after it and, as
+``checksum``, the CRC32 of the header itself. Languages are normalised codes
+(``language.normalise``); an image written before they were is normalised when read.
 """
 
 from __future__ import annotations
@@ -33,15 +34,20 @@ import numpy as np
 from ..lexical import LexicalPart, SparseRows
 from .columns import Columns, RowMap, normalised_languages
 from .mapped import (
-    decode_header,
+    Binding,
+    Ignored,
+    bound_header,
     encode_header,
+    header_checksum,
     layout_of,
-    map_file,
+    map_derived,
+    named_generation,
     padded,
     remove_older,
     view_arrays,
     write_mapped,
 )
+from .table import new_stamp, record_stamp
 
 MAGIC = b"RECIMG01"
 NAME = re.compile(r"image-(\d{12})\.bin")
@@ -63,6 +69,14 @@ def image_name(generation: int) -> str:
 
 def newest(version: Path) -> tuple[int, Path] | None:
     """The image with the highest generation in a version folder, if any."""
+    found = candidates(version)
+    return found[0] if found else None
+
+
+def candidates(version: Path) -> list[tuple[int, Path]]:
+    """The images of a version folder (plain files under an image's name, never a symbolic
+    link), with their generation, the highest first: a reader uses the first bound to the
+    version (one copied in from elsewhere may be named as a later generation)."""
     found = []
     try:
         for entry in os.scandir(version):
@@ -70,15 +84,23 @@ def newest(version: Path) -> tuple[int, Path] | None:
             if match and entry.is_file(follow_symlinks=False):
                 found.append((int(match.group(1)), Path(entry.path)))
     except OSError:
-        return None
-    return max(found) if found else None
+        return []
+    return sorted(found, reverse=True)
 
 
 def write_image(
-    version: Path, generation: int, columns: Columns, lexical: LexicalPart, lexicon_size: int
+    version: Path,
+    generation: int,
+    columns: Columns,
+    lexical: LexicalPart,
+    lexicon_size: int,
+    build: str,
 ) -> Path:
-    """Write (and flush) the image of a snapshot at ``generation`` into ``version``, beside
-    older ones, which it then deletes. ``lexical``: all its TF-IDF rows as one part."""
+    """Write (and flush) the image of a snapshot at ``generation`` into ``version``, bound
+    to its build (``table.BUILD``), name it in the version's database (``table.record_stamp``;
+    under the writer lock), then delete the older ones. ``lexical``: all its TF-IDF rows as
+    one part."""
+    stamp = new_stamp()
     ids = [article_id.encode("utf-8") for article_id in columns.ids]
     arrays: dict[str, np.ndarray] = {
         name: np.ascontiguousarray(getattr(columns, name), dtype=dtype)
@@ -100,7 +122,9 @@ def write_image(
     crc = 0
     for piece in padded(arrays.values()):
         crc = zlib.crc32(piece, crc)
-    header = {
+    header: dict[str, Any] = {
+        "build": build,
+        "stamp": stamp,
         "generation": generation,
         "rows": len(columns.ids),
         "lexicon_size": lexicon_size,
@@ -111,28 +135,42 @@ def write_image(
         "crc32": crc,
         "arrays": layout_of(arrays)[0],
     }
+    header["checksum"] = header_checksum(header)
     path = version / image_name(generation)
     write_mapped(path, itertools.chain([encode_header(MAGIC, header)], padded(arrays.values())))
+    # Named before the older one goes: a reader opening meanwhile maps one or the other.
+    record_stamp(version, "image", stamp)
     remove_older(version, NAME, generation)
     return path
 
 
-def read_image(path: Path, lexicon_size: int) -> tuple[int, Columns, LexicalPart] | None:
-    """The generation, columns and TF-IDF part an image holds, mapped, not read; None when it
-    cannot be used (unreadable, damaged, or not of this lexicon)."""
+def load_image(
+    path: Path, lexicon_size: int, binding: Binding, generation: int, rows: int
+) -> tuple[int, Columns, LexicalPart]:
+    """The generation, columns and TF-IDF part an image holds, mapped, not read, when it
+    holds for a version bound as ``binding`` says at ``generation`` with ``rows`` rows and
+    this lexicon; Ignored, saying why, when it cannot be used (unreadable, damaged, bound to
+    another build or state: ``mapped.refusal``)."""
+    mapped = map_derived(path)
+    named = named_generation(path, NAME)
+    header, base = bound_header(mapped, MAGIC, named, binding, "image", generation, rows)
     try:
-        return _parsed(map_file(path), lexicon_size)
-    except (OSError, ValueError, KeyError, TypeError, OverflowError):
-        return None
+        if header["lexicon_size"] != lexicon_size:
+            raise Ignored(
+                f"made with another lexicon ({header['lexicon_size']} terms; this version "
+                f"has {lexicon_size})"
+            )
+        found = _parsed(mapped, header, base, lexicon_size)
+    except (ValueError, KeyError, TypeError, OverflowError):
+        found = None
+    if found is None:
+        raise Ignored("damaged (its arrays do not match their checksum or each other)")
+    return found
 
 
-def _parsed(mapped: mmap.mmap, lexicon_size: int) -> tuple[int, Columns, LexicalPart] | None:
-    decoded = decode_header(mapped, MAGIC)
-    if decoded is None:
-        return None
-    header, base = decoded
-    if header["lexicon_size"] != lexicon_size:
-        return None
+def _parsed(
+    mapped: mmap.mmap, header: dict[str, Any], base: int, lexicon_size: int
+) -> tuple[int, Columns, LexicalPart] | None:
     # Checked on a thread of its own (zlib lets go of the GIL) while the ids are decoded.
     crc: list[int] = []
     checking = threading.Thread(

@@ -1,5 +1,5 @@
 """Files of aligned arrays that open without being read: a version's image (image.py) and its
-precomputed lists (lists.py).
+precomputed lists (precomputed.py), the files derived from its rows.
 
 Layout: a magic string naming the kind of file, the header length (8 bytes, little-endian), a
 JSON header (which holds, under ``arrays``, each array's dtype, shape and offset from where
@@ -10,15 +10,31 @@ and views each array in place (``numpy.frombuffer``): pages are read when they a
 A file is written beside its final name, flushed and then renamed over it (``write_mapped``),
 so a reader sees a whole file or the one before; older generations are then deleted
 (``remove_older``): readers that mapped one keep their mapping.
+
+A derived file is bound to what it was computed from (``refusal``): its header records the
+build of the version (a random id the version's database records, ``table.BUILD``, new with
+every build and compaction, copied with the version by a replica), the generation, the number
+of rows and a stamp, random, that the version's database records too when the writer has
+written the file (``table.record_stamp``): the database names the one image and the one lists'
+file it vouches for. A file whose build is not the version's (copied from another build, even
+of the same articles: its rows are in another order), of a later generation, with more rows
+than the version holds now, or that the database does not name (an older one of the version,
+or one of another copy of the same build updated apart since) is ignored: answers are
+searched or rows read from SQLite, never taken from it. The one named may be of an earlier
+generation: it holds for the rows it covers, and what changed since is read or checked as the
+reader does anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +43,133 @@ import numpy as np
 from .files import create_new
 
 ALIGN = 64
+
+
+class Ignored(Exception):
+    """A derived file that is not used, and why (the message, as ``recommend check`` says it);
+    ``older``: written by an earlier version of recommender, which bound it to nothing."""
+
+    def __init__(self, reason: str, *, older: bool = False) -> None:
+        super().__init__(reason)
+        self.older = older
+
+
+def header_checksum(header: dict[str, Any]) -> int:
+    """The CRC32 of a header (without its ``checksum``): a header whose binding, sizes or
+    settings were edited would have the file used for what it does not hold."""
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a version's database says its derived files are bound to: its build id (None: a
+    version written before builds had one) and the stamp of the image and of the lists it
+    names (None: none)."""
+
+    build: str | None = None
+    image: str | None = None
+    lists: str | None = None
+
+
+def refusal(
+    header: dict[str, Any], binding: Binding, kind: str, generation: int, rows: int
+) -> str | None:
+    """Why a derived file of ``kind`` ("image" or "lists") whose header is ``header`` does not
+    hold for a version bound as ``binding`` says, at ``generation`` with ``rows`` rows; None
+    when it holds."""
+    bound = header.get("build")
+    build = binding.build
+    if not isinstance(bound, str) or not bound:
+        return OLDER
+    if build is None:
+        return (
+            f"computed for build {bound}, and this version records none (it was written by "
+            "an earlier version of recommender)"
+        )
+    if bound != build:
+        return f"computed for another build ({bound}; this version is {build})"
+    found, count = int(header["generation"]), int(header["rows"])
+    if found > generation:
+        return f"computed at generation {found}, after this version's {generation}"
+    if count > rows:
+        return f"computed for {count} rows, and this version has {rows}"
+    named = binding.image if kind == "image" else binding.lists
+    if header.get("stamp") != named:
+        if named is None:
+            return f"this version's database names no {_KINDS[kind]}"
+        return (
+            f"not the {_KINDS[kind]} this version's database names (one it replaced, or one "
+            "of another copy of this build, updated apart)"
+        )
+    return None
+
+
+_KINDS = {"image": "image", "lists": "precomputed lists' file"}
+
+
+#: Why a derived file from before the binding is ignored.
+OLDER = "written by an earlier version of recommender, without the build it was computed for"
+
+
+def map_derived(path: Path) -> mmap.mmap:
+    """A derived file, mapped (``map_file``); Ignored when it cannot be."""
+    try:
+        return map_file(path)
+    except ValueError:  # mmap refuses an empty file
+        raise Ignored("damaged (empty)") from None
+    except OSError as exc:
+        raise Ignored(f"unreadable ({exc.strerror or exc})") from None
+
+
+def bound_header(
+    mapped: mmap.mmap,
+    magic: bytes,
+    named: int | None,
+    binding: Binding,
+    kind: str,
+    generation: int,
+    rows: int,
+) -> tuple[dict[str, Any], int]:
+    """The header of a derived file (``decode_header``) and where its arrays begin, once its
+    checksum, its binding (``refusal``) and the generation its name gives (``named``, when
+    it has one) are checked; Ignored, saying why, when not."""
+    try:
+        decoded = decode_header(mapped, magic)
+    except ValueError:  # bad JSON and undecodable bytes too
+        raise Ignored("damaged (its header cannot be read)") from None
+    if decoded is None:
+        raise Ignored("damaged (it is not a file of this kind)")
+    header, base = decoded
+    checksum = header.pop("checksum", None)
+    if checksum is None and "build" not in header:
+        raise Ignored(OLDER, older=True)  # the image had no header checksum then
+    if checksum != header_checksum(header):
+        raise Ignored("damaged (its header does not match its checksum)")
+    try:
+        reason = refusal(header, binding, kind, generation, rows)
+    except (KeyError, TypeError, ValueError):
+        raise Ignored("damaged (its header lacks its generation or rows)") from None
+    if reason is not None:
+        raise Ignored(reason, older=reason == OLDER)
+    if named is not None and named != header["generation"]:
+        # Older files are deleted by their name's generation (``remove_older``).
+        raise Ignored(
+            f"renamed (its name says generation {named}, its header {header['generation']})"
+        )
+    return header, base
+
+
+def named_generation(path: Path, name: re.Pattern[str]) -> int | None:
+    """The generation in a derived file's name (group 1 of ``name``), if it has one."""
+    match = name.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """A digest of these ids in this order (``sha256:`` and hex): which articles a derived
+    file's rows are, for ``recommend check`` to compare with the stored ones."""
+    encoded = json.dumps(list(ids), ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def encode_header(magic: bytes, header: dict[str, Any]) -> bytes:

@@ -3,25 +3,29 @@ pipeline lists for it, so that ``similar(id)`` with the index's own ranking and 
 lookup (``read.held`` says when a list still holds; ``write.precompute`` computes them).
 
 A version's lists are ``precomputed-GGGGGGGGGGGG.bin``, G the generation they were computed at
-(indexes written before this name hold ``answers-GGGGGGGGGGGG.bin``, the same format, still
-read). Each row's record has its own CRC32 (seeded with the row number), checked when the row is
-looked up, so nothing is read ahead; a missing, damaged or stale list changes no answer, only
-its speed.
+(indexes written before this name hold ``answers-GGGGGGGGGGGG.bin``: the same format, known
+by that name too, and replaced by the next lists written). Each row's record has its own CRC32
+(seeded with the row number), checked when the row is looked up, so nothing is read ahead; a
+missing, damaged or stale list changes no answer, only its speed. The lists name rows by
+number, so they are bound to the build, generation and database they were computed for
+(``mapped.refusal``): lists of another build, even of the same articles, or that the
+version's database does not name, are never used; nor are those written before lists were
+bound.
 
-Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (generation, rows,
-``k``, candidates, walk, ranking, each array's dtype, shape and offset, and the CRC32 of all
-that as ``checksum``), then the arrays at offsets that are multiples of 64 (``mapped``):
-``offsets`` (rows + 1, into ``records``), ``crcs`` (rows) and ``records``. A row's record,
-little-endian: dense_floor (f4), lexical_floor (f4), n (i4); then n shown rows (i4), n copy
-counts (i4), n scores, similarities, recency and category factors (f8 each), n embedding and
-TF-IDF cosines (f4 each); then every group's other copies (i4).
+Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (build, stamp,
+generation, rows, a digest of the rows' ids in order, ``k``, candidates, walk, ranking, each
+array's dtype, shape and offset, and the CRC32 of all that as ``checksum``), then the arrays at
+offsets that are multiples of 64 (``mapped``): ``offsets`` (rows + 1, into ``records``),
+``crcs`` (rows) and ``records``. A row's record, little-endian: dense_floor (f4),
+lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
+similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
+each); then every group's other copies (i4).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import mmap
 import os
 import re
@@ -35,15 +39,20 @@ import numpy as np
 from ..errors import SettingsError
 from ..settings import Ranking
 from .mapped import (
-    decode_header,
+    Binding,
+    Ignored,
+    bound_header,
     encode_header,
+    header_checksum,
     layout,
-    map_file,
+    map_derived,
+    named_generation,
     padded,
     remove_older,
     view_arrays,
     write_mapped,
 )
+from .table import new_stamp, record_stamp
 
 MAGIC = b"RECANS01"
 #: The lists' file name; ``answers-`` in indexes written before the lists had one name.
@@ -63,27 +72,29 @@ def remove_unfinished(version: Path) -> None:
                 Path(entry.path).unlink(missing_ok=True)
 
 
-def header_checksum(header: dict[str, Any]) -> int:
-    """The CRC32 of a header (without its ``checksum``): a header whose generation, ``k`` or
-    ranking changed would have its lists used for queries they do not answer."""
-    return zlib.crc32(json.dumps(header, sort_keys=True).encode("utf-8"))
-
-
 def file_name(generation: int) -> str:
     return f"precomputed-{generation:012d}.bin"
 
 
 def newest(version: Path) -> Path | None:
     """The lists with the highest generation in a version folder, if any."""
+    found = candidates(version)
+    return found[0] if found else None
+
+
+def candidates(version: Path) -> list[Path]:
+    """The lists' files of a version folder (plain files under a lists' name, never a
+    symbolic link), the highest generation first and, of one generation, the name written
+    now before the old one: a reader uses the first bound to the version (one copied in from
+    elsewhere may be named as a later generation)."""
     found = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(version):
             match = NAME.fullmatch(entry.name)
             if match and entry.is_file(follow_symlinks=False):
-                # Of one generation, the name written now wins over the old one.
                 new = entry.name.startswith("precomputed-")
                 found.append((int(match.group(1)), new, Path(entry.path)))
-    return max(found)[2] if found else None
+    return [path for *_, path in sorted(found, reverse=True)]
 
 
 @dataclass(frozen=True)
@@ -174,9 +185,14 @@ def write(
     walk: int | str | None,
     ranking: Ranking,
     records: list[bytes],
+    build: str,
+    ids: str,
 ) -> Path:
-    """Write a version's lists (one record a row, ``b""`` for none), flushed, then delete the
-    older ones of the version (readers that mapped them keep their mapping)."""
+    """Write a version's lists (one record a row, ``b""`` for none), flushed, bound to its
+    build (``table.BUILD``), name them in the version's database (``table.record_stamp``;
+    under the writer lock), then delete the older ones of the version (readers that mapped
+    them keep their mapping). ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
+    stamp = new_stamp()
     total = len(records)
     offsets = np.zeros(total + 1, dtype="<i8")
     np.cumsum([len(r) for r in records], out=offsets[1:])
@@ -189,8 +205,11 @@ def write(
         }
     )
     header = {
+        "build": build,
+        "stamp": stamp,
         "generation": generation,
         "rows": total,
+        "ids": ids,
         "k": k,
         "candidates": candidates,
         # How a graph search was walked for them (retrieve.graph_walk), None for none.
@@ -204,6 +223,8 @@ def write(
     chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
     head = encode_header(MAGIC, header)
     write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
+    # Named before the older ones go: a reader opening meanwhile maps one or the other.
+    record_stamp(version, "lists", stamp)
     remove_older(path.parent, NAME, generation, path.name)  # answers-G.bin of an old index too
     return path
 
@@ -212,8 +233,10 @@ class Precomputed:
     """A version's lists, mapped (``read``); rows are read when looked up."""
 
     def __init__(self, mapped: mmap.mmap, header: dict[str, Any], base: int) -> None:
+        self.build = str(header["build"])
         self.generation = int(header["generation"])
         self.rows = int(header["rows"])
+        self.ids = str(header["ids"])  # ``mapped.ids_digest`` of its rows' ids
         self.k = int(header["k"])
         self.candidates = int(header["candidates"])
         walk = header["walk"]
@@ -264,16 +287,14 @@ class Precomputed:
         )
 
 
-def read(path: Path) -> Precomputed | None:
-    """The lists in ``path``, mapped, not read; None when they cannot be used."""
+def load(path: Path, binding: Binding, generation: int, rows: int) -> Precomputed:
+    """The lists in ``path``, mapped, not read, when they hold for a version bound as
+    ``binding`` says at ``generation`` with ``rows`` rows (``mapped.refusal``); Ignored,
+    saying why, when they cannot be used."""
+    mapped = map_derived(path)
+    named = named_generation(path, NAME)
+    header, base = bound_header(mapped, MAGIC, named, binding, "lists", generation, rows)
     try:
-        mapped = map_file(path)
-        decoded = decode_header(mapped, MAGIC)
-        if decoded is None:
-            return None
-        header, base = decoded
-        if header.pop("checksum", None) != header_checksum(header):
-            return None  # its generation, k or ranking could be anything
         return Precomputed(mapped, header, base)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, SettingsError):
+        raise Ignored("damaged (its arrays do not fit its header)") from None

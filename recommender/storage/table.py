@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field, fields
@@ -29,6 +30,7 @@ from ..lexical import Lexicon, TermVector
 from ..text import title_key, url_key
 from .files import file_signature
 from .layout import ARTICLES, REPLICA_OF
+from .mapped import Binding
 from .vectors import Segment
 
 
@@ -307,6 +309,62 @@ def generation_of(connection: sqlite3.Connection | sqlite3.Cursor) -> int:
     return int(found[0][0]) if found else 0
 
 
+#: The state key of a version's build id: random, made with the version (a build, a
+#: compaction), copied with it (a replica's database is a copy), never changed after. Its
+#: derived files (image, precomputed lists) record it and are used only by a version of the
+#: same build (``mapped.refusal``). A version written before it existed gets one from the
+#: first writer that writes a derived file for it (``ensure_build``).
+BUILD = "build"
+#: State keys of the stamps of the derived files a version's database names, by kind: the one
+#: image and the one lists' file a reader may use (``record_stamp``).
+STAMPS = {"image": "image_stamp", "lists": "lists_stamp"}
+
+
+def build_of(connection: sqlite3.Connection | sqlite3.Cursor) -> str | None:
+    """The build id a version's database records (``BUILD``); None for a version written
+    before builds had one."""
+    found = connection.execute("SELECT value FROM state WHERE key = ?", (BUILD,)).fetchall()
+    return str(found[0][0]) if found else None
+
+
+def binding_of(connection: sqlite3.Connection | sqlite3.Cursor) -> Binding:
+    """What the version's database says its derived files are bound to (``mapped.Binding``)."""
+    keys = (BUILD, STAMPS["image"], STAMPS["lists"])
+    found = dict(
+        connection.execute("SELECT key, value FROM state WHERE key IN (?, ?, ?)", keys).fetchall()
+    )
+    return Binding(*(None if found.get(key) is None else str(found[key]) for key in keys))
+
+
+def ensure_build(connection: sqlite3.Connection) -> str:
+    """The version's build id, recorded first (a new random one) if it has none; call in a
+    write transaction, or as one statement (under the writer lock)."""
+    connection.execute("INSERT OR IGNORE INTO state VALUES (?, ?)", (BUILD, uuid.uuid4().hex))
+    found = build_of(connection)
+    assert found is not None
+    return found
+
+
+def new_stamp() -> str:
+    """A derived file's stamp: random, recorded in its header and, once it is written, in
+    its version's database (``record_stamp``)."""
+    return uuid.uuid4().hex
+
+
+def record_stamp(version: Path, kind: str, stamp: str) -> None:
+    """Name a derived file of ``kind`` just written, by its stamp, in its version's database:
+    readers use no other of that kind (under the writer lock). Through a plain connection: a
+    replica's database keeps its rollback journal, an index's its WAL."""
+    connection = sqlite3.connect(version / ARTICLES, isolation_level=None)
+    try:
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (STAMPS[kind], stamp))
+        checkpoint(connection)  # the file alone is the whole version, as after every write
+    finally:
+        connection.close()
+
+
 def replica_source(version: Path) -> str | None:
     """The index a version was copied from by ``recommend replicate`` (the ``replica_of``
     state it records), None for a version written by a writer or one that cannot be read."""
@@ -416,6 +474,14 @@ class ArticleTable:
         try:
             with self._lock:
                 return generation_of(self._connection)
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+
+    def binding(self) -> Binding:
+        """What the version's database says its derived files are bound to (``binding_of``)."""
+        try:
+            with self._lock:
+                return binding_of(self._connection)
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
 

@@ -22,20 +22,35 @@ from ..read.pipeline import SLACK, candidates, first_groups
 from ..read.retrieve import candidate_count
 from ..read.snapshot import Snapshot
 from ..settings import Ranking
+from ..storage.mapped import ids_digest
 from ..storage.precomputed import Precomputed, record, write
 
 
 def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None) -> Path | None:
     """Compute and write each live row's list into the snapshot's version, unless its
-    settings ask for none; ``progress`` is called with (done, total)."""
+    settings ask for none, and name the file in the version's database (under the writer
+    lock); ``progress`` is called with (done, total)."""
     k = snapshot.settings.precomputed_k
     ranking = snapshot.settings.ranking
     if not k or ranking.recency_from != "query":
         return None  # recency from the time of the query: no list holds for long
+    if snapshot.build is None:
+        raise ValueError(f"{snapshot.version} records no build id: its lists would bind to none")
     records = _computed(snapshot, k, progress)
     count = candidate_count(snapshot, k, ranking.candidates)
     walk = snapshot.graph_walk(count + 1)
-    return write(snapshot.version, snapshot.generation, k, count, walk, ranking, records)
+    ids = ids_digest(snapshot.columns.ids)
+    return write(
+        snapshot.version,
+        snapshot.generation,
+        k,
+        count,
+        walk,
+        ranking,
+        records,
+        build=snapshot.build,
+        ids=ids,
+    )
 
 
 def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:

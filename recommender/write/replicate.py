@@ -53,7 +53,14 @@ from ..storage.layout import (
     current_version,
 )
 from ..storage.manifest import MANIFEST, read_manifest
-from ..storage.table import generation_of, list_segments, open_for_reading
+from ..storage.mapped import Binding, Ignored
+from ..storage.table import (
+    binding_of,
+    ensure_build,
+    generation_of,
+    list_segments,
+    open_for_reading,
+)
 from ..storage.vectors import Segment
 from .transaction import write_image_of, write_staged, writing
 
@@ -186,6 +193,10 @@ def _copy_from(
                     (SOURCE_GENERATION, str(generation_of(copy))),
                 ],
             )
+            # The source's build id, copied: its image and lists hold for the copy too. A
+            # source written before builds had one: the copy gets its own.
+            ensure_build(copy)
+            binding = binding_of(copy)  # the source's, lists' stamp included
             counts["generation"] = generation_of(copy)
             counts["articles"] = _articles(copy)
             segments = list_segments(copy)
@@ -210,7 +221,8 @@ def _copy_from(
             read_manifest(building)
         except RecommenderError:
             raise _SourceChanged from None  # replaced as it was read: read it again
-        counts["bytes"] += _copy_lists(version, building, counts["generation"])
+        rows = sum(segment.count for segment in segments)
+        counts["bytes"] += _copy_lists(version, building, binding, counts["generation"], rows)
         write_image_of(replica, building, lists=False)
         fsync_dir(building)
 
@@ -289,26 +301,29 @@ def _read_source(source: Path, path: Path) -> bytes:
         ) from None
 
 
-def _copy_lists(version: Path, building: Path, generation: int) -> int:
-    """Copy the source version's precomputed lists (``answers``), if it has usable ones, so
-    that the replica's queries look them up too; their size (0 when none was copied). They
-    hold for the copied state: made at a generation it includes, with its later changes
-    checked per query as at the source."""
-    found = precomputed.newest(version)
-    if found is None:
-        return 0
-    try:
-        handle = open(found, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        logger.debug("precomputed lists %s not copied: %s", found, exc)
-        return 0  # gone with its version: the replica answers every query by searching
-    target = building / found.name
-    size, _ = _copy_to_new(handle, target)
-    loaded = precomputed.read(target)
-    if loaded is None or loaded.generation > generation:
-        target.unlink()
-        return 0
-    return size
+def _copy_lists(version: Path, building: Path, binding: Binding, generation: int, rows: int) -> int:
+    """Copy the source version's precomputed lists, if it has usable ones, so that the
+    replica's queries look them up too; their size (0 when none was copied). They hold for
+    the copied state when bound to it (``mapped.refusal``: its build, made at a generation it
+    includes, with its later changes checked per query as at the source, and named in the
+    copied database)."""
+    for found in precomputed.candidates(version):
+        try:
+            precomputed.load(found, binding, generation, rows)  # its header only: no copy
+            handle = open(found, "rb")  # noqa: SIM115 - closed below
+        except (Ignored, OSError) as exc:  # OSError: gone with its version
+            logger.debug("precomputed lists %s not copied: %s", found, exc)
+            continue
+        target = building / found.name
+        size, _ = _copy_to_new(handle, target)
+        try:
+            precomputed.load(target, binding, generation, rows)  # replaced meanwhile?
+        except Ignored as exc:
+            logger.debug("precomputed lists %s not copied: %s", found, exc)
+            target.unlink()
+            return 0  # the replica answers every query by searching
+        return size
+    return 0
 
 
 def _copy_segment(source: Path, version: Path, segment: Segment, building: Path) -> int:

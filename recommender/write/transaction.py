@@ -58,6 +58,7 @@ from ..storage.table import (
     SELECT_ROWS,
     ArticleRow,
     connect,
+    ensure_build,
     insert_lexicon,
     replica_source,
     row_checksum,
@@ -297,6 +298,7 @@ def new_version(
             fill(connection)
             write_checksums(connection)
             record(connection, segments, generation=1)
+            ensure_build(connection)  # a new id: what its image and lists are bound to
             connection.execute("COMMIT")
             write_manifest(building, manifest)
             # While this connection is open: the last to close removes the -wal and -shm

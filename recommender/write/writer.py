@@ -64,6 +64,7 @@ from ..storage.table import (
     add_language_column,
     checkpoint,
     connect,
+    ensure_build,
     generation_of,
     row_checksum,
     terms_row,
@@ -216,6 +217,17 @@ def replace_manifest(version: Path, manifest: Manifest) -> None:
         staged.unlink(missing_ok=True)
     fsync_dir(version)
     bump_generation(version)
+
+
+def record_build(version: Path) -> None:
+    """Give a version written before builds had an id one (``table.ensure_build``), for its
+    derived files to be bound to; nothing for a version that has one."""
+    connection = connect(version / ARTICLES, write=True)
+    try:
+        ensure_build(connection)
+        checkpoint(connection)
+    finally:
+        connection.close()
 
 
 def bump_generation(version: Path) -> None:
@@ -600,9 +612,14 @@ class IndexWriter:
 
     def _relist(self, version: Path, progress: ProgressFn | None = None) -> Path | None:
         """Compute the precomputed lists of ``version`` again, at its current generation, then
-        count one more generation so that readers refresh and take them up."""
+        count one more generation so that readers refresh and take them up. A version with no
+        usable image (one written before images were bound to their build, or one copied in
+        from another) gets its own first."""
+        record_build(version)  # a version written before builds had an id gets one
         snapshot = Snapshot.of_version(self.path, version)
         try:
+            if not snapshot.from_image:
+                snapshot.save_image()
             written = precompute.save(snapshot, progress)
         finally:
             snapshot.close()
