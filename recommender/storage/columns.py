@@ -251,18 +251,3 @@ def _stored_languages(rows: Sequence[tuple[Any, ...]]) -> dict[str, str | None]:
     """Each language value stored in ``rows`` and its normalised code: versions written before
     codes were normalised hold ``eng`` or ``en-GB`` beside ``en``."""
     return {stored: normalise(stored) for stored in {row[7] for row in rows} if stored is not None}
-
-
-def normalised_languages(
-    codes: np.ndarray, languages: tuple[str, ...]
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """``codes`` into ``languages`` made codes into their normalised names (``eng`` and ``en``
-    one language, ``en``); the same arrays when they are normalised already."""
-    names = [normalise(name) for name in languages]
-    if names == list(languages):
-        return codes, languages
-    merged = sorted({name for name in names if name is not None})
-    index_of = {name: code for code, name in enumerate(merged)}
-    # One more entry at the end, read by the code -1 (unknown stays unknown).
-    remap = np.array([-1 if name is None else index_of[name] for name in names] + [-1], np.int32)
-    return remap[codes], tuple(merged)

@@ -14,7 +14,7 @@ of a later generation or inconsistent is ignored and the index loads from SQLite
 Layout: a mapped file (mapped.py) starting with ``MAGIC``, whose JSON header holds the build,
 stamp, generation, sizes, categories, languages, the CRC32 of the arrays after it and, as
 ``checksum``, the CRC32 of the header itself. Languages are normalised codes
-(``language.normalise``); an image written before they were is normalised when read.
+(``language.normalise``): an image is written since they are.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import os
 import re
 import threading
 import zlib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..lexical import LexicalPart, SparseRows
-from .columns import Columns, RowMap, normalised_languages
+from .columns import Columns, RowMap
 from .mapped import (
     Binding,
     Ignored,
@@ -130,7 +129,6 @@ def write_image(
         "lexicon_size": lexicon_size,
         "categories": list(columns.categories),
         "languages": list(columns.languages),
-        "languages_normalised": True,  # written since language codes are (language.normalise)
         "newline_free": newline_free,
         "crc32": crc,
         "arrays": layout_of(arrays)[0],
@@ -215,9 +213,6 @@ def _arrays(
     )
     if not _codes_fit(columns):
         return None
-    if not header.get("languages_normalised"):  # an image written before: eng beside en
-        codes, languages = normalised_languages(columns.language_codes, columns.languages)
-        columns = replace(columns, language_codes=codes, languages=languages)
     return int(header["generation"]), columns, LexicalPart(0, by_row, by_term)
 
 
