@@ -54,3 +54,19 @@ def test_effective_language_is_unknown_when_detection_is_unsure() -> None:
     assert language.detect(unsure, min_confidence=language.CONFIDENCE) is None
     assert language.effective(None, unsure) is None
     assert language.effective("TR-tr", unsure) == "tr"  # a given lang is never second-guessed
+
+
+def test_detection_reads_no_more_than_detect_chars_of_a_long_title(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read: list[int] = []
+    real = language.detect
+
+    def detect(text: str, **options: float) -> str | None:
+        read.append(len(text))
+        return real(text, **options)
+
+    monkeypatch.setattr(language, "detect", detect)
+    title = "Strong earthquake jolts northern Valdoria " * 250_000  # 10 MB
+    assert language.of(None, title, "and its body " * 1000) == "en"
+    assert read == [2 * language.DETECT_CHARS + 1]
