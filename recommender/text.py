@@ -21,11 +21,11 @@ _NOT_WORD = re.compile(r"[\W_]+")
 _URL_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 #: The most characters of a text the engine reads beyond what it stores: a query's text up to
-#: this (``query_chars``). Four times the longest body of the benchmark sets (25,396
-#: characters, bbc-news; the median is 1,922), some 15,000 words: a news article is read whole,
-#: in HTML too unless its markup is three times its text. A longer text costs no more than
-#: this: cleaning, language detection and TF-IDF are linear in what they read (a 10 MB draft
-#: took 2 to 9 s of CPU).
+#: this (``query_chars``), and for TF-IDF an article's title and its body up to this each. Four
+#: times the longest body of the benchmark sets (25,396 characters, bbc-news; the median is
+#: 1,922), some 15,000 words: a news article is read whole, in HTML too unless its markup is
+#: three times its text. A longer text costs no more than this: cleaning, language detection and
+#: TF-IDF are linear in what they read (a 10 MB draft took 2 to 9 s of CPU).
 READ_CHARS = 100_000
 
 #: A query's text is read up to this many times the embedded body (when more than

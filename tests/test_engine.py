@@ -22,7 +22,7 @@ from recommender import (
     SettingsError,
     UnknownArticleError,
 )
-from recommender.text import query_chars, title_key
+from recommender.text import READ_CHARS, query_chars, title_key
 
 
 def build(tmp_path: Path, articles, **kwargs) -> Recommender:
@@ -288,6 +288,20 @@ def test_a_draft_of_query_chars_is_read_whole_and_answered_as_before(
     assert cleaned == [text]
     monkeypatch.setattr(pipeline, "query_chars", lambda max_body_chars: 10 * bound)
     assert cut == sample_rec.similar_to_text(text, k=10, now=NOW)
+
+
+def test_an_article_with_a_long_body_is_stored_whole_and_read_up_to_read_chars(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = (STORM * (3 * READ_CHARS // len(STORM))).strip()
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        longest = _longest_reads(monkeypatch)
+        rec.add([article("long", "Harbour storm", body=body)])
+        assert rec.get("long").body == body
+        assert set(longest) == {"clean", "detect", "tf-idf", "embed"}
+        assert longest["clean"] <= READ_CHARS
+        assert longest["tf-idf"] <= len("Harbour storm\n") + READ_CHARS
+        assert rec.similar("long", k=3)
 
 
 def test_reopen_gives_identical_answers(sample_index: Path) -> None:
