@@ -382,8 +382,9 @@ class Recommender:
         **overrides: Any,
     ) -> list[results.Recommendation]:
         """The ``k`` indexed articles most related to a new text, embedded as an article (first
-        line its title); its ``category``, ``published_at`` (default ``now``) and ``lang``
-        (default detected) play the query article's part. Other arguments as in ``similar``."""
+        line its title; read up to ``text.query_chars``: 100,000 characters); its ``category``,
+        ``published_at`` (default ``now``) and ``lang`` (default detected) play the query
+        article's part. Other arguments as in ``similar``."""
         snapshot, removed = self._reader.current_and_removed()
         chosen = pipeline.ranking_with(ranking or snapshot.settings.ranking, overrides)
         given = (same_category, categories, since, until, exclude, same_language)

@@ -166,7 +166,7 @@ def of(lang: str | None, title: str, body: str = "", *, min_confidence: float = 
     given = normalise(lang)
     if given is not None and given not in UNDETERMINED:
         return given
-    return detect(f"{title}\n{body[:DETECT_CHARS]}", min_confidence=min_confidence)
+    return detect(f"{title[:DETECT_CHARS]}\n{body[:DETECT_CHARS]}", min_confidence=min_confidence)
 
 
 def effective(lang: str | None, title: str, body: str = "") -> str | None:

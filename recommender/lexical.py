@@ -1,4 +1,4 @@
-"""The lexical side of an article: TF-IDF over its cleaned title and whole body.
+"""The lexical side of an article: TF-IDF over its cleaned title and body (``READ_CHARS`` of each).
 
 Fitted with scikit-learn at build time (word unigrams and bigrams, stop words of the article's
 language left out, ``1 + log(tf)`` term weights, smooth idf, vectors of length 1). What is
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .text import clean_html
+from .text import READ_CHARS, clean_html
 
 #: Builds with fewer texts keep every term (see ``fit``).
 FULL_MIN_DF_FROM = 100
@@ -61,8 +61,10 @@ DOTLESS_I = frozenset({"tr", "az"})
 
 
 def lexical_text(title: str, body: str) -> str:
-    """What TF-IDF reads: the title, then the whole cleaned body."""
-    body = " ".join(clean_html(body).split()) if body else ""
+    """What TF-IDF reads: the title, then the cleaned body, each up to ``READ_CHARS``
+    characters (a longer one is stored whole, but read no further)."""
+    title = title[:READ_CHARS]
+    body = " ".join(clean_html(body[:READ_CHARS]).split()) if body else ""
     return f"{title}\n{body}" if body else title
 
 

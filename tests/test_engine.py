@@ -24,7 +24,7 @@ from recommender import (
     UnknownArticleError,
 )
 from recommender.quality.evaluate import evaluate, labels_from_field, relevance_from_labels
-from recommender.text import title_key
+from recommender.text import READ_CHARS, query_chars, title_key
 
 
 def build(tmp_path: Path, articles, **kwargs) -> Recommender:
@@ -224,6 +224,86 @@ def test_similar_to_text_uses_the_index_model(sample_rec: Recommender) -> None:
     assert items[0].lexical_similarity == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(InvalidQueryError, match="empty"):
         sample_rec.similar_to_text("  <p></p> ")
+
+
+def _longest_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The longest text each stage read from here on: HTML cleaning, language detection, TF-IDF
+    and the encoder (filled in as the spied functions are called)."""
+    from recommender import language, lexical
+    from recommender.read import pipeline
+
+    longest: dict[str, int] = {}
+
+    def spy(stage: str, owner: object, name: str) -> None:
+        real = getattr(owner, name)
+
+        def call(text, *args, **kwargs):
+            longest[stage] = max(longest.get(stage, 0), len(text))
+            return real(text, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+
+    def encode(self: FakeEncoder, texts: list[str], real=FakeEncoder.encode) -> np.ndarray:
+        longest["embed"] = max([longest.get("embed", 0), *map(len, texts)])
+        return real(self, texts)
+
+    spy("clean", pipeline, "clean_html")
+    spy("clean", lexical, "clean_html")
+    spy("detect", language, "detect")
+    spy("tf-idf", lexical, "analyze")
+    monkeypatch.setattr(FakeEncoder, "encode", encode)
+    return longest
+
+
+NOW = datetime(2026, 9, 3, tzinfo=timezone.utc)
+STORM = "Storm closes the harbour as ferries stay in port for a third day. "
+
+
+@pytest.mark.parametrize("lines", ["title and body", "one line"])
+def test_a_10_mb_draft_is_read_only_up_to_query_chars(
+    sample_rec: Recommender, monkeypatch: pytest.MonkeyPatch, lines: str
+) -> None:
+    body = STORM * (10_000_000 // len(STORM))
+    text = f"Harbour storm\n{body}" if lines == "title and body" else body
+    bound = query_chars(sample_rec.settings.max_body_chars)
+    longest = _longest_reads(monkeypatch)
+    items = sample_rec.similar_to_text(text, k=5, now=NOW)
+    assert set(longest) == {"clean", "detect", "tf-idf", "embed"}
+    assert max(longest.values()) <= bound < len(text)
+    assert items and items == sample_rec.similar_to_text(text[:bound], k=5, now=NOW)
+
+
+def test_a_draft_of_query_chars_is_read_whole_and_answered_as_before(
+    sample_rec: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.read import pipeline
+
+    bound = query_chars(sample_rec.settings.max_body_chars)
+    target = sample_rec.get("a-2016")
+    text = f"{target.title}\n<p>{target.body}</p>\n"
+    text += "<p>" + (STORM * (bound // len(STORM)))[: bound - len(text) - 8] + "</p>\n"
+    assert len(text) == bound
+    cleaned: list[str] = []
+    real = pipeline.clean_html
+    monkeypatch.setattr(pipeline, "clean_html", lambda given: cleaned.append(given) or real(given))
+    cut = sample_rec.similar_to_text(text, k=10, now=NOW)
+    assert cleaned == [text]
+    monkeypatch.setattr(pipeline, "query_chars", lambda max_body_chars: 10 * bound)
+    assert cut == sample_rec.similar_to_text(text, k=10, now=NOW)
+
+
+def test_an_article_with_a_long_body_is_stored_whole_and_read_up_to_read_chars(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = (STORM * (3 * READ_CHARS // len(STORM))).strip()
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        longest = _longest_reads(monkeypatch)
+        rec.add([article("long", "Harbour storm", body=body)])
+        assert rec.get("long").body == body
+        assert set(longest) == {"clean", "detect", "tf-idf", "embed"}
+        assert longest["clean"] <= READ_CHARS
+        assert longest["tf-idf"] <= len("Harbour storm\n") + READ_CHARS
+        assert rec.similar("long", k=3)
 
 
 def test_reopen_gives_identical_answers(sample_index: Path) -> None:

@@ -205,3 +205,17 @@ def test_a_given_lang_in_any_form_is_its_code() -> None:
     assert language.of("Undetermined", "Strong earthquake jolts northern Valdoria") == "en"
     huge = "x" * 10_000_000
     assert language.of(huge, "Strong earthquake jolts northern Valdoria") == "en"
+def test_detection_reads_no_more_than_detect_chars_of_a_long_title(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read: list[int] = []
+    real = language.detect
+
+    def detect(text: str, **options: float) -> str | None:
+        read.append(len(text))
+        return real(text, **options)
+
+    monkeypatch.setattr(language, "detect", detect)
+    title = "Strong earthquake jolts northern Valdoria " * 250_000  # 10 MB
+    assert language.of(None, title, "and its body " * 1000) == "en"
+    assert read == [2 * language.DETECT_CHARS + 1]

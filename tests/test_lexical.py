@@ -26,6 +26,7 @@ from recommender.lexical import (
     search,
     stack,
 )
+from recommender.text import READ_CHARS
 from recommender.write.lexicon import fit
 
 RTOL = 1e-5
@@ -559,6 +560,27 @@ def test_lexical_text_keeps_the_whole_body() -> None:
     text = lexical_text("Title", "<p>" + " ".join(words) + "</p>")
     assert len(text) > 3000
     assert text == "Title\n" + " ".join(words)
+
+
+def test_lexical_text_reads_title_and_body_up_to_read_chars(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recommender import lexical
+
+    cleaned: list[int] = []
+    real = lexical.clean_html
+
+    def clean_html(text: str) -> str:
+        cleaned.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(lexical, "clean_html", clean_html)
+    title = "Harbour storm " * 750_000  # 10 MB each
+    body = "<p>Ferries stay in port.</p> " * 350_000
+    text = lexical_text(title, body)
+    assert cleaned == [READ_CHARS]
+    assert text == lexical_text(title[:READ_CHARS], body[:READ_CHARS])
+    assert len(text) <= 2 * READ_CHARS + 1
 
 
 @pytest.mark.parametrize("body", ["", "<p></p>", "  \n ", "<script>x()</script>"])

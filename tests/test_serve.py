@@ -25,7 +25,7 @@ from recommender.articles import parse_article
 from recommender.http.app import create_app
 from recommender.http.options import ServeOptions
 from recommender.results import to_json
-from recommender.settings import Ranking, ranking_options
+from recommender.settings import Ranking, Settings, ranking_options
 from recommender.write.transaction import writer_lock
 
 TOKEN = "s3cret-token"
@@ -116,6 +116,34 @@ def test_draft_similar(client: TestClient) -> None:
     assert len(items) == 3 and items[0]["id"] == "a-1001"
     assert all(item["id"] != "a-1002" for item in items)
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_10_mb_draft_is_cleaned_and_weighed_only_up_to_query_chars(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import lexical
+    from recommender.read import pipeline
+    from recommender.text import query_chars
+
+    read: list[int] = []
+
+    def spying(real: Any) -> Any:
+        def spy(text: str, *args: Any) -> Any:
+            read.append(len(text))
+            return real(text, *args)
+
+        return spy
+
+    monkeypatch.setattr(pipeline, "clean_html", spying(pipeline.clean_html))
+    monkeypatch.setattr(lexical, "analyze", spying(lexical.analyze))
+    line = "The quake struck Corvena before dawn; rescuers searched the rubble. "
+    text = "Strong earthquake jolts northern Valdoria\n" + line * (10_000_000 // len(line))
+    body = json.dumps({"text": text, "k": 3}).encode()
+    assert len(body) < ServeOptions().max_body_bytes
+    response = client.post("/similar", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["id"] == "a-1001"
+    assert len(read) == 2 and max(read) <= query_chars(Settings().max_body_chars) < len(text)
 
 
 def test_article_search_info_health(client: TestClient) -> None:

@@ -7,10 +7,13 @@ import re
 import pytest
 
 from recommender.text import (
+    MARKUP_FACTOR,
+    READ_CHARS,
     clean_html,
     clean_title,
     content_hash,
     embedding_text,
+    query_chars,
     title_key,
     url_key,
 )
@@ -225,6 +228,35 @@ def test_embedding_text_never_longer_than_the_limit(title, max_body_chars):
     rest = text[len(title + separator) :]
     assert rest
     assert " ".join(body.split()).startswith(rest)
+
+
+# query_chars
+
+
+@pytest.mark.parametrize("max_body_chars", [0, 1000, 4000, READ_CHARS // MARKUP_FACTOR])
+def test_query_chars_is_read_chars_for_a_usual_embedded_body(max_body_chars):
+    assert query_chars(max_body_chars) == READ_CHARS
+
+
+def test_query_chars_grows_with_a_large_embedded_body():
+    assert query_chars(50_000) == 50_000 * MARKUP_FACTOR > READ_CHARS
+
+
+@pytest.mark.parametrize("max_body_chars", [1000, 20_000, 50_000])
+def test_a_query_cut_at_query_chars_keeps_the_embedded_body_of_heavy_html(max_body_chars):
+    # Almost nine characters of markup to each one of text: the cut text, cleaned, still holds
+    # the body the model reads.
+    word = "budget "
+    span = f'<span class="{"x" * 40}">{word}</span>'
+    assert 0.85 < 1 - len(word) / len(span) < 1 - 1 / MARKUP_FACTOR
+    html = "Title\n" + span * (3 * query_chars(max_body_chars) // len(span))
+    cut = html[: query_chars(max_body_chars)]
+    title, _, body = clean_html(cut).partition("\n")
+    whole_title, _, whole_body = clean_html(html).partition("\n")
+    assert len(cut) < len(html)
+    assert embedding_text(title, body, max_body_chars) == embedding_text(
+        whole_title, whole_body, max_body_chars
+    )
 
 
 # title_key
