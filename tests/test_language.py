@@ -205,6 +205,8 @@ def test_a_given_lang_in_any_form_is_its_code() -> None:
     assert language.of("Undetermined", "Strong earthquake jolts northern Valdoria") == "en"
     huge = "x" * 10_000_000
     assert language.of(huge, "Strong earthquake jolts northern Valdoria") == "en"
+
+
 def test_detection_reads_no_more_than_detect_chars_of_a_long_title(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
