@@ -61,7 +61,9 @@ def query_chars(max_body_chars: int) -> int:
 
 
 def embedding_text(title: str, body: str, max_body_chars: int) -> str:
-    """The text the model encodes: the title, then the body cut at a word boundary."""
+    """The text the model encodes: the title (up to ``READ_CHARS``: the model reads a few
+    hundred tokens, its tokenizer would read all of it), then the body cut at a word boundary."""
+    title = title[:READ_CHARS]
     body = " ".join(body.split())
     if not body or max_body_chars <= 0:
         return title
@@ -74,8 +76,9 @@ def embedding_text(title: str, body: str, max_body_chars: int) -> str:
 
 
 def title_key(title: str) -> str:
-    """Titles that differ only in case, accents, punctuation or spacing share this key."""
-    folded = unicodedata.normalize("NFKD", title.casefold())
+    """Titles that differ only in case, accents, punctuation or spacing share this key (of
+    their first ``READ_CHARS``)."""
+    folded = unicodedata.normalize("NFKD", title[:READ_CHARS].casefold())
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return _NOT_WORD.sub(" ", folded).strip()
 
