@@ -31,6 +31,7 @@ versions is a copy of one state of another index, its database in rollback-journ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,6 +63,27 @@ VERSION_FILE = re.compile(
     r"|\.manifest\.json\.[0-9a-f]{8}|image-\d{12}\.bin|\.image-\d{12}\.bin\.\d+"
     r"|(?:precomputed|answers)-\d{12}\.bin|\.(?:precomputed|answers)-\d{12}\.bin\.\d+"
 )
+
+
+#: What a writer killed while writing left in a version: a derived file (image, lists) or a
+#: manifest being written under its temporary name (``mapped.write_mapped``,
+#: ``writer.replace_manifest``).
+UNFINISHED = re.compile(
+    r"\.(?:image|precomputed|answers)-\d{12}\.bin\.\d+|\.manifest\.json\.[0-9a-f]{8}"
+)
+
+
+def remove_unfinished(version: Path) -> None:
+    """Delete the files a killed writer was writing in ``version`` (``UNFINISHED``; plain
+    files only). Call under the writer lock: no live writer is writing any."""
+    try:
+        entries = list(os.scandir(version))
+    except OSError:
+        return
+    for entry in entries:
+        if UNFINISHED.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def is_engine_entry(path: Path) -> bool:

@@ -60,18 +60,6 @@ NAME = re.compile(r"(?:precomputed|answers)-(\d{12})\.bin")
 _HEAD = np.dtype([("dense_floor", "<f4"), ("lexical_floor", "<f4"), ("count", "<i4")])
 
 
-UNFINISHED = re.compile(r"\.(?:precomputed|answers)-\d{12}\.bin\.\d+")
-
-
-def remove_unfinished(version: Path) -> None:
-    """Delete lists a killed writer was writing in ``version`` (call under the writer lock:
-    no live writer is writing any)."""
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(version):
-            if UNFINISHED.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                Path(entry.path).unlink(missing_ok=True)
-
-
 def file_name(generation: int) -> str:
     return f"precomputed-{generation:012d}.bin"
 

@@ -52,9 +52,8 @@ from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
 from ..storage.files import fsync_dir
-from ..storage.layout import ARTICLES, SEGMENT_NAME, current_version
+from ..storage.layout import ARTICLES, SEGMENT_NAME, current_version, remove_unfinished
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
-from ..storage.precomputed import remove_unfinished
 from ..storage.table import (
     INSERT_ARTICLE,
     INSERT_TERMS,
@@ -650,7 +649,7 @@ class IndexWriter:
         version = current_version(self.path)
         manifest = read_manifest(version)
         remove_leftovers(self.path, keep=version.name)
-        remove_unfinished(version)  # precomputed lists a killed writer was writing
+        remove_unfinished(version)  # an image, lists or manifest a killed writer was writing
         if self.encoder is not None and self.encoder.name != manifest.model:
             raise IncompatibleIndexError(
                 f"index at {self.path} was built with model {manifest.model!r}, not "
