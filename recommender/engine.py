@@ -16,8 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .articles import Article, read_valid
-from .errors import InputFileError
+from .errors import InputFileError, ModelError
 from .read import pipeline
 from .read.held import lookup
 from .read.reader import Reader
@@ -390,7 +392,13 @@ class Recommender:
         given = (same_category, categories, since, until, exclude, same_language)
         wanted = Filters.merged(filters, *given)
         asked = pipeline.text_query(snapshot, text, chosen, category, published_at, lang, now)
-        vector = self._query_encoder(snapshot).encode([asked.embedded])[0]
+        encoder = self._query_encoder(snapshot)
+        vector = encoder.encode([asked.embedded])[0]
+        if not np.isfinite(vector).all():  # else every score is NaN: an empty list, no error
+            raise ModelError(
+                f"model {encoder.name!r} gave a vector that is not finite (NaN or infinity) "
+                "for this text; no related articles can be found for it"
+            )
         return pipeline.for_text(snapshot, asked, vector, k, chosen, wanted, removed, self.path)
 
     def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:

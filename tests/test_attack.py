@@ -3,11 +3,17 @@ model answers with NaN for, and other inputs the fixes did not think of."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pytest
 from conftest import FakeEncoder, article
+from fastapi.testclient import TestClient
 
 from recommender import Recommender
+from recommender.errors import ModelError
+from recommender.http.app import create_app
 
 
 def _version(index: Path) -> Path:
@@ -35,3 +41,34 @@ def test_the_next_write_deletes_what_a_killed_writer_was_writing(sample_index: P
         rec.close()
     assert [path.name for path in left if path.exists()] == []
     assert all(path.read_bytes() == b"mine" for path in mine)
+
+
+class _NaNForPoison(FakeEncoder):
+    """The fake encoder, but NaN for any text holding "poison" (a model that breaks on some
+    input)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = super().encode(texts)
+        for row, text in enumerate(texts):
+            if "poison" in text:
+                out[row] = np.nan
+        return out
+
+
+def test_a_draft_the_model_gives_nan_for_is_an_error_not_an_empty_list(
+    sample_index: Path,
+) -> None:
+    """A NaN vector makes every score NaN: the draft was answered with an empty list, as if
+    nothing were related, instead of the model's failure (refused for articles since #23)."""
+    rec = Recommender.open(sample_index, encoder=_NaNForPoison())
+    try:
+        assert rec.similar_to_text("Earthquake in Corvena", 3)
+        with pytest.raises(ModelError, match="not finite"):
+            rec.similar_to_text("Earthquake poison in Corvena", 3)
+    finally:
+        rec.close()
+    app = create_app(sample_index, encoder=_NaNForPoison())
+    with TestClient(app) as client:
+        answer = client.post("/similar", json={"text": "Earthquake poison in Corvena"})
+    assert answer.status_code == 503, answer.text
+    assert "not finite" in answer.json()["error"]
