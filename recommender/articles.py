@@ -85,7 +85,7 @@ def parse_datetime(value: object) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 date") from None
+            raise ValueError(f"{quoted(value)} is not an ISO-8601 date") from None
     else:
         raise ValueError(f"expected an ISO-8601 date string, got {type(value).__name__}")
     if parsed.utcoffset() is None:
@@ -95,7 +95,7 @@ def parse_datetime(value: object) -> datetime | None:
     except OverflowError:
         given = value if isinstance(value, str) else parsed.isoformat()
         raise ValueError(
-            f"{given!r} is out of the supported range (years 1 to 9999 in UTC)"
+            f"{quoted(given)} is out of the supported range (years 1 to 9999 in UTC)"
         ) from None
 
 
@@ -140,7 +140,7 @@ def _check_id(article_id: str) -> None:
     if found:
         raise InvalidArticleError(
             f"id must not contain control characters "
-            f"(U+{ord(found.group()):04X} at character {found.start() + 1} of {article_id!r})"
+            f"(U+{ord(found.group()):04X} at character {found.start() + 1} of {quoted(article_id)})"
         )
 
 
@@ -161,7 +161,7 @@ def check_article(article: Article) -> None:
         for tag in article.tags:
             _check_unicode(tag, "tags")
     except InvalidArticleError as exc:
-        raise InvalidArticleError(f"article {article.id!r}: {exc.reason}") from None
+        raise InvalidArticleError(f"article {quoted(article.id)}: {exc.reason}") from None
 
 
 def _optional_text(record: Mapping[str, Any], key: str, name: str) -> str | None:
@@ -245,7 +245,7 @@ def parse_article(
     try:
         return _article(article_id, record, column, frozenset(drop_fields))
     except InvalidArticleError as exc:
-        raise InvalidArticleError(f"article {article_id!r}: {exc.reason}") from None
+        raise InvalidArticleError(f"article {quoted(article_id)}: {exc.reason}") from None
 
 
 def _article(
@@ -311,6 +311,15 @@ def _article(
         tags=tags,
         metadata=metadata,
     )
+
+
+def quoted(value: str, limit: int = 200) -> str:
+    """``value`` as a message quotes it (``repr``), cut after ``limit`` characters with how
+    long it is: an error about a 10 MB value is not 10 MB long (nor, over HTTP, an answer
+    larger than the request)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
 
 
 def _kind(value: object) -> str:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from recommender import Recommender
 from recommender.errors import ModelError
 from recommender.http.app import create_app
+from recommender.http.options import ServeOptions
 
 
 def _version(index: Path) -> Path:
@@ -72,3 +73,26 @@ def test_a_draft_the_model_gives_nan_for_is_an_error_not_an_empty_list(
         answer = client.post("/similar", json={"text": "Earthquake poison in Corvena"})
     assert answer.status_code == 503, answer.text
     assert "not finite" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/similar", {"text": "quake", "categories": ["n" * 1_000_000]}),
+        ("POST", "/similar", {"text": "quake", "since": "x" * 1_000_000}),
+        ("POST", "/similar", {"text": "q", "published_at": "2020-01-01T00:00:00" + "0" * 10**6}),
+        ("PUT", "/articles", [{"id": "q" * 1_000_000 + "\n", "title": "t"}]),
+        ("PUT", "/articles", [{"id": "ok", "title": "t", "published_at": "z" * 1_000_000}]),
+    ],
+)
+def test_an_error_quotes_a_huge_value_cut_short(
+    sample_index: Path, method: str, url: str, body: object
+) -> None:
+    """A value of 1 MB that is refused was quoted whole in the error: a 1 to 2 MB answer (and
+    in a file, an error line as long as the value)."""
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token="t"))
+    with TestClient(app) as client:
+        answer = client.request(method, url, json=body, headers={"Authorization": "Bearer t"})
+    assert answer.status_code == 422, answer.text[:300]
+    assert len(answer.content) < 2_000, answer.text[:300]
+    assert "(1,000,0" in answer.json()["error"]  # how long the value was

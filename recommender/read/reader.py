@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..articles import Article
+from ..articles import Article, quoted
 from ..errors import IncompatibleIndexError, RecommenderError, UnknownArticleError
 from ..language import recognised
 from ..results import IndexInfo
@@ -172,7 +172,7 @@ class Reader:
         """The row of a live article: in the snapshot and not removed since."""
         row = snapshot.row(article_id)
         if row in (self.removed(snapshot) if removed is None else removed):
-            raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
+            raise UnknownArticleError(f"article {quoted(article_id)} is not in index {self.path}")
         return row
 
     def live_count(self) -> int:
@@ -205,7 +205,7 @@ class Reader:
         row = snapshot.row(article_id)
         found = snapshot.table.articles([row])
         if row not in found:  # removed since the last refresh
-            raise UnknownArticleError(f"article {article_id!r} is not in index {self.path}")
+            raise UnknownArticleError(f"article {quoted(article_id)} is not in index {self.path}")
         return found[row]
 
     def info(self) -> IndexInfo:

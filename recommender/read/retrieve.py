@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..articles import parse_datetime
+from ..articles import parse_datetime, quoted
 from ..errors import InvalidQueryError
 from ..lexical import Products, TermVector, cosine_with, outside, rows_matrix
 from ..lexical import search as lexical_search
@@ -83,7 +83,7 @@ class Filters:
             if unknown:
                 known = ", ".join(columns.categories[:12]) or "none"
                 raise InvalidQueryError(
-                    f"category {unknown[0]!r} is not in index {where} (known: {known})"
+                    f"category {quoted(unknown[0])} is not in index {where} (known: {known})"
                 )
             codes = {columns.category_code(name) for name in names}
         if self.same_category and query_category >= 0:

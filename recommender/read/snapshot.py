@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..articles import quoted
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from ..results import CheckReport
@@ -351,7 +352,7 @@ class Snapshot:
             return self.columns.row_of[str(article_id)]
         except KeyError:
             raise UnknownArticleError(
-                f"article {article_id!r} is not in index {self.path}"
+                f"article {quoted(article_id)} is not in index {self.path}"
             ) from None
 
     def query(self, row: int) -> Query:
