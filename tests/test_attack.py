@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FakeEncoder, article
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from recommender import Recommender
@@ -96,3 +97,21 @@ def test_an_error_quotes_a_huge_value_cut_short(
     assert answer.status_code == 422, answer.text[:300]
     assert len(answer.content) < 2_000, answer.text[:300]
     assert "(1,000,0" in answer.json()["error"]  # how long the value was
+
+
+def test_an_encoded_slash_stays_in_the_id_under_a_root_path(sample_index: Path) -> None:
+    """A server (or test client) that gives a ``root_path`` but leaves it out of ``path``
+    made IdPaths step aside: ``a-1001%2Fsimilar`` was answered with ``a-1001``'s list again.
+    Mounted under a prefix it held, and still does."""
+    app = create_app(sample_index, encoder=FakeEncoder())
+    with TestClient(app, root_path="/api") as client:
+        answer = client.get("/articles/a-1001%2Fsimilar")
+        assert answer.status_code == 404, answer.text[:200]
+        assert "'a-1001/similar'" in answer.json()["error"]
+        assert client.get("/articles/a-1001/similar?k=1").status_code == 200
+    outer = FastAPI()
+    outer.mount("/rec", create_app(sample_index, encoder=FakeEncoder()))
+    with TestClient(outer) as client:
+        answer = client.get("/rec/articles/a-1001%2Fsimilar")
+        assert answer.status_code == 404, answer.text[:200]
+        assert client.get("/rec/articles/a-1001/similar?k=1").status_code == 200

@@ -151,19 +151,27 @@ class IdPaths:
 
 def _encoded_path(scope: Scope) -> str | None:
     """The path of an article route with each part between slashes as sent percent-encoded;
-    None for other paths."""
+    None for other paths.
+
+    The part routed is found as Starlette finds it (``get_route_path``): the path without
+    the server's root path when it starts with it (uvicorn puts the root path in both
+    ``path`` and ``raw_path``), else the whole path (servers and test clients that give a
+    ``root_path`` but leave it out of the path); the path as sent likewise."""
     path = str(scope.get("path", ""))
-    root = str(scope.get("root_path", "") or "")
-    if not path.startswith(root + ARTICLE_PATHS):
+    root = str(scope.get("root_path", "") or "").rstrip("/")
+    prefix = root if root and path.startswith(root + "/") else ""
+    route = path[len(prefix) :]
+    if not route.startswith(ARTICLE_PATHS):
         return None
-    parts = path.split("/")
+    parts = route.split("/")
     raw = scope.get("raw_path")
     if isinstance(raw, bytes):
+        if prefix and raw.startswith(prefix.encode("utf-8", "replace") + b"/"):
+            raw = raw[len(prefix.encode("utf-8", "replace")) :]
         sent = [unquote_to_bytes(part).decode("utf-8", "replace") for part in raw.split(b"/")]
-        if "/".join(sent).startswith(root):  # else the server's root path is not in it
+        if "/".join(sent).startswith(ARTICLE_PATHS):  # else not the path routed: keep it
             parts = sent
-    encoded = "/".join(quote(part, safe="") for part in parts)
-    return encoded if encoded.startswith(root) else None
+    return prefix + "/".join(quote(part, safe="") for part in parts)
 
 
 #: What a log line shows of a request target as it is: printable ASCII (``%`` included).
