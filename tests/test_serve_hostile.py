@@ -450,7 +450,8 @@ def _formatted_strings() -> Any:
     """(where, text) for each placeholder of every f-string of the library (not the command
     line's or the service's own) that stands as a word of its own (not glued to a name, as
     in ``shard-{n}.parquet``): the text with NUL there, the other placeholders X, and whether
-    that one is written with ``!r``."""
+    that one is written with ``!r``. A placeholder glued to a name by a slash (a model's
+    repository, ``sentence-transformers/{name}``) is not a folder either."""
     import ast
 
     package = Path(__file__).resolve().parent.parent / "recommender"
@@ -471,6 +472,8 @@ def _formatted_strings() -> Any:
                     and (
                         not isinstance(part[0], ast.Constant)  # another placeholder
                         or re.match(r"[\w.~-]", str(part[0].value)[at])
+                        # a name after a word and a slash (``sentence-transformers/{name}``)
+                        or (at == -1 and re.search(r"\w/$", str(part[0].value)))
                     )
                 ]
                 if glued:
