@@ -353,3 +353,13 @@ def test_cli_build_and_add_with_vectors(tmp_path: Path) -> None:
     bad = _parquet(tmp_path / "bad.parquet", _rows(articles, dimension=8, model="someone/else"))
     result = runner.invoke(app, ["add", str(SAMPLE), "-i", str(index), "--vectors", str(bad)])
     assert result.exit_code == 1 and "dimension 8, the index" in result.stderr
+
+
+def test_a_row_without_an_id_is_refused_not_read_as_none(tmp_path: Path) -> None:
+    """A null id in Parquet was read as the string "None" and could give its vector to an
+    article of that id."""
+    articles = [*_articles(), article("None", "An article whose id is the word None")]
+    rows = _rows(articles)
+    rows["id"][-1] = None
+    with pytest.raises(SuppliedVectorsError, match=r"1 rows have no id \(null\)"):
+        Recommender.build(articles, tmp_path / "a", vectors=_parquet(tmp_path / "a.parquet", rows))

@@ -241,6 +241,10 @@ def _read_parquet(path: Path) -> tuple[list[str], list[str], list[str], list[np.
             table = pq.read_table(file, columns=list(COLUMNS))
         except Exception as exc:  # pyarrow's own errors: damaged file, missing column
             raise _refuse(file, f"cannot be read ({type(exc).__name__}: {exc})") from None
+        for name in ("id", "content_hash", "model"):
+            missing = table.column(name).null_count
+            if missing:  # str(None) would be the id "None"
+                raise _refuse(file, f"{missing} rows have no {name} (null)")
         ids += [str(v) for v in table.column("id").to_pylist()]
         hashes += [str(v) for v in table.column("content_hash").to_pylist()]
         models += table.column("model").unique().to_pylist()
