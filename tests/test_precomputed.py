@@ -723,6 +723,11 @@ def test_cli_check_says_which_lists_it_ignored_and_fails(
     result = CliRunner().invoke(app, ["check", "--index", str(listed)])
     assert result.exit_code == 1
     assert f"problem: ignored {path.name}: computed for another build (" in result.output
+    # Such a file costs speed, not answers: no rebuild is asked for.
+    assert "queries do not use those files; delete them, or run recommend precompute" in (
+        result.output
+    )
+    assert "build it again" not in result.output
 
 
 def test_lists_of_the_version_before_a_compaction_are_ignored(
