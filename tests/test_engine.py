@@ -49,6 +49,36 @@ def test_build_report_counts_and_info(tmp_path: Path) -> None:
         assert info.bytes_on_disk >= report.index_bytes
 
 
+def test_info_after_a_rebuild_reads_the_new_version(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build over the open index deletes the version it held: info() answers from the new
+    one, also when the build lands between taking the snapshot and reading its folder."""
+    from recommender.read.reader import Reader
+
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        first = rec.info().version
+        Recommender.build_from_files([SAMPLE], sample_index, encoder=FakeEncoder())
+        second = rec.info()  # the held snapshot's folder is gone; nothing refreshed yet
+        assert second.version != first and second.articles == len(sample_records())
+
+        current = Reader.current
+        builds = []
+
+        def current_then_rebuilt(self: Reader) -> object:
+            snapshot = current(self)
+            if not builds:  # once: the next build replaces the version just taken
+                builds.append(
+                    Recommender.build_from_files([SAMPLE], sample_index, encoder=FakeEncoder())
+                )
+            return snapshot
+
+        monkeypatch.setattr(Reader, "current", current_then_rebuilt)
+        third = rec.info()
+        assert builds and third.version not in (first, second.version)
+        assert third.bytes_on_disk > 0
+
+
 def test_get_returns_stored_fields_and_metadata(sample_rec: Recommender) -> None:
     stored = sample_rec.get("a-2016")
     assert stored.title == "Keltrix Systems discloses breach of payroll cloud platform"

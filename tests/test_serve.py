@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeEncoder, SampleBuilds
+from conftest import SAMPLE, FakeEncoder, SampleBuilds
 from fastapi.testclient import TestClient
 from live_server import live_server
 from typer.testing import CliRunner
@@ -164,6 +164,20 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
     assert client.get("/docs").status_code == 200
+
+
+def test_info_right_after_a_rebuild_over_the_served_index(sample_index: Path) -> None:
+    # No refresh of its own between the build and /info: the worker still holds the version
+    # the build deleted when /info asks for the counts.
+    options = ServeOptions(refresh_seconds=3600)
+    app = create_app(sample_index, encoder=FakeEncoder(), options=options)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        before = test_client.get("/info").json()
+        Recommender.build_from_files([SAMPLE], sample_index, encoder=FakeEncoder())
+        after = test_client.get("/info")
+        assert after.status_code == 200, after.text
+        assert after.json()["version"] != before["version"]
+        assert after.json()["articles"] == before["articles"]
 
 
 def test_readyz_waits_for_the_index(tmp_path: Path) -> None:

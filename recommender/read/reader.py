@@ -177,7 +177,9 @@ class Reader:
 
     def live_count(self) -> int:
         """How many articles the index holds now."""
-        snapshot = self.current()
+        return self._live_count(self.current())
+
+    def _live_count(self, snapshot: Snapshot) -> int:
         alive = snapshot.columns.alive
         gone = sum(1 for row in self.removed(snapshot) if row < len(alive) and alive[row])
         return len(snapshot.columns.row_of) - gone
@@ -209,14 +211,28 @@ class Reader:
         return found[row]
 
     def info(self) -> IndexInfo:
-        """Counts, model, settings and size of the index (``recommend info``)."""
-        snapshot = self.snapshot
+        """Counts, model, settings and size of the index (``recommend info``), all of one
+        snapshot: the current one, loaded first if a build or compaction replaced the one held.
+
+        That build deletes the version folder the held snapshot was read from, so its size
+        cannot be read; one landing between taking the snapshot and reading its folder is
+        answered from its own new version."""
+        for attempt in range(3):
+            snapshot = self.current()
+            try:
+                return self._info(snapshot)
+            except OSError:
+                if attempt == 2 or not snapshot.replaced:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _info(self, snapshot: Snapshot) -> IndexInfo:
         manifest = snapshot.manifest
         languages = snapshot.columns.live_languages
         return IndexInfo(
             index=str(self.path),
             version=snapshot.version.name,
-            articles=self.live_count(),
+            articles=self._live_count(snapshot),
             categories=len(snapshot.columns.live_categories),
             model=manifest.model,
             model_choice=manifest.model_choice,
