@@ -282,7 +282,8 @@ def test_cors(shared_index: Path) -> None:
         ("since=yesterday", 422, "not an ISO-8601 date"),
         ("since=2026-10-01&until=2026-09-01", 422, "since"),
         ("category=nosuchdesk", 422, "nosuchdesk"),
-        ("colour=red", 422, "'colour'"),
+        ("K=5", 422, "'K'"),
+        ("k=3&Same_Category=true", 422, "'Same_Category'"),
     ],
 )
 def test_bad_parameters_are_422_naming_them(
@@ -292,6 +293,20 @@ def test_bad_parameters_are_422_naming_them(
     assert response.status_code == status
     assert named in response.json()["error"]
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/articles/a-1001/similar?k=3", "/articles/a-1001", "/articles?q=valdoria", "/info"]
+)
+def test_unknown_query_parameters_are_ignored(client: TestClient, path: str) -> None:
+    # A link shared with tracking parameters, or jQuery's cache-buster, must still read, and
+    # share the ETag (and so a CDN's copy) of the plain URL.
+    plain = client.get(path)
+    for extra in ("utm_source=newsletter&utm_medium=email", "_=1712345678901", "fbclid=IwAR0x"):
+        response = client.get(f"{path}&{extra}" if "?" in path else f"{path}?{extra}")
+        assert response.status_code == 200, response.text
+        assert response.json() == plain.json()
+        assert response.headers["etag"] == plain.headers["etag"]
 
 
 def test_unknown_id_and_unknown_endpoint(client: TestClient, shared_index: Path) -> None:

@@ -14,7 +14,9 @@ from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ..results import to_json
 from .errors import ApiError
@@ -55,12 +57,13 @@ class Cached:
     ``Cache-Control``, or 304 when the client holds it (``If-None-Match``).
 
     The ETag is a digest of the package version, the index state's tag, the method, path and
-    query (in any order): it changes whenever the answer may. Only answers that would be a
-    200 are ever 304: a tag the client holds was given with a 200 to this very request at
-    this state of the index, so a match is answered without building the answer again; ``*``
-    (any answer) is answered 304 only once the answer is built, so that an unknown id or
-    category still gets its error. A POST (a draft's list) is a query, not something a client
-    keeps: no ETag, ``no-store``, ``If-None-Match`` ignored.
+    the query parameters the route declares (``known_query``, in any order): it changes
+    whenever the answer may. Only answers that would be a 200 are ever 304: a tag the client
+    holds was given with a 200 to this very request at this state of the index, so a match is
+    answered without building the answer again; ``*`` (any answer) is answered 304 only once
+    the answer is built, so that an unknown id or category still gets its error. A POST (a
+    draft's list) is a query, not something a client keeps: no ETag, ``no-store``,
+    ``If-None-Match`` ignored.
     """
 
     request: Request
@@ -72,8 +75,8 @@ class Cached:
         request = self.request
         if request.method == "POST":
             return _json(build(), {"Cache-Control": "no-store"})
+        query = known_query(request)
         tag = self.index.tag()
-        query = sorted((k, v) for k, v in request.query_params.multi_items())
         digest = hashlib.blake2b(digest_size=12)
         for part in (self.version, tag, request.method, request.url.path, repr(query)):
             digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
@@ -86,6 +89,44 @@ class Cached:
         if "*" in held:
             return Response(status_code=304, headers=headers)
         return _json(answer, headers)
+
+
+def known_query(request: Request) -> list[tuple[str, str]]:
+    """The query parameters the route declares, sorted: what its answer depends on. Others
+    (``utm_source``, ``fbclid``, jQuery's ``_``) change neither the answer nor its ETag.
+
+    ApiError 422 for a name that is a declared one in other letters (``K`` for ``k``): names
+    are case-sensitive, and a ``K=5`` ignored would silently answer 10."""
+    names = _declared_query(getattr(request.scope.get("route"), "dependant", None))
+    folded = {name.casefold(): name for name in names}
+    query = []
+    for name, value in request.query_params.multi_items():
+        if name in names:
+            query.append((name, value))
+        elif name.casefold() in folded:
+            raise ApiError(
+                422,
+                f"unknown query parameter {name!r}: names are case-sensitive; "
+                f"did you mean {folded[name.casefold()]!r}?",
+            )
+    return sorted(query)
+
+
+def _declared_query(dependant: Dependant | None) -> set[str]:
+    """The names of the query parameters of a route's ``dependant``, the fields of a model
+    taken as query parameters (``SimilarParams``) included."""
+    names: set[str] = set()
+    todo = [dependant] if dependant is not None else []
+    while todo:
+        current = todo.pop()
+        for field in current.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(info.alias or name for name, info in model.model_fields.items())
+            else:
+                names.add(field.alias)
+        todo.extend(current.dependencies)
+    return names
 
 
 def _held_tags(values: list[str]) -> set[str]:

@@ -39,7 +39,12 @@ _FILTER_FIELDS: dict[str, Any] = {
         ),
     ),
 }
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+#: A query string also carries what the client's page or tools add (``utm_source``,
+#: ``fbclid``, jQuery's ``_`` cache-buster): names a route does not know are ignored, as
+#: ``dependencies.Cached`` leaves them out of the ETag. A JSON body is written for this API
+#: alone: a name it does not know is a mistake, refused.
+_QUERY = ConfigDict(extra="ignore", allow_inf_nan=False)
+_BODY = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 if TYPE_CHECKING:
     SimilarParams = BaseModel
@@ -47,7 +52,7 @@ if TYPE_CHECKING:
 else:
     SimilarParams = create_model(
         "SimilarParams",
-        __config__=_STRICT,
+        __config__=_QUERY,
         k=(int, Field(10, ge=0, description="How many related articles.")),
         category=(
             list[str],
@@ -58,7 +63,7 @@ else:
     )
     TextQuery = create_model(
         "TextQuery",
-        __config__=_STRICT,
+        __config__=_BODY,
         text=(
             str,
             Field(min_length=1, description="The draft: first line the title, then the body."),
