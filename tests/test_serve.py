@@ -238,6 +238,44 @@ def test_etag_follows_other_writers_without_the_info_report(
         assert after.status_code == 200 and after.headers["etag"] != etag
 
 
+GET_ROUTES = [
+    "/articles/a-1001/similar?k=3",
+    "/articles/a-1001",
+    "/articles?q=valdoria",
+    "/info",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/",
+    "/box.js",
+    "/static/page.css",
+    "/openapi.json",
+]
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_head_is_answered_as_get_without_a_body(client: TestClient, path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+    assert head.status_code == 200 and head.content == b""
+    same = ["etag", "cache-control", "content-type", "last-modified"]
+    if path != "/metrics":  # its counts grow between the two
+        same.append("content-length")
+    assert {n: head.headers.get(n) for n in same} == {n: got.headers.get(n) for n in same}
+    if "etag" in got.headers:
+        held = {"If-None-Match": got.headers["etag"]}
+        again = client.head(path, headers=held)
+        assert again.status_code == 304 and again.content == b""
+
+
+def test_head_of_an_error_is_the_error_without_a_body(client: TestClient) -> None:
+    for path in ("/articles/nope", "/articles/a-1001/similar?k=abc", "/no/such/endpoint"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code and head.content == b""
+        assert head.headers["content-length"] == got.headers["content-length"]
+    assert client.head("/similar").status_code == 405  # POST only
+
+
 def test_max_age_is_configurable(client: TestClient) -> None:
     assert client.get("/articles/a-1001").headers["cache-control"] == "public, max-age=120"
     assert client.get("/articles/nope").headers["cache-control"] == "no-store"

@@ -228,6 +228,29 @@ def test_an_encoded_slash_over_a_real_socket(shared_index: Path) -> None:
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
+def test_head_over_a_real_socket_sends_headers_only(shared_index: Path) -> None:
+    with live_server(create_app(shared_index, encoder=FakeEncoder())) as url:
+        port = int(url.rsplit(":", 1)[1])
+        got = _raw_request(port, b"GET /articles/a-1001/similar?k=2")
+        head = _raw_request(port, b"HEAD /articles/a-1001/similar?k=2")
+        metrics = _raw_request(port, b"GET /metrics").decode()
+    head_lines, _, body = head.partition(b"\r\n\r\n")
+    assert head_lines.startswith(b"HTTP/1.1 200") and body == b""
+    length = re.search(rb"(?im)^content-length: (\d+)", got)
+    assert length and re.search(rb"(?im)^content-length: " + length[1], head_lines)
+    etag = re.search(rb"(?im)^etag: (.+?)\r$", got)
+    assert etag and etag[0] in head_lines
+    route = 'route="/articles/{article_id:path}/similar"'
+    assert f'method="HEAD",{route},status="200"}} 1.0' in metrics
+
+
+def test_head_takes_an_encoded_slash_as_part_of_the_id(slashed: TestClient) -> None:
+    head = slashed.head("/articles/a-1001%2Fsimilar")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == slashed.get("/articles/a-1001%2Fsimilar").headers["etag"]
+    assert slashed.head("/articles/a-1001%2Fsimilar%0A").status_code == 404
+
+
 # -- deep JSON ---------------------------------------------------------------------------------
 
 DEPTH = 100_000

@@ -20,7 +20,7 @@ from ..embedding.encode import Encoder
 from ..engine import Recommender
 from .errors import add_error_handlers
 from .metrics import Metrics
-from .middleware import Edge, IdPaths
+from .middleware import Edge, Head, IdPaths
 from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
 from .routes import articles, pages, related, service
 from .state import IndexState, Titles
@@ -102,6 +102,7 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(IdPaths)
+    app.add_middleware(Head)
     app.add_middleware(Edge, max_body_bytes=options.max_body_bytes, metrics=metrics)
     return app
 

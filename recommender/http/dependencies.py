@@ -56,14 +56,14 @@ class Cached:
     """How one request's read is answered: the answer as JSON with its ETag and
     ``Cache-Control``, or 304 when the client holds it (``If-None-Match``).
 
-    The ETag is a digest of the package version, the index state's tag, the method, path and
-    the query parameters the route declares (``known_query``, in any order): it changes
-    whenever the answer may. Only answers that would be a 200 are ever 304: a tag the client
-    holds was given with a 200 to this very request at this state of the index, so a match is
-    answered without building the answer again; ``*`` (any answer) is answered 304 only once
-    the answer is built, so that an unknown id or category still gets its error. A POST (a
-    draft's list) is a query, not something a client keeps: no ETag, ``no-store``,
-    ``If-None-Match`` ignored.
+    The ETag is a digest of the package version, the index state's tag, the path and the query
+    parameters the route declares (``known_query``, in any order): it changes whenever the
+    answer may; a HEAD (answered as its GET, ``middleware.Head``) has its GET's. Only answers
+    that would be a 200 are ever 304: a tag the client holds was given with a 200 to this very
+    request at this state of the index, so a match is answered without building the answer
+    again; ``*`` (any answer) is answered 304 only once the answer is built, so that an unknown
+    id or category still gets its error. A POST (a draft's list) is a query, not something a
+    client keeps: no ETag, ``no-store``, ``If-None-Match`` ignored.
     """
 
     request: Request
@@ -78,7 +78,7 @@ class Cached:
         query = known_query(request)
         tag = self.index.tag()
         digest = hashlib.blake2b(digest_size=12)
-        for part in (self.version, tag, request.method, request.url.path, repr(query)):
+        for part in (self.version, tag, request.url.path, repr(query)):
             digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
         etag = f'W/"{digest.hexdigest()}"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={self.max_age}"}

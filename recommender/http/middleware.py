@@ -1,6 +1,7 @@
 """The layers around the routes: the outermost (``Edge``): the body limit, a log line per
 request (this module's logger, what the client sent escaped and cut short) and the request
-metrics; and ``IdPaths``, which hands the article routes their ids as sent."""
+metrics; ``Head``, which answers HEAD as GET without the body; and ``IdPaths``, which hands
+the article routes their ids as sent."""
 
 from __future__ import annotations
 
@@ -120,6 +121,38 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class Head:
+    """Answers ``HEAD`` as the ``GET`` of the same URL, without its body: the same status and
+    headers (``ETag``, ``Content-Length``, a 304 for a tag the client holds), on every route
+    that answers GET, the routes' own code unchanged.
+
+    The layers inside see a GET in a copy of the scope. The server's and ``Edge``'s scope
+    keeps HEAD (uvicorn sends no body for it; the metrics count it as HEAD) and is given the
+    route that answered, for its label."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        inner = dict(scope, method="GET")
+        try:
+            await self.app(inner, receive, send_headers)
+        finally:
+            if "route" in inner:
+                scope["route"] = inner["route"]
 
 
 #: Where the paths with an article id start (``/articles/{article_id:path}`` and its
