@@ -276,6 +276,45 @@ def test_head_of_an_error_is_the_error_without_a_body(client: TestClient) -> Non
     assert client.head("/similar").status_code == 405  # POST only
 
 
+def test_larger_answers_are_gzipped_for_clients_that_take_it(client: TestClient) -> None:
+    path = "/articles/a-1001/similar?k=10"
+    plain = client.get(path, headers={"Accept-Encoding": "identity"})
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert len(plain.content) > 1000 and "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
+    assert zipped.json() == plain.json()
+    for answer in (plain, zipped):  # a cache keeps one copy per encoding
+        assert "accept-encoding" in answer.headers["vary"].lower()
+    # One weak tag for both: the same answer in another content-coding (RFC 9110 8.8.1).
+    etag = zipped.headers["etag"]
+    assert etag == plain.headers["etag"] and etag.startswith("W/")
+    for encoding in ("gzip", "identity"):
+        held = {"Accept-Encoding": encoding, "If-None-Match": etag}
+        again = client.get(path, headers=held)
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == etag and "content-encoding" not in again.headers
+    head = client.head(path, headers={"Accept-Encoding": "gzip"})
+    assert head.headers["content-encoding"] == "gzip" and head.content == b""
+    assert head.headers["content-length"] == zipped.headers["content-length"]
+    small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under a kilobyte: not worth it
+    scraped = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert scraped.headers["content-encoding"] == "gzip"  # as Prometheus asks for it
+    assert "recommender_http_requests_total" in scraped.text
+
+
+def test_a_gzipped_static_file_has_a_weak_etag(client: TestClient) -> None:
+    # StaticFiles' tag is strong: byte for byte this file, which the gzipped bytes are not.
+    plain = client.get("/static/page.js", headers={"Accept-Encoding": "identity"})
+    zipped = client.get("/static/page.js", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.text == plain.text
+    strong = plain.headers["etag"]
+    assert strong.startswith('"') and zipped.headers["etag"] == f"W/{strong}"
+    held = {"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}
+    assert client.get("/static/page.js", headers=held).status_code == 304
+
+
 def test_max_age_is_configurable(client: TestClient) -> None:
     assert client.get("/articles/a-1001").headers["cache-control"] == "public, max-age=120"
     assert client.get("/articles/nope").headers["cache-control"] == "no-store"

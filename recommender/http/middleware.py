@@ -1,7 +1,7 @@
 """The layers around the routes: the outermost (``Edge``): the body limit, a log line per
 request (this module's logger, what the client sent escaped and cut short) and the request
-metrics; ``Head``, which answers HEAD as GET without the body; and ``IdPaths``, which hands
-the article routes their ids as sent."""
+metrics; ``Head``, which answers HEAD as GET without the body; ``Gzip``, which compresses
+larger answers; and ``IdPaths``, which hands the article routes their ids as sent."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 
 from ..results import to_json
 from .metrics import Metrics, method_label, route_label
@@ -153,6 +155,30 @@ class Head:
         finally:
             if "route" in inner:
                 scope["route"] = inner["route"]
+
+
+class Gzip:
+    """Answers of ``minimum_size`` bytes and more gzipped for clients that take it
+    (Starlette's ``GZipMiddleware``, which adds ``Vary: Accept-Encoding``), with a strong
+    ETag made weak where the answer was compressed.
+
+    A strong tag promises these very bytes (RFC 9110 8.8.1): the static files' tags do, and
+    the gzipped bytes are others. As weak the tag still matches the file's in
+    ``If-None-Match``. The routes' own tags are weak already, and stay as they are."""
+
+    def __init__(self, app: ASGIApp, *, minimum_size: int, compresslevel: int) -> None:
+        self.app = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=compresslevel)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_weakened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=message.setdefault("headers", []))
+                etag = headers.get("etag")
+                if etag and etag.startswith('"') and "content-encoding" in headers:
+                    headers["etag"] = f"W/{etag}"
+            await send(message)
+
+        await self.app(scope, receive, send_weakened)
 
 
 #: Where the paths with an article id start (``/articles/{article_id:path}`` and its
