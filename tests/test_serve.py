@@ -586,6 +586,88 @@ def test_serve_command_passes_its_options(
     assert missing.exit_code == 1 and "error:" in missing.stderr
 
 
+def _serve_params() -> list[Any]:
+    import typer
+
+    from recommender.cli import app
+
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    return [param for param in command.params if param.name != "help"]
+
+
+def test_every_serve_option_has_its_environment_variable() -> None:
+    """A container or unit file configures the server without a command line: an option
+    added later must not forget its variable."""
+    params = _serve_params()
+    assert len(params) >= 10
+    for param in params:
+        assert param.envvar == f"RECOMMENDER_{param.name.upper()}", param.name
+        assert param.show_envvar, param.name
+
+
+def test_serve_options_from_the_environment(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kwargs: seen.update(kwargs))
+    environment = {
+        "RECOMMENDER_INDEX": str(shared_index),
+        "RECOMMENDER_HOST": "0.0.0.0",
+        "RECOMMENDER_PORT": "9002",
+        "RECOMMENDER_WORKERS": "3",
+        "RECOMMENDER_MAX_AGE": "5",
+        "RECOMMENDER_CORS_ORIGIN": "https://a.example https://b.example",
+        "RECOMMENDER_MAX_BODY_BYTES": "1000",
+        "RECOMMENDER_WRITE_WAIT": "1.5",
+        "RECOMMENDER_MAX_K": "20",
+        "RECOMMENDER_LOG_LEVEL": "WARNING",
+    }
+    result = CliRunner().invoke(app, ["serve"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert (seen["host"], seen["port"], seen["workers"]) == ("0.0.0.0", 9002, 3)
+    assert seen["log_level"] == "warning"
+    options = seen["options"]
+    assert options.cors_origins == ("https://a.example", "https://b.example")
+    assert (options.max_age, options.max_body_bytes, options.write_wait, options.max_k) == (
+        5,
+        1000,
+        1.5,
+        20,
+    )
+    # The command line wins over the environment.
+    seen.clear()
+    given = ["serve", "--port", "9003", "--max-age", "0", "--cors-origin", "https://c.example"]
+    result = CliRunner().invoke(app, given, env=environment)
+    assert result.exit_code == 0, result.output
+    assert seen["port"] == 9003 and seen["workers"] == 3
+    assert seen["options"].max_age == 0
+    assert seen["options"].cors_origins == ("https://c.example",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RECOMMENDER_PORT", "eighty"),
+        ("RECOMMENDER_WORKERS", "0"),
+        ("RECOMMENDER_MAX_AGE", "-1"),
+        ("RECOMMENDER_WRITE_WAIT", "soon"),
+        ("RECOMMENDER_LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from recommender.cli import app
+
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kwargs: None)
+    result = CliRunner().invoke(app, ["serve", "--index", str(shared_index)], env={name: value})
+    assert result.exit_code == 2
+    assert name in result.stderr and repr(value).strip("'") in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recommender.http.app import app_from_environment
     from recommender.http.options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV
