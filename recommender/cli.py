@@ -1135,6 +1135,13 @@ class LogLevel(str, enum.Enum):
     error = "error"
 
 
+class LogFormat(str, enum.Enum):
+    """What ``recommend serve --log-format`` takes (``http.workers.LOG_FORMATS``)."""
+
+    plain = "plain"
+    json = "json"
+
+
 def _serve_env(name: str) -> dict[str, Any]:
     """The environment variable of a ``serve`` option (``RECOMMENDER_`` and its name, as
     RECOMMENDER_INDEX), shown in ``--help``; the command line wins over it. A deployment
@@ -1200,12 +1207,21 @@ def serve(
             **_serve_env("log_level"),
         ),
     ] = LogLevel.info,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            help="Log lines as plain text, or each one JSON object (json).",
+            case_sensitive=False,
+            **_serve_env("log_format"),
+        ),
+    ] = LogFormat.plain,
 ) -> None:
     """Serve the index over HTTP: related lists, the editor's page (/) and the box (/box.js).
 
     Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
     without it they are refused. API reference at /docs.
     """
+    from .http.logs import json_line
     from .http.options import TOKEN_ENV, ServeOptions
     from .http.workers import run as run_server
 
@@ -1221,11 +1237,18 @@ def serve(
         threads=_model_threads(),
     )
     writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
-    typer.echo(
-        f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}", err=True
-    )
+    said = f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}"
+    if log_format is LogFormat.json:  # every line on standard error one JSON object
+        said = json_line("info", "recommender.cli", said)
+    typer.echo(said, err=True)
     run_server(
-        index, host=host, port=port, workers=workers, options=options, log_level=log_level.value
+        index,
+        host=host,
+        port=port,
+        workers=workers,
+        options=options,
+        log_level=log_level.value,
+        log_format=log_format.value,
     )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -546,6 +548,62 @@ def test_slow_clients_do_not_block_others(shared_index: Path) -> None:
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
 
 
+def test_request_id_taken_echoed_and_logged(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="recommender.http.middleware"):
+        given = client.get("/info", headers={"X-Request-ID": "edge-7f3a:1.2_b"})
+        made = [client.get("/articles/nope/similar") for _ in range(2)]
+    assert given.headers["x-request-id"] == "edge-7f3a:1.2_b"
+    ids = [response.headers["x-request-id"] for response in made]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids) and ids[0] != ids[1]
+    records = [r for r in caplog.records if r.name == "recommender.http.middleware"]
+    assert [getattr(r, "request_id", None) for r in records] == ["edge-7f3a:1.2_b", *ids]
+    assert " edge-7f3a:1.2_b GET /info 200 " in records[0].getMessage()
+
+
+def test_json_log_lines(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    from recommender.http.logs import JsonFormatter
+
+    with caplog.at_level(logging.INFO, logger="recommender.http.middleware"):
+        client.get("/articles/a-1001/similar?k=2", headers={"X-Request-ID": "r-1"})
+    [record] = [r for r in caplog.records if r.name == "recommender.http.middleware"]
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert {
+        key: data[key] for key in ("level", "logger", "method", "path", "status", "request_id")
+    } == {
+        "level": "info",
+        "logger": "recommender.http.middleware",
+        "method": "GET",
+        "path": "/articles/a-1001/similar?k=2",
+        "status": 200,
+        "request_id": "r-1",
+    }
+    assert data["ms"] >= 0 and data["time"].endswith("+00:00") and "r-1" in data["message"]
+    try:
+        raise ValueError("boom\nforged line")
+    except ValueError:
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(failed)
+    assert "\n" not in line and "boom" in json.loads(line)["exception"]
+
+
+def test_json_log_config_builds_the_json_formatter() -> None:
+    import logging.config
+
+    from recommender.http.logs import JsonFormatter
+    from recommender.http.workers import log_config
+
+    for log_format, kind in (("json", JsonFormatter), ("plain", logging.Formatter)):
+        config = log_config("info", log_format)
+        made = logging.config.DictConfigurator(config).configure_formatter(
+            config["formatters"]["chosen"]
+        )
+        assert type(made) is kind
+
+
 # -- running it -----------------------------------------------------------------------------
 
 
@@ -623,11 +681,14 @@ def test_serve_options_from_the_environment(
         "RECOMMENDER_WRITE_WAIT": "1.5",
         "RECOMMENDER_MAX_K": "20",
         "RECOMMENDER_LOG_LEVEL": "WARNING",
+        "RECOMMENDER_LOG_FORMAT": "json",
     }
     result = CliRunner().invoke(app, ["serve"], env=environment)
     assert result.exit_code == 0, result.output
     assert (seen["host"], seen["port"], seen["workers"]) == ("0.0.0.0", 9002, 3)
-    assert seen["log_level"] == "warning"
+    assert (seen["log_level"], seen["log_format"]) == ("warning", "json")
+    said = json.loads(result.stderr.strip())  # with JSON logs, the first line is one too
+    assert said["level"] == "info" and said["message"].startswith("serving ")
     options = seen["options"]
     assert options.cors_origins == ("https://a.example", "https://b.example")
     assert (options.max_age, options.max_body_bytes, options.write_wait, options.max_k) == (
@@ -654,6 +715,7 @@ def test_serve_options_from_the_environment(
         ("RECOMMENDER_MAX_AGE", "-1"),
         ("RECOMMENDER_WRITE_WAIT", "soon"),
         ("RECOMMENDER_LOG_LEVEL", "loud"),
+        ("RECOMMENDER_LOG_FORMAT", "xml"),
     ],
 )
 def test_a_bad_environment_value_names_its_variable(
