@@ -548,6 +548,39 @@ def test_slow_clients_do_not_block_others(shared_index: Path) -> None:
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
 
 
+def _metric(text: str, name: str) -> float:
+    [found] = re.findall(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found)
+
+
+def test_index_metrics(writer: TestClient) -> None:
+    text = writer.get("/metrics").text
+    info = writer.get("/info").json()
+    assert _metric(text, "recommender_index_articles") == info["articles"]
+    assert _metric(text, "recommender_index_generation") == info["generation"]
+    assert 0 <= _metric(text, "recommender_index_seconds_since_refresh") < 60
+    assert _metric(text, "recommender_index_seconds_since_write") >= 0
+    precomputed = 'recommender_related_answers_total{source="precomputed"}'
+    searched = 'recommender_related_answers_total{source="searched"}'
+    assert _metric(text, precomputed) == _metric(text, searched) == 0
+
+    assert writer.get("/articles/a-1001/similar?k=3").status_code == 200  # the lists hold it
+    assert writer.get("/articles/a-2016/similar?k=3").status_code == 200
+    assert writer.get("/articles/a-1001/similar?k=3&same_category=true").status_code == 200
+    text = writer.get("/metrics").text
+    assert (_metric(text, precomputed), _metric(text, searched)) == (2, 1)
+
+    time.sleep(1.1)  # the copy of the sample keeps its build's file times
+    assert _metric(writer.get("/metrics").text, "recommender_index_seconds_since_write") > 1
+    article = {"id": "m-1", "title": "Metrics test", "body": "A new article about the metro."}
+    assert writer.put("/articles", json=[article], headers=AUTH).status_code == 200
+    text = writer.get("/metrics").text
+    assert _metric(text, "recommender_index_articles") == info["articles"] + 1
+    assert _metric(text, "recommender_index_generation") == info["generation"] + 1
+    assert _metric(text, "recommender_index_seconds_since_write") < 1.0
+    assert _metric(text, "recommender_index_seconds_since_refresh") < 1.0
+
+
 def test_request_id_taken_echoed_and_logged(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -82,7 +82,8 @@ def create_app(
     )
     app.state.titles = Titles()
     app.state.threads = Threads(options.read_threads)
-    app.state.metrics = metrics = Metrics(options.multiprocess_metrics)
+    state = app.state.index
+    app.state.metrics = metrics = Metrics(options.multiprocess_metrics, lambda: state.loaded)
     app.state.options = options
     app.state.version = app.version
 

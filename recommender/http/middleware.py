@@ -101,6 +101,7 @@ class Edge:
         template = route_label(scope)
         self.metrics.requests.labels(method_label(method), template, str(status)).inc()
         self.metrics.latency.labels(method_label(method), template).observe(seconds)
+        self.metrics.count_answers()
         target = scope.get("raw_path") or str(scope.get("path", "")).encode()
         query = scope.get("query_string") or b""
         if query:
