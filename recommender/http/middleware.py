@@ -92,8 +92,10 @@ class Edge:
                     raise
                 await self._too_large(send_observed, None)
         finally:
-            self._observe(scope, status, time.perf_counter() - started, rid)
-            REQUEST_ID.reset(token)
+            try:
+                self._observe(scope, status, time.perf_counter() - started, rid)
+            finally:
+                REQUEST_ID.reset(token)
 
     def _observe(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         """Count the request and log its line (its fields apart too, for JSON logs)."""
