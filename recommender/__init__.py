@@ -31,9 +31,11 @@ from .errors import (
 )
 from .read.retrieve import Filters
 from .results import (
+    Answers,
     BuildReport,
     CheckReport,
     IndexInfo,
+    IndexStatus,
     Recommendation,
     ReplicaReport,
     UpdateReport,
@@ -73,6 +75,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "ENGLISH_MODEL",
     "MULTILINGUAL_MODEL",
+    "Answers",
     "Article",
     "BuildReport",
     "CheckReport",
@@ -82,6 +85,7 @@ __all__ = [
     "IndexDamagedError",
     "IndexInfo",
     "IndexNotFoundError",
+    "IndexStatus",
     "IndexWriteError",
     "InputFileError",
     "InvalidArticleError",

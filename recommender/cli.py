@@ -1126,47 +1126,102 @@ def demo(
     typer.echo(f"\nTry: recommend similar {DEMO_QUERIES[0]} --index {index} --json")
 
 
+class LogLevel(str, enum.Enum):
+    """What ``recommend serve --log-level`` takes."""
+
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(str, enum.Enum):
+    """What ``recommend serve --log-format`` takes (``http.workers.LOG_FORMATS``)."""
+
+    plain = "plain"
+    json = "json"
+
+
+def _serve_env(name: str) -> dict[str, Any]:
+    """The environment variable of a ``serve`` option (``RECOMMENDER_`` and its name, as
+    RECOMMENDER_INDEX), shown in ``--help``; the command line wins over it. A deployment
+    (a container, a unit file) then configures the server without a command line."""
+    return {"envvar": f"RECOMMENDER_{name.upper()}", "show_envvar": True}
+
+
 @app.command()
 @_cli_errors
 def serve(
     index: IndexOption = DEFAULT_INDEX,
     host: Annotated[
-        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+        str,
+        typer.Option(help="Address to listen on (0.0.0.0: every interface).", **_serve_env("host")),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", **_serve_env("port"))] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes, each with the index open.")
+        int,
+        typer.Option(
+            min=1, help="Worker processes, each with the index open.", **_serve_env("workers")
+        ),
     ] = 1,
     max_age: Annotated[
-        int, typer.Option(min=0, help="Seconds browsers and CDNs may keep a read (max-age).")
+        int,
+        typer.Option(
+            min=0,
+            help="Seconds browsers and CDNs may keep a read (max-age).",
+            **_serve_env("max_age"),
+        ),
     ] = 60,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(
             "--cors-origin",
             help="Origin whose pages may call the service, e.g. https://news.example "
-            "(repeatable; '*' for any).",
+            "(repeatable, or several in the variable separated by spaces; '*' for any).",
+            **_serve_env("cors_origin"),
         ),
     ] = None,
     max_body_bytes: Annotated[
-        int, typer.Option(min=0, help="Larger request bodies get 413 unread.")
+        int,
+        typer.Option(
+            min=0, help="Larger request bodies get 413 unread.", **_serve_env("max_body_bytes")
+        ),
     ] = 10 * 1024 * 1024,
     write_wait: Annotated[
         float,
         typer.Option(
-            min=0, help="Seconds a write waits for another writer before 409 (?wait= overrides)."
+            min=0,
+            help="Seconds a write waits for another writer before 409 (?wait= overrides).",
+            **_serve_env("write_wait"),
         ),
     ] = 0.0,
-    max_k: Annotated[int, typer.Option(min=0, help="The largest k a request may ask for.")] = 100,
+    max_k: Annotated[
+        int,
+        typer.Option(min=0, help="The largest k a request may ask for.", **_serve_env("max_k")),
+    ] = 100,
     log_level: Annotated[
-        str, typer.Option(help="Log level: debug, info (a line per request), warning, error.")
-    ] = "info",
+        LogLevel,
+        typer.Option(
+            help="Log level: debug, info (a line per request), warning, error.",
+            case_sensitive=False,
+            **_serve_env("log_level"),
+        ),
+    ] = LogLevel.info,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            help="Log lines as plain text, or each one JSON object (json).",
+            case_sensitive=False,
+            **_serve_env("log_format"),
+        ),
+    ] = LogFormat.plain,
 ) -> None:
     """Serve the index over HTTP: related lists, the editor's page (/) and the box (/box.js).
 
     Writes (PUT /articles, DELETE /articles/ID) need the bearer token in RECOMMENDER_TOKEN;
     without it they are refused. API reference at /docs.
     """
+    from .http.logs import json_line
     from .http.options import TOKEN_ENV, ServeOptions
     from .http.workers import run as run_server
 
@@ -1182,10 +1237,19 @@ def serve(
         threads=_model_threads(),
     )
     writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
-    typer.echo(
-        f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}", err=True
+    said = f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}"
+    if log_format is LogFormat.json:  # every line on standard error one JSON object
+        said = json_line("info", "recommender.cli", said)
+    typer.echo(said, err=True)
+    run_server(
+        index,
+        host=host,
+        port=port,
+        workers=workers,
+        options=options,
+        log_level=log_level.value,
+        log_format=log_format.value,
     )
-    run_server(index, host=host, port=port, workers=workers, options=options, log_level=log_level)
 
 
 def main() -> None:

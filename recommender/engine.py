@@ -331,6 +331,18 @@ class Recommender:
         """Counts, model, settings and size of the index."""
         return self._reader.info()
 
+    def status(self) -> results.IndexStatus:
+        """What a server reports for monitoring, cheaply (no file read but a few stats):
+        live articles, generation, version, when the index was last written and this
+        process last refreshed, and how many ``similar`` answers came from the precomputed
+        lists or were searched (``answers``)."""
+        return self._reader.status()
+
+    def answers(self) -> results.Answers:
+        """How many ``similar`` answers this process gave from the precomputed lists, and how
+        many it searched, since the index was opened (cheaper still than ``status``)."""
+        return self._reader.answers()
+
     def similar(
         self,
         article_id: str,
@@ -361,8 +373,11 @@ class Recommender:
         if wanted == NO_FILTERS and pipeline.checked_k(k):
             listed = lookup(snapshot, row, k, chosen, removed)
             if listed is not None:
+                self._reader.answered(precomputed=True)
                 return listed
-        return pipeline.for_row(snapshot, row, k, chosen, wanted, now, removed, self.path)
+        found = pipeline.for_row(snapshot, row, k, chosen, wanted, now, removed, self.path)
+        self._reader.answered(precomputed=False)
+        return found
 
     def similar_to_text(
         self,

@@ -118,6 +118,33 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class Answers:
+    """How this process has answered ``similar`` since the index was opened: from the
+    precomputed lists, or by searching (filters, another ranking, lists not current)."""
+
+    precomputed: int = 0
+    searched: int = 0
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What a process serving an index reports about it (``Recommender.status``): cheap to
+    ask, for monitoring (the HTTP service's /metrics).
+
+    ``written_at``: when the index folder was last written to (Unix time, its files' times:
+    an update, a precompute, a build or a replica's copy); ``refreshed_at``: when this process
+    last loaded the index or looked for changes and found it current.
+    """
+
+    articles: int
+    generation: int
+    version: str
+    written_at: float
+    refreshed_at: float
+    answers: Answers
+
+
+@dataclass(frozen=True)
 class CheckReport:
     """What ``recommend check`` found: every problem (empty when the index is sound), notes
     that are not problems (parts written by an earlier version, without checksums), counts."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from conftest import SAMPLE, FakeEncoder, SampleCopy, article, sample_records
 
 from recommender import (
+    Answers,
+    Article,
     IncompatibleIndexError,
     IndexNotFoundError,
     InvalidArticlesError,
@@ -767,3 +770,32 @@ def test_lazy_open_reads_the_index_only_when_needed(tmp_path: Path) -> None:
         assert rec.manifest.model == "fake-bag-of-words" and rec._reader._held is None
         assert "new-1" in rec and "a-1001" not in rec  # loaded now, with both changes
         assert rec.similar("a-2016", k=3)
+
+
+def test_status_and_answers(sample_index: Path) -> None:
+    """What a server reports: counts of the current state, when it was written and last
+    refreshed, and whether answers came from the precomputed lists."""
+    with (
+        Recommender.open(sample_index, encoder=FakeEncoder()) as rec,
+        Recommender.open(sample_index, encoder=FakeEncoder()) as other,
+    ):
+        opened = time.time()
+        status = rec.status()
+        assert (status.articles, status.generation) == (len(rec), rec.info().generation)
+        assert status.version == rec.snapshot.version.name
+        assert status.refreshed_at <= opened and status.answers == Answers(0, 0)
+        rec.similar("a-1001", k=3)  # the sample's lists hold it
+        rec.similar("a-1001", k=3, same_category=True)  # a filter: searched
+        rec.similar("a-2016", k=3, recency_weight=0.0)  # another ranking: searched
+        assert rec.answers() == Answers(precomputed=1, searched=2)
+
+        time.sleep(0.05)
+        other.add([Article(id="s-1", title="Status", body="A new article.")])
+        assert rec.status().articles == status.articles  # not refreshed yet
+        assert rec.refresh()
+        after = rec.status()
+        assert (after.articles, after.generation) == (status.articles + 1, status.generation + 1)
+        assert after.written_at > opened and after.refreshed_at > after.written_at
+        assert not rec.refresh()  # nothing new: still a refresh that succeeded
+        assert rec.status().refreshed_at > after.refreshed_at
+        assert rec.status().answers == Answers(1, 2)

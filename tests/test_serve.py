@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -652,6 +654,95 @@ def test_slow_clients_do_not_block_others(shared_index: Path) -> None:
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
 
 
+def _metric(text: str, name: str) -> float:
+    [found] = re.findall(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found)
+
+
+def test_index_metrics(writer: TestClient) -> None:
+    text = writer.get("/metrics").text
+    info = writer.get("/info").json()
+    assert _metric(text, "recommender_index_articles") == info["articles"]
+    assert _metric(text, "recommender_index_generation") == info["generation"]
+    assert 0 <= _metric(text, "recommender_index_seconds_since_refresh") < 60
+    assert _metric(text, "recommender_index_seconds_since_write") >= 0
+    precomputed = 'recommender_related_answers_total{source="precomputed"}'
+    searched = 'recommender_related_answers_total{source="searched"}'
+    assert _metric(text, precomputed) == _metric(text, searched) == 0
+
+    assert writer.get("/articles/a-1001/similar?k=3").status_code == 200  # the lists hold it
+    assert writer.get("/articles/a-2016/similar?k=3").status_code == 200
+    assert writer.get("/articles/a-1001/similar?k=3&same_category=true").status_code == 200
+    text = writer.get("/metrics").text
+    assert (_metric(text, precomputed), _metric(text, searched)) == (2, 1)
+
+    time.sleep(1.1)  # the copy of the sample keeps its build's file times
+    assert _metric(writer.get("/metrics").text, "recommender_index_seconds_since_write") > 1
+    article = {"id": "m-1", "title": "Metrics test", "body": "A new article about the metro."}
+    assert writer.put("/articles", json=[article], headers=AUTH).status_code == 200
+    text = writer.get("/metrics").text
+    assert _metric(text, "recommender_index_articles") == info["articles"] + 1
+    assert _metric(text, "recommender_index_generation") == info["generation"] + 1
+    assert _metric(text, "recommender_index_seconds_since_write") < 1.0
+    assert _metric(text, "recommender_index_seconds_since_refresh") < 1.0
+
+
+def test_request_id_taken_echoed_and_logged(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="recommender.http.middleware"):
+        given = client.get("/info", headers={"X-Request-ID": "edge-7f3a:1.2_b"})
+        made = [client.get("/articles/nope/similar") for _ in range(2)]
+    assert given.headers["x-request-id"] == "edge-7f3a:1.2_b"
+    ids = [response.headers["x-request-id"] for response in made]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids) and ids[0] != ids[1]
+    records = [r for r in caplog.records if r.name == "recommender.http.middleware"]
+    assert [getattr(r, "request_id", None) for r in records] == ["edge-7f3a:1.2_b", *ids]
+    assert " edge-7f3a:1.2_b GET /info 200 " in records[0].getMessage()
+
+
+def test_json_log_lines(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    from recommender.http.logs import JsonFormatter
+
+    with caplog.at_level(logging.INFO, logger="recommender.http.middleware"):
+        client.get("/articles/a-1001/similar?k=2", headers={"X-Request-ID": "r-1"})
+    [record] = [r for r in caplog.records if r.name == "recommender.http.middleware"]
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert {
+        key: data[key] for key in ("level", "logger", "method", "path", "status", "request_id")
+    } == {
+        "level": "info",
+        "logger": "recommender.http.middleware",
+        "method": "GET",
+        "path": "/articles/a-1001/similar?k=2",
+        "status": 200,
+        "request_id": "r-1",
+    }
+    assert data["ms"] >= 0 and data["time"].endswith("+00:00") and "r-1" in data["message"]
+    try:
+        raise ValueError("boom\nforged line")
+    except ValueError:
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(failed)
+    assert "\n" not in line and "boom" in json.loads(line)["exception"]
+
+
+def test_json_log_config_builds_the_json_formatter() -> None:
+    import logging.config
+
+    from recommender.http.logs import JsonFormatter
+    from recommender.http.workers import log_config
+
+    for log_format, kind in (("json", JsonFormatter), ("plain", logging.Formatter)):
+        config = log_config("info", log_format)
+        made = logging.config.DictConfigurator(config).configure_formatter(
+            config["formatters"]["chosen"]
+        )
+        assert type(made) is kind
+
+
 # -- running it -----------------------------------------------------------------------------
 
 
@@ -690,6 +781,92 @@ def test_serve_command_passes_its_options(
     assert options.cors_origins == ("https://a.example", "https://b.example")
     missing = CliRunner().invoke(app, ["serve", "--index", str(shared_index.parent / "none")])
     assert missing.exit_code == 1 and "error:" in missing.stderr
+
+
+def _serve_params() -> list[Any]:
+    import typer
+
+    from recommender.cli import app
+
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    return [param for param in command.params if param.name != "help"]
+
+
+def test_every_serve_option_has_its_environment_variable() -> None:
+    """A container or unit file configures the server without a command line: an option
+    added later must not forget its variable."""
+    params = _serve_params()
+    assert len(params) >= 10
+    for param in params:
+        assert param.envvar == f"RECOMMENDER_{param.name.upper()}", param.name
+        assert param.show_envvar, param.name
+
+
+def test_serve_options_from_the_environment(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kwargs: seen.update(kwargs))
+    environment = {
+        "RECOMMENDER_INDEX": str(shared_index),
+        "RECOMMENDER_HOST": "0.0.0.0",
+        "RECOMMENDER_PORT": "9002",
+        "RECOMMENDER_WORKERS": "3",
+        "RECOMMENDER_MAX_AGE": "5",
+        "RECOMMENDER_CORS_ORIGIN": "https://a.example https://b.example",
+        "RECOMMENDER_MAX_BODY_BYTES": "1000",
+        "RECOMMENDER_WRITE_WAIT": "1.5",
+        "RECOMMENDER_MAX_K": "20",
+        "RECOMMENDER_LOG_LEVEL": "WARNING",
+        "RECOMMENDER_LOG_FORMAT": "json",
+    }
+    result = CliRunner().invoke(app, ["serve"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert (seen["host"], seen["port"], seen["workers"]) == ("0.0.0.0", 9002, 3)
+    assert (seen["log_level"], seen["log_format"]) == ("warning", "json")
+    said = json.loads(result.stderr.strip())  # with JSON logs, the first line is one too
+    assert said["level"] == "info" and said["message"].startswith("serving ")
+    options = seen["options"]
+    assert options.cors_origins == ("https://a.example", "https://b.example")
+    assert (options.max_age, options.max_body_bytes, options.write_wait, options.max_k) == (
+        5,
+        1000,
+        1.5,
+        20,
+    )
+    # The command line wins over the environment.
+    seen.clear()
+    given = ["serve", "--port", "9003", "--max-age", "0", "--cors-origin", "https://c.example"]
+    result = CliRunner().invoke(app, given, env=environment)
+    assert result.exit_code == 0, result.output
+    assert seen["port"] == 9003 and seen["workers"] == 3
+    assert seen["options"].max_age == 0
+    assert seen["options"].cors_origins == ("https://c.example",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RECOMMENDER_PORT", "eighty"),
+        ("RECOMMENDER_WORKERS", "0"),
+        ("RECOMMENDER_MAX_AGE", "-1"),
+        ("RECOMMENDER_WRITE_WAIT", "soon"),
+        ("RECOMMENDER_LOG_LEVEL", "loud"),
+        ("RECOMMENDER_LOG_FORMAT", "xml"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable(
+    shared_index: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from recommender.cli import app
+
+    monkeypatch.setattr("recommender.http.workers.run", lambda index, **kwargs: None)
+    result = CliRunner().invoke(app, ["serve", "--index", str(shared_index)], env={name: value})
+    assert result.exit_code == 2
+    assert name in result.stderr and repr(value).strip("'") in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ socket can send goes to uvicorn on loopback (tests/live_server.py).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import re
 import socket
@@ -143,6 +144,67 @@ def test_the_log_line_is_escaped_and_bounded(
     assert re.fullmatch(r"[\x20-\x7e]+", line), line
     assert len(line) < 400, len(line)
     assert line.endswith(" ms") and " 404 " in line
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"a\r\n127.0.0.1 GET /forged 200 1.0 ms",
+        b"x" * 10240,
+        b"x" * 129,
+        b"\x1b[2J\x1b]0;owned\x07",
+        b"id with spaces",
+        b"",
+        "caf\u00e9".encode(),
+        b'"},{"level":"error"',
+    ],
+)
+def test_a_hostile_request_id_is_replaced_not_logged(
+    caplog: pytest.LogCaptureFixture, sent: bytes
+) -> None:
+    """X-Request-ID is logged and echoed: one that could forge a line, drive a terminal or
+    swell the log is replaced by a new id, and appears nowhere."""
+    import anyio
+
+    from recommender.http.logs import JsonFormatter
+
+    edge = Edge(_answer_404, max_body_bytes=1000, metrics=Metrics(False))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/a",
+        "raw_path": b"/a",
+        "query_string": b"",
+        "headers": [(b"x-request-id", sent)],
+        "client": ("127.0.0.1", 5000),
+    }
+    started: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            started.append(message)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        anyio.run(edge, scope, receive, send)
+    [echoed] = [value for name, value in started[0]["headers"] if name == b"x-request-id"]
+    assert re.fullmatch(rb"[0-9a-f]{32}", echoed)
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    line, as_json = record.getMessage(), JsonFormatter().format(record)
+    assert echoed.decode() in line and json.loads(as_json)["request_id"] == echoed.decode()
+    if sent:
+        assert sent.decode("latin-1") not in line and sent.decode("latin-1") not in as_json
+    assert re.fullmatch(r"[\x20-\x7e]+", line) and len(line) < 200
+
+
+def test_a_safe_request_id_is_kept_up_to_128_characters() -> None:
+    from recommender.http.logs import request_id
+
+    longest = b"A-z0.9_:" * 16
+    assert request_id(longest) == longest.decode()
+    assert request_id(longest + b"x") != longest.decode() + "x"
 
 
 # -- ids with encoded slashes ------------------------------------------------------------------

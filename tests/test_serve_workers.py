@@ -4,6 +4,7 @@ SIGTERM stops everything."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -26,9 +27,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(index: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(index: Path, port: int, log: Path, *more: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
-    command += ["--workers", "2", "--port", str(port), "--log-level", "info"]
+    command += ["--workers", "2", "--port", str(port), "--log-level", "info", *more]
     env = {k: v for k, v in os.environ.items() if k != "RECOMMENDER_TOKEN"}
     return subprocess.Popen(command, stderr=log.open("wb"), env=env)
 
@@ -115,3 +116,34 @@ def test_two_workers_share_connections_and_survive_a_kill(
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in remaining):
         time.sleep(0.1)
     assert not any(Path(f"/proc/{p}").exists() for p in remaining)  # no worker left behind
+
+
+def test_two_workers_report_the_index_and_log_json(tmp_path: Path, sample_index: Path) -> None:
+    """With workers, /metrics shows each index gauge once (the answering worker's, set as it
+    renders) and the answers counted by every worker, whichever answers /metrics; with
+    --log-format json every line on standard error is a JSON object."""
+    port, log = _free_port(), tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    server = _serve(sample_index, port, log, "--log-format", "json")
+    try:
+        _wait_ready(base, server)
+        assert _each_on_its_own_connection(base, 12) == [200] * 12
+        articles = httpx.get(f"{base}/info", timeout=30).json()["articles"]
+        for _ in range(4):  # from either worker
+            with httpx.Client(base_url=base, timeout=30) as client:
+                text = client.get("/metrics").text
+            gauge = re.findall(r"^recommender_index_articles(\S*) (\S+)$", text, re.MULTILINE)
+            assert gauge == [("", f"{float(articles)}")]
+            for name in ("generation", "seconds_since_write", "seconds_since_refresh"):
+                assert len(re.findall(rf"^recommender_index_{name} ", text, re.MULTILINE)) == 1
+            assert 'recommender_related_answers_total{source="precomputed"} 12.0' in text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+    assert code == 0
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line, the first and uvicorn's too
+    requests = [r for r in records if r["logger"] == "recommender.http.middleware"]
+    assert len(requests) >= 12 and len({r["process"] for r in requests}) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r["request_id"]) for r in requests)
+    assert {"GET"} == {r["method"] for r in requests}

@@ -82,7 +82,8 @@ def create_app(
     )
     app.state.titles = Titles()
     app.state.threads = Threads(options.read_threads)
-    app.state.metrics = metrics = Metrics(options.multiprocess_metrics)
+    state = app.state.index
+    app.state.metrics = metrics = Metrics(options.multiprocess_metrics, lambda: state.loaded)
     app.state.options = options
     app.state.version = app.version
 
@@ -97,8 +98,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=list(options.cors_origins),
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
-            expose_headers=["ETag"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(IdPaths)

@@ -6,8 +6,18 @@ would add a series per request and grow ``/metrics`` without bound.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RecommenderError
+
+if TYPE_CHECKING:
+    from ..engine import Recommender
+
+log = logging.getLogger(__name__)
 
 #: The methods counted by name; any other (a made-up or lowercase one) counts as ``other``.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
@@ -30,10 +40,13 @@ def route_label(scope: Mapping[str, Any]) -> str:
 
 class Metrics:
     """Request counts and a latency histogram, by method (``method_label``), route template
-    (``route_label``) and status code."""
+    (``route_label``) and status code; and the served index (``index``): gauges set from its
+    ``status()`` as /metrics is rendered, and its answers counted (``count_answers``)."""
 
-    def __init__(self, multiprocess: bool) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+    def __init__(
+        self, multiprocess: bool, index: Callable[[], Recommender | None] = lambda: None
+    ) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.multiprocess = multiprocess
         # Multiprocess mode keeps values in files that /metrics adds up; a registry per app
@@ -52,10 +65,76 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
             registry=self.registry,
         )
+        self.index = index
+        # Set by the worker that renders /metrics, just before: with several workers, each
+        # gauge shows the value of the one that wrote it last (that one), among live ones.
+        gauges = {
+            "articles": "Articles in the served index (live ones).",
+            "generation": "Updates committed to the served index's version (its build is 1).",
+            "seconds_since_write": "Seconds since the index folder was last written to.",
+            "seconds_since_refresh": (
+                "Seconds since this worker last loaded the index or found it current."
+            ),
+        }
+        self.gauges = {
+            name: Gauge(
+                f"recommender_index_{name}",
+                text,
+                multiprocess_mode="livemostrecent",
+                registry=self.registry,
+            )
+            for name, text in gauges.items()
+        }
+        self.answers = Counter(
+            "recommender_related_answers",
+            "Related lists of indexed articles answered, from precomputed lists or searched.",
+            ["source"],
+            registry=self.registry,
+        )
+        for source in ("precomputed", "searched"):  # both shown from the start, at 0
+            self.answers.labels(source)
+        # What this process has added to ``answers`` so far: the index counts its answers
+        # itself; each worker adds what it counted since (a worker's file, with several).
+        self._counted = (0, 0)
+        self._counted_lock = threading.Lock()
+
+    def count_answers(self) -> None:
+        """Add the answers the index counted since the last call to ``answers``: cheap,
+        called after every request (every worker's counts then reach its file, whichever
+        worker renders /metrics)."""
+        rec = self.index()
+        if rec is None:
+            return
+        answers = rec.answers()
+        now = (answers.precomputed, answers.searched)
+        with self._counted_lock:
+            before, self._counted = self._counted, now
+        for source, was, is_ in zip(("precomputed", "searched"), before, now, strict=True):
+            if is_ > was:
+                self.answers.labels(source).inc(is_ - was)
+
+    def _set_gauges(self) -> None:
+        rec = self.index()
+        if rec is None:
+            return
+        try:
+            status = rec.status()
+        except RecommenderError as exc:  # /metrics answers still: the gauges keep their values
+            log.warning("cannot read the index's status: %s", exc)
+            return
+        now = time.time()
+        self.gauges["articles"].set(status.articles)
+        self.gauges["generation"].set(status.generation)
+        self.gauges["seconds_since_write"].set(max(0.0, now - status.written_at))
+        self.gauges["seconds_since_refresh"].set(max(0.0, now - status.refreshed_at))
 
     def render(self) -> tuple[bytes, str]:
-        """The metrics in Prometheus' text format, and its content type."""
+        """The metrics in Prometheus' text format, and its content type: the index's gauges
+        and counts brought up to date first."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        self._set_gauges()
+        self.count_answers()
 
         registry = self.registry
         if registry is None:

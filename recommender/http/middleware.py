@@ -1,7 +1,7 @@
-"""The layers around the routes: the outermost (``Edge``): the body limit, a log line per
-request (this module's logger, what the client sent escaped and cut short) and the request
-metrics; ``Head``, which answers HEAD as GET without the body; ``Gzip``, which compresses
-larger answers; and ``IdPaths``, which hands the article routes their ids as sent."""
+"""The layers around the routes: the outermost (``Edge``): the body limit, the request id, a
+log line per request (this module's logger, what the client sent escaped and cut short) and
+the request metrics; ``Head``, which answers HEAD as GET without the body; ``Gzip``, which
+compresses larger answers; and ``IdPaths``, which hands the article routes their ids as sent."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from ..results import to_json
+from .logs import REQUEST_ID, request_id
 from .metrics import Metrics, method_label, route_label
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,14 @@ class _BodyTooLarge(StarletteHTTPException):
     HTTPException, so that FastAPI's body parsing passes it on instead of answering 400."""
 
 
+#: The header that carries a request's id, both ways (``logs.request_id``).
+REQUEST_ID_HEADER = b"x-request-id"
+
+
 class Edge:
-    """Outermost layer: refuses bodies over the limit unread, logs one line per request with
-    its latency, and counts it for /metrics."""
+    """Outermost layer: refuses bodies over the limit unread, gives each request an id
+    (its ``X-Request-ID`` when safe to log, else a new one; echoed in the answer's), logs one
+    line per request with its latency, and counts it for /metrics."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -48,12 +54,21 @@ class Edge:
         started = time.perf_counter()
         status = 500
         sent_start = False
+        rid = request_id(_header(scope, REQUEST_ID_HEADER))
+        token = REQUEST_ID.set(rid)
 
         async def send_observed(message: Message) -> None:
             nonlocal status, sent_start
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 sent_start = True
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name.lower() != REQUEST_ID_HEADER
+                ]
+                headers.append((REQUEST_ID_HEADER, rid.encode("ascii")))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -80,26 +95,39 @@ class Edge:
                     raise
                 await self._too_large(send_observed, None)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            try:
+                self._observe(scope, status, time.perf_counter() - started, rid)
+            finally:
+                REQUEST_ID.reset(token)
 
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        """Count the request and log its line."""
+    def _observe(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
+        """Count the request and log its line (its fields apart too, for JSON logs)."""
         method = str(scope.get("method", ""))
         template = route_label(scope)
         self.metrics.requests.labels(method_label(method), template, str(status)).inc()
         self.metrics.latency.labels(method_label(method), template).observe(seconds)
+        self.metrics.count_answers()
         target = scope.get("raw_path") or str(scope.get("path", "")).encode()
         query = scope.get("query_string") or b""
         if query:
             target += b"?" + query
         client = scope.get("client") or ("-", 0)
+        fields = {
+            "client": _shown(str(client[0]), 64),
+            "method": _shown(method, 20),
+            "path": _shown_target(bytes(target), 200),
+            "status": status,
+            "ms": round(seconds * 1000, 1),
+        }
         log.info(
-            "%s %s %s %d %.1f ms",
-            _shown(str(client[0]), 64),
-            _shown(method, 20),
-            _shown_target(bytes(target), 200),
+            "%s %s %s %s %d %.1f ms",
+            fields["client"],
+            rid,
+            fields["method"],
+            fields["path"],
             status,
             seconds * 1000,
+            extra={"http": fields, "request_id": rid},
         )
 
     def _too_large_message(self, length: int | None) -> str:
@@ -260,11 +288,19 @@ def _shown_target(target: bytes, limit: int) -> str:
     return _cut(shown, limit)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    """The first value of a header (``wanted`` in lowercase, as ASGI servers give names)."""
     for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+        if name == wanted:
+            return bytes(value)
     return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

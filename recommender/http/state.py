@@ -66,6 +66,11 @@ class IndexState:
             return self._rec
 
     @property
+    def loaded(self) -> Recommender | None:
+        """The Recommender if it is open; never tries to open it (for /metrics)."""
+        return self._rec
+
+    @property
     def is_open(self) -> bool:
         try:
             self.open()

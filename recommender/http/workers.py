@@ -22,14 +22,27 @@ from .options import INDEX_ENV, METRICS_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOption
 APP_FACTORY = "recommender.http.app:app_from_environment"
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging with our one-line-per-request log (uvicorn's access log is off)."""
-    formatter = {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
-    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+#: What ``--log-format`` takes: text lines, or one JSON object a line (``logs.JsonFormatter``).
+LOG_FORMATS = ("plain", "json")
+
+
+def log_config(level: str, log_format: str = "plain") -> dict[str, Any]:
+    """uvicorn's logging with our one-line-per-request log (uvicorn's access log is off), in
+    plain lines or JSON ones (``log_format``: one of ``LOG_FORMATS``)."""
+    formatter: dict[str, Any] = (
+        {"()": "recommender.http.logs.JsonFormatter"}
+        if log_format == "json"
+        else {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
+    )
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "chosen",
+        "stream": "ext://sys.stderr",
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": formatter},
+        "formatters": {"chosen": formatter},
         "handlers": {"stderr": handler},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
@@ -46,6 +59,7 @@ def run(
     workers: int,
     options: ServeOptions,
     log_level: str = "info",
+    log_format: str = "plain",
 ) -> None:
     """Serve ``index`` until interrupted: in this process for one worker, else in ``workers``
     processes each opening the index (prometheus-client's multiprocess mode for /metrics)."""
@@ -57,7 +71,7 @@ def run(
         "host": host,
         "port": port,
         "access_log": False,
-        "log_config": log_config(log_level),
+        "log_config": log_config(log_level, log_format),
         "server_header": False,
     }
     if workers <= 1:

@@ -18,9 +18,9 @@ from pathlib import Path
 from ..articles import Article, quoted
 from ..errors import IncompatibleIndexError, RecommenderError, UnknownArticleError
 from ..language import recognised
-from ..results import IndexInfo
+from ..results import Answers, IndexInfo, IndexStatus
 from ..settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
-from ..storage.layout import current_version
+from ..storage.layout import current_version, last_written
 from ..storage.manifest import Manifest, read_manifest
 from ..storage.vectors import describe_search
 from .snapshot import Snapshot
@@ -62,6 +62,9 @@ class Reader:
         self._on_model_change = on_model_change
         self._held: Snapshot | None = None
         self._manifest: Manifest | None = None
+        self._refreshed_at = 0.0  # Unix time of the last load or check that succeeded
+        self._answers_lock = threading.Lock()
+        self._answers = [0, 0]  # precomputed, searched
         if lazy:
             self._manifest = read_manifest(current_version(path))
             check_model(path, self._manifest.model, expected_model)
@@ -71,6 +74,7 @@ class Reader:
     def _load(self) -> Snapshot:
         loaded = Snapshot.load(self.path)
         check_model(self.path, loaded.manifest.model, self._expected)
+        self._refreshed_at = time.time()
         return loaded
 
     @property
@@ -114,8 +118,10 @@ class Reader:
                         raise
                     # else the writer merged away a segment file named in the list: read it again
         else:
+            self._refreshed_at = time.time()
             return False
         self._held = new
+        self._refreshed_at = time.time()
         return True
 
     def _reload(self, old: Snapshot) -> Snapshot:
@@ -209,6 +215,29 @@ class Reader:
         if row not in found:  # removed since the last refresh
             raise UnknownArticleError(f"article {quoted(article_id)} is not in index {self.path}")
         return found[row]
+
+    def answered(self, precomputed: bool) -> None:
+        """Count an answer of ``similar``: from the precomputed lists, or searched."""
+        with self._answers_lock:
+            self._answers[0 if precomputed else 1] += 1
+
+    def answers(self) -> Answers:
+        with self._answers_lock:
+            return Answers(*self._answers)
+
+    def status(self) -> IndexStatus:
+        """Live articles, generation and version of the current snapshot, when the index was
+        last written and this process last refreshed, and the answers counted."""
+        articles = self.live_count()  # refreshes first when due, as a query does
+        snapshot = self.snapshot
+        return IndexStatus(
+            articles=articles,
+            generation=snapshot.generation,
+            version=snapshot.version.name,
+            written_at=last_written(self.path, snapshot.version),
+            refreshed_at=self._refreshed_at,
+            answers=self.answers(),
+        )
 
     def info(self) -> IndexInfo:
         """Counts, model, settings and size of the index (``recommend info``), all of one

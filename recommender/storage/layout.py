@@ -52,6 +52,17 @@ SOURCE_VERSION = "source_version"
 SOURCE_GENERATION = "source_generation"
 
 
+def last_written(path: Path, version: Path) -> float:
+    """When the index at ``path`` was last written to (Unix time), from its files' times:
+    CURRENT (a build, a compaction, a replica's copy) and ``version``'s database (an update or
+    a precompute, checkpointed into it, and its write-ahead log); 0 if none can be read."""
+    found = 0.0
+    for entry in (path / CURRENT, version / ARTICLES, version / f"{ARTICLES}-wal"):
+        with contextlib.suppress(OSError):
+            found = max(found, entry.stat().st_mtime)
+    return found
+
+
 #: Names the engine gives what it creates; a name alone never makes a folder the engine's own.
 VERSION_NAME = re.compile(r"v-\d{8}T\d{6}-[0-9a-f]{8}")
 BUILD_NAME = re.compile(r"\.build-[0-9a-f]{8}")
