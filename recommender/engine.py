@@ -16,10 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .articles import Article, read_valid
-from .errors import InputFileError, ModelError
+from .errors import InputFileError
 from .read import pipeline
 from .read.held import lookup
 from .read.reader import Reader
@@ -88,16 +86,15 @@ class Recommender:
         missing_vectors: MissingVectors = "embed",
         threads: int | None = None,
     ) -> results.BuildReport:
-        """Embed ``articles`` (the last of an id wins) as the new index at ``path``, which
-        replaces the one there once complete; unchanged articles keep their stored vectors.
+        """Embed ``articles`` (the last of an id wins) as the new index at ``path``, replacing
+        the one there once complete; unchanged articles keep their stored vectors.
 
         ``settings``: by default the defaults with the ranking of the index at ``path``;
         ``encoder``: by default ``settings.model``'s; ``progress``, ``lists_progress``: called
         with (done, total); ``records``, ``skipped``, ``duplicates``: reading's counts, for the
         report; ``wait``: for another writer, True or at most that many seconds, instead of
-        IndexBusyError; ``vectors``: embeddings computed elsewhere (embedding/supplied.py),
-        ``missing_vectors``: "embed" or "refuse" the articles they lack; ``threads``: the
-        model's (default: one per core)."""
+        IndexBusyError; ``vectors``: embeddings made elsewhere, ``missing_vectors``: "embed"
+        or "refuse" the articles they lack; ``threads``: the model's (default: one per core)."""
         from .write.writer import IndexWriter
 
         writer = IndexWriter(path, encoder=encoder, wait=wait, threads=threads)
@@ -156,9 +153,8 @@ class Recommender:
     def replicate(
         path: str | Path, replica: str | Path, *, wait: bool | float = False
     ) -> results.ReplicaReport:
-        """Copy the index at ``path`` to ``replica`` (missing, empty or an earlier replica,
-        outside ``path``) for read-only serving, from one consistent state, without stopping its
-        writer or readers; nothing when it is current. ``wait``: as in ``build``."""
+        """Copy the index at ``path`` to ``replica`` (missing, empty or an earlier replica) for
+        read-only serving, from one consistent state, while it is written and read."""
         from .write.replicate import replicate
 
         return replicate(Path(path), Path(replica), wait=wait)
@@ -191,8 +187,7 @@ class Recommender:
             self._writer = None
 
     def refresh(self) -> bool:
-        """Load what was written since (new segments and rows; a rebuilt index whole); queries
-        running meanwhile keep their state. Whether anything changed."""
+        """Load what was written since (queries running meanwhile keep their state); changed?"""
         return self._reader.refresh()
 
     def close(self) -> None:
@@ -226,13 +221,9 @@ class Recommender:
         missing_vectors: MissingVectors = "embed",
     ) -> results.UpdateReport:
         """Insert new articles and update changed ones (same id), committed whole or not at
-        all; only a changed embedded text is embedded again. This Recommender is refreshed
-        after it, others on ``refresh``. ``wait``, ``vectors``, ``missing_vectors``: as in
-        ``build``."""
-        writer = self._index_writer(wait)
-        report = writer.add(
-            articles, progress=progress, vectors=vectors, missing_vectors=missing_vectors
-        )
+        all; only a changed text is embedded again. ``wait``, ``vectors``: as in ``build``."""
+        options: dict[str, Any] = {"progress": progress, "vectors": vectors}
+        report = self._index_writer(wait).add(articles, missing_vectors=missing_vectors, **options)
         self.refresh()
         return report
 
@@ -253,8 +244,7 @@ class Recommender:
         )
 
     def remove(self, ids: Iterable[str], *, wait: bool | float = False) -> results.UpdateReport:
-        """Take articles out of the index: no query returns them from the moment this returns,
-        in any process, refreshed or not. Unknown ids are counted, not errors."""
+        """Take articles out: no query in any process returns them once this returns."""
         report = self._index_writer(wait).remove(ids)
         self.refresh()
         return report
@@ -265,8 +255,7 @@ class Recommender:
         self.refresh()
 
     def precompute(self, *, progress: ProgressFn | None = None, wait: bool | float = False) -> str:
-        """Bring the precomputed lists up to date (``recommend precompute``): those that
-        updates touched are computed again. Returns what ``info().precomputed`` says then."""
+        """Compute again the precomputed lists updates touched; ``info().precomputed`` then."""
         self._index_writer(wait).precompute(progress)
         self.refresh()
         return self.snapshot.lists_status()
@@ -293,15 +282,8 @@ class Recommender:
             self.refresh()
 
         stored = None if dry_run else store
-        return tune(
-            self._reader.current(),
-            relevance,
-            queries=queries,
-            seed=seed,
-            start=start,
-            store=stored,
-            progress=progress,
-        )
+        options: dict[str, Any] = {"queries": queries, "seed": seed, "start": start}
+        return tune(self._reader.current(), relevance, store=stored, progress=progress, **options)
 
     def _query_encoder(self, snapshot: Snapshot) -> Encoder:
         writer = self._index_writer()
@@ -332,15 +314,11 @@ class Recommender:
         return self._reader.info()
 
     def status(self) -> results.IndexStatus:
-        """What a server reports for monitoring, cheaply (no file read but a few stats):
-        live articles, generation, version, when the index was last written and this
-        process last refreshed, and how many ``similar`` answers came from the precomputed
-        lists or were searched (``answers``)."""
+        """For monitoring, cheaply: articles, generation, last write and refresh, ``answers``."""
         return self._reader.status()
 
     def answers(self) -> results.Answers:
-        """How many ``similar`` answers this process gave from the precomputed lists, and how
-        many it searched, since the index was opened (cheaper still than ``status``)."""
+        """``similar`` answers this process gave from the precomputed lists, and searched."""
         return self._reader.answers()
 
     def similar(
@@ -370,14 +348,12 @@ class Recommender:
         chosen = pipeline.ranking_with(ranking or snapshot.settings.ranking, overrides)
         given = (same_category, categories, since, until, exclude, same_language)
         wanted = Filters.merged(filters, *given)
-        if wanted == NO_FILTERS and pipeline.checked_k(k):
-            listed = lookup(snapshot, row, k, chosen, removed)
-            if listed is not None:
-                self._reader.answered(precomputed=True)
-                return listed
-        found = pipeline.for_row(snapshot, row, k, chosen, wanted, now, removed, self.path)
-        self._reader.answered(precomputed=False)
-        return found
+        held = wanted == NO_FILTERS and pipeline.checked_k(k)
+        listed = lookup(snapshot, row, k, chosen, removed) if held else None
+        self._reader.answered(precomputed=listed is not None)
+        if listed is not None:
+            return listed
+        return pipeline.for_row(snapshot, row, k, chosen, wanted, now, removed, self.path)
 
     def similar_to_text(
         self,
@@ -402,23 +378,18 @@ class Recommender:
         line its title; read up to ``text.query_chars``: 100,000 characters); its ``category``,
         ``published_at`` (default ``now``) and ``lang`` (default detected) play the query
         article's part. Other arguments as in ``similar``."""
+        from .embedding.encode import query_vector
+
         snapshot, removed = self._reader.current_and_removed()
         chosen = pipeline.ranking_with(ranking or snapshot.settings.ranking, overrides)
         given = (same_category, categories, since, until, exclude, same_language)
         wanted = Filters.merged(filters, *given)
         asked = pipeline.text_query(snapshot, text, chosen, category, published_at, lang, now)
-        encoder = self._query_encoder(snapshot)
-        vector = encoder.encode([asked.embedded])[0]
-        if not np.isfinite(vector).all():  # else every score is NaN: an empty list, no error
-            raise ModelError(
-                f"model {encoder.name!r} gave a vector that is not finite (NaN or infinity) "
-                "for this text; no related articles can be found for it"
-            )
+        vector = query_vector(self._query_encoder(snapshot), asked.embedded)
         return pipeline.for_text(snapshot, asked, vector, k, chosen, wanted, removed, self.path)
 
     def candidates(self, article_id: str, k: int = 10) -> list[tuple[str, float]]:
-        """The candidates ``similar(article_id, k)`` ranks, unfiltered: (id, fused similarity)
-        pairs, best first (to see why an article is missing)."""
+        """What ``similar(article_id, k)`` ranks, unfiltered: (id, fused similarity), best first."""
         snapshot, removed = self._reader.current_and_removed()
         row = self._reader.live_row(snapshot, article_id, removed)
         return pipeline.fused_candidates(snapshot, row, k, drop={row, *removed})

@@ -416,6 +416,18 @@ def model_for(requested: str, articles: Sequence[Article]) -> ModelChoice:
     return choose_model(requested, [(a.lang, f"{a.title}\n{a.body[:400]}") for a in articles])
 
 
+def query_vector(encoder: Encoder, text: str) -> np.ndarray:
+    """The vector of one query text; ModelError when the model gives one that is not finite
+    (every score would be NaN: an empty list, and no error, would hide a broken model)."""
+    vector: np.ndarray = encoder.encode([text])[0]
+    if not np.isfinite(vector).all():
+        raise ModelError(
+            f"model {encoder.name!r} gave a vector that is not finite (NaN or infinity) "
+            "for this text; no related articles can be found for it"
+        )
+    return vector
+
+
 def encode_all(
     encoder: Encoder,
     texts: Sequence[str],
