@@ -66,3 +66,34 @@ def static_site(pages: dict[str, str]) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def hung_server(seconds: float = 120) -> Iterator[str]:
+    """A service that hangs: it accepts connections on 127.0.0.1 and never answers a byte.
+    Every connection is closed when the block ends, or after ``seconds`` at the latest."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                held.append(sock.accept()[0])
+            except (TimeoutError, OSError):
+                continue
+        for conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()

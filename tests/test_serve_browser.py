@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FakeEncoder
-from live_server import live_server, static_site
+from live_server import hung_server, live_server, static_site
 
 from recommender.http.app import create_app
 from recommender.http.options import ServeOptions
@@ -123,15 +124,17 @@ def test_page_shows_an_article_and_its_related_list(browser: Any, sample_index: 
         screenshot(browser, "page.png")
 
 
-def box_page(api: str) -> str:
-    """A news site's article page with the box's script tag under the article."""
+def box_page(api: str, *, html: str = 'lang="en"', attrs: str = "", head: str = "") -> str:
+    """A news site's article page with the box's script tag under the article (``html``: the
+    attributes of <html>, ``attrs``: more of the script tag, ``head``: more of <head>)."""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>A news site</title>
-<style>body {{ font-family: Georgia, serif; max-width: 40em; margin: 2em auto; }}</style></head>
+<html {html}><head><meta charset="utf-8"><title>A news site</title>
+<style>body {{ font-family: Georgia, serif; max-width: 40em; margin: 2em auto; }}</style>{head}
+</head>
 <body><article><h1>Strong earthquake jolts northern Valdoria before dawn</h1>
 <p>A magnitude 6.8 earthquake struck the Ardesse province of northern Valdoria.</p></article>
 <script src="{api}/box.js" data-article-id="a-1001" data-k="4"
-        data-title="More on this story"></script>
+        data-title="More on this story" {attrs} async></script>
 </body></html>"""
 
 
@@ -172,3 +175,73 @@ def test_box_renders_on_another_origin_through_cors(browser: Any, sample_index: 
                 lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box--empty") or False,
             )
             assert not browser.find_elements(By.CSS_SELECTOR, ".recommender-box__item")
+
+
+#: Notes, at the page's load event, whether the box was still waiting then.
+AT_LOAD = """<script>addEventListener("load", function () {
+  var box = document.querySelector(".recommender-box");
+  window.boxAtLoad = box ? box.className : "no box";
+});</script>"""
+
+
+def test_box_hides_after_its_timeout_and_never_holds_the_load_event(
+    browser: Any, sample_index: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site, hung_server() as hung:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            # box.js from the service, its request to one that accepts and never answers.
+            pages["/article.html"] = box_page(
+                api, attrs=f'data-api="{hung}" data-timeout="1500"', head=AT_LOAD
+            )
+            browser.get(f"{site}/article.html")  # returns at the page's load event
+            # The load event came while the request was pending: a fetch never holds it.
+            assert "recommender-box--loading" in browser.execute_script("return window.boxAtLoad")
+            box = browser.find_element(By.CSS_SELECTOR, "section.recommender-box")
+            assert not box.is_displayed()  # hidden while waiting: never an empty heading
+            assert not box.find_elements(By.TAG_NAME, "h2")
+            started = time.monotonic()
+            wait_for(browser, lambda d: "recommender-box--empty" in box.get_attribute("class"))
+            assert time.monotonic() - started < 10
+            assert not box.is_displayed()
+            assert not box.find_elements(By.TAG_NAME, "h2")
+            assert box.get_attribute("aria-busy") is None
+
+            # box.js itself from the hung service, added from a load listener as docs/http.md
+            # shows: the page loads all the same (<script async> would hold its load event).
+            pages["/late.html"] = late_box_page(hung)
+            browser.set_page_load_timeout(15)
+            try:
+                browser.get(f"{site}/late.html")
+            finally:
+                browser.set_page_load_timeout(60)
+            assert browser.execute_script("return document.readyState") == "complete"
+            assert not browser.find_elements(By.CSS_SELECTOR, ".recommender-box")
+
+            # The same loader, the service answering: the box comes, inside the placeholder.
+            pages["/late.html"] = late_box_page(api)
+            browser.get(f"{site}/late.html")
+            wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#similar-news .recommender-box__item"),
+            )
+
+
+def late_box_page(api: str) -> str:
+    """A page that adds box.js from its load listener: the snippet of docs/http.md."""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>A news site</title></head><body><article><h1>A story</h1></article>
+<div id="similar-news"></div>
+<script>
+  addEventListener("load", function () {{
+    var s = document.createElement("script");
+    s.src = "{api}/box.js";
+    s.setAttribute("data-article-id", "a-1001");
+    document.getElementById("similar-news").appendChild(s);
+  }});
+</script></body></html>"""

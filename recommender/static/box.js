@@ -2,12 +2,16 @@
 
    Paste under an article:
      <script src="http://HOST/box.js" data-article-id="a-1001" async></script>
+   (async: the page never waits for it to run; but a browser holds the page's load event until
+   an async script has come, so a site that must never have its load event held by a hung
+   service adds the script from a load listener instead: see docs/http.md).
 
    Attributes: data-article-id (required), data-k (how many, default 5), data-title (the
    heading, default "Related articles"), data-api (the service's address, default where this
    script came from), data-link-template (for articles without a url, e.g. "/news/{id}"),
    data-same-category ("true": only the article's section), data-styles ("none": no default
-   look, style it all yourself).
+   look, style it all yourself), data-timeout (milliseconds to wait for the answer, default 3000:
+   then the request is aborted and the box stays hidden).
 
    Markup, with class names to style (the default look uses :where(), so any rule of yours wins):
      <section class="recommender-box" aria-labelledby="...">
@@ -17,8 +21,10 @@
            <a class="recommender-box__link" href="...">Title</a>
            <span class="recommender-box__meta"><time datetime="...">12 Sep 2026</time>
              <span class="recommender-box__category">world</span></span>
-     The section gets recommender-box--loading while it loads, and recommender-box--empty
-     (and is hidden) when there is nothing to show or the service cannot be reached. */
+     The section is hidden while it loads (recommender-box--loading, the hidden attribute, and
+     no heading yet: the heading comes with the list), and stays hidden with
+     recommender-box--empty when there is nothing to show, the service cannot be reached or it
+     does not answer within data-timeout. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -33,13 +39,16 @@
     ":where(.recommender-box__link:hover,.recommender-box__link:focus){text-decoration:underline}" +
     ":where(.recommender-box__meta){display:block;font-size:.85em;color:#57606a}" +
     ":where(.recommender-box__category){margin-left:.5em;text-transform:capitalize}" +
-    ":where(.recommender-box--empty){display:none}";
+    ":where(.recommender-box--loading,.recommender-box--empty){display:none}";
+  var DEFAULT_TIMEOUT = 3000;
   var counter = (window.__recommenderBoxes = (window.__recommenderBoxes || 0) + 1);
 
   var articleId = script.getAttribute("data-article-id");
   var k = parseInt(script.getAttribute("data-k") || "5", 10);
   var heading = script.getAttribute("data-title") || "Related articles";
   var template = script.getAttribute("data-link-template");
+  var timeout = parseInt(script.getAttribute("data-timeout") || "", 10);
+  if (!(timeout > 0)) timeout = DEFAULT_TIMEOUT;
   var api = (script.getAttribute("data-api") || new URL(script.src, document.baseURI).origin)
     .replace(/\/+$/, "");
 
@@ -55,12 +64,20 @@
   var titleId = "recommender-box-title-" + counter;
   box.setAttribute("aria-labelledby", titleId);
   box.setAttribute("aria-busy", "true");
-  var h2 = document.createElement("h2");
-  h2.className = "recommender-box__title";
-  h2.id = titleId;
-  h2.textContent = heading;
-  box.appendChild(h2);
+  box.hidden = true; // hidden even with data-styles="none": never an empty heading on the page
   script.parentNode.insertBefore(box, script.nextSibling);
+
+  var settled = false;
+  var timer = null;
+  function settle() {
+    // The first of answer, error and timeout wins; what comes later is ignored.
+    if (settled) return false;
+    settled = true;
+    if (timer !== null) clearTimeout(timer);
+    box.classList.remove("recommender-box--loading");
+    box.removeAttribute("aria-busy");
+    return true;
+  }
 
   function safeLink(item) {
     // Only http(s) links: an article's url never becomes a javascript: link.
@@ -89,12 +106,13 @@
   }
 
   function render(items) {
-    box.classList.remove("recommender-box--loading");
-    box.removeAttribute("aria-busy");
-    if (!items.length) {
-      box.classList.add("recommender-box--empty");
-      return;
-    }
+    if (!Array.isArray(items) || !items.length) return fail();
+    if (!settle()) return;
+    var h2 = document.createElement("h2");
+    h2.className = "recommender-box__title";
+    h2.id = titleId;
+    h2.textContent = heading;
+    box.appendChild(h2);
     var list = document.createElement("ol");
     list.className = "recommender-box__list";
     items.forEach(function (item) {
@@ -127,11 +145,11 @@
       list.appendChild(li);
     });
     box.appendChild(list);
+    box.hidden = false;
   }
 
   function fail() {
-    box.classList.remove("recommender-box--loading");
-    box.removeAttribute("aria-busy");
+    if (!settle()) return;
     box.classList.add("recommender-box--empty");
   }
 
@@ -139,8 +157,15 @@
   var query = "?k=" + (isNaN(k) ? 5 : k);
   if (script.getAttribute("data-same-category") === "true") query += "&same_category=true";
   if (script.getAttribute("data-same-language") === "true") query += "&same_language=true";
+  // A fetch never holds the page's load event; the timeout covers the answer and its body.
+  var controller = typeof AbortController === "function" ? new AbortController() : null;
+  timer = setTimeout(function () {
+    fail();
+    if (controller) controller.abort();
+  }, timeout);
   fetch(api + "/articles/" + encodeURIComponent(articleId) + "/similar" + query, {
     headers: { Accept: "application/json" },
+    signal: controller ? controller.signal : undefined,
   })
     .then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
