@@ -8,6 +8,7 @@ benchmarks/screenshots/).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -245,3 +246,53 @@ def late_box_page(api: str) -> str:
     document.getElementById("similar-news").appendChild(s);
   }});
 </script></body></html>"""
+
+
+AZ_MONTHS = [
+    "yanvar",
+    "fevral",
+    "mart",
+    "aprel",
+    "may",
+    "iyun",
+    "iyul",
+    "avqust",
+    "sentyabr",
+    "oktyabr",
+    "noyabr",
+    "dekabr",
+]
+
+
+def test_box_on_an_azerbaijani_page(browser: Any, sample_index: Path) -> None:
+    """Dates in the page's language, from the box's own month names where Chromium lacks them
+    (Debian's gives "2026 M11 3" for az)."""
+    from selenium.webdriver.common.by import By
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            pages["/article.html"] = box_page(api, html='lang="az"')
+            browser.get(f"{site}/article.html")
+            times = wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item time") or False,
+            )
+            chromium_knows_az = "M11" not in browser.execute_script(
+                "return new Date(2026, 10, 3).toLocaleDateString('az',"
+                " {year: 'numeric', month: 'short', day: 'numeric'})"
+            )
+            for time_ in times:
+                text = time_.text
+                assert text and not re.search(r"\bM\d", text), text
+                if not chromium_knows_az:
+                    day, month, year = browser.execute_script(
+                        "var d = new Date(arguments[0]);"
+                        " return [d.getDate(), d.getMonth(), d.getFullYear()]",
+                        time_.get_attribute("datetime"),
+                    )
+                    assert text == f"{day} {AZ_MONTHS[month]} {year}"
+            screenshot(browser, "box-az.png")

@@ -11,7 +11,8 @@
    script came from), data-link-template (for articles without a url, e.g. "/news/{id}"),
    data-same-category ("true": only the article's section), data-styles ("none": no default
    look, style it all yourself), data-timeout (milliseconds to wait for the answer, default 3000:
-   then the request is aborted and the box stays hidden).
+   then the request is aborted and the box stays hidden), data-lang (the language of its dates;
+   default the page's lang attribute: <html lang="az">).
 
    Markup, with class names to style (the default look uses :where(), so any rule of yours wins):
      <section class="recommender-box" aria-labelledby="...">
@@ -41,12 +42,37 @@
     ":where(.recommender-box__category){margin-left:.5em;text-transform:capitalize}" +
     ":where(.recommender-box--loading,.recommender-box--empty){display:none}";
   var DEFAULT_TIMEOUT = 3000;
+  var DATE_OPTIONS = { year: "numeric", month: "short", day: "numeric" };
+  // Month names for the sites' languages, where the browser lacks them (see browserDate).
+  var MONTHS = {
+    az: {
+      dayFirst: true, // 3 noyabr 2026
+      months: "yanvar fevral mart aprel may iyun iyul avqust sentyabr oktyabr noyabr dekabr",
+    },
+    ru: {
+      dayFirst: true, // 3 ноября 2026
+      months:
+        "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+    },
+    en: { dayFirst: false, months: "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec" },
+  };
+  Object.keys(MONTHS).forEach(function (code) {
+    MONTHS[code].months = MONTHS[code].months.split(" ");
+  });
   var counter = (window.__recommenderBoxes = (window.__recommenderBoxes || 0) + 1);
 
   var articleId = script.getAttribute("data-article-id");
   var k = parseInt(script.getAttribute("data-k") || "5", 10);
   var heading = script.getAttribute("data-title") || "Related articles";
   var template = script.getAttribute("data-link-template");
+  // The page's language: data-lang, else the nearest lang attribute (<html lang="az">).
+  var langHolder = script.closest ? script.closest("[lang]") : null;
+  var lang = (
+    script.getAttribute("data-lang") ||
+    (langHolder && langHolder.getAttribute("lang")) ||
+    ""
+  ).trim();
+  var baseLang = lang.toLowerCase().split(/[-_]/)[0];
   var timeout = parseInt(script.getAttribute("data-timeout") || "", 10);
   if (!(timeout > 0)) timeout = DEFAULT_TIMEOUT;
   var api = (script.getAttribute("data-api") || new URL(script.src, document.baseURI).origin)
@@ -95,14 +121,37 @@
     return null;
   }
 
+  function browserDate(d) {
+    // The browser's own date in the page's language, or null where it lacks that language's
+    // data: Chromium's builds carry month names for some languages only, and give
+    // "2026 M11 3" for Azerbaijani; a language it does not know at all resolves to another.
+    try {
+      var format = new Intl.DateTimeFormat(lang || undefined, DATE_OPTIONS);
+      if (!lang) return format.format(d);
+      var resolved = format.resolvedOptions().locale.toLowerCase().split("-")[0];
+      var parts = format.formatToParts ? format.formatToParts(d) : [];
+      for (var i = 0; i < parts.length; i++) {
+        if (parts[i].type === "month" && /^M?\d+$/.test(parts[i].value)) return null;
+      }
+      return resolved === baseLang ? format.format(d) : null;
+    } catch (e) {
+      return null; // a lang that is not a language tag
+    }
+  }
+
   function dateText(iso) {
     var d = new Date(iso);
     if (isNaN(d.getTime())) return iso;
-    return d.toLocaleDateString(document.documentElement.lang || undefined, {
-      year: "numeric",
-      month: "short",
-      day: "numeric",
-    });
+    var text = browserDate(d);
+    if (text !== null) return text;
+    var own = MONTHS[baseLang];
+    if (own) {
+      var month = own.months[d.getMonth()];
+      return own.dayFirst
+        ? d.getDate() + " " + month + " " + d.getFullYear()
+        : month + " " + d.getDate() + ", " + d.getFullYear();
+    }
+    return d.toLocaleDateString(undefined, DATE_OPTIONS); // the browser's own language
   }
 
   function render(items) {
