@@ -7,12 +7,14 @@ benchmarks/screenshots/).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -264,9 +266,22 @@ AZ_MONTHS = [
 ]
 
 
+#: The site's names for its sections (all but sport, shown as its slug).
+AZ_SECTIONS = {
+    "world": "Dünya",
+    "politics": "Siyasət",
+    "business": "İqtisadiyyat",
+    "science": "Elm",
+    "environment": "Ətraf mühit",
+    "health": "Səhiyyə",
+    "culture": "Mədəniyyət",
+    "technology": "Texnologiya",
+}
+
+
 def test_box_on_an_azerbaijani_page(browser: Any, sample_index: Path) -> None:
     """Dates in the page's language, from the box's own month names where Chromium lacks them
-    (Debian's gives "2026 M11 3" for az)."""
+    (Debian's gives "2026 M11 3" for az); sections by the site's names, apart from the date."""
     from selenium.webdriver.common.by import By
 
     pages: dict[str, str] = {}
@@ -275,7 +290,10 @@ def test_box_on_an_azerbaijani_page(browser: Any, sample_index: Path) -> None:
             sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
         )
         with live_server(app) as api:
-            pages["/article.html"] = box_page(api, html='lang="az"')
+            sections = html_escape(json.dumps(AZ_SECTIONS, ensure_ascii=False))
+            pages["/article.html"] = box_page(
+                api, html='lang="az"', attrs=f'data-sections="{sections}"'
+            )
             browser.get(f"{site}/article.html")
             times = wait_for(
                 browser,
@@ -295,4 +313,16 @@ def test_box_on_an_azerbaijani_page(browser: Any, sample_index: Path) -> None:
                         time_.get_attribute("datetime"),
                     )
                     assert text == f"{day} {AZ_MONTHS[month]} {year}"
+            metas = browser.find_elements(By.CSS_SELECTOR, ".recommender-box__meta")
+            assert len(metas) == 4
+            for meta in metas:
+                category = meta.find_element(By.CSS_SELECTOR, ".recommender-box__category")
+                slug = category.get_attribute("data-section")
+                name = AZ_SECTIONS.get(slug, slug)
+                assert category.get_attribute("textContent") == name
+                assert ("recommender-box__category--slug" in category.get_attribute("class")) == (
+                    slug not in AZ_SECTIONS
+                )
+                date = meta.find_element(By.TAG_NAME, "time").get_attribute("textContent")
+                assert meta.get_attribute("textContent") == f"{date} · {name}"
             screenshot(browser, "box-az.png")

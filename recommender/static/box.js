@@ -12,7 +12,9 @@
    data-same-category ("true": only the article's section), data-styles ("none": no default
    look, style it all yourself), data-timeout (milliseconds to wait for the answer, default 3000:
    then the request is aborted and the box stays hidden), data-lang (the language of its dates;
-   default the page's lang attribute: <html lang="az">).
+   default the page's lang attribute: <html lang="az">), data-sections (the site's names for its
+   sections, JSON: {"world": "Dünya"}; or window.recommenderSections; a section not named there
+   is shown as its slug, capitalized by the default look).
 
    Markup, with class names to style (the default look uses :where(), so any rule of yours wins):
      <section class="recommender-box" aria-labelledby="...">
@@ -20,8 +22,9 @@
        <ol class="recommender-box__list">
          <li class="recommender-box__item">
            <a class="recommender-box__link" href="...">Title</a>
-           <span class="recommender-box__meta"><time datetime="...">12 Sep 2026</time>
-             <span class="recommender-box__category">world</span></span>
+           <span class="recommender-box__meta"><time datetime="...">12 Sep 2026</time><span
+             class="recommender-box__sep" aria-hidden="true"> · </span><span
+             class="recommender-box__category" data-section="world">Dünya</span></span>
      The section is hidden while it loads (recommender-box--loading, the hidden attribute, and
      no heading yet: the heading comes with the list), and stays hidden with
      recommender-box--empty when there is nothing to show, the service cannot be reached or it
@@ -39,7 +42,7 @@
     ":where(.recommender-box__link){color:#0b4f8a;text-decoration:none;font-weight:600}" +
     ":where(.recommender-box__link:hover,.recommender-box__link:focus){text-decoration:underline}" +
     ":where(.recommender-box__meta){display:block;font-size:.85em;color:#57606a}" +
-    ":where(.recommender-box__category){margin-left:.5em;text-transform:capitalize}" +
+    ":where(.recommender-box__category--slug){text-transform:capitalize}" +
     ":where(.recommender-box--loading,.recommender-box--empty){display:none}";
   var DEFAULT_TIMEOUT = 3000;
   var DATE_OPTIONS = { year: "numeric", month: "short", day: "numeric" };
@@ -103,6 +106,27 @@
     box.classList.remove("recommender-box--loading");
     box.removeAttribute("aria-busy");
     return true;
+  }
+
+  function readSections() {
+    // data-sections (JSON) or window.recommenderSections: {"world": "Dünya", ...}.
+    var raw = script.getAttribute("data-sections");
+    var map = window.recommenderSections;
+    if (raw) {
+      try {
+        map = JSON.parse(raw);
+      } catch (e) {
+        if (window.console) console.warn("recommender box: data-sections is not JSON: " + e);
+      }
+    }
+    return map && typeof map === "object" ? map : {};
+  }
+  var sections = readSections();
+
+  function sectionName(slug) {
+    // The site's name for a section, or null: the slug is then shown as is.
+    var own = Object.prototype.hasOwnProperty.call(sections, slug) ? sections[slug] : null;
+    return typeof own === "string" && own ? own : null;
   }
 
   function safeLink(item) {
@@ -184,9 +208,19 @@
           meta.appendChild(time);
         }
         if (item.category) {
+          if (item.published_at) {
+            var sep = document.createElement("span");
+            sep.className = "recommender-box__sep";
+            sep.setAttribute("aria-hidden", "true");
+            sep.textContent = " \u00b7 "; // a middle dot: "Sep 2, 2026 · world"
+            meta.appendChild(sep);
+          }
           var category = document.createElement("span");
-          category.className = "recommender-box__category";
-          category.textContent = item.category;
+          var name = sectionName(item.category);
+          category.className =
+            "recommender-box__category" + (name === null ? " recommender-box__category--slug" : "");
+          category.setAttribute("data-section", item.category);
+          category.textContent = name === null ? item.category : name;
           meta.appendChild(category);
         }
         li.appendChild(meta);
