@@ -326,3 +326,49 @@ def test_box_on_an_azerbaijani_page(browser: Any, sample_index: Path) -> None:
                 date = meta.find_element(By.TAG_NAME, "time").get_attribute("textContent")
                 assert meta.get_attribute("textContent") == f"{date} · {name}"
             screenshot(browser, "box-az.png")
+
+
+def test_box_on_a_right_to_left_page(browser: Any, sample_index: Path) -> None:
+    """<html dir="rtl"> (or data-dir="rtl" on the tag) lays the box out right to left."""
+    from selenium.webdriver.common.by import By
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            for name, html, attrs in (
+                ("box-rtl.png", 'lang="ar" dir="rtl"', ""),
+                ("", 'lang="ar"', 'data-dir="rtl"'),
+            ):
+                pages["/article.html"] = box_page(api, html=html, attrs=attrs)
+                browser.get(f"{site}/article.html")
+                links = wait_for(
+                    browser,
+                    lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__link") or False,
+                )
+                box = browser.find_element(By.CSS_SELECTOR, "section.recommender-box")
+                geometry = browser.execute_script(
+                    """var box = arguments[0], list = box.querySelector("ol");
+                    var style = getComputedStyle(list), rect = list.getBoundingClientRect();
+                    return {direction: getComputedStyle(box).direction,
+                            textAlign: getComputedStyle(box).textAlign,
+                            paddingLeft: parseFloat(style.paddingLeft),
+                            paddingRight: parseFloat(style.paddingRight),
+                            left: rect.left, right: rect.right};""",
+                    box,
+                )
+                assert geometry["direction"] == "rtl", geometry
+                assert geometry["textAlign"] in ("start", "right"), geometry
+                # The numbers' room on the right, none on the left.
+                assert geometry["paddingRight"] > 0 and geometry["paddingLeft"] == 0, geometry
+                content_right = geometry["right"] - geometry["paddingRight"]
+                for link in links:
+                    rect = link.rect  # each title flush with the right edge of the list
+                    assert abs(rect["x"] + rect["width"] - content_right) < 2, (rect, geometry)
+                    assert link.get_attribute("dir") == "auto"
+                for time_ in box.find_elements(By.TAG_NAME, "time"):
+                    assert time_.text and not re.search(r"\bM\d", time_.text)
+                if name:
+                    screenshot(browser, name)

@@ -14,14 +14,15 @@
    then the request is aborted and the box stays hidden), data-lang (the language of its dates;
    default the page's lang attribute: <html lang="az">), data-sections (the site's names for its
    sections, JSON: {"world": "Dünya"}; or window.recommenderSections; a section not named there
-   is shown as its slug, capitalized by the default look).
+   is shown as its slug, capitalized by the default look), data-dir ("rtl" or "ltr"; by default
+   the page's direction: <html dir="rtl"> lays the box out right to left).
 
    Markup, with class names to style (the default look uses :where(), so any rule of yours wins):
      <section class="recommender-box" aria-labelledby="...">
        <h2 class="recommender-box__title">Related articles</h2>
        <ol class="recommender-box__list">
          <li class="recommender-box__item">
-           <a class="recommender-box__link" href="...">Title</a>
+           <a class="recommender-box__link" href="..." dir="auto">Title</a>
            <span class="recommender-box__meta"><time datetime="...">12 Sep 2026</time><span
              class="recommender-box__sep" aria-hidden="true"> · </span><span
              class="recommender-box__category" data-section="world">Dünya</span></span>
@@ -35,13 +36,15 @@
   if (!script) return;
   var STYLE_ID = "recommender-box-style";
   var CSS =
-    ":where(.recommender-box){font:inherit;margin:1.5em 0;padding:1em 1.2em;border-top:3px solid #1f4e79;background:#f6f8fa;color:#1b1f23}" +
-    ":where(.recommender-box__title){font-size:1.1em;margin:0 0 .6em}" +
-    ":where(.recommender-box__list){margin:0;padding-left:1.4em}" +
-    ":where(.recommender-box__item){margin:.35em 0;line-height:1.35}" +
+    // Logical properties only (inline-start, not left): the box follows the page's direction.
+    ":where(.recommender-box){font:inherit;line-height:1.45;margin:1.5em 0;padding:1em 1.2em;border-top:3px solid #1f4e79;background:#f6f8fa;color:#1b1f23;text-align:start}" +
+    ":where(.recommender-box__title){font-size:1.1em;line-height:1.3;margin:0 0 .7em}" +
+    ":where(.recommender-box__list){margin:0;padding:0;padding-inline-start:1.6em}" +
+    ":where(.recommender-box__item){margin:0 0 .75em}" +
+    ":where(.recommender-box__item:last-child){margin-bottom:0}" +
     ":where(.recommender-box__link){color:#0b4f8a;text-decoration:none;font-weight:600}" +
     ":where(.recommender-box__link:hover,.recommender-box__link:focus){text-decoration:underline}" +
-    ":where(.recommender-box__meta){display:block;font-size:.85em;color:#57606a}" +
+    ":where(.recommender-box__meta){display:block;margin-top:.15em;font-size:.85em;color:#57606a}" +
     ":where(.recommender-box__category--slug){text-transform:capitalize}" +
     ":where(.recommender-box--loading,.recommender-box--empty){display:none}";
   var DEFAULT_TIMEOUT = 3000;
@@ -93,6 +96,8 @@
   var titleId = "recommender-box-title-" + counter;
   box.setAttribute("aria-labelledby", titleId);
   box.setAttribute("aria-busy", "true");
+  var dir = script.getAttribute("data-dir");
+  if (dir === "rtl" || dir === "ltr" || dir === "auto") box.dir = dir; // else the page's
   box.hidden = true; // hidden even with data-styles="none": never an empty heading on the page
   script.parentNode.insertBefore(box, script.nextSibling);
 
@@ -197,6 +202,7 @@
       label.className = "recommender-box__link";
       if (href) label.href = href;
       label.textContent = item.title;
+      label.dir = "auto"; // a title in another script than the page's keeps its own direction
       li.appendChild(label);
       if (item.published_at || item.category) {
         var meta = document.createElement("span");
