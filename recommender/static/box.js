@@ -185,12 +185,6 @@
 
   function render(items) {
     if (!Array.isArray(items) || !items.length) return fail();
-    if (!settle()) return;
-    var h2 = document.createElement("h2");
-    h2.className = "recommender-box__title";
-    h2.id = titleId;
-    h2.textContent = heading;
-    box.appendChild(h2);
     var list = document.createElement("ol");
     list.className = "recommender-box__list";
     items.forEach(function (item) {
@@ -233,6 +227,14 @@
       }
       list.appendChild(li);
     });
+    // Built whole before it is shown: an item the box cannot read leaves it hidden (and the
+    // timeout then marks it empty), never half a list.
+    if (!settle()) return;
+    var h2 = document.createElement("h2");
+    h2.className = "recommender-box__title";
+    h2.id = titleId;
+    h2.textContent = heading;
+    box.appendChild(h2);
     box.appendChild(list);
     box.hidden = false;
   }
