@@ -391,7 +391,7 @@ def test_unknown_query_parameters_are_ignored(client: TestClient, path: str) -> 
 def test_unknown_id_and_unknown_endpoint(client: TestClient, shared_index: Path) -> None:
     response = client.get("/articles/no-such-id/similar")
     assert response.status_code == 404
-    assert response.json() == {"error": "article 'no-such-id' is not in the index"}
+    assert response.json()["error"] == "article 'no-such-id' is not in the index"
     assert str(shared_index) not in response.text
     assert client.get("/articles/no-such-id").status_code == 404
     missing = client.get("/no/such/endpoint")
@@ -455,6 +455,82 @@ def test_body_over_the_limit_is_413(shared_index: Path) -> None:
         chunks = (b"[" + b" " * 500 for _ in range(4))  # streamed: no Content-Length
         streamed = test_client.put("/articles", content=chunks, headers=AUTH)
         assert streamed.status_code == 413
+
+
+# -- errors as problem details (RFC 9457) -------------------------------------------------------
+
+
+def assert_problem(response: Any, name: str, status: int) -> dict[str, Any]:
+    """The answer is the problem details of kind ``name``, from ``errors.PROBLEMS``."""
+    from recommender.http.errors import PROBLEMS
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = response.json()
+    problem = PROBLEMS[name]
+    assert body["type"] == f"https://recommender.invalid/problems/{name}"
+    assert (body["title"], body["status"]) == (problem.title, status)
+    assert body["detail"] == body["error"] and body["detail"]
+    return body
+
+
+def test_every_kind_of_error_is_problem_json(
+    writer: TestClient, sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_problem(writer.get("/articles/nope/similar"), "unknown-article", 404)
+    assert_problem(writer.delete("/articles/nope", headers=AUTH), "unknown-article", 404)
+    assert_problem(writer.get("/no/such/endpoint"), "not-found", 404)
+    assert_problem(writer.patch("/info"), "method-not-allowed", 405)
+    too_many = writer.get("/articles/a-1001/similar?k=100000")
+    assert "--max-k" in assert_problem(too_many, "invalid-query", 422)["detail"]
+    assert_problem(writer.get("/articles/a-1001/similar?lexical_weight=2"), "invalid-query", 422)
+    assert_problem(writer.get("/articles/a-1001/similar?K=5"), "validation", 422)
+    wrong = assert_problem(writer.post("/similar", json={"text": 1}), "validation", 422)
+    assert wrong["problems"][0]["parameter"] == "text"  # kept where it was sent before
+    for path, method in (("/similar", "POST"), ("/articles", "PUT")):
+        sent = {**AUTH, "Content-Type": "application/json"}
+        bad = writer.request(method, path, content=b"{", headers=sent)
+        assert_problem(bad, "invalid-json", 400)
+    assert_problem(writer.put("/articles", json=[]), "unauthorized", 401)
+    assert_problem(
+        writer.put("/articles", json=[], headers={"Authorization": "Bearer x"}), "forbidden", 403
+    )
+    invalid = writer.put("/articles", json=[{"title": "no id"}], headers=AUTH)
+    assert assert_problem(invalid, "invalid-articles", 422)["invalid"][0]["position"] == 0
+    with writer_lock(sample_index):
+        busy = writer.put("/articles", json=[{"id": "n", "title": "t"}], headers=AUTH)
+        assert_problem(busy, "index-busy", 409)
+
+
+def test_errors_outside_the_routes_are_problem_json(
+    shared_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(shared_index, options=ServeOptions(max_body_bytes=100, token=TOKEN))
+    with TestClient(app) as test_client:
+        told = test_client.post("/similar", json={"text": "x" * 200})
+        assert_problem(told, "payload-too-large", 413)
+        streamed = test_client.put("/articles", content=(b"[" * 60 for _ in range(3)), headers=AUTH)
+        assert_problem(streamed, "payload-too-large", 413)
+    with TestClient(create_app(tmp_path / "later")) as test_client:
+        assert_problem(test_client.get("/readyz"), "index-unavailable", 503)
+        assert_problem(test_client.get("/info"), "index-unavailable", 503)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Recommender, "info", broken)
+    with TestClient(create_app(shared_index), raise_server_exceptions=False) as test_client:
+        failed = assert_problem(test_client.get("/info"), "internal-error", 500)
+        assert "a bug" not in failed["detail"]
+
+
+def test_the_problem_table_is_in_http_md() -> None:
+    from recommender.http.errors import PROBLEMS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "http.md").read_text()
+    for problem in PROBLEMS.values():
+        assert f"| `{problem.name}` | {problem.status} |" in doc, problem.name
 
 
 # -- writes --------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def search(
     rec = index.open()
     words = q.casefold().split()
     if not words:
-        raise ApiError(422, "query parameter 'q' holds no words")
+        raise ApiError("invalid-query", "query parameter 'q' holds no words")
 
     def found() -> list[dict[str, Any]]:
         return [
@@ -120,9 +120,11 @@ async def put_articles(
     try:
         records = json.loads(body)
     except (RecursionError, ValueError) as exc:
-        raise ApiError(400, json_body_problem(exc) or "the request body is not JSON") from None
+        raise ApiError(
+            "invalid-json", json_body_problem(exc) or "the request body is not JSON"
+        ) from None
     if not isinstance(records, list):
-        raise ApiError(422, "the body must be a JSON array of article objects")
+        raise ApiError("invalid-articles", "the body must be a JSON array of article objects")
     articles, invalid = [], []
     for position, record in enumerate(records):
         try:
@@ -133,7 +135,7 @@ async def put_articles(
         first = invalid[0]
         more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
         raise ApiError(
-            422,
+            "invalid-articles",
             f"article at position {first['position']}: {first['error']}{more}; nothing was "
             "written: fix them or pass ?skip_invalid=true",
             invalid=invalid,
@@ -162,7 +164,9 @@ async def delete_article(
     rec = index.open()
     report = await threads.write(lambda: rec.remove([article_id], wait=seconds or False))
     if report.missing:
-        raise ApiError(404, f"article {article_id!r} is not in the index; nothing removed")
+        raise ApiError(
+            "unknown-article", f"article {article_id!r} is not in the index; nothing removed"
+        )
     data = dataclasses.asdict(report)
     data["index"] = Path(data["index"]).name
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

@@ -37,7 +37,7 @@ def healthz() -> Response:
 @router.get("/readyz", summary="The index is open")
 def readyz(index: Index) -> Response:
     if not index.is_open:
-        return error_response(503, "the index is not open yet; see the server log")
+        return error_response("index-unavailable", "the index is not open yet; see the server log")
     return JSONResponse(
         {"status": "ready", "articles": len(index.open())},
         headers={"Cache-Control": "no-store"},
