@@ -1,5 +1,9 @@
 """The request shapes, their ranking options derived from ``settings.ranking_options``, and
-what a request's values become: the ranking overrides and the ``Filters`` of a query."""
+what a request's values become: the ranking overrides and the ``Filters`` of a query; and
+the shapes of the answers, for the OpenAPI document.
+
+Answers are JSON objects, a list under a name (``related``, ``articles``): fields are added
+in later versions, never removed or renamed under the same path."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..read.retrieve import Filters
+from ..results import Recommendation
 from ..settings import ranking_options, ranking_overrides
 
 
@@ -102,3 +107,36 @@ def query_filters(values: Mapping[str, Any], categories: list[str]) -> Filters:
         exclude=tuple(values.get("exclude") or ()),
         same_language=bool(values.get("same_language")),
     )
+
+
+class _Related(BaseModel):
+    k: int = Field(description="How many were asked for (the list may hold fewer).")
+    version: str = Field(description="The index version the list comes from.")
+    generation: int = Field(description="Updates committed to that version (its build is 1).")
+    related: list[Recommendation] = Field(description="The related articles, best first.")
+
+
+class RelatedToArticle(_Related):
+    """The related list of an indexed article."""
+
+    article: str = Field(description="The id asked about.")
+
+
+class RelatedToText(_Related):
+    """The related list of a draft."""
+
+
+class FoundArticle(BaseModel):
+    """An article found by title."""
+
+    id: str
+    title: str
+    category: str | None
+    published_at: str | None = Field(description="ISO 8601, in UTC.")
+    url: str | None
+
+
+class FoundArticles(BaseModel):
+    """The articles found by title, newest first."""
+
+    articles: list[FoundArticle]

@@ -24,6 +24,7 @@ from ..dependencies import (
     write_wait,
 )
 from ..errors import ApiError, json_body_problem
+from ..schemas import FoundArticles
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -41,7 +42,11 @@ def article_json(article: Article) -> dict[str, Any]:
     return data
 
 
-@router.get("/articles", summary="Search articles by title")
+@router.get(
+    "/articles",
+    summary="Search articles by title",
+    responses={200: {"model": FoundArticles}},
+)
 @on_read_threads
 def search(
     request: Request,
@@ -57,8 +62,8 @@ def search(
     if not words:
         raise ApiError("invalid-query", "query parameter 'q' holds no words")
 
-    def found() -> list[dict[str, Any]]:
-        return [
+    def found() -> dict[str, Any]:
+        found = [
             {
                 "id": a.id,
                 "title": a.title,
@@ -68,6 +73,7 @@ def search(
             }
             for a in titles.search(rec, index.tag(), words, limit)
         ]
+        return {"articles": found}
 
     return reply(found)
 
