@@ -470,6 +470,15 @@ def test_body_over_the_limit_is_413(shared_index: Path) -> None:
         assert streamed.status_code == 413
 
 
+def test_the_api_reference_works_offline(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert not re.search(r"(?:https?:)?//[\w.-]", html), f"{page} names another host"
+        assets = re.findall(r"(?:src|href)=[\"']([^\"']+)", html)
+        assert assets and all(client.get(url).status_code == 200 for url in assets), assets
+    assert "/openapi.json" in client.get("/docs").text
+
+
 # -- errors as problem details (RFC 9457) -------------------------------------------------------
 
 

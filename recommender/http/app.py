@@ -74,6 +74,8 @@ def create_app(
             "`Authorization: Bearer $RECOMMENDER_TOKEN`."
         ),
         lifespan=_lifespan,
+        docs_url=None,  # pages.py serves them, from a package instead of a CDN
+        redoc_url=None,
     )
     # What the endpoints share (see dependencies.py).
     path = Path(index) if index is not None else None
@@ -92,6 +94,8 @@ def create_app(
         app.include_router(routes.router)
     with resources.as_file(pages.STATIC) as static_dir:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    with resources.as_file(pages.DOCS_ASSETS) as assets_dir:
+        app.mount(pages.DOCS_ASSETS_URL, StaticFiles(directory=assets_dir), name="docs-assets")
 
     if options.cors_origins:
         app.add_middleware(
