@@ -11,7 +11,9 @@ options.py      ServeOptions and the environment worker processes read them from
 app.py          create_app: the FastAPI app, its shared state, routers and middleware
 routes/         the endpoints, on APIRouters: related lists, articles, service, pages
 dependencies.py how endpoints reach the app's shared state (``app.state``), cached answers
-schemas.py      request shapes (ranking options from ``settings.ranking_options``), filters
+schemas.py      request shapes (ranking options from ``settings.ranking_options``), filters,
+                answer shapes
+openapi.py      the OpenAPI document: every status, the token on writes, operationIds
 state.py        the worker's index, opened once, its ETag tag, and the title search cache
 errors.py       the kinds of error (problem types), ApiError, the problem+json answers
 threads.py      where blocking work runs: read threads, one writer thread of lower priority

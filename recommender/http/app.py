@@ -21,6 +21,7 @@ from ..engine import Recommender
 from .errors import add_error_handlers
 from .metrics import Metrics
 from .middleware import Edge, Gzip, Head, IdPaths
+from .openapi import install as install_openapi
 from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
 from .routes import articles, pages, related, service
 from .state import IndexState, Titles
@@ -90,6 +91,7 @@ def create_app(
     app.state.version = app.version
 
     add_error_handlers(app)
+    install_openapi(app)
     for routes in (related, articles, service, pages):
         app.include_router(routes.router)
     with resources.as_file(pages.STATIC) as static_dir:

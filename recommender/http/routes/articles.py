@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ...articles import Article, parse_article
 from ...errors import InvalidArticleError
+from ...results import UpdateReport
 from ..dependencies import (
     ArticleId,
     Index,
@@ -24,7 +25,7 @@ from ..dependencies import (
     write_wait,
 )
 from ..errors import ApiError, json_body_problem
-from ..schemas import FoundArticles
+from ..schemas import FoundArticles, WriteReport
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -45,6 +46,7 @@ def article_json(article: Article) -> dict[str, Any]:
 @router.get(
     "/articles",
     summary="Search articles by title",
+    operation_id="searchArticles",
     responses={200: {"model": FoundArticles}},
 )
 @on_read_threads
@@ -78,7 +80,12 @@ def search(
     return reply(found)
 
 
-@router.get("/articles/{article_id:path}", summary="One stored article")
+@router.get(
+    "/articles/{article_id:path}",
+    summary="One stored article",
+    operation_id="getArticle",
+    responses={200: {"model": Article}},
+)
 @on_read_threads
 def get_article(article_id: ArticleId, request: Request, index: Index, reply: Reply) -> Response:
     """The stored article: its fields, metadata and cleaned body."""
@@ -89,6 +96,8 @@ def get_article(article_id: ArticleId, request: Request, index: Index, reply: Re
 @router.put(
     "/articles",
     summary="Add or replace a batch of articles (needs the token)",
+    operation_id="putArticles",
+    responses={200: {"model": WriteReport}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -155,7 +164,12 @@ async def put_articles(
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/articles/{article_id:path}", summary="Remove an article (needs the token)")
+@router.delete(
+    "/articles/{article_id:path}",
+    summary="Remove an article (needs the token)",
+    operation_id="deleteArticle",
+    responses={200: {"model": UpdateReport}},
+)
 async def delete_article(
     article_id: ArticleId,
     request: Request,

@@ -28,6 +28,7 @@ router = APIRouter()
 @router.get(
     "/articles/{article_id:path}/similar",
     summary="Related articles of an indexed article",
+    operation_id="similar",
     responses={200: {"model": RelatedToArticle}},
 )
 @on_read_threads
@@ -59,6 +60,7 @@ def similar(
 @router.post(
     "/similar",
     summary="Related articles of a draft (a text not in the index)",
+    operation_id="similarToText",
     responses={200: {"model": RelatedToText}},
 )
 @on_read_threads
