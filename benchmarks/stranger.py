@@ -72,7 +72,8 @@ def main() -> None:
     server = start_server(args.index, 1, port)
     try:
         with httpx.Client(base_url=base, timeout=300) as client:
-            some_id = client.get("/articles", params={"q": "the", "limit": 1}).json()[0]["id"]
+            found = client.get("/articles", params={"q": "the", "limit": 1}).json()["articles"]
+            some_id = found[0]["id"]
             path = f"/articles/{some_id}/similar?k=10"
             client.post("/similar", json={"text": "Warm up\nthe model loads now", "k": 5})
             idle = []

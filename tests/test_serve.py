@@ -68,8 +68,15 @@ def test_similar_is_shaped_like_similar_json(client: TestClient, shared_index: P
     assert response.headers["content-type"] == "application/json"
     with Recommender.open(shared_index) as rec:
         expected = [asdict(item) for item in rec.similar("a-1001", k=4)]
-    assert response.json() == as_json(expected)
-    first = response.json()[0]
+        info = rec.info()
+    assert response.json() == {
+        "article": "a-1001",
+        "k": 4,
+        "version": info.version,
+        "generation": info.generation,
+        "related": as_json(expected),
+    }
+    first = response.json()["related"][0]
     assert first["published_at"].endswith("Z")
     assert isinstance(first["tags"], list) and isinstance(first["copy_ids"], list)
     assert set(first) >= {"id", "score", "similarity", "recency_factor", "category_factor"}
@@ -87,19 +94,23 @@ def test_every_ranking_option_is_a_query_parameter(
     with Recommender.open(shared_index) as rec:
         expected = rec.similar("a-2016", k=5, **{name: value})
     if name != "recency_from":  # "now" moves with the clock between the two calls
-        assert response.json() == as_json([asdict(item) for item in expected])
+        assert response.json()["related"] == as_json([asdict(item) for item in expected])
 
 
 def test_filters_and_no_recency(client: TestClient, shared_index: Path) -> None:
     with Recommender.open(shared_index) as rec:
         plain = rec.similar("a-1001", k=5, half_life_days=None, exclude=["a-1079"])
         sports = rec.similar("a-1001", k=3, categories=["sport"], since="2026-09-01")
-    got = client.get("/articles/a-1001/similar?k=5&no_recency=true&exclude=a-1079").json()
+    got = client.get("/articles/a-1001/similar?k=5&no_recency=true&exclude=a-1079").json()[
+        "related"
+    ]
     assert got == as_json([asdict(item) for item in plain])
     assert all(item["recency_factor"] == 1.0 for item in got)
-    got = client.get("/articles/a-1001/similar?k=3&category=sport&since=2026-09-01").json()
+    got = client.get("/articles/a-1001/similar?k=3&category=sport&since=2026-09-01").json()[
+        "related"
+    ]
     assert got == as_json([asdict(item) for item in sports])
-    same = client.get("/articles/a-1001/similar?k=5&same_category=true").json()
+    same = client.get("/articles/a-1001/similar?k=5&same_category=true").json()["related"]
     assert same and all(item["category"] == "world" for item in same)
 
 
@@ -114,7 +125,9 @@ def test_draft_similar(client: TestClient) -> None:
     }
     response = client.post("/similar", json=body)
     assert response.status_code == 200, response.text
-    items = response.json()
+    data = response.json()
+    assert set(data) == {"k", "version", "generation", "related"} and data["k"] == 3
+    items = data["related"]
     assert len(items) == 3 and items[0]["id"] == "a-1001"
     assert all(item["id"] != "a-1002" for item in items)
     assert response.headers["cache-control"] == "no-store"
@@ -144,7 +157,7 @@ def test_a_10_mb_draft_is_cleaned_and_weighed_only_up_to_query_chars(
     assert len(body) < ServeOptions().max_body_bytes
     response = client.post("/similar", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
-    assert response.json()[0]["id"] == "a-1001"
+    assert response.json()["related"][0]["id"] == "a-1001"
     assert len(read) == 2 and max(read) <= query_chars(Settings().max_body_chars) < len(text)
 
 
@@ -153,11 +166,11 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert article["title"] == "Strong earthquake jolts northern Valdoria before dawn"
     assert article["published_at"] == "2026-09-02T03:40:00Z"
     assert article["metadata"] == {"story": "valdoria-earthquake"}
-    found = client.get("/articles?q=EARTHQUAKE valdoria").json()
+    found = client.get("/articles?q=EARTHQUAKE valdoria").json()["articles"]
     assert "a-1001" in [item["id"] for item in found]
     assert all("valdoria" in item["title"].casefold() for item in found)
-    assert client.get("/articles?q=a-1001").json()[0]["id"] == "a-1001"
-    assert client.get("/articles?q=zzzzqqq").json() == []
+    assert client.get("/articles?q=a-1001").json()["articles"][0]["id"] == "a-1001"
+    assert client.get("/articles?q=zzzzqqq").json() == {"articles": []}
     info = client.get("/info").json()
     assert info["articles"] == 338 and info["generation"] >= 1 and info["index"] == "ix"
     assert info["languages"] == {"en": 323, "az": 5, "ru": 5, "tr": 5}
@@ -391,7 +404,7 @@ def test_unknown_query_parameters_are_ignored(client: TestClient, path: str) -> 
 def test_unknown_id_and_unknown_endpoint(client: TestClient, shared_index: Path) -> None:
     response = client.get("/articles/no-such-id/similar")
     assert response.status_code == 404
-    assert response.json() == {"error": "article 'no-such-id' is not in the index"}
+    assert response.json()["error"] == "article 'no-such-id' is not in the index"
     assert str(shared_index) not in response.text
     assert client.get("/articles/no-such-id").status_code == 404
     missing = client.get("/no/such/endpoint")
@@ -457,6 +470,91 @@ def test_body_over_the_limit_is_413(shared_index: Path) -> None:
         assert streamed.status_code == 413
 
 
+def test_the_api_reference_works_offline(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert not re.search(r"(?:https?:)?//[\w.-]", html), f"{page} names another host"
+        assets = re.findall(r"(?:src|href)=[\"']([^\"']+)", html)
+        assert assets and all(client.get(url).status_code == 200 for url in assets), assets
+    assert "/openapi.json" in client.get("/docs").text
+
+
+# -- errors as problem details (RFC 9457) -------------------------------------------------------
+
+
+def assert_problem(response: Any, name: str, status: int) -> dict[str, Any]:
+    """The answer is the problem details of kind ``name``, from ``errors.PROBLEMS``."""
+    from recommender.http.errors import PROBLEMS
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = response.json()
+    problem = PROBLEMS[name]
+    assert body["type"] == f"https://recommender.invalid/problems/{name}"
+    assert (body["title"], body["status"]) == (problem.title, status)
+    assert body["detail"] == body["error"] and body["detail"]
+    return body
+
+
+def test_every_kind_of_error_is_problem_json(
+    writer: TestClient, sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_problem(writer.get("/articles/nope/similar"), "unknown-article", 404)
+    assert_problem(writer.delete("/articles/nope", headers=AUTH), "unknown-article", 404)
+    assert_problem(writer.get("/no/such/endpoint"), "not-found", 404)
+    assert_problem(writer.patch("/info"), "method-not-allowed", 405)
+    too_many = writer.get("/articles/a-1001/similar?k=100000")
+    assert "--max-k" in assert_problem(too_many, "invalid-query", 422)["detail"]
+    assert_problem(writer.get("/articles/a-1001/similar?lexical_weight=2"), "invalid-query", 422)
+    assert_problem(writer.get("/articles/a-1001/similar?K=5"), "validation", 422)
+    wrong = assert_problem(writer.post("/similar", json={"text": 1}), "validation", 422)
+    assert wrong["problems"][0]["parameter"] == "text"  # kept where it was sent before
+    for path, method in (("/similar", "POST"), ("/articles", "PUT")):
+        sent = {**AUTH, "Content-Type": "application/json"}
+        bad = writer.request(method, path, content=b"{", headers=sent)
+        assert_problem(bad, "invalid-json", 400)
+    assert_problem(writer.put("/articles", json=[]), "unauthorized", 401)
+    assert_problem(
+        writer.put("/articles", json=[], headers={"Authorization": "Bearer x"}), "forbidden", 403
+    )
+    invalid = writer.put("/articles", json=[{"title": "no id"}], headers=AUTH)
+    assert assert_problem(invalid, "invalid-articles", 422)["invalid"][0]["position"] == 0
+    with writer_lock(sample_index):
+        busy = writer.put("/articles", json=[{"id": "n", "title": "t"}], headers=AUTH)
+        assert_problem(busy, "index-busy", 409)
+
+
+def test_errors_outside_the_routes_are_problem_json(
+    shared_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(shared_index, options=ServeOptions(max_body_bytes=100, token=TOKEN))
+    with TestClient(app) as test_client:
+        told = test_client.post("/similar", json={"text": "x" * 200})
+        assert_problem(told, "payload-too-large", 413)
+        streamed = test_client.put("/articles", content=(b"[" * 60 for _ in range(3)), headers=AUTH)
+        assert_problem(streamed, "payload-too-large", 413)
+    with TestClient(create_app(tmp_path / "later")) as test_client:
+        assert_problem(test_client.get("/readyz"), "index-unavailable", 503)
+        assert_problem(test_client.get("/info"), "index-unavailable", 503)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Recommender, "info", broken)
+    with TestClient(create_app(shared_index), raise_server_exceptions=False) as test_client:
+        failed = assert_problem(test_client.get("/info"), "internal-error", 500)
+        assert "a bug" not in failed["detail"]
+
+
+def test_the_problem_table_is_in_http_md() -> None:
+    from recommender.http.errors import PROBLEMS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "http.md").read_text()
+    for problem in PROBLEMS.values():
+        assert f"| `{problem.name}` | {problem.status} |" in doc, problem.name
+
+
 # -- writes --------------------------------------------------------------------------------------
 
 
@@ -508,7 +606,7 @@ def test_put_adds_and_replaces_then_delete_removes(writer: TestClient) -> None:
     gone = writer.delete("/articles/n-1", headers=AUTH)
     assert gone.status_code == 200 and gone.json()["removed"] == 1
     assert writer.get("/articles/n-1").status_code == 404
-    ids = [item["id"] for item in writer.get("/articles/a-1001/similar?k=100").json()]
+    ids = [item["id"] for item in writer.get("/articles/a-1001/similar?k=100").json()["related"]]
     assert "n-1" not in ids
     assert writer.delete("/articles/n-1", headers=AUTH).status_code == 404
 
@@ -641,7 +739,7 @@ def test_slow_clients_do_not_block_others(shared_index: Path) -> None:
         try:
             for _ in range(3):
                 response = httpx.get(f"{url}/articles/a-1001/similar?k=2", timeout=30)
-                assert response.status_code == 200 and len(response.json()) == 2
+                assert response.status_code == 200 and len(response.json()["related"]) == 2
             raw = httpx.get(f"{url}/articles/%2e%2e/similar", timeout=30)
             assert raw.status_code == 404
             for target in (b"/articles/../similar", b"/articles/../../etc/passwd/similar"):
@@ -889,11 +987,11 @@ def test_worker_app_from_environment(shared_index: Path, monkeypatch: pytest.Mon
 
 
 def test_similar_same_language(client: TestClient) -> None:
-    everything = client.get("/articles/a-4004/similar?k=10").json()
+    everything = client.get("/articles/a-4004/similar?k=10").json()["related"]
     assert len({item["language"] for item in everything}) > 1
     response = client.get("/articles/a-4004/similar?k=10&same_language=true")
     assert response.status_code == 200
-    items = response.json()
+    items = response.json()["related"]
     assert items and {item["language"] for item in items} == {"tr"}
     assert all(item["lang"] == "tr" for item in items)  # the sample's field, kept as given
 
@@ -902,19 +1000,21 @@ def test_draft_same_language_and_lang(client: TestClient) -> None:
     draft = {"text": "В Лирове открылась первая линия метро", "k": 10, "same_language": True}
     response = client.post("/similar", json=draft)
     assert response.status_code == 200, response.text
-    items = response.json()
+    items = response.json()["related"]
     assert items and {item["language"] for item in items} == {"ru"}
     assert items[0]["id"] == "a-4003" and items[0]["title"] == draft["text"]
     response = client.post("/similar", json={**draft, "lang": "az"})
-    assert {item["language"] for item in response.json()} == {"az"}
-    ids = [item["id"] for item in response.json()]
+    assert {item["language"] for item in response.json()["related"]} == {"az"}
+    ids = [item["id"] for item in response.json()["related"]]
     for given in ("aze", "az-Latn-AZ", "Azerbaijani"):  # any form: one language
-        again = client.post("/similar", json={**draft, "lang": given}).json()
+        again = client.post("/similar", json={**draft, "lang": given}).json()["related"]
         assert [item["id"] for item in again] == ids
     huge = client.post("/similar", json={**draft, "lang": "x" * 1_000_000})  # no language
-    assert huge.status_code == 200 and {item["language"] for item in huge.json()} == {"ru"}
+    assert huge.status_code == 200 and {item["language"] for item in huge.json()["related"]} == {
+        "ru"
+    }
     response = client.post("/similar", json={**draft, "same_language": False})
-    assert len({item["language"] for item in response.json()}) > 1
+    assert len({item["language"] for item in response.json()["related"]}) > 1
 
 
 # -- threads ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ..engine import Recommender
 from .errors import add_error_handlers
 from .metrics import Metrics
 from .middleware import Edge, Gzip, Head, IdPaths
+from .openapi import install as install_openapi
 from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
 from .routes import articles, pages, related, service
 from .state import IndexState, Titles
@@ -74,6 +75,8 @@ def create_app(
             "`Authorization: Bearer $RECOMMENDER_TOKEN`."
         ),
         lifespan=_lifespan,
+        docs_url=None,  # pages.py serves them, from a package instead of a CDN
+        redoc_url=None,
     )
     # What the endpoints share (see dependencies.py).
     path = Path(index) if index is not None else None
@@ -88,10 +91,13 @@ def create_app(
     app.state.version = app.version
 
     add_error_handlers(app)
+    install_openapi(app)
     for routes in (related, articles, service, pages):
         app.include_router(routes.router)
     with resources.as_file(pages.STATIC) as static_dir:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    with resources.as_file(pages.DOCS_ASSETS) as assets_dir:
+        app.mount(pages.DOCS_ASSETS_URL, StaticFiles(directory=assets_dir), name="docs-assets")
 
     if options.cors_origins:
         app.add_middleware(

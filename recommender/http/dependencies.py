@@ -105,7 +105,7 @@ def known_query(request: Request) -> list[tuple[str, str]]:
             query.append((name, value))
         elif name.casefold() in folded:
             raise ApiError(
-                422,
+                "validation",
                 f"unknown query parameter {name!r}: names are case-sensitive; "
                 f"did you mean {folded[name.casefold()]!r}?",
             )
@@ -176,7 +176,9 @@ ArticleId = Annotated[str, Depends(_article_id)]
 def check_k(k: int, options: ServeOptions) -> None:
     """ApiError 422 if ``k`` is over the server's ``max_k``."""
     if k > options.max_k:
-        raise ApiError(422, f"k must be at most {options.max_k} (the server's --max-k), got {k}")
+        raise ApiError(
+            "invalid-query", f"k must be at most {options.max_k} (the server's --max-k), got {k}"
+        )
 
 
 def authorize(request: Request, options: ServeOptions) -> None:
@@ -184,24 +186,24 @@ def authorize(request: Request, options: ServeOptions) -> None:
     when the server has none)."""
     if not options.token:
         raise ApiError(
-            403,
+            "forbidden",
             f"writes are disabled: the server was started without {TOKEN_ENV} set",
         )
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
-            401,
+            "unauthorized",
             "this write needs the header 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not hmac.compare_digest(token.strip().encode(), options.token.encode()):
-        raise ApiError(403, "the bearer token is wrong")
+        raise ApiError("forbidden", "the bearer token is wrong")
 
 
 def write_wait(wait: float | None, options: ServeOptions) -> float:
     """The seconds a write waits for another writer: ``?wait=``, else the server's."""
     chosen = options.write_wait if wait is None else wait
     if not 0 <= chosen <= MAX_WRITE_WAIT:
-        raise ApiError(422, f"wait must be between 0 and {MAX_WRITE_WAIT:g} seconds")
+        raise ApiError("invalid-query", f"wait must be between 0 and {MAX_WRITE_WAIT:g} seconds")
     return chosen

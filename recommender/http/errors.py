@@ -1,7 +1,13 @@
-"""Errors as HTTP answers: ``{"error": message}`` with a status, never a stack trace.
+"""Errors as HTTP answers: RFC 9457 problem details (``application/problem+json``), never a
+stack trace.
 
-Library errors take their status from ``STATUS``; ``ApiError`` is the service's own. The
-handlers read the index folder (to keep it out of messages) from ``app.state.index``.
+Every error is one of the kinds in ``PROBLEMS``: its ``type`` (a URI a client can compare,
+``https://recommender.invalid/problems/unknown-article``), title and status. The body is
+``{"type", "title", "status", "detail", "error"}``: ``error`` is ``detail`` again, for the
+clients written when it was the only field; a kind may add fields (``problems``,
+``invalid``). Library errors take their kind from ``LIBRARY_PROBLEMS``; ``ApiError`` is the
+service's own. The handlers read the index folder (to keep it out of messages) from
+``app.state.index``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,43 +45,112 @@ from .options import MAX_WRITE_WAIT
 
 log = logging.getLogger(__name__)
 
-#: Library errors and the HTTP status each one becomes.
-STATUS: tuple[tuple[type[RecommenderError], int], ...] = (
-    (UnknownArticleError, 404),
-    (InvalidQueryError, 422),
-    (SettingsError, 422),
-    (InvalidArticlesError, 422),
-    (InvalidArticleError, 422),
-    (InputFileError, 422),
-    (IndexBusyError, 409),
-    (IndexNotFoundError, 503),
-    (IndexDamagedError, 503),
-    (IncompatibleIndexError, 503),
-    (ModelError, 503),
+#: Where the problem types live: a name under a domain that never resolves (RFC 2606), so
+#: that a type is the same string on every deployment, for clients to compare, not fetch.
+PROBLEM_BASE = "https://recommender.invalid/problems/"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A kind of error: its name (the last part of its ``type``), status and title."""
+
+    name: str
+    status: int
+    title: str
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.name
+
+
+#: Every kind of error the service answers, by name (docs/http.md has the same table).
+PROBLEMS: dict[str, Problem] = {
+    problem.name: problem
+    for problem in (
+        Problem("invalid-json", 400, "The request body is not valid JSON"),
+        Problem("bad-request", 400, "The request cannot be read"),
+        Problem("unauthorized", 401, "The write token is missing"),
+        Problem("forbidden", 403, "Writes are not allowed with this token"),
+        Problem("unknown-article", 404, "No such article in the index"),
+        Problem("not-found", 404, "No such endpoint"),
+        Problem("method-not-allowed", 405, "Method not allowed on this endpoint"),
+        Problem("index-busy", 409, "The index is being written by another writer"),
+        Problem("payload-too-large", 413, "The request body is over the server's limit"),
+        Problem("validation", 422, "The request does not match the API"),
+        Problem("invalid-query", 422, "A value of the query is out of range"),
+        Problem("invalid-articles", 422, "Articles in the body are invalid"),
+        Problem("internal-error", 500, "Internal error"),
+        Problem("index-unavailable", 503, "The index cannot be opened"),
+        Problem("model-unavailable", 503, "The embedding model cannot be loaded"),
+    )
+}
+
+#: Library errors and the kind each one becomes; any other is an internal error.
+LIBRARY_PROBLEMS: tuple[tuple[type[RecommenderError], str], ...] = (
+    (UnknownArticleError, "unknown-article"),
+    (InvalidQueryError, "invalid-query"),
+    (SettingsError, "invalid-query"),
+    (InvalidArticlesError, "invalid-articles"),
+    (InvalidArticleError, "invalid-articles"),
+    (InputFileError, "invalid-articles"),
+    (IndexBusyError, "index-busy"),
+    (IndexNotFoundError, "index-unavailable"),
+    (IndexDamagedError, "index-unavailable"),
+    (IncompatibleIndexError, "index-unavailable"),
+    (ModelError, "model-unavailable"),
 )
+
+#: The kind of an error Starlette or FastAPI raised, by its status.
+_HTTP_PROBLEMS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+}
 
 
 class ApiError(Exception):
-    """An error answered as ``{"error": message}`` with this status."""
+    """An error of one of the ``PROBLEMS`` (by name), answered with its status."""
 
     def __init__(
-        self, status: int, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+        self, kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
     ) -> None:
         super().__init__(message)
-        self.status = status
+        self.problem = PROBLEMS[kind]
         self.message = message
         self.headers = dict(headers or {})
         self.extra = extra
 
+    @property
+    def status(self) -> int:
+        return self.problem.status
+
+
+def problem_body(kind: str, message: str, **extra: Any) -> bytes:
+    """The problem details of an error of ``kind``, as JSON bytes."""
+    problem = PROBLEMS[kind]
+    fields = {
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": message,
+        "error": message,
+    }
+    return to_json({**fields, **extra}).encode()
+
+
+#: The media type of every error (RFC 9457).
+PROBLEM_JSON = "application/problem+json"
+
 
 def error_response(
-    status: int, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> Response:
-    """The answer of an error: ``{"error": message, **extra}``, never cached."""
+    """The answer of an error of ``kind``: its problem details, never cached."""
     return Response(
-        to_json({"error": message, **extra}).encode(),
-        status_code=status,
-        media_type="application/json",
+        problem_body(kind, message, **extra),
+        status_code=PROBLEMS[kind].status,
+        media_type=PROBLEM_JSON,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
@@ -114,20 +190,22 @@ def public_message(message: str, path: Path | None) -> str:
 
 async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, headers=exc.headers, **exc.extra)
+    return error_response(exc.problem.name, exc.message, headers=exc.headers, **exc.extra)
 
 
 async def _library_error(request: Request, exc: Exception) -> Response:
-    status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
+    # Any other library error is a write that failed (disk full): its message still helps.
+    kind = next((name for error, name in LIBRARY_PROBLEMS if isinstance(exc, error)), "")
     message = public_message(str(exc), request.app.state.index.path)
     if isinstance(exc, IndexBusyError):
         message = (
             "the index is being written by another writer; retry when it is done, or "
             f"pass ?wait=SECONDS (at most {MAX_WRITE_WAIT:g}) to wait for it"
         )
-    if status >= 500:
+    kind = kind or "internal-error"
+    if PROBLEMS[kind].status >= 500:
         log.error("%s", exc)
-    return error_response(status, message)
+    return error_response(kind, message)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
@@ -137,34 +215,38 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
         where = [str(part) for part in error.get("loc", ())]
         if error.get("type") == "json_invalid":
             reason = (error.get("ctx") or {}).get("error") or error.get("msg")
-            return error_response(400, f"the request body is not valid JSON: {reason}")
+            return error_response("invalid-json", f"the request body is not valid JSON: {reason}")
         kind = where[0] if where else "request"
         name = ".".join(where[1:]) or kind
         problems.append({"parameter": name, "in": kind, "message": error.get("msg", "invalid")})
     text = "; ".join(f"{p['in']} parameter {p['parameter']!r}: {p['message']}" for p in problems)
-    return error_response(422, f"invalid request: {text}", problems=problems)
+    return error_response("validation", f"invalid request: {text}", problems=problems)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = str(exc.detail)
+    kind = _HTTP_PROBLEMS.get(exc.status_code, "bad-request")
     cause = exc.__cause__
-    if exc.status_code == 400 and cause is not None:  # FastAPI could not read a JSON body
-        message = json_body_problem(cause) or message
+    problem = json_body_problem(cause) if cause is not None else None
+    if exc.status_code == 400 and problem:  # FastAPI could not read a JSON body
+        kind, message = "invalid-json", problem
     elif exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API"
     elif exc.status_code == 405:
         message = "this method is not allowed here; see /docs for the API"
-    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+    if exc.status_code >= 500:
+        kind = "internal-error"
+    return error_response(kind, message, headers=getattr(exc, "headers", None))
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal error; the server log has the details")
+    return error_response("internal-error", "internal error; the server log has the details")
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` as JSON (see the module's docstring)."""
+    """Answer every error of ``app`` as problem details (see the module's docstring)."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RecommenderError, _library_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

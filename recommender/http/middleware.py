@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
-from ..results import to_json
+from .errors import PROBLEM_JSON, problem_body
 from .logs import REQUEST_ID, request_id
 from .metrics import Metrics, method_label, route_label
 
@@ -138,13 +138,14 @@ class Edge:
         )
 
     async def _too_large(self, send: Send, length: int | None) -> None:
-        body = to_json({"error": self._too_large_message(length)}).encode()
+        body = problem_body("payload-too-large", self._too_large_message(length))
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"cache-control", b"no-store"),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

@@ -1,14 +1,20 @@
 """The request shapes, their ranking options derived from ``settings.ranking_options``, and
-what a request's values become: the ranking overrides and the ``Filters`` of a query."""
+what a request's values become: the ranking overrides and the ``Filters`` of a query; and
+the shapes of the answers, for the OpenAPI document.
+
+Answers are JSON objects, a list under a name (``related``, ``articles``): fields are added
+in later versions, never removed or renamed under the same path."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..read.retrieve import Filters
+from ..results import Recommendation, UpdateReport
 from ..settings import ranking_options, ranking_overrides
 
 
@@ -102,3 +108,93 @@ def query_filters(values: Mapping[str, Any], categories: list[str]) -> Filters:
         exclude=tuple(values.get("exclude") or ()),
         same_language=bool(values.get("same_language")),
     )
+
+
+class _Related(BaseModel):
+    k: int = Field(description="How many were asked for (the list may hold fewer).")
+    version: str = Field(description="The index version the list comes from.")
+    generation: int = Field(description="Updates committed to that version (its build is 1).")
+    related: list[Recommendation] = Field(description="The related articles, best first.")
+
+
+class RelatedToArticle(_Related):
+    """The related list of an indexed article."""
+
+    article: str = Field(description="The id asked about.")
+
+
+class RelatedToText(_Related):
+    """The related list of a draft."""
+
+
+class FoundArticle(BaseModel):
+    """An article found by title."""
+
+    id: str
+    title: str
+    category: str | None
+    published_at: str | None = Field(description="ISO 8601, in UTC.")
+    url: str | None
+
+
+class FoundArticles(BaseModel):
+    """The articles found by title, newest first."""
+
+    articles: list[FoundArticle]
+
+
+class InvalidRecord(BaseModel):
+    """A record of ``PUT /articles`` that was left out or refused, by its place in the array."""
+
+    position: int
+    error: str
+
+
+if TYPE_CHECKING:
+    WriteReport = BaseModel
+else:
+    WriteReport = create_model(
+        "WriteReport",
+        __doc__="What PUT /articles did: the update report, and the records left out.",
+        **{
+            f.name: (hint, Field(...) if f.name == "index" else f.default)
+            for f in dataclasses.fields(UpdateReport)
+            for hint in [get_type_hints(UpdateReport)[f.name]]
+        },
+        invalid=(list[InvalidRecord], Field(description="The records left out (skip_invalid).")),
+    )
+
+
+class Health(BaseModel):
+    """The process is alive."""
+
+    status: Literal["alive"]
+
+
+class Ready(BaseModel):
+    """The index is open, with this many live articles."""
+
+    status: Literal["ready"]
+    articles: int
+
+
+class QueryProblem(BaseModel):
+    """One parameter of a ``validation`` problem."""
+
+    parameter: str
+    in_: str = Field(alias="in")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 problem details (``errors.PROBLEMS``)."""
+
+    model_config = ConfigDict(title="Problem", extra="allow")
+
+    type: str = Field(description="The kind of error, a URI to compare: never changes.")
+    title: str = Field(description="The kind of error, in words.")
+    status: int
+    detail: str = Field(description="What is wrong with this request.")
+    error: str = Field(description="The same as detail, for older clients.")
+    problems: list[QueryProblem] | None = Field(None, description="validation: each parameter.")
+    invalid: list[InvalidRecord] | None = Field(None, description="invalid-articles: each one.")

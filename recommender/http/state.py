@@ -62,7 +62,7 @@ class IndexState:
                         self._failure = public_message(str(exc), self.path)
                         log.warning("cannot open the index: %s", exc)
             if self._rec is None:
-                raise ApiError(503, f"the index is not open: {self._failure}")
+                raise ApiError("index-unavailable", f"the index is not open: {self._failure}")
             return self._rec
 
     @property

@@ -260,7 +260,7 @@
   })
     .then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
-      return response.json();
+      return response.json().then(function (data) { return data.related; });
     })
     .then(render, fail);
 })();

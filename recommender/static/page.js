@@ -118,7 +118,7 @@
     statusLine.textContent = "loading…";
     fetch("/articles/" + encodeURIComponent(current) + "/similar?" + query())
       .then(function (r) { return r.ok ? r.json() : fail(r); })
-      .then(function (items) { if (ticket === pending) showRelated(items); })
+      .then(function (data) { if (ticket === pending) showRelated(data.related); })
       .catch(function (error) {
         if (ticket !== pending) return;
         table.hidden = true;
@@ -151,7 +151,8 @@
     if (!q) return;
     fetch("/articles?q=" + encodeURIComponent(q) + "&limit=20")
       .then(function (r) { return r.ok ? r.json() : fail(r); })
-      .then(function (found) {
+      .then(function (data) {
+        var found = data.articles;
         if (!found.length) list.appendChild(el("li", "nothing found"));
         found.forEach(function (article) {
           var li = el("li");

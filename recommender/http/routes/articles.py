@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ...articles import Article, parse_article
 from ...errors import InvalidArticleError
+from ...results import UpdateReport
 from ..dependencies import (
     ArticleId,
     Index,
@@ -24,6 +25,7 @@ from ..dependencies import (
     write_wait,
 )
 from ..errors import ApiError, json_body_problem
+from ..schemas import FoundArticles, WriteReport
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -41,7 +43,12 @@ def article_json(article: Article) -> dict[str, Any]:
     return data
 
 
-@router.get("/articles", summary="Search articles by title")
+@router.get(
+    "/articles",
+    summary="Search articles by title",
+    operation_id="searchArticles",
+    responses={200: {"model": FoundArticles}},
+)
 @on_read_threads
 def search(
     request: Request,
@@ -55,10 +62,10 @@ def search(
     rec = index.open()
     words = q.casefold().split()
     if not words:
-        raise ApiError(422, "query parameter 'q' holds no words")
+        raise ApiError("invalid-query", "query parameter 'q' holds no words")
 
-    def found() -> list[dict[str, Any]]:
-        return [
+    def found() -> dict[str, Any]:
+        found = [
             {
                 "id": a.id,
                 "title": a.title,
@@ -68,11 +75,17 @@ def search(
             }
             for a in titles.search(rec, index.tag(), words, limit)
         ]
+        return {"articles": found}
 
     return reply(found)
 
 
-@router.get("/articles/{article_id:path}", summary="One stored article")
+@router.get(
+    "/articles/{article_id:path}",
+    summary="One stored article",
+    operation_id="getArticle",
+    responses={200: {"model": Article}},
+)
 @on_read_threads
 def get_article(article_id: ArticleId, request: Request, index: Index, reply: Reply) -> Response:
     """The stored article: its fields, metadata and cleaned body."""
@@ -83,6 +96,8 @@ def get_article(article_id: ArticleId, request: Request, index: Index, reply: Re
 @router.put(
     "/articles",
     summary="Add or replace a batch of articles (needs the token)",
+    operation_id="putArticles",
+    responses={200: {"model": WriteReport}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -120,9 +135,11 @@ async def put_articles(
     try:
         records = json.loads(body)
     except (RecursionError, ValueError) as exc:
-        raise ApiError(400, json_body_problem(exc) or "the request body is not JSON") from None
+        raise ApiError(
+            "invalid-json", json_body_problem(exc) or "the request body is not JSON"
+        ) from None
     if not isinstance(records, list):
-        raise ApiError(422, "the body must be a JSON array of article objects")
+        raise ApiError("invalid-articles", "the body must be a JSON array of article objects")
     articles, invalid = [], []
     for position, record in enumerate(records):
         try:
@@ -133,7 +150,7 @@ async def put_articles(
         first = invalid[0]
         more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
         raise ApiError(
-            422,
+            "invalid-articles",
             f"article at position {first['position']}: {first['error']}{more}; nothing was "
             "written: fix them or pass ?skip_invalid=true",
             invalid=invalid,
@@ -147,7 +164,12 @@ async def put_articles(
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/articles/{article_id:path}", summary="Remove an article (needs the token)")
+@router.delete(
+    "/articles/{article_id:path}",
+    summary="Remove an article (needs the token)",
+    operation_id="deleteArticle",
+    responses={200: {"model": UpdateReport}},
+)
 async def delete_article(
     article_id: ArticleId,
     request: Request,
@@ -162,7 +184,9 @@ async def delete_article(
     rec = index.open()
     report = await threads.write(lambda: rec.remove([article_id], wait=seconds or False))
     if report.missing:
-        raise ApiError(404, f"article {article_id!r} is not in the index; nothing removed")
+        raise ApiError(
+            "unknown-article", f"article {article_id!r} is not in the index; nothing removed"
+        )
     data = dataclasses.asdict(report)
     data["index"] = Path(data["index"]).name
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

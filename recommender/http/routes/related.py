@@ -1,5 +1,5 @@
 """Related lists: of an indexed article (``GET /articles/{id}/similar``) and of a draft
-(``POST /similar``)."""
+(``POST /similar``), each an object holding the list under ``related`` (``schemas``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from ...engine import Recommender
 from ...results import Recommendation
 from ..dependencies import ArticleId, Index, Options, Reply, check_k
-from ..schemas import SimilarParams, TextQuery, query_filters, query_ranking
+from ..schemas import (
+    RelatedToArticle,
+    RelatedToText,
+    SimilarParams,
+    TextQuery,
+    query_filters,
+    query_ranking,
+)
 from ..threads import on_read_threads
 
 router = APIRouter()
@@ -20,7 +28,8 @@ router = APIRouter()
 @router.get(
     "/articles/{article_id:path}/similar",
     summary="Related articles of an indexed article",
-    responses={200: {"model": list[Recommendation]}},
+    operation_id="similar",
+    responses={200: {"model": RelatedToArticle}},
 )
 @on_read_threads
 def similar(
@@ -41,9 +50,9 @@ def similar(
     filters = query_filters(values, values["category"])
     ranking = query_ranking(values)
 
-    def related() -> list[dict[str, Any]]:
+    def related() -> dict[str, Any]:
         found = rec.similar(article_id, values["k"], filters=filters, **ranking)
-        return [asdict(item) for item in found]
+        return {"article": article_id, **_envelope(rec, values["k"], found)}
 
     return reply(related)
 
@@ -51,7 +60,8 @@ def similar(
 @router.post(
     "/similar",
     summary="Related articles of a draft (a text not in the index)",
-    responses={200: {"model": list[Recommendation]}},
+    operation_id="similarToText",
+    responses={200: {"model": RelatedToText}},
 )
 @on_read_threads
 def similar_to_text(
@@ -64,7 +74,7 @@ def similar_to_text(
     filters = query_filters(values, values["categories"])
     ranking = query_ranking(values)
 
-    def related() -> list[dict[str, Any]]:
+    def related() -> dict[str, Any]:
         found = rec.similar_to_text(
             values["text"],
             values["k"],
@@ -74,6 +84,18 @@ def similar_to_text(
             filters=filters,
             **ranking,
         )
-        return [asdict(item) for item in found]
+        return _envelope(rec, values["k"], found)
 
     return reply(related)
+
+
+def _envelope(rec: Recommender, k: int, found: list[Recommendation]) -> dict[str, Any]:
+    """What both lists answer besides the query: ``k``, the index version and generation
+    the list comes from, and the list under ``related``."""
+    snapshot = rec.snapshot  # as the ETag reads it (``IndexState.tag``): no file read
+    return {
+        "k": k,
+        "version": snapshot.version.name,
+        "generation": snapshot.generation,
+        "related": [asdict(item) for item in found],
+    }

@@ -10,13 +10,20 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from ...results import IndexInfo
 from ..dependencies import Index, Reply, RequestMetrics
 from ..errors import error_response
+from ..schemas import Health, Ready
 
 router = APIRouter()
 
 
-@router.get("/info", summary="What the index holds")
+@router.get(
+    "/info",
+    summary="What the index holds",
+    operation_id="info",
+    responses={200: {"model": IndexInfo}},
+)
 def info(index: Index, reply: Reply) -> Response:
     """As `recommend info --json`; `index` is the folder's name only."""
     rec = index.open()
@@ -29,15 +36,25 @@ def info(index: Index, reply: Reply) -> Response:
     return reply(details)
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get(
+    "/healthz",
+    summary="The process is alive",
+    operation_id="healthz",
+    responses={200: {"model": Health}},
+)
 def healthz() -> Response:
     return JSONResponse({"status": "alive"}, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/readyz", summary="The index is open")
+@router.get(
+    "/readyz",
+    summary="The index is open",
+    operation_id="readyz",
+    responses={200: {"model": Ready}},
+)
 def readyz(index: Index) -> Response:
     if not index.is_open:
-        return error_response(503, "the index is not open yet; see the server log")
+        return error_response("index-unavailable", "the index is not open yet; see the server log")
     return JSONResponse(
         {"status": "ready", "articles": len(index.open())},
         headers={"Cache-Control": "no-store"},
