@@ -1,4 +1,5 @@
-"""Turning an article into text: HTML cleaning, the text that is embedded, duplicate keys."""
+"""Turning an article into text: HTML cleaning, the text that is embedded, duplicate and
+search keys."""
 
 from __future__ import annotations
 
@@ -75,12 +76,30 @@ def embedding_text(title: str, body: str, max_body_chars: int) -> str:
     return f"{title}{separator}{body}"
 
 
+#: Letters that no decomposition takes to a base letter, as a keyboard without them types them:
+#: Turkish and Azerbaijani dotless i (U+0131) as i, Azerbaijani schwa (U+0259, capital U+018F)
+#: as e (a keyboard lacking it gives e or a: the Turkish spelling of the same words has e).
+_SEARCH_LETTERS = str.maketrans({"\u0131": "i", "\u0259": "e"})
+
+
+def _fold(text: str) -> str:
+    """``text`` case-folded, its combining marks dropped after NFKD: "Çöl" is "col", "İ"
+    (folded to i and a combining dot) is "i", Cyrillic yo is ie."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
 def title_key(title: str) -> str:
     """Titles that differ only in case, accents, punctuation or spacing share this key (of
     their first ``READ_CHARS``)."""
-    folded = unicodedata.normalize("NFKD", title[:READ_CHARS].casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return _NOT_WORD.sub(" ", folded).strip()
+    return _NOT_WORD.sub(" ", _fold(title[:READ_CHARS])).strip()
+
+
+def search_key(text: str) -> str:
+    """What title search compares, of a title and of each word of a query alike: ``text``
+    folded as ``title_key`` folds it (case, accents, "İ" taken to "i", Cyrillic yo to ie),
+    dotless i and schwa typed as "i" and "e"; punctuation is kept ("a-1001")."""
+    return _fold(text).translate(_SEARCH_LETTERS)
 
 
 def url_key(url: str | None) -> str | None:

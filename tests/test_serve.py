@@ -23,7 +23,7 @@ from live_server import live_server
 from typer.testing import CliRunner
 
 from recommender import Recommender
-from recommender.articles import parse_article
+from recommender.articles import Article, parse_article
 from recommender.http.app import create_app
 from recommender.http.options import ServeOptions
 from recommender.results import to_json
@@ -179,6 +179,47 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
     assert client.get("/docs").status_code == 200
+
+
+def test_title_search_folds_accents_dotless_i_and_schwa(client: TestClient) -> None:
+    def ids(q: str) -> list[str]:
+        response = client.get("/articles", params={"q": q})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["articles"]]
+
+    assert set(ids("acildi")) == {"a-4002", "a-4004"}  # dotless i, c cedilla
+    assert {"a-4002", "a-4004"} <= set(ids("LİROVA"))
+    assert {"a-4014", "a-4016"} <= set(ids("bereket"))  # "Bərəkət", Turkish "Bereket"
+    assert set(ids("ŞAHİNLƏRİ")) == {"a-4010", "a-4012"}  # "Şahinləri", "Şahinleri"
+    for odd in ("🎉", "\u0301", "\u0301 \u0308", "lirova 🎉"):
+        assert ids(odd) == []
+    assert ids("ｌｉｒｏｖａ") == ids("lirova")  # full-width letters, as NFKD has them
+
+
+def test_title_search_folds_titles_and_queries_alike() -> None:
+    from conftest import article
+
+    from recommender.http.state import Titles
+
+    class Index:
+        def __init__(self, *found: Article) -> None:
+            self.found = {a.id: a for a in found}
+
+        def ids(self) -> list[str]:
+            return list(self.found)
+
+        def get(self, article_id: str) -> Article:
+            return self.found[article_id]
+
+    rec: Any = Index(
+        article("up", "LİROVA METRO AÇILDI", published_at="2026-01-02T00:00:00Z"),
+        article("ru", "Ёлка на площади", published_at="2026-01-01T00:00:00Z"),
+    )
+    titles = Titles()
+    assert [a.id for a in titles.search(rec, "v:1", ["lirova"], 10)] == ["up"]
+    assert [a.id for a in titles.search(rec, "v:1", ["acildi", "metro"], 10)] == ["up"]
+    assert [a.id for a in titles.search(rec, "v:1", ["елка"], 10)] == ["ru"]
+    assert titles.search(rec, "v:1", ["\u0301"], 10) == []
 
 
 def test_info_right_after_a_rebuild_over_the_served_index(sample_index: Path) -> None:

@@ -14,6 +14,7 @@ from recommender.text import (
     content_hash,
     embedding_text,
     query_chars,
+    search_key,
     title_key,
     url_key,
 )
@@ -416,3 +417,34 @@ def test_a_10_mb_title_is_embedded_and_keyed_up_to_read_chars() -> None:
     assert len(title_key(title)) <= READ_CHARS
     short = "Storm closes the harbour"
     assert embedding_text(short, "The body.", 1000) == "Storm closes the harbour. The body."
+
+
+# search_key
+
+
+@pytest.mark.parametrize(
+    ("typed", "title"),
+    [
+        ("acildi", "Lirovada ilk metro xətti açıldı"),  # ç from NFKD, dotless i mapped
+        ("LİROVA", "Lirova'da"),  # İ folds to i and a combining dot, the dot dropped
+        ("lirova", "LİROVA"),
+        ("ISTANBUL", "İstanbul"),
+        ("bereket", "Bərəkət-1 peyki"),  # schwa typed as e: the Turkish spelling
+        ("ёлка", "Елка"),  # yo is ie with a diaeresis
+        ("елка", "Ёлка"),
+        ("sahinleri", "Oskel Şahinləri"),
+        ("muhit", "Ətraf mühit"),
+    ],
+)
+def test_search_key_finds_a_title_however_its_letters_are_typed(typed, title):
+    assert search_key(typed) in search_key(title)
+
+
+@pytest.mark.parametrize("text", ["\u0301\u0308", "🎉", "👩\u200d💻", "\ufeff", "", "ǅ", "ﬁ"])
+def test_search_key_takes_odd_input(text):
+    key = search_key(text)
+    assert search_key(key) == key  # a folded key folds to itself
+
+
+def test_search_key_keeps_punctuation_unlike_title_key():
+    assert search_key("a-1001") == "a-1001" and title_key("a-1001") == "a 1001"

@@ -13,6 +13,7 @@ from ..articles import Article
 from ..embedding.encode import Encoder
 from ..engine import Recommender
 from ..errors import RecommenderError, UnknownArticleError
+from ..text import search_key
 from .errors import ApiError, public_message
 
 log = logging.getLogger(__name__)
@@ -118,15 +119,20 @@ class Titles:
         self._rows: dict[str, tuple[str, str, str | None, datetime | None]] = {}
 
     def search(self, rec: Recommender, tag: str, words: list[str], limit: int) -> list[Article]:
-        """The newest ``limit`` articles whose title (or id) holds every word of ``words``;
+        """The newest ``limit`` articles whose title (or id) holds every word of ``words``,
+        both compared by ``search_key`` ("acildi" finds "Açildi" with dotless i's, "lirova"
+        "LİROVA");
         ``tag``: ``IndexState.tag()``."""
         with self._lock:
             if tag != self._tag:
                 self._update(rec, tag)
             rows = self._rows
+        keys = [key for key in map(search_key, words) if key]
+        if not keys:  # combining marks alone, say: nothing to look for
+            return []
         found: list[tuple[float, str]] = []
         for article_id, (folded, _, _, published) in rows.items():
-            if all(word in folded for word in words) or article_id.casefold() == " ".join(words):
+            if all(key in folded for key in keys) or article_id.casefold() == " ".join(words):
                 found.append((-(published.timestamp() if published else 0.0), article_id))
         found.sort()
         out: list[Article] = []
@@ -154,7 +160,7 @@ class Titles:
                 except UnknownArticleError:
                     continue
                 rows[article_id] = (
-                    f"{article.title} {article.id}".casefold(),
+                    search_key(f"{article.title} {article.id}"),
                     article.title,
                     article.category,
                     article.published_at,
