@@ -106,7 +106,8 @@ def test_page_shows_an_article_and_its_related_list(browser: Any, sample_index: 
         )
         assert len(rows) == 10
         first = rows[0].find_elements(By.TAG_NAME, "td")
-        assert first[0].text == "1" and float(first[1].text) > 0  # rank, score
+        assert first[0].text == "1" and first[1].text  # rank, title
+        assert float(first[2].text) > 0  # score
         ids = [row.get_attribute("data-article-id") for row in rows]
         assert "a-1001" not in ids
         assert "?id=a-1001" in browser.current_url
@@ -120,11 +121,70 @@ def test_page_shows_an_article_and_its_related_list(browser: Any, sample_index: 
         wait_for(
             browser,
             lambda d: all(
-                row.find_elements(By.TAG_NAME, "td")[5].text == "1.000"
+                row.find_element(By.CSS_SELECTOR, "td.rec").text == "1.000"
                 for row in d.find_elements(By.CSS_SELECTOR, "#related tbody tr")
             ),
         )
         screenshot(browser, "page.png")
+
+
+def test_page_fits_a_phone_and_shows_the_list_on_a_laptop(browser: Any, sample_index: Path) -> None:
+    """At 390 px nothing is wider than the window and each related article shows its title;
+    at 1280x800 the first related article is on screen once one is picked, the advanced
+    ranking options folded away."""
+    from selenium.webdriver.common.by import By
+
+    def width() -> tuple[int, int]:
+        return tuple(
+            browser.execute_script(
+                "return [document.documentElement.scrollWidth,"
+                " document.documentElement.clientWidth]"
+            )
+        )
+
+    def search_and_pick() -> list[Any]:
+        browser.get(f"{url}/")
+        browser.find_element(By.ID, "search").send_keys("Valdoria earthquake")
+        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait_for(
+            browser,
+            lambda d: d.find_element(By.CSS_SELECTOR, '#search-results [data-article-id="a-1001"]'),
+        ).click()
+        return wait_for(
+            browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#related tbody tr") or False
+        )
+
+    try:
+        with live_server(create_app(sample_index, encoder=FakeEncoder())) as url:
+            browser.set_window_size(390, 844)
+            rows = search_and_pick()
+            scroll, client = width()
+            assert client <= 390 and scroll <= client, (scroll, client)
+            title = rows[0].find_element(By.CSS_SELECTOR, "td.title a")
+            rect = title.rect
+            assert title.is_displayed() and title.text, rect
+            assert rect["x"] >= 0 and rect["x"] + rect["width"] <= client, rect
+            browser.find_element(By.CSS_SELECTOR, "#advanced summary").click()
+            assert browser.find_element(By.ID, "opt-mmr_lambda").is_displayed()
+            scroll, client = width()
+            assert scroll <= client, (scroll, client)
+            browser.execute_script("document.getElementById('related-title').scrollIntoView()")
+            screenshot(browser, "page-phone.png")
+
+            browser.set_window_size(1280, 800)
+            rows = search_and_pick()
+            advanced = browser.find_element(By.ID, "advanced")
+            assert advanced.get_attribute("open") is None
+            assert not browser.find_element(By.ID, "opt-mmr_lambda").is_displayed()
+            label = browser.find_element(By.CSS_SELECTOR, 'label[for="opt-mmr_lambda"]')
+            assert label.get_attribute("title").startswith("mmr_lambda: ")
+            height = browser.execute_script("return window.innerHeight")
+            rect = rows[0].rect
+            assert rect["y"] >= 0 and rect["y"] + rect["height"] <= height, (rect, height)
+            scroll, client = width()
+            assert scroll <= client, (scroll, client)
+    finally:
+        browser.set_window_size(1280, 1100)
 
 
 def box_page(api: str, *, html: str = 'lang="en"', attrs: str = "", head: str = "") -> str:

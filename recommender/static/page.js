@@ -16,11 +16,29 @@
     return node;
   }
 
+  // Editors' words for the engine's options; the engine's name (as in the API, the CLI and
+  // docs/settings) is in each label's tooltip, with its help.
+  var plain = {
+    half_life_days: "recency halves in (days)",
+    recency_weight: "how much recency counts",
+    recency_from: "age counted from",
+    category_boost: "boost for the same category",
+    calibration: "similarity scale",
+    lexical_weight: "share of shared words",
+    lexical_weight_short: "share of shared words, headlines",
+    short_terms: "a headline has fewer words than",
+    neighbours: "closest stories consulted",
+    neighbour_weight: "weight of the closest stories",
+    duplicate_threshold: "copies from similarity",
+    mmr_lambda: "relevance over variety (1: all relevance)",
+    candidates: "candidates looked at"
+  };
+
   options.forEach(function (option) {
     var row = el("div", null, "row");
-    var label = el("label", option.name.replace(/_/g, " "));
+    var label = el("label", plain[option.name] || option.name.replace(/_/g, " "));
     label.htmlFor = "opt-" + option.name;
-    label.title = option.help;
+    label.title = option.name + ": " + option.help;
     var input;
     if (option.type === "choice") {
       input = el("select");
@@ -86,11 +104,8 @@
     items.forEach(function (item, n) {
       var row = el("tr");
       row.setAttribute("data-article-id", item.id);
-      [n + 1, fmt(item.score), fmt(item.similarity), fmt(item.dense_similarity),
-        fmt(item.lexical_similarity), fmt(item.recency_factor), fmt(item.category_factor),
-        item.copies > 1 ? "+" + (item.copies - 1) : "", (item.published_at || "").slice(0, 10),
-        item.category || "-"].forEach(function (value) { row.appendChild(el("td", value)); });
-      var cell = el("td");
+      row.appendChild(el("td", n + 1, "rank"));
+      var cell = el("td", null, "title");
       var link = el("a", item.title);
       link.href = "?id=" + encodeURIComponent(item.id);
       link.addEventListener("click", function (event) {
@@ -102,6 +117,17 @@
         cell.appendChild(el("span", " copies: " + item.copy_ids.join(", "), "copies"));
       }
       row.appendChild(cell);
+      // data-label: the column's name beside each value where a phone shows a row as a card.
+      [["score", fmt(item.score)], ["sim", fmt(item.similarity)],
+        ["dense", fmt(item.dense_similarity)], ["tfidf", fmt(item.lexical_similarity)],
+        ["rec", fmt(item.recency_factor)], ["cat", fmt(item.category_factor)],
+        ["copies", item.copies > 1 ? "+" + (item.copies - 1) : ""],
+        ["date", (item.published_at || "").slice(0, 10)], ["category", item.category || "-"]
+      ].forEach(function (pair) {
+        var td = el("td", pair[1], pair[0]);
+        td.setAttribute("data-label", pair[0]);
+        row.appendChild(td);
+      });
       body.appendChild(row);
     });
     table.hidden = items.length === 0;
