@@ -632,6 +632,80 @@ def remove(
     )
 
 
+ArticleArgument = Annotated[str, typer.Argument(help="Id of the article whose list it is.")]
+RelatedArgument = Annotated[str, typer.Argument(help="Id of the related article.")]
+UndoOption = Annotated[bool, typer.Option("--undo", help="Take this override back.")]
+
+
+@app.command()
+@_cli_errors
+def pin(
+    article_id: ArticleArgument,
+    related_id: RelatedArgument,
+    position: Annotated[
+        int, typer.Option(min=1, help="Its place in the list, 1 for the first.")
+    ] = 1,
+    undo: UndoOption = False,
+    index: IndexOption = DEFAULT_INDEX,
+    wait: WaitOption = False,
+) -> None:
+    """Show RELATED_ID in ARTICLE_ID's related list at --position, ranked or not."""
+    with Recommender.open(index, lazy=True) as rec:
+        rec.overrides.pin(article_id, related_id, position, undo=undo, wait=wait)
+    done = "unpinned" if undo else f"pinned at position {position}"
+    typer.echo(f"{related_id} {done} in the list of {article_id}")
+
+
+@app.command()
+@_cli_errors
+def block(
+    article_id: ArticleArgument,
+    related_id: RelatedArgument,
+    undo: UndoOption = False,
+    index: IndexOption = DEFAULT_INDEX,
+    wait: WaitOption = False,
+) -> None:
+    """Never show RELATED_ID in ARTICLE_ID's related list."""
+    with Recommender.open(index, lazy=True) as rec:
+        rec.overrides.block(article_id, related_id, undo=undo, wait=wait)
+    typer.echo(f"{related_id} {'unblocked' if undo else 'blocked'} in the list of {article_id}")
+
+
+@app.command()
+@_cli_errors
+def hide(
+    article_id: Annotated[str, typer.Argument(help="Id of the article to hide.")],
+    undo: UndoOption = False,
+    index: IndexOption = DEFAULT_INDEX,
+    wait: WaitOption = False,
+) -> None:
+    """Show ARTICLE_ID in no related list; it stays indexed and its own list still works."""
+    with Recommender.open(index, lazy=True) as rec:
+        rec.overrides.hide(article_id, undo=undo, wait=wait)
+    typer.echo(f"{article_id} {'shown again' if undo else 'hidden'} in every related list")
+
+
+@app.command()
+@_cli_errors
+def overrides(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) -> None:
+    """List the editorial overrides: pins, blocks and hidden articles."""
+    with Recommender.open(index) as rec:
+        listed = rec.overrides.list()
+    if json_output:
+        _print_json([asdict(override) for override in listed])
+        return
+    for override in listed:
+        if override.kind == "pin":
+            line = f"pin    {override.article_id} {override.related_id} {override.position}"
+        elif override.kind == "block":
+            line = f"block  {override.article_id} {override.related_id}"
+        else:
+            line = f"hide   {override.article_id}"
+        typer.echo(line)
+    if not listed:
+        typer.echo("no overrides", err=True)
+
+
 @app.command()
 @_cli_errors
 def precompute(index: IndexOption = DEFAULT_INDEX, wait: WaitOption = False) -> None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # imported where used: a query needs none of them (docs/contr
     from .embedding.supplied import MissingVectors
     from .quality.tune import TuneReport
     from .storage.manifest import Manifest
-    from .write.writer import IndexWriter
+    from .write.writer import IndexWriter, Overrides
 
 DEFAULT_INDEX = Path("indexes") / "news"
 #: A query's filters when none is given: what the precomputed lists were made with.
@@ -284,6 +284,11 @@ class Recommender:
         stored = None if dry_run else store
         options: dict[str, Any] = {"queries": queries, "seed": seed, "start": start}
         return tune(self._reader.current(), relevance, store=stored, progress=progress, **options)
+
+    @property
+    def overrides(self) -> Overrides:
+        """Editorial overrides: pin, block, hide, list (docs/python.md)."""
+        return self._index_writer().overrides(self.refresh, self._reader.current)
 
     def _query_encoder(self, snapshot: Snapshot) -> Encoder:
         writer = self._index_writer()

@@ -196,3 +196,15 @@ def to_json(data: object, *, indent: int | None = None) -> str:
     """``data`` (results turned into dicts by ``dataclasses.asdict``) as JSON text, characters
     beyond ASCII kept as they are."""
     return json.dumps(data, default=json_default, ensure_ascii=False, indent=indent)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One editorial override (``recommend overrides``): ``kind`` "pin" (``related_id`` shown
+    in ``article_id``'s list at ``position``, 1-based), "block" (``related_id`` never shown
+    there) or "hide" (``article_id`` shown in no list; ``related_id`` and ``position`` None)."""
+
+    kind: str
+    article_id: str
+    related_id: str | None = None
+    position: int | None = None

@@ -39,12 +39,16 @@ def test_every_command_and_option_has_help() -> None:
     names = sorted(group.commands)  # type: ignore[attr-defined]
     assert names == [
         "add",
+        "block",
         "build-index",
         "check",
         "demo",
         "embed",
         "evaluate",
+        "hide",
         "info",
+        "overrides",
+        "pin",
         "precompute",
         "remove",
         "replicate",
@@ -619,3 +623,35 @@ def test_add_threads_from_option_or_environment(
     assert code == 0, err
     assert os.environ["OMP_NUM_THREADS"] == "1"
     assert run("add", str(new), "-i", str(index), "--threads", "0")[0] != 0
+
+
+def test_pin_block_hide_and_overrides(index: Path) -> None:
+    ix = ("--index", str(index))
+    code, out, err = run("similar", "a-1001", "--json", "-k", "3", *ix)
+    assert code == 0, err
+    first = json.loads(out)[0]["id"]
+    assert run("pin", "a-1001", "a-1010", "--position", "2", *ix)[1].startswith("a-1010 pinned")
+    assert run("block", "a-1001", first, *ix)[0] == 0
+    assert run("hide", "a-1012", *ix)[0] == 0
+    code, out, _ = run("overrides", "--json", *ix)
+    assert json.loads(out) == [
+        {"kind": "pin", "article_id": "a-1001", "related_id": "a-1010", "position": 2},
+        {"kind": "block", "article_id": "a-1001", "related_id": first, "position": None},
+        {"kind": "hide", "article_id": "a-1012", "related_id": None, "position": None},
+    ]
+    ids = [r["id"] for r in json.loads(run("similar", "a-1001", "--json", "-k", "3", *ix)[1])]
+    assert ids[1] == "a-1010" and first not in ids and "a-1012" not in ids
+    code, out, _ = run("overrides", *ix)
+    assert out.splitlines()[0].split() == ["pin", "a-1001", "a-1010", "2"]
+    for undo in (("pin", "a-1001", "a-1010"), ("block", "a-1001", first), ("hide", "a-1012")):
+        assert run(*undo, "--undo", *ix)[0] == 0
+    code, out, err = run("overrides", *ix)
+    assert code == 0 and out == "" and "no overrides" in err
+
+
+def test_overrides_errors_are_one_line(index: Path) -> None:
+    code, _, err = run("pin", "a-1001", "nope", "--index", str(index))
+    assert code != 0 and "nope" in err and "Traceback" not in err
+    code, _, err = run("block", "a-1001", "a-1001", "--index", str(index))
+    assert code != 0 and "itself" in err
+    assert run("pin", "a-1001", "a-1002", "--position", "0", "--index", str(index))[0] == 2

@@ -1125,3 +1125,37 @@ def test_writes_run_on_one_thread_of_lower_priority(
     assert len(seen) == 2 and len({name for name, _ in seen}) == 1
     assert seen[0][0].startswith("recommender-writer")
     assert all(priority == min(base + WRITER_NICENESS, 19) for _, priority in seen)
+
+
+def test_overrides_over_http_need_the_token_and_apply(writer: TestClient) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    pin = "/overrides/pins?article=a-1001&related=a-1010&position=2"
+    assert writer.put(pin).status_code == 401
+    assert writer.put(pin, headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert writer.delete("/overrides/hidden?article=a-1012").status_code == 401
+    assert writer.get("/overrides").json() == {"overrides": []}
+    answer = writer.put(pin, headers=auth)
+    assert answer.status_code == 200 and answer.json() == {
+        "kind": "pin",
+        "article_id": "a-1001",
+        "related_id": "a-1010",
+        "position": 2,
+        "undone": False,
+    }
+    assert writer.put("/overrides/hidden?article=a-1012", headers=auth).status_code == 200
+    first = writer.get("/articles/a-1001/similar?k=3").json()["related"][0]["id"]
+    blocked = writer.put(f"/overrides/blocks?article=a-1001&related={first}", headers=auth)
+    assert blocked.status_code == 200
+    ids = [r["id"] for r in writer.get("/articles/a-1001/similar?k=3").json()["related"]]
+    assert ids[1] == "a-1010" and first not in ids and "a-1012" not in ids
+    listed = writer.get("/overrides").json()["overrides"]
+    assert [o["kind"] for o in listed] == ["pin", "block", "hide"]
+    unknown = writer.put("/overrides/pins?article=a-1001&related=nope", headers=auth)
+    assert unknown.status_code == 404
+    itself = writer.put("/overrides/blocks?article=a-1001&related=a-1001", headers=auth)
+    assert itself.status_code == 422
+    assert writer.delete(pin, headers=auth).json()["undone"] is True
+    assert writer.delete("/overrides/hidden?article=a-1012", headers=auth).status_code == 200
+    unblock = writer.delete(f"/overrides/blocks?article=a-1001&related={first}", headers=auth)
+    assert unblock.status_code == 200
+    assert writer.get("/overrides").json() == {"overrides": []}

@@ -87,11 +87,42 @@ def _cases(client: TestClient, down: TestClient, index: Path) -> list[tuple[str,
         ("readyz", lambda: client.get("/readyz")),
         ("readyz", lambda: down.get("/readyz")),
     ]
+    cases += [
+        ("listOverrides", lambda: client.get("/overrides")),
+        ("listOverrides", lambda: _etag_held(client, "/overrides")),
+        ("listOverrides", lambda: down.get("/overrides")),
+    ]
+    for name, method, path in OVERRIDE_WRITES:
+        send = getattr(client, method)
+        cases += [
+            (name, lambda send=send, path=path: send(path, headers=AUTH)),
+            (name, lambda send=send, path=path: send(path)),
+            (name, lambda send=send, path=path: send(path, headers=_wrong())),
+            (name, lambda send=send, path=path: send(f"{path}&wait=1e9", headers=AUTH)),
+            (name, lambda method=method, path=path: getattr(down, method)(path, headers=AUTH)),
+        ]
+        if method == "put":
+            unknown = path.replace("a-1010", "nope")
+            cases.append((name, lambda send=send, path=unknown: send(path, headers=AUTH)))
     answers = [(name, make()) for name, make in cases]
     with writer_lock(index):
         answers.append(("putArticles", client.put("/articles", json=BATCH, headers=AUTH)))
         answers.append(("deleteArticle", client.delete("/articles/a-1004", headers=AUTH)))
+        for name, method, path in OVERRIDE_WRITES:
+            answers.append((name, getattr(client, method)(path, headers=AUTH)))
     return answers
+
+
+#: The overrides' writes: (operationId, method, a path that names live articles).
+OVERRIDE_WRITES = [
+    (name, method, f"/overrides/{kind}?article=a-1010{related}")
+    for kind, related, put, delete in (
+        ("pins", "&related=a-1011", "putPin", "deletePin"),
+        ("blocks", "&related=a-1011", "putBlock", "deleteBlock"),
+        ("hidden", "", "putHidden", "deleteHidden"),
+    )
+    for name, method in ((put, "put"), (delete, "delete"))
+]
 
 
 def _wrong() -> dict[str, str]:
@@ -112,9 +143,14 @@ def _failing_writes(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list
 
     monkeypatch.setattr(writer, "write_segment", full)
     monkeypatch.setattr(Recommender, "remove", failed)
+    monkeypatch.setattr(writer, "store_override", failed)
     put = client.put("/articles", json=[{"id": "n-2", "title": "Corvena"}], headers=AUTH)
     delete = client.delete("/articles/a-1005", headers=AUTH)
-    return [("putArticles", put), ("deleteArticle", delete)]
+    overrides = [
+        (name, getattr(client, method)(path, headers=AUTH))
+        for name, method, path in OVERRIDE_WRITES
+    ]
+    return [("putArticles", put), ("deleteArticle", delete), *overrides]
 
 
 def _operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,12 +201,16 @@ def test_the_document_names_operations_security_and_types(client_doc: dict[str, 
         "searchArticles",
         "putArticles",
         "deleteArticle",
+        "listOverrides",
+        *(name for name, _, _ in OVERRIDE_WRITES),
         "info",
         "healthz",
         "readyz",
     }
     for name, operation in operations.items():
-        writes = name in ("putArticles", "deleteArticle")
+        writes = name in ("putArticles", "deleteArticle") or name in {
+            name for name, _, _ in OVERRIDE_WRITES
+        }
         assert (operation.get("security") == [{"bearerAuth": []}]) == writes, name
         assert operation["responses"]["200"]["content"]["application/json"]["schema"], name
         for status, answer in operation["responses"].items():

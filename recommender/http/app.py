@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .middleware import Edge, Gzip, Head, IdPaths
 from .openapi import install as install_openapi
 from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
-from .routes import articles, pages, related, service
+from .routes import articles, overrides, pages, related, service
 from .state import IndexState, Titles
 from .threads import Threads
 
@@ -92,7 +92,7 @@ def create_app(
 
     add_error_handlers(app)
     install_openapi(app)
-    for routes in (related, articles, service, pages):
+    for routes in (related, articles, overrides, service, pages):
         app.include_router(routes.router)
     with resources.as_file(pages.STATIC) as static_dir:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

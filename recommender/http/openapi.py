@@ -23,12 +23,28 @@ ANSWERS: dict[str, tuple[int, ...]] = {
     "searchArticles": (304, 422, 503),
     "putArticles": (400, 401, 403, 409, 413, 422, 500, 503),
     "deleteArticle": (401, 403, 404, 409, 422, 500, 503),
+    "listOverrides": (304, 503),
+    "putPin": (401, 403, 404, 409, 422, 500, 503),
+    "deletePin": (401, 403, 409, 422, 500, 503),
+    "putBlock": (401, 403, 404, 409, 422, 500, 503),
+    "deleteBlock": (401, 403, 409, 422, 500, 503),
+    "putHidden": (401, 403, 404, 409, 422, 500, 503),
+    "deleteHidden": (401, 403, 409, 422, 500, 503),
     "info": (304, 503),
     "healthz": (),
     "readyz": (503,),
 }
 #: The operations that need the token (``Authorization: Bearer``).
-WRITES = ("putArticles", "deleteArticle")
+WRITES = (
+    "putArticles",
+    "deleteArticle",
+    "putPin",
+    "deletePin",
+    "putBlock",
+    "deleteBlock",
+    "putHidden",
+    "deleteHidden",
+)
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 

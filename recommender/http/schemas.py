@@ -165,6 +165,27 @@ else:
     )
 
 
+class OverrideItem(BaseModel):
+    """One editorial override (``results.Override``)."""
+
+    kind: Literal["pin", "block", "hide"]
+    article_id: str
+    related_id: str | None
+    position: int | None = Field(description="A pin's place, 1 for the first; else null.")
+
+
+class OverrideList(BaseModel):
+    """The editorial overrides, by article: pins (by position), blocks, hidden."""
+
+    overrides: list[OverrideItem]
+
+
+class OverrideWrite(OverrideItem):
+    """What a write of ``/overrides/...`` did: the override set, or taken back (``undone``)."""
+
+    undone: bool
+
+
 class Health(BaseModel):
     """The process is alive."""
 

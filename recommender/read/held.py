@@ -18,6 +18,9 @@ what they were, so a query uses its row's list only when
   are a large enough share) and the reader has seen every removal (one not refreshed since a
   removal elsewhere searches, as its search then asks FAISS for more rows).
 
+The editorial overrides are applied on top of the list looked up, as the pipeline applies them
+on top of a searched one (``pipeline.placed``), so they need no recomputing.
+
 Otherwise the query is searched, so a list can be missing, stale or damaged without any answer
 changing: only its speed does.
 """
@@ -34,7 +37,7 @@ from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_mat
 from ..results import Recommendation
 from ..settings import Ranking
 from ..storage.precomputed import Precomputed, StoredList, parse
-from .pipeline import Entry, recommendations
+from .pipeline import Entry, edits_for, placed, recommendations
 from .retrieve import candidate_count, dot
 
 if TYPE_CHECKING:
@@ -86,11 +89,16 @@ def lookup(
     held = None if changed is None else current_list(snapshot, found, changed, row)
     if held is None:
         return None
-    entries = entries_of(held[1], k)
-    stored = snapshot.table.articles([entry.row for entry in entries])
-    if len(stored) < len(entries):
+    edits = edits_for(snapshot, row)
+    listed = held[1]
+    ranked = [e for e in entries_of(listed, found.k) if e.row not in edits.left_out][:k]
+    if len(ranked) < k and len(listed.heads) >= found.k:
+        return None  # overrides left out more than the list holds beyond k: search
+    heads = [entry.row for entry in ranked]
+    stored = snapshot.table.articles([*heads, *(pin for pin, _ in edits.pins)])
+    if any(head not in stored for head in heads):
         return None  # removed meanwhile
-    return recommendations(snapshot, entries, stored)
+    return recommendations(snapshot, placed(snapshot, ranked, edits, stored, k), stored)
 
 
 def entries_of(listed: StoredList, k: int) -> list[Entry]:

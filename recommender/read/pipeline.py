@@ -12,6 +12,9 @@ once with ``candidates`` and ranks them again under every setting it tries).
   its other copies and its score parts, best first.
 - ``related``: both, for a live query, and the stored articles of the entries; a row removed
   by a writer between the candidate step and the article read is passed over.
+- ``edits_for`` and ``placed``: the editorial overrides (``storage.overrides``), applied after
+  ranking, the same way to a searched list and to a precomputed one (``held.lookup``): hidden
+  and blocked articles left out of the ranked list, then pinned ones put at their places.
 - ``answer``: a query as the facade gives it (its filters, the rows it may not list) through
   ``related``; ``row_query`` and ``text_query`` make the query of an indexed article and of a
   new text. The facade only embeds the text (the read path never loads a model).
@@ -35,7 +38,7 @@ from ..settings import Ranking
 from ..storage.columns import SECONDS_PER_DAY
 from ..text import clean_html, embedding_text, query_chars
 from .rerank import Listing, Query, fuse, fusion_weight, rank
-from .retrieve import Filters, Pool, RowFilter, candidate_count, pool_of, sides
+from .retrieve import Filters, Pool, RowFilter, candidate_count, pool_of, row_allowed, sides
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -115,6 +118,75 @@ def _entry(rows: np.ndarray, pool: Pool, listing: Listing, group: np.ndarray) ->
     )
 
 
+@dataclass(frozen=True)
+class Edits:
+    """One query's editorial overrides, as rows: those its ranked list leaves out (hidden,
+    blocked, and pinned ones, which are placed instead, never twice) and its pins, (row,
+    0-based place) by place, of the query article at ``row``."""
+
+    left_out: frozenset[int] = frozenset()
+    pins: tuple[tuple[int, int], ...] = ()
+    row: int = -1
+
+
+NO_EDITS = Edits()
+
+
+def edits_for(
+    snapshot: Snapshot,
+    row: int | None,
+    *,
+    drop: Collection[int] = (),
+    filters: RowFilter | None = None,
+) -> Edits:
+    """The overrides of the query of the indexed article at ``row`` (None: a new text, which
+    only hidden articles concern). A pin is dropped when its article is hidden, blocked there,
+    in ``drop`` (the query's removed and excluded rows) or not allowed by ``filters``."""
+    found = snapshot.overrides
+    if not found:
+        return NO_EDITS
+    row_of = snapshot.columns.row_of
+    hidden = {row_of[i] for i in found.hidden if i in row_of}
+    left_out = set(hidden)
+    pins = []
+    if row is not None:
+        article = snapshot.columns.ids[row]
+        left_out.update(row_of[i] for i in found.blocked.get(article, ()) if i in row_of)
+        unpinned = set(left_out)
+        for related_id, position in found.pinned.get(article, ()):
+            pinned = row_of.get(related_id)
+            if pinned is None:
+                continue
+            left_out.add(pinned)
+            if pinned in unpinned or pinned in drop or pinned == row:
+                continue
+            if row_allowed(snapshot.columns, filters, pinned):
+                pins.append((pinned, position - 1))
+    return Edits(frozenset(left_out), tuple(pins), -1 if row is None else row)
+
+
+def placed(
+    snapshot: Snapshot, ranked: Sequence[Entry], edits: Edits, stored: dict[int, Article], k: int
+) -> list[Entry]:
+    """The first ``k`` of ``ranked`` (overrides' rows already left out) with the pinned
+    articles still stored put at their places (or last, when the list is shorter)."""
+    kept = list(ranked[:k])
+    for row, place in edits.pins:
+        if row in stored:
+            kept.insert(min(place, len(kept)), pinned_entry(snapshot, edits.row, row))
+    return kept[:k]
+
+
+def pinned_entry(snapshot: Snapshot, query_row: int, row: int) -> Entry:
+    """A pinned place: not ranked, so its score is 0 and its factors 1; its similarities are
+    measured (embedding cosine, TF-IDF cosine), the same wherever the list comes from."""
+    dense = float(np.dot(snapshot.vector(query_row), snapshot.vector(row)))
+    ours, theirs = snapshot.terms(query_row), snapshot.terms(row)
+    _, at, to = np.intersect1d(ours.terms, theirs.terms, assume_unique=True, return_indices=True)
+    lexical = float(np.dot(ours.weights[at], theirs.weights[to]))
+    return Entry(row, (), 0.0, dense, 1.0, 1.0, dense, lexical)
+
+
 def related(
     snapshot: Snapshot,
     vector: np.ndarray,
@@ -125,22 +197,26 @@ def related(
     *,
     drop: Collection[int] = (),
     filters: RowFilter | None = None,
+    edits: Edits = NO_EDITS,
 ) -> list[Recommendation]:
     """The ``k`` articles related to the query of ``vector`` and ``terms``, with their stored
-    fields; a row whose article was removed after the candidate step is passed over."""
+    fields, ``edits`` applied; a row whose article was removed after the candidate step is
+    passed over."""
     if k == 0:
         return []
     gathered = candidates(snapshot, vector, terms, k, ranking, drop=drop, filters=filters)
-    limit = k + SLACK
+    limit = k + SLACK + len(edits.left_out)
+    pinned = [row for row, _ in edits.pins]
     while True:
         entries = first_groups(gathered, ranking, query, limit)
-        heads = [entry.row for entry in entries]
-        stored = snapshot.table.articles(heads[:k])
-        if len(stored) < len(heads[:k]):  # removed meanwhile: rank further down for it
+        ranked = [entry for entry in entries if entry.row not in edits.left_out]
+        heads = [entry.row for entry in ranked]
+        stored = snapshot.table.articles([*heads[:k], *pinned])
+        if any(head not in stored for head in heads[:k]):  # removed meanwhile: rank further
             stored.update(snapshot.table.articles(heads[k:]))
-        kept = [entry for entry in entries if entry.row in stored][:k]
+        kept = [entry for entry in ranked if entry.row in stored][:k]
         if len(kept) == k or len(entries) < limit:
-            return recommendations(snapshot, kept, stored)
+            return recommendations(snapshot, placed(snapshot, kept, edits, stored, k), stored)
         limit *= 2
 
 
@@ -273,10 +349,11 @@ def answer(
     *,
     drop: Collection[int],
     where: object,
+    row: int | None = None,
 ) -> list[Recommendation]:
     """A query as the facade gives it: ``filters`` resolved over the snapshot (``where``
     names the index in errors; ``language`` is the query's), the rows in ``drop`` and the
-    excluded ids left out, then ``related``."""
+    excluded ids left out, then ``related`` with the overrides (of the article at ``row``)."""
     k = checked_k(k)
     columns = snapshot.columns
     row_filter = filters.resolve(columns, query.category, where, language)
@@ -284,7 +361,9 @@ def answer(
         return []
     left_out = set(drop)
     left_out.update(columns.row_of[i] for i in filters.exclude if i in columns.row_of)
-    return related(snapshot, vector, terms, k, query, ranking, drop=left_out, filters=row_filter)
+    edits = edits_for(snapshot, row, drop=left_out, filters=row_filter)
+    options: dict[str, Any] = {"drop": left_out, "filters": row_filter, "edits": edits}
+    return related(snapshot, vector, terms, k, query, ranking, **options)
 
 
 def fused_candidates(
@@ -326,6 +405,7 @@ def for_row(
         language,
         drop={row, *removed},
         where=where,
+        row=row,
     )
 
 

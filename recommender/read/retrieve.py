@@ -157,6 +157,21 @@ def allowed_rows(columns: Columns, filters: RowFilter) -> np.ndarray:
     return mask
 
 
+def row_allowed(columns: Columns, filters: RowFilter | None, row: int) -> bool:
+    """Whether ``filters`` allow one row (``allowed_rows`` for a single row)."""
+    if filters is None or not filters.active:
+        return True
+    categories = filters.categories
+    if categories is not None and int(columns.category_codes[row]) not in categories:
+        return False
+    if filters.language is not None and int(columns.language_codes[row]) != filters.language:
+        return False
+    day = float(columns.published_days[row])
+    if filters.since_day is not None and not day >= filters.since_day:
+        return False
+    return filters.until_day is None or day <= filters.until_day
+
+
 #: Below this share of allowed rows a graph (HNSW) index is not walked but its stored vectors
 #: scanned: a walk that may return few rows finds too few of them.
 GRAPH_MIN_SHARE = 0.2

@@ -26,6 +26,8 @@ from ..settings import Settings
 from ..storage import image, precomputed
 from ..storage.check import check_index
 from ..storage.mapped import Binding, Ignored, ids_digest
+from ..storage.overrides import NONE as NO_OVERRIDES
+from ..storage.overrides import Overrides
 from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
@@ -87,6 +89,8 @@ class Snapshot:
     #: is none.
     image_ignored: str | None = None
     from_image: bool = False  # opened from the version's image
+    #: The editorial overrides (``storage.overrides``), as of ``generation``.
+    overrides: Overrides = NO_OVERRIDES
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
     _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
@@ -287,7 +291,8 @@ class Snapshot:
         (same rows, a new file) cost nothing, and a segment read in part is cut to the new rows.
         """
         held_terms = sum(part.count for part in self.lexical)
-        generation, segments, rows, terms = self.table.snapshot(self.generation, held_terms)
+        found = self.table.snapshot(self.generation, held_terms)
+        generation, segments, rows, terms, edits = found
         held = sum(int(index.ntotal) for _, index in self.parts)
         parts = list(self.parts)
         for segment in segments:
@@ -332,6 +337,7 @@ class Snapshot:
             manifest=manifest,
             settings=Settings.from_dict(manifest.settings),
             generation=generation,
+            overrides=Overrides.of_rows(edits) if edits else NO_OVERRIDES,
             parts=tuple(parts),
             columns=columns,
             lexical=tuple(lexical),

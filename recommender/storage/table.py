@@ -28,6 +28,7 @@ from ..articles import Article
 from ..errors import IndexDamagedError
 from ..lexical import Lexicon, TermVector
 from ..text import title_key, url_key
+from . import overrides
 from .files import file_signature
 from .layout import ARTICLES, REPLICA_OF
 from .mapped import Binding
@@ -185,6 +186,8 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
 );
 """
     + ROW_CHECKSUMS  # absent in versions written before it existed
+    + ";\n"
+    + overrides.TABLE  # the same
     + ";\n"
 )
 
@@ -487,10 +490,13 @@ class ArticleTable:
 
     def snapshot(
         self, since: int, terms_from: int
-    ) -> tuple[int, list[Segment], list[tuple[Any, ...]], list[tuple[bytes, bytes]]]:
-        """The generation, the segments, the rows changed after generation ``since`` and the
+    ) -> tuple[
+        int, list[Segment], list[tuple[Any, ...]], list[tuple[bytes, bytes]], list[overrides.Row]
+    ]:
+        """The generation, the segments, the rows changed after generation ``since``, the
         term vectors of the rows from ``terms_from`` on (as stored: blobs of term ids and
-        weights, see ``lexical.stack_blobs``), read in one transaction so that they agree."""
+        weights, see ``lexical.stack_blobs``) and the editorial overrides, read in one
+        transaction so that they agree."""
         try:
             with self._lock:
                 cursor = self._connection.cursor()
@@ -519,6 +525,7 @@ class ArticleTable:
                         "SELECT terms, weights FROM terms WHERE row >= ? ORDER BY row",
                         (terms_from,),
                     ).fetchall()
+                    edits = overrides.read(cursor)
                 finally:
                     cursor.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -527,7 +534,7 @@ class ArticleTable:
         if len(ids) != len(rest):  # pragma: no cover - one transaction: cannot differ
             raise IndexDamagedError(f"index at {self._where} changed while it was read")
         rows = [(r[0], i[0], *r[1:]) for i, r in zip(ids, rest, strict=True)]
-        return generation, segments, rows, terms
+        return generation, segments, rows, terms, edits
 
     def lexicon(self, ngrams: int) -> Lexicon:
         """The lexicon of the build (read when text has to be vectorized)."""

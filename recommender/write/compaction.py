@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..storage import overrides
 from ..storage.layout import ARTICLES
 from ..storage.manifest import Manifest
 from ..storage.table import ArticleRow, checkpoint, connect, list_segments
@@ -138,5 +139,6 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
                 f"INSERT INTO row_checksums SELECT live.new_row, c.crc FROM {live} "
                 "JOIN old.row_checksums AS c ON c.row = live.row"
             )
+        overrides.insert(connection, overrides.read(connection, "old"))
 
     return new_version(index_dir, manifest, vectors, fill, attach=version / ARTICLES)

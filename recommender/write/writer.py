@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -51,8 +51,9 @@ from ..lexical import Lexicon, TermVector, lexical_text
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
+from ..storage import overrides
 from ..storage.files import fsync_dir
-from ..storage.layout import ARTICLES, SEGMENT_NAME, current_version, remove_unfinished
+from ..storage.layout import ARTICLES, CURRENT, SEGMENT_NAME, current_version, remove_unfinished
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
 from ..storage.table import (
     INSERT_ARTICLE,
@@ -73,6 +74,8 @@ from ..text import content_hash, embedding_text
 from . import precompute
 from .compaction import maintain, stored_vectors
 from .lexicon import fit as fit_lexicon
+from .overrides import Overrides as Overrides
+from .overrides import store as store_override
 from .transaction import (
     record,
     remove_leftovers,
@@ -162,6 +165,7 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                     [generation, *part],
                 )
                 removed += cursor.rowcount
+                overrides.delete_of(connection, part)  # a removed article's go with it
             connection.executemany(
                 INSERT_ARTICLE,
                 [
@@ -288,6 +292,22 @@ def last_wins(articles: Iterable[Article]) -> tuple[list[Article], int]:
             del unique[article.id]  # re-inserted below, so order follows the winning record
         unique[article.id] = article
     return list(unique.values()), duplicates
+
+
+def _stored_overrides(index_dir: Path) -> list[overrides.Row]:
+    """The editorial overrides of the index's current version (none without one): a build
+    carries them into the new version."""
+    if not (index_dir / CURRENT).is_file():
+        return []
+    try:
+        connection = connect(current_version(index_dir) / ARTICLES, write=False)
+        try:
+            return overrides.read(connection)
+        finally:
+            connection.close()
+    except (RecommenderError, sqlite3.Error) as exc:  # a damaged index is built anew
+        logger.warning("editorial overrides of %s not carried over: %s", index_dir, exc)
+        return []
 
 
 def stored_ranking(index_dir: Path) -> Ranking | None:
@@ -452,6 +472,7 @@ class IndexWriter:
                 build_seconds=round(time.perf_counter() - started, 3),
                 versions=_versions(),
             )
+            carried = overrides.kept(_stored_overrides(self.path), (a.id for a in chosen))
             version = write_version(
                 self.path,
                 manifest,
@@ -462,6 +483,7 @@ class IndexWriter:
                 terms,
                 languages,
                 lists_progress=lists_progress,
+                overrides=carried,
             )
             state.committed = True
         return BuildReport(
@@ -589,6 +611,21 @@ class IndexWriter:
             seconds=time.perf_counter() - started,
             compacted=compacted,
         )
+
+    def override(
+        self, kind: str, article: str, related: str, position: int | None, undo: bool
+    ) -> None:
+        """Add or undo one editorial override (see ``write.overrides``)."""
+        with writing(self.path, self.wait) as state:
+            version, _, _ = self._writable()
+            store_override(version, kind, article, related, position, undo)
+            state.committed = True
+
+    def overrides(
+        self, refresh: Callable[[], object], current: Callable[[], Snapshot]
+    ) -> Overrides:
+        """The editorial overrides of this index (``Recommender.overrides``)."""
+        return Overrides(self, refresh, current)
 
     def store_ranking(self, ranking: Ranking, progress: ProgressFn | None = None) -> None:
         """Make ``ranking`` the index's own (its queries' defaults); readers pick it up on
