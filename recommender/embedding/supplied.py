@@ -142,11 +142,10 @@ def _repeated(ids: Sequence[str], shown: int = 3) -> str | None:
         return None
     repeated = [(i, n) for i, n in counts.items() if n > 1]
     ids_part = "1 id has" if len(repeated) == 1 else f"{len(repeated)} ids have"
-    listed = ", ".join(f"{i[:80]!r} {n} rows" for i, n in repeated[:shown])
-    more = ", ..." if len(repeated) > shown else ""
+    listed = _listed([f"{i[:80]!r} {n} rows" for i, n in repeated[: shown + 1]], shown)
     return (
         f"{ids_part} more than one row, {sum(n for _, n in repeated)} rows in all (e.g. "
-        f"{listed}{more}); give each article one vector"
+        f"{listed}); give each article one vector"
     )
 
 
@@ -215,11 +214,10 @@ def _parquet_files(folder: Path) -> list[Path]:
     files = [folder / Path(name).name for name in names]
     missing = [file.name for file in files if not file.is_file()]
     if missing:
-        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise _refuse(
             folder,
-            f"its {SUMMARY} names {len(missing)} shards that are not there ({shown}); run "
-            "recommend embed again to finish them",
+            f"its {SUMMARY} names {len(missing)} shards that are not there "
+            f"({_listed(missing)}); run recommend embed again to finish them",
         )
     return files
 
@@ -370,5 +368,9 @@ def refuse_unsupplied(
 
 
 def _examples(ids: Sequence[str], shown: int = 3) -> str:
-    listed = ", ".join(repr(i[:80]) for i in ids[:shown])
-    return f"e.g. {listed}" + (", ..." if len(ids) > shown else "")
+    return "e.g. " + _listed([repr(i[:80]) for i in ids[: shown + 1]], shown)
+
+
+def _listed(items: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``items``, then ``...`` when there are more."""
+    return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
