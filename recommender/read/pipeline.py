@@ -146,8 +146,7 @@ def edits_for(
     if not found:
         return NO_EDITS
     row_of = snapshot.columns.row_of
-    hidden = {row_of[i] for i in found.hidden if i in row_of}
-    left_out = set(hidden)
+    left_out = set(snapshot.hidden_rows)
     pins = []
     if row is not None:
         article = snapshot.columns.ids[row]

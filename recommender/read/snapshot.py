@@ -217,6 +217,13 @@ class Snapshot:
         size = len(self.columns.ids)
         return held.Changed.of(self, np.array([r for r in rows if r < size], dtype=np.int64))
 
+    @cached_property
+    def hidden_rows(self) -> frozenset[int]:
+        """The rows of the hidden articles (``overrides.hidden``): found once per snapshot,
+        not on every query."""
+        row_of = self.columns.row_of
+        return frozenset(row_of[i] for i in self.overrides.hidden if i in row_of)
+
     def graph_walk(self, wanted: int) -> int | str | None:
         """How a query for ``wanted`` rows walks the graph (HNSW) part of this snapshot, if it
         has one (``retrieve.graph_walk``: its efSearch, or "scan"); None without a graph.
