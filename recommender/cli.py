@@ -913,11 +913,9 @@ def check(index: IndexOption = DEFAULT_INDEX) -> None:
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
     if not report.sound:
-        # Ignored derived files (image, lists) cost speed, not answers: no rebuild needed.
-        derived = all(problem.startswith("ignored ") for problem in report.problems)
         todo = (
             "queries do not use those files; delete them, or run recommend precompute"
-            if derived
+            if report.ignored_files == len(report.problems)
             else "build it again"
         )
         typer.echo(f"index at {index} has {len(report.problems)} problem(s); {todo}", err=True)

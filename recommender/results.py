@@ -157,6 +157,9 @@ class CheckReport:
     rows: int = 0  # rows stored, removed ones included
     segments: int = 0
     rows_verified: int = 0  # rows whose checksum was checked
+    #: How many of ``problems`` are derived files no reader uses (an image, precomputed lists):
+    #: they cost speed, never answers; deleting them or ``precompute`` mends them.
+    ignored_files: int = 0
 
     @property
     def sound(self) -> bool:

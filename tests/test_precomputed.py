@@ -728,6 +728,7 @@ def test_cli_check_says_which_lists_it_ignored_and_fails(
         result.output
     )
     assert "build it again" not in result.output
+    assert Recommender.check(listed).ignored_files == 1
 
 
 def test_lists_of_the_version_before_a_compaction_are_ignored(

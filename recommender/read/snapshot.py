@@ -421,6 +421,7 @@ def check(path: Path) -> CheckReport:
         else:
             report.problems.extend(problems)
             report.notes.extend(notes)
+            report = replace(report, ignored_files=len(problems))
     return report
 
 
