@@ -12,9 +12,10 @@ analyzer finds them; letters of every alphabet (Cyrillic, Azerbaijani ə, ğ, ş
 are. Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer,
 Burmese) are cut into overlapping character pairs, so that a headline is not one long term.
 Stop words (``stop_words``): for English and articles of unknown language scikit-learn's English
-list (as before languages were known), for the others the list of their language in
-stopwordsiso (a maintained package of the stopwords-iso lists, 58 languages, no Azerbaijani:
-there idf alone weighs common words down).
+list (as before languages were known), for Azerbaijani our own list of function words (none
+is published in a package), for the others the list of their language in stopwordsiso (a
+maintained package of the stopwords-iso lists, 58 languages), for Russian without the content
+words it holds (москва, россия, год: ``stopwords_az_ru``).
 
 Searching is an inverted index (a column-compressed matrix, one column per term): the query's
 strongest terms pick the articles that share them, as "more like this" does.
@@ -96,12 +97,17 @@ def words(text: str, language: str | None = None) -> list[str]:
 @cache
 def stop_words(language: str | None) -> frozenset[str]:
     """The stop words left out of an article in ``language``: scikit-learn's English list for
-    English and unknown (``stopwords_en``), stopwordsiso's list for the others (entries that
-    are one word as ``words`` cuts them), none for a language it has no list of."""
+    English and unknown (``stopwords_en``), our own Azerbaijani list (``stopwords_az_ru``),
+    stopwordsiso's list for the others (entries that are one word as ``words`` cuts them;
+    Russian without its content words), none for a language it has no list of."""
     if language is None or language == "en":
         from .stopwords_en import ENGLISH_STOP_WORDS
 
         return ENGLISH_STOP_WORDS
+    from .stopwords_az_ru import AZERBAIJANI, RUSSIAN_CONTENT_WORDS
+
+    if language == "az":
+        return AZERBAIJANI
     import stopwordsiso
 
     if not stopwordsiso.has_lang(language):
@@ -111,6 +117,8 @@ def stop_words(language: str | None) -> frozenset[str]:
         cut = words(entry, language)
         if len(cut) == 1:
             found.add(cut[0])
+    if language == "ru":
+        found -= RUSSIAN_CONTENT_WORDS
     return frozenset(found)
 
 
@@ -184,6 +192,15 @@ class Lexicon:
             weights /= np.linalg.norm(weights)
             out.append(TermVector(terms, weights.astype(np.float32)))
         return out
+
+    def known_share(self, text: str, language: str | None = None) -> float:
+        """The share of a text's words (stop words left out) that this lexicon holds as
+        terms: how much of it TF-IDF can see (1.0 for a text without such words)."""
+        index = self.index
+        found = [word for word in words(text, language) if word not in stop_words(language)]
+        if not found:
+            return 1.0
+        return sum(word in index for word in found) / len(found)
 
 
 def stack(vectors: Sequence[TermVector], width: int) -> Any:

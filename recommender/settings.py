@@ -65,6 +65,13 @@ def _knob(
     return field(default=default, metadata={"help": help, **bounds})
 
 
+#: The version of the ranking rules (read/rerank.py): precomputed lists record the one they were
+#: computed by and are used only by it. 1: until lists recorded it; 2: TF-IDF cosines across
+#: two languages imputed (``rerank.Imputed``), the fusion weight scaled by what a new text's
+#: terms can say (``rerank.lexical_share``).
+RULES = 2
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Every parameter of the order of a related list (see README, "How results are ranked",

@@ -571,7 +571,7 @@ def test_same_language_keeps_to_the_query_articles_language(sample_rec: Recommen
     with pytest.raises(UnknownArticleError):
         sample_rec.language("nope")
     plain = sample_rec.similar("a-4002", k=10)
-    assert {item.language for item in plain} > {"az"}  # other languages without the filter
+    assert {item.language for item in plain} - {"az"}  # other languages without the filter
     kept = sample_rec.similar("a-4002", k=10, same_language=True)
     assert kept and {item.language for item in kept} == {"az"}
     assert len(kept) == 4  # every other Azerbaijani article of the sample, and only those
@@ -799,3 +799,23 @@ def test_status_and_answers(sample_index: Path) -> None:
         assert not rec.refresh()  # nothing new: still a refresh that succeeded
         assert rec.status().refreshed_at > after.refreshed_at
         assert rec.status().answers == Answers(1, 2)
+
+
+def test_a_draft_says_its_language_and_how_much_of_it_tfidf_can_see(
+    sample_rec: Recommender,
+) -> None:
+    from recommender.read import pipeline
+
+    snapshot, ranking = sample_rec.snapshot, sample_rec.settings.ranking
+    known = sample_rec.get("a-1001")
+    asked = pipeline.text_query(
+        snapshot, f"{known.title}\n{known.body}", ranking, None, None, "en", NOW
+    )
+    assert asked.query.lexical_share == 1.0
+    assert asked.query.language == snapshot.columns.language_code("en") >= 0
+    # Words no article of the index holds: TF-IDF sees little of it, so it weighs less.
+    made_up = "Zorblat quexif vimmering \n" + " ".join(f"wugpart{i} snarflig{i}" for i in range(40))
+    asked = pipeline.text_query(snapshot, made_up, ranking, None, None, "en", NOW)
+    assert asked.query.lexical_share < 0.2
+    asked = pipeline.text_query(snapshot, "Zorblat quexif", ranking, None, None, "xx", NOW)
+    assert asked.query.language == -2  # a language no article has: TF-IDF sees none of them

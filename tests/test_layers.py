@@ -19,7 +19,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "recommender"
 
-BASE = {"errors", "settings", "results", "articles", "text", "language", "stopwords_en", "lexical"}
+BASE = {
+    "errors",
+    "settings",
+    "results",
+    "articles",
+    "text",
+    "language",
+    "stopwords_en",
+    "stopwords_az_ru",
+    "lexical",
+}
 #: Each room and the rooms it may import from (its own included).
 ALLOWED = {
     "base": {"base"},

@@ -613,7 +613,13 @@ def test_stop_words_follow_the_language() -> None:
     assert {"the", "and"} <= stop_words("en") and stop_words(None) == stop_words("en")
     assert {"что", "это", "как"} <= stop_words("ru")  # one-letter words are never terms
     assert {"ve", "bir", "için"} <= stop_words("tr")
-    assert stop_words("az") == frozenset()  # stopwordsiso has no Azerbaijani list
+    # Azerbaijani: our own list (stopwordsiso has none), written as ``lower`` writes it.
+    assert {"və", "ilə", "üçün", "bu", "olub", "hansı"} <= stop_words("az")
+    azerbaijani = "Bakıda və İsmayıllıda zəlzələ olub, bu barədə nazirlik bildirib"
+    assert analyze(azerbaijani, "az", 1) == ["bakıda", "ismayıllıda", "zəlzələ", "nazirlik"]
+    # Russian: stopwordsiso's list without the content words news is about.
+    assert {"москва", "россия", "год", "война", "город"}.isdisjoint(stop_words("ru"))
+    assert analyze("Москва и Россия: год войны", "ru", 1) == ["москва", "россия", "год", "войны"]
     russian = "Пожар в горах и эвакуация сёл"
     assert analyze(russian, "ru", 1) == ["пожар", "горах", "эвакуация", "сёл"]
     assert "горах" in analyze(russian, None, 1) and "в" not in analyze(russian, None, 1)
@@ -658,9 +664,9 @@ def test_a_chinese_headline_is_not_one_term() -> None:
     ("text", "language", "expected"),
     [
         (
-            "ZƏLZƏLƏ Bakıda: evlər dağılıb, çox ŞİKAYƏT",
+            "ZƏLZƏLƏ Bakıda: evlər dağılıb, çöldə ŞİKAYƏT",
             "az",
-            ["zəlzələ", "bakıda", "evlər", "dağılıb", "çox", "şikayət"],
+            ["zəlzələ", "bakıda", "evlər", "dağılıb", "çöldə", "şikayət"],
         ),
         (
             "İSTANBUL'DA DEPREM: IĞDIR, İzmir ve Isparta",
@@ -774,3 +780,26 @@ def test_outside_is_not_isin(values: list[int], others: list[int]) -> None:
     expected = ~np.isin(array, np.array(others, dtype=np.int64))
     for given_as in (set(others), frozenset(others), np.array(others, dtype=np.int64)):
         np.testing.assert_array_equal(outside(array, given_as), expected)
+
+
+def test_every_own_stop_word_is_one_word_as_words_cuts_it() -> None:
+    from recommender.lexical import words
+    from recommender.stopwords_az_ru import AZERBAIJANI, RUSSIAN_CONTENT_WORDS
+
+    for word in AZERBAIJANI:
+        assert words(word, "az") == [word]
+    for word in RUSSIAN_CONTENT_WORDS:
+        assert words(word, "ru") == [word]
+    import stopwordsiso
+
+    # Each content word taken out is one the published list holds (no typo that removes nothing).
+    assert set(RUSSIAN_CONTENT_WORDS) <= set(stopwordsiso.stopwords("ru"))
+
+
+def test_known_share_counts_the_words_the_lexicon_holds() -> None:
+    from recommender.lexical import Lexicon
+
+    lexicon = Lexicon(terms=("quake", "valdoria"), idf=np.ones(2), ngrams=1)
+    assert lexicon.known_share("The quake in Valdoria", "en") == 1.0  # "the", "in": stop words
+    assert lexicon.known_share("Quake hits Corvena and Valdoria", "en") == 0.5
+    assert lexicon.known_share("the and of", "en") == 1.0  # nothing TF-IDF would read

@@ -24,6 +24,8 @@ from recommender.cli import app
 from recommender.errors import IndexWriteError, SettingsError
 from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
+from recommender.read import snapshot as snapshot_module
+from recommender.settings import RULES
 from recommender.storage import precomputed as precomputed_module
 from recommender.storage.layout import ARTICLES, current_version
 from recommender.write import compaction
@@ -929,3 +931,22 @@ def test_damaged_lists_of_the_right_build_are_ignored_or_their_rows_searched(
         assert problems[0].startswith(f"{path.name}: the lists of row ")
     else:
         assert problems[0].startswith(f"ignored {path.name}: damaged (")
+
+
+def test_lists_made_by_older_ranking_rules_are_not_used(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same ranking settings, but the rules of rerank.py changed since the lists were made.
+    listed, searched = pair
+    monkeypatch.setattr(precomputed_module, "RULES", RULES + 1)
+    monkeypatch.setattr(snapshot_module, "RULES", RULES + 1)
+    with Recommender.open(listed) as rec:
+        assert "made by older ranking rules: not used" in rec.info().precomputed
+        first = rec.ids()[0]
+        rec.similar(first)
+        assert (rec.answers().precomputed, rec.answers().searched) == (0, 1)
+    monkeypatch.setattr(precomputed_module, "RULES", RULES)
+    with Recommender.open(listed) as rec:
+        rec.similar(first)
+        assert rec.answers().precomputed == 1  # the same lists, under the rules they were made by
+    assert _all(listed) == _all(searched)

@@ -16,13 +16,18 @@ from recommender.read.rerank import (
     MIN_CALIBRATION_POOL,
     REFERENCE_MEAN,
     REFERENCE_SPREAD,
+    Fusion,
     Query,
     _grouped,
+    blind,
     calibrate,
     category_factors,
     fuse,
+    fusion,
     fusion_weight,
     group_copies,
+    imputation,
+    lexical_share,
     mmr,
     rank,
     recency_factors,
@@ -894,3 +899,74 @@ def test_rank_with_a_limit_lists_what_ranking_everything_lists_first() -> None:
         assert [g.tolist() for g in limited.groups] == [
             g.tolist() for g in everything.groups[:limit]
         ]
+
+
+# TF-IDF across languages --------------------------------------------------------------------
+
+
+def _languages(pool: Pool, codes: list[int]) -> Pool:
+    return replace(pool, language_codes=np.array(codes, dtype=np.int32))
+
+
+def test_one_language_ranks_as_before_whatever_the_codes() -> None:
+    pool = _pool(12, seed=5)
+    ranking = Ranking(half_life_days=None, category_boost=0.0)
+    before = rank(pool, ranking, Query(day=None))
+    for codes, language in (([0] * 12, 0), ([-1] * 12, 0), ([0, -1] * 6, 0), ([1] * 12, -1)):
+        after = rank(_languages(pool, codes), ranking, Query(day=None, language=language))
+        assert [g.tolist() for g in after.groups] == [g.tolist() for g in before.groups]
+        assert after.scores == pytest.approx(before.scores)
+
+
+def test_another_language_is_not_pushed_down_by_the_words_it_cannot_share() -> None:
+    # Candidate 0, in another language, is the closest by embedding; its TF-IDF cosine is 0
+    # as for every article in another language. Counted as 0 it fell below same-language
+    # articles the embedding finds far less close; imputed, it keeps its place.
+    n = 12
+    pool = _pool(n, seed=2)
+    dense = np.linspace(0.2, 0.6, n).astype(np.float32)
+    dense[0] = 0.9
+    lexical = np.linspace(0.05, 0.3, n).astype(np.float32)
+    lexical[0] = 0.0
+    pool = replace(pool, dense=dense, lexical=lexical)
+    ranking = Ranking(half_life_days=None, category_boost=0.0, neighbours=0)
+    blind_to_it = rank(pool, ranking, Query(day=None))
+    assert int(blind_to_it.groups[0][0]) != 0
+    seen = rank(_languages(pool, [1] + [0] * (n - 1)), ranking, Query(day=None, language=0))
+    assert int(seen.groups[0][0]) == 0
+
+
+def test_imputed_cosines_sit_on_the_scale_of_the_query_language() -> None:
+    n = 10
+    pool = _pool(n, seed=1)
+    dense = np.linspace(0.1, 0.9, n)
+    lexical = 0.05 + 0.5 * (dense - 0.1)  # a perfect line: slope 0.5, through (0.1, 0.05)
+    pool = replace(pool, dense=dense.astype(np.float32), lexical=lexical.astype(np.float32))
+    imputed = imputation(pool, np.ones(n, dtype=bool))
+    assert imputed is not None
+    assert imputed(np.array([0.1, 0.5])) == pytest.approx([0.05, 0.25], abs=1e-6)
+
+
+def test_too_few_candidates_in_the_query_language_turn_tfidf_off() -> None:
+    pool = _languages(_pool(12, seed=4), [0] * 4 + [1] * 8)
+    query = Query(day=None, language=0)
+    assert fusion(pool, Ranking(), query, np.zeros(12, dtype=bool)) == Fusion(0.0)
+    # Copies of the query are not counted among them.
+    pool = _languages(pool, [0] * 5 + [1] * 7)
+    copies = np.array([True] + [False] * 11)
+    assert fusion(pool, Ranking(), query, copies) == Fusion(0.0)
+    pool = _languages(pool, [0] * 5 + [1] * 7)
+    fused = fusion(pool, Ranking(), query, np.zeros(12, dtype=bool))
+    assert fused.weight == 0.7 and fused.imputed is not None
+    assert blind(pool.language_codes, 0) is not None
+    assert blind(pool.language_codes, -1) is None
+    assert blind(np.array([0, -1, 0]), 0) is None  # unknown: TF-IDF may see it
+
+
+def test_a_text_the_lexicon_barely_knows_weighs_tfidf_less() -> None:
+    assert lexical_share(1.0) == 1.0
+    assert lexical_share(0.5) == 1.0
+    assert lexical_share(0.25) == 0.5
+    assert lexical_share(0.0) == 0.0
+    ranking = Ranking(lexical_weight=0.7, lexical_weight_short=0.3, short_terms=20)
+    assert fusion_weight(_pool(3), ranking, Query(day=None, lexical_share=0.5)) == 0.35

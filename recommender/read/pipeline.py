@@ -37,7 +37,7 @@ from ..results import Recommendation
 from ..settings import Ranking
 from ..storage.columns import SECONDS_PER_DAY
 from ..text import clean_html, embedding_text, query_chars
-from .rerank import Listing, Query, fuse, fusion_weight, rank
+from .rerank import Listing, Query, fusion, lexical_share, rank
 from .retrieve import Filters, Pool, RowFilter, candidate_count, pool_of, row_allowed, sides
 
 if TYPE_CHECKING:
@@ -325,14 +325,23 @@ def text_query(
         raise InvalidQueryError(f"published_at {exc}") from None
     title, _, body = cleaned.partition("\n")
     language = effective_language(lang, title, body)
-    terms = snapshot.lexicon().vectorize([lexical_text(title, body)], [language])[0]
+    lexicon, lexical = snapshot.lexicon(), lexical_text(title, body)
+    terms = lexicon.vectorize([lexical], [language])[0]
     current = days(now or datetime.now(timezone.utc))
     day = current if moment is None or ranking.recency_from == "now" else days(moment)
+    columns = snapshot.columns
+    query = Query(
+        day=day,
+        category=columns.category_code(category),
+        indexed=False,
+        language=columns.language_code(language),
+        lexical_share=lexical_share(lexicon.known_share(lexical, language)),
+    )
     return TextQuery(
         embedded=embedding_text(title, body, snapshot.settings.max_body_chars),
         terms=terms,
         language=language,
-        query=Query(day=day, category=snapshot.columns.category_code(category), indexed=False),
+        query=query,
     )
 
 
@@ -373,7 +382,8 @@ def fused_candidates(
     ranking = snapshot.settings.ranking
     found = candidates(snapshot, snapshot.vector(row), snapshot.terms(row), k, ranking, drop=drop)
     rows, pool = found.rows, found.pool
-    fused = fuse(pool.dense, pool.lexical, fusion_weight(pool, ranking))
+    no_copies = np.zeros(len(pool), dtype=bool)
+    fused = fusion(pool, ranking, snapshot.query(row), no_copies).to_query(pool.dense, pool.lexical)
     order = np.lexsort((rows, -fused))
     ids = snapshot.columns.ids
     return [(ids[int(rows[i])], float(fused[i])) for i in order]

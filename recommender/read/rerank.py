@@ -161,6 +161,23 @@ class Query:
     title_code: int = -1
     url_code: int = -1
     indexed: bool = True
+    # Its language's code (``Columns.language_codes``; -1 unknown, -2 one no article has):
+    # TF-IDF sees only candidates of the same language (``blind``).
+    language: int = -1
+    # How much its TF-IDF terms can say (0-1): the share of a new text's words the index's
+    # lexicon knows, counted full from ``KNOWN_FOR_FULL_WEIGHT`` (``lexical_share``).
+    lexical_share: float = 1.0
+
+
+#: A new text whose words the lexicon knows at least this share of gets the full TF-IDF
+#: weight; below, the weight shrinks in proportion (``lexical_share``).
+KNOWN_FOR_FULL_WEIGHT = 0.5
+
+
+def lexical_share(known: float) -> float:
+    """``Query.lexical_share`` of a text of which the lexicon knows the share ``known`` of its
+    words: full from ``KNOWN_FOR_FULL_WEIGHT``, in proportion below."""
+    return min(1.0, max(0.0, known) / KNOWN_FOR_FULL_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -175,10 +192,94 @@ class Listing:
     category: np.ndarray
 
 
-def fusion_weight(pool: Pool, ranking: Ranking) -> float:
-    """The TF-IDF share of the similarity for this pool's query (short or not)."""
+def fusion_weight(pool: Pool, ranking: Ranking, query: Query | None = None) -> float:
+    """The TF-IDF share of the similarity for this pool's query (short or not), times what
+    its terms can say (``Query.lexical_share``)."""
     short = pool.query_terms < ranking.short_terms
-    return ranking.lexical_weight_short if short else ranking.lexical_weight
+    weight = ranking.lexical_weight_short if short else ranking.lexical_weight
+    return weight * (1.0 if query is None else query.lexical_share)
+
+
+@dataclass(frozen=True)
+class Imputed:
+    """The TF-IDF cosine a pair of articles in two languages would have, from their embedding
+    cosine: TF-IDF compares words, so across languages its 0 says nothing (the articles share
+    no terms whatever their story); counting it would push every article in another language
+    down by the TF-IDF share. The embedding cosine is put on the TF-IDF cosines' scale
+    instead, as far above their mean (in standard deviations) as it is above the embedding
+    cosines' mean, both taken over the candidates in the query's own language."""
+
+    slope: float
+    intercept: float
+
+    def __call__(self, dense: np.ndarray) -> np.ndarray:
+        return self.intercept + self.slope * np.asarray(dense, np.float64)
+
+
+def blind(codes: np.ndarray | None, language: int) -> np.ndarray | None:
+    """Which candidates (``codes``: their language codes) TF-IDF cannot compare with an
+    article of ``language``: both known and different. None when there are none."""
+    if codes is None or language == -1:
+        return None
+    found = (codes >= 0) & (codes != language)
+    return found if found.any() else None
+
+
+def imputation(pool: Pool, seen: np.ndarray) -> Imputed | None:
+    """``Imputed`` from the ``seen`` candidates (those TF-IDF can compare with the query);
+    None when they are fewer than ``MIN_CALIBRATION_POOL`` (``fusion``)."""
+    if int(seen.sum()) < MIN_CALIBRATION_POOL:
+        return None
+    dense = np.asarray(pool.dense, np.float64)[seen]
+    lexical = np.asarray(pool.lexical, np.float64)[seen]
+    spread = float(dense.std())
+    slope = float(lexical.std()) / spread if spread > 1e-9 else 0.0
+    return Imputed(slope, float(lexical.mean()) - slope * float(dense.mean()))
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How one query's similarities fuse (``fuse``): the TF-IDF ``weight`` and, where some
+    candidates are in another language than the query (``blind``), their language ``codes``
+    and the ``imputed`` TF-IDF cosines of the pairs across two languages."""
+
+    weight: float
+    blind: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    imputed: Imputed | None = None
+
+    def to_query(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """The fused similarity of each candidate with the query."""
+        if self.imputed is not None and self.blind is not None:
+            lexical = np.where(self.blind, self.imputed(dense), lexical)
+        return fuse(dense, lexical, self.weight)
+
+    def between(
+        self, dense: np.ndarray, lexical: np.ndarray, rows: np.ndarray, columns: np.ndarray
+    ) -> np.ndarray:
+        """The fused similarities of candidates ``rows`` with candidates ``columns`` (their
+        ``dense`` and ``lexical`` cosines, rows x columns)."""
+        if self.imputed is not None and self.codes is not None:
+            down, across = self.codes[rows][:, None], self.codes[columns][None, :]
+            apart = (down >= 0) & (across >= 0) & (down != across)
+            lexical = np.where(apart, self.imputed(dense), lexical)
+        return fuse(dense, lexical, self.weight)
+
+
+def fusion(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> Fusion:
+    """The fusion of this query's pool (``of_query``: the candidates that are copies of it,
+    which would inflate the scale ``imputation`` reads). Where fewer than
+    ``MIN_CALIBRATION_POOL`` candidates share the query's language (a small edition, or a
+    language no article has), TF-IDF can compare the query with too few of its candidates to
+    say anything of the pool: weight 0, the embedding ranks them."""
+    weight = fusion_weight(pool, ranking, query)
+    hidden = blind(pool.language_codes, query.language) if weight > 0 else None
+    if hidden is None:
+        return Fusion(weight)
+    imputed = imputation(pool, ~hidden & ~of_query)
+    if imputed is None:
+        return Fusion(0.0)
+    return Fusion(weight, hidden, pool.language_codes, imputed)
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
@@ -313,15 +414,16 @@ def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> n
 def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
     """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
     count = len(pool)
-    weight = fusion_weight(pool, ranking)
-    fused = fuse(pool.dense, pool.lexical, weight)
     of_query = _query_copies(pool, query, ranking)
+    fusing = fusion(pool, ranking, query, of_query)
+    fused = fusing.to_query(pool.dense, pool.lexical)
     similarity = fused
     if count and ranking.neighbours > 0 and ranking.neighbour_weight > 0:
         by_fused = np.lexsort((np.arange(count), -fused))
         top = by_fused[~of_query[by_fused]][: ranking.neighbours]
         if len(top):
-            pair = fuse(pool.dense_to(top), pool.lexical_to(top), weight)
+            everyone = np.arange(count)
+            pair = fusing.between(pool.dense_to(top), pool.lexical_to(top), everyone, top)
             counted = np.ones(pair.shape, dtype=bool)
             counted[top, np.arange(len(top))] = False  # a neighbour's own similarity: not counted
             counts = counted.sum(axis=1)
@@ -348,7 +450,8 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
     groups = _group_ranked(pool, ranking, order, of_query, None if diverse else limit)
     if diverse and len(groups) > 1:
         heads = np.array([group[0] for group in groups], dtype=np.int64)
-        pair = fuse(pool.dense_between(heads, heads), pool.lexical_to(heads)[heads], weight)
+        dense = pool.dense_between(heads, heads)
+        pair = fusing.between(dense, pool.lexical_to(heads)[heads], heads, heads)
         picked = mmr(ranked.scores[heads], pair, ranking.mmr_lambda, limit or len(groups))
         groups = [groups[i] for i in picked]
     if limit is not None:

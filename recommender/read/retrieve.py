@@ -301,6 +301,8 @@ class Pool:
     title_codes: np.ndarray
     url_codes: np.ndarray
     query_terms: int = 0  # terms in the query's TF-IDF vector
+    # The candidates' language codes (Columns.language_codes, -1 unknown); None: not known.
+    language_codes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.dense)
@@ -417,5 +419,6 @@ def pool_of(
         title_codes=columns.title_codes[rows],
         url_codes=columns.url_codes[rows],
         query_terms=len(terms.terms),
+        language_codes=columns.language_codes[rows] if columns.language_codes.size else None,
     )
     return rows, pool

@@ -22,7 +22,7 @@ from ..articles import quoted
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from ..results import CheckReport
-from ..settings import Settings
+from ..settings import RULES, Settings
 from ..storage import image, precomputed
 from ..storage.check import check_index
 from ..storage.mapped import Binding, Ignored, ids_digest
@@ -259,6 +259,8 @@ class Snapshot:
         what = f"{found.k} related articles for each of {found.rows:,} rows"
         if found.ranking != self.settings.ranking:
             return f"{what}, made with another ranking: not used until the next build"
+        if found.rules != RULES:
+            return f"{what}, made by older ranking rules: not used until the next build"
         changed = self.changed_rows
         if changed is None:
             return (
@@ -370,7 +372,7 @@ class Snapshot:
 
     def query(self, row: int) -> Query:
         """What the indexed article at ``row`` contributes to ranking as a query: its date
-        (the recency reference), category and duplicate keys."""
+        (the recency reference), category, duplicate keys and language."""
         columns = self.columns
         day = float(columns.published_days[row])
         return Query(
@@ -378,6 +380,7 @@ class Snapshot:
             category=int(columns.category_codes[row]),
             title_code=int(columns.title_codes[row]),
             url_code=int(columns.url_codes[row]),
+            language=columns.language_code(columns.language(row)),
         )
 
     def vector(self, row: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SettingsError
-from ..settings import Ranking
+from ..settings import RULES, Ranking
 from .mapped import (
     Binding,
     Ignored,
@@ -203,6 +203,7 @@ def write(
         # How a graph search was walked for them (retrieve.graph_walk), None for none.
         "walk": walk,
         "ranking": asdict(ranking),
+        "rules": RULES,  # the ranking rules' version (settings.RULES) they were made by
         "arrays": arrays,
     }
     header["checksum"] = header_checksum(header)
@@ -230,6 +231,7 @@ class Precomputed:
         walk = header["walk"]
         self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
         self.ranking = Ranking(**header["ranking"])
+        self.rules = int(header.get("rules", 1))  # lists of before the rules had a version: 1
         arrays = view_arrays(
             mapped, header, base, {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}
         )
@@ -242,7 +244,8 @@ class Precomputed:
 
     def serves(self, k: int, ranking: Ranking, candidates: int) -> bool:
         """Whether a query for ``k`` groups with this ranking may use the lists."""
-        return k <= self.k and candidates == self.candidates and ranking == self.ranking
+        same = ranking == self.ranking and self.rules == RULES
+        return k <= self.k and candidates == self.candidates and same
 
     def listed(self, row: int) -> StoredList | None:
         """The row's list; None when the row has none or its record is damaged."""
