@@ -502,7 +502,7 @@
       .catch(function (error) {
         var text = error.message;
         if (error.status === 401) text = "The editor token is needed: " + text;
-        else if (error.status === 403) text = "Refused: " + text + ". Check the editor token.";
+        else if (error.status === 403) text = "Refused: " + text + ".";
         else text = "Not saved: " + text;
         say(text, "error");
       });
