@@ -483,7 +483,7 @@
       return;
     }
     if (!/^[\x21-\x7e]+$/.test(token)) {
-      say("The token holds a character a request header cannot carry: check what was pasted.", "error");
+      say("The token holds a space or a character a request header cannot carry: check what was pasted.", "error");
       return;
     }
     params.wait = WRITE_WAIT;
