@@ -870,6 +870,8 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("index", f"{details.index} (version {details.version})"),
         ("articles", f"{details.articles} in {details.categories} categories"),
         ("languages", _visible(_languages(details))),
+        ("categories", _visible(_categories(details))),
+        ("overrides", _overrides(details)),
         ("model", f"{details.model} (dimension {details.dimension})"),
         ("model chosen", details.model_choice or "not recorded (built before 0.2)"),
         ("vector search", details.vector_search),
@@ -885,6 +887,28 @@ def info(index: IndexOption = DEFAULT_INDEX, json_output: JsonOption = False) ->
         ("settings", settings),
     ):
         typer.echo(f"{label:13} {value}")
+
+
+#: Categories ``recommend info`` names, the most held first; ``--json`` gives them all.
+INFO_CATEGORIES = 12
+
+
+def _categories(details: IndexInfo) -> str:
+    """The articles per category, the most held first, and those of none."""
+    counts = list(details.category_counts.items())
+    shown = [f"{name} {count}" for name, count in counts[:INFO_CATEGORIES]]
+    if len(counts) > INFO_CATEGORIES:
+        shown.append(f"{len(counts) - INFO_CATEGORIES} more")
+    without = details.articles - sum(details.category_counts.values())
+    if without > 0 or not shown:
+        shown.append(f"{max(without, 0)} without one")
+    return ", ".join(shown)
+
+
+def _overrides(details: IndexInfo) -> str:
+    """The editorial overrides held, by kind."""
+    counts = details.overrides
+    return ", ".join(f"{name} {counts.get(name, 0)}" for name in ("pins", "blocks", "hidden"))
 
 
 def _languages(details: IndexInfo) -> str:

@@ -115,6 +115,10 @@ class IndexInfo:
     # Those of ``languages`` that are no language code or name langcodes knows (``xx``): kept
     # as given (language.normalise), so queries must give the same value to match them.
     unrecognised_languages: list[str] = field(default_factory=list)
+    # Live articles per category, most first (then by name); those without one left out.
+    category_counts: dict[str, int] = field(default_factory=dict)
+    # The editorial overrides held: {"pins": n, "blocks": n, "hidden": n}.
+    overrides: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,19 @@ def test_info(index: Path) -> None:
     assert "model         multilingual-e5-small-q4" in out  # auto: the sample is mixed
     assert "vector search flat (exact" in out  # 338 articles: below the graph's threshold
     assert "languages     en 323, az 5, ru 5, tr 5" in out.splitlines()
+    lines = out.splitlines()
+    assert (
+        "categories    sport 43, world 42, politics 39, technology 39, business 38, science 34,"
+        " environment 33, health 32, culture 29, 9 without one"
+    ) in lines
+    assert "overrides     pins 0, blocks 0, hidden 0" in lines
     data = json.loads(run("info", "--index", str(index), "--json")[1])
     assert data["articles"] == 338 and data["dimension"] == 256
+    assert data["category_counts"]["sport"] == 43 and len(data["category_counts"]) == 9
+    assert data["overrides"] == {"pins": 0, "blocks": 0, "hidden": 0}
+    assert run("hide", "a-1012", "--index", str(index))[0] == 0
+    code, out, _ = run("info", "--index", str(index))
+    assert "overrides     pins 0, blocks 0, hidden 1" in out.splitlines()
     assert data["search"] == {"type": "flat"}
 
 

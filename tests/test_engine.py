@@ -48,6 +48,12 @@ def test_build_report_counts_and_info(tmp_path: Path) -> None:
         assert info.model == "fake-bag-of-words"
         assert info.dimension == 256
         assert info.categories == len({r["category"] for r in records if r["category"]})
+        counts = info.category_counts
+        assert len(counts) == info.categories
+        for name, count in counts.items():
+            assert count == sum(1 for r in records if r["category"] == name), name
+        assert list(counts.values()) == sorted(counts.values(), reverse=True)
+        assert info.overrides == {"pins": 0, "blocks": 0, "hidden": 0}
         assert info.settings["half_life_days"] == Ranking().half_life_days
         assert info.bytes_on_disk >= report.index_bytes
 
@@ -819,3 +825,19 @@ def test_a_draft_says_its_language_and_how_much_of_it_tfidf_can_see(
     assert asked.query.lexical_share < 0.2
     asked = pipeline.text_query(snapshot, "Zorblat quexif", ranking, None, None, "xx", NOW)
     assert asked.query.language == -2  # a language no article has: TF-IDF sees none of them
+
+
+def test_info_counts_live_categories_and_overrides(sample_index: Path) -> None:
+    """``category_counts`` follows removals; ``overrides`` counts each kind held."""
+    with Recommender.open(sample_index) as rec:
+        before = rec.info().category_counts
+        category = rec.get("a-1001").category
+        assert category is not None
+        rec.remove(["a-1001"])
+        rec.overrides.pin("a-1002", "a-1010", position=2)
+        rec.overrides.pin("a-1002", "a-1011", position=1)
+        rec.overrides.block("a-1002", "a-1003")
+        rec.overrides.hide("a-1012")
+        info = rec.info()
+        assert info.category_counts[category] == before[category] - 1
+        assert info.overrides == {"pins": 2, "blocks": 1, "hidden": 1}

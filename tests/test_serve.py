@@ -175,6 +175,9 @@ def test_article_search_info_health(client: TestClient) -> None:
     assert info["articles"] == 338 and info["generation"] >= 1 and info["index"] == "ix"
     assert info["languages"] == {"en": 323, "az": 5, "ru": 5, "tr": 5}
     assert info["unrecognised_languages"] == []
+    assert len(info["category_counts"]) == info["categories"] == 9
+    assert sum(info["category_counts"].values()) == 329  # 9 articles have no category
+    assert info["overrides"] == {"pins": 0, "blocks": 0, "hidden": 0}
     assert client.get("/healthz").json() == {"status": "alive"}
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]
@@ -1150,6 +1153,7 @@ def test_overrides_over_http_need_the_token_and_apply(writer: TestClient) -> Non
     assert ids[1] == "a-1010" and first not in ids and "a-1012" not in ids
     listed = writer.get("/overrides").json()["overrides"]
     assert [o["kind"] for o in listed] == ["pin", "block", "hide"]
+    assert writer.get("/info").json()["overrides"] == {"pins": 1, "blocks": 1, "hidden": 1}
     unknown = writer.put("/overrides/pins?article=a-1001&related=nope", headers=auth)
     assert unknown.status_code == 404
     itself = writer.put("/overrides/blocks?article=a-1001&related=a-1001", headers=auth)

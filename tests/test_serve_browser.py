@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import FakeEncoder
@@ -77,6 +78,10 @@ def wait_for(driver: Any, condition: Any, seconds: float = 30) -> Any:
     return WebDriverWait(driver, seconds).until(condition)
 
 
+#: The items of the editor's page's box.
+ITEMS = "#related li.item"
+
+
 def screenshot(driver: Any, name: str) -> None:
     folder = os.environ.get("RECOMMENDER_SCREENSHOTS")
     if folder:
@@ -97,35 +102,167 @@ def test_page_shows_an_article_and_its_related_list(browser: Any, sample_index: 
             lambda d: d.find_element(By.CSS_SELECTOR, '#search-results [data-article-id="a-1001"]'),
         )
         button.click()
-        rows = wait_for(
-            browser,
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#related tbody tr") or False,
-        )
+        rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ITEMS) or False)
         assert browser.find_element(By.ID, "article-title").text.startswith(
             "Strong earthquake jolts northern Valdoria"
         )
         assert len(rows) == 10
-        first = rows[0].find_elements(By.TAG_NAME, "td")
-        assert first[0].text == "1" and first[1].text  # rank, title
-        assert float(first[2].text) > 0  # score
+        first = rows[0]
+        assert first.find_element(By.CSS_SELECTOR, "a.title").text  # the title, as the box
+        assert first.find_element(By.CSS_SELECTOR, ".meta").text  # date · section
+        # The reason in plain words, the parts folded until "show scores".
+        reason = first.find_element(By.CSS_SELECTOR, ".reason").text
+        assert "in content" in reason and "published" in reason, reason
+        score = first.find_element(By.CSS_SELECTOR, ".part-score")
+        assert not score.is_displayed() and float(score.get_attribute("textContent")) > 0
+        browser.find_element(By.ID, "show-scores").click()
+        assert score.is_displayed() and float(score.text) > 0
+        assert browser.find_element(By.CSS_SELECTOR, ".scores-hint").is_displayed()
         ids = [row.get_attribute("data-article-id") for row in rows]
         assert "a-1001" not in ids
         assert "?id=a-1001" in browser.current_url
+        # The index's sections and languages, with their counts, fill the pickers.
+        summary = browser.find_element(By.ID, "index-summary").text
+        assert summary.startswith("338 articles · 9 sections · 4 languages"), summary
+        assert "editors' changes: 0 pins, 0 blocks, 0 hidden" in summary
+        sections = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#opt-category option")]
+        assert sections[:2] == ["(any section)", "sport · 43"] and len(sections) == 10
 
         # A ranking option, live: k and the recency switch re-query the list.
         k = browser.find_element(By.ID, "opt-k")
         k.clear()
         k.send_keys("3")
         browser.find_element(By.ID, "opt-no_recency").click()
-        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#related tbody tr")) == 3)
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ITEMS)) == 3)
         wait_for(
             browser,
             lambda d: all(
-                row.find_element(By.CSS_SELECTOR, "td.rec").text == "1.000"
-                for row in d.find_elements(By.CSS_SELECTOR, "#related tbody tr")
+                row.find_element(By.CSS_SELECTOR, ".part-recency").text == "1.000"
+                for row in d.find_elements(By.CSS_SELECTOR, ITEMS)
             ),
         )
-        screenshot(browser, "page.png")
+        browser.find_element(By.CSS_SELECTOR, "#options-form button[type=reset]").click()
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ITEMS)) == 10)
+        browser.find_element(By.ID, "show-scores").click()
+        browser.set_window_size(1280, 800)
+        try:
+            browser.execute_script("window.scrollTo(0, 0)")
+            screenshot(browser, "page.png")
+        finally:
+            browser.set_window_size(1280, 1100)
+
+
+def pick_article(browser: Any, url: str, query: str, article_id: str) -> list[Any]:
+    """Search ``query`` on the page at ``url``, pick ``article_id``; its box's items."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{url}/")
+    browser.find_element(By.ID, "search").send_keys(query)
+    browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+    wait_for(
+        browser,
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f'#search-results [data-article-id="{article_id}"]'
+        ),
+    ).click()
+    return list(wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ITEMS) or False))
+
+
+def item_ids(browser: Any) -> list[str]:
+    """The ids in the page's box, read at once (the box is rebuilt on each answer)."""
+    return list(
+        browser.execute_script(
+            "return Array.prototype.map.call(document.querySelectorAll(arguments[0]),"
+            " function (li) { return li.getAttribute('data-article-id'); })",
+            ITEMS,
+        )
+    )
+
+
+def texts(browser: Any, selector: str) -> list[str]:
+    """The text of each element ``selector`` finds, read at once."""
+    return list(
+        browser.execute_script(
+            "return Array.prototype.map.call(document.querySelectorAll(arguments[0]),"
+            " function (e) { return e.textContent; })",
+            selector,
+        )
+    )
+
+
+def test_page_lists_a_drafts_related_articles(browser: Any, sample_index: Path) -> None:
+    """A draft pasted with its section and language: POST /similar, its box and reasons."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    with live_server(create_app(sample_index, encoder=FakeEncoder())) as url:
+        browser.get(f"{url}/")
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#draft-lang option")) > 1)
+        browser.find_element(By.CSS_SELECTOR, "#draft-box summary").click()
+        text = browser.find_element(By.ID, "draft-text")
+        text.send_keys(
+            "Earthquake shakes northern Valdoria again\n"
+            "A strong earthquake struck the Ardesse province of northern Valdoria, shaking "
+            "buildings in Corvena; the National Seismic Institute measured aftershocks."
+        )
+        Select(browser.find_element(By.ID, "draft-section")).select_by_value("world")
+        Select(browser.find_element(By.ID, "draft-lang")).select_by_value("en")
+        browser.find_element(By.CSS_SELECTOR, "#draft-form button[type=submit]").click()
+        rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ITEMS) or False)
+        assert len(rows) == 10
+        assert "a-1001" in item_ids(browser)[:5]
+        status = browser.find_element(By.ID, "status").text
+        assert status.startswith("10 related articles for the draft “Earthquake shakes"), status
+        reasons = [r.text for r in browser.find_elements(By.CSS_SELECTOR, f"{ITEMS} .reason")]
+        assert all(reasons) and any("same section" in r for r in reasons), reasons
+        # Pins and blocks belong to an indexed article's box: a draft's offers hide only.
+        assert not browser.find_elements(By.CSS_SELECTOR, f"{ITEMS} button.pin")
+        assert browser.find_elements(By.CSS_SELECTOR, f"{ITEMS} button.hide")
+        assert "?id=" not in browser.current_url
+        # The section picker filters a draft's box too (POST /similar's categories).
+        Select(browser.find_element(By.ID, "opt-category")).select_by_value("science")
+        wait_for(
+            browser,
+            lambda d: (
+                (metas := texts(d, f"{ITEMS} .meta"))
+                and all(m.split(" · ")[-1] == "science" for m in metas)
+            ),
+        )
+        Select(browser.find_element(By.ID, "opt-category")).select_by_value("")
+        wait_for(browser, lambda d: "a-1001" in item_ids(d))
+        screenshot(browser, "page-draft.png")
+
+        # A draft of 300,000 characters: the page sends the part the engine reads.
+        browser.execute_script(
+            "document.getElementById('draft-text').value ="
+            " 'Earthquake in Valdoria\\n' + 'quake rubble aftershock '.repeat(12500);"
+        )
+        browser.find_element(By.CSS_SELECTOR, "#draft-form button[type=submit]").click()
+        wait_for(
+            browser,
+            lambda d: "characters are used" in d.find_element(By.ID, "message").text,
+        )
+        wait_for(browser, lambda d: d.find_element(By.ID, "status").text.startswith("10 related"))
+
+
+def test_section_picker_filters_an_articles_box(browser: Any, sample_index: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    with live_server(create_app(sample_index, encoder=FakeEncoder())) as url:
+        rows = pick_article(browser, url, "Valdoria earthquake", "a-1001")
+        before = item_ids(browser)
+        assert any(
+            not r.find_element(By.CSS_SELECTOR, ".meta").text.endswith("· politics") for r in rows
+        )
+        Select(browser.find_element(By.ID, "opt-category")).select_by_value("politics")
+
+        def all_politics(d: Any) -> bool:
+            metas = texts(d, f"{ITEMS} .meta")
+            return bool(metas) and all(m.split(" · ")[-1] == "politics" for m in metas)
+
+        wait_for(browser, all_politics)
+        assert item_ids(browser) != before
 
 
 def test_page_fits_a_phone_and_shows_the_list_on_a_laptop(browser: Any, sample_index: Path) -> None:
@@ -143,16 +280,7 @@ def test_page_fits_a_phone_and_shows_the_list_on_a_laptop(browser: Any, sample_i
         )
 
     def search_and_pick() -> list[Any]:
-        browser.get(f"{url}/")
-        browser.find_element(By.ID, "search").send_keys("Valdoria earthquake")
-        browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
-        wait_for(
-            browser,
-            lambda d: d.find_element(By.CSS_SELECTOR, '#search-results [data-article-id="a-1001"]'),
-        ).click()
-        return wait_for(
-            browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#related tbody tr") or False
-        )
+        return pick_article(browser, url, "Valdoria earthquake", "a-1001")
 
     try:
         with live_server(create_app(sample_index, encoder=FakeEncoder())) as url:
@@ -160,12 +288,22 @@ def test_page_fits_a_phone_and_shows_the_list_on_a_laptop(browser: Any, sample_i
             rows = search_and_pick()
             scroll, client = width()
             assert client <= 390 and scroll <= client, (scroll, client)
-            title = rows[0].find_element(By.CSS_SELECTOR, "td.title a")
+            title = rows[0].find_element(By.CSS_SELECTOR, "a.title")
             rect = title.rect
             assert title.is_displayed() and title.text, rect
             assert rect["x"] >= 0 and rect["x"] + rect["width"] <= client, rect
             browser.find_element(By.CSS_SELECTOR, "#advanced summary").click()
             assert browser.find_element(By.ID, "opt-mmr_lambda").is_displayed()
+            # Every new part open: the draft box, the scores, the editors' changes.
+            browser.find_element(By.CSS_SELECTOR, "#draft-box summary").click()
+            browser.find_element(By.ID, "draft-text").send_keys("A draft\n" + "word " * 200)
+            browser.find_element(By.ID, "show-scores").click()
+            assert browser.find_element(By.ID, "token").is_displayed()
+            for part in (".scores", ".actions", ".reason"):
+                node = rows[0].find_element(By.CSS_SELECTOR, part)
+                assert node.is_displayed(), part
+                right = node.rect["x"] + node.rect["width"]
+                assert right <= client, (part, node.rect)
             scroll, client = width()
             assert scroll <= client, (scroll, client)
             browser.execute_script("document.getElementById('related-title').scrollIntoView()")
@@ -185,6 +323,110 @@ def test_page_fits_a_phone_and_shows_the_list_on_a_laptop(browser: Any, sample_i
             assert scroll <= client, (scroll, client)
     finally:
         browser.set_window_size(1280, 1100)
+
+
+TOKEN = "s3cret-token"
+#: An article whose id and title a hostile writer chose: markup, quotes, slashes, a dot path.
+HOSTILE_ID = "x/../<b>1</b>?&id=a-1001"
+#: Entities survive the title's cleaning as markup: '... <img src=x onerror=...> </li><script>'.
+HOSTILE_TITLE = (
+    "Valdoria quake &lt;img src=x onerror=window.pwned=1&gt; &lt;/li&gt;"
+    "&lt;script&gt;window.pwned=2&lt;/script&gt; \\u0041 %2F"
+)
+
+
+def test_pin_block_and_hide_from_the_page(browser: Any, sample_index: Path) -> None:
+    """The token from sessionStorage (never the URL): refused without it or with a wrong
+    one, in plain words; a pin puts the article at its place, a block takes it out, each
+    listed with its undo; markup in a title or an id stays text."""
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    def message() -> str:
+        return str(browser.find_element(By.ID, "message").text)
+
+    def item(article_id: str) -> Any:
+        return browser.find_element(By.CSS_SELECTOR, f'{ITEMS}[data-article-id="{article_id}"]')
+
+    app = create_app(sample_index, encoder=FakeEncoder(), options=ServeOptions(token=TOKEN))
+    with live_server(app) as url:
+        hostile = {"id": HOSTILE_ID, "title": HOSTILE_TITLE, "category": "world"}
+        hostile["body"] = "Earthquake aftershocks in northern Valdoria, Ardesse province, Corvena."
+        hostile["published_at"] = "2026-09-02T09:00:00Z"
+        answer = httpx.put(
+            f"{url}/articles", json=[hostile], headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert answer.status_code == 200, answer.text
+        stored = httpx.get(f"{url}/articles/{quote(HOSTILE_ID, safe='')}").json()["title"]
+        assert "<img src=x" in stored and "<script>" in stored, stored
+        pick_article(browser, url, "Valdoria earthquake", "a-1001")
+        assert HOSTILE_ID in item_ids(browser)
+        assert stored in texts(browser, f"{ITEMS} a.title")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#related img, #related script")
+        assert browser.execute_script("return window.pwned") is None
+
+        ids = item_ids(browser)
+        fifth, second = ids[4], ids[1]
+        assert HOSTILE_ID not in (second, fifth), ids
+        # No token: told where to give it; a wrong one: the service's reason.
+        item(fifth).find_element(By.CSS_SELECTOR, "button.pin").click()
+        wait_for(browser, lambda d: "Enter the editor token" in message())
+        token = browser.find_element(By.ID, "token")
+        token.send_keys("wrong")
+        item(fifth).find_element(By.CSS_SELECTOR, "button.pin").click()
+        wait_for(browser, lambda d: message().startswith("Refused: the bearer token is wrong"))
+        token.clear()
+        token.send_keys("tökén")  # no header can carry it: said before any request
+        item(fifth).find_element(By.CSS_SELECTOR, "button.pin").click()
+        wait_for(browser, lambda d: "cannot carry" in message())
+        token.clear()
+        token.send_keys(TOKEN)
+        assert TOKEN not in browser.current_url
+        kept = browser.execute_script(
+            "return sessionStorage.getItem(arguments[0])", "recommender-editor-token"
+        )
+        assert kept == TOKEN
+
+        place = item(fifth).find_element(By.CSS_SELECTOR, "input.place")
+        place.clear()
+        place.send_keys("2")
+        item(fifth).find_element(By.CSS_SELECTOR, "button.pin").click()
+        wait_for(browser, lambda d: item_ids(d)[1] == fifth)
+        wait_for(browser, lambda d: "pinned by an editor at place 2" in item(fifth).text)
+        assert "Pinned" in message()
+        listed = browser.find_element(By.ID, "overrides")
+        wait_for(browser, lambda d: "pinned at place 2:" in listed.text)
+
+        item(second).find_element(By.CSS_SELECTOR, "button.block").click()
+        wait_for(browser, lambda d: second not in item_ids(d))
+        assert item_ids(browser)[1] == fifth  # the pin holds its place
+        wait_for(browser, lambda d: "blocked:" in listed.text and second in listed.text)
+        summary = browser.find_element(By.ID, "index-summary")
+        wait_for(browser, lambda d: "editors' changes: 1 pin, 1 block, 0 hidden" in summary.text)
+
+        item(HOSTILE_ID).find_element(By.CSS_SELECTOR, "button.hide").click()
+        wait_for(browser, lambda d: HOSTILE_ID not in item_ids(d))
+        hidden = browser.find_element(By.ID, "hidden-list")
+        wait_for(browser, lambda d: HOSTILE_ID in hidden.text)
+        assert not browser.find_elements(By.CSS_SELECTOR, "#editing img, #editing script")
+        browser.execute_script("document.getElementById('editing').scrollIntoView()")
+        screenshot(browser, "page-overrides.png")
+
+        # Undo, from the list: the block, then the hide.
+        for button in listed.find_elements(By.CSS_SELECTOR, "button.undo"):
+            if button.find_element(By.XPATH, "..").get_attribute("data-article-id") == second:
+                button.click()
+        wait_for(browser, lambda d: second in item_ids(d))
+        hidden.find_element(By.CSS_SELECTOR, "button.undo").click()
+        wait_for(browser, lambda d: HOSTILE_ID in item_ids(d))
+        overrides = httpx.get(f"{url}/overrides").json()["overrides"]
+        assert [(o["kind"], o["related_id"]) for o in overrides] == [("pin", fifth)]
+
+        # The hostile article's own box: its id, slashes and all, through ?id=.
+        browser.get(f"{url}/?id={quote(HOSTILE_ID, safe='')}")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ITEMS) or False)
+        assert browser.find_element(By.ID, "article-title").text == stored
+        assert browser.execute_script("return window.pwned") is None
 
 
 def box_page(api: str, *, html: str = 'lang="en"', attrs: str = "", head: str = "") -> str:

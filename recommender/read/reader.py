@@ -258,11 +258,12 @@ class Reader:
     def _info(self, snapshot: Snapshot) -> IndexInfo:
         manifest = snapshot.manifest
         languages = snapshot.columns.live_languages
+        categories = snapshot.columns.live_category_counts
         return IndexInfo(
             index=str(self.path),
             version=snapshot.version.name,
             articles=self._live_count(snapshot),
-            categories=len(snapshot.columns.live_categories),
+            categories=len(categories),
             model=manifest.model,
             model_choice=manifest.model_choice,
             dimension=manifest.dimension,
@@ -279,6 +280,8 @@ class Reader:
             precomputed=snapshot.lists_status(),
             languages=languages,
             unrecognised_languages=sorted(code for code in languages if not recognised(code)),
+            category_counts=categories,
+            overrides=snapshot.overrides.counts(),
         )
 
     def close(self) -> None:

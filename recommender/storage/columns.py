@@ -78,9 +78,12 @@ class Columns:
         return dict(sorted(found, key=lambda item: (-item[1], item[0])))
 
     @property
-    def live_categories(self) -> tuple[str, ...]:
-        codes = np.unique(self.category_codes[self.alive])
-        return tuple(self.categories[code] for code in codes if code >= 0)
+    def live_category_counts(self) -> dict[str, int]:
+        """Live rows per category, most first (then by name); those without one left out."""
+        codes = self.category_codes[self.alive]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.categories)).tolist()
+        named = zip(self.categories, counts, strict=True)
+        return dict(sorted(((n, c) for n, c in named if c), key=lambda item: (-item[1], item[0])))
 
 
 class RowMap(Mapping[str, int]):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from ..results import Override
 
 KINDS = ("pin", "block", "hide")
+#: The kinds' names in counts (``IndexInfo.overrides``).
+NAMES = ("pins", "blocks", "hidden")
 #: ``related`` is '' for a hidden article, ``position`` NULL but for a pin.
 TABLE = (
     "CREATE TABLE IF NOT EXISTS overrides (kind TEXT NOT NULL, article TEXT NOT NULL, "
@@ -57,6 +59,11 @@ class Overrides:
             Override(kind, article, related or None, position if kind == "pin" else None)
             for kind, article, related, position in self.rows
         ]
+
+    def counts(self) -> dict[str, int]:
+        """How many are held of each kind: {"pins": n, "blocks": n, "hidden": n}."""
+        kinds = [row[0] for row in self.rows]
+        return {name: kinds.count(kind) for kind, name in zip(KINDS, NAMES, strict=True)}
 
     def __bool__(self) -> bool:
         return bool(self.rows)
