@@ -103,10 +103,9 @@ class Edge:
     def _observe(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         """Count the request and log its line (its fields apart too, for JSON logs)."""
         method = str(scope.get("method", ""))
-        template = route_label(scope)
-        self.metrics.requests.labels(method_label(method), template, str(status)).inc()
-        self.metrics.latency.labels(method_label(method), template).observe(seconds)
-        self.metrics.count_answers()
+        self.metrics.observe(method_label(method), route_label(scope), status, seconds)
+        if not log.isEnabledFor(logging.INFO):  # --log-level warning: no line to make
+            return
         target = scope.get("raw_path") or str(scope.get("path", "")).encode()
         query = scope.get("query_string") or b""
         if query:
