@@ -19,7 +19,9 @@ ours and a FastAPI app with one route that answers every `GET /articles/ID/simil
 same bytes (the JSON body of one of our reads, as a plain `Response`, run by uvicorn with the
 settings `recommend serve` gives it), each loaded by wrk with 4 connections for --ratio-seconds,
 alternately, --ratio-rounds times each, random ids for both; the ratio of the throughputs is what
-the service's own layers cost on top of the engine's lookups. Needs wrk.
+the service's own layers cost on top of the engine's lookups. Then, in this process with no
+server, where a read's time goes: the engine's lookup, the whole answer (with its JSON), our app
+through its layers, the bare app. Needs wrk.
 
 Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
        [--clients 2 4 16] [--workers 1 2] [--client auto|wrk|httpx] [--no-writer]
@@ -40,8 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -84,6 +88,8 @@ class Run:
     #: set by wrk, which reports counts and percentiles rather than each latency
     requests: int | None = None
     percentiles_ms: dict[float, float] = field(default_factory=dict)
+    #: CPU seconds the server process used meanwhile (the ratio's runs)
+    server_cpu: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -144,7 +150,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=False,
             log_config=log_config("warning"), server_header=False)
 """
 RATIO_CLIENTS = 4
-RATIO_COLUMNS = ["server", "req/s", "p50 ms", "p99 ms", "errors", "runs"]
+RATIO_COLUMNS = ["server", "req/s", "p50 ms", "p99 ms", "server CPU ms a request", "errors"]
+RATIO_COLUMNS += ["runs"]
 
 
 def build_index(data: str, path: Path) -> None:
@@ -386,7 +393,7 @@ class Ratio:
 
     @staticmethod
     def combined(runs: list[Run]) -> Run:
-        """The runs as one: requests over their seconds; each percentile their mean."""
+        """The runs as one: requests and CPU over their seconds; each percentile their mean."""
         return Run(
             errors=sum(r.errors for r in runs),
             seconds=sum(r.seconds for r in runs),
@@ -394,11 +401,17 @@ class Ratio:
             percentiles_ms={
                 q: sum(r.percentile(q) for r in runs) / len(runs) for q in (50.0, 99.0)
             },
+            server_cpu=sum(r.server_cpu for r in runs),
         )
 
     @property
     def value(self) -> float:
         return self.combined(self.ours).throughput / self.combined(self.bare).throughput
+
+    @property
+    def cpu_value(self) -> float:
+        """The bare endpoint's server CPU a request over ours."""
+        return cpu_ms(self.combined(self.bare)) / cpu_ms(self.combined(self.ours))
 
     def text(self, args: argparse.Namespace) -> str:
         rows = []
@@ -411,6 +424,7 @@ class Ratio:
                     f"{run.throughput:.0f}",
                     f"{run.percentile(50):.2f}",
                     f"{run.percentile(99):.2f}",
+                    f"{cpu_ms(run):.3f}",
                     str(run.errors),
                     f"{len(runs)} x {args.ratio_seconds:g} s ({each} req/s)",
                 ]
@@ -419,11 +433,111 @@ class Ratio:
             f"GET /articles/ID/similar?k={K} (random ids), one worker each, wrk with "
             f"{RATIO_CLIENTS} connections on the same machine, the two servers loaded in turn; "
             f"the bare endpoint answers the {self.body_bytes}-byte JSON body of one of our "
-            "reads to every request. p50 and p99: the mean of the runs'.\n\n"
+            "reads to every request. p50 and p99: the mean of the runs'; server CPU: what the "
+            "server process used (user and system time) over the requests it answered, which "
+            "other work on the machine changes less than it changes req/s.\n\n"
             + table(RATIO_COLUMNS, rows)
             + f"\n\n- read path: {self.value:.2f}x the bare endpoint's throughput "
-            f"(target >= 0.5x); load average at the end: {self.load:.2f}.\n"
+            f"(target >= 0.5x); {self.cpu_value:.2f}x by server CPU a request; load average "
+            f"at the end: {self.load:.2f}.\n"
         )
+
+
+def cpu_ms(run: Run) -> float:
+    """Server CPU milliseconds a request answered."""
+    return run.server_cpu * 1000 / max(1, run.requests or 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
+    """Where a read's time goes, in this process, one request at a time, no HTTP server: the
+    engine's lookup, the whole answer (ETag tag, lookup, JSON), our app through all its layers
+    (one ASGI call) and the bare app's; each the least of 3 rounds, the rounds interleaved."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from recommender.http.app import create_app
+    from recommender.http.dependencies import _json
+    from recommender.http.routes.related import related_to_article
+    from recommender.http.schemas import SimilarParams
+
+    bare = FastAPI()
+    payload = b" " * body
+
+    @bare.get("/articles/{article_id:path}/similar")
+    async def similar(article_id: str) -> Response:
+        return Response(payload, media_type="application/json")
+
+    async def call(app: Any, article_id: str) -> None:
+        path = f"/articles/{quote(article_id, safe='')}/similar"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": f"k={K}".encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    picked = random.Random(5).sample(ids, min(requests, len(ids)))
+    with Recommender.open(index) as rec:
+        ours = create_app(recommender=rec)
+        values = SimilarParams().model_dump()
+
+        def lookup() -> None:
+            for article_id in picked:
+                rec.similar(article_id, K)
+
+        def answer() -> None:
+            for article_id in picked:
+                ours.state.index.tag()
+                _json(related_to_article(rec, article_id, values), {})
+
+        def through(app: Any) -> Callable[[], None]:
+            async def each() -> None:
+                for article_id in picked:
+                    await call(app, article_id)
+
+            return lambda: asyncio.run(each())
+
+        timed = {
+            "engine: similar(id, k=10)": lookup,
+            "the answer: ETag tag, similar, JSON": answer,
+            "our app, all its layers (one ASGI call)": through(ours),
+            "the bare app (one ASGI call)": through(bare),
+        }
+        best = {name: float("inf") for name in timed}
+        through(ours)()  # warm-up
+        for _ in range(3):
+            for name, work in timed.items():
+                started = time.perf_counter()
+                work()
+                best[name] = min(best[name], (time.perf_counter() - started) / len(picked))
+    rows = [[name, f"{seconds * 1000:.3f}"] for name, seconds in best.items()]
+    return (
+        f"In this process, one request at a time and no HTTP server ({len(picked)} random ids; "
+        "the least of 3 rounds):\n\n" + table(["part", "ms a request"], rows) + "\n"
+    )
 
 
 def measure_ratio(index: Path, ids: list[str], args: argparse.Namespace) -> Ratio:
@@ -439,17 +553,21 @@ def measure_ratio(index: Path, ids: list[str], args: argparse.Namespace) -> Rati
         with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as body:
             body.write(answer.content)
         bare = start_bare(Path(body.name), bare_port)
-        ours_runs: list[Run] = []
-        bare_runs: list[Run] = []
+        servers: dict[str, tuple[str, int, list[Run]]] = {
+            "bare": (bare_base, bare.pid, []),
+            "ours": (base, server.pid, []),
+        }
         for at in range(args.ratio_rounds + 1):  # the first round warms both up, uncounted
             seconds = 2.0 if at == 0 else args.ratio_seconds
-            for url, runs in ((bare_base, bare_runs), (base, ours_runs)):
+            for name, (url, pid, runs) in servers.items():
+                before = cpu_seconds(pid)
                 run = asyncio.run(drive_wrk(url, ids, RATIO_CLIENTS, seconds, seed=10 + at))
+                run.server_cpu = cpu_seconds(pid) - before
                 if at:
                     runs.append(run)
                     print(
-                        f"  {'ours' if runs is ours_runs else 'bare'}: {run.throughput:.0f} "
-                        f"req/s, p50 {run.percentile(50):.2f} ms",
+                        f"  {name}: {run.throughput:.0f} req/s, p50 {run.percentile(50):.2f} "
+                        f"ms, server CPU {cpu_ms(run):.3f} ms a request",
                         flush=True,
                     )
     finally:
@@ -459,7 +577,8 @@ def measure_ratio(index: Path, ids: list[str], args: argparse.Namespace) -> Rati
                 process.wait(60)
         with contextlib.suppress(NameError, OSError):
             os.unlink(body.name)
-    return Ratio(ours_runs, bare_runs, len(answer.content), os.getloadavg()[0])
+    load = os.getloadavg()[0]
+    return Ratio(servers["ours"][2], servers["bare"][2], len(answer.content), load)
 
 
 def saturating(runs: dict[int, tuple[Run, Run | None]]) -> int:
@@ -539,6 +658,8 @@ def main() -> None:
         f"- versions: {versions()}\n"
         f"- index: {index.name}, {articles} articles; precomputed lists: {lists}\n\n"
         + ratio.text(args)
+        + "\n"
+        + parts(index, ids, ratio.body_bytes)
     )
     ratio_block = f"<!-- serve-ratio:start -->\n{ratio_text.rstrip()}\n<!-- serve-ratio:end -->"
     if args.ratio_only:
@@ -577,8 +698,8 @@ def main() -> None:
     lines = []
     one, two = results.get((1, False)), results.get((2, False))
     if one and two:
-        ratio = best(two) / best(one)
-        lines.append(f"- 2 workers serve {ratio:.2f}x the best throughput of 1 (target >= 1.6x).")
+        scaling = best(two) / best(one)
+        lines.append(f"- 2 workers serve {scaling:.2f}x the best throughput of 1 (target >= 1.6x).")
     worst = max(
         m[1][saturating(m[1])][0].percentile(99) / m[0].percentile(50) for m in results.values()
     )

@@ -6,6 +6,7 @@ compresses larger answers; and ``IdPaths``, which hands the article routes their
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -236,6 +237,10 @@ class IdPaths:
         await self.app(scope, receive, send)
 
 
+#: A path as sent that holds only what percent-encoding leaves as it is (RFC 3986 unreserved).
+_UNRESERVED = re.compile(rb"[A-Za-z0-9._~/-]*")
+
+
 def _encoded_path(scope: Scope) -> str | None:
     """The path of an article route with each part between slashes as sent percent-encoded;
     None for other paths.
@@ -252,6 +257,8 @@ def _encoded_path(scope: Scope) -> str | None:
         return None
     parts = route.split("/")
     raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and _UNRESERVED.fullmatch(raw) and raw == path.encode():
+        return path  # sent with nothing encoded, nothing to encode: as the general case gives
     if isinstance(raw, bytes):
         if prefix and raw.startswith(prefix.encode("utf-8", "replace") + b"/"):
             raw = raw[len(prefix.encode("utf-8", "replace")) :]
