@@ -47,21 +47,14 @@ class Threads:
 
     async def read(self, call: Callable[[], Any], *, quick: bool = False) -> Any:
         """``call()`` on a read thread; a ``quick`` one (a lookup of a fraction of a
-        millisecond, that reads only what is loaded) in the calling event loop instead when
-        reads run one at a time (``read_threads`` 1) and none is running: the same one read
-        at a time, without two thread switches (a third of the time of a lookup's request)."""
+        millisecond, that reads only what is loaded) in the calling event loop instead, its
+        turn come, when reads run one at a time (``read_threads`` 1): still one read at a
+        time, without two thread switches (a third of the time of a lookup's request)."""
         if self._reads is None:
             self._reads = anyio.CapacityLimiter(self.read_threads)
         if quick and self.read_threads == 1:
-            try:
-                self._reads.acquire_nowait()
-            except anyio.WouldBlock:
-                pass
-            else:
-                try:
-                    return call()
-                finally:
-                    self._reads.release()
+            async with self._reads:
+                return call()
         return await anyio.to_thread.run_sync(call, limiter=self._reads)
 
     async def write(self, call: Callable[[], Any]) -> Any:
