@@ -14,9 +14,18 @@ new ids, so the server embeds them with the index's model) and DELETEs some, onc
 a copy of the index (the one given is left as it was). The client runs on the same machine and
 takes CPU from the server: figures are conservative.
 
+The read path against a bare FastAPI endpoint (run first; alone with --ratio-only): one worker of
+ours and a FastAPI app with one route that answers every `GET /articles/ID/similar` with the
+same bytes (the JSON body of one of our reads, as a plain `Response`, run by uvicorn with the
+settings `recommend serve` gives it), each loaded by wrk with 4 connections for --ratio-seconds,
+alternately, --ratio-rounds times each, random ids for both; the ratio of the throughputs is what
+the service's own layers cost on top of the engine's lookups. Then, in this process with no
+server, where a read's time goes: the engine's lookup, the whole answer (with its JSON), our app
+through its layers, the bare app. Needs wrk.
+
 Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
        [--clients 2 4 16] [--workers 1 2] [--client auto|wrk|httpx] [--no-writer]
-       [--no-screenshots] [--no-write]
+       [--no-screenshots] [--no-write] [--ratio-only] [--ratio-seconds 10] [--ratio-rounds 2]
 """
 
 from __future__ import annotations
@@ -33,13 +42,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import numpy as np
-from common import INDEXES, ROOT, dataset, header, table, write_section
+from common import (
+    INDEXES,
+    ROOT,
+    command_line,
+    dataset,
+    header,
+    machine,
+    table,
+    versions,
+    write_section,
+)
 
 from recommender import Recommender
 
@@ -67,6 +88,8 @@ class Run:
     #: set by wrk, which reports counts and percentiles rather than each latency
     requests: int | None = None
     percentiles_ms: dict[float, float] = field(default_factory=dict)
+    #: CPU seconds the server process used meanwhile (the ratio's runs)
+    server_cpu: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -100,6 +123,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: The bare endpoint: FastAPI, one route answering the bytes of the file argv[1] (a body one of
+#: our reads answered) on port argv[2], with the uvicorn settings of ``recommend serve``'s one
+#: worker (``workers.run``).
+BARE_SERVER = """
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from recommender.http.workers import log_config
+
+body = open(sys.argv[1], "rb").read()
+app = FastAPI()
+
+
+@app.get("/articles/{article_id:path}/similar")
+async def similar(article_id: str) -> Response:
+    return Response(body, media_type="application/json")
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=False,
+            log_config=log_config("warning"), server_header=False)
+"""
+RATIO_CLIENTS = 4
+RATIO_COLUMNS = ["server", "req/s", "p50 ms", "p99 ms", "server CPU ms a request", "errors"]
+RATIO_COLUMNS += ["runs"]
 
 
 def build_index(data: str, path: Path) -> None:
@@ -136,6 +188,22 @@ def start_server(index: Path, workers: int, port: int) -> subprocess.Popen[bytes
         time.sleep(0.5)
     server.terminate()
     sys.exit("the server did not become ready")
+
+
+def start_bare(body: Path, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-c", BARE_SERVER, str(body), str(port)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the bare server exited with status {server.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/articles/x/similar", timeout=5).is_success:
+                return server
+        time.sleep(0.2)
+    server.terminate()
+    sys.exit("the bare server did not become ready")
 
 
 def worker_pids(server: subprocess.Popen[bytes], workers: int) -> list[int]:
@@ -316,6 +384,204 @@ def measure(
     return unloaded, runs, mem
 
 
+@dataclass
+class Ratio:
+    ours: list[Run]
+    bare: list[Run]
+    body_bytes: int
+    load: float  # the machine's 1-minute load average at the end
+
+    @staticmethod
+    def combined(runs: list[Run]) -> Run:
+        """The runs as one: requests and CPU over their seconds; each percentile their mean."""
+        return Run(
+            errors=sum(r.errors for r in runs),
+            seconds=sum(r.seconds for r in runs),
+            requests=sum(r.requests or 0 for r in runs),
+            percentiles_ms={
+                q: sum(r.percentile(q) for r in runs) / len(runs) for q in (50.0, 99.0)
+            },
+            server_cpu=sum(r.server_cpu for r in runs),
+        )
+
+    @property
+    def value(self) -> float:
+        return self.combined(self.ours).throughput / self.combined(self.bare).throughput
+
+    @property
+    def cpu_value(self) -> float:
+        """The bare endpoint's server CPU a request over ours."""
+        return cpu_ms(self.combined(self.bare)) / cpu_ms(self.combined(self.ours))
+
+    def text(self, args: argparse.Namespace) -> str:
+        rows = []
+        for name, runs in (("bare FastAPI endpoint", self.bare), ("recommend serve", self.ours)):
+            run = self.combined(runs)
+            each = ", ".join(f"{r.throughput:.0f}" for r in runs)
+            rows.append(
+                [
+                    name,
+                    f"{run.throughput:.0f}",
+                    f"{run.percentile(50):.2f}",
+                    f"{run.percentile(99):.2f}",
+                    f"{cpu_ms(run):.3f}",
+                    str(run.errors),
+                    f"{len(runs)} x {args.ratio_seconds:g} s ({each} req/s)",
+                ]
+            )
+        return (
+            f"GET /articles/ID/similar?k={K} (random ids), one worker each, wrk with "
+            f"{RATIO_CLIENTS} connections on the same machine, the two servers loaded in turn; "
+            f"the bare endpoint answers the {self.body_bytes}-byte JSON body of one of our "
+            "reads to every request. p50 and p99: the mean of the runs'; server CPU: what the "
+            "server process used (user and system time) over the requests it answered, which "
+            "other work on the machine changes less than it changes req/s.\n\n"
+            + table(RATIO_COLUMNS, rows)
+            + f"\n\n- read path: {self.value:.2f}x the bare endpoint's throughput "
+            f"(target >= 0.5x); {self.cpu_value:.2f}x by server CPU a request; load average "
+            f"at the end: {self.load:.2f}.\n"
+        )
+
+
+def cpu_ms(run: Run) -> float:
+    """Server CPU milliseconds a request answered."""
+    return run.server_cpu * 1000 / max(1, run.requests or 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
+    """Where a read's time goes, in this process, one request at a time, no HTTP server: the
+    engine's lookup, the whole answer (ETag tag, lookup, JSON), our app through all its layers
+    (one ASGI call) and the bare app's; CPU time (other work on the machine changes it less
+    than it changes wall time), each the least of 3 rounds, the rounds interleaved."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from recommender.http.app import create_app
+    from recommender.http.dependencies import _json
+    from recommender.http.routes.related import related_to_article
+    from recommender.http.schemas import SimilarParams
+
+    bare = FastAPI()
+    payload = b" " * body
+
+    @bare.get("/articles/{article_id:path}/similar")
+    async def similar(article_id: str) -> Response:
+        return Response(payload, media_type="application/json")
+
+    async def call(app: Any, article_id: str) -> None:
+        path = f"/articles/{quote(article_id, safe='')}/similar"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": f"k={K}".encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    picked = random.Random(5).sample(ids, min(requests, len(ids)))
+    with Recommender.open(index) as rec:
+        ours = create_app(recommender=rec)
+        values = SimilarParams().model_dump()
+
+        def lookup() -> None:
+            for article_id in picked:
+                rec.similar(article_id, K)
+
+        def answer() -> None:
+            for article_id in picked:
+                ours.state.index.tag()
+                _json(related_to_article(rec, article_id, values), {})
+
+        def through(app: Any) -> Callable[[], None]:
+            async def each() -> None:
+                for article_id in picked:
+                    await call(app, article_id)
+
+            return lambda: asyncio.run(each())
+
+        timed = {
+            "engine: similar(id, k=10)": lookup,
+            "the answer: ETag tag, similar, JSON": answer,
+            "our app, all its layers (one ASGI call)": through(ours),
+            "the bare app (one ASGI call)": through(bare),
+        }
+        best = {name: float("inf") for name in timed}
+        through(ours)()  # warm-up
+        for _ in range(3):
+            for name, work in timed.items():
+                started = time.process_time()
+                work()
+                best[name] = min(best[name], (time.process_time() - started) / len(picked))
+    rows = [[name, f"{seconds * 1000:.3f}"] for name, seconds in best.items()]
+    return (
+        f"In this process, one request at a time and no HTTP server ({len(picked)} random ids; "
+        "CPU time, the least of 3 rounds):\n\n" + table(["part", "CPU ms a request"], rows) + "\n"
+    )
+
+
+def measure_ratio(index: Path, ids: list[str], args: argparse.Namespace) -> Ratio:
+    """Our read path and the bare endpoint under the same load, in turn (see the docstring)."""
+    port, bare_port = free_port(), free_port()
+    server = start_server(index, 1, port)
+    bare = None
+    try:
+        base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+        article = quote(random.Random(4).choice(ids), safe="")
+        answer = httpx.get(f"{base}/articles/{article}/similar", params={"k": K}, timeout=60)
+        answer.raise_for_status()
+        with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as body:
+            body.write(answer.content)
+        bare = start_bare(Path(body.name), bare_port)
+        servers: dict[str, tuple[str, int, list[Run]]] = {
+            "bare": (bare_base, bare.pid, []),
+            "ours": (base, server.pid, []),
+        }
+        for at in range(args.ratio_rounds + 1):  # the first round warms both up, uncounted
+            seconds = 2.0 if at == 0 else args.ratio_seconds
+            for name, (url, pid, runs) in servers.items():
+                before = cpu_seconds(pid)
+                run = asyncio.run(drive_wrk(url, ids, RATIO_CLIENTS, seconds, seed=10 + at))
+                run.server_cpu = cpu_seconds(pid) - before
+                if at:
+                    runs.append(run)
+                    print(
+                        f"  {name}: {run.throughput:.0f} req/s, p50 {run.percentile(50):.2f} "
+                        f"ms, server CPU {cpu_ms(run):.3f} ms a request",
+                        flush=True,
+                    )
+    finally:
+        for process in (server, bare):
+            if process is not None:
+                process.terminate()
+                process.wait(60)
+        with contextlib.suppress(NameError, OSError):
+            os.unlink(body.name)
+    load = os.getloadavg()[0]
+    return Ratio(servers["ours"][2], servers["bare"][2], len(answer.content), load)
+
+
 def saturating(runs: dict[int, tuple[Run, Run | None]]) -> int:
     """The fewest clients whose throughput is within 90% of the best."""
     best = max(reads.throughput for reads, _ in runs.values())
@@ -361,6 +627,13 @@ def main() -> None:
     parser.add_argument("--no-writer", action="store_true", help="skip the runs with a writer")
     parser.add_argument("--no-screenshots", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--ratio-only",
+        action="store_true",
+        help="only the read path against a bare FastAPI endpoint",
+    )
+    parser.add_argument("--ratio-seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--ratio-rounds", type=int, default=2, help="runs of each server")
     args = parser.parse_args()
     global CLIENT
     CLIENT = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
@@ -372,6 +645,29 @@ def main() -> None:
     with Recommender.open(index) as rec:
         ids = rec.ids()
         articles = len(ids)
+        lists = rec.info().precomputed
+
+    if not shutil.which("wrk"):
+        sys.exit("the read-path ratio needs wrk (Debian: apt-get install wrk)")
+    print("the read path against a bare FastAPI endpoint ...", flush=True)
+    ratio = measure_ratio(index, ids, args)
+    ratio_text = (
+        "### The read path against a bare FastAPI endpoint\n\n"
+        f"- command: `{command_line()}`\n"
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"- machine: {machine()}\n"
+        f"- versions: {versions()}\n"
+        f"- index: {index.name}, {articles} articles; precomputed lists: {lists}\n\n"
+        + ratio.text(args)
+        + "\n"
+        + parts(index, ids, ratio.body_bytes)
+    )
+    ratio_block = f"<!-- serve-ratio:start -->\n{ratio_text.rstrip()}\n<!-- serve-ratio:end -->"
+    if args.ratio_only:
+        print(ratio_text)
+        if not args.no_write:
+            write_section("serve-ratio", ratio_text)
+        return
 
     rows: list[list[str]] = []
     results: dict[tuple[int, bool], Measured] = {}
@@ -403,8 +699,8 @@ def main() -> None:
     lines = []
     one, two = results.get((1, False)), results.get((2, False))
     if one and two:
-        ratio = best(two) / best(one)
-        lines.append(f"- 2 workers serve {ratio:.2f}x the best throughput of 1 (target >= 1.6x).")
+        scaling = best(two) / best(one)
+        lines.append(f"- 2 workers serve {scaling:.2f}x the best throughput of 1 (target >= 1.6x).")
     worst = max(
         m[1][saturating(m[1])][0].percentile(99) / m[0].percentile(50) for m in results.values()
     )
@@ -433,6 +729,8 @@ def main() -> None:
         + "\n\n"
         + "\n".join(lines)
         + (f"\n- browser tests (screenshots in benchmarks/screenshots/): {shots}" if shots else "")
+        + "\n\n"
+        + ratio_block
         + "\n"
     )
     print(text)

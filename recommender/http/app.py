@@ -99,6 +99,8 @@ def create_app(
     with resources.as_file(pages.DOCS_ASSETS) as assets_dir:
         app.mount(pages.DOCS_ASSETS_URL, StaticFiles(directory=assets_dir), name="docs-assets")
 
+    # Innermost: every layer below treats its answers as the route's (routes/related.py).
+    app.add_middleware(related.HotReads)
     if options.cors_origins:
         app.add_middleware(
             CORSMiddleware,

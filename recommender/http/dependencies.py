@@ -97,8 +97,7 @@ def known_query(request: Request) -> list[tuple[str, str]]:
 
     ApiError 422 for a name that is a declared one in other letters (``K`` for ``k``): names
     are case-sensitive, and a ``K=5`` ignored would silently answer 10."""
-    names = _declared_query(getattr(request.scope.get("route"), "dependant", None))
-    folded = {name.casefold(): name for name in names}
+    names, folded = _declared(getattr(request.scope.get("route"), "dependant", None))
     query = []
     for name, value in request.query_params.multi_items():
         if name in names:
@@ -110,6 +109,24 @@ def known_query(request: Request) -> list[tuple[str, str]]:
                 f"did you mean {folded[name.casefold()]!r}?",
             )
     return sorted(query)
+
+
+#: Each route's declared query names (``_declared``), by the id of its dependant, kept with
+#: it (so that the id is never another's): found once rather than on every request.
+_DECLARED: dict[int, tuple[Dependant, set[str], dict[str, str]]] = {}
+
+
+def _declared(dependant: Dependant | None) -> tuple[set[str], dict[str, str]]:
+    """The names of a route's query parameters (``_declared_query``), and each by its
+    casefolded form."""
+    if dependant is None:
+        return set(), {}
+    found = _DECLARED.get(id(dependant))
+    if found is None:
+        names = _declared_query(dependant)
+        found = (dependant, names, {name.casefold(): name for name in names})
+        _DECLARED[id(dependant)] = found
+    return found[1], found[2]
 
 
 def _declared_query(dependant: Dependant | None) -> set[str]:

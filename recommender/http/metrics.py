@@ -97,6 +97,22 @@ class Metrics:
         # itself; each worker adds what it counted since (a worker's file, with several).
         self._counted = (0, 0)
         self._counted_lock = threading.Lock()
+        # The series of each label combination seen, found once rather than per request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request answered (``method`` and ``route``: labels) and the index's
+        answers since the last one (``count_answers``)."""
+        children = self._children.get((method, route, status))
+        if children is None:  # a few dozen combinations at most: the labels take few values
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        self.count_answers()
 
     def count_answers(self) -> None:
         """Add the answers the index counted since the last call to ``answers``: cheap,

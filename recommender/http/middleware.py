@@ -6,6 +6,7 @@ compresses larger answers; and ``IdPaths``, which hands the article routes their
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -103,10 +104,9 @@ class Edge:
     def _observe(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         """Count the request and log its line (its fields apart too, for JSON logs)."""
         method = str(scope.get("method", ""))
-        template = route_label(scope)
-        self.metrics.requests.labels(method_label(method), template, str(status)).inc()
-        self.metrics.latency.labels(method_label(method), template).observe(seconds)
-        self.metrics.count_answers()
+        self.metrics.observe(method_label(method), route_label(scope), status, seconds)
+        if not log.isEnabledFor(logging.INFO):  # --log-level warning: no line to make
+            return
         target = scope.get("raw_path") or str(scope.get("path", "")).encode()
         query = scope.get("query_string") or b""
         if query:
@@ -237,6 +237,10 @@ class IdPaths:
         await self.app(scope, receive, send)
 
 
+#: A path as sent that holds only what percent-encoding leaves as it is (RFC 3986 unreserved).
+_UNRESERVED = re.compile(rb"[A-Za-z0-9._~/-]*")
+
+
 def _encoded_path(scope: Scope) -> str | None:
     """The path of an article route with each part between slashes as sent percent-encoded;
     None for other paths.
@@ -253,6 +257,8 @@ def _encoded_path(scope: Scope) -> str | None:
         return None
     parts = route.split("/")
     raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and _UNRESERVED.fullmatch(raw) and raw == path.encode():
+        return path  # sent with nothing encoded, nothing to encode: as the general case gives
     if isinstance(raw, bytes):
         if prefix and raw.startswith(prefix.encode("utf-8", "replace") + b"/"):
             raw = raw[len(prefix.encode("utf-8", "replace")) :]

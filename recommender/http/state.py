@@ -72,6 +72,14 @@ class IndexState:
         return self._rec
 
     @property
+    def settled(self) -> bool:
+        """Whether the index is open and ``tag()`` would not look for changes now: an answer
+        then reads only what is loaded (no file opened, no snapshot loaded)."""
+        return self._rec is not None and (
+            not self._refresh or time.monotonic() < self._next_refresh
+        )
+
+    @property
     def is_open(self) -> bool:
         try:
             self.open()

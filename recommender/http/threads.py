@@ -45,10 +45,16 @@ class Threads:
         self._reads: anyio.CapacityLimiter | None = None  # made in the event loop, when first used
         self._writer: ThreadPoolExecutor | None = None
 
-    async def read(self, call: Callable[[], Any]) -> Any:
-        """``call()`` on a read thread."""
+    async def read(self, call: Callable[[], Any], *, quick: bool = False) -> Any:
+        """``call()`` on a read thread; a ``quick`` one (a lookup of a fraction of a
+        millisecond, that reads only what is loaded) in the calling event loop instead, its
+        turn come, when reads run one at a time (``read_threads`` 1): still one read at a
+        time, without two thread switches (490 -> 770 lookups a second under wrk, 2 cores)."""
         if self._reads is None:
             self._reads = anyio.CapacityLimiter(self.read_threads)
+        if quick and self.read_threads == 1:
+            async with self._reads:
+                return call()
         return await anyio.to_thread.run_sync(call, limiter=self._reads)
 
     async def write(self, call: Callable[[], Any]) -> Any:
