@@ -947,15 +947,14 @@ def test_imputed_cosines_sit_on_the_scale_of_the_query_language() -> None:
     assert imputed(np.array([0.1, 0.5])) == pytest.approx([0.05, 0.25], abs=1e-6)
 
 
-def test_too_few_candidates_in_the_query_language_turn_tfidf_off() -> None:
+def test_too_few_candidates_in_the_query_language_give_no_scale_to_impute_from() -> None:
     pool = _languages(_pool(12, seed=4), [0] * 4 + [1] * 8)
     query = Query(day=None, language=0)
-    assert fusion(pool, Ranking(), query, np.zeros(12, dtype=bool)) == Fusion(0.0)
+    assert fusion(pool, Ranking(), query, np.zeros(12, dtype=bool)) == Fusion(0.7)
     # Copies of the query are not counted among them.
     pool = _languages(pool, [0] * 5 + [1] * 7)
     copies = np.array([True] + [False] * 11)
-    assert fusion(pool, Ranking(), query, copies) == Fusion(0.0)
-    pool = _languages(pool, [0] * 5 + [1] * 7)
+    assert fusion(pool, Ranking(), query, copies) == Fusion(0.7)
     fused = fusion(pool, Ranking(), query, np.zeros(12, dtype=bool))
     assert fused.weight == 0.7 and fused.imputed is not None
     assert blind(pool.language_codes, 0) is not None
@@ -970,3 +969,18 @@ def test_a_text_the_lexicon_barely_knows_weighs_tfidf_less() -> None:
     assert lexical_share(0.0) == 0.0
     ranking = Ranking(lexical_weight=0.7, lexical_weight_short=0.3, short_terms=20)
     assert fusion_weight(_pool(3), ranking, Query(day=None, lexical_share=0.5)) == 0.35
+
+
+def test_terms_shared_across_languages_still_count() -> None:
+    # Names, figures and cognates do cross languages: a real cosine above the imputed one is kept.
+    n = 12
+    pool = _languages(_pool(n, seed=6), [1] + [0] * (n - 1))
+    lexical = np.full(n, 0.1, dtype=np.float32)
+    lexical[0] = 0.9
+    pool = replace(pool, lexical=lexical)
+    fused = fusion(pool, Ranking(), Query(day=None, language=0), np.zeros(n, dtype=bool))
+    assert fused.imputed is not None
+    imputed = fused.imputed(pool.dense[:1])[0]
+    assert imputed < 0.9
+    expected = 0.3 * pool.dense[0] + 0.7 * 0.9
+    assert fused.to_query(pool.dense, pool.lexical)[0] == pytest.approx(expected, rel=1e-6)

@@ -203,11 +203,13 @@ def fusion_weight(pool: Pool, ranking: Ranking, query: Query | None = None) -> f
 @dataclass(frozen=True)
 class Imputed:
     """The TF-IDF cosine a pair of articles in two languages would have, from their embedding
-    cosine: TF-IDF compares words, so across languages its 0 says nothing (the articles share
-    no terms whatever their story); counting it would push every article in another language
+    cosine: TF-IDF compares words, so across languages a 0 says nothing (the articles share
+    few terms whatever their story); counting it would push every article in another language
     down by the TF-IDF share. The embedding cosine is put on the TF-IDF cosines' scale
     instead, as far above their mean (in standard deviations) as it is above the embedding
-    cosines' mean, both taken over the candidates in the query's own language."""
+    cosines' mean, both taken over the candidates in the query's own language. A pair that
+    does share terms across languages (names, figures, the words Azerbaijani and Turkish
+    have in common) keeps its real cosine where that is higher (``Fusion``)."""
 
     slope: float
     intercept: float
@@ -251,7 +253,7 @@ class Fusion:
     def to_query(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
         """The fused similarity of each candidate with the query."""
         if self.imputed is not None and self.blind is not None:
-            lexical = np.where(self.blind, self.imputed(dense), lexical)
+            lexical = np.where(self.blind, np.maximum(self.imputed(dense), lexical), lexical)
         return fuse(dense, lexical, self.weight)
 
     def between(
@@ -262,7 +264,7 @@ class Fusion:
         if self.imputed is not None and self.codes is not None:
             down, across = self.codes[rows][:, None], self.codes[columns][None, :]
             apart = (down >= 0) & (across >= 0) & (down != across)
-            lexical = np.where(apart, self.imputed(dense), lexical)
+            lexical = np.where(apart, np.maximum(self.imputed(dense), lexical), lexical)
         return fuse(dense, lexical, self.weight)
 
 
@@ -270,15 +272,14 @@ def fusion(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> 
     """The fusion of this query's pool (``of_query``: the candidates that are copies of it,
     which would inflate the scale ``imputation`` reads). Where fewer than
     ``MIN_CALIBRATION_POOL`` candidates share the query's language (a small edition, or a
-    language no article has), TF-IDF can compare the query with too few of its candidates to
-    say anything of the pool: weight 0, the embedding ranks them."""
+    language no article has), they tell too little of the scale to impute from: the cosines
+    are fused as they are, as before imputation (those few are often the query's own story,
+    and the terms shared across languages, names and figures, still count)."""
     weight = fusion_weight(pool, ranking, query)
     hidden = blind(pool.language_codes, query.language) if weight > 0 else None
-    if hidden is None:
-        return Fusion(weight)
-    imputed = imputation(pool, ~hidden & ~of_query)
+    imputed = None if hidden is None else imputation(pool, ~hidden & ~of_query)
     if imputed is None:
-        return Fusion(0.0)
+        return Fusion(weight)
     return Fusion(weight, hidden, pool.language_codes, imputed)
 
 
