@@ -205,9 +205,9 @@ class Imputed:
     """The TF-IDF cosine a pair of articles in two languages would have, from their embedding
     cosine: TF-IDF compares words, so across languages a 0 says nothing (the articles share
     few terms whatever their story); counting it would push every article in another language
-    down by the TF-IDF share. The embedding cosine is put on the TF-IDF cosines' scale
-    instead, as far above their mean (in standard deviations) as it is above the embedding
-    cosines' mean, both taken over the candidates in the query's own language. A pair that
+    down by the TF-IDF share. The TF-IDF cosine that goes with such an embedding cosine among
+    the candidates in the query's own language is counted instead (``imputation``: a line
+    fitted on them). A pair that
     does share terms across languages (names, figures, the words Azerbaijani and Turkish
     have in common) keeps its real cosine where that is higher (``Fusion``)."""
 
@@ -228,14 +228,17 @@ def blind(codes: np.ndarray | None, language: int) -> np.ndarray | None:
 
 
 def imputation(pool: Pool, seen: np.ndarray) -> Imputed | None:
-    """``Imputed`` from the ``seen`` candidates (those TF-IDF can compare with the query);
-    None when they are fewer than ``MIN_CALIBRATION_POOL`` (``fusion``)."""
+    """``Imputed`` from the ``seen`` candidates (those TF-IDF can compare with the query): the
+    least-squares line of their TF-IDF cosines on their embedding cosines, the TF-IDF cosine
+    to expect of an embedding cosine. None when they are fewer than ``MIN_CALIBRATION_POOL``
+    (``fusion``)."""
     if int(seen.sum()) < MIN_CALIBRATION_POOL:
         return None
     dense = np.asarray(pool.dense, np.float64)[seen]
     lexical = np.asarray(pool.lexical, np.float64)[seen]
-    spread = float(dense.std())
-    slope = float(lexical.std()) / spread if spread > 1e-9 else 0.0
+    centred = dense - dense.mean()
+    spread = float((centred * centred).sum())
+    slope = float((centred * (lexical - lexical.mean())).sum()) / spread if spread > 1e-12 else 0.0
     return Imputed(slope, float(lexical.mean()) - slope * float(dense.mean()))
 
 
