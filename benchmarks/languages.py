@@ -218,7 +218,7 @@ def run_set(name: str, queries_wanted: int, seed: int) -> tuple[str, str]:
     if name == "sample":
         codes = same_with_three_letter_codes(rec, path)
     else:
-        halved = "\n" + simulated(rec, queries, relevance)
+        halved = "\n\n" + simulated(rec, queries, relevance)
     rec.close()
     model = rec.settings.model
     text = f"### {name} ({len(queries)} queries, {model})\n\n" + table(columns, rows) + halved
