@@ -195,11 +195,11 @@ def _engine(url: URL) -> Engine:
         ) from None
 
 
-def _failure(exc: Exception, url: URL, password: str | None) -> SourceError:
+def _failure(exc: Exception, source: str, password: str | None) -> SourceError:
     """One line for a database error: what went wrong, in the database's words."""
     from sqlalchemy.exc import DBAPIError
 
-    where = url.render_as_string(hide_password=True)
+    where = shown(source)
     detail = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
     detail = " ".join(detail.split())
     if password:
@@ -292,7 +292,7 @@ def read_rows(
                         {name: _json_value(value) for name, value in zip(found, row, strict=True)}
                     )
     except SQLAlchemyError as exc:
-        raise _failure(exc, url, url.password) from None
+        raise _failure(exc, source, url.password) from None
     finally:
         engine.dispose()
     return Rows(found, records, position_text(latest))
@@ -309,7 +309,7 @@ def read_ids(source: str, query: str) -> Iterator[str]:
         with engine.connect() as connection:
             found = connection.execute(text(_escaped(query))).fetchall()
     except SQLAlchemyError as exc:
-        raise _failure(exc, url, url.password) from None
+        raise _failure(exc, source, url.password) from None
     finally:
         engine.dispose()
     return (str(_json_value(row[0])) for row in found if row and row[0] is not None)

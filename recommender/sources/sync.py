@@ -117,7 +117,8 @@ def _read_database(
             if key is not None:
                 taken_down.append(str(key))
             continue
-        records.append((f"{what}, row {number}", record))
+        # A bad row's reason names its id; a row without one is named by where it came.
+        records.append((what if key is not None else f"{what}, row {number}", record))
     if deleted_query is not None:
         taken_down += database.read_ids(source, deleted_query)
     position = database.later_position(since, rows.position)
