@@ -738,7 +738,19 @@ def sync(
     model: Annotated[
         str, typer.Option(help="The first sync of a missing index builds it: as for build-index.")
     ] = DEFAULT_MODEL,
-    threads: ThreadsOption = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            envvar="RECOMMENDER_WRITER_THREADS",
+            show_envvar=True,
+            help=(
+                "Threads for embedding and vector indexing (default: all cores, as build-index; "
+                "1 leaves a server answering queries on the same machine its cores)."
+            ),
+        ),
+    ] = None,
     wait: WaitOption = False,
 ) -> None:
     """Bring an index in line with a site's database or feed: new and changed articles are
@@ -749,7 +761,8 @@ def sync(
     """
     from .articles import parse_field_map
 
-    _limit_threads(threads or 1)
+    if threads is not None:
+        _limit_threads(threads)
     options: dict[str, Any] = {
         "table": table,
         "query": query,
