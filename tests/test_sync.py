@@ -552,3 +552,43 @@ def test_killed_at_any_point_no_gap_and_no_duplicate(
     finally:
         site.posts.drop(site.engine)
         site.engine.dispose()
+
+
+def test_the_cursor_is_carried_by_compaction_and_replicas(
+    sqlite_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.storage import cursors
+    from recommender.storage.layout import ARTICLES, current_version
+    from recommender.storage.table import connect
+    from recommender.write import compaction
+
+    index = tmp_path / "index"
+    for key in range(1, 5):
+        sqlite_site.put(key, f"Story {key}", T0)
+    run_sync(sqlite_site, index)
+    monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 1)
+    monkeypatch.setattr(compaction, "COMPACT_SHARE", 0.0)
+    sqlite_site.put(4, "Story 4", T0 + timedelta(minutes=1), status="trash")
+    assert run_sync(sqlite_site, index).compacted
+    again = run_sync(sqlite_site, index)  # the cursor came through: nothing is read as new
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 0)
+    Recommender.replicate(index, tmp_path / "replica")
+    for folder in (index, tmp_path / "replica"):
+        connection = connect(current_version(folder) / ARTICLES, write=False)
+        try:
+            key = next(iter(dict(connection.execute("SELECT source, runs FROM sync_cursors"))))
+            stored = cursors.read(connection, key)
+        finally:
+            connection.close()
+        assert sorted(stored.seen) == ["1", "2", "3"] and stored.position is not None
+
+
+def test_another_field_mapping_rewrites_the_rows(sqlite_site: Site, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    sqlite_site.put(1, "Story 1", T0, section="sport")
+    run_sync(sqlite_site, index, field_map={"title": "headline"})
+    assert titles(index) == {"1": "Story 1"}
+    remapped = run_sync(sqlite_site, index, field_map={"title": "headline", "category": "section"})
+    assert remapped.updated == 1
+    with Recommender.open(index) as rec:
+        assert rec.get("1").category == "sport"
