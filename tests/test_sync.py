@@ -102,7 +102,8 @@ class Site:
 
 
 def _site(url: str) -> Iterator[Site]:
-    engine = sa.create_engine(database.url_of(url), poolclass=sa.pool.NullPool)
+    writable = url if url.startswith("sqlite") else database.url_of(url)  # sync reads only
+    engine = sa.create_engine(writable, poolclass=sa.pool.NullPool)
     site = Site(url, f"posts_{uuid.uuid4().hex[:8]}", engine)
     yield site
     site.posts.drop(engine)
@@ -295,6 +296,12 @@ def test_bad_credentials_are_named_never_echoed(
     with pytest.raises(SourceError, match="refused the user name or password") as caught:
         sync(wrong, tmp_path / "index", table="posts")
     assert "Wr0ngPass" not in str(caught.value) and db_servers.PASSWORD not in str(caught.value)
+
+
+def test_a_missing_sqlite_file_is_not_made(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"cannot reach database sqlite:///.*\(no such file\)"):
+        sync(f"sqlite:///{tmp_path / 'nope.db'}", tmp_path / "index", table="posts")
+    assert not (tmp_path / "nope.db").exists()
 
 
 def test_a_missing_column_is_named(sqlite_site: Site, tmp_path: Path) -> None:

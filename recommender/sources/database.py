@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -164,6 +165,15 @@ def url_of(source: str) -> URL:
     if driver is None:
         known = ", ".join(f"{s}://" for s in DRIVERS)
         raise SourceError(f"unknown database kind {url.drivername!r}; known: {known}")
+    if driver == "sqlite":  # SQLite would make an empty file where none is: read it only
+        path = url.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise SourceError(f"cannot reach database {shown(source)} (no such file)")
+        return url.set(
+            drivername=driver,
+            database=f"file:{Path(path).absolute()}?mode=ro",
+            query={**url.query, "uri": "true"},
+        )
     return url.set(drivername=driver)
 
 

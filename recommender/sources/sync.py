@@ -44,6 +44,7 @@ class Read:
     records: list[tuple[str, dict[str, Any]]]
     position: str | None
     taken_down: list[str]
+    count: int  # rows or entries read (those taken down included)
 
 
 def source_key(source: str, table: str | None, query: str | None) -> str:
@@ -123,7 +124,7 @@ def _read_database(
     if deleted_query is not None:
         taken_down += database.read_ids(source, deleted_query)
     position = database.later_position(since, rows.position)
-    return Read("database", records, position, taken_down)
+    return Read("database", records, position, taken_down, len(rows.records))
 
 
 def _stored(index: Path, key: str) -> tuple[bool, cursors.Cursor]:
@@ -203,7 +204,7 @@ def sync(
         )
     else:
         entries = feeds.read_entries(source)
-        read = Read(entries.kind, entries.records, None, [])
+        read = Read(entries.kind, entries.records, None, [], len(entries.records))
 
     drop = frozenset(drop_fields)
     changed: dict[str, Article] = {}
@@ -242,7 +243,7 @@ def sync(
         index=str(index),
         source=database.shown(source),
         kind=read.kind,
-        read=len(read.records) + len(read.taken_down),
+        read=read.count,
         added=sum(1 for i in changed if i not in live),
         updated=sum(1 for i in changed if i in live),
         unchanged=unchanged,
