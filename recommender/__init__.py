@@ -27,6 +27,7 @@ from .errors import (
     ModelError,
     RecommenderError,
     SettingsError,
+    SourceError,
     UnknownArticleError,
 )
 from .read.retrieve import Filters
@@ -39,6 +40,7 @@ from .results import (
     Override,
     Recommendation,
     ReplicaReport,
+    SyncReport,
     UpdateReport,
 )
 from .settings import DEFAULT_MODEL, ENGLISH_MODEL, MULTILINGUAL_MODEL, Ranking, Settings
@@ -102,7 +104,9 @@ __all__ = [
     "ReplicaReport",
     "Settings",
     "SettingsError",
+    "SourceError",
     "SuppliedVectorsError",
+    "SyncReport",
     "TuneReport",
     "UnknownArticleError",
     "UpdateReport",

@@ -632,6 +632,161 @@ def remove(
     )
 
 
+#: Invalid rows a sync names one by one; past these, it counts the rest.
+NAMED_INVALID = 50
+
+
+def _sync_once(source: str, index: Path, options: dict[str, Any]) -> None:
+    """One sync of ``source`` into ``index``, with its invalid rows and summary printed."""
+    started = time.perf_counter()
+    with _progress_bars("embedding", "precomputing lists") as (progress, lists_progress):
+        report = Recommender.sync(
+            source, index, progress=progress, lists_progress=lists_progress, **options
+        )
+    for reason in report.invalid[:NAMED_INVALID]:
+        typer.echo(f"skipped {_visible(reason)}", err=True)
+    if len(report.invalid) > NAMED_INVALID:
+        typer.echo(f"skipped {len(report.invalid) - NAMED_INVALID} more invalid rows", err=True)
+    seconds = time.perf_counter() - started
+    notes = [f"{report.unchanged} unchanged", *_notes(len(report.invalid), 0)]
+    if report.built:
+        notes.append("a new index")
+    if report.compacted:
+        notes.append("index compacted")
+    counts = f"add {report.added}, update {report.updated}, remove {report.removed}"
+    read = f"from {report.read} {'rows' if report.kind == 'database' else 'entries'}"
+    if report.dry_run:
+        typer.echo(f"would {counts} ({'; '.join(notes)}) {read} of {report.source}; dry run")
+        for verb, ids in (
+            ("add", report.would_add),
+            ("update", report.would_update),
+            ("remove", report.would_remove),
+        ):
+            if ids:
+                more = f" ... and {len(ids) - 20} more" if len(ids) > 20 else ""
+                typer.echo(f"  {verb}: {', '.join(_visible(i) for i in ids[:20])}{more}")
+        return
+    done = counts.replace("add ", "added ").replace("update ", "updated ")
+    done = done.replace("remove ", "removed ")
+    typer.echo(
+        f"synced {report.source}: {done} ({'; '.join(notes)}) {read} in {seconds:.1f} s; "
+        f"embedded {report.embedded}; index at {report.index}"
+    )
+
+
+@app.command()
+@_cli_errors
+def sync(
+    source: Annotated[
+        str,
+        typer.Argument(
+            envvar="RECOMMENDER_SYNC_SOURCE",
+            show_envvar=True,
+            help=(
+                "A database URL (postgresql://USER:PASSWORD@HOST/DB, mysql://... for MySQL and "
+                "MariaDB, sqlite:///FILE), or the URL or file of an RSS or Atom feed or a "
+                "Google News sitemap. The environment keeps a password out of the process list."
+            ),
+        ),
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    table: Annotated[
+        str | None, typer.Option(help="Database: the table of the articles, one row each.")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Database: instead of --table, a SELECT giving one row per article."),
+    ] = None,
+    field: FieldOption = None,
+    drop_field: DropFieldOption = None,
+    updated_column: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Database: the column of each row's last update time (or a number that grows): "
+                "each run reads only the rows updated since the last."
+            )
+        ),
+    ] = None,
+    deleted_column: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN[=V,...|!=V,...]",
+            help=(
+                "Database: rows taken down: COLUMN (a deleted-at or flag column: any value but "
+                "null, 0, false or ''), COLUMN=V,... (one of these values) or COLUMN!=V,... "
+                "(none of these, e.g. status!=publish)."
+            ),
+        ),
+    ] = None,
+    deleted_query: Annotated[
+        str | None,
+        typer.Option(help="Database: a SELECT whose first column lists the ids taken down."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be added, updated and removed.")
+    ] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            metavar="SECONDS",
+            help="Keep running: sync again SECONDS after each run ends (an error is printed, "
+            "and the next run tries again).",
+        ),
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="The first sync of a missing index builds it: as for build-index.")
+    ] = DEFAULT_MODEL,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            envvar="RECOMMENDER_WRITER_THREADS",
+            show_envvar=True,
+            help=(
+                "Threads for embedding and vector indexing (default: all cores, as build-index; "
+                "1 leaves a server answering queries on the same machine its cores)."
+            ),
+        ),
+    ] = None,
+    wait: WaitOption = False,
+) -> None:
+    """Bring an index in line with a site's database or feed: new and changed articles are
+    added, those taken down removed, with a cursor kept in the index per source.
+
+    A run killed at any point leaves the index as it was or with the whole run; running it
+    again continues from the cursor. Invalid rows are named and left out. See docs/sync.md.
+    """
+    from .articles import parse_field_map
+
+    if threads is not None:
+        _limit_threads(threads)
+    options: dict[str, Any] = {
+        "table": table,
+        "query": query,
+        "field_map": parse_field_map(field or []),
+        "drop_fields": drop_field or [],
+        "updated_column": updated_column,
+        "deleted_column": deleted_column,
+        "deleted_query": deleted_query,
+        "dry_run": dry_run,
+        "settings": Settings(model=model),
+        "wait": wait,
+        "threads": _model_threads(),
+    }
+    if every is None:
+        _sync_once(source, index, options)
+        return
+    while True:
+        try:
+            _sync_once(source, index, options)
+        except RecommenderError as exc:
+            typer.echo(f"error: {_visible(str(exc))}", err=True)
+        time.sleep(every)
+
+
 ArticleArgument = Annotated[str, typer.Argument(help="Id of the article whose list it is.")]
 RelatedArgument = Annotated[str, typer.Argument(help="Id of the related article.")]
 UndoOption = Annotated[bool, typer.Option("--undo", help="Take this override back.")]

@@ -1,10 +1,9 @@
 """The facade: ``Recommender`` builds an index, opens it once and answers related-article queries.
 
-A web backend opens one at start-up and calls ``similar`` from any number of threads; the CLI
-and the HTTP service do the same. It opens, refreshes and delegates: ``read.reader`` holds the
-snapshot, ``read.pipeline`` answers (``read.held`` when a precomputed list holds),
-``write.writer`` writes, ``quality.tune`` tunes. The manual is docs/python.md.
-"""
+A web backend opens one at start-up and calls ``similar`` from any number of threads, as the CLI
+and the HTTP service do. It opens, refreshes and delegates: ``read.reader`` holds the snapshot,
+``read.pipeline`` answers (``read.held`` when a precomputed list holds), ``write.writer`` writes,
+``sources.sync`` syncs, ``quality.tune`` tunes. The manual is docs/python.md."""
 
 from __future__ import annotations
 
@@ -41,8 +40,7 @@ NO_FILTERS = Filters()
 class Recommender:
     """An opened index: related articles for an indexed id or for new text.
 
-    Open it once with ``Recommender.open(path)`` and share it; every method is safe to call
-    from several threads at once.
+    Open it once with ``Recommender.open(path)`` and share it: every method is thread-safe.
     """
 
     def __init__(
@@ -121,8 +119,7 @@ class Recommender:
         skip_invalid: bool = False,
         **options: Any,
     ) -> results.BuildReport:
-        """``build`` from JSON Lines / CSV files, every record validated first: an invalid one
-        raises InvalidArticlesError (file and line), or is counted and left out."""
+        """``build`` from JSON Lines / CSV files (an invalid record: InvalidArticlesError)."""
         report = read_valid(files, field_map, drop_fields, skip_invalid)
         if not report.articles:
             names = ", ".join(str(f) for f in files)
@@ -145,16 +142,21 @@ class Recommender:
 
     @staticmethod
     def check(path: str | Path = DEFAULT_INDEX) -> results.CheckReport:
-        """Verify every file and stored article of the index at ``path`` without opening it
-        (``recommend check``); ``sound`` when ``problems`` is empty."""
+        """Verify the files and articles of the index at ``path`` (``recommend check``)."""
         return check(Path(path))
+
+    @staticmethod
+    def sync(source: str, path: str | Path = DEFAULT_INDEX, **options: Any) -> results.SyncReport:
+        """Bring the index at ``path`` in line with a site's database or feed (docs/sync.md)."""
+        from .sources.sync import sync
+
+        return sync(source, Path(path), **options)
 
     @staticmethod
     def replicate(
         path: str | Path, replica: str | Path, *, wait: bool | float = False
     ) -> results.ReplicaReport:
-        """Copy the index at ``path`` to ``replica`` (missing, empty or an earlier replica) for
-        read-only serving, from one consistent state, while it is written and read."""
+        """Copy the index at ``path`` to ``replica`` for read-only serving, consistently."""
         from .write.replicate import replicate
 
         return replicate(Path(path), Path(replica), wait=wait)
@@ -200,8 +202,7 @@ class Recommender:
         self.close()
 
     def _index_writer(self, wait: bool | float | None = None) -> IndexWriter:
-        """The writer of this index (made once: it keeps the encoder and the lexicon it read),
-        to wait ``wait`` for another writer from now on if given."""
+        """The writer (made once: it keeps its encoder and lexicon); ``wait``: set if given."""
         from .write.writer import IndexWriter
 
         with self._writer_lock:
@@ -306,8 +307,7 @@ class Recommender:
         return self._reader.ids()
 
     def language(self, article_id: str) -> str | None:
-        """The language kept for an article (what ``same_language`` goes by): its ``lang``,
-        else the one detected when it was indexed; None when unsure or unknown."""
+        """The language ``same_language`` goes by: ``lang``, else detected; None if unknown."""
         return self._reader.language(article_id)
 
     def get(self, article_id: str) -> Article:

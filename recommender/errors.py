@@ -74,3 +74,8 @@ class SettingsError(RecommenderError, ValueError):
 
 class LabelsError(RecommenderError, ValueError):
     """Labels given to evaluate or tune are unusable (no labelled, indexed article...)."""
+
+
+class SourceError(RecommenderError):
+    """A source of recommend sync cannot be read: a database that cannot be reached or
+    refuses the credentials (never shown), a missing column, a feed that is not XML."""

@@ -88,6 +88,30 @@ class UpdateReport:
 
 
 @dataclass(frozen=True)
+class SyncReport:
+    """The outcome of one ``recommend sync`` of a source (``dry_run``: what it would do)."""
+
+    index: str
+    source: str
+    kind: str  # "database", "rss", "atom" or "news sitemap"
+    read: int = 0  # rows or entries read
+    added: int = 0  # new ids
+    updated: int = 0  # known ids whose row or entry changed
+    unchanged: int = 0  # read again as they were written (ties on the update time, a feed)
+    removed: int = 0  # taken down
+    invalid: tuple[str, ...] = ()  # the rows left out, each with where it is and why
+    embedded: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    built: bool = False  # the first sync of a missing index: a build
+    compacted: bool = False
+    #: With ``dry_run``: the ids that would be added, updated and removed.
+    would_add: tuple[str, ...] = ()
+    would_update: tuple[str, ...] = ()
+    would_remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class IndexInfo:
     """What ``recommend info`` shows about an index."""
 

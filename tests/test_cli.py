@@ -54,6 +54,7 @@ def test_every_command_and_option_has_help() -> None:
         "replicate",
         "serve",
         "similar",
+        "sync",
         "tune",
     ]
     for name in names:

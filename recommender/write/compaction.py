@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import overrides
+from ..storage import cursors, overrides
 from ..storage.layout import ARTICLES
 from ..storage.manifest import Manifest
 from ..storage.table import ArticleRow, checkpoint, connect, list_segments
@@ -140,5 +140,6 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
                 "JOIN old.row_checksums AS c ON c.row = live.row"
             )
         overrides.insert(connection, overrides.read(connection, "old"))
+        cursors.copy(connection, "old")
 
     return new_version(index_dir, manifest, vectors, fill, attach=version / ARTICLES)

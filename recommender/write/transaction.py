@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..lexical import Lexicon, TermVector
 from ..read.snapshot import Snapshot
+from ..storage import cursors
 from ..storage import overrides as stored_overrides
 from ..storage.files import fsync_dir, write_new
 from ..storage.layout import (
@@ -360,11 +361,13 @@ def write_version(
     languages: Sequence[str | None],
     lists_progress: ProgressFn | None = None,
     overrides: Sequence[stored_overrides.Row] = (),
+    cursor: cursors.Advance | None = None,
 ) -> Path:
     """Write a complete new version and make it current; returns its folder. ``languages``:
     each article's effective language (``language.effective``); ``lists_progress``: called
     with (done, total) as each article's list is precomputed; ``overrides``: the editorial
-    ones it holds (those of the version it replaces)."""
+    ones it holds (those of the version it replaces); ``cursor``: a sync's, the only one it
+    holds (``storage.cursors``)."""
     if not len(articles) == len(vectors) == len(hashes) == len(terms) == len(languages):
         raise ValueError("articles, vectors, hashes, terms and languages differ in length")
     clean_up(index_dir)
@@ -380,6 +383,8 @@ def write_version(
         insert_lexicon(connection, lexicon)
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
         stored_overrides.insert(connection, overrides)
+        if cursor is not None:
+            cursors.write(connection, cursor)
 
     return new_version(index_dir, manifest, vectors, fill, progress=lists_progress)
 

@@ -51,7 +51,7 @@ from ..lexical import Lexicon, TermVector, lexical_text
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
-from ..storage import overrides
+from ..storage import cursors, overrides
 from ..storage.files import fsync_dir
 from ..storage.layout import ARTICLES, CURRENT, SEGMENT_NAME, current_version, remove_unfinished
 from ..storage.manifest import MANIFEST, REUSABLE_FORMAT, Manifest, read_manifest, write_manifest
@@ -121,6 +121,7 @@ class Change:
     terms: Sequence[TermVector] = ()  # one per new article
     # the effective language of each new or changed article, by id
     languages: Mapping[str, str | None] = field(default_factory=dict)
+    cursor: cursors.Advance | None = None  # a sync's, committed with the articles it covers
 
 
 def apply_change(version: Path, dimension: int, vector_type: str, change: Change) -> int:
@@ -196,6 +197,8 @@ def apply_change(version: Path, dimension: int, vector_type: str, change: Change
                 [first_row + offset for offset in range(len(change.new))]
                 + [row for row, _ in change.metadata],
             )
+            if change.cursor is not None:
+                cursors.write(connection, change.cursor)
             record(connection, segments, generation)
             connection.execute("COMMIT")
         except BaseException:
@@ -396,10 +399,12 @@ class IndexWriter:
         duplicates: int = 0,
         vectors: str | Path | SuppliedVectors | None = None,
         missing_vectors: MissingVectors = "embed",
+        cursor: cursors.Advance | None = None,
     ) -> BuildReport:
         """Embed ``articles`` and write them as the new version of the index (see
         ``Recommender.build``); ``vectors``: embeddings supplied for some or all of them (or
-        their file), ``missing_vectors``: embed those they do not cover, or refuse the build."""
+        their file), ``missing_vectors``: embed those they do not cover, or refuse the build;
+        ``cursor``: a sync's, written with them (``storage.cursors``)."""
         started = time.perf_counter()
         articles, vectors = _given(articles, vectors)
         if settings is None:
@@ -484,6 +489,7 @@ class IndexWriter:
                 languages,
                 lists_progress=lists_progress,
                 overrides=carried,
+                cursor=cursor,
             )
             state.committed = True
         return BuildReport(
@@ -509,10 +515,13 @@ class IndexWriter:
         progress: ProgressFn | None = None,
         vectors: str | Path | SuppliedVectors | None = None,
         missing_vectors: MissingVectors = "embed",
+        removed: Sequence[str] = (),
+        cursor: cursors.Advance | None = None,
     ) -> UpdateReport:
         """Insert new articles and update changed ones (see ``Recommender.add``);
         ``vectors``: embeddings supplied for some or all of them (or their file),
-        ``missing_vectors``: embed those they do not cover, or refuse the update."""
+        ``missing_vectors``: embed those they do not cover, or refuse the update;
+        ``removed``: ids to take out, ``cursor``: a sync's, both in the same commit."""
         started = time.perf_counter()
         articles, vectors = _given(articles, vectors)
         chosen, duplicates = last_wins(articles)
@@ -564,7 +573,7 @@ class IndexWriter:
                 if new
                 else []
             )
-            apply_change(
+            taken_out = apply_change(
                 version,
                 manifest.dimension,
                 settings.vector_type,
@@ -573,8 +582,10 @@ class IndexWriter:
                     vectors=new_vectors,
                     metadata=fields_only,
                     removed_rows=replaced_rows,
+                    removed_ids=list(dict.fromkeys(removed)),
                     terms=terms,
                     languages=languages,
+                    cursor=cursor,
                 ),
             )
             state.committed = True
@@ -584,6 +595,7 @@ class IndexWriter:
             added=len(new) - len(replaced_rows),
             replaced=len(replaced_rows),
             fields_only=len(fields_only),
+            removed=taken_out,
             duplicates=duplicates,
             embedded=len(unsupplied),
             supplied=len(embed) - len(unsupplied),
