@@ -44,7 +44,7 @@ def machine() -> str:
 
 def versions() -> str:
     names = ["recommender", "sentence-transformers", "torch", "faiss-cpu", "numpy"]
-    names += ["scikit-learn", "bm25s"]
+    names += ["scikit-learn", "bm25s", "onnxruntime"]
     found = []
     for name in names:
         try:

