@@ -23,6 +23,7 @@ from recommender import Recommender
 from recommender.cli import app
 from recommender.embedding.shards import embed_files
 from recommender.embedding.supplied import read_vectors
+from recommender.settings import MULTILINGUAL_MODEL
 
 ray = pytest.importorskip("ray", reason='the [cluster] extra (pip install -e ".[cluster]")')
 
@@ -80,14 +81,21 @@ def _compare_with_plain_build(files: list[Path], tmp_path: Path, shard_size: int
         assert ids == sorted(other.snapshot.columns.row_of)
         rows_one = np.array([one.snapshot.row(i) for i in ids])
         rows_other = np.array([other.snapshot.row(i) for i in ids])
-        difference = np.abs(
-            one.snapshot.vectors(rows_one).astype(np.float32)
-            - other.snapshot.vectors(rows_other).astype(np.float32)
-        )
+        vectors_one = one.snapshot.vectors(rows_one).astype(np.float32)
+        vectors_other = other.snapshot.vectors(rows_other).astype(np.float32)
+        lists_one = {i: [r.id for r in one.similar(i)] for i in ids}
+        lists_other = {i: [r.id for r in other.similar(i)] for i in ids}
+        if one.manifest.model == MULTILINGUAL_MODEL:
+            # Its runner scales activations per batch (e5onnx: int8): a text's vector moves a
+            # little with the texts embedded beside it, and shards batch them otherwise.
+            cosines = np.einsum("ij,ij->i", vectors_one, vectors_other)
+            assert cosines.min() >= 0.99
+            shared = [len(set(lists_one[i]) & set(lists_other[i])) for i in ids]
+            assert sum(shared) >= 0.95 * sum(len(lists_one[i]) for i in ids)
+            return
+        difference = np.abs(vectors_one - vectors_other)
         assert difference.max() <= 2e-3  # float16 keeps ~3 decimal digits of values below 1
-        different = [
-            i for i in ids if [r.id for r in one.similar(i)] != [r.id for r in other.similar(i)]
-        ]
+        different = [i for i in ids if lists_one[i] != lists_other[i]]
         assert not different, different[:5]
 
 
