@@ -47,13 +47,27 @@ async def _write(
     threads: WorkThreads,
     wait: float | None,
     change: Callable[[Recommender, float | bool], None],
-    done: dict[str, object],
+    done: Done,
 ) -> Response:
     authorize(request, options)
     seconds = write_wait(wait, options)
     rec = index.open()
     await threads.write(lambda: change(rec, seconds or False))
-    return JSONResponse(done, headers={"Cache-Control": "no-store"})
+    return JSONResponse(done.answer(), headers={"Cache-Control": "no-store"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    """What a write answers (``OverrideWrite``): the override, and whether it was taken back."""
+
+    kind: str
+    article_id: str
+    related_id: str | None = None
+    position: int | None = None
+    undone: bool = False
+
+    def answer(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
 
 
 @router.put(
@@ -73,7 +87,6 @@ async def put_pin(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend pin`: `related` shown in `article`'s list at `position`."""
-    done = {"kind": "pin", "article_id": article, "related_id": related, "position": position}
     return await _write(
         request,
         index,
@@ -81,7 +94,7 @@ async def put_pin(
         threads,
         wait,
         lambda rec, w: rec.overrides.pin(article, related, position, wait=w),
-        {**done, "undone": False},
+        Done("pin", article, related, position),
     )
 
 
@@ -101,7 +114,6 @@ async def delete_pin(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend pin --undo`."""
-    done = {"kind": "pin", "article_id": article, "related_id": related, "position": None}
     return await _write(
         request,
         index,
@@ -109,7 +121,7 @@ async def delete_pin(
         threads,
         wait,
         lambda rec, w: rec.overrides.unpin(article, related, wait=w),
-        {**done, "undone": True},
+        Done("pin", article, related, undone=True),
     )
 
 
@@ -129,7 +141,6 @@ async def put_block(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend block`: `related` never shown in `article`'s list."""
-    done = {"kind": "block", "article_id": article, "related_id": related, "position": None}
     return await _write(
         request,
         index,
@@ -137,7 +148,7 @@ async def put_block(
         threads,
         wait,
         lambda rec, w: rec.overrides.block(article, related, wait=w),
-        {**done, "undone": False},
+        Done("block", article, related),
     )
 
 
@@ -157,7 +168,6 @@ async def delete_block(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend block --undo`."""
-    done = {"kind": "block", "article_id": article, "related_id": related, "position": None}
     return await _write(
         request,
         index,
@@ -165,7 +175,7 @@ async def delete_block(
         threads,
         wait,
         lambda rec, w: rec.overrides.unblock(article, related, wait=w),
-        {**done, "undone": True},
+        Done("block", article, related, undone=True),
     )
 
 
@@ -184,7 +194,6 @@ async def put_hidden(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend hide`: `article` in no list; still indexed, its own list works."""
-    done = {"kind": "hide", "article_id": article, "related_id": None, "position": None}
     return await _write(
         request,
         index,
@@ -192,7 +201,7 @@ async def put_hidden(
         threads,
         wait,
         lambda rec, w: rec.overrides.hide(article, wait=w),
-        {**done, "undone": False},
+        Done("hide", article),
     )
 
 
@@ -211,7 +220,6 @@ async def delete_hidden(
     wait: WaitQuery = None,
 ) -> Response:
     """As `recommend hide --undo`."""
-    done = {"kind": "hide", "article_id": article, "related_id": None, "position": None}
     return await _write(
         request,
         index,
@@ -219,5 +227,5 @@ async def delete_hidden(
         threads,
         wait,
         lambda rec, w: rec.overrides.unhide(article, wait=w),
-        {**done, "undone": True},
+        Done("hide", article, undone=True),
     )
