@@ -30,6 +30,7 @@ BASE = {
     "stopwords_en",
     "stopwords_az_ru",
     "lexical",
+    "events",
 }
 #: Each room and the rooms it may import from (its own included).
 ALLOWED = {
