@@ -95,7 +95,7 @@ class Ranking:
         1.0, "Recency half-life in days (--no-recency turns recency off).", low=0.0, low_open=True
     )
     recency_weight: float = _knob(
-        0.6, "Share of the score that recency can change, 0-1.", low=0.0, high=1.0
+        0.8, "Share of the score that recency can change, 0-1.", low=0.0, high=1.0
     )
     recency_from: RecencyFrom = _knob(  # noqa: RUF009 (a string default: immutable)
         "query", "Measure age from the 'query' article's date or from 'now'."
@@ -115,7 +115,7 @@ class Ranking:
         high=1.0,
     )
     lexical_weight_short: float = _knob(
-        0.3, "TF-IDF share of the similarity for headline-length queries, 0-1.", low=0.0, high=1.0
+        0.0, "TF-IDF share of the similarity for headline-length queries, 0-1.", low=0.0, high=1.0
     )
     short_terms: int = _knob(
         20, "A query with fewer TF-IDF terms than this is headline-length.", low=0

@@ -38,10 +38,11 @@ def test_sample_results_are_about_the_same_story(real_index: Path) -> None:
             sum(story[item.id] == story[article_id] for item in rec.similar(article_id, k=5)) / 5
             for article_id in story
         ]
-    # Measured 0.879 with multilingual-e5-small (0.896 over the 318 English-only articles;
-    # all-MiniLM-L6-v2 had 0.871 on those); a broken embedding or ranking falls far below. The
-    # stories of the multilingual part have 3 relevant articles each: at most 0.6 there.
-    assert sum(precision) / len(precision) >= 0.85
+    # Measured 0.816 with multilingual-e5-small and the defaults (recency weight 0.8: 0.876 at
+    # 0.6, the sample's stories spanning a median of 6 days where real news spans 13 hours;
+    # see docs/ranking.md); a broken embedding or ranking falls far below. The stories of the
+    # multilingual part have 3 relevant articles each: at most 0.6 there.
+    assert sum(precision) / len(precision) >= 0.8
 
 
 def test_the_demo_quake_lists_its_own_story_first(real_index: Path) -> None:
