@@ -15,7 +15,8 @@ Stop words (``stop_words``): for English and articles of unknown language scikit
 list (as before languages were known), for Azerbaijani our own list of function words (none
 is published in a package), for the others the list of their language in stopwordsiso (a
 maintained package of the stopwords-iso lists, 58 languages), for Russian without the content
-words it holds (москва, россия, год: ``stopwords_az_ru``).
+words it holds (москва, россия, год: ``stopwords_az_ru``); a language with no list gets one
+derived from the build's own texts (``write.lexicon.derived_stop_words``).
 
 Searching is an inverted index (a column-compressed matrix, one column per term): the query's
 strongest terms pick the articles that share them, as "more like this" does.

@@ -27,7 +27,7 @@ from recommender.lexical import (
     stack,
 )
 from recommender.text import READ_CHARS
-from recommender.write.lexicon import fit
+from recommender.write.lexicon import DERIVED_STOP_WORDS_FROM, derived_stop_words, fit
 
 RTOL = 1e-5
 
@@ -803,3 +803,34 @@ def test_known_share_counts_the_words_the_lexicon_holds() -> None:
     assert lexicon.known_share("The quake in Valdoria", "en") == 1.0  # "the", "in": stop words
     assert lexicon.known_share("Quake hits Corvena and Valdoria", "en") == 0.5
     assert lexicon.known_share("the and of", "en") == 1.0  # nothing TF-IDF would read
+
+
+def _kazakh_like(count: int, offset: int = 0) -> list[str]:
+    """Texts of a language with no published stop-word list: "және" (and) and "бұл" (this) in
+    every one, and a content word shared by a few."""
+    return [f"бұл жаңалық{(i + offset) // 3} және сөз{i + offset} тағы" for i in range(count)]
+
+
+def test_languages_without_a_list_get_stop_words_from_their_own_texts() -> None:
+    texts = _kazakh_like(DERIVED_STOP_WORDS_FROM)
+    lexicon, vectors = fit(texts, 2, min_df=1, languages=["kk"] * len(texts))
+    terms = set(lexicon.terms)
+    assert {"және", "бұл"}.isdisjoint(terms), "in every text: stop words"
+    assert not any("және" in term.split(" ") for term in terms), "no n-gram holding one"
+    assert {"жаңалық0", "сөз1"} <= terms
+    # A draft is weighed as the build's texts were: its stop words count in nothing.
+    draft = lexicon.vectorize(["және бұл жаңалық0"], ["kk"])[0]
+    assert [lexicon.terms[t] for t in draft.terms] == ["жаңалық0"]
+    assert all(abs(float(np.linalg.norm(v.weights)) - 1.0) < 1e-5 for v in vectors if v.terms.size)
+
+
+def test_derived_stop_words_need_enough_texts_and_no_published_list() -> None:
+    few = _kazakh_like(DERIVED_STOP_WORDS_FROM - 1)
+    lexicon, _ = fit(few, 1, min_df=1, languages=["kk"] * len(few))
+    assert "және" in lexicon.terms  # too few texts to tell a function word from a story's
+    english = [f"the report number {i} says" for i in range(DERIVED_STOP_WORDS_FROM)]
+    assert derived_stop_words(english, ["en"] * len(english)) == frozenset()  # it has a list
+    assert derived_stop_words(english, [None] * len(english)) == frozenset()
+    mixed = _kazakh_like(DERIVED_STOP_WORDS_FROM) + english
+    languages = ["kk"] * DERIVED_STOP_WORDS_FROM + ["en"] * len(english)
+    assert derived_stop_words(mixed, languages) == {"және", "бұл", "тағы"}
