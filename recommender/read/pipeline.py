@@ -37,7 +37,7 @@ from ..results import Recommendation
 from ..settings import Ranking
 from ..storage.columns import SECONDS_PER_DAY
 from ..text import clean_html, embedding_text, query_chars
-from .rerank import Listing, Query, fusion, lexical_share, rank
+from .rerank import Listing, Query, fusion, lexical_share, query_copies, rank
 from .retrieve import Filters, Pool, RowFilter, candidate_count, pool_of, row_allowed, sides
 
 if TYPE_CHECKING:
@@ -382,8 +382,9 @@ def fused_candidates(
     ranking = snapshot.settings.ranking
     found = candidates(snapshot, snapshot.vector(row), snapshot.terms(row), k, ranking, drop=drop)
     rows, pool = found.rows, found.pool
-    no_copies = np.zeros(len(pool), dtype=bool)
-    fused = fusion(pool, ranking, snapshot.query(row), no_copies).to_query(pool.dense, pool.lexical)
+    query = snapshot.query(row)
+    of_query = query_copies(pool, query, ranking)  # as ``rank`` fits the imputation
+    fused = fusion(pool, ranking, query, of_query).to_query(pool.dense, pool.lexical)
     order = np.lexsort((rows, -fused))
     ids = snapshot.columns.ids
     return [(ids[int(rows[i])], float(fused[i])) for i in order]

@@ -300,7 +300,10 @@ def _copies(pool: Pool, ranking: Ranking, columns: np.ndarray | None = None) -> 
     return same | (pool.lexical_to(chosen) >= ranking.duplicate_threshold)  # type: ignore[no-any-return]
 
 
-def _query_copies(pool: Pool, query: Query, ranking: Ranking) -> np.ndarray:
+def query_copies(pool: Pool, query: Query, ranking: Ranking) -> np.ndarray:
+    """Which candidates are copies of the indexed query article (same title, url, or TF-IDF
+    cosine at ``duplicate_threshold`` or more): they are never listed, and never read for
+    the query's scale."""
     if not query.indexed:
         return np.zeros(len(pool), dtype=bool)
     copies = pool.lexical >= ranking.duplicate_threshold
@@ -418,7 +421,7 @@ def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> n
 def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
     """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
     count = len(pool)
-    of_query = _query_copies(pool, query, ranking)
+    of_query = query_copies(pool, query, ranking)
     fusing = fusion(pool, ranking, query, of_query)
     fused = fusing.to_query(pool.dense, pool.lexical)
     similarity = fused
