@@ -757,6 +757,20 @@ def test_a_click_on_the_box_reaches_events_and_the_report(browser: Any, sample_i
             time.sleep(0.5)  # nothing more comes: one view per view
             report = report_of(sample_index)
             sent = browser.execute_script("return window.eventsSent")
+            # the editor's page draws it: a bar per place, the third one clicked
+            browser.get(f"{api}/")
+            bars = wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-position rect.bar") or False,
+            )
+            heights = [float(bar.get_attribute("height")) for bar in bars]
+            assert [bar.get_attribute("data-key") for bar in bars] == ["#1", "#2", "#3", "#4"]
+            assert heights[2] > 100 and max(heights[:2] + heights[3:]) < 1
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-day rect.bar")) == 1
+            status = browser.find_element(By.ID, "report-status").text
+            assert status.startswith("1 view, 1 click, click-through 100.0%")
+            browser.execute_script("document.getElementById('readers').scrollIntoView()")
+            screenshot(browser, "report.png")
     assert sent == 2  # the view as the box came into sight, then the click
     assert (report["views"], report["clicks"]) == (1, 1)
     assert report["by_position"][2] == {
