@@ -237,11 +237,52 @@ def test_a_read_only_folder_refuses_events_clearly() -> None:
         shutil.rmtree(shared)
 
 
-def test_writes_of_the_index_keep_the_store(sample_index: Path) -> None:
+def test_writes_of_the_index_keep_the_store(sample_index: Path, tmp_path: Path) -> None:
+    """A removal, a rebuild (a new version, the old one deleted, as a compaction does) and a
+    replica's copy leave the store as it is; a replica does not carry it; check notes what
+    cannot be read in it, and the index stays sound."""
+    from conftest import FakeEncoder, sample_records
+
+    from recommender import Recommender
+    from recommender.articles import parse_article
+    from recommender.storage.check import check_index
+    from recommender.write.replicate import replicate
+
     append_events(sample_index, [view(1), click(1)])
     clean_up(sample_index)  # what every write does first
-    from recommender import Recommender
-
-    with Recommender.open(sample_index) as rec:
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
         rec.remove([rec.ids()[0]])
+        version = rec.snapshot.version.name
+    articles = [parse_article(r) for r in sample_records()]
+    Recommender.build(articles, sample_index, encoder=FakeEncoder())
+    assert (sample_index / "CURRENT").read_text().strip() != version
+    assert not (sample_index / version).exists()
+    replicate(sample_index, tmp_path / "replica")
+    assert not (tmp_path / "replica" / EVENTS).exists()
     assert list(read_events(sample_index)) == [view(1), click(1)]
+    assert check_index(sample_index).notes == []
+    with open(day_file(sample_index), "ab") as handle:
+        handle.write(b"0000 torn")
+    report = check_index(sample_index)
+    assert report.sound
+    assert report.notes == [
+        "events/: 1 damaged event record(s) skipped, 2 read (a writer killed mid-record, "
+        "or a changed byte)"
+    ]
+
+
+def test_a_folder_holding_only_a_store_is_not_foreign(tmp_path: Path) -> None:
+    """A first build into a folder whose build was interrupted after events came: the store
+    is the index's own, not someone else's files."""
+    from conftest import FakeEncoder, sample_records
+
+    from recommender import Recommender
+    from recommender.articles import parse_article
+
+    index = make_index(tmp_path / "index")
+    append_events(index, [click(1)])
+    (index / "CURRENT").unlink()
+    (index / "v-20261207T000000-0123abcd").rmdir()
+    articles = [parse_article(r) for r in sample_records()[:30]]
+    Recommender.build(articles, index, encoder=FakeEncoder())
+    assert list(read_events(index)) == [click(1)]
