@@ -253,3 +253,76 @@ def test_the_report_is_open_without_a_token(sample_index: Path) -> None:
         post(client, VIEW, CLICK)
         body = client.get("/report?since=2000-01-01").json()
     assert (body["views"], body["clicks"], body["since"]) == (1, 1, "2000-01-01T00:00:00+00:00")
+
+
+SERVER = """
+import sys
+import uvicorn
+from recommender.http.app import create_app
+from recommender.http.options import ServeOptions
+app = create_app(sys.argv[1], options=ServeOptions(events_rate=1e6))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def test_acknowledged_events_survive_kill_9_of_the_server(sample_index: Path) -> None:
+    """Four clients post batches while the server is killed with SIGKILL: every batch it
+    answered 200 is read back whole."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(sample_index), str(port)],
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    url = f"http://127.0.0.1:{port}/events"
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        n = 0
+        while not stop.is_set():
+            batch = [{**CLICK, "view": f"c{number}-{n}-{i}"} for i in range(5)]
+            request = urllib.request.Request(
+                url, data=json.dumps({"events": batch}).encode(), method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    if answer.status == 200:
+                        acknowledged.extend(event["view"] for event in batch)
+            except (OSError, urllib.error.URLError):
+                if stop.is_set():
+                    return
+                time.sleep(0.05)  # not up yet
+            n += 1
+
+    try:
+        clients = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+        for thread in clients:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        stop.set()
+        for thread in clients:
+            thread.join(30)
+    finally:
+        stop.set()
+        if server.poll() is None:
+            server.kill()
+    assert len(acknowledged) >= 1000
+    stored = read_events(sample_index)
+    kept = {event.view for event in stored}
+    assert not set(acknowledged) - kept
+    assert stored.damaged <= 1  # at most the record being written when it was killed

@@ -130,17 +130,21 @@ async def _keep(request: Request, path: Path | None, events: list[Event], metric
 
 def complete_view(index: IndexState) -> Callable[[Event], Event]:
     """A view with what the box did not say filled in from the index: its article's section
-    and language (``EventWriter``'s ``complete``, run on its thread)."""
+    and language, read from the columns a reader holds (``EventWriter``'s ``complete``, run on
+    its thread; an article not in the index leaves the view as it is)."""
 
     def complete(view: Event) -> Event:
         rec = index.loaded
-        if rec is None or not isinstance(view, View) or view.article not in rec:
+        if rec is None or not isinstance(view, View):
             return view
-        article = rec.get(view.article)
+        snapshot = rec.snapshot
+        row = snapshot.row(view.article)  # UnknownArticleError: the view is kept as sent
+        columns = snapshot.columns
+        code = int(columns.category_codes[row])
         return dataclasses.replace(
             view,
-            section=view.section or article.category,
-            language=view.language or rec.language(view.article),
+            section=view.section or (columns.categories[code] if code >= 0 else None),
+            language=view.language or columns.language(row),
         )
 
     return complete
