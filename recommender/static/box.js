@@ -17,7 +17,8 @@
    is shown as its slug, capitalized by the default look), data-dir ("rtl" or "ltr"; by default
    the page's direction: <html dir="rtl"> lays the box out right to left).
 
-   What readers saw and chose (docs/events.md): once the box is at least half visible it sends a
+   What readers saw and chose (docs/events.md): once the box is at least half visible (or fills
+   half the window, for a box taller than twice the window) it sends a
    view (the article, the ids shown in order, the ranking in force, a random view id made with
    crypto.getRandomValues for this view only), and a click on an item sends a click (the view id,
    the item and its 0-based position), to POST /events on the service with navigator.sendBeacon
@@ -299,7 +300,12 @@
       var observer = new IntersectionObserver(
         function (entries) {
           for (var i = 0; i < entries.length; i++) {
-            if (entries[i].isIntersecting && entries[i].intersectionRatio >= 0.5) {
+            var entry = entries[i];
+            // Half of it in sight, or (a box taller than twice the window) half the window.
+            var seen =
+              entry.intersectionRatio >= 0.5 ||
+              entry.intersectionRect.height >= (window.innerHeight || 0) / 2;
+            if (entry.isIntersecting && seen) {
               observer.disconnect();
               var events = viewOnce();
               if (events.length) send(events);
@@ -307,7 +313,7 @@
             }
           }
         },
-        { threshold: [0.5] }
+        { threshold: [0, 0.1, 0.25, 0.5] }
       );
       observer.observe(box);
     }

@@ -11,7 +11,9 @@ A record is one line: the CRC32 of its JSON (8 hex digits), a space, the JSON ob
 (``record_of``). A line whose checksum does not match, or the last line of a file when it has no
 newline (a writer killed in the middle of it), is not an event: reading skips it and counts it
 (``Events.damaged``), and goes on with the next line, so one damaged record never costs the
-ones around it.
+ones around it. The unfinished last line of the newest file is skipped without being counted:
+it may be a record being written at this moment; once the next append has ended it with a
+newline, it is counted if it is damaged.
 
 ``append_events`` holds an exclusive lock on the file (``flock``) while it writes, so appenders
 in several processes or threads never interleave their lines; it starts with a newline when the
@@ -31,7 +33,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,18 +199,15 @@ class Events(Iterator[Event]):
             names = sorted(e.name for e in os.scandir(store) if EVENTS_FILE.fullmatch(e.name))
         except OSError:
             return
-        # A file holds what was appended that day; an event's time is at most a day from
-        # that, so older files hold nothing at or after ``since``.
-        first = "" if self._since is None else f"{self._since - timedelta(days=2):%Y-%m-%d}"
-        for name in names:
-            if name < first:
-                continue
+        for number, name in enumerate(names):
             with contextlib.suppress(FileNotFoundError), open(store / name, "rb") as handle:
                 for line in handle:
                     if line.endswith(b"\n"):
                         yield line[:-1]
-                    elif line.strip():
-                        self.damaged += 1  # torn: a writer killed while writing it
+                    elif number < len(names) - 1:
+                        self.damaged += 1  # torn by a killed writer, in a day appended to no more
+                    # The newest file's unfinished last line: being written now, or torn by a
+                    # killed writer; the next append ends it, and it is counted then.
 
 
 def _aware(when: datetime) -> datetime:
