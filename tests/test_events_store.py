@@ -267,8 +267,14 @@ def test_writes_of_the_index_keep_the_store(sample_index: Path, tmp_path: Path) 
     Recommender.build(articles, sample_index, encoder=FakeEncoder())
     assert (sample_index / "CURRENT").read_text().strip() != version
     assert not (sample_index / version).exists()
-    replicate(sample_index, tmp_path / "replica")
-    assert not (tmp_path / "replica" / EVENTS).exists()
+    replica = tmp_path / "replica"
+    replicate(sample_index, replica)
+    assert not (replica / EVENTS).exists()
+    append_events(replica, [click(7)])  # a replica's own service keeps what it receives
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:
+        rec.remove([rec.ids()[0]])
+    assert replicate(sample_index, replica).copied
+    assert list(read_events(replica)) == [click(7)]
     assert list(read_events(sample_index)) == [view(1), click(1)]
     assert check_index(sample_index).notes == []
     with open(day_file(sample_index), "ab") as handle:
