@@ -156,6 +156,35 @@ def test_concurrent_appenders_never_mix_their_records(tmp_path: Path) -> None:
         assert mine == [f"v{t * 1000 + n}" for n in range(40) for _ in (0, 1)]
 
 
+BATCHES = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from recommender.events import Click, View
+from recommender.storage.events import append_events
+index, me = Path(sys.argv[1]), sys.argv[2]
+for n in range(150):
+    now = datetime.now(UTC)
+    append_events(index, [View(f"{me}-{n}", "a", ("b", "c"), now), Click(f"{me}-{n}", "c", 1, now)])
+"""
+
+
+def test_appenders_in_several_processes_never_mix_their_records(tmp_path: Path) -> None:
+    index = make_index(tmp_path / "index")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", BATCHES, str(index), f"p{p}"], env=env)
+        for p in range(3)
+    ]
+    assert [process.wait(120) for process in processes] == [0, 0, 0]
+    events = read_events(index)
+    got = list(events)
+    assert events.damaged == 0 and len(got) == 3 * 150 * 2
+    for p in range(3):
+        mine = [(type(e).__name__, e.view) for e in got if e.view.startswith(f"p{p}-")]
+        assert mine == [(kind, f"p{p}-{n}") for n in range(150) for kind in ("View", "Click")]
+
+
 APPENDER = """
 import sys
 from datetime import UTC, datetime
