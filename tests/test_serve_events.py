@@ -326,3 +326,66 @@ def test_acknowledged_events_survive_kill_9_of_the_server(sample_index: Path) ->
     kept = {event.view for event in stored}
     assert not set(acknowledged) - kept
     assert stored.damaged <= 1  # at most the record being written when it was killed
+
+
+def test_a_read_only_replica_refuses_events_and_answers_reads(sample_index: Path) -> None:
+    """A service over a replica its user cannot write (root's files, served as nobody; or a
+    folder made read-only): POST /events is 503 events-unavailable, reads are answered."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    from recommender.write.replicate import replicate
+
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("setpriv") is None:
+        pytest.skip("root needs setpriv to serve as another user")
+    shared = Path(tempfile.mkdtemp(prefix="recommender-events-ro-"))
+    try:
+        shared.chmod(0o755)
+        replica = shared / "replica"
+        replicate(sample_index, replica)
+        if not as_root:
+            replica.chmod(0o555)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-c", SERVER, str(replica), str(port)]
+        if as_root:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        root = Path(__file__).resolve().parent.parent
+        server = subprocess.Popen(
+            command,
+            env={**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/readyz", timeout=5):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline and server.poll() is None
+                    time.sleep(0.2)
+            body = json.dumps({"events": [VIEW, CLICK]}).encode()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(f"{base}/events", data=body))
+            problem = json.loads(refused.value.read())
+            with urllib.request.urlopen(f"{base}/articles/a-1001/similar?k=3") as read:
+                related = json.loads(read.read())["related"]
+        finally:
+            server.terminate()
+            server.wait(30)
+    finally:
+        (shared / "replica").chmod(0o755)
+        shutil.rmtree(shared)
+    assert refused.value.code == 503
+    assert problem["type"].endswith("/events-unavailable")
+    assert problem["detail"].startswith("cannot keep events in the index: ")
+    assert len(related) == 3
