@@ -1146,13 +1146,16 @@ def report(
     if json_output:
         _print_json(found.as_json())
         return
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
     typer.echo(
-        f"{found.views} views, {found.clicks} clicks, click-through {found.click_through:.2%}"
-        + (f" since {when:%Y-%m-%d %H:%M} UTC" if when else "")
+        f"{count(found.views, 'view')}, {count(found.clicks, 'click')}, click-through "
+        f"{found.click_through:.2%}" + (f" since {when:%Y-%m-%d %H:%M} UTC" if when else "")
     )
     typer.echo(
-        f"{found.explored} views explored (two places swapped), {found.interleaved} "
-        "interleaving two rankings"
+        f"{count(found.explored, 'view')} explored (two places swapped), "
+        f"{count(found.interleaved, 'view')} interleaving two rankings"
     )
     for title, rows in (
         ("position", found.by_position),
@@ -1171,13 +1174,13 @@ def report(
                 f"{row.click_through:>14.2%}"
             )
     notes = [
-        (found.clicks_without_view, "clicks whose view is not in the period"),
-        (found.duplicates, "events sent twice, counted once"),
-        (found.damaged, "damaged records skipped"),
+        (found.clicks_without_view, "click", "whose view is not in the period"),
+        (found.duplicates, "event", "sent twice, counted once"),
+        (found.damaged, "damaged record", "skipped"),
     ]
-    for count, what in notes:
-        if count:
-            typer.echo(f"note: {count} {what}", err=True)
+    for number, word, what in notes:
+        if number:
+            typer.echo(f"note: {count(number, word)} {what}", err=True)
 
 
 @app.command("export-events")
@@ -1196,7 +1199,7 @@ def export_events(
     written = export(events, out)
     typer.echo(f"wrote {written} events to {out}")
     if events.damaged:
-        typer.echo(f"note: {events.damaged} damaged records skipped", err=True)
+        typer.echo(f"note: {events.damaged} damaged record(s) skipped", err=True)
 
 
 @app.command()

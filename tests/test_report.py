@@ -140,10 +140,10 @@ def test_recommend_report_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "4 views, 5 clicks, click-through 125.00%"
-    assert lines[1] == "1 views explored (two places swapped), 1 interleaving two rankings"
+    assert lines[1] == "1 view explored (two places swapped), 1 view interleaving two rankings"
     assert "#1                              4        2         50.00%" in lines
     assert "world                           2        3        150.00%" in lines
-    assert "note: 1 clicks whose view is not in the period" in result.stderr
+    assert "note: 1 click whose view is not in the period" in result.stderr
     assert "note: 2 events sent twice, counted once" in result.stderr
 
 
