@@ -1146,6 +1146,7 @@ def report(
     if json_output:
         _print_json(found.as_json())
         return
+
     def count(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 

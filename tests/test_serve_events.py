@@ -129,8 +129,10 @@ def test_a_body_without_length_is_cut_at_the_bound(served: TestClient) -> None:
 
 
 def test_a_client_over_its_rate_gets_429(sample_index: Path) -> None:
-    options = ServeOptions(events_rate=0.5, events_burst=100)
-    with TestClient(create_app(sample_index, encoder=FakeEncoder(), options=options)) as client:
+    app = create_app(sample_index, encoder=FakeEncoder())
+    # half an event a second, a burst of 100, and a clock that stands still: no refill
+    app.state.event_rate = http_events.RateLimit(0.5, 100, clock=lambda: 0.0)
+    with TestClient(app) as client:
         assert post(client, *[CLICK] * 60).status_code == 200
         assert post(client, *[CLICK] * 40).status_code == 200
         refused = post(client, CLICK)
