@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from .engine import DEFAULT_INDEX, Recommender
-from .errors import RecommenderError
+from .errors import IndexNotFoundError, RecommenderError
 from .read.retrieve import Filters
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport, to_json
 from .settings import (
@@ -36,6 +36,7 @@ from .settings import (
 # Imported where used: `similar` needs none of them (see docs/contributing.md, "Lazy imports").
 if TYPE_CHECKING:
     from .embedding.supplied import MissingVectors
+    from .storage.events import Events
 
 app = typer.Typer(
     help="Related articles for news sites: build an index, then ask what is related.",
@@ -1107,6 +1108,101 @@ def check(index: IndexOption = DEFAULT_INDEX) -> None:
     )
 
 
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="DATE",
+        help="Only events at or after DATE (2026-12-01, or an ISO-8601 time; UTC).",
+    ),
+]
+
+
+def _stored_events(index: Path, since: str | None) -> tuple[Events, datetime | None]:
+    from .quality.report import parse_since
+    from .storage.events import read_events
+    from .storage.layout import is_index_folder
+
+    if not is_index_folder(index):
+        raise IndexNotFoundError(f"no index at {index}; events are kept beside an index")
+    when = None if since is None else parse_since(since)
+    return read_events(index, when), when
+
+
+@app.command()
+@_cli_errors
+def report(
+    index: IndexOption = DEFAULT_INDEX, since: SinceOption = None, json_output: JsonOption = False
+) -> None:
+    """Views, clicks and click-through of the box, by position, section, language and day.
+
+    From the events the service kept (POST /events, see docs/events.md). Position 1 is the
+    box's first place (0 in --json and in the events).
+    """
+    from .quality.report import report_of
+
+    events, when = _stored_events(index, since)
+    found = report_of(events, since=when, damaged=events.damaged)
+    if json_output:
+        _print_json(found.as_json())
+        return
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    typer.echo(
+        f"{count(found.views, 'view')}, {count(found.clicks, 'click')}, click-through "
+        f"{found.click_through:.2%}" + (f" since {when:%Y-%m-%d %H:%M} UTC" if when else "")
+    )
+    typer.echo(
+        f"{count(found.explored, 'view')} explored (two places swapped), "
+        f"{count(found.interleaved, 'view')} interleaving two rankings"
+    )
+    for title, rows in (
+        ("position", found.by_position),
+        ("section", found.by_section),
+        ("language", found.by_language),
+        ("ranking", found.by_ranking),
+        ("day", found.by_day),
+    ):
+        typer.echo(f"\n{title:<24} {'views':>8} {'clicks':>8} {'click-through':>14}")
+        for row in rows:
+            key = "-" if row.key is None else row.key
+            if title == "position":
+                key = f"#{int(row.key or 0) + 1}"
+            typer.echo(
+                f"{_visible(str(key))[:24]:<24} {row.views:>8} {row.clicks:>8} "
+                f"{row.click_through:>14.2%}"
+            )
+    notes = [
+        (found.clicks_without_view, "click", "whose view is not in the period"),
+        (found.duplicates, "event", "sent twice, counted once"),
+        (found.damaged, "damaged record", "skipped"),
+    ]
+    for number, word, what in notes:
+        if number:
+            typer.echo(f"note: {count(number, word)} {what}", err=True)
+
+
+@app.command("export-events")
+@_cli_errors
+def export_events(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The Parquet file to write (replaced whole).")
+    ],
+    index: IndexOption = DEFAULT_INDEX,
+    since: SinceOption = None,
+) -> None:
+    """Write the box's events (views and clicks, one table) to a Parquet file."""
+    from .quality.export import export_events as export
+
+    events, _ = _stored_events(index, since)
+    written = export(events, out)
+    typer.echo(f"wrote {written} events to {out}")
+    if events.damaged:
+        typer.echo(f"note: {events.damaged} damaged record(s) skipped", err=True)
+
+
 @app.command()
 @_cli_errors
 def replicate(
@@ -1450,6 +1546,15 @@ def serve(
         int,
         typer.Option(min=0, help="The largest k a request may ask for.", **_serve_env("max_k")),
     ] = 100,
+    events_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Events (POST /events) a client address may send a second, per worker, in "
+            "bursts of 200; over it, 429. Raise it behind a proxy that hides the readers.",
+            **_serve_env("events_rate"),
+        ),
+    ] = 10.0,
     log_level: Annotated[
         LogLevel,
         typer.Option(
@@ -1486,6 +1591,7 @@ def serve(
         write_wait=write_wait,
         max_k=max_k,
         threads=_model_threads(),
+        events_rate=events_rate,
     )
     writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
     said = f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}"

@@ -53,6 +53,10 @@ class IndexWriteError(RecommenderError):
     engine's own in the way. Says whether anything was changed (normally nothing)."""
 
 
+class OutputFileError(RecommenderError):
+    """A file a command was asked to write (``--out``) cannot be written."""
+
+
 class UnknownArticleError(RecommenderError, KeyError):
     """The article id is not in the index."""
 

@@ -674,3 +674,198 @@ def test_box_on_a_right_to_left_page(browser: Any, sample_index: Path) -> None:
                     assert time_.text and not re.search(r"\bM\d", time_.text)
                 if name:
                     screenshot(browser, name)
+
+
+# -- what readers saw and chose: the box's events (docs/events.md) -----------------------------
+
+#: Counts what the page sends to /events, however it is sent (sendBeacon or fetch).
+COUNT_SENT = """<script>window.eventsSent = 0;
+(function () {
+  var beacon = navigator.sendBeacon && navigator.sendBeacon.bind(navigator);
+  if (beacon) navigator.sendBeacon = function (url, body) {
+    if (/\\/events$/.test(url)) window.eventsSent++;
+    return beacon(url, body);
+  };
+  var fetched = window.fetch;
+  window.fetch = function (url, init) {
+    if (/\\/events$/.test(String(url))) window.eventsSent++;
+    return fetched.apply(this, arguments);
+  };
+  document.addEventListener("click", function (e) { e.preventDefault(); });
+})();</script>"""
+#: Pushes the box under the fold: it is rendered, not seen, until the page is scrolled.
+FOLD = '<div style="height: 3000px">Above the box</div>'
+
+
+def report_of(index: Path) -> dict[str, Any]:
+    """``recommend report --index INDEX --json``, run as a reader would."""
+    from typer.testing import CliRunner
+
+    from recommender.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def related_ids(api: str, query: str) -> list[str]:
+    from urllib.request import urlopen
+
+    with urlopen(f"{api}/articles/a-1001/similar?{query}", timeout=30) as answer:
+        return [item["id"] for item in json.loads(answer.read())["related"]]
+
+
+def scroll_and_click(browser: Any, position: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    items = wait_for(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item") or False
+    )
+    browser.execute_script(
+        "arguments[0].scrollIntoView({block: 'center'})",
+        browser.find_element(By.CSS_SELECTOR, "section.recommender-box"),
+    )
+    items[position].find_element(By.CSS_SELECTOR, "a.recommender-box__link").click()
+
+
+def test_a_click_on_the_box_reaches_events_and_the_report(browser: Any, sample_index: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            pages["/article.html"] = box_page(
+                api, head=COUNT_SENT, attrs='data-ranking="fresh"'
+            ).replace("<article>", FOLD + "<article>")
+            browser.get(f"{site}/article.html")
+            wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item") or False,
+            )
+            time.sleep(1)  # rendered, under the fold: not seen, so no view yet
+            assert browser.execute_script("return window.eventsSent") == 0
+            assert report_of(sample_index)["views"] == 0
+            shown = [
+                item.get_attribute("data-article-id")
+                for item in browser.find_elements(By.CSS_SELECTOR, ".recommender-box__item")
+            ]
+            scroll_and_click(browser, 2)
+            wait_for(browser, lambda d: report_of(sample_index)["clicks"] == 1)
+            time.sleep(0.5)  # nothing more comes: one view per view
+            report = report_of(sample_index)
+            sent = browser.execute_script("return window.eventsSent")
+            # the editor's page draws it: a bar per place, the third one clicked
+            browser.get(f"{api}/")
+            bars = wait_for(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-position rect.bar") or False,
+            )
+            heights = [float(bar.get_attribute("height")) for bar in bars]
+            assert [bar.get_attribute("data-key") for bar in bars] == ["#1", "#2", "#3", "#4"]
+            assert heights[2] > 100 and max(heights[:2] + heights[3:]) < 1
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-day rect.bar")) == 1
+            status = browser.find_element(By.ID, "report-status").text
+            assert status.startswith("1 view, 1 click, click-through 100.0%")
+            browser.execute_script("document.getElementById('readers').scrollIntoView()")
+            screenshot(browser, "report.png")
+    assert sent == 2  # the view as the box came into sight, then the click
+    assert (report["views"], report["clicks"]) == (1, 1)
+    assert report["by_position"][2] == {
+        "position": 2,
+        "views": 1,
+        "clicks": 1,
+        "click_through": 1.0,
+    }
+    assert [row["clicks"] for row in report["by_position"]] == [0, 0, 1, 0]
+    assert report["by_ranking"][0]["ranking"] == "fresh"
+    assert report["by_language"][0]["language"] == "en"  # the page's
+    from recommender.storage.events import read_events
+
+    view, click = list(read_events(sample_index))
+    assert list(view.shown) == shown and len(view.view) == 32  # type: ignore[union-attr]
+    assert click.view == view.view and click.article == shown[2]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "head"),
+    [
+        ('data-events="off"', ""),
+        ("", "<script>Object.defineProperty(navigator, 'doNotTrack', {value: '1'})</script>"),
+        (
+            "",
+            "<script>Object.defineProperty(navigator, 'globalPrivacyControl', {value: true})"
+            "</script>",
+        ),
+    ],
+    ids=["data-events off", "do not track", "global privacy control"],
+)
+def test_nothing_is_sent_when_events_are_off_or_the_reader_asks(
+    browser: Any, sample_index: Path, attrs: str, head: str
+) -> None:
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            page = box_page(api, head=head + COUNT_SENT, attrs=attrs + ' data-explore="1"')
+            pages["/article.html"] = page.replace("<article>", FOLD + "<article>")
+            browser.get(f"{site}/article.html")
+            scroll_and_click(browser, 0)
+            time.sleep(1.5)
+            sent = browser.execute_script("return window.eventsSent")
+            order = browser.execute_script(
+                "return Array.prototype.map.call(document.querySelectorAll("
+                "'.recommender-box__item'), function (li) { return li.dataset.articleId; })"
+            )
+            plain = related_ids(api, "k=4")
+    assert sent == 0
+    assert report_of(sample_index)["views"] == 0 and report_of(sample_index)["clicks"] == 0
+    assert order == plain  # no exploration without events either
+
+
+def test_explored_and_interleaved_views(browser: Any, sample_index: Path) -> None:
+    """data-explore="1" swaps two adjacent places in every view; data-compare with share 1
+    interleaves the two lists in every view: each view says how it was made."""
+    from selenium.webdriver.common.by import By
+
+    from recommender.storage.events import read_events
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            a = related_ids(api, "k=4")
+            b = related_ids(api, "k=4&lexical_weight=1&no_recency=true")
+            assert a != b  # two rankings that differ: the teams tell them apart
+            for attrs in (
+                'data-explore="1"',
+                'data-compare="lexical_weight=1&amp;no_recency=true" data-compare-share="1"',
+            ):
+                pages["/article.html"] = box_page(api, attrs=attrs)
+                count = len(list(read_events(sample_index)))
+                browser.get(f"{site}/article.html")
+                wait_for(
+                    browser,
+                    lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item") or False,
+                )
+                wait_for(browser, lambda d, c=count: len(list(read_events(sample_index))) > c)
+    explored, interleaved = list(read_events(sample_index))
+    assert explored.swapped is not None  # type: ignore[union-attr]
+    at = explored.swapped  # type: ignore[union-attr]
+    swapped = [*a[:at], a[at + 1], a[at], *a[at + 2 :]]
+    assert list(explored.shown) == swapped  # type: ignore[union-attr]
+    teams = interleaved.teams  # type: ignore[union-attr]
+    assert teams is not None and len(teams) == len(interleaved.shown) == 4  # type: ignore[union-attr]
+    # team draft: each place is the best of its team's list not shown above it
+    shown = list(interleaved.shown)  # type: ignore[union-attr]
+    for place, team in enumerate(teams):
+        own = a if team == "a" else b
+        assert shown[place] == next(i for i in own if i not in shown[:place])
+    report = report_of(sample_index)
+    assert (report["explored"], report["interleaved"]) == (1, 1)

@@ -104,6 +104,20 @@ def _cases(client: TestClient, down: TestClient, index: Path) -> list[tuple[str,
         if method == "put":
             unknown = path.replace("a-1010", "nope")
             cases.append((name, lambda send=send, path=unknown: send(path, headers=AUTH)))
+    click = {"type": "click", "view": "v1", "article": "a-1002", "position": 0}
+    cases += [
+        ("postEvents", lambda: client.post("/events", json={"events": [click]})),
+        ("postEvents", lambda: client.post("/events", content=b"{", headers=JSON_BODY)),
+        ("postEvents", lambda: client.post("/events", content=big.encode())),
+        ("postEvents", lambda: client.post("/events", json=[click])),
+        ("postEvents", lambda: _rate_limited(client, click)),
+        ("postEvents", lambda: down.post("/events", json={"events": [click]})),
+        ("getReport", lambda: client.get("/report", headers=AUTH)),
+        ("getReport", lambda: client.get("/report")),
+        ("getReport", lambda: client.get("/report", headers=_wrong())),
+        ("getReport", lambda: client.get("/report?since=soon", headers=AUTH)),
+        ("getReport", lambda: down.get("/report", headers=AUTH)),
+    ]
     answers = [(name, make()) for name, make in cases]
     with writer_lock(index):
         answers.append(("putArticles", client.put("/articles", json=BATCH, headers=AUTH)))
@@ -123,6 +137,15 @@ OVERRIDE_WRITES = [
     )
     for name, method in ((put, "put"), (delete, "delete"))
 ]
+
+
+def _rate_limited(client: TestClient, click: dict[str, object]) -> Any:
+    """The first answer of 429 to batches of 20 events (a burst is 200 at most)."""
+    for _ in range(20):
+        answer = client.post("/events", json={"events": [click] * 20})
+        if answer.status_code == 429:
+            return answer
+    raise AssertionError("never limited")
 
 
 def _wrong() -> dict[str, str]:
@@ -203,12 +226,14 @@ def test_the_document_names_operations_security_and_types(client_doc: dict[str, 
         "deleteArticle",
         "listOverrides",
         *(name for name, _, _ in OVERRIDE_WRITES),
+        "postEvents",
+        "getReport",
         "info",
         "healthz",
         "readyz",
     }
     for name, operation in operations.items():
-        writes = name in ("putArticles", "deleteArticle") or name in {
+        writes = name in ("putArticles", "deleteArticle", "getReport") or name in {
             name for name, _, _ in OVERRIDE_WRITES
         }
         assert (operation.get("security") == [{"bearerAuth": []}]) == writes, name

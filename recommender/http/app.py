@@ -19,11 +19,12 @@ from starlette.middleware.cors import CORSMiddleware
 from ..embedding.encode import Encoder
 from ..engine import Recommender
 from .errors import add_error_handlers
+from .events import EventWriter, RateLimit
 from .metrics import Metrics
 from .middleware import Edge, Gzip, Head, IdPaths
 from .openapi import install as install_openapi
 from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
-from .routes import articles, overrides, pages, related, service
+from .routes import articles, events, overrides, pages, related, service
 from .state import IndexState, Titles
 from .threads import Threads
 
@@ -42,6 +43,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     index: IndexState = app.state.index
     await anyio.to_thread.run_sync(lambda: index.is_open)
     yield
+    app.state.event_writer.close()
     app.state.threads.close()
     index.close()
 
@@ -88,11 +90,16 @@ def create_app(
     state = app.state.index
     app.state.metrics = metrics = Metrics(options.multiprocess_metrics, lambda: state.loaded)
     app.state.options = options
+    assert state.path is not None  # given, or the recommender's
+    app.state.event_writer = EventWriter(state.path, events.complete_view(state))
+    app.state.event_rate = RateLimit(
+        options.events_rate, max(options.events_burst, events.MAX_EVENTS)
+    )
     app.state.version = app.version
 
     add_error_handlers(app)
     install_openapi(app)
-    for routes in (related, articles, overrides, service, pages):
+    for routes in (related, articles, overrides, events, service, pages):
         app.include_router(routes.router)
     with resources.as_file(pages.STATIC) as static_dir:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

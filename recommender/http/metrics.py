@@ -93,6 +93,15 @@ class Metrics:
         )
         for source in ("precomputed", "searched"):  # both shown from the start, at 0
             self.answers.labels(source)
+        self.events = Counter(
+            "recommender_events",
+            "Events of the box (POST /events): accepted (on disk), rejected (invalid), "
+            "rate_limited, refused (valid but not kept: a read-only folder, a full queue).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("accepted", "rejected", "rate_limited", "refused"):
+            self.events.labels(outcome)
         # What this process has added to ``answers`` so far: the index counts its answers
         # itself; each worker adds what it counted since (a worker's file, with several).
         self._counted = (0, 0)
@@ -113,6 +122,11 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
         self.count_answers()
+
+    def count_events(self, outcome: str, count: int) -> None:
+        """Count ``count`` events of ``POST /events`` with their ``outcome``."""
+        if count:
+            self.events.labels(outcome).inc(count)
 
     def count_answers(self) -> None:
         """Add the answers the index counted since the last call to ``answers``: cheap,

@@ -30,6 +30,8 @@ ANSWERS: dict[str, tuple[int, ...]] = {
     "deleteBlock": (401, 403, 409, 422, 500, 503),
     "putHidden": (401, 403, 404, 409, 422, 500, 503),
     "deleteHidden": (401, 403, 409, 422, 500, 503),
+    "postEvents": (400, 413, 422, 429, 503),
+    "getReport": (401, 403, 422, 503),
     "info": (304, 503),
     "healthz": (),
     "readyz": (503,),
@@ -45,6 +47,8 @@ WRITES = (
     "putHidden",
     "deleteHidden",
 )
+#: Reads that need the token when the server has one (the editor's figures).
+GUARDED_READS = ("getReport",)
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -66,7 +70,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 else:
                     answers[str(status)] = _problem_answer(status)
             operation["responses"] = answers
-            if name in WRITES:
+            if name in WRITES or name in GUARDED_READS:
                 operation["security"] = [{"bearerAuth": []}]
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -79,7 +83,9 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
         "bearerAuth": {
             "type": "http",
             "scheme": "bearer",
-            "description": "The server's RECOMMENDER_TOKEN; writes only.",
+            "description": (
+                "The server's RECOMMENDER_TOKEN: writes, and GET /report when the server has one."
+            ),
         }
     }
     return schema

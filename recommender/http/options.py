@@ -33,6 +33,8 @@ class ServeOptions:
         the others wait their turn. A read is mostly Python holding the GIL: more threads
         only take turns more often (measured, 16 requests in flight on one worker: 201 req/s
         and p99 121 ms with 40 threads, 264 req/s and 71 ms with 1).
+    events_rate: events (``POST /events``) a client address may send a second, on average,
+        per worker; bursts of ``events_burst`` (at least a batch, 100).
     threads: the model's threads where a text is embedded (None: one per core); ``recommend
         serve`` sets it from RECOMMENDER_THREADS.
     """
@@ -47,6 +49,8 @@ class ServeOptions:
     multiprocess_metrics: bool = False
     read_threads: int = 1
     threads: int | None = None
+    events_rate: float = 10.0
+    events_burst: int = 200
 
     def public(self) -> dict[str, Any]:
         """The options without the token, for handing to worker processes."""

@@ -165,6 +165,53 @@ else:
     )
 
 
+class RefusedEvent(BaseModel):
+    """An event of ``POST /events`` that was refused, by its place in the batch."""
+
+    index: int
+    error: str
+
+
+class EventsTaken(BaseModel):
+    """What ``POST /events`` kept: how many (on disk), and each one refused."""
+
+    accepted: int
+    rejected: list[RefusedEvent]
+
+
+class ReportRow(BaseModel):
+    """Views, clicks and clicks per view of one position (0-based), section, language,
+    ranking or day: the one of these keys that names the group is set."""
+
+    position: int | None = None
+    section: str | None = None
+    language: str | None = None
+    ranking: str | None = None
+    day: str | None = None
+    views: int
+    clicks: int
+    click_through: float
+
+
+class ReportAnswer(BaseModel):
+    """As ``recommend report --json`` (docs/events.md)."""
+
+    since: str | None
+    views: int
+    clicks: int
+    click_through: float
+    explored: int = Field(description="Views with two places swapped (data-explore).")
+    interleaved: int = Field(description="Views interleaving two rankings (data-compare).")
+    clicks_without_view: int
+    duplicates: int
+    damaged: int
+    by_position: list[ReportRow]
+    by_section: list[ReportRow]
+    by_language: list[ReportRow]
+    by_ranking: list[ReportRow]
+    by_day: list[ReportRow]
+
+
 class OverrideItem(BaseModel):
     """One editorial override (``results.Override``)."""
 

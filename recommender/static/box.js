@@ -17,6 +17,26 @@
    is shown as its slug, capitalized by the default look), data-dir ("rtl" or "ltr"; by default
    the page's direction: <html dir="rtl"> lays the box out right to left).
 
+   What readers saw and chose (docs/events.md): once the box is at least half visible (or fills
+   half the window, for a box taller than twice the window) it sends a
+   view (the article, the ids shown in order, the ranking in force, a random view id made with
+   crypto.getRandomValues for this view only), and a click on an item sends a click (the view id,
+   the item and its 0-based position), to POST /events on the service with navigator.sendBeacon
+   (else fetch with keepalive). No cookie, nothing about the reader. Attributes: data-events
+   ("off": nothing is sent, and nothing below happens), data-ranking (the name of the ranking in
+   force, default "default"), data-section (the page's section, sent with the view; else the
+   service takes the article's). Nothing is sent when the browser asks not to be tracked
+   (navigator.doNotTrack "1", or navigator.globalPrivacyControl).
+   Exploration: data-explore="0.05": in that share of views two adjacent places, a random pair,
+   are swapped, and the view says which (swapped: the first of the two, 0-based).
+   Interleaving: data-compare="half_life_days=3&recency_weight=0.8" (ranking b: the query
+   parameters added to the box's own, ranking a) with data-compare-share="0.1": in that share of
+   views the box asks for both lists and merges them by team-draft interleaving (Radlinski et al.
+   2008): each round the team with fewer picks so far picks next, a coin flip when equal; a team
+   picks its highest-ranked article not already shown (when it has none left, the other picks);
+   it stops at data-k places or when both lists are spent. The view then says, for each place,
+   which ranking put it there (teams: "a" or "b"). A view is explored or interleaved, not both.
+
    Markup, with class names to style (the default look uses :where(), so any rule of yours wins):
      <section class="recommender-box" aria-labelledby="...">
        <h2 class="recommender-box__title">Related articles</h2>
@@ -83,6 +103,20 @@
   if (!(timeout > 0)) timeout = DEFAULT_TIMEOUT;
   var api = (script.getAttribute("data-api") || new URL(script.src, document.baseURI).origin)
     .replace(/\/+$/, "");
+  var nav = window.navigator || {};
+  var tracked =
+    script.getAttribute("data-events") !== "off" &&
+    nav.doNotTrack !== "1" &&
+    window.doNotTrack !== "1" &&
+    !nav.globalPrivacyControl &&
+    !!(window.crypto && window.crypto.getRandomValues);
+  function share(name) {
+    var value = parseFloat(script.getAttribute(name) || "0");
+    return value > 0 ? Math.min(value, 1) : 0;
+  }
+  var explore = tracked ? share("data-explore") : 0;
+  var compare = (script.getAttribute("data-compare") || "").replace(/^[?&]+/, "");
+  var compareShare = tracked && compare ? share("data-compare-share") : 0;
 
   if (script.getAttribute("data-styles") !== "none" && !document.getElementById(STYLE_ID)) {
     var style = document.createElement("style");
@@ -183,7 +217,129 @@
     return d.toLocaleDateString(undefined, DATE_OPTIONS); // the browser's own language
   }
 
-  function render(items) {
+  // -- what readers saw and chose ------------------------------------------------------------
+  function random() {
+    // In [0, 1), from the browser's cryptographic source.
+    var word = new Uint32Array(1);
+    window.crypto.getRandomValues(word);
+    return word[0] / 4294967296;
+  }
+
+  function newViewId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    var id = "";
+    for (var i = 0; i < bytes.length; i++) id += (bytes[i] + 256).toString(16).slice(1);
+    return id;
+  }
+
+  function send(events) {
+    // POST /events: a beacon (text/plain, no CORS preflight; the browser sends it even as the
+    // page unloads), else fetch with keepalive. Whatever happens, the page never hears of it.
+    var body = JSON.stringify({ events: events });
+    var url = api + "/events";
+    try {
+      if (nav.sendBeacon && nav.sendBeacon(url, body)) return;
+    } catch (e) {
+      /* refused: try fetch */
+    }
+    try {
+      fetch(url, {
+        method: "POST",
+        body: body,
+        keepalive: true,
+        credentials: "omit",
+        headers: { "Content-Type": "text/plain" },
+      }).catch(function () {});
+    } catch (e) {
+      /* no way to send: the event is lost, the page goes on */
+    }
+  }
+
+  function teamDraft(a, b, size) {
+    // Team-draft interleaving (see the header): {ids, teams}.
+    var lists = { a: a, b: b };
+    var cursor = { a: 0, b: 0 };
+    var picks = { a: 0, b: 0 };
+    var taken = {};
+    var ids = [];
+    var teams = [];
+    function nextOf(team) {
+      var items = lists[team];
+      while (cursor[team] < items.length && taken["#" + items[cursor[team]]]) cursor[team]++;
+      return cursor[team] < items.length ? items[cursor[team]] : null;
+    }
+    while (ids.length < size) {
+      var team =
+        picks.a !== picks.b ? (picks.a < picks.b ? "a" : "b") : random() < 0.5 ? "a" : "b";
+      var id = nextOf(team);
+      if (id === null) {
+        team = team === "a" ? "b" : "a";
+        id = nextOf(team);
+        if (id === null) break;
+      }
+      ids.push(id);
+      teams.push(team);
+      taken["#" + id] = true;
+      picks[team]++;
+    }
+    return { ids: ids, teams: teams };
+  }
+
+  function watch(view, list) {
+    // The view once the box is at least half visible (once); a click with its position. A
+    // click before the view was sent (no IntersectionObserver) sends the view with it.
+    var sent = false;
+    function viewOnce() {
+      if (sent) return [];
+      sent = true;
+      view.time = Date.now();
+      return [view];
+    }
+    if (typeof IntersectionObserver === "function") {
+      var observer = new IntersectionObserver(
+        function (entries) {
+          for (var i = 0; i < entries.length; i++) {
+            var entry = entries[i];
+            // Half of it in sight, or (a box taller than twice the window) half the window.
+            var seen =
+              entry.intersectionRatio >= 0.5 ||
+              entry.intersectionRect.height >= (window.innerHeight || 0) / 2;
+            if (entry.isIntersecting && seen) {
+              observer.disconnect();
+              var events = viewOnce();
+              if (events.length) send(events);
+              return;
+            }
+          }
+        },
+        { threshold: [0, 0.1, 0.25, 0.5] }
+      );
+      observer.observe(box);
+    }
+    function clicked(event) {
+      if (event.type === "auxclick" && event.button !== 1) return; // the middle button only
+      var item = event.target && event.target.closest ? event.target.closest("li") : null;
+      if (!item || item.parentNode !== list || !event.target.closest(".recommender-box__link"))
+        return;
+      var position = Array.prototype.indexOf.call(list.children, item);
+      send(
+        viewOnce().concat([
+          {
+            type: "click",
+            view: view.view,
+            article: item.getAttribute("data-article-id"),
+            position: position,
+            time: Date.now(),
+          },
+        ])
+      );
+    }
+    list.addEventListener("click", clicked);
+    list.addEventListener("auxclick", clicked);
+  }
+
+  function render(items, how) {
     if (!Array.isArray(items) || !items.length) return fail();
     var list = document.createElement("ol");
     list.className = "recommender-box__list";
@@ -237,6 +393,44 @@
     box.appendChild(h2);
     box.appendChild(list);
     box.hidden = false;
+    if (!tracked) return;
+    var view = {
+      type: "view",
+      view: newViewId(),
+      article: articleId,
+      shown: items.map(function (item) { return item.id; }),
+      ranking: script.getAttribute("data-ranking") || "default",
+    };
+    var section = script.getAttribute("data-section");
+    if (section) view.section = section;
+    if (baseLang) view.language = baseLang;
+    if (how && how.swapped !== undefined) view.swapped = how.swapped;
+    if (how && how.teams) view.teams = how.teams;
+    watch(view, list);
+  }
+
+  function explored(items) {
+    // In data-explore's share of views, two adjacent places swapped: {items, swapped}.
+    if (!(explore > 0) || items.length < 2 || random() >= explore) return { items: items };
+    var at = Math.floor(random() * (items.length - 1));
+    var swapped = items.slice();
+    swapped[at] = items[at + 1];
+    swapped[at + 1] = items[at];
+    return { items: swapped, swapped: at };
+  }
+
+  function interleaved(a, b) {
+    // The lists a and b merged by team draft: {items, teams}.
+    var byId = {};
+    a.concat(b).forEach(function (item) {
+      if (!byId["#" + item.id]) byId["#" + item.id] = item;
+    });
+    function ids(items) { return items.map(function (item) { return item.id; }); }
+    var merged = teamDraft(ids(a), ids(b), isNaN(k) ? 5 : k);
+    return {
+      items: merged.ids.map(function (id) { return byId["#" + id]; }),
+      teams: merged.teams,
+    };
   }
 
   function fail() {
@@ -254,13 +448,30 @@
     fail();
     if (controller) controller.abort();
   }, timeout);
-  fetch(api + "/articles/" + encodeURIComponent(articleId) + "/similar" + query, {
-    headers: { Accept: "application/json" },
-    signal: controller ? controller.signal : undefined,
-  })
-    .then(function (response) {
+  function related(extra) {
+    return fetch(api + "/articles/" + encodeURIComponent(articleId) + "/similar" + query + extra, {
+      headers: { Accept: "application/json" },
+      signal: controller ? controller.signal : undefined,
+    }).then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
-      return response.json().then(function (data) { return data.related; });
-    })
-    .then(render, fail);
+      return response.json().then(function (data) {
+        if (!Array.isArray(data.related)) throw new Error("no list");
+        return data.related;
+      });
+    });
+  }
+  if (compareShare > 0 && random() < compareShare) {
+    // Interleaving: both lists; without b's (a refused parameter), a's alone, not interleaved.
+    var compared = related("&" + compare).catch(function () { return null; });
+    Promise.all([related(""), compared]).then(function (lists) {
+      if (!lists[1] || !lists[0].length) return render(lists[0]);
+      var merged = interleaved(lists[0], lists[1]);
+      render(merged.items, { teams: merged.teams });
+    }, fail);
+  } else {
+    related("").then(function (items) {
+      var shown = Array.isArray(items) ? explored(items) : { items: items };
+      render(shown.items, shown);
+    }, fail);
+  }
 })();

@@ -615,7 +615,87 @@
       .catch(function (error) { found.appendChild(el("li", "error: " + error.message)); });
   });
 
+  // --- what readers chose: GET /report as two bar charts -----------------------------------
+
+  var SVG = "http://www.w3.org/2000/svg";
+  function svgEl(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function barChart(svg, rows, label) {
+    // One bar per row, its height the row's click-through; its views and clicks in a tooltip.
+    svg.textContent = "";
+    var width = 480, height = 170, left = 40, bottom = 22, top = 8;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    var most = 0;
+    rows.forEach(function (row) { most = Math.max(most, row.click_through); });
+    most = most > 0 ? most : 0.01;
+    var plot = height - bottom - top;
+    svg.appendChild(svgEl("line", { x1: left, x2: width, y1: top + plot, y2: top + plot, "class": "axis" }));
+    [0, most / 2, most].forEach(function (value) {
+      var y = top + plot - (value / most) * plot;
+      svg.appendChild(svgEl("text", { x: left - 4, y: y + 4, "text-anchor": "end" }, (value * 100).toFixed(value && value < 0.1 ? 1 : 0) + "%"));
+    });
+    if (!rows.length) {
+      svg.appendChild(svgEl("text", { x: left + 10, y: top + plot / 2 }, "no views yet"));
+      return;
+    }
+    var step = (width - left) / rows.length;
+    var every = Math.ceil(rows.length / 12); // at most a dozen labels under the bars
+    rows.forEach(function (row, i) {
+      var h = (row.click_through / most) * plot;
+      var bar = svgEl("rect", {
+        x: left + i * step + (step - Math.min(step * 0.7, 40)) / 2, y: top + plot - h,
+        width: Math.min(step * 0.7, 40), height: Math.max(h, 0.5),
+        "class": "bar", "data-key": String(label(row))
+      });
+      bar.appendChild(svgEl("title", {}, label(row) + ": " + plural(row.views, "view", "views") + ", " +
+        plural(row.clicks, "click", "clicks") + ", " + (row.click_through * 100).toFixed(1) + "%"));
+      svg.appendChild(bar);
+      if (i % every === 0) {
+        svg.appendChild(svgEl("text", { x: left + i * step + step / 2, y: height - 6, "text-anchor": "middle" }, label(row)));
+      }
+    });
+  }
+
+  var reportStatus = document.getElementById("report-status");
+  function loadReport() {
+    var since = document.getElementById("report-since").value;
+    var headers = { Accept: "application/json" };
+    var token = tokenInput.value.trim();
+    if (token && /^[\x21-\x7e]+$/.test(token)) headers.Authorization = "Bearer " + token;
+    reportStatus.textContent = "loading…";
+    fetch("/report" + (since ? "?since=" + encodeURIComponent(since) : ""), { headers: headers, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : problem(r); })
+      .then(function (report) {
+        reportStatus.textContent = plural(report.views, "view", "views") + ", " +
+          plural(report.clicks, "click", "clicks") + ", click-through " +
+          (report.click_through * 100).toFixed(1) + "%; " + report.explored + " explored, " +
+          report.interleaved + " interleaved";
+        barChart(document.getElementById("chart-position"),
+          report.by_position.filter(function (row) { return row.views > 0; }),
+          function (row) { return "#" + (row.position + 1); });
+        barChart(document.getElementById("chart-day"),
+          report.by_day.filter(function (row) { return row.views > 0; }).slice(-30),
+          function (row) { return row.day.slice(5); });
+      })
+      .catch(function (error) {
+        reportStatus.textContent = (error.status === 401 || error.status === 403
+          ? "The editor token is needed to see what readers chose (pick an article, then enter it under “Editors' changes”): "
+          : "error: ") + error.message;
+      });
+  }
+  document.getElementById("report-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    loadReport();
+  });
+  tokenInput.addEventListener("change", loadReport);
+
   loadInfo();
+  loadReport();
   var start = new URLSearchParams(location.search).get("id");
   if (start) pick(start);
 })();

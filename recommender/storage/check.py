@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import RecommenderError
 from ..results import CheckReport
 from ..text import content_hash, embedding_text
-from .layout import ARTICLES, current_version
+from .events import read_events
+from .layout import ARTICLES, EVENTS, current_version
 from .manifest import MANIFEST, read_manifest
 from .table import ArticleRow, ArticleTable, list_segments, row_checksum
 from .vectors import read_segment, vector_norms
@@ -123,4 +124,18 @@ def check_index(index_dir: Path) -> CheckReport:
         problems.append(f"{ARTICLES}: {exc}")
     finally:
         table.close()
+    notes.extend(_events_notes(index_dir))
     return CheckReport(str(index_dir), version.name, problems=problems, notes=notes, **counts)
+
+
+def _events_notes(index_dir: Path) -> list[str]:
+    """A note on the events store (events.py) when records of it cannot be read: never a
+    problem of the index, whose answers do not depend on it."""
+    events = read_events(index_dir)
+    kept = sum(1 for _ in events)
+    if not events.damaged:
+        return []
+    return [
+        f"{EVENTS}/: {events.damaged} damaged event record(s) skipped, {kept} read "
+        "(a writer killed mid-record, or a changed byte)"
+    ]

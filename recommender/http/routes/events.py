@@ -1,0 +1,181 @@
+"""What readers saw and clicked: ``POST /events`` keeps the box's events (``http/events.py``
+writes them), ``GET /report`` answers as ``recommend report --json`` (the editor's chart).
+
+``POST /events`` needs no token (the box runs on the site's pages) and takes a body of JSON as
+any media type: ``navigator.sendBeacon`` sends ``text/plain``, which needs no CORS preflight.
+The body is read up to ``MAX_EVENTS_BYTES`` and refused beyond, before it is parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ...errors import IndexNotFoundError, IndexWriteError, RecommenderError
+from ...events import Event, View, parse_event
+from ...quality.report import parse_since, report_of
+from ...storage.events import EventsReadOnlyError, read_events
+from ..dependencies import Index, Options, RequestMetrics, WorkThreads, authorize
+from ..errors import ApiError, json_body_problem, public_message
+from ..events import EventWriter, RateLimit
+from ..metrics import Metrics
+from ..schemas import EventsTaken, ReportAnswer
+from ..state import IndexState
+
+router = APIRouter()
+
+#: A batch holds at most this many events, in at most this many bytes (the box sends one
+#: view, or one click, per batch; a client that queues them sends a few dozen).
+MAX_EVENTS = 100
+MAX_EVENTS_BYTES = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/events",
+    summary="Keep the box's views and clicks",
+    operation_id="postEvents",
+    responses={200: {"model": EventsTaken}},
+)
+async def post_events(request: Request, index: Index, metrics: RequestMetrics) -> Response:
+    """A batch `{"events": [...]}` of views and clicks (docs/events.md): answered once the
+    accepted ones are on disk, with the index and reason of each one refused."""
+    raw = await _body(request)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError("invalid-json", json_body_problem(exc) or str(exc)) from None
+    batch = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(batch, list):
+        raise ApiError("validation", 'the body must be a JSON object {"events": [...]}')
+    if len(batch) > MAX_EVENTS:
+        raise ApiError("validation", f"a batch holds at most {MAX_EVENTS} events, got {len(batch)}")
+    limit: RateLimit = request.app.state.event_rate
+    client = request.client.host if request.client else "-"
+    wait = limit.take(client, len(batch))
+    if wait:
+        metrics.count_events("rate_limited", len(batch))
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(
+            "too-many-requests",
+            f"too many events from this client: at most {limit.rate:g} a second; "
+            f"try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+    now = datetime.now(UTC)
+    accepted: list[Event] = []
+    rejected: list[dict[str, object]] = []
+    for number, item in enumerate(batch):
+        try:
+            accepted.append(parse_event(item, now=now))
+        except RecommenderError as exc:
+            rejected.append({"index": number, "error": str(exc)})
+    await _keep(request, index.path, accepted, metrics)
+    metrics.count_events("accepted", len(accepted))
+    metrics.count_events("rejected", len(rejected))
+    return JSONResponse({"accepted": len(accepted), "rejected": rejected}, headers=NO_STORE)
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read up to ``MAX_EVENTS_BYTES``; 413 beyond, before any of it is parsed."""
+    said = request.headers.get("content-length", "")
+    if said.isdigit() and int(said) > MAX_EVENTS_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_EVENTS_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        "payload-too-large",
+        f"a batch of events is at most {MAX_EVENTS_BYTES} bytes; send smaller batches",
+    )
+
+
+async def _keep(request: Request, path: Path | None, events: list[Event], metrics: Metrics) -> None:
+    """``events`` on disk, or the ApiError saying why they are not (each then counted)."""
+    if not events:
+        return
+    writer: EventWriter = request.app.state.event_writer
+    try:
+        if await writer.write(events):
+            return
+        failure = ApiError(
+            "events-unavailable",
+            "events are coming faster than the disk takes them; try again",
+            headers={"Retry-After": "1"},
+        )
+    except IndexNotFoundError as exc:
+        failure = ApiError("index-unavailable", public_message(str(exc), path))
+    except EventsReadOnlyError as exc:
+        failure = ApiError("events-unavailable", public_message(str(exc), path))
+    except IndexWriteError as exc:
+        failure = ApiError("events-unavailable", public_message(str(exc), path))
+    metrics.count_events("refused", len(events))
+    raise failure
+
+
+def complete_view(index: IndexState) -> Callable[[Event], Event]:
+    """A view with what the box did not say filled in from the index: its article's section
+    and language, read from the columns a reader holds (``EventWriter``'s ``complete``, run on
+    its thread; an article not in the index leaves the view as it is)."""
+
+    def complete(view: Event) -> Event:
+        rec = index.loaded
+        if rec is None or not isinstance(view, View):
+            return view
+        snapshot = rec.snapshot
+        row = snapshot.row(view.article)  # UnknownArticleError: the view is kept as sent
+        columns = snapshot.columns
+        code = int(columns.category_codes[row])
+        return dataclasses.replace(
+            view,
+            section=view.section or (columns.categories[code] if code >= 0 else None),
+            language=view.language or columns.language(row),
+        )
+
+    return complete
+
+
+@router.get(
+    "/report",
+    summary="Views, clicks and click-through of the box",
+    operation_id="getReport",
+    responses={200: {"model": ReportAnswer}},
+)
+async def get_report(
+    request: Request,
+    index: Index,
+    options: Options,
+    threads: WorkThreads,
+    since: Annotated[
+        str | None,
+        Query(description="Only events at or after this day (2026-12-01) or ISO-8601 time."),
+    ] = None,
+) -> Response:
+    """As `recommend report --json`; needs the token when the server has one. Computed on the
+    writer thread: reading the whole store never holds up a related list."""
+    if options.token:
+        authorize(request, options)
+    when = None if since is None else parse_since(since)
+    index.open()  # 503 while there is no index
+
+    def build() -> dict[str, object]:
+        events = read_events(index.path, when) if index.path else iter(())
+        found = report_of(events, since=when, damaged=getattr(events, "damaged", 0))
+        return found.as_json()
+
+    return JSONResponse(await threads.write(build), headers=NO_STORE)

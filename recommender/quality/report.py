@@ -1,0 +1,169 @@
+"""recommend report: what readers saw and clicked, from the events store (storage/events.py).
+
+Views and clicks, and click-through (clicks per view), by position, section, language,
+ranking and day. A click is joined to its view by the view's id (the box makes one per view):
+its section, language and ranking are its view's; a click whose view is not in the period
+(``--since`` cut it off, or it was never kept) counts in the totals, by position and by day,
+and under no section (``null``). A view id or a click (view, position) sent twice counts once
+(``duplicates``). How many views were explored (two places swapped) and how many interleaved
+two rankings is counted here; what they teach is ``recommend tune --clicks``'s part.
+
+``position`` is 0-based, as in the events: 0 is the first place of the box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..errors import InvalidQueryError
+from ..events import Click, Event, View
+
+
+def parse_since(value: str) -> datetime:
+    """``--since`` and ``?since=``: a day (2026-12-01, from its midnight) or an ISO-8601 time;
+    UTC unless it says otherwise. ``InvalidQueryError`` names the value."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidQueryError(
+            f"since {value!r} is not a date (2026-12-01) or an ISO-8601 time"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Count:
+    """Views and clicks of one group, and clicks per view (0 without views)."""
+
+    key: str | int | None
+    views: int
+    clicks: int
+
+    @property
+    def click_through(self) -> float:
+        return round(self.clicks / self.views, 6) if self.views else 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``report_of`` found; ``as_json`` is the stable shape of ``--json`` and /report."""
+
+    since: datetime | None
+    views: int
+    clicks: int
+    explored: int  # views with two places swapped (data-explore)
+    interleaved: int  # views interleaving two rankings (data-compare)
+    clicks_without_view: int
+    duplicates: int
+    damaged: int  # records of the store that could not be read
+    by_position: list[Count] = field(default_factory=list)
+    by_section: list[Count] = field(default_factory=list)
+    by_language: list[Count] = field(default_factory=list)
+    by_ranking: list[Count] = field(default_factory=list)
+    by_day: list[Count] = field(default_factory=list)
+
+    @property
+    def click_through(self) -> float:
+        return round(self.clicks / self.views, 6) if self.views else 0.0
+
+    def as_json(self) -> dict[str, object]:
+        groups = {
+            "by_position": "position",
+            "by_section": "section",
+            "by_language": "language",
+            "by_ranking": "ranking",
+            "by_day": "day",
+        }
+        return {
+            "since": None if self.since is None else self.since.isoformat(),
+            "views": self.views,
+            "clicks": self.clicks,
+            "click_through": self.click_through,
+            "explored": self.explored,
+            "interleaved": self.interleaved,
+            "clicks_without_view": self.clicks_without_view,
+            "duplicates": self.duplicates,
+            "damaged": self.damaged,
+            **{
+                name: [
+                    {
+                        key: c.key,
+                        "views": c.views,
+                        "clicks": c.clicks,
+                        "click_through": c.click_through,
+                    }
+                    for c in getattr(self, name)
+                ]
+                for name, key in groups.items()
+            },
+        }
+
+
+def report_of(
+    events: Iterable[Event], *, since: datetime | None = None, damaged: int = 0
+) -> Report:
+    """The report of ``events`` (those of the period: ``since`` is only recorded)."""
+    views: dict[str, View] = {}
+    clicks: dict[tuple[str, int], Click] = {}
+    duplicates = 0
+    for event in events:
+        if isinstance(event, View):
+            if event.view in views:
+                duplicates += 1
+            else:
+                views[event.view] = event
+        elif (event.view, event.position) in clicks:
+            duplicates += 1
+        else:
+            clicks[(event.view, event.position)] = event
+
+    tallies: dict[str, dict[str | int | None, list[int]]] = {
+        name: {} for name in ("position", "section", "language", "ranking", "day")
+    }
+
+    def tally(name: str, key: str | int | None, column: int) -> None:
+        tallies[name].setdefault(key, [0, 0])[column] += 1
+
+    for view in views.values():
+        for position in range(len(view.shown)):
+            tally("position", position, 0)
+        tally("section", view.section, 0)
+        tally("language", view.language, 0)
+        tally("ranking", view.ranking, 0)
+        tally("day", f"{view.time:%Y-%m-%d}", 0)
+    without_view = 0
+    for click in clicks.values():
+        seen = views.get(click.view)
+        without_view += seen is None
+        tally("position", click.position, 1)
+        tally("section", seen.section if seen else None, 1)
+        tally("language", seen.language if seen else None, 1)
+        tally("ranking", seen.ranking if seen else None, 1)
+        tally("day", f"{click.time:%Y-%m-%d}", 1)
+
+    def counts(name: str) -> list[Count]:
+        found = tallies[name]
+        # Positions and days in order; the others by views, most first, then by name.
+        if name in ("position", "day"):
+            keys = sorted(found, key=lambda k: (k is None, k if k is not None else 0))
+        else:
+            keys = sorted(found, key=lambda k: (-found[k][0], k is None, str(k or "")))
+        return [Count(key, *found[key]) for key in keys]
+
+    return Report(
+        since=since,
+        views=len(views),
+        clicks=len(clicks),
+        explored=sum(v.swapped is not None for v in views.values()),
+        interleaved=sum(v.teams is not None for v in views.values()),
+        clicks_without_view=without_view,
+        duplicates=duplicates,
+        damaged=damaged,
+        by_position=counts("position"),
+        by_section=counts("section"),
+        by_language=counts("language"),
+        by_ranking=counts("ranking"),
+        by_day=counts("day"),
+    )

@@ -1,0 +1,189 @@
+"""recommend report (quality/report.py) and recommend export-events (quality/export.py): exact
+figures on a known set of events, --since, the --json shape, the Parquet table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from recommender.cli import app
+from recommender.errors import InvalidQueryError
+from recommender.events import Click, Event, View
+from recommender.quality.report import parse_since, report_of
+from recommender.storage.events import append_events
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+DAY1 = NOW - timedelta(days=3)
+DAY2 = NOW - timedelta(days=1)
+
+EVENTS: list[Event] = [
+    View("v1", "a", ("b", "c", "d"), DAY1, section="world", language="az"),
+    Click("v1", "c", 1, DAY1),
+    View("v2", "a", ("b", "c", "d"), DAY1, section="world", language="ru", swapped=0),
+    Click("v2", "b", 0, DAY1),
+    Click("v2", "b", 0, DAY1 + timedelta(seconds=3)),  # sent twice: counted once
+    Click("v2", "d", 2, DAY1),
+    View("v3", "x", ("y", "z"), DAY2, ranking="fresh", teams=("a", "b")),
+    View("v3", "x", ("y", "z"), DAY2),  # the same view again
+    View("v4", "x", ("y", "z"), DAY2, section="sport", language="az"),
+    Click("v4", "z", 1, DAY2),
+    Click("v0", "q", 0, DAY2),  # its view is not among them
+]
+
+
+def test_the_figures_of_a_known_set() -> None:
+    report = report_of(EVENTS, damaged=2)
+    assert (report.views, report.clicks) == (4, 5)
+    assert report.click_through == 1.25
+    assert (report.explored, report.interleaved) == (1, 1)
+    assert (report.clicks_without_view, report.duplicates, report.damaged) == (1, 2, 2)
+    data = report.as_json()
+    assert data["by_position"] == [
+        {"position": 0, "views": 4, "clicks": 2, "click_through": 0.5},
+        {"position": 1, "views": 4, "clicks": 2, "click_through": 0.5},
+        {"position": 2, "views": 2, "clicks": 1, "click_through": 0.5},
+    ]
+    assert data["by_section"] == [
+        {"section": "world", "views": 2, "clicks": 3, "click_through": 1.5},
+        {"section": "sport", "views": 1, "clicks": 1, "click_through": 1.0},
+        {"section": None, "views": 1, "clicks": 1, "click_through": 1.0},
+    ]
+    assert data["by_language"] == [
+        {"language": "az", "views": 2, "clicks": 2, "click_through": 1.0},
+        {"language": "ru", "views": 1, "clicks": 2, "click_through": 2.0},
+        {"language": None, "views": 1, "clicks": 1, "click_through": 1.0},
+    ]
+    assert data["by_ranking"] == [
+        {"ranking": "default", "views": 3, "clicks": 4, "click_through": 1.333333},
+        {"ranking": "fresh", "views": 1, "clicks": 0, "click_through": 0.0},
+        {"ranking": None, "views": 0, "clicks": 1, "click_through": 0.0},
+    ]
+    assert data["by_day"] == [
+        {"day": f"{DAY1:%Y-%m-%d}", "views": 2, "clicks": 3, "click_through": 1.5},
+        {"day": f"{DAY2:%Y-%m-%d}", "views": 2, "clicks": 2, "click_through": 1.0},
+    ]
+
+
+def test_no_events_no_division() -> None:
+    report = report_of([])
+    assert (report.views, report.clicks, report.click_through) == (0, 0, 0.0)
+    assert report.as_json()["by_position"] == []
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2026-12-01", datetime(2026, 12, 1, tzinfo=UTC)),
+        ("2026-12-01T10:30", datetime(2026, 12, 1, 10, 30, tzinfo=UTC)),
+        ("2026-12-01T10:30:00+02:00", datetime(2026, 12, 1, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_since_takes_a_day_or_a_time(given: str, expected: datetime) -> None:
+    assert parse_since(given) == expected
+
+
+@pytest.mark.parametrize("given", ["yesterday", "", "2026-13-01", "1e9"])
+def test_since_refuses_what_is_no_date(given: str) -> None:
+    with pytest.raises(InvalidQueryError, match="is not a date"):
+        parse_since(given)
+
+
+def make_index(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "v-20261207T000000-0123abcd").mkdir()
+    (folder / "CURRENT").write_text("v-20261207T000000-0123abcd")
+    return folder
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_recommend_report_json_and_since(tmp_path: Path) -> None:
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    result = run("report", "--index", str(index), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data) == [
+        "since",
+        "views",
+        "clicks",
+        "click_through",
+        "explored",
+        "interleaved",
+        "clicks_without_view",
+        "duplicates",
+        "damaged",
+        "by_position",
+        "by_section",
+        "by_language",
+        "by_ranking",
+        "by_day",
+    ]
+    assert data == json.loads(json.dumps(report_of(EVENTS).as_json()))
+    since = f"{DAY2:%Y-%m-%d}"
+    later = json.loads(run("report", "--index", str(index), "--json", "--since", since).stdout)
+    assert (later["views"], later["clicks"], later["clicks_without_view"]) == (2, 2, 1)
+    assert later["since"] == f"{since}T00:00:00+00:00"
+
+
+def test_recommend_report_table(tmp_path: Path) -> None:
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    result = run("report", "--index", str(index))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "4 views, 5 clicks, click-through 125.00%"
+    assert lines[1] == "1 view explored (two places swapped), 1 view interleaving two rankings"
+    assert "#1                              4        2         50.00%" in lines
+    assert "world                           2        3        150.00%" in lines
+    assert "note: 1 click whose view is not in the period" in result.stderr
+    assert "note: 2 events sent twice, counted once" in result.stderr
+
+
+def test_report_refuses_a_folder_without_an_index_and_a_bad_since(tmp_path: Path) -> None:
+    result = run("report", "--index", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: no index at {tmp_path}; events are kept beside an index\n"
+    index = make_index(tmp_path / "index")
+    bad = run("report", "--index", str(index), "--since", "last week")
+    assert bad.exit_code == 1
+    assert "since 'last week' is not a date (2026-12-01) or an ISO-8601 time" in bad.stderr
+
+
+def test_export_events_to_parquet(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    out = tmp_path / "events.parquet"
+    result = run("export-events", "--index", str(index), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote {len(EVENTS)} events to {out}\n"
+    rows = pq.read_table(out).to_pylist()
+    assert [r["type"] for r in rows] == ["view" if isinstance(e, View) else "click" for e in EVENTS]
+    assert rows[0] == {
+        "type": "view",
+        "view": "v1",
+        "article": "a",
+        "time": DAY1,
+        "position": None,
+        "shown": ["b", "c", "d"],
+        "ranking": "default",
+        "section": "world",
+        "language": "az",
+        "swapped": None,
+        "teams": None,
+    }
+    assert rows[1]["position"] == 1 and rows[1]["shown"] is None
+    assert rows[6]["teams"] == ["a", "b"] and rows[2]["swapped"] == 0
+    later = run("export-events", "-i", str(index), "-o", str(out), "--since", f"{DAY2:%Y-%m-%d}")
+    assert later.stdout == f"wrote 5 events to {out}\n"
+    assert not list(tmp_path.glob(".events.parquet.*"))
+    missing = run("export-events", "-i", str(index), "-o", str(tmp_path / "no" / "e.parquet"))
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: cannot write ")
