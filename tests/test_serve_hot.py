@@ -52,14 +52,15 @@ def clients(shared_index: Path) -> Iterator[tuple[TestClient, TestClient]]:
 def answered(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether HotReads answered each request it saw (False: left to the route)."""
     seen: list[bool] = []
-    real = HotReads._answer
+    real = HotReads._answered
 
-    async def spied(self: HotReads, scope: Any) -> Any:
-        response = await real(self, scope)
-        seen.append(response is not None)
-        return response
+    async def spied(self: HotReads, scope: Any, send: Any) -> bool:
+        taken = await real(self, scope, send)
+        if scope["path"] != "/metrics":
+            seen.append(taken)
+        return taken
 
-    monkeypatch.setattr(HotReads, "_answer", spied)
+    monkeypatch.setattr(HotReads, "_answered", spied)
     return seen
 
 

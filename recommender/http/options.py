@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..settings import CACHED_ARTICLES
+
 #: Where ``recommend serve`` hands its options to worker processes (JSON of ServeOptions,
 #: without the token, which workers read from RECOMMENDER_TOKEN themselves).
 OPTIONS_ENV = "RECOMMENDER_SERVE_OPTIONS"
@@ -35,6 +37,7 @@ class ServeOptions:
         and p99 121 ms with 40 threads, 264 req/s and 71 ms with 1).
     threads: the model's threads where a text is embedded (None: one per core); ``recommend
         serve`` sets it from RECOMMENDER_THREADS.
+    cached_articles: articles whose listed fields a worker keeps (``read.shown``).
     """
 
     token: str | None = None
@@ -47,6 +50,7 @@ class ServeOptions:
     multiprocess_metrics: bool = False
     read_threads: int = 1
     threads: int | None = None
+    cached_articles: int = CACHED_ARTICLES
 
     def public(self) -> dict[str, Any]:
         """The options without the token, for handing to worker processes."""
