@@ -80,6 +80,9 @@ REQUESTS = [
     ("GET", "/articles/a-1001/similar?k=10", {"Origin": "https://x.example"}, True),
     ("HEAD", "/articles/a-1001/similar?k=10", {"Accept-Encoding": "gzip"}, True),
     ("GET", "/articles/a-10%30%31/similar?k=2", {}, True),  # a-1001, encoded
+    ("GET", "/articles/a-1001/similar?k=10", {"Accept-Encoding": "identity"}, True),
+    ("GET", "/articles/a-1001/similar?k=10", {"Host": "evil/x?y#z"}, True),
+    ("HEAD", "/articles/a-1002/similar?k=0", {"Origin": SITE}, True),
     # left to the route:
     ("GET", "/articles/a-1001/similar?k=51", {}, False),  # over --max-k: 422
     ("GET", "/articles/a-1001/similar?k=010", {}, False),
@@ -91,6 +94,7 @@ REQUESTS = [
     ("GET", "/articles/a-1001%2Fsimilar/similar", {}, False),  # an id with a slash: 404
     ("GET", "/articles/a-1001/similar", {"If-None-Match": "*"}, False),
     ("GET", "/articles/a-1001/similar?k=10&same_category=true", {}, False),
+    ("GET", "/articles/a-1001/similar?k=10", {"Content-Length": "0"}, False),  # a body: Edge
 ]
 
 
@@ -154,3 +158,24 @@ def test_metrics_and_log_lines_are_the_routes(
     assert any('route="/articles/{article_id:path}/similar"' in line for line in counts[0])
     assert lines[0] == lines[1]
     assert len(lines[0]) == len(REQUESTS) + 1  # and /metrics
+
+
+@pytest.mark.parametrize("origins", [(), ("*",)], ids=["no CORS", "any origin"])
+def test_the_shortcut_answers_as_the_route_with_other_cors(
+    shared_index: Path, answered: list[bool], origins: tuple[str, ...]
+) -> None:
+    """The headers CORS adds (or not) are the route's too, whatever the server's origins."""
+    options = ServeOptions(max_age=5, cors_origins=origins)
+    apps = []
+    for hot in (True, False):
+        app = create_app(shared_index, encoder=FakeEncoder(), options=options)
+        if not hot:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not HotReads]
+        apps.append(app)
+    with TestClient(apps[0]) as hot_client, TestClient(apps[1]) as route_client:
+        for headers in ({}, {"Origin": SITE}, {"Accept-Encoding": "gzip", "Origin": "x"}):
+            for url in ("/articles/a-1001/similar", "/articles/a-1001/similar?k=1"):
+                ours = exchange(hot_client, "GET", url, headers)
+                assert ours == exchange(route_client, "GET", url, headers)
+                assert ours[0] == 200
+    assert answered == [True] * 6  # every one taken by the shortcut (the route's: not spied)
