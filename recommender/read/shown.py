@@ -20,10 +20,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..articles import Article
 from ..results import shown_json, to_json
+from ..storage.table import listed_fields
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -79,8 +79,10 @@ class ShownCache:
                     found[row] = shown
         if not missing:
             return found
-        stored = snapshot.table.articles(missing)
-        read = {row: shown_of(snapshot, row, article) for row, article in stored.items()}
+        stored = snapshot.table.checked_rows(missing)
+        read = {
+            row: shown_of(snapshot, row, listed_fields(values)) for row, values in stored.items()
+        }
         found.update(read)
         if self.capacity:
             with self._lock:
@@ -98,18 +100,25 @@ class ShownCache:
         return ShownCache(size, kept[-size:] if size else ())
 
 
-def shown_of(snapshot: Snapshot, row: int, article: Article) -> Shown:
-    """The ``Shown`` of the stored ``article`` at ``row`` of ``snapshot``."""
-    fields = (
-        article.title,
-        article.category,
-        article.published_at,
-        article.url,
-        article.source,
-        article.lang,
-        snapshot.columns.language(row),
-        tuple(article.tags),
-        dict(article.metadata),
+def shown_of(snapshot: Snapshot, row: int, fields: tuple[Any, ...]) -> Shown:
+    """The ``Shown`` of the article at ``row`` of ``snapshot`` whose stored fields are
+    ``fields`` (``table.listed_fields``)."""
+    article_id, title, category, published, url, source, lang, tags, metadata = fields
+    language = snapshot.columns.language(row)
+    # As json_default writes a date and tags, so that the piece is made in C alone.
+    date = None if published is None else published.isoformat().replace("+00:00", "Z")
+    piece = shown_json((title, category, date, url, source, lang, language, list(tags), metadata))
+    kept_metadata = to_json(metadata) if metadata else None
+    return (
+        article_id,
+        title,
+        category,
+        published,
+        url,
+        source,
+        lang,
+        language,
+        tags,
+        kept_metadata,
+        piece,
     )
-    metadata = to_json(fields[-1]) if fields[-1] else None
-    return (article.id, *fields[:-1], metadata, shown_json(fields))

@@ -68,6 +68,7 @@ class _PointerCache:
 
     identity: tuple[int, ...] = ()
     name: str | None = None
+    file: str = ""  # CURRENT's path, made once: it is looked at on every query
 
 
 @dataclass(frozen=True)
@@ -285,8 +286,10 @@ class Snapshot:
     def replaced(self) -> bool:
         """Whether a build or compaction made another version current since."""
         cache = self._pointer
+        if not cache.file:
+            cache.file = os.fspath(self.path / CURRENT)
         try:
-            info = os.stat(self.path / CURRENT)
+            info = os.stat(cache.file)
         except OSError:
             return True
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)

@@ -152,9 +152,8 @@ class HotReads:
     CORS's headers are ``CORSMiddleware``'s own (``send``, with the options it was given).
 
     It answers only a plain 200: a request with ``If-None-Match``, a body, another query, a
-    root path, or one whose answer is an error (an unknown id,
-    an unopened index, ``k`` over ``--max-k``) goes through the layers to the route, which
-    answers it as it always does.
+    root path, or one whose answer is an error (an unknown id, an unopened index, ``k`` over
+    ``--max-k``) goes through the layers to the route, which answers it as it always does.
     """
 
     def __init__(
@@ -271,7 +270,9 @@ class HotReads:
         }
         if self.cors is not None:  # its headers written into the message
             await self.cors.send(message, _nowhere, request_headers=Headers(scope=scope))
-        if len(body) >= self.minimum_size:
+        if len(body) >= self.minimum_size and self.cors is None and not gzip:
+            message["headers"].append((b"vary", b"Accept-Encoding"))  # as add_vary_header does
+        elif len(body) >= self.minimum_size:
             headers = MutableHeaders(raw=message["headers"])
             headers.add_vary_header("Accept-Encoding")
             if gzip:
