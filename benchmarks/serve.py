@@ -26,6 +26,7 @@ through its layers, the bare app. Needs wrk.
 Usage: python benchmarks/serve.py [--index DIR] [--data uci|sample] [--seconds 15]
        [--clients 2 4 16] [--workers 1 2] [--client auto|wrk|httpx] [--no-writer]
        [--no-screenshots] [--no-write] [--ratio-only] [--ratio-seconds 10] [--ratio-rounds 2]
+       [--cached-articles N]
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=False,
             log_config=log_config("warning"), server_header=False)
 """
 RATIO_CLIENTS = 4
+#: The servers' --cached-articles (None: recommend serve's default).
+CACHED_ARTICLES: int | None = None
 RATIO_COLUMNS = ["server", "req/s", "p50 ms", "p99 ms", "server CPU ms a request", "errors"]
 RATIO_COLUMNS += ["runs"]
 
@@ -168,6 +171,8 @@ def build_index(data: str, path: Path) -> None:
 
 def start_server(index: Path, workers: int, port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, RECOMMENDER_TOKEN=TOKEN, PYTHONPATH=str(ROOT))
+    if CACHED_ARTICLES is not None:
+        env["RECOMMENDER_CACHED_ARTICLES"] = str(CACHED_ARTICLES)
     command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
     command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     command += ["--max-age", "0", "--write-wait", "30"]
@@ -414,6 +419,10 @@ class Ratio:
         return cpu_ms(self.combined(self.bare)) / cpu_ms(self.combined(self.ours))
 
     def text(self, args: argparse.Namespace) -> str:
+        from recommender.settings import CACHED_ARTICLES as DEFAULT_CACHED
+
+        kept = DEFAULT_CACHED if CACHED_ARTICLES is None else CACHED_ARTICLES
+        cached = f"up to {kept:,}" + (" (its default)" if CACHED_ARTICLES is None else "")
         rows = []
         for name, runs in (("bare FastAPI endpoint", self.bare), ("recommend serve", self.ours)):
             run = self.combined(runs)
@@ -433,8 +442,10 @@ class Ratio:
             f"GET /articles/ID/similar?k={K} (random ids), one worker each, wrk with "
             f"{RATIO_CLIENTS} connections on the same machine, the two servers loaded in turn; "
             f"the bare endpoint answers the {self.body_bytes}-byte JSON body of one of our "
-            "reads to every request. p50 and p99: the mean of the runs'; server CPU: what the "
-            "server process used (user and system time) over the requests it answered, which "
+            "reads to every request; ours keeps what lists show of "
+            f"{cached} articles (--cached-articles), filled by the requests themselves from "
+            "the first (warm-up) round on. p50 and p99: the mean of the runs'; server CPU: what "
+            "the server process used (user and system time) over the requests it answered, which "
             "other work on the machine changes less than it changes req/s.\n\n"
             + table(RATIO_COLUMNS, rows)
             + f"\n\n- read path: {self.value:.2f}x the bare endpoint's throughput "
@@ -501,13 +512,17 @@ def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
         await app(scope, receive, send)
 
     picked = random.Random(5).sample(ids, min(requests, len(ids)))
-    with Recommender.open(index) as rec:
+    with Recommender.open(index) as rec, Recommender.open(index, cached_articles=0) as uncached:
         ours = create_app(recommender=rec)
         values = SimilarParams().model_dump()
 
         def lookup() -> None:
             for article_id in picked:
                 rec.similar(article_id, K)
+
+        def lookup_uncached() -> None:
+            for article_id in picked:
+                uncached.similar(article_id, K)
 
         def answer() -> None:
             for article_id in picked:
@@ -523,6 +538,7 @@ def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
 
         timed = {
             "engine: similar(id, k=10)": lookup,
+            "engine, no article kept (cached_articles=0)": lookup_uncached,
             "the answer: ETag tag, similar, JSON": answer,
             "our app, all its layers (one ASGI call)": through(ours),
             "the bare app (one ASGI call)": through(bare),
@@ -537,7 +553,8 @@ def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
     rows = [[name, f"{seconds * 1000:.3f}"] for name, seconds in best.items()]
     return (
         f"In this process, one request at a time and no HTTP server ({len(picked)} random ids; "
-        "CPU time, the least of 3 rounds):\n\n" + table(["part", "CPU ms a request"], rows) + "\n"
+        "CPU time, the least of 3 rounds, so with the articles of their lists kept unless "
+        "said):\n\n" + table(["part", "CPU ms a request"], rows) + "\n"
     )
 
 
@@ -634,8 +651,14 @@ def main() -> None:
     )
     parser.add_argument("--ratio-seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--ratio-rounds", type=int, default=2, help="runs of each server")
+    parser.add_argument(
+        "--cached-articles",
+        type=int,
+        help="the server's --cached-articles (by default its own default)",
+    )
     args = parser.parse_args()
-    global CLIENT
+    global CLIENT, CACHED_ARTICLES
+    CACHED_ARTICLES = args.cached_articles
     CLIENT = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     if CLIENT == "wrk" and not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")

@@ -23,6 +23,7 @@ from .errors import IndexNotFoundError, RecommenderError
 from .read.retrieve import Filters
 from .results import BuildReport, IndexInfo, Recommendation, UpdateReport, to_json
 from .settings import (
+    CACHED_ARTICLES,
     DEFAULT_MODEL,
     ENGLISH_MODEL,
     MAX_THREADS,
@@ -1571,6 +1572,15 @@ def serve(
             **_serve_env("log_format"),
         ),
     ] = LogFormat.plain,
+    cached_articles: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Articles whose listed fields each worker keeps, checked once, for related "
+            "lists (about 1.2 KB each; 0: read every one from the database each time).",
+            **_serve_env("cached_articles"),
+        ),
+    ] = CACHED_ARTICLES,
 ) -> None:
     """Serve the index over HTTP: related lists, the editor's page (/) and the box (/box.js).
 
@@ -1592,6 +1602,7 @@ def serve(
         max_k=max_k,
         threads=_model_threads(),
         events_rate=events_rate,
+        cached_articles=cached_articles,
     )
     writes = "writes need the token" if options.token else f"writes off ({TOKEN_ENV} not set)"
     said = f"serving {index} on http://{host}:{port}/ with {workers} worker(s); {writes}"

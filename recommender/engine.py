@@ -22,7 +22,7 @@ from .read.held import lookup
 from .read.reader import Reader
 from .read.retrieve import Filters
 from .read.snapshot import Snapshot, check
-from .settings import Ranking, Settings, checked_threads
+from .settings import CACHED_ARTICLES, Ranking, Settings, checked_threads
 
 if TYPE_CHECKING:  # imported where used: a query needs none of them (docs/contributing.md)
     from . import results
@@ -171,16 +171,16 @@ class Recommender:
         auto_refresh: bool | float = False,
         lazy: bool = False,
         threads: int | None = None,
+        cached_articles: int = CACHED_ARTICLES,
     ) -> Recommender:
         """Open the index at ``path`` for queries. ``model``: the one expected
         (IncompatibleIndexError for another); ``encoder``: by default the index's model, loaded
         when needed, with ``threads``; ``auto_refresh``: True, or every that many seconds;
-        ``lazy``: read only the manifest now (for a process that only writes)."""
+        ``lazy``: read only the manifest (a writer); ``cached_articles``: see ``read.shown``."""
         expected = model or (encoder.name if encoder is not None else None)
         interval = 1.0 if auto_refresh is True else (float(auto_refresh) or None)
-        return cls(
-            Path(path), encoder, threads, expected_model=expected, auto_refresh=interval, lazy=lazy
-        )
+        reading = {"auto_refresh": interval, "lazy": lazy, "cached_articles": cached_articles}
+        return cls(Path(path), encoder, threads, expected_model=expected, **reading)
 
     def _forget_model(self) -> None:
         """A rebuild changed the index's model: its encoder and writer are made again."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,77 @@ class Recommendation:
     lexical_similarity: float = 0.0
     copies: int = 1
     copy_ids: tuple[str, ...] = ()
+
+
+#: The fields of a ``Recommendation`` that come from its article as stored (all but its id),
+#: in field order: ``RelatedList`` writes them as one piece made once per article.
+SHOWN_FIELDS = (
+    "title",
+    "category",
+    "published_at",
+    "url",
+    "source",
+    "lang",
+    "language",
+    "tags",
+    "metadata",
+)
+
+
+class RelatedList(list[Recommendation]):
+    """A related list as ``similar`` returns it: a list of ``Recommendation``, which also
+    writes itself as JSON (``json``) from a piece of JSON made once per article (its
+    ``SHOWN_FIELDS``, ``shown_json``), what ``to_json`` writes of the list byte for byte,
+    without a dict per item. Changed after it was made, it is written as any list is."""
+
+    __slots__ = ("_pieces",)
+
+    def __init__(self, pieces: Iterable[tuple[Recommendation, str]] = ()) -> None:
+        """``pieces``: each recommendation and the JSON of its shown fields."""
+        held = tuple(pieces)
+        super().__init__(item for item, _ in held)
+        self._pieces = held
+
+    def json(self) -> str:
+        """The list as ``to_json`` writes it."""
+        held = getattr(self, "_pieces", ())
+        if len(held) != len(self) or any(a is not b for a, (b, _) in zip(self, held, strict=True)):
+            return to_json(list(self))
+        return "[" + ", ".join(_item_json(item, shown) for item, shown in held) + "]"
+
+
+def shown_json(values: Sequence[object]) -> str:
+    """The JSON piece of a recommendation's ``SHOWN_FIELDS`` (``values``, in that order), as
+    ``to_json`` writes them inside its object."""
+    return to_json(dict(zip(SHOWN_FIELDS, values, strict=True)))[1:-1]
+
+
+_string = json.encoder.encode_basestring  # what to_json writes a string with (ensure_ascii off)
+
+
+#: One recommendation as ``to_json`` writes it, for plain finite numbers (``_item_json``):
+#: ``%r`` of a float is what json writes of it.
+_ITEM = (
+    '{"id": %s, "score": %r, "similarity": %r, "recency_factor": %r, "category_factor": %r, '
+    '%s, "dense_similarity": %r, "lexical_similarity": %r, "copies": %d, "copy_ids": [%s]}'
+)
+
+
+def _item_json(item: Recommendation, shown: str) -> str:
+    numbers = (
+        item.score,
+        item.similarity,
+        item.recency_factor,
+        item.category_factor,
+        item.dense_similarity,
+        item.lexical_similarity,
+    )
+    total = sum(numbers)
+    # Floats (and ints) only, none of them NaN or infinite: else json's own spelling.
+    if type(total) is not float or total - total != 0 or type(item.copies) is not int:
+        return to_json(item)
+    copy_ids = ", ".join(map(_string, item.copy_ids))
+    return _ITEM % (_string(item.id), *numbers[:4], shown, *numbers[4:], item.copies, copy_ids)
 
 
 @dataclass(frozen=True)
@@ -236,7 +307,12 @@ def json_default(value: object) -> object:
 def to_json(data: object, *, indent: int | None = None) -> str:
     """``data`` (results, or dicts made of them by ``dataclasses.asdict``) as JSON text,
     characters beyond ASCII kept as they are."""
+    if indent is None:
+        return _ENCODER.encode(data)  # what json.dumps writes, without an encoder a call
     return json.dumps(data, default=json_default, ensure_ascii=False, indent=indent)
+
+
+_ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,21 @@ Calibration = Literal["pool", "none"]
 VectorSearch = Literal["auto", "flat", "hnsw"]
 
 
+#: Articles whose listed fields each snapshot of an opened index keeps by default
+#: (``read.shown``; ``Recommender.open(cached_articles=...)``, ``recommend serve
+#: --cached-articles``): about 1 KB each for short news articles (their body is not kept).
+CACHED_ARTICLES = 50_000
+
 #: More threads than this is not a count anyone meant: OpenMP would abort allocating them.
 MAX_THREADS = 1024
+
+
+def checked_cached_articles(count: object) -> int:
+    """How many articles' listed fields a snapshot keeps (``CACHED_ARTICLES``), as given to
+    the library: a whole number, 0 or more; SettingsError otherwise."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise SettingsError(f"cached_articles must be a whole number, 0 or more, got {count!r}")
+    return count
 
 
 def checked_threads(threads: object) -> int | None:

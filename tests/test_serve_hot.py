@@ -52,14 +52,15 @@ def clients(shared_index: Path) -> Iterator[tuple[TestClient, TestClient]]:
 def answered(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether HotReads answered each request it saw (False: left to the route)."""
     seen: list[bool] = []
-    real = HotReads._answer
+    real = HotReads._answered
 
-    async def spied(self: HotReads, scope: Any) -> Any:
-        response = await real(self, scope)
-        seen.append(response is not None)
-        return response
+    async def spied(self: HotReads, scope: Any, send: Any) -> bool:
+        taken = await real(self, scope, send)
+        if scope["path"] != "/metrics":
+            seen.append(taken)
+        return taken
 
-    monkeypatch.setattr(HotReads, "_answer", spied)
+    monkeypatch.setattr(HotReads, "_answered", spied)
     return seen
 
 
@@ -79,6 +80,9 @@ REQUESTS = [
     ("GET", "/articles/a-1001/similar?k=10", {"Origin": "https://x.example"}, True),
     ("HEAD", "/articles/a-1001/similar?k=10", {"Accept-Encoding": "gzip"}, True),
     ("GET", "/articles/a-10%30%31/similar?k=2", {}, True),  # a-1001, encoded
+    ("GET", "/articles/a-1001/similar?k=10", {"Accept-Encoding": "identity"}, True),
+    ("GET", "/articles/a-1001/similar?k=10", {"Host": "evil/x?y#z"}, True),
+    ("HEAD", "/articles/a-1002/similar?k=0", {"Origin": SITE}, True),
     # left to the route:
     ("GET", "/articles/a-1001/similar?k=51", {}, False),  # over --max-k: 422
     ("GET", "/articles/a-1001/similar?k=010", {}, False),
@@ -90,6 +94,7 @@ REQUESTS = [
     ("GET", "/articles/a-1001%2Fsimilar/similar", {}, False),  # an id with a slash: 404
     ("GET", "/articles/a-1001/similar", {"If-None-Match": "*"}, False),
     ("GET", "/articles/a-1001/similar?k=10&same_category=true", {}, False),
+    ("GET", "/articles/a-1001/similar?k=10", {"Content-Length": "0"}, False),  # a body: Edge
 ]
 
 
@@ -153,3 +158,29 @@ def test_metrics_and_log_lines_are_the_routes(
     assert any('route="/articles/{article_id:path}/similar"' in line for line in counts[0])
     assert lines[0] == lines[1]
     assert len(lines[0]) == len(REQUESTS) + 1  # and /metrics
+
+
+@pytest.mark.parametrize("origins", [(), ("*",)], ids=["no CORS", "any origin"])
+def test_the_shortcut_answers_as_the_route_with_other_cors(
+    shared_index: Path, answered: list[bool], origins: tuple[str, ...]
+) -> None:
+    """The headers CORS adds (or not) are the route's too, whatever the server's origins."""
+    options = ServeOptions(max_age=5, cors_origins=origins)
+    apps = []
+    for hot in (True, False):
+        app = create_app(shared_index, encoder=FakeEncoder(), options=options)
+        if not hot:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not HotReads]
+        apps.append(app)
+    with TestClient(apps[0]) as hot_client, TestClient(apps[1]) as route_client:
+        for headers in (
+            {},
+            {"Origin": SITE},
+            {"Accept-Encoding": "gzip", "Origin": "x"},
+            {"Accept-Encoding": "identity"},
+        ):
+            for url in ("/articles/a-1001/similar", "/articles/a-1001/similar?k=1"):
+                ours = exchange(hot_client, "GET", url, headers)
+                assert ours == exchange(route_client, "GET", url, headers)
+                assert ours[0] == 200
+    assert answered == [True] * 8  # every one taken by the shortcut (the route's: not spied)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from importlib import metadata as importlib_metadata
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -27,6 +28,10 @@ from .options import INDEX_ENV, OPTIONS_ENV, TOKEN_ENV, ServeOptions
 from .routes import articles, events, overrides, pages, related, service
 from .state import IndexState, Titles
 from .threads import Threads
+
+#: Answers of a kilobyte and more are gzipped for clients that take it, at gzip's own level.
+GZIP_MINIMUM_SIZE = 1000
+GZIP_LEVEL = 6
 
 
 def _version() -> str:
@@ -83,7 +88,12 @@ def create_app(
     # What the endpoints share (see dependencies.py).
     path = Path(index) if index is not None else None
     app.state.index = IndexState(
-        path, recommender, encoder, options.refresh_seconds, options.threads
+        path,
+        recommender,
+        encoder,
+        options.refresh_seconds,
+        options.threads,
+        cached_articles=options.cached_articles,
     )
     app.state.titles = Titles()
     app.state.threads = Threads(options.read_threads)
@@ -106,26 +116,28 @@ def create_app(
     with resources.as_file(pages.DOCS_ASSETS) as assets_dir:
         app.mount(pages.DOCS_ASSETS_URL, StaticFiles(directory=assets_dir), name="docs-assets")
 
-    # Innermost: every layer below treats its answers as the route's (routes/related.py).
-    app.add_middleware(related.HotReads)
+    cors: dict[str, Any] | None = None
     if options.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(options.cors_origins),
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID"],
-            max_age=600,
-        )
+        cors = {
+            "allow_origins": list(options.cors_origins),
+            "allow_methods": ["GET", "POST", "PUT", "DELETE"],
+            "allow_headers": ["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            "expose_headers": ["ETag", "X-Request-ID"],
+            "max_age": 600,
+        }
+        app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(IdPaths)
     # Answers of a kilobyte and more, to clients that take gzip: a related list of 10 is
     # 6.6 KB of JSON, 1.8 KB gzipped in about 45 us at level 6 (gzip's own default; level 9
     # saves a few bytes for a fifth more time). The routes' ETag stays: it is weak, so it
     # may name the same answer in either coding. Inside Head, so that a HEAD has its GET's
     # Content-Encoding and Content-Length.
-    app.add_middleware(Gzip, minimum_size=1000, compresslevel=6)
+    gzip = {"minimum_size": GZIP_MINIMUM_SIZE, "compresslevel": GZIP_LEVEL}
+    app.add_middleware(Gzip, **gzip)
     app.add_middleware(Head)
     app.add_middleware(Edge, max_body_bytes=options.max_body_bytes, metrics=metrics)
+    # Outermost: answers the most asked read as all the layers above would (routes/related.py).
+    app.add_middleware(related.HotReads, metrics=metrics, cors=cors, **gzip)
     return app
 
 

@@ -18,7 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from ..results import to_json
+from ..results import RelatedList, to_json
 from .errors import ApiError
 from .metrics import Metrics
 from .options import MAX_WRITE_WAIT, TOKEN_ENV, ServeOptions
@@ -163,7 +163,19 @@ def _opaque(tag: str) -> str:
 
 
 def _json(answer: object, headers: dict[str, str]) -> Response:
-    return Response(to_json(answer).encode(), media_type="application/json", headers=headers)
+    return Response(answer_json(answer).encode(), media_type="application/json", headers=headers)
+
+
+def answer_json(answer: object) -> str:
+    """``to_json(answer)``; a related list last in an answer's object (``"related"``) written
+    from its pieces (``RelatedList.json``): the same bytes, in less than half the time."""
+    if not isinstance(answer, dict):
+        return to_json(answer)
+    related = answer.get("related")
+    if not isinstance(related, RelatedList) or next(reversed(answer)) != "related":
+        return to_json(answer)
+    head = to_json({name: value for name, value in answer.items() if name != "related"})
+    return f'{head[:-1]}{", " if len(answer) > 1 else ""}"related": {related.json()}}}'
 
 
 async def _cached(request: Request) -> Cached:

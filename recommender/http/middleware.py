@@ -97,38 +97,9 @@ class Edge:
                 await self._too_large(send_observed, None)
         finally:
             try:
-                self._observe(scope, status, time.perf_counter() - started, rid)
+                observe(self.metrics, scope, status, time.perf_counter() - started, rid)
             finally:
                 REQUEST_ID.reset(token)
-
-    def _observe(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
-        """Count the request and log its line (its fields apart too, for JSON logs)."""
-        method = str(scope.get("method", ""))
-        self.metrics.observe(method_label(method), route_label(scope), status, seconds)
-        if not log.isEnabledFor(logging.INFO):  # --log-level warning: no line to make
-            return
-        target = scope.get("raw_path") or str(scope.get("path", "")).encode()
-        query = scope.get("query_string") or b""
-        if query:
-            target += b"?" + query
-        client = scope.get("client") or ("-", 0)
-        fields = {
-            "client": _shown(str(client[0]), 64),
-            "method": _shown(method, 20),
-            "path": _shown_target(bytes(target), 200),
-            "status": status,
-            "ms": round(seconds * 1000, 1),
-        }
-        log.info(
-            "%s %s %s %s %d %.1f ms",
-            fields["client"],
-            rid,
-            fields["method"],
-            fields["path"],
-            status,
-            seconds * 1000,
-            extra={"http": fields, "request_id": rid},
-        )
 
     def _too_large_message(self, length: int | None) -> str:
         said = f" ({length} bytes)" if length is not None else ""
@@ -152,6 +123,37 @@ class Edge:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def observe(metrics: Metrics, scope: Scope, status: int, seconds: float, rid: str) -> None:
+    """Count an answered request in ``metrics`` and log its line (its fields apart too, for
+    JSON logs): ``Edge``'s, and ``HotReads``' (routes/related.py) for what it answers."""
+    method = str(scope.get("method", ""))
+    metrics.observe(method_label(method), route_label(scope), status, seconds)
+    if not log.isEnabledFor(logging.INFO):  # --log-level warning: no line to make
+        return
+    target = scope.get("raw_path") or str(scope.get("path", "")).encode()
+    query = scope.get("query_string") or b""
+    if query:
+        target += b"?" + query
+    client = scope.get("client") or ("-", 0)
+    fields = {
+        "client": _shown(str(client[0]), 64),
+        "method": _shown(method, 20),
+        "path": _shown_target(bytes(target), 200),
+        "status": status,
+        "ms": round(seconds * 1000, 1),
+    }
+    log.info(
+        "%s %s %s %s %d %.1f ms",
+        fields["client"],
+        rid,
+        fields["method"],
+        fields["path"],
+        status,
+        seconds * 1000,
+        extra={"http": fields, "request_id": rid},
+    )
 
 
 class Head:
@@ -231,7 +233,7 @@ class IdPaths:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = _encoded_path(scope)
+            path = encoded_path(scope)
             if path is not None:
                 scope["path"] = path  # in place: Edge reads the route chosen from this scope
         await self.app(scope, receive, send)
@@ -241,7 +243,7 @@ class IdPaths:
 _UNRESERVED = re.compile(rb"[A-Za-z0-9._~/-]*")
 
 
-def _encoded_path(scope: Scope) -> str | None:
+def encoded_path(scope: Scope) -> str | None:
     """The path of an article route with each part between slashes as sent percent-encoded;
     None for other paths.
 

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..settings import CACHED_ARTICLES
+
 #: Where ``recommend serve`` hands its options to worker processes (JSON of ServeOptions,
 #: without the token, which workers read from RECOMMENDER_TOKEN themselves).
 OPTIONS_ENV = "RECOMMENDER_SERVE_OPTIONS"
@@ -37,6 +39,7 @@ class ServeOptions:
         per worker; bursts of ``events_burst`` (at least a batch, 100).
     threads: the model's threads where a text is embedded (None: one per core); ``recommend
         serve`` sets it from RECOMMENDER_THREADS.
+    cached_articles: articles whose listed fields a worker keeps (``read.shown``).
     """
 
     token: str | None = None
@@ -51,6 +54,7 @@ class ServeOptions:
     threads: int | None = None
     events_rate: float = 10.0
     events_burst: int = 200
+    cached_articles: int = CACHED_ARTICLES
 
     def public(self) -> dict[str, Any]:
         """The options without the token, for handing to worker processes."""

@@ -13,6 +13,7 @@ from ..articles import Article
 from ..embedding.encode import Encoder
 from ..engine import Recommender
 from ..errors import RecommenderError, UnknownArticleError
+from ..settings import CACHED_ARTICLES
 from ..text import search_key
 from .errors import ApiError, public_message
 
@@ -30,6 +31,8 @@ class IndexState:
         encoder: Encoder | None,
         refresh_seconds: float,
         threads: int | None = None,
+        *,
+        cached_articles: int = CACHED_ARTICLES,
     ) -> None:
         self.path = path if path is not None else (recommender.path if recommender else None)
         self._rec = recommender
@@ -37,6 +40,7 @@ class IndexState:
         self._encoder = encoder
         self._refresh = refresh_seconds
         self._threads = threads
+        self._cached_articles = cached_articles
         self._lock = threading.Lock()
         self._failure = "not opened yet"
         self._next_try = 0.0
@@ -58,6 +62,7 @@ class IndexState:
                             encoder=self._encoder,
                             auto_refresh=self._refresh or False,
                             threads=self._threads,
+                            cached_articles=self._cached_articles,
                         )
                     except RecommenderError as exc:
                         self._failure = public_message(str(exc), self.path)

@@ -53,8 +53,14 @@ class Threads:
         if self._reads is None:
             self._reads = anyio.CapacityLimiter(self.read_threads)
         if quick and self.read_threads == 1:
-            async with self._reads:
+            try:  # free (the usual case): taken at once, with no trip through the event loop
+                self._reads.acquire_nowait()
+            except anyio.WouldBlock:
+                await self._reads.acquire()
+            try:
                 return call()
+            finally:
+                self._reads.release()
         return await anyio.to_thread.run_sync(call, limiter=self._reads)
 
     async def write(self, call: Callable[[], Any]) -> Any:

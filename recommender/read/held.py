@@ -95,7 +95,7 @@ def lookup(
     if len(ranked) < k and len(listed.heads) >= found.k:
         return None  # overrides left out more than the list holds beyond k: search
     heads = [entry.row for entry in ranked]
-    stored = snapshot.table.articles([*heads, *(pin for pin, _ in edits.pins)])
+    stored = snapshot.shown([*heads, *(pin for pin, _ in edits.pins)])
     if any(head not in stored for head in heads):
         return None  # removed meanwhile
     return recommendations(snapshot, placed(snapshot, ranked, edits, stored, k), stored)
@@ -104,17 +104,18 @@ def lookup(
 def entries_of(listed: StoredList, k: int) -> list[Entry]:
     """The first ``k`` places of a stored list, as the pipeline gives them."""
     return [
-        Entry(
-            row=int(listed.heads[at]),
-            copies=tuple(listed.copies[at].tolist()),
-            score=float(listed.score[at]),
-            similarity=float(listed.similarity[at]),
-            recency=float(listed.recency[at]),
-            category=float(listed.category[at]),
-            dense=float(listed.dense[at]),
-            lexical=float(listed.lexical[at]),
+        Entry(*fields)
+        for fields in zip(
+            listed.heads[:k],
+            listed.copies[:k],
+            listed.score,
+            listed.similarity,
+            listed.recency,
+            listed.category,
+            listed.dense,
+            listed.lexical,
+            strict=False,
         )
-        for at in range(min(k, len(listed.heads)))
     ]
 
 

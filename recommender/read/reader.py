@@ -19,7 +19,13 @@ from ..articles import Article, quoted
 from ..errors import IncompatibleIndexError, RecommenderError, UnknownArticleError
 from ..language import recognised
 from ..results import Answers, IndexInfo, IndexStatus
-from ..settings import AUTO_MODEL, MULTILINGUAL_MODEL, MULTILINGUAL_NAMES
+from ..settings import (
+    AUTO_MODEL,
+    CACHED_ARTICLES,
+    MULTILINGUAL_MODEL,
+    MULTILINGUAL_NAMES,
+    checked_cached_articles,
+)
 from ..storage.layout import current_version, last_written
 from ..storage.manifest import Manifest, read_manifest
 from ..storage.vectors import describe_search
@@ -43,7 +49,8 @@ def check_model(path: Path, model: str, expected: str | None) -> None:
 class Reader:
     """The current snapshot of the index at ``path``, refreshed on demand or every
     ``auto_refresh`` seconds; with ``lazy``, loaded when first needed (only the manifest is
-    read at once). ``on_model_change`` is called when a rebuild changed the index's model."""
+    read at once). ``on_model_change`` is called when a rebuild changed the index's model;
+    ``cached_articles``: how many articles' shown fields each snapshot keeps (``shown``)."""
 
     def __init__(
         self,
@@ -53,6 +60,7 @@ class Reader:
         auto_refresh: float | None = None,
         lazy: bool = False,
         on_model_change: Callable[[], None] = lambda: None,
+        cached_articles: int = CACHED_ARTICLES,
     ) -> None:
         self.path = path
         self._expected = expected_model
@@ -60,6 +68,7 @@ class Reader:
         self._next_check = time.monotonic() + (auto_refresh or 0.0)
         self._lock = threading.Lock()
         self._on_model_change = on_model_change
+        self._cached_articles = checked_cached_articles(cached_articles)
         self._held: Snapshot | None = None
         self._manifest: Manifest | None = None
         self._refreshed_at = 0.0  # Unix time of the last load or check that succeeded
@@ -72,7 +81,7 @@ class Reader:
             self._held = self._load()
 
     def _load(self) -> Snapshot:
-        loaded = Snapshot.load(self.path)
+        loaded = Snapshot.load(self.path, self._cached_articles)
         check_model(self.path, loaded.manifest.model, self._expected)
         self._refreshed_at = time.time()
         return loaded

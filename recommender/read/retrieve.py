@@ -59,6 +59,8 @@ class Filters:
     def merged(cls, given: Filters | None, *fields: Any) -> Filters:
         """``given`` (by default none), with the six fields given as the facade's keywords
         (in field order), each that differs from its default."""
+        if fields == _DEFAULT_FIELDS:  # the usual query: nothing to merge
+            return given if given is not None else _NO_FILTERS
         defaults = cls()
         names = ("same_category", "categories", "since", "until", "exclude", "same_language")
         keywords = dict(zip(names, fields, strict=True))
@@ -101,6 +103,11 @@ class Filters:
             until_day=until_day,
             language=language,
         )
+
+
+#: The facade's filter keywords left at their defaults (``Filters.merged``), and no filters.
+_DEFAULT_FIELDS = (False, None, None, None, (), False)
+_NO_FILTERS = Filters()
 
 
 def _day(

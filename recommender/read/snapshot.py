@@ -22,7 +22,7 @@ from ..articles import quoted
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
 from ..results import CheckReport
-from ..settings import RULES, Settings
+from ..settings import CACHED_ARTICLES, RULES, Settings
 from ..storage import image, precomputed
 from ..storage.check import check_index
 from ..storage.mapped import Binding, Ignored, ids_digest
@@ -32,6 +32,7 @@ from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
+from .shown import Shown, ShownCache
 
 if TYPE_CHECKING:
     pass
@@ -67,6 +68,7 @@ class _PointerCache:
 
     identity: tuple[int, ...] = ()
     name: str | None = None
+    file: str = ""  # CURRENT's path, made once: it is looked at on every query
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,21 @@ class Snapshot:
     from_image: bool = False  # opened from the version's image
     #: The editorial overrides (``storage.overrides``), as of ``generation``.
     overrides: Overrides = NO_OVERRIDES
+    #: What related lists show of the articles listed most recently (``shown``).
+    shown_cache: ShownCache = field(
+        default_factory=lambda: ShownCache(CACHED_ARTICLES), repr=False, compare=False
+    )
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
     _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
     @classmethod
-    def load(cls, path: Path) -> Snapshot:
-        """The current state of the index at ``path``, read whole."""
+    def load(cls, path: Path, cached_articles: int = CACHED_ARTICLES) -> Snapshot:
+        """The current state of the index at ``path``, read whole; its related lists keep
+        what they show of up to ``cached_articles`` articles (``shown``)."""
         for attempt in range(5):
             try:
-                return cls.of_version(path, current_version(path))
+                found = cls.of_version(path, current_version(path))
+                return replace(found, shown_cache=ShownCache(cached_articles))
             except RecommenderError:
                 # A writer may have replaced this version, or merged segments, while it loaded.
                 if attempt == 4:
@@ -278,8 +286,10 @@ class Snapshot:
     def replaced(self) -> bool:
         """Whether a build or compaction made another version current since."""
         cache = self._pointer
+        if not cache.file:
+            cache.file = os.fspath(self.path / CURRENT)
         try:
-            info = os.stat(self.path / CURRENT)
+            info = os.stat(cache.file)
         except OSError:
             return True
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
@@ -335,7 +345,9 @@ class Snapshot:
                 f"{held_terms + len(terms)} term vectors for {len(columns.ids)} rows; "
                 "build it again"
             )
-        manifest, binding = self.manifest, self.binding
+        manifest, binding, shown = self.manifest, self.binding, self.shown_cache
+        if self.generation >= 0 and rows:  # what they show of the rows written is read again
+            shown = shown.carried(row[0] for row in rows)
         if self.generation >= 0:  # ``recommend tune`` may have stored new settings
             manifest = read_manifest(self.version)
             # New lists (``recommend precompute``), or a first build id, since.
@@ -350,6 +362,7 @@ class Snapshot:
             parts=tuple(parts),
             columns=columns,
             lexical=tuple(lexical),
+            shown_cache=shown,
         )
 
     def _joined(self, parts: Sequence[tuple[int, Any]]) -> Any:
@@ -369,6 +382,11 @@ class Snapshot:
             raise UnknownArticleError(
                 f"article {quoted(article_id)} is not in index {self.path}"
             ) from None
+
+    def shown(self, rows: Sequence[int]) -> dict[int, Shown]:
+        """What related lists show of the stored articles at ``rows`` (removed ones left
+        out), by row: from this snapshot's cache (``shown``), else read and checked."""
+        return self.shown_cache.get(self, rows)
 
     def query(self, row: int) -> Query:
         """What the indexed article at ``row`` contributes to ranking as a query: its date

@@ -29,6 +29,7 @@ import itertools
 import mmap
 import os
 import re
+import struct
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,18 +88,19 @@ def candidates(version: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class StoredList:
-    """One row's list: its groups' shown rows, copies and score parts, best first."""
+    """One row's list: its groups' shown rows, copies and score parts, best first (plain
+    Python values: a lookup reads a few of them, which numpy scalars would make slower)."""
 
     dense_floor: float
     lexical_floor: float
-    heads: np.ndarray  # int32 rows
-    copies: list[np.ndarray]  # each group's other rows
-    score: np.ndarray
-    similarity: np.ndarray
-    recency: np.ndarray
-    category: np.ndarray
-    dense: np.ndarray
-    lexical: np.ndarray
+    heads: tuple[int, ...]
+    copies: list[tuple[int, ...]]  # each group's other rows
+    score: tuple[float, ...]
+    similarity: tuple[float, ...]
+    recency: tuple[float, ...]
+    category: tuple[float, ...]
+    dense: tuple[float, ...]
+    lexical: tuple[float, ...]
 
 
 def record(
@@ -126,43 +128,48 @@ def record(
 
 
 def parse(data: bytes | memoryview, rows: int) -> StoredList | None:
-    """A record read back; None when it is inconsistent (its rows out of range, sizes off)."""
+    """A record read back; None when it is inconsistent (its rows out of range, sizes off).
+
+    One ``struct`` unpacking of the whole record: a lookup parses one on every query."""
     size = len(data)
-    if size < _HEAD.itemsize:
+    if size < _HEAD_SIZE:
         return None
-    head = np.frombuffer(data, _HEAD, 1)[0]
-    count = int(head["count"])
-    at = _HEAD.itemsize
-    fixed = at + count * (4 + 4 + 4 * 8 + 2 * 4)
+    dense_floor, lexical_floor, count = _HEAD_STRUCT.unpack_from(data)
+    fixed = _HEAD_SIZE + count * (4 + 4 + 4 * 8 + 2 * 4)
     if count < 0 or fixed > size or (size - fixed) % 4:
         return None
-    heads = np.frombuffer(data, "<i4", count, at)
-    sizes = np.frombuffer(data, "<i4", count, at + 4 * count)
-    at += 8 * count
-    values = []
-    for dtype in ("<f8",) * 4 + ("<f4",) * 2:
-        width = np.dtype(dtype).itemsize
-        values.append(np.frombuffer(data, dtype, count, at))
-        at += width * count
-    members = np.frombuffer(data, "<i4", (size - fixed) // 4, fixed)
-    if int(sizes.sum()) != len(members) or (len(sizes) and int(sizes.min()) < 0):
+    members = (size - fixed) // 4
+    values = _record_struct(count, members).unpack_from(data, _HEAD_SIZE)
+    heads, sizes = values[:count], values[count : 2 * count]
+    parts = [values[(2 + i) * count : (3 + i) * count] for i in range(6)]
+    rest = values[8 * count :]
+    if sum(sizes) != members or (count and min(sizes) < 0):
         return None
-    every = np.concatenate([heads, members])
-    if len(every) and (int(every.min()) < 0 or int(every.max()) >= rows):
+    if (count and (min(heads) < 0 or max(heads) >= rows)) or (
+        members and (min(rest) < 0 or max(rest) >= rows)
+    ):
         return None
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    return StoredList(
-        dense_floor=float(head["dense_floor"]),
-        lexical_floor=float(head["lexical_floor"]),
-        heads=heads,
-        copies=[members[bounds[i] : bounds[i + 1]] for i in range(count)],
-        score=values[0],
-        similarity=values[1],
-        recency=values[2],
-        category=values[3],
-        dense=values[4],
-        lexical=values[5],
-    )
+    copies, at = [], 0
+    for n in sizes:
+        copies.append(rest[at : at + n])
+        at += n
+    return StoredList(dense_floor, lexical_floor, heads, copies, *parts)
+
+
+def _record_struct(count: int, members: int) -> struct.Struct:
+    """The layout of a record's body of ``count`` groups and ``members`` other copies."""
+    key = (count, members)
+    found = _STRUCTS.get(key)
+    if found is None:
+        found = struct.Struct(f"<{2 * count}i{4 * count}d{2 * count}f{members}i")
+        if len(_STRUCTS) < 4096:  # few shapes: k groups, a few copies
+            _STRUCTS[key] = found
+    return found
+
+
+_HEAD_STRUCT = struct.Struct("<ffi")
+_HEAD_SIZE = _HEAD_STRUCT.size
+_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
 
 
 def write(

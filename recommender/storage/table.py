@@ -138,6 +138,23 @@ def row_checksum(values: Sequence[Any]) -> int:
 
 
 _AT = {name: at for at, name in enumerate(ArticleRow.columns())}
+_LISTED_BEFORE_DATE = operator.itemgetter(_AT["id"], _AT["title"], _AT["category"])
+_LISTED_AFTER_DATE = operator.itemgetter(_AT["url"], _AT["source"], _AT["lang"])
+_PUBLISHED_AT, _TAGS, _METADATA = _AT["published_at"], _AT["tags"], _AT["metadata"]
+
+
+def listed_fields(values: Sequence[Any]) -> tuple[Any, ...]:
+    """What a related list shows of a stored row (``values`` in ``ArticleRow.columns()``
+    order), decoded as its ``Article`` holds it: id, title, category, published_at, url,
+    source, lang, tags and metadata (a related list needs no body, nor an Article)."""
+    published = values[_PUBLISHED_AT]
+    return (
+        *_LISTED_BEFORE_DATE(values),
+        datetime.fromisoformat(published.replace("Z", "+00:00")) if published else None,
+        *_LISTED_AFTER_DATE(values),
+        tuple(json.loads(values[_TAGS])),
+        json.loads(values[_METADATA]),
+    )
 
 
 def _article(values: Sequence[Any]) -> Article:
@@ -567,6 +584,12 @@ class ArticleTable:
 
         Each is checked against its checksum: IndexDamagedError if it does not match.
         """
+        return {row: _article(values) for row, values in self.checked_rows(rows).items()}
+
+    def checked_rows(self, rows: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """The stored values of the articles at these rows (``ArticleRow.columns()`` order,
+        then the checksum), by row; removed ones are left out. Each is checked against its
+        checksum: IndexDamagedError if it does not match."""
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
@@ -581,7 +604,7 @@ class ArticleTable:
                     f"(row {values[0]}) does not match its checksum; build the index again "
                     f"(recommend check --index {self._where} lists every damaged article)"
                 )
-            out[values[0]] = _article(values)
+            out[values[0]] = values
         return out
 
     def live_hashes(self, ids: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:

@@ -1,0 +1,124 @@
+"""What a related list shows of an article (``Shown``): its stored fields but the body, with
+their JSON, kept for the articles listed most recently (``ShownCache``, one per snapshot).
+
+A related list of 10 reads 10 stored articles. From SQLite each is read whole (its body too),
+checked against its checksum and decoded: more than the rest of a lookup from a precomputed
+list. A cached article was checked once, when it was read; later lists take it as it is.
+
+The cache is the snapshot's: it holds the articles as of that snapshot's version and
+generation (or read later). A refresh that loads updates gives the new snapshot a copy
+without the rows those updates wrote (added, removed, edited in place:
+``ShownCache.carried``); a new version (a build or compaction) starts an empty one. So a
+write, in this process or another, shows in every list once the reader has loaded it, as
+the rest of the snapshot does (rows removed by another process are never listed even before:
+``Reader.removed``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..results import shown_json, to_json
+from ..storage.table import listed_fields
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+
+
+#: An article as a related list shows it: its id, what a ``Recommendation`` copies of it (its
+#: ``results.SHOWN_FIELDS``, its language the snapshot's effective one) and the JSON of those.
+#: A plain tuple of strings, not an object, and the metadata as its JSON: the garbage
+#: collector stops tracking such a tuple, so the articles kept add nothing to its full
+#: collections (which pause every request meanwhile). The metadata is read from its JSON for
+#: each recommendation, so that no caller shares what another is given.
+Shown = tuple[
+    str,  # id
+    str,  # title
+    str | None,  # category
+    datetime | None,  # published_at
+    str | None,  # url
+    str | None,  # source
+    str | None,  # lang
+    str | None,  # language
+    tuple[str, ...],  # tags
+    str | None,  # metadata as JSON, None when empty
+    str,  # JSON of the nine fields before it but the id
+]
+
+
+class ShownCache:
+    """The ``Shown`` of up to ``capacity`` rows, the least recently listed dropped first
+    (0: none kept); thread-safe."""
+
+    def __init__(self, capacity: int, held: Iterable[tuple[int, Shown]] = ()) -> None:
+        self.capacity = max(0, int(capacity))
+        self._held: OrderedDict[int, Shown] = OrderedDict(held)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def get(self, snapshot: Snapshot, rows: Sequence[int]) -> dict[int, Shown]:
+        """The shown articles of ``rows`` that are stored (removed ones left out), by row:
+        those held, and the others read from the snapshot's table (each checked against its
+        checksum there) and kept."""
+        found: dict[int, Shown] = {}
+        missing = []
+        with self._lock:
+            held = self._held
+            for row in rows:
+                shown = held.get(row)
+                if shown is None:
+                    missing.append(row)
+                else:
+                    held.move_to_end(row)
+                    found[row] = shown
+        if not missing:
+            return found
+        stored = snapshot.table.checked_rows(missing)
+        read = {
+            row: shown_of(snapshot, row, listed_fields(values)) for row, values in stored.items()
+        }
+        found.update(read)
+        if self.capacity:
+            with self._lock:
+                held.update(read)
+                while len(held) > self.capacity:
+                    held.popitem(last=False)
+        return found
+
+    def carried(self, written: Iterable[int], capacity: int | None = None) -> ShownCache:
+        """A new cache holding what this one does but the ``written`` rows."""
+        gone = set(written)
+        with self._lock:
+            kept = [(row, shown) for row, shown in self._held.items() if row not in gone]
+        size = self.capacity if capacity is None else capacity
+        return ShownCache(size, kept[-size:] if size else ())
+
+
+def shown_of(snapshot: Snapshot, row: int, fields: tuple[Any, ...]) -> Shown:
+    """The ``Shown`` of the article at ``row`` of ``snapshot`` whose stored fields are
+    ``fields`` (``table.listed_fields``)."""
+    article_id, title, category, published, url, source, lang, tags, metadata = fields
+    language = snapshot.columns.language(row)
+    # As json_default writes a date and tags, so that the piece is made in C alone.
+    date = None if published is None else published.isoformat().replace("+00:00", "Z")
+    piece = shown_json((title, category, date, url, source, lang, language, list(tags), metadata))
+    kept_metadata = to_json(metadata) if metadata else None
+    return (
+        article_id,
+        title,
+        category,
+        published,
+        url,
+        source,
+        lang,
+        language,
+        tags,
+        kept_metadata,
+        piece,
+    )
