@@ -4,6 +4,7 @@ figures on a known set of events, --since, the --json shape, the Parquet table."
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,53 @@ def test_export_events_to_parquet(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".events.parquet.*"))
     missing = run("export-events", "-i", str(index), "-o", str(tmp_path / "no" / "e.parquet"))
     assert missing.exit_code == 1 and missing.stderr.startswith("error: cannot write ")
+
+
+@pytest.mark.parametrize("given", [".", "/", "folder"])
+def test_export_events_to_a_folder_is_a_clear_error(tmp_path: Path, given: str) -> None:
+    """`--out .` or `--out /` was a traceback (ValueError from Path.with_name); a folder's
+    name was found out only after the whole export had been written beside it."""
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / given if given == "folder" else Path(given)
+    result = run("export-events", "--index", str(index), "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot write {out}: it is a folder; name the file to write\n"
+
+
+def test_export_events_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """The temporary file was `.NAME.PID` beside `--out`: in a shared folder (/tmp) another
+    user could plant a link at that name and have the export write over the file it names.
+    It is now made new (mkstemp), with a new file's permissions; a file at `--out` is
+    replaced whole."""
+    pytest.importorskip("pyarrow.parquet")
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "events.parquet"
+    out.write_bytes(b"an older export")
+    (tmp_path / f".events.parquet.{os.getpid()}").symlink_to(victim)
+    result = run("export-events", "--index", str(index), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert victim.read_bytes() == b"precious"
+    assert out.read_bytes()[:4] == b"PAR1" and not out.is_symlink()
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_report_since_with_a_zone_is_said_in_utc(tmp_path: Path) -> None:
+    """`--since 2026-12-01T00:00+05:00` was printed `since 2026-12-01 00:00 UTC`: five hours
+    off; the year 1 came out as `1-01-01`."""
+    index = make_index(tmp_path / "index")
+    first = run("report", "--index", str(index), "--since", "2026-12-01T00:00+05:00")
+    assert first.stdout.splitlines()[0].endswith("since 2026-11-30 19:00 UTC")
+    early = run("report", "--index", str(index), "--since", "0001-01-01T00:00+05:00")
+    assert early.exit_code == 0
+    assert early.stdout.splitlines()[0].endswith("since 0001-01-01T00:00+05:00")
