@@ -489,3 +489,37 @@ def test_reports_are_reused_and_strangers_limited(
         now[0] = 61.0
         assert client.get("/report").json()["views"] == 2
     assert len(computed) == 6
+
+
+def _request(receive: Any) -> Any:
+    from starlette.requests import Request
+
+    scope = {"type": "http", "method": "POST", "path": "/events", "headers": []}
+    return Request(scope, receive)
+
+
+def test_a_body_that_trickles_or_stops_is_refused_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen on uvicorn over loopback: a Content-Length of 60,000 and then a byte a second held
+    the connection for as long as the client liked, and a client that went away in the middle
+    of its body left 'Exception in ASGI application' and a traceback (ClientDisconnect) in the
+    log, one per try. Now 400 bad-request: the body must come within BODY_SECONDS."""
+    import asyncio
+
+    from recommender.http.errors import ApiError
+    from recommender.http.routes import events as route
+
+    monkeypatch.setattr(route, "BODY_SECONDS", 0.2)
+
+    async def trickle() -> dict[str, object]:
+        await asyncio.sleep(0.05)
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    async def gone() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    for receive, said in ((trickle, "did not come within 0.2 s"), (gone, "went away")):
+        with pytest.raises(ApiError) as refused:
+            asyncio.run(route._body(_request(receive)))
+        assert refused.value.status == 400 and said in refused.value.message

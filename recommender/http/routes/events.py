@@ -19,6 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from ...errors import IndexNotFoundError, IndexWriteError, RecommenderError
 from ...events import Event, View, parse_event
@@ -37,6 +38,8 @@ router = APIRouter()
 #: view, or one click, per batch; a client that queues them sends a few dozen).
 MAX_EVENTS = 100
 MAX_EVENTS_BYTES = 64 * 1024
+#: The whole body of a batch comes within this many seconds (a beacon's is a few hundred bytes).
+BODY_SECONDS = 10.0
 #: A batch costs the rate limit one event per event, or per this many bytes when more.
 EVENT_BYTES = 1024
 NO_STORE = {"Cache-Control": "no-store"}
@@ -92,16 +95,23 @@ async def post_events(request: Request, index: Index, metrics: RequestMetrics) -
 
 
 async def _body(request: Request) -> bytes:
-    """The body, read up to ``MAX_EVENTS_BYTES``; 413 beyond, before any of it is parsed."""
+    """The body, read up to ``MAX_EVENTS_BYTES``; 413 beyond, before any of it is parsed; 400
+    when it has not all come within ``BODY_SECONDS`` or the client went away meanwhile."""
     said = request.headers.get("content-length", "")
     if said.isdigit() and int(said) > MAX_EVENTS_BYTES:
         raise _too_large()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_EVENTS_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_EVENTS_BYTES:
+                    raise _too_large()
+                chunks.append(chunk)
+    except TimeoutError:  # a body trickled in a byte at a time holds its connection for ever
+        raise ApiError("bad-request", f"the body did not come within {BODY_SECONDS:g} s") from None
+    except ClientDisconnect:  # not an error of the service's: no traceback in its log
+        raise ApiError("bad-request", "the client went away before its body came") from None
     return b"".join(chunks)
 
 
