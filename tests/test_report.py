@@ -88,10 +88,13 @@ def test_since_takes_a_day_or_a_time(given: str, expected: datetime) -> None:
     assert parse_since(given) == expected
 
 
-@pytest.mark.parametrize("given", ["yesterday", "", "2026-13-01", "1e9"])
+@pytest.mark.parametrize("given", ["yesterday", "", "2026-13-01", "1e9", "1" * 10_000])
 def test_since_refuses_what_is_no_date(given: str) -> None:
-    with pytest.raises(InvalidQueryError, match="is not a date"):
+    """10,000 ones were read as 1111-11-11T11:11:11.111111 (fromisoformat takes YYYYMMDD and
+    a fraction of any length), and a long refused value was quoted whole in the message."""
+    with pytest.raises(InvalidQueryError, match="is not a date") as refused:
         parse_since(given)
+    assert len(str(refused.value)) < 200
 
 
 def make_index(folder: Path) -> Path:
@@ -238,3 +241,16 @@ def test_report_since_with_a_zone_is_said_in_utc(tmp_path: Path) -> None:
     early = run("report", "--index", str(index), "--since", "0001-01-01T00:00+05:00")
     assert early.exit_code == 0
     assert early.stdout.splitlines()[0].endswith("since 0001-01-01T00:00+05:00")
+
+
+def test_the_table_shows_escapes_of_a_stored_section_as_text(tmp_path: Path) -> None:
+    """The service refuses a section with an escape or a bidi override from the box, but fills
+    in the article's own section from the index, which may hold one: the table shows it as
+    text (``\\x1b``), never moving the cursor or reordering the line."""
+    index = make_index(tmp_path / "index")
+    hostile = "world\x1b[2J\x1b]0;pwned\x07\u202eevil"
+    append_events(index, [View("v1", "a", ("b",), DAY1, section=hostile)])
+    result = run("report", "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)
+    assert "world\\x1b[2J" in result.stdout

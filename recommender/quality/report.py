@@ -17,18 +17,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..articles import quoted
 from ..errors import InvalidQueryError
 from ..events import Click, Event, View
+
+#: The longest ``since`` read: an ISO-8601 time with microseconds and a zone is 32 characters.
+MAX_SINCE = 64
 
 
 def parse_since(value: str) -> datetime:
     """``--since`` and ``?since=``: a day (2026-12-01, from its midnight) or an ISO-8601 time;
-    UTC unless it says otherwise. ``InvalidQueryError`` names the value."""
+    UTC unless it says otherwise. ``InvalidQueryError`` names the value (cut when long)."""
     try:
+        if len(value) > MAX_SINCE:  # fromisoformat reads a fraction of 10,000 digits
+            raise ValueError(value)
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidQueryError(
-            f"since {value!r} is not a date (2026-12-01) or an ISO-8601 time"
+            f"since {quoted(value, 40)} is not a date (2026-12-01) or an ISO-8601 time"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
