@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from ..articles import quoted
 from ..errors import InvalidQueryError
-from ..events import Click, Event, View
+from ..events import Event, View
 
 #: The longest ``since`` read: an ISO-8601 time with microseconds and a zone is 32 characters.
 MAX_SINCE = 64
@@ -110,21 +110,11 @@ class Report:
 def report_of(
     events: Iterable[Event], *, since: datetime | None = None, damaged: int = 0
 ) -> Report:
-    """The report of ``events`` (those of the period: ``since`` is only recorded)."""
-    views: dict[str, View] = {}
-    clicks: dict[tuple[str, int], Click] = {}
-    duplicates = 0
-    for event in events:
-        if isinstance(event, View):
-            if event.view in views:
-                duplicates += 1
-            else:
-                views[event.view] = event
-        elif (event.view, event.position) in clicks:
-            duplicates += 1
-        else:
-            clicks[(event.view, event.position)] = event
+    """The report of ``events`` (those of the period: ``since`` is only recorded).
 
+    A view is tallied as it is read, and only what its clicks need of it is kept (its section,
+    language and ranking, one tuple for each such combination): a million events take the
+    memory of their view ids, not of every id they showed."""
     tallies: dict[str, dict[str | int | None, list[int]]] = {
         name: {} for name in ("position", "section", "language", "ranking", "day")
     }
@@ -132,22 +122,41 @@ def report_of(
     def tally(name: str, key: str | int | None, column: int) -> None:
         tallies[name].setdefault(key, [0, 0])[column] += 1
 
-    for view in views.values():
-        for position in range(len(view.shown)):
-            tally("position", position, 0)
-        tally("section", view.section, 0)
-        tally("language", view.language, 0)
-        tally("ranking", view.ranking, 0)
-        tally("day", f"{view.time:%Y-%m-%d}", 0)
+    Kind = tuple[str | None, str | None, str]
+    views: dict[str, Kind] = {}
+    kinds: dict[Kind, Kind] = {}
+    clicks: dict[tuple[str, int], str] = {}  # (view, position): the click's day
+    duplicates = explored = interleaved = 0
+    for event in events:
+        if isinstance(event, View):
+            if event.view in views:
+                duplicates += 1
+                continue
+            kind = (event.section, event.language, event.ranking)
+            views[event.view] = kinds.setdefault(kind, kind)
+            explored += event.swapped is not None
+            interleaved += event.teams is not None
+            for position in range(len(event.shown)):
+                tally("position", position, 0)
+            tally("section", event.section, 0)
+            tally("language", event.language, 0)
+            tally("ranking", event.ranking, 0)
+            tally("day", f"{event.time:%Y-%m-%d}", 0)
+        elif (event.view, event.position) in clicks:
+            duplicates += 1
+        else:
+            clicks[(event.view, event.position)] = f"{event.time:%Y-%m-%d}"
+
     without_view = 0
-    for click in clicks.values():
-        seen = views.get(click.view)
+    for (view_id, position), day in clicks.items():
+        seen = views.get(view_id)
         without_view += seen is None
-        tally("position", click.position, 1)
-        tally("section", seen.section if seen else None, 1)
-        tally("language", seen.language if seen else None, 1)
-        tally("ranking", seen.ranking if seen else None, 1)
-        tally("day", f"{click.time:%Y-%m-%d}", 1)
+        section, language, ranking = seen or (None, None, None)
+        tally("position", position, 1)
+        tally("section", section, 1)
+        tally("language", language, 1)
+        tally("ranking", ranking, 1)
+        tally("day", day, 1)
 
     def counts(name: str) -> list[Count]:
         found = tallies[name]
@@ -162,8 +171,8 @@ def report_of(
         since=since,
         views=len(views),
         clicks=len(clicks),
-        explored=sum(v.swapped is not None for v in views.values()),
-        interleaved=sum(v.teams is not None for v in views.values()),
+        explored=explored,
+        interleaved=interleaved,
         clicks_without_view=without_view,
         duplicates=duplicates,
         damaged=damaged,
