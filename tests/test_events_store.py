@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,6 +162,7 @@ BATCHES = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from recommender.events import Click, View
 from recommender.storage.events import append_events
 index, me = Path(sys.argv[1]), sys.argv[2]
@@ -189,6 +192,7 @@ APPENDER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from recommender.events import Click
 from recommender.storage.events import append_events
 index, n = Path(sys.argv[1]), 0
@@ -237,6 +241,7 @@ TRY_APPEND = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from recommender.events import Click
 from recommender.storage.events import EventsReadOnlyError, append_events, read_events
 index = Path(sys.argv[1])
@@ -458,3 +463,63 @@ def test_a_batch_refused_by_a_full_disk_leaves_nothing(
     append_events(index, [click(1)])
     events = read_events(index)
     assert list(events) == [view(1), click(1)] and events.damaged == 0
+
+
+@pytest.mark.parametrize("target", ["folder", "file", "dangling"])
+def test_a_store_that_is_a_link_or_a_file_is_never_written_through(
+    tmp_path: Path, target: str
+) -> None:
+    """`events/` as a link to another folder (/etc, say), to a file, or to nothing; or a plain
+    file: appending is refused, nothing is made or written where it points."""
+    from recommender.errors import IndexWriteError
+
+    index = make_index(tmp_path / "index")
+    elsewhere = tmp_path / "elsewhere"
+    if target == "folder":
+        elsewhere.mkdir()
+    elif target == "file":
+        elsewhere.write_bytes(b"precious")
+    (index / EVENTS).symlink_to(elsewhere)
+    with pytest.raises(IndexWriteError, match="cannot keep events"):
+        append_events(index, [click(1)])
+    if target == "folder":
+        assert list(elsewhere.iterdir()) == []
+    elif target == "file":
+        assert elsewhere.read_bytes() == b"precious"
+    else:
+        assert not elsewhere.exists()
+    (index / EVENTS).unlink()
+    (index / EVENTS).write_bytes(b"not a folder")
+    with pytest.raises(IndexWriteError, match="is not a folder the index made"):
+        append_events(index, [click(1)])
+    assert list(read_events(index)) == []
+
+
+def test_an_append_returns_only_after_its_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 (the tests above) cannot tell a synced append from one left in the page cache:
+    the kernel keeps what a killed process wrote. A power cut can: this checks that the day
+    file is synced after its last write and before append_events returns, and the folder
+    when the file is new."""
+    from recommender.storage import events as store
+
+    index = make_index(tmp_path / "index")
+    calls: list[str] = []
+    real_write, real_fsync = os.write, os.fsync
+
+    def write(fd: int, data: Any) -> int:
+        calls.append("write")
+        return real_write(fd, data)
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync " + ("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "write", write)
+    monkeypatch.setattr(store.os, "fsync", fsync)  # the os module: files.fsync_dir's too
+    append_events(index, [view(1)])
+    assert calls[-3:] == ["write", "fsync file", "fsync folder"]
+    calls.clear()
+    append_events(index, [click(1)])
+    assert calls == ["write", "fsync file"]

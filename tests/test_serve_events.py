@@ -447,10 +447,11 @@ def test_reports_are_reused_and_strangers_limited(
     sample_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A report of a million events took 21 s of a core and 860 MB (2 cores, measured with
-    `recommend report`; 18 s and 200 MB now), and GET /report needs no token on a server without one: a stranger
-    asking again and again kept the writer thread busy for ever. An answer is now reused for a
-    minute, the same report asked for at once is computed once, and a client without the
-    token has a new one computed every 10 s (5 at once), 429 beyond."""
+    `recommend report`; 18 s and 200 MB now), and GET /report needs no token on a server
+    without one: a stranger asking again and again kept the writer thread busy for ever. An
+    answer is now reused for a minute, the same report asked for at once is computed once,
+    and a client without the token has a new one computed every 10 s (5 at once), 429
+    beyond."""
     from recommender.http.routes import events as route
 
     computed: list[object] = []
