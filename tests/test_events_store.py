@@ -523,3 +523,22 @@ def test_an_append_returns_only_after_its_fsync(
     calls.clear()
     append_events(index, [click(1)])
     assert calls == ["write", "fsync file"]
+
+
+def test_a_clock_that_ran_ahead_leaves_today_being_written(tmp_path: Path) -> None:
+    """A server whose clock once ran years ahead made a day file of 2099; set right, it
+    appends to today's again, which is no longer the last by name. The unfinished last line
+    of today's file (a record being written) was counted as damaged; it is not, as for the
+    last file."""
+    index = make_index(tmp_path / "index")
+    append_events(index, [view(1)])
+    (index / EVENTS / "2099-01-01.jsonl").write_bytes(record_of(view(2)))
+    with open(day_file_of_today(index), "ab") as handle:
+        handle.write(record_of(click(1))[:-9])  # being written
+    events = read_events(index)
+    assert list(events) == [view(1), view(2)]
+    assert events.damaged == 0
+
+
+def day_file_of_today(index: Path) -> Path:
+    return index / EVENTS / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"

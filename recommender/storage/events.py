@@ -12,7 +12,7 @@ A record is one line: the CRC32 of its JSON (8 hex digits), a space, the JSON ob
 forged record), longer than ``MAX_RECORD`` bytes, or the last line of a file when it has no
 newline (a writer killed in the middle of it), is not an event: reading skips it and counts it
 (``Events.damaged``), and goes on with the next line, so one damaged record never costs the
-ones around it. The unfinished last line of the newest file is skipped without being counted:
+ones around it. The unfinished last line of the newest file (and of today's) is skipped uncounted:
 it may be a record being written at this moment; once the next append has ended it with a
 newline, it is counted if it is damaged. A day file that is not a regular file (a folder, a
 FIFO, a symbolic link) is neither followed nor waited on: reading counts it as one damaged
@@ -243,6 +243,7 @@ class Events(Iterator[Event]):
             names = sorted(e.name for e in os.scandir(store) if EVENTS_FILE.fullmatch(e.name))
         except OSError:
             return
+        today = f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
         for number, name in enumerate(names):
             try:
                 fd = os.open(store / name, os.O_RDONLY | _OPEN_FLAGS)
@@ -256,7 +257,10 @@ class Events(Iterator[Event]):
                 self.damaged += 1
                 continue
             with open(fd, "rb") as handle:
-                yield from self._lines_of(handle, newest=number == len(names) - 1)
+                # Appended to now: the last day, and today's (after a clock that ran ahead
+                # made a file of a later day, today's is still written to).
+                newest = number == len(names) - 1 or name == today
+                yield from self._lines_of(handle, newest=newest)
 
     def _lines_of(self, handle: BinaryIO, newest: bool) -> Iterator[bytes]:
         """The whole lines of a day file, each at most ``MAX_RECORD`` bytes: a longer one is
