@@ -524,3 +524,21 @@ def test_a_body_that_trickles_or_stops_is_refused_quietly(
         with pytest.raises(ApiError) as refused:
             asyncio.run(route._body(_request(receive)))
         assert refused.value.status == 400 and said in refused.value.message
+
+
+def test_a_preflight_is_answered_for_the_sites_origin_only(served: TestClient) -> None:
+    """sendBeacon needs no preflight; fetch with a JSON type does. The site's origin gets
+    one, another origin no CORS header at all, so its page cannot read the answer."""
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    ours = served.options("/events", headers={"Origin": "https://news.example", **ask})
+    assert ours.status_code == 200
+    assert ours.headers["access-control-allow-origin"] == "https://news.example"
+    theirs = served.options("/events", headers={"Origin": "https://evil.example", **ask})
+    assert "access-control-allow-origin" not in theirs.headers
+    posted = served.post(
+        "/events", json={"events": [CLICK]}, headers={"Origin": "https://evil.example"}
+    )
+    assert posted.status_code == 200 and "access-control-allow-origin" not in posted.headers
