@@ -1182,6 +1182,11 @@ def report(
     for number, word, what in notes:
         if number:
             typer.echo(f"note: {count(number, word)} {what}", err=True)
+    for group, number in found.left_out.items():
+        if number:
+            typer.echo(
+                f"note: {number:,} more {group[3:]} rows with fewer views left out", err=True
+            )
 
 
 def _utc(when: datetime) -> str:

@@ -129,6 +129,7 @@ def test_recommend_report_json_and_since(tmp_path: Path) -> None:
         "by_language",
         "by_ranking",
         "by_day",
+        "left_out",
     ]
     assert data == json.loads(json.dumps(report_of(EVENTS).as_json()))
     since = f"{DAY2:%Y-%m-%d}"
@@ -254,3 +255,31 @@ def test_the_table_shows_escapes_of_a_stored_section_as_text(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)
     assert "world\\x1b[2J" in result.stdout
+
+
+def test_a_stranger_cannot_make_the_report_a_row_per_view(tmp_path: Path) -> None:
+    """The section and the ranking are the box's to name: a stranger sending a new one with
+    each view made a row of each (10 views a second: 864,000 rows a day, in the table, the
+    JSON and the editor's fetch). Past the 100 with the most views, rows are left out and
+    counted; the totals keep them."""
+    from recommender.quality.report import MAX_GROUPS
+
+    index = make_index(tmp_path / "index")
+    real = [View(f"r{n}", "a", ("b", "c"), DAY1, section="world") for n in range(5)]
+    forged = [
+        View(f"f{n}", "a", ("b",), DAY1, section=f"junk-{n}", ranking=f"r-{n}") for n in range(300)
+    ]
+    append_events(index, real + forged)
+    data = json.loads(run("report", "--index", str(index), "--json").stdout)
+    assert data["views"] == 305
+    assert len(data["by_section"]) == len(data["by_ranking"]) == MAX_GROUPS
+    assert data["by_section"][0] == {
+        "section": "world",
+        "views": 5,
+        "clicks": 0,
+        "click_through": 0.0,
+    }
+    assert data["left_out"] == {"by_section": 201, "by_language": 0, "by_ranking": 201}
+    table = run("report", "--index", str(index))
+    assert "note: 201 more section rows with fewer views left out" in table.stderr
+    assert len(table.stdout.splitlines()) < 2 * MAX_GROUPS + 30

@@ -21,6 +21,10 @@ from ..articles import quoted
 from ..errors import InvalidQueryError
 from ..events import Event, View
 
+#: Rows of a section, language or ranking at most, those with the most views: each name comes
+#: from the box, so a stranger sending a new one with each view would make a row of each.
+MAX_GROUPS = 100
+
 #: The longest ``since`` read: an ISO-8601 time with microseconds and a zone is 32 characters.
 MAX_SINCE = 64
 
@@ -69,6 +73,9 @@ class Report:
     by_language: list[Count] = field(default_factory=list)
     by_ranking: list[Count] = field(default_factory=list)
     by_day: list[Count] = field(default_factory=list)
+    # Rows past MAX_GROUPS left out of by_section, by_language, by_ranking (their views and
+    # clicks are in the totals all the same).
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def click_through(self) -> float:
@@ -103,6 +110,10 @@ class Report:
                     for c in getattr(self, name)
                 ]
                 for name, key in groups.items()
+            },
+            "left_out": {
+                name: self.left_out.get(name, 0)
+                for name in ("by_section", "by_language", "by_ranking")
             },
         }
 
@@ -165,7 +176,12 @@ def report_of(
             keys = sorted(found, key=lambda k: (k is None, k if k is not None else 0))
         else:
             keys = sorted(found, key=lambda k: (-found[k][0], k is None, str(k or "")))
+            if len(keys) > MAX_GROUPS:
+                left_out[f"by_{name}"] = len(keys) - MAX_GROUPS
+                keys = keys[:MAX_GROUPS]
         return [Count(key, *found[key]) for key in keys]
+
+    left_out: dict[str, int] = {}
 
     return Report(
         since=since,
@@ -181,4 +197,5 @@ def report_of(
         by_language=counts("language"),
         by_ranking=counts("ranking"),
         by_day=counts("day"),
+        left_out=left_out,
     )
