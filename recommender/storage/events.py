@@ -48,8 +48,8 @@ from ..events import Click, Event, View
 from .files import fsync_dir
 from .layout import EVENTS, EVENTS_FILE, is_index_folder
 
-#: The longest record read, in bytes; the longest event (50 ids of 256 characters of 4 bytes
-#: each, and the other fields) makes a record of about 60 KB.
+#: The longest record read, in bytes. An event's record is no longer than the body it came in
+#: (64 KiB at most: JSON escapes only shrink) and what the service adds (section, language).
 MAX_RECORD = 256 * 1024
 #: Opening a day file: never through a symbolic link, never waiting on a FIFO.
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC

@@ -69,8 +69,8 @@ async def post_events(request: Request, index: Index, metrics: RequestMetrics) -
     if len(batch) > MAX_EVENTS:
         raise ApiError("validation", f"a batch holds at most {MAX_EVENTS} events, got {len(batch)}")
     limit: RateLimit = request.app.state.event_rate
-    # Bytes count too: one event of 50 ids of 256 characters is 60 KB on disk, and a client
-    # held to 10 events a second would otherwise write 600 KB a second (50 GB a day).
+    # Bytes count too: a view of 50 ids of 256 characters is up to 50 KB on disk, and a client
+    # held to 10 events a second would otherwise write 500 KB a second (over 40 GB a day).
     cost = max(len(batch), math.ceil(len(raw) / EVENT_BYTES))
     wait = limit.take(_client(request), cost)
     if wait:
