@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -1153,7 +1153,7 @@ def report(
 
     typer.echo(
         f"{count(found.views, 'view')}, {count(found.clicks, 'click')}, click-through "
-        f"{found.click_through:.2%}" + (f" since {when:%Y-%m-%d %H:%M} UTC" if when else "")
+        f"{found.click_through:.2%}" + (f" since {_utc(when)}" if when else "")
     )
     typer.echo(
         f"{count(found.explored, 'view')} explored (two places swapped), "
@@ -1183,6 +1183,21 @@ def report(
     for number, word, what in notes:
         if number:
             typer.echo(f"note: {count(number, word)} {what}", err=True)
+    for group, number in found.left_out.items():
+        if number:
+            typer.echo(
+                f"note: {number:,} more {group[3:]} rows with fewer views left out", err=True
+            )
+
+
+def _utc(when: datetime) -> str:
+    """``when`` in UTC (``--since 2026-12-01T00:00+05:00`` is 2026-11-30 19:00 UTC); as given
+    when UTC cannot hold it (0001-01-01T00:00+05:00)."""
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:
+        return when.isoformat(timespec="minutes")
+    return f"{when.date().isoformat()} {when:%H:%M} UTC"
 
 
 @app.command("export-events")

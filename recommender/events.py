@@ -14,6 +14,7 @@ A view may carry how it was made, for what the clicks can teach:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,10 @@ from recommender.errors import InvalidQueryError
 MAX_ID = 256
 MAX_SHOWN = 50
 MAX_NAME = 64
+#: An article's id is the index's: longer (a URL) than a view's, which the box makes.
+MAX_ARTICLE_ID = 1024
+#: What no article id holds (``articles._ID_FORBIDDEN``, and lone surrogates).
+_NOT_IN_IDS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +85,10 @@ def parse_event(raw: Any, *, now: datetime | None = None) -> Event:
             teams = tuple(teams)
         return View(
             view=view,
-            article=_text(raw, "article", MAX_ID),
+            article=_id(raw.get("article"), "article"),
             shown=ids,
             time=time,
-            ranking=_text(raw, "ranking", MAX_NAME, default="default"),
+            ranking=_text(raw, "ranking", MAX_NAME, default="default", spaces=True),
             section=_optional(raw, "section"),
             language=_optional(raw, "language"),
             swapped=swapped,
@@ -93,7 +98,9 @@ def parse_event(raw: Any, *, now: datetime | None = None) -> Event:
         position: Any = raw.get("position")
         if not _is_int(position) or not 0 <= position < MAX_SHOWN:
             raise InvalidQueryError(f"'position' must be a whole number from 0 to {MAX_SHOWN - 1}")
-        return Click(view=view, article=_text(raw, "article", MAX_ID), position=position, time=time)
+        return Click(
+            view=view, article=_id(raw.get("article"), "article"), position=position, time=time
+        )
     raise InvalidQueryError("'type' must be 'view' or 'click'")
 
 
@@ -102,22 +109,31 @@ def _is_int(value: Any) -> bool:
 
 
 def _id(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        raise InvalidQueryError(f"'{name}' must hold article ids of 1 to {MAX_ID} characters")
-    if not value.isprintable():
+    """An article id, as the index takes one (``articles.py``: any text but control characters
+    and lone surrogates; a no-break space, a zero-width joiner are ids' characters too), of at
+    most ``MAX_ARTICLE_ID``: a view showing an id the index holds is never refused."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ARTICLE_ID:
+        raise InvalidQueryError(
+            f"'{name}' must hold article ids of 1 to {MAX_ARTICLE_ID} characters"
+        )
+    if _NOT_IN_IDS.search(value):
         raise InvalidQueryError(f"'{name}' holds an id with control characters")
     return value
 
 
-def _text(raw: dict[str, Any], name: str, limit: int, default: str | None = None) -> str:
+def _text(
+    raw: dict[str, Any], name: str, limit: int, default: str | None = None, spaces: bool = False
+) -> str:
     value = raw.get(name, default)
+    if spaces and isinstance(value, str):  # a name: "World\u00a0News" is "World News"
+        value = " ".join(value.split())
     if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
         raise InvalidQueryError(f"'{name}' must be printable text of 1 to {limit} characters")
     return value
 
 
 def _optional(raw: dict[str, Any], name: str) -> str | None:
-    return None if raw.get(name) is None else _text(raw, name, MAX_NAME)
+    return None if raw.get(name) is None else _text(raw, name, MAX_NAME, spaces=True)
 
 
 def _time(value: Any, now: datetime) -> datetime:

@@ -98,3 +98,40 @@ def test_times_far_from_now_take_now() -> None:
 def test_bad_events_name_the_field(raw: object, field: str) -> None:
     with pytest.raises(InvalidQueryError, match=field):
         parse_event(raw, now=NOW)
+
+
+def test_an_id_the_index_holds_is_never_refused() -> None:
+    """The index takes any id but control characters and lone surrogates, of any length; the
+    events took only printable ids of 256 characters: a view that showed an article whose id
+    holds a no-break space, a zero-width joiner or a soft hyphen, or is a URL of 300
+    characters, was refused whole, and the box never hears of it."""
+    ids = ["a\u00a0b", "emoji\u200d1", "soft\u00adhyphen", "https://news.example/" + "x" * 300]
+    for article_id in ids:
+        raw = {"type": "view", "view": "v", "article": article_id, "shown": [article_id, "b"]}
+        event = parse_event(raw, now=NOW)
+        assert event.article == article_id and event.shown[0] == article_id  # type: ignore[union-attr]
+        click = {"type": "click", "view": "v", "article": article_id, "position": 0}
+        assert parse_event(click, now=NOW).article == article_id
+    for refused in ("x\x1b[2J", "\ud800", "a\u2028b", " ", "x" * 1025):
+        with pytest.raises(InvalidQueryError, match="'shown'"):
+            parse_event({"type": "view", "view": "v", "article": "a", "shown": [refused]}, now=NOW)
+
+
+def test_names_take_any_space_as_one() -> None:
+    """A section from a CMS with a no-break space (`Dünya&nbsp;xəbərləri`) is not printable
+    to Python, so the whole view was refused; spaces of any kind in a section, language or
+    ranking are now one space, and an escape is still refused."""
+    raw = {
+        "type": "view",
+        "view": "v",
+        "article": "a",
+        "shown": ["b"],
+        "section": " Dünya\u00a0xəbərləri ",
+        "ranking": "fresh\u2003one",
+    }
+    event = parse_event(raw, now=NOW)
+    assert (event.section, event.ranking) == ("Dünya xəbərləri", "fresh one")  # type: ignore[union-attr]
+    with pytest.raises(InvalidQueryError, match="'section'"):
+        parse_event({**raw, "section": "red\x1b[31m"}, now=NOW)
+    with pytest.raises(InvalidQueryError, match="'section'"):
+        parse_event({**raw, "section": "\u00a0"}, now=NOW)

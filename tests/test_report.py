@@ -4,6 +4,7 @@ figures on a known set of events, --since, the --json shape, the Parquet table."
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,13 @@ def test_since_takes_a_day_or_a_time(given: str, expected: datetime) -> None:
     assert parse_since(given) == expected
 
 
-@pytest.mark.parametrize("given", ["yesterday", "", "2026-13-01", "1e9"])
+@pytest.mark.parametrize("given", ["yesterday", "", "2026-13-01", "1e9", "1" * 10_000])
 def test_since_refuses_what_is_no_date(given: str) -> None:
-    with pytest.raises(InvalidQueryError, match="is not a date"):
+    """10,000 ones were read as 1111-11-11T11:11:11.111111 (fromisoformat takes YYYYMMDD and
+    a fraction of any length), and a long refused value was quoted whole in the message."""
+    with pytest.raises(InvalidQueryError, match="is not a date") as refused:
         parse_since(given)
+    assert len(str(refused.value)) < 200
 
 
 def make_index(folder: Path) -> Path:
@@ -125,6 +129,7 @@ def test_recommend_report_json_and_since(tmp_path: Path) -> None:
         "by_language",
         "by_ranking",
         "by_day",
+        "left_out",
     ]
     assert data == json.loads(json.dumps(report_of(EVENTS).as_json()))
     since = f"{DAY2:%Y-%m-%d}"
@@ -187,3 +192,94 @@ def test_export_events_to_parquet(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".events.parquet.*"))
     missing = run("export-events", "-i", str(index), "-o", str(tmp_path / "no" / "e.parquet"))
     assert missing.exit_code == 1 and missing.stderr.startswith("error: cannot write ")
+
+
+@pytest.mark.parametrize("given", [".", "/", "folder"])
+def test_export_events_to_a_folder_is_a_clear_error(tmp_path: Path, given: str) -> None:
+    """`--out .` or `--out /` was a traceback (ValueError from Path.with_name); a folder's
+    name was found out only after the whole export had been written beside it."""
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / given if given == "folder" else Path(given)
+    result = run("export-events", "--index", str(index), "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot write {out}: it is a folder; name the file to write\n"
+
+
+def test_export_events_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """The temporary file was `.NAME.PID` beside `--out`: in a shared folder (/tmp) another
+    user could plant a link at that name and have the export write over the file it names.
+    It is now made new (mkstemp), with a new file's permissions; a file at `--out` is
+    replaced whole."""
+    pytest.importorskip("pyarrow.parquet")
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "events.parquet"
+    out.write_bytes(b"an older export")
+    (tmp_path / f".events.parquet.{os.getpid()}").symlink_to(victim)
+    result = run("export-events", "--index", str(index), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert victim.read_bytes() == b"precious"
+    assert out.read_bytes()[:4] == b"PAR1" and not out.is_symlink()
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_report_since_with_a_zone_is_said_in_utc(tmp_path: Path) -> None:
+    """`--since 2026-12-01T00:00+05:00` was printed `since 2026-12-01 00:00 UTC`: five hours
+    off; the year 1 came out as `1-01-01`."""
+    index = make_index(tmp_path / "index")
+    first = run("report", "--index", str(index), "--since", "2026-12-01T00:00+05:00")
+    assert first.stdout.splitlines()[0].endswith("since 2026-11-30 19:00 UTC")
+    early = run("report", "--index", str(index), "--since", "0001-01-01T00:00+05:00")
+    assert early.exit_code == 0
+    assert early.stdout.splitlines()[0].endswith("since 0001-01-01T00:00+05:00")
+
+
+def test_the_table_shows_escapes_of_a_stored_section_as_text(tmp_path: Path) -> None:
+    """The service refuses a section with an escape or a bidi override from the box, but fills
+    in the article's own section from the index, which may hold one: the table shows it as
+    text (``\\x1b``), never moving the cursor or reordering the line."""
+    index = make_index(tmp_path / "index")
+    hostile = "world\x1b[2J\x1b]0;pwned\x07\u202eevil"
+    append_events(index, [View("v1", "a", ("b",), DAY1, section=hostile)])
+    result = run("report", "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert not {"\x1b", "\x07", "\u202e"} & set(result.stdout)
+    assert "world\\x1b[2J" in result.stdout
+
+
+def test_a_stranger_cannot_make_the_report_a_row_per_view(tmp_path: Path) -> None:
+    """The section and the ranking are the box's to name: a stranger sending a new one with
+    each view made a row of each (10 views a second: 864,000 rows a day, in the table, the
+    JSON and the editor's fetch). Past the 100 with the most views, rows are left out and
+    counted; the totals keep them."""
+    from recommender.quality.report import MAX_GROUPS
+
+    index = make_index(tmp_path / "index")
+    real = [View(f"r{n}", "a", ("b", "c"), DAY1, section="world") for n in range(5)]
+    forged = [
+        View(f"f{n}", "a", ("b",), DAY1, section=f"junk-{n}", ranking=f"r-{n}") for n in range(300)
+    ]
+    append_events(index, real + forged)
+    data = json.loads(run("report", "--index", str(index), "--json").stdout)
+    assert data["views"] == 305
+    assert len(data["by_section"]) == len(data["by_ranking"]) == MAX_GROUPS
+    assert data["by_section"][0] == {
+        "section": "world",
+        "views": 5,
+        "clicks": 0,
+        "click_through": 0.0,
+    }
+    assert data["left_out"] == {"by_section": 201, "by_language": 0, "by_ranking": 201}
+    table = run("report", "--index", str(index))
+    assert "note: 201 more section rows with fewer views left out" in table.stderr
+    assert len(table.stdout.splitlines()) < 2 * MAX_GROUPS + 30

@@ -869,3 +869,69 @@ def test_explored_and_interleaved_views(browser: Any, sample_index: Path) -> Non
         assert shown[place] == next(i for i in own if i not in shown[:place])
     report = report_of(sample_index)
     assert (report["explored"], report["interleaved"]) == (1, 1)
+
+
+#: No sendBeacon (an older browser, or one a privacy tool stripped): the box falls back to
+#: fetch; and every URL the page fetched is kept, to check none leaves the two hosts.
+NO_BEACON = """<script>delete Navigator.prototype.sendBeacon;
+window.fetched = [];
+(function () {
+  var fetched = window.fetch;
+  window.fetch = function (url, init) {
+    window.fetched.push(String(url));
+    return fetched.apply(this, arguments);
+  };
+})();</script>"""
+
+
+def test_the_box_with_hostile_or_odd_attributes(browser: Any, sample_index: Path) -> None:
+    """Attributes a site might get wrong, or a stranger might slip into a page: a section
+    with a no-break space (refused whole by the service before: no views at all), one of 70
+    characters (left out: the article's own is filled in), markup in it (sent as text),
+    share values that are no numbers, and a data-compare that tries to reach another host.
+    Without sendBeacon the events go by fetch; nothing is fetched from a third host."""
+    from selenium.webdriver.common.by import By
+
+    from recommender.storage.events import read_events
+
+    pages: dict[str, str] = {}
+    with static_site(pages) as site:
+        app = create_app(
+            sample_index, encoder=FakeEncoder(), options=ServeOptions(cors_origins=(site,))
+        )
+        with live_server(app) as api:
+            plain = related_ids(api, "k=4")
+            pages_attrs = [
+                'data-section="World&nbsp;News &quot;&gt;&lt;img src=x onerror=window.pwned=1&gt;"'
+                ' data-ranking="fresh&nbsp;one" data-explore="abc"'
+                ' data-compare="@evil.invalid/x#" data-compare-share="NaN"',
+                f'data-section="{"s" * 70}" data-explore="-1"'
+                ' data-compare="//evil.invalid/?" data-compare-share="2"',
+            ]
+            for number, attrs in enumerate(pages_attrs):
+                pages["/article.html"] = box_page(api, head=NO_BEACON, attrs=attrs)
+                browser.get(f"{site}/article.html")
+                wait_for(
+                    browser,
+                    lambda d: d.find_elements(By.CSS_SELECTOR, ".recommender-box__item") or False,
+                )
+                wait_for(browser, lambda d, n=number: len(list(read_events(sample_index))) > n)
+                fetched = browser.execute_script("return window.fetched")
+                assert fetched and all(url.startswith(api) for url in fetched), fetched
+                assert browser.execute_script("return window.pwned") is None
+                order = browser.execute_script(
+                    "return Array.prototype.map.call(document.querySelectorAll("
+                    "'.recommender-box__item'), function (li) { return li.dataset.articleId; })"
+                )
+                if number == 0:
+                    assert order == plain  # "abc" and "NaN" are no share: plain views
+    from recommender import Recommender
+
+    first, second = list(read_events(sample_index))
+    with Recommender.open(sample_index) as rec:
+        own = rec.get("a-1001").category
+    assert first.section == 'World News "><img src=x onerror=window.pwned=1>'  # type: ignore[union-attr]
+    assert first.ranking == "fresh one"  # type: ignore[union-attr]
+    assert first.swapped is None and first.teams is None  # type: ignore[union-attr]
+    assert second.section == own  # type: ignore[union-attr]
+    assert second.swapped is None  # type: ignore[union-attr]

@@ -391,3 +391,154 @@ def test_a_read_only_replica_refuses_events_and_answers_reads(sample_index: Path
     assert problem["type"].endswith("/events-unavailable")
     assert problem["detail"].startswith("cannot keep events in the index: ")
     assert len(related) == 3
+
+
+# -- a hostile stranger ----------------------------------------------------------------------
+
+
+def test_bytes_cost_the_rate_as_events_do(sample_index: Path) -> None:
+    """Four views of 50 ids of 256 characters are 52 KB: counted as four events, a client
+    held to 10 events a second could write 130 KB a second (11 GB a day) to the store. A
+    batch now costs one event per KiB when that is more."""
+    app = create_app(sample_index, encoder=FakeEncoder())
+    app.state.event_rate = http_events.RateLimit(0.5, 100, clock=lambda: 0.0)
+    long = [{**VIEW, "view": f"v{n}", "shown": [f"{n}" * 256] * 50} for n in range(4)]
+    with TestClient(app) as client:
+        first = post(client, *long)
+        assert first.status_code == 200 and first.json()["accepted"] == 4
+        refused = post(client, *long)
+        assert refused.status_code == 429
+        assert "at most 0.5 a second (or 0.5 KiB)" in refused.json()["detail"]
+        assert post(client, CLICK).status_code == 200  # what is left of the burst
+    assert len(list(read_events(sample_index))) == 5
+
+
+def test_x_forwarded_for_is_not_a_new_client(sample_index: Path) -> None:
+    """The app never reads X-Forwarded-For itself (uvicorn does, from the proxies it trusts:
+    127.0.0.1 and ::1 unless FORWARDED_ALLOW_IPS says more), so a stranger cannot take a new bucket
+    by naming another address in it."""
+    app = create_app(sample_index, encoder=FakeEncoder())
+    app.state.event_rate = http_events.RateLimit(0.5, 100, clock=lambda: 0.0)
+    with TestClient(app) as client:
+        for n in range(10):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{n}", "X-Real-IP": f"198.51.100.{n}"}
+            assert post(client, *[CLICK] * 10, headers=spoofed).status_code == 200
+        assert post(client, CLICK, headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8::ffff:ffff:ffff:ffff", "2001:db8::/64"),
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("192.0.2.7", "192.0.2.7"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_client_is_its_64(host: str, key: str) -> None:
+    """One subscriber has a /64 (2**64 addresses): keyed by its address, a client could take a
+    fresh bucket for every batch and never be limited."""
+    assert http_events.client_key(host) == key
+
+
+def test_reports_are_reused_and_strangers_limited(
+    sample_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report of a million events took 21 s of a core and 860 MB (2 cores, measured with
+    `recommend report`; 18 s and 200 MB now), and GET /report needs no token on a server
+    without one: a stranger asking again and again kept the writer thread busy for ever. An
+    answer is now reused for a minute, the same report asked for at once is computed once,
+    and a client without the token has a new one computed every 10 s (5 at once), 429
+    beyond."""
+    from recommender.http.routes import events as route
+
+    computed: list[object] = []
+    real = route.report_of
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        computed.append(kwargs.get("since"))
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(route, "report_of", counted)
+    now = [0.0]
+    app = create_app(sample_index, encoder=FakeEncoder())
+    app.state.report_cache = http_events.ReportCache(clock=lambda: now[0])
+    app.state.report_rate = http_events.RateLimit(0.1, 5, clock=lambda: now[0])
+    with TestClient(app) as client:
+        post(client, VIEW)
+        answers: list[Any] = []
+        asking = [
+            threading.Thread(target=lambda: answers.append(client.get("/report"))) for _ in range(4)
+        ]
+        for thread in asking:
+            thread.start()
+        for thread in asking:
+            thread.join()
+        assert [a.json()["views"] for a in answers] == [1, 1, 1, 1]
+        assert len(computed) == 1
+        post(client, {**VIEW, "view": "v2"})
+        assert client.get("/report").json()["views"] == 1  # within the minute: reused
+        for day in range(1, 5):
+            assert client.get(f"/report?since=2000-01-0{day}").status_code == 200
+        refused = client.get("/report?since=2000-01-09")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+        assert "one every 10 s" in refused.json()["detail"]
+        assert client.get("/report?since=2000-01-01").status_code == 200  # reused: free
+        now[0] = 61.0
+        assert client.get("/report").json()["views"] == 2
+    assert len(computed) == 6
+
+
+def _request(receive: Any) -> Any:
+    from starlette.requests import Request
+
+    scope = {"type": "http", "method": "POST", "path": "/events", "headers": []}
+    return Request(scope, receive)
+
+
+def test_a_body_that_trickles_or_stops_is_refused_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen on uvicorn over loopback: a Content-Length of 60,000 and then a byte a second held
+    the connection for as long as the client liked, and a client that went away in the middle
+    of its body left 'Exception in ASGI application' and a traceback (ClientDisconnect) in the
+    log, one per try. Now 400 bad-request: the body must come within BODY_SECONDS."""
+    import asyncio
+
+    from recommender.http.errors import ApiError
+    from recommender.http.routes import events as route
+
+    monkeypatch.setattr(route, "BODY_SECONDS", 0.2)
+
+    async def trickle() -> dict[str, object]:
+        await asyncio.sleep(0.05)
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    async def gone() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    for receive, said in ((trickle, "did not come within 0.2 s"), (gone, "went away")):
+        with pytest.raises(ApiError) as refused:
+            asyncio.run(route._body(_request(receive)))
+        assert refused.value.status == 400 and said in refused.value.message
+
+
+def test_a_preflight_is_answered_for_the_sites_origin_only(served: TestClient) -> None:
+    """sendBeacon needs no preflight; fetch with a JSON type does. The site's origin gets
+    one, another origin no CORS header at all, so its page cannot read the answer."""
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    ours = served.options("/events", headers={"Origin": "https://news.example", **ask})
+    assert ours.status_code == 200
+    assert ours.headers["access-control-allow-origin"] == "https://news.example"
+    theirs = served.options("/events", headers={"Origin": "https://evil.example", **ask})
+    assert "access-control-allow-origin" not in theirs.headers
+    posted = served.post(
+        "/events", json={"events": [CLICK]}, headers={"Origin": "https://evil.example"}
+    )
+    assert posted.status_code == 200 and "access-control-allow-origin" not in posted.headers

@@ -117,6 +117,7 @@ def _cases(client: TestClient, down: TestClient, index: Path) -> list[tuple[str,
         ("getReport", lambda: client.get("/report", headers=_wrong())),
         ("getReport", lambda: client.get("/report?since=soon", headers=AUTH)),
         ("getReport", lambda: down.get("/report", headers=AUTH)),
+        ("getReport", lambda: _reports_limited(index)),
     ]
     answers = [(name, make()) for name, make in cases]
     with writer_lock(index):
@@ -145,6 +146,16 @@ def _rate_limited(client: TestClient, click: dict[str, object]) -> Any:
         answer = client.post("/events", json={"events": [click] * 20})
         if answer.status_code == 429:
             return answer
+    raise AssertionError("never limited")
+
+
+def _reports_limited(index: Path) -> Any:
+    """The first 429 to new reports asked of a server without a token by one client."""
+    with TestClient(create_app(index, encoder=FakeEncoder())) as open_client:
+        for day in range(1, 20):
+            answer = open_client.get(f"/report?since=2000-01-{day:02d}")
+            if answer.status_code == 429:
+                return answer
     raise AssertionError("never limited")
 
 

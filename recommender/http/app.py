@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ..embedding.encode import Encoder
 from ..engine import Recommender
 from .errors import add_error_handlers
-from .events import EventWriter, RateLimit
+from .events import EventWriter, RateLimit, ReportCache
 from .metrics import Metrics
 from .middleware import Edge, Gzip, Head, IdPaths
 from .openapi import install as install_openapi
@@ -105,6 +105,8 @@ def create_app(
     app.state.event_rate = RateLimit(
         options.events_rate, max(options.events_burst, events.MAX_EVENTS)
     )
+    app.state.report_cache = ReportCache()
+    app.state.report_rate = RateLimit(1 / events.REPORT_SECONDS, events.REPORT_BURST)
     app.state.version = app.version
 
     add_error_handlers(app)

@@ -79,7 +79,7 @@ PROBLEMS: dict[str, Problem] = {
         Problem("validation", 422, "The request does not match the API"),
         Problem("invalid-query", 422, "A value of the query is out of range"),
         Problem("invalid-articles", 422, "Articles in the body are invalid"),
-        Problem("too-many-requests", 429, "Too many events from this client"),
+        Problem("too-many-requests", 429, "Too many requests from this client"),
         Problem("internal-error", 500, "Internal error"),
         Problem("index-unavailable", 503, "The index cannot be opened"),
         Problem("model-unavailable", 503, "The embedding model cannot be loaded"),

@@ -2,6 +2,9 @@
 writer thread of its own that writes what every request handed it since its last write in one
 append (group commit: many requests, one fsync), and a token bucket per client.
 
+A client is its address (``client_key``): an IPv6 address stands for its /64, the block one
+subscriber is given, or a single host could take a fresh bucket for every request.
+
 A request's events are acknowledged only once they are on disk: the request waits (in the event
 loop, holding no thread) for the append that holds them. The queue is bounded (``MAX_PENDING``
 events): when the disk cannot keep up, requests are refused (503) rather than held in memory.
@@ -11,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -145,3 +149,55 @@ class RateLimit:
                 with contextlib.suppress(KeyError):
                     self._buckets.popitem(last=False)
         return wait
+
+
+def client_key(host: str) -> str:
+    """The rate limit's name for a client address: an IPv6 address's /64 (one subscriber's
+    block, 2**64 addresses that are all one client), any other address as it is."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # "testclient", a Unix socket
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class ReportCache:
+    """``GET /report``'s answers, each kept ``SECONDS`` after it was computed: reading the
+    store is seconds of a core for a million events, and the answer of a minute ago serves an
+    editor as well. A report asked for while the same one (same ``since``) is being computed
+    waits for it rather than starting another. At most ``MAX_KEYS`` are kept."""
+
+    SECONDS = 60.0
+    MAX_KEYS = 16
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._answers: OrderedDict[str, tuple[float, asyncio.Future[dict[str, object]]]] = (
+            OrderedDict()
+        )
+
+    def cached(self, key: str) -> asyncio.Future[dict[str, object]] | None:
+        """The answer for ``key``, computed or being computed, while it is fresh."""
+        found = self._answers.get(key)
+        if found is None:
+            return None
+        started, answer = found
+        failed = answer.done() and (answer.cancelled() or answer.exception() is not None)
+        if failed or self._clock() - started > self.SECONDS:
+            del self._answers[key]
+            return None
+        return answer
+
+    def compute(
+        self, key: str, build: Awaitable[dict[str, object]]
+    ) -> asyncio.Future[dict[str, object]]:
+        """Start ``build`` as the answer for ``key``."""
+        answer = asyncio.ensure_future(build)
+        self._answers[key] = (self._clock(), answer)
+        while len(self._answers) > self.MAX_KEYS:
+            self._answers.popitem(last=False)
+        return answer

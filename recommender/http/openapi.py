@@ -31,7 +31,7 @@ ANSWERS: dict[str, tuple[int, ...]] = {
     "putHidden": (401, 403, 404, 409, 422, 500, 503),
     "deleteHidden": (401, 403, 409, 422, 500, 503),
     "postEvents": (400, 413, 422, 429, 503),
-    "getReport": (401, 403, 422, 503),
+    "getReport": (401, 403, 422, 429, 503),
     "info": (304, 503),
     "healthz": (),
     "readyz": (503,),

@@ -210,6 +210,10 @@ class ReportAnswer(BaseModel):
     by_language: list[ReportRow]
     by_ranking: list[ReportRow]
     by_day: list[ReportRow]
+    left_out: dict[str, int] = Field(
+        description="Rows past the first 100 (by views) left out of by_section, by_language "
+        "and by_ranking."
+    )
 
 
 class OverrideItem(BaseModel):

@@ -2,13 +2,15 @@
 
 One row per event, in the order stored, views and clicks in one table told apart by ``type``
 (docs/events.md lists the columns): a click's ``shown``, ``ranking`` and the other view fields
-are null, a view's ``position`` is null. Written to a temporary name beside ``out`` and renamed:
-a reader of ``out`` never sees half a file.
+are null, a view's ``position`` is null. Written to a temporary file made beside ``out`` (a new
+name, ``mkstemp``: never a link planted at a name that could be guessed) and renamed: a reader of
+``out`` never sees half a file, and a file already there is replaced whole.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,10 +41,15 @@ def export_events(events: Iterable[Event], out: Path) -> int:
             ("teams", pa.list_(pa.string())),
         ]
     )
-    temporary = out.with_name(f".{out.name}.{os.getpid()}")
+    if not out.name or out.is_dir():
+        raise OutputFileError(f"cannot write {out}: it is a folder; name the file to write")
+    temporary: Path | None = None
     written = 0
     try:
-        with pq.ParquetWriter(temporary, schema) as writer:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        temporary = Path(name)
+        os.fchmod(fd, 0o666 & ~_umask())  # as a new file would be, not mkstemp's 0600
+        with open(fd, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
             rows: list[dict[str, object]] = []
             for event in events:
                 rows.append(_row(event))
@@ -55,8 +62,15 @@ def export_events(events: Iterable[Event], out: Path) -> int:
     except OSError as exc:
         raise OutputFileError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
     return written
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _row(event: Event) -> dict[str, object]:

@@ -17,18 +17,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..articles import quoted
 from ..errors import InvalidQueryError
-from ..events import Click, Event, View
+from ..events import Event, View
+
+#: Rows of a section, language or ranking at most, those with the most views: each name comes
+#: from the box, so a stranger sending a new one with each view would make a row of each.
+MAX_GROUPS = 100
+
+#: The longest ``since`` read: an ISO-8601 time with microseconds and a zone is 32 characters.
+MAX_SINCE = 64
 
 
 def parse_since(value: str) -> datetime:
     """``--since`` and ``?since=``: a day (2026-12-01, from its midnight) or an ISO-8601 time;
-    UTC unless it says otherwise. ``InvalidQueryError`` names the value."""
+    UTC unless it says otherwise. ``InvalidQueryError`` names the value (cut when long)."""
     try:
+        if len(value) > MAX_SINCE:  # fromisoformat reads a fraction of 10,000 digits
+            raise ValueError(value)
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidQueryError(
-            f"since {value!r} is not a date (2026-12-01) or an ISO-8601 time"
+            f"since {quoted(value, 40)} is not a date (2026-12-01) or an ISO-8601 time"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
@@ -63,6 +73,9 @@ class Report:
     by_language: list[Count] = field(default_factory=list)
     by_ranking: list[Count] = field(default_factory=list)
     by_day: list[Count] = field(default_factory=list)
+    # Rows past MAX_GROUPS left out of by_section, by_language, by_ranking (their views and
+    # clicks are in the totals all the same).
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def click_through(self) -> float:
@@ -98,27 +111,21 @@ class Report:
                 ]
                 for name, key in groups.items()
             },
+            "left_out": {
+                name: self.left_out.get(name, 0)
+                for name in ("by_section", "by_language", "by_ranking")
+            },
         }
 
 
 def report_of(
     events: Iterable[Event], *, since: datetime | None = None, damaged: int = 0
 ) -> Report:
-    """The report of ``events`` (those of the period: ``since`` is only recorded)."""
-    views: dict[str, View] = {}
-    clicks: dict[tuple[str, int], Click] = {}
-    duplicates = 0
-    for event in events:
-        if isinstance(event, View):
-            if event.view in views:
-                duplicates += 1
-            else:
-                views[event.view] = event
-        elif (event.view, event.position) in clicks:
-            duplicates += 1
-        else:
-            clicks[(event.view, event.position)] = event
+    """The report of ``events`` (those of the period: ``since`` is only recorded).
 
+    A view is tallied as it is read, and only what its clicks need of it is kept (its section,
+    language and ranking, one tuple for each such combination): a million events take the
+    memory of their view ids, not of every id they showed."""
     tallies: dict[str, dict[str | int | None, list[int]]] = {
         name: {} for name in ("position", "section", "language", "ranking", "day")
     }
@@ -126,22 +133,41 @@ def report_of(
     def tally(name: str, key: str | int | None, column: int) -> None:
         tallies[name].setdefault(key, [0, 0])[column] += 1
 
-    for view in views.values():
-        for position in range(len(view.shown)):
-            tally("position", position, 0)
-        tally("section", view.section, 0)
-        tally("language", view.language, 0)
-        tally("ranking", view.ranking, 0)
-        tally("day", f"{view.time:%Y-%m-%d}", 0)
+    Kind = tuple[str | None, str | None, str]
+    views: dict[str, Kind] = {}
+    kinds: dict[Kind, Kind] = {}
+    clicks: dict[tuple[str, int], str] = {}  # (view, position): the click's day
+    duplicates = explored = interleaved = 0
+    for event in events:
+        if isinstance(event, View):
+            if event.view in views:
+                duplicates += 1
+                continue
+            kind = (event.section, event.language, event.ranking)
+            views[event.view] = kinds.setdefault(kind, kind)
+            explored += event.swapped is not None
+            interleaved += event.teams is not None
+            for position in range(len(event.shown)):
+                tally("position", position, 0)
+            tally("section", event.section, 0)
+            tally("language", event.language, 0)
+            tally("ranking", event.ranking, 0)
+            tally("day", f"{event.time:%Y-%m-%d}", 0)
+        elif (event.view, event.position) in clicks:
+            duplicates += 1
+        else:
+            clicks[(event.view, event.position)] = f"{event.time:%Y-%m-%d}"
+
     without_view = 0
-    for click in clicks.values():
-        seen = views.get(click.view)
+    for (view_id, position), day in clicks.items():
+        seen = views.get(view_id)
         without_view += seen is None
-        tally("position", click.position, 1)
-        tally("section", seen.section if seen else None, 1)
-        tally("language", seen.language if seen else None, 1)
-        tally("ranking", seen.ranking if seen else None, 1)
-        tally("day", f"{click.time:%Y-%m-%d}", 1)
+        section, language, ranking = seen or (None, None, None)
+        tally("position", position, 1)
+        tally("section", section, 1)
+        tally("language", language, 1)
+        tally("ranking", ranking, 1)
+        tally("day", day, 1)
 
     def counts(name: str) -> list[Count]:
         found = tallies[name]
@@ -150,14 +176,19 @@ def report_of(
             keys = sorted(found, key=lambda k: (k is None, k if k is not None else 0))
         else:
             keys = sorted(found, key=lambda k: (-found[k][0], k is None, str(k or "")))
+            if len(keys) > MAX_GROUPS:
+                left_out[f"by_{name}"] = len(keys) - MAX_GROUPS
+                keys = keys[:MAX_GROUPS]
         return [Count(key, *found[key]) for key in keys]
+
+    left_out: dict[str, int] = {}
 
     return Report(
         since=since,
         views=len(views),
         clicks=len(clicks),
-        explored=sum(v.swapped is not None for v in views.values()),
-        interleaved=sum(v.teams is not None for v in views.values()),
+        explored=explored,
+        interleaved=interleaved,
         clicks_without_view=without_view,
         duplicates=duplicates,
         damaged=damaged,
@@ -166,4 +197,5 @@ def report_of(
         by_language=counts("language"),
         by_ranking=counts("ranking"),
         by_day=counts("day"),
+        left_out=left_out,
     )

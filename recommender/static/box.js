@@ -24,8 +24,9 @@
    the item and its 0-based position), to POST /events on the service with navigator.sendBeacon
    (else fetch with keepalive). No cookie, nothing about the reader. Attributes: data-events
    ("off": nothing is sent, and nothing below happens), data-ranking (the name of the ranking in
-   force, default "default"), data-section (the page's section, sent with the view; else the
-   service takes the article's). Nothing is sent when the browser asks not to be tracked
+   force, default "default"; over 64 characters, nothing is sent), data-section (the page's
+   section, sent with the view when 64 characters at most; else the service takes the
+   article's). Nothing is sent when the browser asks not to be tracked
    (navigator.doNotTrack "1", or navigator.globalPrivacyControl).
    Exploration: data-explore="0.05": in that share of views two adjacent places, a random pair,
    are swapped, and the view says which (swapped: the first of the two, 0-based).
@@ -68,6 +69,7 @@
     ":where(.recommender-box__category--slug){text-transform:capitalize}" +
     ":where(.recommender-box--loading,.recommender-box--empty){display:none}";
   var DEFAULT_TIMEOUT = 3000;
+  var MAX_NAME = 64; // events.MAX_NAME: a ranking or a section the service takes
   var DATE_OPTIONS = { year: "numeric", month: "short", day: "numeric" };
   // Month names for the sites' languages, where the browser lacks them (see browserDate).
   var MONTHS = {
@@ -110,6 +112,17 @@
     window.doNotTrack !== "1" &&
     !nav.globalPrivacyControl &&
     !!(window.crypto && window.crypto.getRandomValues);
+  // Names as the service takes them (events.py): any run of spaces (a no-break one too) as one
+  // space, at most 64 characters. A view with a longer section would be refused whole: the
+  // section is left out (the service fills in the article's); a longer ranking, no events.
+  function named(value) {
+    return (value || "").replace(/\s+/g, " ").trim();
+  }
+  var ranking = named(script.getAttribute("data-ranking")) || "default";
+  if (tracked && ranking.length > MAX_NAME) {
+    tracked = false;
+    if (window.console) console.warn("recommender box: data-ranking is over 64 characters");
+  }
   function share(name) {
     var value = parseFloat(script.getAttribute(name) || "0");
     return value > 0 ? Math.min(value, 1) : 0;
@@ -399,10 +412,10 @@
       view: newViewId(),
       article: articleId,
       shown: items.map(function (item) { return item.id; }),
-      ranking: script.getAttribute("data-ranking") || "default",
+      ranking: ranking,
     };
-    var section = script.getAttribute("data-section");
-    if (section) view.section = section;
+    var section = named(script.getAttribute("data-section"));
+    if (section && section.length <= MAX_NAME) view.section = section;
     if (baseLang) view.language = baseLang;
     if (how && how.swapped !== undefined) view.swapped = how.swapped;
     if (how && how.teams) view.teams = how.teams;

@@ -8,20 +8,25 @@ append-only in the index folder, beside the versions.
         2026-12-08.jsonl
 
 A record is one line: the CRC32 of its JSON (8 hex digits), a space, the JSON object, a newline
-(``record_of``). A line whose checksum does not match, or the last line of a file when it has no
+(``record_of``). A line whose checksum does not match, whose fields are of the wrong type (a
+forged record), longer than ``MAX_RECORD`` bytes, or the last line of a file when it has no
 newline (a writer killed in the middle of it), is not an event: reading skips it and counts it
 (``Events.damaged``), and goes on with the next line, so one damaged record never costs the
-ones around it. The unfinished last line of the newest file is skipped without being counted:
+ones around it. The unfinished last line of the newest file (and of today's) is skipped uncounted:
 it may be a record being written at this moment; once the next append has ended it with a
-newline, it is counted if it is damaged.
+newline, it is counted if it is damaged. A day file that is not a regular file (a folder, a
+FIFO, a symbolic link) is neither followed nor waited on: reading counts it as one damaged
+record, appending to it is refused (``IndexWriteError``).
 
 ``append_events`` holds an exclusive lock on the file (``flock``) while it writes, so appenders
 in several processes or threads never interleave their lines; it starts with a newline when the
 file ends in a torn record, so that the new lines never join it; and it returns only once the
-lines are on disk (``fsync``, and the folder's too when it made a file). Nothing ever rewrites
-or deletes a record: compaction, builds and replicas replace versions, which the store is not
-part of (``layout.is_engine_entry`` never names it), and ``recommend replicate`` copies a
-version, not the store (a replica's service keeps the events it receives in its own folder).
+lines are on disk (``fsync``, and the folder's too when it made a file). When a write fails
+(disk full), it cuts the file back to its size before: a refused batch leaves nothing behind.
+Nothing ever rewrites or deletes a record: compaction, builds and replicas replace versions,
+which the store is not part of (``layout.is_engine_entry`` never names it), and ``recommend
+replicate`` copies a version, not the store (a replica's service keeps the events it receives
+in its own folder).
 """
 
 from __future__ import annotations
@@ -31,16 +36,23 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import IndexNotFoundError, IndexWriteError
 from ..events import Click, Event, View
 from .files import fsync_dir
 from .layout import EVENTS, EVENTS_FILE, is_index_folder
+
+#: The longest record read, in bytes. An event's record is no longer than the body it came in
+#: (64 KiB at most: JSON escapes only shrink) and what the service adds (section, language).
+MAX_RECORD = 256 * 1024
+#: Opening a day file: never through a symbolic link, never waiting on a FIFO.
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class EventsReadOnlyError(IndexWriteError):
@@ -80,7 +92,8 @@ def _fields(event: Event) -> dict[str, Any]:
 
 
 def event_of(line: bytes) -> Event | None:
-    """The event a stored line holds; None when the line is damaged (checksum, JSON, fields)."""
+    """The event a stored line holds; None when the line is damaged (checksum, JSON, or a
+    field of the wrong type: a record whose checksum matches may still have been forged)."""
     if len(line) < 10 or line[8:9] != b" ":
         return None
     data = line[9:]
@@ -89,24 +102,47 @@ def event_of(line: bytes) -> Event | None:
             return None
         raw = json.loads(data)
         time = datetime.fromisoformat(raw["time"])
+        if time.tzinfo is None or not _texts(raw["view"], raw["article"]):
+            return None
         if raw["type"] == "click":
-            return Click(raw["view"], raw["article"], int(raw["position"]), time)
+            position = raw["position"]
+            return Click(raw["view"], raw["article"], position, time) if _whole(position) else None
         if raw["type"] == "view":
-            teams = raw.get("teams")
+            shown, teams = raw["shown"], raw.get("teams")
+            swapped, ranking = raw.get("swapped"), raw.get("ranking", "default")
+            if not (
+                isinstance(shown, list)
+                and _texts(ranking, *shown)
+                and all(raw.get(name) is None or _texts(raw[name]) for name in OPTIONAL)
+                and (swapped is None or _whole(swapped))
+                and (teams is None or (isinstance(teams, list) and _texts(*teams)))
+            ):
+                return None
             return View(
                 view=raw["view"],
                 article=raw["article"],
-                shown=tuple(raw["shown"]),
+                shown=tuple(shown),
                 time=time,
-                ranking=raw.get("ranking", "default"),
+                ranking=ranking,
                 section=raw.get("section"),
                 language=raw.get("language"),
-                swapped=raw.get("swapped"),
+                swapped=swapped,
                 teams=None if teams is None else tuple(teams),
             )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return None
+
+
+OPTIONAL = ("section", "language")
+
+
+def _texts(*values: Any) -> bool:
+    return all(isinstance(value, str) for value in values)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def append_events(index: Path, events: Sequence[Event]) -> None:
@@ -125,10 +161,15 @@ def append_events(index: Path, events: Sequence[Event]) -> None:
     path = store / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
     try:
         made = _make_folder(store)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _OPEN_FLAGS, 0o644)
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # a link, a FIFO, a folder
+            raise IndexWriteError(f"cannot keep events: {path} is not a regular file") from None
         raise _write_error(index, exc) from None
+    size = -1
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IndexWriteError(f"cannot keep events: {path} is not a regular file")
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size == 0:
@@ -142,6 +183,9 @@ def append_events(index: Path, events: Sequence[Event]) -> None:
         if made:
             fsync_dir(store)
     except OSError as exc:
+        if size >= 0:  # what this batch wrote, cut off: a refused batch keeps nothing
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
         raise _write_error(index, exc) from None
     finally:
         os.close(fd)  # releases the lock
@@ -199,15 +243,39 @@ class Events(Iterator[Event]):
             names = sorted(e.name for e in os.scandir(store) if EVENTS_FILE.fullmatch(e.name))
         except OSError:
             return
+        today = f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
         for number, name in enumerate(names):
-            with contextlib.suppress(FileNotFoundError), open(store / name, "rb") as handle:
-                for line in handle:
-                    if line.endswith(b"\n"):
-                        yield line[:-1]
-                    elif number < len(names) - 1:
-                        self.damaged += 1  # torn by a killed writer, in a day appended to no more
-                    # The newest file's unfinished last line: being written now, or torn by a
-                    # killed writer; the next append ends it, and it is counted then.
+            try:
+                fd = os.open(store / name, os.O_RDONLY | _OPEN_FLAGS)
+            except FileNotFoundError:
+                continue
+            except OSError:  # a symbolic link (ELOOP), no permission
+                self.damaged += 1
+                continue
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device
+                os.close(fd)
+                self.damaged += 1
+                continue
+            with open(fd, "rb") as handle:
+                # Appended to now: the last day, and today's (after a clock that ran ahead
+                # made a file of a later day, today's is still written to).
+                newest = number == len(names) - 1 or name == today
+                yield from self._lines_of(handle, newest=newest)
+
+    def _lines_of(self, handle: BinaryIO, newest: bool) -> Iterator[bytes]:
+        """The whole lines of a day file, each at most ``MAX_RECORD`` bytes: a longer one is
+        counted and skipped, read through without being held."""
+        while line := handle.readline(MAX_RECORD + 1):
+            if line.endswith(b"\n"):
+                yield line[:-1]
+            elif len(line) > MAX_RECORD:
+                self.damaged += 1
+                while (rest := handle.readline(MAX_RECORD)) and not rest.endswith(b"\n"):
+                    pass
+            elif not newest:
+                self.damaged += 1  # torn by a killed writer, in a day appended to no more
+            # The newest file's unfinished last line: being written now, or torn by a killed
+            # writer; the next append ends it, and it is counted then.
 
 
 def _aware(when: datetime) -> datetime:

@@ -8,6 +8,7 @@ The body is read up to ``MAX_EVENTS_BYTES`` and refused beyond, before it is par
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -18,6 +19,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from ...errors import IndexNotFoundError, IndexWriteError, RecommenderError
 from ...events import Event, View, parse_event
@@ -25,7 +27,7 @@ from ...quality.report import parse_since, report_of
 from ...storage.events import EventsReadOnlyError, read_events
 from ..dependencies import Index, Options, RequestMetrics, WorkThreads, authorize
 from ..errors import ApiError, json_body_problem, public_message
-from ..events import EventWriter, RateLimit
+from ..events import EventWriter, RateLimit, ReportCache, client_key
 from ..metrics import Metrics
 from ..schemas import EventsTaken, ReportAnswer
 from ..state import IndexState
@@ -36,7 +38,15 @@ router = APIRouter()
 #: view, or one click, per batch; a client that queues them sends a few dozen).
 MAX_EVENTS = 100
 MAX_EVENTS_BYTES = 64 * 1024
+#: The whole body of a batch comes within this many seconds (a beacon's is a few hundred bytes).
+BODY_SECONDS = 10.0
+#: A batch costs the rate limit one event per event, or per this many bytes when more.
+EVENT_BYTES = 1024
 NO_STORE = {"Cache-Control": "no-store"}
+#: A server without a token computes a new report for a client every this many seconds on
+#: average (``REPORT_BURST`` at once); answers from ``ReportCache`` are free.
+REPORT_SECONDS = 10
+REPORT_BURST = 5
 
 
 @router.post(
@@ -59,16 +69,16 @@ async def post_events(request: Request, index: Index, metrics: RequestMetrics) -
     if len(batch) > MAX_EVENTS:
         raise ApiError("validation", f"a batch holds at most {MAX_EVENTS} events, got {len(batch)}")
     limit: RateLimit = request.app.state.event_rate
-    client = request.client.host if request.client else "-"
-    wait = limit.take(client, len(batch))
+    # Bytes count too: a view of 50 ids of 256 characters is up to 50 KB on disk, and a client
+    # held to 10 events a second would otherwise write 500 KB a second (over 40 GB a day).
+    cost = max(len(batch), math.ceil(len(raw) / EVENT_BYTES))
+    wait = limit.take(_client(request), cost)
     if wait:
         metrics.count_events("rate_limited", len(batch))
-        seconds = max(1, math.ceil(wait))
-        raise ApiError(
-            "too-many-requests",
-            f"too many events from this client: at most {limit.rate:g} a second; "
-            f"try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
+        raise _too_many(
+            f"too many events from this client: at most {limit.rate:g} a second "
+            f"(or {limit.rate * EVENT_BYTES / 1024:g} KiB)",
+            wait,
         )
     now = datetime.now(UTC)
     accepted: list[Event] = []
@@ -85,17 +95,37 @@ async def post_events(request: Request, index: Index, metrics: RequestMetrics) -
 
 
 async def _body(request: Request) -> bytes:
-    """The body, read up to ``MAX_EVENTS_BYTES``; 413 beyond, before any of it is parsed."""
+    """The body, read up to ``MAX_EVENTS_BYTES``; 413 beyond, before any of it is parsed; 400
+    when it has not all come within ``BODY_SECONDS`` or the client went away meanwhile."""
     said = request.headers.get("content-length", "")
     if said.isdigit() and int(said) > MAX_EVENTS_BYTES:
         raise _too_large()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_EVENTS_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_EVENTS_BYTES:
+                    raise _too_large()
+                chunks.append(chunk)
+    except TimeoutError:  # a body trickled in a byte at a time holds its connection for ever
+        raise ApiError("bad-request", f"the body did not come within {BODY_SECONDS:g} s") from None
+    except ClientDisconnect:  # not an error of the service's: no traceback in its log
+        raise ApiError("bad-request", "the client went away before its body came") from None
     return b"".join(chunks)
+
+
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else "-")
+
+
+def _too_many(said: str, wait: float) -> ApiError:
+    seconds = max(1, math.ceil(wait))
+    return ApiError(
+        "too-many-requests",
+        f"{said}; try again in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def _too_large() -> ApiError:
@@ -167,15 +197,29 @@ async def get_report(
     ] = None,
 ) -> Response:
     """As `recommend report --json`; needs the token when the server has one. Computed on the
-    writer thread: reading the whole store never holds up a related list."""
+    writer thread: reading the whole store never holds up a related list. An answer is reused
+    for a minute (``ReportCache``); a client without the token may have a new one computed
+    every ``REPORT_SECONDS`` on average (a few at once), 429 beyond."""
     if options.token:
         authorize(request, options)
     when = None if since is None else parse_since(since)
     index.open()  # 503 while there is no index
+    cache: ReportCache = request.app.state.report_cache
+    key = "" if when is None else when.isoformat()
+    answer = cache.cached(key)
+    if answer is None:
+        if not options.token:  # anyone may ask: each new report is seconds of a core
+            limit: RateLimit = request.app.state.report_rate
+            wait = limit.take(_client(request), 1)
+            if wait:
+                raise _too_many(
+                    f"too many reports for this client: one every {REPORT_SECONDS} s", wait
+                )
 
-    def build() -> dict[str, object]:
-        events = read_events(index.path, when) if index.path else iter(())
-        found = report_of(events, since=when, damaged=getattr(events, "damaged", 0))
-        return found.as_json()
+        def build() -> dict[str, object]:
+            events = read_events(index.path, when) if index.path else iter(())
+            found = report_of(events, since=when, damaged=getattr(events, "damaged", 0))
+            return found.as_json()
 
-    return JSONResponse(await threads.write(build), headers=NO_STORE)
+        answer = cache.compute(key, threads.write(build))
+    return JSONResponse(await asyncio.shield(answer), headers=NO_STORE)
