@@ -11,6 +11,9 @@
                                 lexicon (term, idf), segments, generation (table.py)
         seg-000001.faiss        immutable vector segments; segment n holds rows
         seg-000002.faiss        first_row .. first_row + count - 1 (vectors.py)
+    DIR/events/                 what readers saw and clicked, append-only, one file a day
+        2026-12-07.jsonl        (events.py); not part of any version: a build, compaction
+                                or replica never copies, rewrites or deletes it
 
 A build writes a whole version in a hidden folder, flushes it, renames it and only then names it
 in CURRENT. An update (add, remove) writes at most one new segment file and then commits one
@@ -43,6 +46,9 @@ from .manifest import FORMAT, MANIFEST
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
+#: The events store's folder, and the name of its files (events.py).
+EVENTS = "events"
+EVENTS_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.jsonl")
 
 
 ARTICLES = "articles.sqlite"
@@ -126,6 +132,17 @@ def _is_manifest(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def is_events_store(path: Path) -> bool:
+    """Whether ``path``, an entry of an index folder, is the events store (events.py): a
+    folder named ``EVENTS`` holding only its day files. The engine keeps it, never deletes it."""
+    try:
+        if path.name != EVENTS or not stat.S_ISDIR(path.lstat().st_mode):
+            return False
+        return all(EVENTS_FILE.fullmatch(entry.name) for entry in os.scandir(path))
+    except OSError:
+        return False
 
 
 def is_index_folder(index_dir: Path) -> bool:

@@ -49,6 +49,7 @@ from ..storage.layout import (
     LOCK,
     current_name,
     is_engine_entry,
+    is_events_store,
     is_index_folder,
     is_lock_file,
 )
@@ -127,7 +128,11 @@ def _refuse_foreign_folder(index_dir: Path) -> None:
     if not index_dir.is_dir() or is_index_folder(index_dir):
         return
     for path in index_dir.iterdir():
-        if not (is_engine_entry(path) or (path.name == LOCK and is_lock_file(path))):
+        if not (
+            is_engine_entry(path)
+            or (path.name == LOCK and is_lock_file(path))
+            or is_events_store(path)
+        ):
             raise IndexNotFoundError(
                 f"{index_dir} is not empty and holds no index ({path.name} is not the "
                 "index's); choose another folder"
