@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from conftest import SAMPLE, sample_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from recommender import Recommender
+from recommender.cli import app
 from recommender.errors import LabelsError
 from recommender.events import Click, Event, View
 from recommender.quality.clicks import (
@@ -21,6 +28,7 @@ from recommender.quality.clicks import (
     join,
     team_draft,
 )
+from recommender.storage.events import append_events, read_events
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -235,3 +243,94 @@ def test_joined_events_are_taken_as_they_are() -> None:
     joined = join(events)
     assert isinstance(joined, Joined)
     assert interleaving_preference(joined) == interleaving_preference(events)
+
+
+# recommend tune --clicks, end to end on the sample, with events written through the store.
+
+
+def write_reader_events(index: Path, views_per_article: int, seed: int = 0) -> dict[str, str]:
+    """Readers of each sample article see its box (the index's lists of 10), look at place i
+    with 1 / (i + 1), click an article of the same story with 0.6, any other with 0.02; a
+    tenth of the views swap two adjacent places. Returns the story of each article."""
+    story = {str(r["id"]): str(r["story"]) for r in sample_records()}
+    rng = random.Random(seed)
+    events: list[Event] = []
+    with Recommender.open(index) as rec:
+        boxes = {q: [item.id for item in rec.similar(q, k=10)] for q in sorted(story)}
+        published = {q: rec.get(q).published_at or START for q in boxes}
+    for query, box in boxes.items():
+        for n in range(views_per_article):
+            shown = list(box)
+            swapped = None
+            if rng.random() < 0.1:
+                swapped = rng.randrange(len(shown) - 1)
+                shown[swapped], shown[swapped + 1] = shown[swapped + 1], shown[swapped]
+            view = f"{query}-{n}"
+            time = published[query] + timedelta(minutes=n)
+            events.append(View(view, query, tuple(shown), time, swapped=swapped))
+            for place, article in enumerate(shown):
+                chance = 0.6 if story[article] == story[query] else 0.02
+                if rng.random() < 1 / (place + 1) and rng.random() < chance:
+                    events.append(Click(view, article, place, time))
+    append_events(index, events)
+    return story
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_tune_from_clicks_end_to_end(sample_index: Path) -> None:
+    story = write_reader_events(sample_index, views_per_article=30)
+    base = ["tune", "--clicks", "--index", str(sample_index), "--dry-run", "--queries", "12"]
+    code, out, err = run_cli(*base)
+    assert code == 0, err
+    lines = out.splitlines()
+    views, clicks = (int(n) for n in re.findall(r"^(\d+) views, (\d+) clicks", lines[0])[0])
+    assert views == 30 * len(story)
+    assert clicks > views / 10
+    assert lines[1].startswith("position bias from ")
+    looks = [float(x) for x in lines[1].split("looks by place: ")[1].split()]
+    assert looks[0] == 1.0 and looks[1] == pytest.approx(0.5, abs=0.15)
+    assert lines[2].endswith("split by time: ") is False and "tuning and" in lines[2]
+    assert lines[-1].startswith("not stored (--dry-run); held-out nDCG@10 ")
+
+    code, out, err = run_cli(*base, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["clicks"]["views"] == views and report["clicks"]["bias"]["looks"][0] == 1.0
+    assert report["split"] == "time" and report["stored"] is False
+    # The clicks' labels are the stories, nearly: a reader clicks outside it 1 time in 50.
+    labels = click_labels(read_events(sample_index))
+    pairs = [(q, r) for q, related in labels.relevance.items() for r in related]
+    assert len(pairs) > len(story)
+    assert sum(story[q] == story[r] for q, r in pairs) / len(pairs) >= 0.95
+
+
+def test_tune_from_clicks_stores_what_wins(sample_index: Path) -> None:
+    write_reader_events(sample_index, views_per_article=30, seed=1)
+    code, out, err = run_cli("tune", "--clicks", "-i", str(sample_index), "--queries", "12")
+    assert code == 0, err
+    verdict = out.splitlines()[-1]
+    assert verdict.startswith((f"stored in {sample_index}", "kept the old settings"))
+
+
+def test_tune_from_clicks_refuses_too_few_events(sample_index: Path) -> None:
+    code, out, err = run_cli("tune", "--clicks", "-i", str(sample_index))
+    assert code == 1 and out == ""
+    assert err.startswith("error: too few events to tune on: 0 views and 0 clicks")
+    assert "tuning needs at least 50 clicks and 10 such articles" in err
+    assert len(err.strip().splitlines()) == 1
+    write_reader_events(sample_index, views_per_article=1)
+    code, out, err = run_cli("tune", "--clicks", "-i", str(sample_index))
+    assert code == 1 and err.startswith("error: too few events to tune on: 338 views and ")
+
+
+def test_tune_takes_labels_or_clicks(sample_index: Path) -> None:
+    code, _, err = run_cli("tune", "--clicks", str(SAMPLE), "--label", "story")
+    assert code == 2 and "give ARTICLES and --label, or --clicks (not both)" in err
+    code, _, err = run_cli("tune", "-i", str(sample_index), "--label", "story")
+    assert code == 2 and "give ARTICLES and --label, or --clicks" in err
+    code, _, err = run_cli("tune", "--clicks", "-i", str(sample_index / "none"))
+    assert code == 1 and err.startswith("error: no index at")
