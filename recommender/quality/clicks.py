@@ -10,8 +10,9 @@ much about the place as about the article. Three estimates correct for it:
   ``i``, pooled over the article the ranking put at ``i`` (seen at ``i + 1`` in swapped views)
   and the one it put at ``i + 1`` (at ``i + 1`` in the other views), measure
   look(i + 1) / look(i); chained from place 0 (look 1), they give each place's relative chance
-  of being looked at. A pair with too few clicks in its swapped views takes the ratio of a
-  power law look(i) = (i + 1) ** -eta fitted (weighted by clicks) to the pairs that have them.
+  of being looked at. A pair with fewer than ``MIN_SWAP_CLICKS`` clicks in its swapped views
+  takes the ratio of a power law look(i) = (i + 1) ** -eta fitted to all the pairs' ratios
+  (weighted by their clicks), so a few swapped views a pair still give a curve.
 - **Relevance from clicks** (``click_labels``): an article ``d`` shown in the box of ``q`` gets
   the rate (sum over those views of clicked(d) / look(place of d)) / views, an estimate of the
   chance that a reader who looks at it clicks it (inverse propensity weighting). ``d`` counts as
@@ -40,7 +41,7 @@ from ..events import Click, Event, View
 
 #: Clicks in a pair's swapped views for its own look ratio (else the fitted power law's).
 MIN_SWAP_CLICKS = 20
-#: Clicks in swapped views, over all pairs, to estimate position bias at all.
+#: Clicks on the swapped places of swapped views, all pairs together, for any estimate.
 MIN_BIAS_CLICKS = 30
 #: The lowest relative look a place gets (bounds the weight of one click far down).
 MIN_LOOK = 0.05
@@ -103,7 +104,12 @@ class PairLook:
     place: int
     swapped_views: int
     swapped_clicks: int  # clicks on the two places in those views
-    ratio: float | None  # None: too few clicks (the fitted ratio stands in)
+    ratio: float | None  # None: no click on one of the two places
+
+    @property
+    def trusted(self) -> bool:
+        """Enough clicks for its own ratio to stand (else the fitted power law's does)."""
+        return self.ratio is not None and self.swapped_clicks >= MIN_SWAP_CLICKS
 
 
 @dataclass(frozen=True)
@@ -134,9 +140,9 @@ def estimate_position_bias(seen: Sequence[Seen], places: int = 10) -> PositionBi
     swapped_clicks = sum(p.swapped_clicks for p in pairs)
     if swapped_clicks < MIN_BIAS_CLICKS or not measured:
         raise LabelsError(
-            f"position bias needs at least {MIN_BIAS_CLICKS} clicks in views with an "
-            f"exploration swap, {MIN_SWAP_CLICKS} of them on one pair of places; found "
-            f"{swapped_clicks} in {sum(p.swapped_views for p in pairs)} swapped views"
+            f"position bias needs at least {MIN_BIAS_CLICKS} clicks on the swapped places of "
+            f"views with an exploration swap; found {swapped_clicks} in "
+            f"{sum(p.swapped_views for p in pairs)} swapped views"
         )
     # Weighted least squares through 0 of log(ratio) = -eta * log((i + 2) / (i + 1)).
     top = sum(p.swapped_clicks * _step(p.place) * math.log(p.ratio or 1.0) for p in measured)
@@ -144,7 +150,7 @@ def estimate_position_bias(seen: Sequence[Seen], places: int = 10) -> PositionBi
     eta = max(0.0, -top / bottom)
     looks = [1.0]
     for pair in pairs:
-        ratio = pair.ratio if pair.ratio is not None else math.exp(-eta * _step(pair.place))
+        ratio = pair.ratio if pair.trusted else math.exp(-eta * _step(pair.place))
         looks.append(max(MIN_LOOK, looks[-1] * ratio))
     return PositionBias(
         looks=tuple(looks),
@@ -169,7 +175,7 @@ def _pair_look(plain: Sequence[Seen], i: int) -> PairLook:
     ranked_next_above = sum(i in s.clicked for s in swapped)
     clicks = ranked_i_below + ranked_next_above
     ratio = None
-    if swapped and control and clicks >= MIN_SWAP_CLICKS:
+    if swapped and control and clicks:
         # Clicks a view at place i + 1 over those at place i, each summed over both articles
         # (the ranking's i and i + 1): look(i + 1) (r_i + r_i+1) / look(i) (r_i + r_i+1).
         below = ranked_i_below / len(swapped) + sum((i + 1) in s.clicked for s in control) / len(
