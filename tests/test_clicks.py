@@ -26,6 +26,7 @@ from recommender.quality.clicks import (
     estimate_position_bias,
     interleaving_preference,
     join,
+    preference_of,
     team_draft,
 )
 from recommender.storage.events import append_events, read_events
@@ -334,3 +335,14 @@ def test_tune_takes_labels_or_clicks(sample_index: Path) -> None:
     assert code == 2 and "give ARTICLES and --label, or --clicks" in err
     code, _, err = run_cli("tune", "--clicks", "-i", str(sample_index / "none"))
     assert code == 1 and err.startswith("error: no index at")
+
+
+def test_preference_of_outcomes_counts_and_interval() -> None:
+    preference = preference_of([1] * 30 + [-1] * 10 + [0] * 5)
+    assert (preference.wins_b, preference.wins_a, preference.ties) == (30, 10, 5)
+    assert preference.share_b == 0.75
+    # The Wilson interval of 30 / 40 at 95%, worked by hand.
+    assert preference.low == pytest.approx(0.598, abs=0.002)
+    assert preference.high == pytest.approx(0.858, abs=0.002)
+    assert preference.verdict == "b"
+    assert preference_of([1] * 6 + [-1] * 5).verdict == "neither yet"

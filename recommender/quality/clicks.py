@@ -387,8 +387,14 @@ def interleaving_preference(
         for item in joined.seen
         if item.view.teams is not None and (ranking is None or item.view.ranking == ranking)
     ]
-    wins_b = outcomes.count(1)
-    wins_a = outcomes.count(-1)
+    return preference_of(outcomes, ranking)
+
+
+def preference_of(outcomes: Sequence[int], ranking: str | None = None) -> Preference:
+    """The preference from each interleaved view's outcome (``view_outcome``: +1 "b",
+    -1 "a", 0 a tie); ``LabelsError`` below ``MIN_DECIDED`` decided views."""
+    wins_b = sum(1 for outcome in outcomes if outcome > 0)
+    wins_a = sum(1 for outcome in outcomes if outcome < 0)
     decided = wins_a + wins_b
     if decided < MIN_DECIDED:
         name = f" of ranking {ranking!r}" if ranking else ""
