@@ -150,7 +150,9 @@ def estimate_position_bias(seen: Sequence[Seen], places: int = 10) -> PositionBi
     eta = max(0.0, -top / bottom)
     looks = [1.0]
     for pair in pairs:
-        ratio = pair.ratio if pair.trusted else math.exp(-eta * _step(pair.place))
+        ratio = math.exp(-eta * _step(pair.place))
+        if pair.trusted and pair.ratio is not None:
+            ratio = pair.ratio
         looks.append(max(MIN_LOOK, looks[-1] * ratio))
     return PositionBias(
         looks=tuple(looks),
