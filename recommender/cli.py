@@ -1287,7 +1287,7 @@ def tune(
     """
     from .quality.tune import MIN_GAIN
 
-    if clicks == bool(articles or label):
+    if clicks and (articles or label):
         raise typer.BadParameter("give ARTICLES and --label, or --clicks (not both)")
     if not clicks and (not articles or label is None):
         raise typer.BadParameter("give ARTICLES and --label, or --clicks")

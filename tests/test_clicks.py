@@ -331,8 +331,10 @@ def test_tune_from_clicks_refuses_too_few_events(sample_index: Path) -> None:
 def test_tune_takes_labels_or_clicks(sample_index: Path) -> None:
     code, _, err = run_cli("tune", "--clicks", str(SAMPLE), "--label", "story")
     assert code == 2 and "give ARTICLES and --label, or --clicks (not both)" in err
-    code, _, err = run_cli("tune", "-i", str(sample_index), "--label", "story")
-    assert code == 2 and "give ARTICLES and --label, or --clicks" in err
+    for args in (["--label", "story"], [str(SAMPLE)], []):
+        code, _, err = run_cli("tune", "-i", str(sample_index), *args)
+        assert code == 2 and "give ARTICLES and --label, or --clicks" in err
+        assert "not both" not in err
     code, _, err = run_cli("tune", "--clicks", "-i", str(sample_index / "none"))
     assert code == 1 and err.startswith("error: no index at")
 
