@@ -294,7 +294,7 @@ def test_tune_from_clicks_end_to_end(sample_index: Path) -> None:
     assert lines[1].startswith("position bias from ")
     looks = [float(x) for x in lines[1].split("looks by place: ")[1].split()]
     assert looks[0] == 1.0 and looks[1] == pytest.approx(0.5, abs=0.15)
-    assert lines[2].endswith("split by time: ") is False and "tuning and" in lines[2]
+    assert "held-out queries, split by time: tuned on queries published up to 2026-" in lines[2]
     assert lines[-1].startswith("not stored (--dry-run); held-out nDCG@10 ")
 
     code, out, err = run_cli(*base, "--json")
