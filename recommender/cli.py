@@ -37,6 +37,7 @@ from .settings import (
 # Imported where used: `similar` needs none of them (see docs/contributing.md, "Lazy imports").
 if TYPE_CHECKING:
     from .embedding.supplied import MissingVectors
+    from .quality.clicks import ClickLabels
     from .storage.events import Events
 
 app = typer.Typer(
@@ -1354,17 +1355,26 @@ def evaluate(
 @_cli_errors
 @_with_ranking_options
 def tune(
-    articles: Annotated[
-        list[Path], typer.Argument(help="The labelled articles (JSON Lines or CSV).")
-    ],
     ranking: dict[str, Any],
+    articles: Annotated[
+        list[Path] | None,
+        typer.Argument(help="The labelled articles (JSON Lines or CSV); not with --clicks."),
+    ] = None,
     label: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Label field of ARTICLES (e.g. story), or a CSV file of related id pairs "
             "(e.g. read together)."
         ),
-    ],
+    ] = None,
+    clicks: Annotated[
+        bool,
+        typer.Option(
+            "--clicks",
+            help="Tune on the readers' clicks kept in the index (the box's events), "
+            "corrected for position bias, instead of labels.",
+        ),
+    ] = False,
     index: IndexOption = DEFAULT_INDEX,
     queries: Annotated[
         int, typer.Option(help="Use a seeded sample of at most this many queries.")
@@ -1384,24 +1394,37 @@ def tune(
     Tunes on the earlier 70% of the queries (by date; at random when undated) and scores the
     old and new settings on the later 30%. The new ones are stored in the index only if they
     score higher there (nDCG@10, by at least 0.001). Ranking options given set where the
-    search starts (the index's ranking otherwise).
+    search starts (the index's ranking otherwise). With --clicks, an article's related ones
+    are those its readers clicked in its box, corrected for position bias.
     """
     from .quality.tune import MIN_GAIN
 
-    relevance = _relevance(articles, label, id_field)
-    with Recommender.open(index) as rec, _stage_bar() as progress:
-        report = rec.tune(
-            relevance,
-            queries=queries,
-            seed=seed,
-            start=replace(rec.settings.ranking, **ranking) if ranking else None,
-            dry_run=dry_run,
-            progress=progress,
-            wait=wait,
+    if clicks and (articles or label):
+        raise typer.BadParameter("give ARTICLES and --label, or --clicks (not both)")
+    if not clicks and (not articles or label is None):
+        raise typer.BadParameter("give ARTICLES and --label, or --clicks")
+    with Recommender.open(index) as rec:
+        # Opened first: a wrong --index is "no index", not "too few events".
+        labels = _click_labels(index) if clicks else None
+        relevance = (
+            labels.relevance if labels else _relevance(articles or [], label or "", id_field)
         )
+        with _stage_bar() as progress:
+            report = rec.tune(
+                relevance,
+                queries=queries,
+                seed=seed,
+                start=replace(rec.settings.ranking, **ranking) if ranking else None,
+                dry_run=dry_run,
+                progress=progress,
+                wait=wait,
+            )
     if json_output:
-        _print_json(asdict(report) | {"gain": report.gain})
+        extra = {"clicks": asdict(labels) | {"relevance": None}} if labels else {}
+        _print_json(asdict(report) | {"gain": report.gain} | extra)
         return
+    if labels:
+        typer.echo(_click_summary(labels))
     split = (
         f"by time: tuned on queries published up to {report.cutoff[:10]}, held out the later"
         if report.split == "time" and report.cutoff
@@ -1437,6 +1460,30 @@ def tune(
             f"(needs +{MIN_GAIN:.3f} or more)"
         )
     typer.echo(f"\n{verdict}")
+
+
+def _click_labels(index: Path) -> ClickLabels:
+    """Related articles by the clicks stored in the index, position bias corrected."""
+    from .quality.clicks import click_labels
+    from .storage.events import read_events
+
+    return click_labels(read_events(index))
+
+
+def _click_summary(labels: ClickLabels) -> str:
+    """What tuning from clicks learned its labels from, in two lines."""
+    stray = f" ({labels.stray_clicks} matched no view)" if labels.stray_clicks else ""
+    head = (
+        f"{labels.views} views, {labels.clicks} clicks{stray}: {labels.queries} articles "
+        f"have related articles by clicks"
+    )
+    if labels.bias is None:
+        return f"{head}\nposition bias not corrected: {labels.uncorrected_because}"
+    looks = " ".join(f"{look:.2f}" for look in labels.bias.looks)
+    return (
+        f"{head}\nposition bias from {labels.bias.swapped_views} swapped views, looks by "
+        f"place: {looks}"
+    )
 
 
 def _value(value: object) -> str:
