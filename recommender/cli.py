@@ -1176,6 +1176,8 @@ def report(
                 f"{_visible(str(key))[:24]:<24} {row.views:>8} {row.clicks:>8} "
                 f"{row.click_through:>14.2%}"
             )
+    for compared in found.interleaving:
+        typer.echo(f"\n{_visible(compared.line)}")
     notes = [
         (found.clicks_without_view, "click", "whose view is not in the period"),
         (found.duplicates, "event", "sent twice, counted once"),

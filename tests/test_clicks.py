@@ -226,7 +226,8 @@ def test_preference_names_the_winner() -> None:
     assert preference.wins_b > preference.wins_a
     assert preference.views == 400
     assert preference.wins_a + preference.wins_b + preference.ties == 400
-    assert "readers prefer b (trial)" in preference.line()
+    assert "interleaving (trial)" in preference.line()
+    assert "readers prefer b, the one compared" in preference.line()
     other = interleaving_preference(interleaved(0.2, 400, random.Random(9)))
     assert other.verdict == "a"
 

@@ -70,6 +70,41 @@ def test_the_figures_of_a_known_set() -> None:
     ]
 
 
+def _interleaved(wins_b: int, wins_a: int, ties: int, ranking: str) -> list[Event]:
+    """Views of two places, "b" first and "a" second; a click on the team that wins."""
+    found: list[Event] = []
+    for n, team in enumerate(["b"] * wins_b + ["a"] * wins_a + [""] * ties):
+        view = f"{ranking}-{n}"
+        found.append(View(view, "q", ("x", "y"), DAY2, ranking=ranking, teams=("b", "a")))
+        if team:
+            position = 0 if team == "b" else 1
+            found.append(Click(view, ("x", "y")[position], position, DAY2))
+    return found
+
+
+def test_the_report_says_which_interleaved_ranking_readers_prefer() -> None:
+    events = _interleaved(30, 10, 5, "trial") + _interleaved(3, 2, 0, "later") + EVENTS
+    compared = {c["ranking"]: c for c in report_of(events).as_json()["interleaving"]}
+    assert set(compared) == {"trial", "later", "fresh"}
+    trial = compared["trial"]
+    assert (trial["views"], trial["wins_b"], trial["wins_a"], trial["ties"]) == (45, 30, 10, 5)
+    assert trial["share_b"] == 0.75 and trial["low"] > 0.5 and trial["verdict"] == "b"
+    assert "readers prefer b, the one compared" in trial["line"]
+    later = compared["later"]  # 5 decided views: too few to say
+    assert (later["verdict"], later["share_b"], later["low"]) == ("too few", None, None)
+    assert "5 decided by clicks" in later["line"]
+    assert compared["fresh"]["views"] == 1  # EVENTS' one interleaved view, no click
+
+
+def test_the_report_table_ends_with_the_preference(tmp_path: Path) -> None:
+    index = make_index(tmp_path / "index")
+    append_events(index, _interleaved(4, 20, 0, "trial"))
+    result = run("report", "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("interleaving (trial): b won 4 and a 20 of")
+    assert result.stdout.splitlines()[-1].endswith("readers prefer a, the ranking in force")
+
+
 def test_no_events_no_division() -> None:
     report = report_of([])
     assert (report.views, report.clicks, report.click_through) == (0, 0, 0.0)
@@ -130,6 +165,7 @@ def test_recommend_report_json_and_since(tmp_path: Path) -> None:
         "by_ranking",
         "by_day",
         "left_out",
+        "interleaving",
     ]
     assert data == json.loads(json.dumps(report_of(EVENTS).as_json()))
     since = f"{DAY2:%Y-%m-%d}"

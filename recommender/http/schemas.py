@@ -193,6 +193,21 @@ class ReportRow(BaseModel):
     click_through: float
 
 
+class ReportComparison(BaseModel):
+    """Readers' preference between two interleaved rankings, the views of one ranking name."""
+
+    ranking: str
+    views: int
+    wins_a: int
+    wins_b: int
+    ties: int
+    share_b: float | None = Field(description="Of the views decided by clicks, b's share.")
+    low: float | None = Field(description="Its 95% Wilson interval, low end.")
+    high: float | None
+    verdict: Literal["a", "b", "neither yet", "too few"]
+    line: str
+
+
 class ReportAnswer(BaseModel):
     """As ``recommend report --json`` (docs/events.md)."""
 
@@ -213,6 +228,10 @@ class ReportAnswer(BaseModel):
     left_out: dict[str, int] = Field(
         description="Rows past the first 100 (by views) left out of by_section, by_language "
         "and by_ranking."
+    )
+    interleaving: list[ReportComparison] = Field(
+        description="Per ranking name with interleaved views (data-compare): which ranking "
+        "readers prefer, a (in force) or b (compared)."
     )
 
 

@@ -348,7 +348,7 @@ class Preference:
         name = f" ({self.ranking})" if self.ranking else ""
         said = {
             "a": "readers prefer a, the ranking in force",
-            "b": f"readers prefer b{name}, the one compared",
+            "b": "readers prefer b, the one compared",
             "neither yet": "no preference yet (the interval holds 50%)",
         }[self.verdict]
         return (

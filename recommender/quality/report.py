@@ -6,7 +6,9 @@ its section, language and ranking are its view's; a click whose view is not in t
 (``--since`` cut it off, or it was never kept) counts in the totals, by position and by day,
 and under no section (``null``). A view id or a click (view, position) sent twice counts once
 (``duplicates``). How many views were explored (two places swapped) and how many interleaved
-two rankings is counted here; what they teach is ``recommend tune --clicks``'s part.
+two rankings is counted here, and the interleaved views of each ranking name say which of the
+two rankings readers prefer (``clicks.preference_of``: a Wilson 95% interval); what the
+explored views teach is ``recommend tune --clicks``'s part.
 
 ``position`` is 0-based, as in the events: 0 is the first place of the box.
 """
@@ -14,12 +16,13 @@ two rankings is counted here; what they teach is ``recommend tune --clicks``'s p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from ..articles import quoted
-from ..errors import InvalidQueryError
+from ..errors import InvalidQueryError, LabelsError
 from ..events import Event, View
+from .clicks import Seen, preference_of, view_outcome
 
 #: Rows of a section, language or ranking at most, those with the most views: each name comes
 #: from the box, so a stranger sending a new one with each view would make a row of each.
@@ -76,6 +79,8 @@ class Report:
     # Rows past MAX_GROUPS left out of by_section, by_language, by_ranking (their views and
     # clicks are in the totals all the same).
     left_out: dict[str, int] = field(default_factory=dict)
+    # Per ranking name with interleaved views: readers' preference, or why there is none yet.
+    interleaving: list[Comparison] = field(default_factory=list)
 
     @property
     def click_through(self) -> float:
@@ -115,7 +120,52 @@ class Report:
                 name: self.left_out.get(name, 0)
                 for name in ("by_section", "by_language", "by_ranking")
             },
+            "interleaving": [c.as_json() for c in self.interleaving],
         }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The interleaved views of one ranking name: "a" (the ranking in force) against "b"
+    (``data-compare``); ``line`` is the report's sentence."""
+
+    ranking: str
+    views: int
+    wins_a: int
+    wins_b: int
+    ties: int
+    share_b: float | None  # of the views decided by clicks, the share b won; its interval:
+    low: float | None
+    high: float | None
+    verdict: str  # "a", "b", "neither yet", or "too few" (fewer decided views than needed)
+    line: str
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def comparison(ranking: str, outcomes: list[int]) -> Comparison:
+    """The ``Comparison`` of a ranking's interleaved views from their outcomes (+1 b, -1 a)."""
+    wins_b, wins_a = outcomes.count(1), outcomes.count(-1)
+    ties = len(outcomes) - wins_a - wins_b
+    try:
+        found = preference_of(outcomes, ranking)
+    except LabelsError as exc:
+        return Comparison(
+            ranking, len(outcomes), wins_a, wins_b, ties, None, None, None, "too few", str(exc)
+        )
+    return Comparison(
+        ranking,
+        found.views,
+        found.wins_a,
+        found.wins_b,
+        found.ties,
+        round(found.share_b, 6),
+        round(found.low, 6),
+        round(found.high, 6),
+        found.verdict,
+        found.line(),
+    )
 
 
 def report_of(
@@ -138,6 +188,7 @@ def report_of(
     kinds: dict[Kind, Kind] = {}
     clicks: dict[tuple[str, int], str] = {}  # (view, position): the click's day
     duplicates = explored = interleaved = 0
+    compared: dict[str, View] = {}  # the interleaved views, by id
     for event in events:
         if isinstance(event, View):
             if event.view in views:
@@ -146,7 +197,9 @@ def report_of(
             kind = (event.section, event.language, event.ranking)
             views[event.view] = kinds.setdefault(kind, kind)
             explored += event.swapped is not None
-            interleaved += event.teams is not None
+            if event.teams is not None:
+                interleaved += 1
+                compared[event.view] = event
             for position in range(len(event.shown)):
                 tally("position", position, 0)
             tally("section", event.section, 0)
@@ -183,6 +236,16 @@ def report_of(
 
     left_out: dict[str, int] = {}
 
+    places: dict[str, set[int]] = {}
+    for view_id, position in clicks:
+        if view_id in compared:
+            places.setdefault(view_id, set()).add(position)
+    outcomes: dict[str, list[int]] = {}
+    for view_id, view in compared.items():
+        joined = Seen(view, frozenset(places.get(view_id, ())))
+        outcomes.setdefault(view.ranking, []).append(view_outcome(joined))
+    interleaving = [comparison(name, found) for name, found in sorted(outcomes.items())]
+
     return Report(
         since=since,
         views=len(views),
@@ -198,4 +261,5 @@ def report_of(
         by_ranking=counts("ranking"),
         by_day=counts("day"),
         left_out=left_out,
+        interleaving=interleaving[:MAX_GROUPS],
     )
