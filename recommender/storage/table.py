@@ -184,6 +184,7 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
     terms BLOB NOT NULL,             -- int32 term ids (lexicon ids), ascending
     weights BLOB NOT NULL            -- float32 weights, norm 1
 );
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY);  -- lexicon ids of names (names.py)
 """
     + ROW_CHECKSUMS  # absent in versions written before it existed
     + ";\n"
@@ -240,6 +241,11 @@ def insert_lexicon(connection: sqlite3.Connection, lexicon: Lexicon) -> None:
             for i, (term, idf) in enumerate(zip(lexicon.terms, lexicon.idf, strict=True))
         ),
     )
+
+
+def insert_names(connection: sqlite3.Connection, ids: np.ndarray) -> None:
+    """The lexicon ids of the build's names (``names.proper_terms``)."""
+    connection.executemany("INSERT INTO names VALUES (?)", ((int(i),) for i in ids))
 
 
 def terms_row(row: int, vector: TermVector) -> tuple[int, bytes, bytes]:
@@ -553,6 +559,14 @@ class ArticleTable:
                 "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
             )
         ]
+
+    def name_terms(self) -> np.ndarray:
+        """The lexicon ids of the build's names, ascending (none in a version written before
+        names were stored: identity then counts 0)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'names'"):
+            return np.empty(0, dtype=np.int32)
+        found = self._query("SELECT id FROM names ORDER BY id")
+        return np.array([i for (i,) in found], dtype=np.int32)
 
     def lexicon_size(self) -> int:
         found = self._query("SELECT count(*) FROM lexicon")
