@@ -14,15 +14,23 @@ same queries, searched (never read from precomputed lists), with the weighting o
 nDCG@10 (plain, and copies counted once as benchmarks/quality.py counts them); the sample by
 query language too.
 
+With ``--speed``, the searched path's latency on uci-news-2014-04 (138k headlines): the same
+seeded queries, interleaved, on the index with names and on a copy of it without them (an index
+built before names, whose queries take the path of the ranking before identity), ``similar(id,
+k=10)`` searched (an exclusion keeps the precomputed lists out), one thread.
+
 Usage: python benchmarks/identity.py [--sets ecbplus-dev uci-news-2014-04 sample]
        [--queries 500] [--seed 0] [--weights 0.1 0.2 0.3] [--indexes DIR] [--reuse DIR]
-       [--no-build] [--no-write]
+       [--no-build] [--no-write] [--speed] [--speed-queries 2000] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
+import sqlite3
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -41,6 +49,7 @@ from recommender.lexical import cosine_with
 from recommender.names import names_of, rows_names
 from recommender.quality.evaluate import choose_queries, labels_from_field, relevance_from_labels
 from recommender.read import pipeline
+from recommender.storage.layout import ARTICLES, current_version
 
 K = 10
 SAMPLE = ROOT / "recommender" / "sample" / "articles.jsonl"
@@ -178,9 +187,63 @@ def run_set(
     return title + "\n\n" + table(columns, rows) + "\n"
 
 
+def speed(index: Path, queries_wanted: int, runs: int, seed: int) -> str:
+    """The searched path's p50/p95/p99 with names and without (a copy of ``index`` whose names
+    table is dropped), interleaved on the same seeded queries."""
+    bare = index.parent / f"{index.name}-without-names"
+    if not bare.exists():
+        shutil.copytree(index, bare, symlinks=True)
+        with sqlite3.connect(current_version(bare) / ARTICLES) as db:
+            db.execute("DROP TABLE IF EXISTS names")
+        db.close()
+    with_names, without = Recommender.open(index), Recommender.open(bare)
+    assert with_names.snapshot.names.any() and not without.snapshot.names.any()
+    queries = random.Random(seed).sample(with_names.ids(), queries_wanted)
+    methods = {
+        "without names (the ranking before identity)": without,
+        f"with names, identity_weight {DEFAULT_WEIGHT:g}": with_names,
+    }
+    for query in queries[:200]:  # warm up caches and lazy imports
+        for rec in methods.values():
+            rec.similar(query, k=K, exclude=NO_LISTS)
+    samples: dict[str, list[list[float]]] = {name: [] for name in methods}
+    for _ in range(runs):
+        for name in methods:
+            samples[name].append([])
+        for query in queries:
+            for name, rec in methods.items():
+                begin = time.perf_counter_ns()
+                rec.similar(query, k=K, exclude=NO_LISTS)
+                samples[name][-1].append((time.perf_counter_ns() - begin) / 1e6)
+    figures = {
+        name: tuple(
+            statistics.median(float(np.percentile(run, p)) for run in found) for p in (50, 95, 99)
+        )
+        for name, found in samples.items()
+    }
+    floor = figures[next(iter(methods))][0]
+    rows = [
+        [name, f"{p50:.2f}", f"{p95:.2f}", f"{p99:.2f}", f"{p50 / floor:.2f}"]
+        for name, (p50, p95, p99) in figures.items()
+    ]
+    for row in rows:
+        print("  " + " | ".join(row), flush=True)
+    count = len(with_names)
+    with_names.close()
+    without.close()
+    return (
+        f"### Searched path latency (uci-news-2014-04, {count:,} articles)\n\n"
+        f"{queries_wanted} seeded queries (seed {seed}), similar(id, k=10) searched, one "
+        f"thread, median over {runs} runs of each percentile, the two indexes taking turns on "
+        "every query.\n\n"
+        + table(["index", "p50 (ms)", "p95 (ms)", "p99 (ms)", "p50 / without"], rows)
+        + "\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", default=["ecbplus-dev", "uci-news-2014-04", "sample"])
+    parser.add_argument("--sets", nargs="*", default=["ecbplus-dev", "uci-news-2014-04", "sample"])
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.2, 0.3])
@@ -188,9 +251,15 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, default=INDEXES, help="where bench-<set> is")
     parser.add_argument("--no-build", action="store_true", help="use the indexes as they are")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="also the searched path's latency")
+    parser.add_argument("--speed-queries", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     started = time.perf_counter()
     sections = [run_set(n, args.queries, args.seed, args.weights, args) for n in args.sets]
+    if args.speed:
+        index = args.indexes / "bench-identity-uci-news-2014-04"
+        sections.append(speed(index, args.speed_queries, args.runs, args.seed))
     text = header("Identity evidence", time.perf_counter() - started) + "\n".join(sections)
     print(text)
     if not args.no_write:
