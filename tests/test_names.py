@@ -112,10 +112,27 @@ def test_a_build_stores_its_names_and_compaction_keeps_them(
     assert report.sound and not any("names" in note for note in report.notes)
 
 
+def test_a_replica_holds_the_names(sample_index: Path, tmp_path: Path) -> None:
+    Recommender.replicate(sample_index, tmp_path / "replica")
+    with (
+        Recommender.open(sample_index) as source,
+        Recommender.open(tmp_path / "replica") as replica,
+    ):
+        assert source.snapshot.names.any()
+        assert np.array_equal(replica.snapshot.names, source.snapshot.names)
+        assert replica.similar("a-1001", k=5, identity_weight=0.5) == source.similar(
+            "a-1001", k=5, identity_weight=0.5
+        )
+
+
 def test_identity_moves_the_lists(sample_rec: Recommender) -> None:
     off = [i.id for i in sample_rec.similar("a-1001", k=10, identity_weight=0.0)]
     on = [i.id for i in sample_rec.similar("a-1001", k=10, identity_weight=1.0)]
     assert off != on
+    # A draft's names come from its TF-IDF terms, weighed with the build's lexicon.
+    text = "Aftershock in Corvena: Ardesse institute counts 40 tremors in Valdoria"
+    drafts = [sample_rec.similar_to_text(text, k=10, identity_weight=w) for w in (0.0, 1.0)]
+    assert [i.id for i in drafts[0]] != [i.id for i in drafts[1]]
 
 
 def test_an_index_built_before_names_has_none_and_ranks_as_without_them(
