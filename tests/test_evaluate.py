@@ -140,7 +140,9 @@ def test_evaluate_command(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["queries"] == 30 and 0 < data["precision_at_5"] <= 1
     base = ["evaluate", str(SAMPLE), "-i", index, "--label", "story", "--json"]
-    boosted = json.loads(runner.invoke(app, [*base, "--category-boost", "0.5"]).stdout)
+    boosted = json.loads(
+        runner.invoke(app, [*base, "--no-recency", "--category-boost", "0.5"]).stdout
+    )
     off = json.loads(runner.invoke(app, [*base, "--no-recency", "--category-boost", "0"]).stdout)
     assert off["same_category"] < boosted["same_category"]  # the options reach the engine
     recency_only = json.loads(runner.invoke(app, [*base, "--category-boost", "0"]).stdout)
