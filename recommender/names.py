@@ -12,9 +12,8 @@ does, so the Turkish dotted İ of İstanbul counts as a capital of ``istanbul``.
 
 What is stored is the lexicon ids of the name terms (unigrams only), once per build; an
 article's names are then its TF-IDF vector restricted to them, of length 1 (``names_of``,
-``rows_names``), so articles
-added later and drafts have names with nothing more stored. An index built before names has
-none: identity counts 0 there.
+``rows_names``), so articles added later and drafts have names with nothing more stored. An
+index built before names has none: identity counts 0 there.
 """
 
 from __future__ import annotations
