@@ -46,7 +46,7 @@ from quality import CopiesOnce
 
 from recommender import Recommender, Settings
 from recommender.lexical import cosine_with
-from recommender.names import names_of, rows_names
+from recommender.names import FIGURE, NO_NAME, WORD, names_of, rows_names
 from recommender.quality.evaluate import choose_queries, labels_from_field, relevance_from_labels
 from recommender.read import pipeline
 from recommender.storage.layout import ARTICLES, current_version
@@ -57,20 +57,12 @@ WEIGHTING_OFF = {"half_life_days": None, "category_boost": 0.0}
 NO_LISTS = ("\x00no such article",)  # an exclusion: the list is searched, never looked up
 DEFAULT_WEIGHT = Settings().ranking.identity_weight
 
-Mask = Callable[[Any], np.ndarray]  # snapshot -> the name mask a variant counts
+Mask = Callable[[Any], np.ndarray]  # snapshot -> the name kinds a variant counts
 
 
-def _digits(snapshot: Any) -> np.ndarray:
-    """Which of the snapshot's lexicon terms are numbers (cached per snapshot)."""
-    found = _DIGITS.get(id(snapshot))
-    if found is None:
-        terms = snapshot.lexicon().terms
-        found = np.fromiter((t.isdigit() for t in terms), dtype=bool, count=len(terms))
-        _DIGITS[id(snapshot)] = found
-    return found
-
-
-_DIGITS: dict[int, np.ndarray] = {}
+def only(kind: int) -> Mask:
+    """The names of one kind (``names.WORD`` or ``names.FIGURE``) only."""
+    return lambda snapshot: np.where(snapshot.names == kind, kind, NO_NAME).astype(np.int8)
 
 
 @contextmanager
@@ -100,8 +92,8 @@ def piece(mask: Mask | None = None, to_query: bool = True, between: bool = True)
 PIECES: dict[str, tuple[Mask | None, bool, bool]] = {
     "to the query only": (None, True, False),
     "between candidates only": (None, False, True),
-    "words only": (lambda s: s.names & ~_digits(s), True, True),
-    "numbers only": (lambda s: s.names & _digits(s), True, True),
+    "words only": (only(WORD), True, True),
+    "numbers only": (only(FIGURE), True, True),
 }
 
 
@@ -148,7 +140,7 @@ def run_set(
         rec = Recommender.open(args.indexes / f"bench-identity-{name}")
     else:
         rec = build(name, data, args.indexes, args.reuse)
-    names = int(rec.snapshot.names.sum())
+    names = int(np.count_nonzero(rec.snapshot.names))
     relevance = relevance_from_labels(labels_from_field([data], "story"))
     count = queries_wanted if len(rec) > 5000 else None
     queries, _ = choose_queries(relevance, rec.__contains__, count, seed)

@@ -10,9 +10,12 @@ two or more digits are names too (figures, years, dates). Scripts without case (
 Hebrew, Thai...) have numbers only. Capitals are read before lower-casing as ``lexical.lower``
 does, so the Turkish dotted İ of İstanbul counts as a capital of ``istanbul``.
 
-What is stored is the lexicon ids of the name terms (unigrams only), once per build; an
-article's names are then its TF-IDF vector restricted to them, of length 1 (``names_of``,
-``rows_names``), so articles added later and drafts have names with nothing more stored. An
+What is stored is the lexicon ids of the name terms (unigrams only), and which of them are
+figures, once per build; an article's names are then its TF-IDF vector restricted to them, its
+words and its figures each of length 1 (``names_of``, ``rows_names``): the identity of two
+articles is the cosine of their word names plus the cosine of their figures (0 to 2), so that
+a shared date or toll counts beside the shared places rather than drowned among them. Articles
+added later and drafts have names with nothing more stored. An
 index built before names has none: identity counts 0 there.
 """
 
@@ -88,47 +91,64 @@ def proper_terms(
     found = [
         i
         for term, i in index.items()
-        if (term.isdigit() and len(term) >= 2)
+        if (is_figure(term) and len(term) >= 2)
         or (capitalised[i] >= PROPER_MIN and capitalised[i] >= PROPER_RATIO * lowered[i])
     ]
     return np.array(sorted(found), dtype=np.int32)
 
 
-def mask_of(ids: np.ndarray, width: int) -> np.ndarray:
-    """A lexicon of ``width`` terms' name mask (bool) from the name terms' ids (``proper_terms``);
-    an empty mask when there are none (an index built before names)."""
+#: Kinds of a lexicon term in a name mask (``kinds_of``).
+NO_NAME, WORD, FIGURE = 0, 1, 2
+
+
+def kinds_of(ids: np.ndarray, figures: np.ndarray, width: int) -> np.ndarray:
+    """Each of a lexicon of ``width`` terms' kind (int8: ``NO_NAME``, ``WORD`` or ``FIGURE``)
+    from the name terms' ids (``proper_terms``) and which of them are numbers; an empty array
+    when there are none (an index built before names)."""
     if not len(ids):
-        return np.zeros(0, dtype=bool)
-    mask = np.zeros(width, dtype=bool)
-    mask[np.asarray(ids, dtype=np.int64)] = True
-    return mask
+        return np.zeros(0, dtype=np.int8)
+    kinds = np.zeros(width, dtype=np.int8)
+    kinds[np.asarray(ids, dtype=np.int64)] = np.where(np.asarray(figures, bool), FIGURE, WORD)
+    return kinds
 
 
-def names_of(terms: TermVector, mask: np.ndarray) -> TermVector:
-    """An article's names: its TF-IDF vector restricted to the name terms (``mask``), of length
-    1 (empty when it has none, or the index has no names)."""
-    if not len(mask) or not len(terms.terms):
+def is_figure(term: str) -> bool:
+    """A name term that is a number (``proper_terms`` keeps those of two digits or more)."""
+    return term.isdigit()
+
+
+def names_of(terms: TermVector, kinds: np.ndarray) -> TermVector:
+    """An article's names: its TF-IDF vector restricted to the name terms (``kinds``), its
+    words and its figures each of length 1, so that the dot product of two articles' names is
+    the cosine of their word names plus the cosine of their figures (empty when it has none,
+    or the index has no names)."""
+    if not len(kinds) or not len(terms.terms):
         return TermVector.empty()
-    keep = mask[terms.terms]
-    weights = terms.weights[keep].astype(np.float64)
-    norm = float(np.sqrt((weights * weights).sum()))
-    if norm == 0.0:
-        return TermVector.empty()
-    return TermVector(terms.terms[keep], (weights / norm).astype(np.float32))
+    found = rows_names(
+        SparseRows(
+            np.array([0, len(terms.terms)], dtype=np.int64),
+            terms.terms,
+            terms.weights,
+            (1, len(kinds)),
+        ),
+        kinds,
+    )
+    return TermVector(found.indices, found.data)
 
 
-def rows_names(matrix: SparseRows, mask: np.ndarray) -> SparseRows:
+def rows_names(matrix: SparseRows, kinds: np.ndarray) -> SparseRows:
     """``names_of`` each row of ``matrix`` (candidates' TF-IDF rows)."""
     count = int(matrix.shape[0])
     total = int(matrix.indptr[count])
     indices, data = matrix.indices[:total], matrix.data[:total]
-    keep = mask[indices] if len(mask) else np.zeros(total, dtype=bool)
+    kind = kinds[indices] if len(kinds) else np.zeros(total, dtype=np.int8)
+    keep = kind > 0
     lengths = np.diff(np.asarray(matrix.indptr, dtype=np.int64)).astype(np.int64)
-    owners = np.repeat(np.arange(count), lengths)
-    kept_owners = owners[keep]
+    owners = np.repeat(np.arange(count), lengths)[keep]
+    parts = owners * 3 + kind[keep]  # each row's words and figures are normalised apart
     weights = data[keep].astype(np.float64)
-    norms = np.sqrt(np.bincount(kept_owners, weights=weights * weights, minlength=count))
-    weights /= np.maximum(norms, 1e-12)[kept_owners]
+    norms = np.sqrt(np.bincount(parts, weights=weights * weights, minlength=3 * count))
+    weights /= np.maximum(norms, 1e-12)[parts]
     indptr = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(kept_owners, minlength=count), out=indptr[1:])
+    np.cumsum(np.bincount(owners, minlength=count), out=indptr[1:])
     return SparseRows(indptr, indices[keep], weights.astype(np.float32), matrix.shape)

@@ -82,10 +82,10 @@ class Ranking:
     ``(1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or ``lexical_weight_short``
     for a query whose TF-IDF vector has fewer than ``short_terms`` terms (a headline); it is then
     averaged with its mean similarity to the query's ``neighbours`` nearest candidates, weighted
-    ``neighbour_weight``; the cosine of two articles' names (places, people, figures: names.py)
-    counts ``identity_weight`` in both. With ``calibration="pool"`` it is then standardised over
-    the query's candidates and put on one reference scale (rerank.calibrate), so that the
-    weights below mean the same for every model. Then
+    ``neighbour_weight``; two articles' identity (the cosine of their word names plus that of
+    their figures: names.py) counts ``identity_weight`` in both. With ``calibration="pool"``
+    it is then standardised over the query's candidates and put on one reference scale
+    (rerank.calibrate), so that the weights below mean the same for every model. Then
     ``score = similarity * recency * category`` where
     ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` (age
     from the query's date, or from now with ``recency_from="now"``) and
@@ -132,7 +132,7 @@ class Ranking:
         low=0.0,
     )
     identity_weight: float = _knob(
-        0.2,
+        0.15,
         "Weight of the names two articles share (places, people, figures) in the similarity "
         "(0: off).",
         low=0.0,

@@ -12,7 +12,15 @@ from conftest import FakeEncoder, article
 
 from recommender import Recommender
 from recommender.lexical import TermVector, lexical_text, stack
-from recommender.names import mask_of, names_of, proper_terms, rows_names
+from recommender.names import (
+    FIGURE,
+    NO_NAME,
+    WORD,
+    kinds_of,
+    names_of,
+    proper_terms,
+    rows_names,
+)
 from recommender.storage.layout import ARTICLES, CURRENT
 from recommender.write import compaction
 from recommender.write.lexicon import fit
@@ -70,27 +78,35 @@ def test_the_turkish_dotted_capital_is_a_capital() -> None:
     assert "ığdır" in found(["Deprem sonrası Iğdır sarsıldı.", "ve Iğdır da"], ["tr", "tr"])
 
 
-def test_names_of_an_article_are_its_terms_restricted_to_names_of_length_1() -> None:
-    mask = mask_of(np.array([1, 3], dtype=np.int32), 5)
-    vector = TermVector(np.array([0, 1, 3], np.int32), np.array([0.8, 0.36, 0.48], np.float32))
-    names = names_of(vector, mask)
-    assert names.terms.tolist() == [1, 3]
-    assert np.linalg.norm(names.weights) == pytest.approx(1.0)
-    assert names.weights.tolist() == pytest.approx([0.6, 0.8])
-    assert len(names_of(vector, mask_of(np.empty(0, np.int32), 5)).terms) == 0
-    assert (
-        len(names_of(TermVector(np.array([0], np.int32), np.ones(1, np.float32)), mask).terms) == 0
+def test_names_of_an_article_are_its_words_and_figures_each_of_length_1() -> None:
+    # Terms 1 and 3 are word names, 4 a figure; 0 and 2 are no names.
+    kinds = kinds_of(np.array([1, 3, 4], np.int32), np.array([False, False, True]), 5)
+    assert kinds.tolist() == [NO_NAME, WORD, NO_NAME, WORD, FIGURE]
+    vector = TermVector(
+        np.array([0, 1, 3, 4], np.int32), np.array([0.5, 0.36, 0.48, 0.2], np.float32)
     )
-    rows = rows_names(stack([vector, TermVector.empty(), vector], 5), mask)
+    names = names_of(vector, kinds)
+    assert names.terms.tolist() == [1, 3, 4]
+    assert names.weights.tolist() == pytest.approx([0.6, 0.8, 1.0])
+    # The dot product of two articles' names: their words' cosine plus their figures'.
+    other = names_of(TermVector(np.array([1, 4], np.int32), np.ones(2, np.float32)), kinds)
+    assert float(names.weights[[0, 2]] @ other.weights) == pytest.approx(0.6 + 1.0)
+    assert len(names_of(vector, kinds_of(np.empty(0, np.int32), np.empty(0, bool), 5)).terms) == 0
+    assert (
+        len(names_of(TermVector(np.array([0], np.int32), np.ones(1, np.float32)), kinds).terms) == 0
+    )
+    rows = rows_names(stack([vector, TermVector.empty(), vector], 5), kinds)
     dense = rows.toarray()
-    assert dense[0].tolist() == pytest.approx([0, 0.6, 0, 0.8, 0])
+    assert dense[0].tolist() == pytest.approx([0, 0.6, 0, 0.8, 1.0])
     assert dense[1].tolist() == [0.0] * 5 and dense[2].tolist() == dense[0].tolist()
 
 
 def _names(rec: Recommender) -> set[str]:
     snapshot = rec.snapshot
     terms = snapshot.lexicon().terms
-    return {terms[i] for i in np.flatnonzero(snapshot.names)}
+    kinds = {terms[i]: int(snapshot.names[i]) for i in np.flatnonzero(snapshot.names)}
+    assert all((kind == FIGURE) == term.isdigit() for term, kind in kinds.items())
+    return set(kinds)
 
 
 def test_a_build_stores_its_names_and_compaction_keeps_them(

@@ -10,9 +10,9 @@ The order of one list (see README, "How results are ranked"):
 1. fusion: ``fused = (1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or
    ``lexical_weight_short`` when the query's TF-IDF vector has fewer than ``short_terms``
    terms (a headline: TF-IDF is unreliable on a few words, the model is not);
-   plus ``identity_weight`` times the cosine of the two articles' names (``names``: the
-   places, people, organisations and figures they share; 0 for an index without names):
-   the same kind of event elsewhere shares the topic's words, not its names;
+   plus ``identity_weight`` times their identity (``names``: the cosine of their word names,
+   places, people and organisations, plus the cosine of their figures; 0 for an index without
+   names): the same kind of event elsewhere shares the topic's words, not its names;
 2. neighbours: ``similarity = (fused + b * mean fused similarity to the query's
    top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
    similarity to itself is not counted; names count between candidates too): an article

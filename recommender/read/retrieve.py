@@ -304,8 +304,9 @@ class Pool:
     query_terms: int = 0  # terms in the query's TF-IDF vector
     # The candidates' language codes (Columns.language_codes, -1 unknown); None: not known.
     language_codes: np.ndarray | None = None
-    # The cosine of the candidates' names with the query's (``names``); None: the index has
-    # no names. ``names``: the candidates' name vectors (``names.rows_names``).
+    # The identity of the candidates with the query (``names``: the cosine of their word names
+    # plus that of their figures, 0 to 2); None: the index has no names. ``names``: the
+    # candidates' name vectors (``names.rows_names``).
     identity: np.ndarray | None = None
     names: Any = None
 
@@ -332,7 +333,7 @@ class Pool:
         return Products(self.terms)
 
     def identity_to(self, columns: np.ndarray) -> np.ndarray:
-        """Name cosines of every candidate with the candidates ``columns`` (0 without names)."""
+        """The identity of every candidate with the candidates ``columns`` (0 without names)."""
         if self.names is None:
             return np.zeros((len(self), len(columns)), dtype=np.float32)
         return self._name_products(columns)

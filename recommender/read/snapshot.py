@@ -21,7 +21,7 @@ import numpy as np
 from ..articles import quoted
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
-from ..names import mask_of
+from ..names import kinds_of
 from ..results import CheckReport
 from ..settings import RULES, Settings
 from ..storage import image, precomputed
@@ -92,8 +92,9 @@ class Snapshot:
     from_image: bool = False  # opened from the version's image
     #: The editorial overrides (``storage.overrides``), as of ``generation``.
     overrides: Overrides = NO_OVERRIDES
-    #: Which lexicon terms are names (``names.mask_of``; empty: the version stores none).
-    names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), compare=False)
+    #: Which lexicon terms are names, and of which kind (``names.kinds_of``; empty: the
+    #: version stores none).
+    names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8), compare=False)
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
     _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
@@ -125,7 +126,7 @@ class Snapshot:
             start = cls(
                 path, version, manifest, settings, table, -1, (), empty, (), size, table.binding()
             )
-            start = replace(start, names=mask_of(table.name_terms(), size))
+            start = replace(start, names=kinds_of(*table.name_terms(), size))
             if not use_image:
                 return start.updated(checksums)
             mapped, used = start._from_image(sum(segment.count for segment in segments))

@@ -184,7 +184,10 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
     terms BLOB NOT NULL,             -- int32 term ids (lexicon ids), ascending
     weights BLOB NOT NULL            -- float32 weights, norm 1
 );
-CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY);  -- lexicon ids of names (names.py)
+CREATE TABLE IF NOT EXISTS names (    -- the lexicon's names (names.py)
+    id INTEGER PRIMARY KEY,          -- a lexicon id
+    figure INTEGER NOT NULL          -- 1: a number, 0: a word
+);
 """
     + ROW_CHECKSUMS  # absent in versions written before it existed
     + ";\n"
@@ -243,9 +246,12 @@ def insert_lexicon(connection: sqlite3.Connection, lexicon: Lexicon) -> None:
     )
 
 
-def insert_names(connection: sqlite3.Connection, ids: np.ndarray) -> None:
-    """The lexicon ids of the build's names (``names.proper_terms``)."""
-    connection.executemany("INSERT INTO names VALUES (?)", ((int(i),) for i in ids))
+def insert_names(connection: sqlite3.Connection, ids: np.ndarray, figures: np.ndarray) -> None:
+    """The lexicon ids of the build's names (``names.proper_terms``), and which are figures."""
+    connection.executemany(
+        "INSERT INTO names VALUES (?, ?)",
+        ((int(i), int(bool(f))) for i, f in zip(ids, figures, strict=True)),
+    )
 
 
 def terms_row(row: int, vector: TermVector) -> tuple[int, bytes, bytes]:
@@ -560,13 +566,16 @@ class ArticleTable:
             )
         ]
 
-    def name_terms(self) -> np.ndarray:
-        """The lexicon ids of the build's names, ascending (none in a version written before
-        names were stored: identity then counts 0)."""
+    def name_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lexicon ids of the build's names, ascending, and which are figures (none in a
+        version written before names were stored: identity then counts 0)."""
         if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'names'"):
-            return np.empty(0, dtype=np.int32)
-        found = self._query("SELECT id FROM names ORDER BY id")
-        return np.array([i for (i,) in found], dtype=np.int32)
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=bool)
+        found = self._query("SELECT id, figure FROM names ORDER BY id")
+        return (
+            np.array([i for i, _ in found], dtype=np.int32),
+            np.array([f for _, f in found], dtype=bool),
+        )
 
     def lexicon_size(self) -> int:
         found = self._query("SELECT count(*) FROM lexicon")

@@ -39,6 +39,7 @@ from ..errors import (
     RecommenderError,
 )
 from ..lexical import Lexicon, TermVector
+from ..names import is_figure
 from ..read.snapshot import Snapshot
 from ..storage import cursors
 from ..storage import overrides as stored_overrides
@@ -385,7 +386,8 @@ def write_version(
         )
         insert_lexicon(connection, lexicon)
         if names is not None:
-            insert_names(connection, names)
+            figures = [is_figure(lexicon.terms[int(i)]) for i in names]
+            insert_names(connection, names, np.array(figures, dtype=bool))
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
         stored_overrides.insert(connection, overrides)
         if cursor is not None:
