@@ -105,10 +105,12 @@ def kinds_of(ids: np.ndarray, figures: np.ndarray, width: int) -> np.ndarray:
     """Each of a lexicon of ``width`` terms' kind (int8: ``NO_NAME``, ``WORD`` or ``FIGURE``)
     from the name terms' ids (``proper_terms``) and which of them are numbers; an empty array
     when there are none (an index built before names)."""
-    if not len(ids):
+    ids = np.asarray(ids, dtype=np.int64)
+    inside = (ids >= 0) & (ids < width)  # others are damage, which ``recommend check`` reports
+    if not inside.any():
         return np.zeros(0, dtype=np.int8)
     kinds = np.zeros(width, dtype=np.int8)
-    kinds[np.asarray(ids, dtype=np.int64)] = np.where(np.asarray(figures, bool), FIGURE, WORD)
+    kinds[ids[inside]] = np.where(np.asarray(figures, bool)[inside], FIGURE, WORD)
     return kinds
 
 

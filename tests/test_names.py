@@ -82,6 +82,8 @@ def test_names_of_an_article_are_its_words_and_figures_each_of_length_1() -> Non
     # Terms 1 and 3 are word names, 4 a figure; 0 and 2 are no names.
     kinds = kinds_of(np.array([1, 3, 4], np.int32), np.array([False, False, True]), 5)
     assert kinds.tolist() == [NO_NAME, WORD, NO_NAME, WORD, FIGURE]
+    outside = kinds_of(np.array([1, 7], np.int32), np.array([False, True]), 5)
+    assert outside.tolist() == [NO_NAME, WORD, NO_NAME, NO_NAME, NO_NAME]  # 7: not a term
     vector = TermVector(
         np.array([0, 1, 3, 4], np.int32), np.array([0.5, 0.36, 0.48, 0.2], np.float32)
     )
@@ -170,3 +172,15 @@ def test_an_index_built_before_names_has_none_and_ranks_as_without_them(
         assert rec.similar_to_text("Aftershock rattles Corvena", k=3)
         rec.add([article("n1", "Aftershock rattles Corvena", body="Corvena in Valdoria shook.")])
         assert rec.similar("n1", k=3)
+
+
+def test_a_name_outside_the_lexicon_is_a_problem_check_names(sample_index: Path) -> None:
+    version = sample_index / (sample_index / CURRENT).read_text().strip()
+    with sqlite3.connect(version / ARTICLES) as db:
+        db.execute("UPDATE names SET id = 1000000 WHERE id = (SELECT max(id) FROM names)")
+    db.close()
+    report = Recommender.check(sample_index)
+    assert not report.sound
+    assert "1 names are not terms of the lexicon; build the index again" in report.problems
+    with Recommender.open(sample_index, encoder=FakeEncoder()) as rec:  # still answers
+        assert rec.snapshot.names.any() and rec.similar("a-1001", k=3)
