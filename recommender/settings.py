@@ -81,8 +81,9 @@ def _knob(
 #: The version of the ranking rules (read/rerank.py): precomputed lists record the one they were
 #: computed by and are used only by it. 1: until lists recorded it; 2: TF-IDF cosines across
 #: two languages imputed (``rerank.Imputed``), the fusion weight scaled by what a new text's
-#: terms can say (``rerank.lexical_share``).
-RULES = 2
+#: terms can say (``rerank.lexical_share``); 3: the names two articles share count in the
+#: similarity (``Ranking.identity_weight``, names.py).
+RULES = 3
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,11 @@ class Ranking:
     ``(1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or ``lexical_weight_short``
     for a query whose TF-IDF vector has fewer than ``short_terms`` terms (a headline); it is then
     averaged with its mean similarity to the query's ``neighbours`` nearest candidates, weighted
-    ``neighbour_weight``. With ``calibration="pool"`` it is then standardised over the query's
-    candidates and put on one reference scale (rerank.calibrate), so that the weights below
-    mean the same for every model. Then ``score = similarity * recency * category`` where
+    ``neighbour_weight``; two articles' identity (the cosine of their word names plus that of
+    their figures: names.py) counts ``identity_weight`` in both. With ``calibration="pool"``
+    it is then standardised over the query's candidates and put on one reference scale
+    (rerank.calibrate), so that the weights below mean the same for every model. Then
+    ``score = similarity * recency * category`` where
     ``recency = 1 - recency_weight + recency_weight * 0.5 ** (age_days / half_life_days)`` (age
     from the query's date, or from now with ``recency_from="now"``) and
     ``category = 1 + category_boost`` for the query's own category, else 1. Copies (same title,
@@ -139,6 +142,12 @@ class Ranking:
     neighbour_weight: float = _knob(
         1.0,
         "Weight of closeness to the query's nearest candidates in the similarity (0: off).",
+        low=0.0,
+    )
+    identity_weight: float = _knob(
+        0.15,
+        "Weight of the names two articles share (places, people, figures) in the similarity "
+        "(0: off).",
         low=0.0,
     )
     duplicate_threshold: float = _knob(

@@ -50,8 +50,15 @@ def test_the_demo_quake_lists_its_own_story_first(real_index: Path) -> None:
     another country's quake a month later (which the model finds closer in wording)."""
     story = {r["id"]: r["story"] for r in sample_records()}
     with Recommender.open(real_index) as rec:
-        first_two = [item.id for item in rec.similar("a-1001", k=5)][:2]
-    assert [story[i] for i in first_two] == [story["a-1001"]] * 2, first_two
+        first = [item.id for item in rec.similar("a-1001", k=5)]
+        unnamed = [item.id for item in rec.similar("a-1001", k=5, identity_weight=0.0)]
+    own = [story[i] == story["a-1001"] for i in first]
+    # Measured with the names (identity_weight 0.15): a-1002, a-1003, a-1006, a-2001 (Valdoria's
+    # central bank the same morning: its names, not its story), a-1008; without them 3 of 5
+    # (a-1003, a-1002, a-1006, a-2001, a-1084: the other country's quake). With recency off,
+    # 2 of 5 with names (a-1084, the other quake's "Valdoria sends rescue team", shares them).
+    assert own[:2] == [True, True] and sum(own) >= 4, first
+    assert sum(own) > sum(story[i] == story["a-1001"] for i in unnamed), unnamed
 
 
 def _multilingual_part() -> dict[str, str]:

@@ -2,7 +2,7 @@
 functions too, but not those under ``if TYPE_CHECKING:``, which never run).
 
 The rooms, bottom up: the base modules (errors, settings, results, articles, text, language,
-stop words, TF-IDF terms); ``storage`` (the on-disk format); ``read`` (the read path);
+stop words, TF-IDF terms, names); ``storage`` (the on-disk format); ``read`` (the read path);
 ``embedding``; ``write`` (the write path); ``quality`` (evaluate, tune); ``sources`` (what
 recommend sync reads, written through the write path); the facade ``engine``;
 and at the edges ``cli`` and ``http``. Imports go down only, there is no cycle, and the read
@@ -30,6 +30,7 @@ BASE = {
     "stopwords_en",
     "stopwords_az_ru",
     "lexical",
+    "names",
     "events",
 }
 #: Each room and the rooms it may import from (its own included).

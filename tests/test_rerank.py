@@ -984,3 +984,43 @@ def test_terms_shared_across_languages_still_count() -> None:
     assert imputed < 0.9
     expected = 0.3 * pool.dense[0] + 0.7 * 0.9
     assert fused.to_query(pool.dense, pool.lexical)[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_shared_names_put_the_same_story_above_the_same_kind_of_event() -> None:
+    # 0 and 1 are the query's story (they share its names); 2 is the same kind of event
+    # elsewhere: closer in wording to the query (dense), no name in common with it or with 0, 1.
+    vectors = np.array(
+        [[1, 0, 0, 0], [0.9, 0.436, 0, 0], [0.95, 0, 0.31, 0], [0, 0, 0, 1]], dtype=np.float32
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = sparse.csr_matrix(
+        np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
+    )
+    pool = Pool(
+        dense=np.array([0.7, 0.6, 0.72, 0.1], dtype=np.float32),
+        lexical=np.zeros(4, dtype=np.float32),
+        vectors=vectors,
+        terms=sparse.csr_matrix((4, 3), dtype=np.float32),
+        published_days=np.full(4, NAN),
+        category_codes=np.full(4, -1, dtype=np.int32),
+        title_codes=np.arange(4, dtype=np.int64),
+        url_codes=np.full(4, -1, dtype=np.int64),
+        query_terms=50,
+        identity=np.array([0.9, 0.7, 0.0, 0.0], dtype=np.float32),
+        names=names,
+    )
+    plain = Ranking(lexical_weight=0.0, half_life_days=None, category_boost=0.0)
+    off = [
+        int(g[0]) for g in rank(pool, replace(plain, identity_weight=0.0), Query(day=None)).groups
+    ]
+    on = [
+        int(g[0]) for g in rank(pool, replace(plain, identity_weight=0.2), Query(day=None)).groups
+    ]
+    assert off.index(2) < off.index(1) and on[:2] == [0, 1]
+    # Between candidates: 1 shares names with 0, the query's nearest, and 2 does not.
+    assert pool.identity_to(np.array([0]))[:, 0].tolist() == pytest.approx([1.0, 0.8, 0.0, 0.0])
+    # Without names (an index built before them) the weight changes nothing.
+    bare = replace(pool, identity=None, names=None)
+    assert [
+        int(g[0]) for g in rank(bare, replace(plain, identity_weight=0.2), Query(day=None)).groups
+    ] == off

@@ -10,10 +10,14 @@ The order of one list (see README, "How results are ranked"):
 1. fusion: ``fused = (1 - w) * dense + w * lexical`` with ``w = lexical_weight``, or
    ``lexical_weight_short`` when the query's TF-IDF vector has fewer than ``short_terms``
    terms (a headline: TF-IDF is unreliable on a few words, the model is not);
+   plus ``identity_weight`` times their identity (``names``: the cosine of their word names,
+   places, people and organisations, plus the cosine of their figures; 0 for an index without
+   names): the same kind of event elsewhere shares the topic's words, not its names;
 2. neighbours: ``similarity = (fused + b * mean fused similarity to the query's
    top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
-   similarity to itself is not counted): an article close to the query's nearest ones is more
-   likely on the same story than one close to the query alone;
+   similarity to itself is not counted; names count between candidates too): an article
+   close to the query's nearest ones is more likely on the same story than one close to the
+   query alone;
 3. calibration (``calibration="pool"``): the similarities are standardised over the query's
    candidates and put on one reference scale (``calibrate``), so that the recency and category
    weights mean the same whatever the model's cosines look like;
@@ -424,6 +428,9 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
     of_query = query_copies(pool, query, ranking)
     fusing = fusion(pool, ranking, query, of_query)
     fused = fusing.to_query(pool.dense, pool.lexical)
+    identity = ranking.identity_weight if pool.identity is not None else 0.0
+    if identity > 0 and pool.identity is not None:
+        fused = fused + identity * pool.identity
     similarity = fused
     if count and ranking.neighbours > 0 and ranking.neighbour_weight > 0:
         by_fused = np.lexsort((np.arange(count), -fused))
@@ -431,6 +438,8 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         if len(top):
             everyone = np.arange(count)
             pair = fusing.between(pool.dense_to(top), pool.lexical_to(top), everyone, top)
+            if identity > 0:
+                pair = pair + identity * pool.identity_to(top)
             counted = np.ones(pair.shape, dtype=bool)
             counted[top, np.arange(len(top))] = False  # a neighbour's own similarity: not counted
             counts = counted.sum(axis=1)

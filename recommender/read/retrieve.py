@@ -19,6 +19,7 @@ from ..articles import parse_datetime, quoted
 from ..errors import InvalidQueryError
 from ..lexical import Products, TermVector, cosine_with, outside, rows_matrix
 from ..lexical import search as lexical_search
+from ..names import names_of, rows_names
 from ..storage.columns import SECONDS_PER_DAY, Columns
 from ..storage.vectors import is_graph, single_threaded_queries
 
@@ -310,6 +311,11 @@ class Pool:
     query_terms: int = 0  # terms in the query's TF-IDF vector
     # The candidates' language codes (Columns.language_codes, -1 unknown); None: not known.
     language_codes: np.ndarray | None = None
+    # The identity of the candidates with the query (``names``: the cosine of their word names
+    # plus that of their figures, 0 to 2); None: the index has no names. ``names``: the
+    # candidates' name vectors (``names.rows_names``).
+    identity: np.ndarray | None = None
+    names: Any = None
 
     def __len__(self) -> int:
         return len(self.dense)
@@ -332,6 +338,16 @@ class Pool:
     @cached_property
     def _products(self) -> Products:
         return Products(self.terms)
+
+    def identity_to(self, columns: np.ndarray) -> np.ndarray:
+        """The identity of every candidate with the candidates ``columns`` (0 without names)."""
+        if self.names is None:
+            return np.zeros((len(self), len(columns)), dtype=np.float32)
+        return self._name_products(columns)
+
+    @cached_property
+    def _name_products(self) -> Products:
+        return Products(self.names)
 
     def dense_between(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Embedding cosines of the candidates ``rows`` with the candidates ``columns``."""
@@ -416,6 +432,7 @@ def pool_of(
     rows = np.concatenate([dense_rows, lexical_rows[outside(lexical_rows, dense_rows)]])
     vectors = snapshot.vectors(rows)
     matrix = rows_matrix(snapshot.lexical, rows)
+    names = rows_names(matrix, snapshot.names) if len(snapshot.names) else None
     pool = Pool(
         dense=dot(vectors, np.asarray(vector, dtype=np.float32)[None, :])[:, 0],
         lexical=cosine_with(matrix, terms),
@@ -427,5 +444,7 @@ def pool_of(
         url_codes=columns.url_codes[rows],
         query_terms=len(terms.terms),
         language_codes=columns.language_codes[rows] if columns.language_codes.size else None,
+        identity=None if names is None else cosine_with(names, names_of(terms, snapshot.names)),
+        names=names,
     )
     return rows, pool

@@ -21,6 +21,7 @@ import numpy as np
 from ..articles import quoted
 from ..errors import IndexDamagedError, RecommenderError, UnknownArticleError
 from ..lexical import LexicalPart, Lexicon, TermVector, rows_matrix, stack_blobs
+from ..names import kinds_of
 from ..results import CheckReport
 from ..settings import CACHED_ARTICLES, RULES, Settings
 from ..storage import image, precomputed
@@ -97,6 +98,9 @@ class Snapshot:
     shown_cache: ShownCache = field(
         default_factory=lambda: ShownCache(CACHED_ARTICLES), repr=False, compare=False
     )
+    #: Which lexicon terms are names, and of which kind (``names.kinds_of``; empty: the
+    #: version stores none).
+    names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8), compare=False)
     _lexicon: _LexiconCache = field(default_factory=_LexiconCache, repr=False, compare=False)
     _pointer: _PointerCache = field(default_factory=_PointerCache, repr=False, compare=False)
 
@@ -130,6 +134,7 @@ class Snapshot:
             start = cls(
                 path, version, manifest, settings, table, -1, (), empty, (), size, table.binding()
             )
+            start = replace(start, names=kinds_of(*table.name_terms(), size))
             if not use_image:
                 return start.updated(checksums)
             mapped, used = start._from_image(sum(segment.count for segment in segments))

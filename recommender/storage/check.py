@@ -118,6 +118,20 @@ def check_index(index_dir: Path) -> CheckReport:
                     f"{expected_row} vectors and {term_count} term vectors for "
                     f"{counts['rows']} rows"
                 )
+            if cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'names'").fetchone():
+                outside = cursor.execute(
+                    "SELECT count(*) FROM names "
+                    "WHERE id < 0 OR id >= (SELECT count(*) FROM lexicon)"
+                ).fetchone()[0]
+                if outside:
+                    problems.append(
+                        f"{outside} names are not terms of the lexicon; build the index again"
+                    )
+            else:
+                notes.append(
+                    "no names stored (built by an earlier version): identity counts 0 until "
+                    "the next build-index"
+                )
         finally:
             cursor.execute("COMMIT")
     except sqlite3.Error as exc:

@@ -201,6 +201,10 @@ CREATE TABLE terms (                 -- each row's TF-IDF vector (see lexical.py
     terms BLOB NOT NULL,             -- int32 term ids (lexicon ids), ascending
     weights BLOB NOT NULL            -- float32 weights, norm 1
 );
+CREATE TABLE IF NOT EXISTS names (    -- the lexicon's names (names.py)
+    id INTEGER PRIMARY KEY,          -- a lexicon id
+    figure INTEGER NOT NULL          -- 1: a number, 0: a word
+);
 """
     + ROW_CHECKSUMS  # absent in versions written before it existed
     + ";\n"
@@ -256,6 +260,14 @@ def insert_lexicon(connection: sqlite3.Connection, lexicon: Lexicon) -> None:
             (i, term, float(idf))
             for i, (term, idf) in enumerate(zip(lexicon.terms, lexicon.idf, strict=True))
         ),
+    )
+
+
+def insert_names(connection: sqlite3.Connection, ids: np.ndarray, figures: np.ndarray) -> None:
+    """The lexicon ids of the build's names (``names.proper_terms``), and which are figures."""
+    connection.executemany(
+        "INSERT INTO names VALUES (?, ?)",
+        ((int(i), int(bool(f))) for i, f in zip(ids, figures, strict=True)),
     )
 
 
@@ -570,6 +582,17 @@ class ArticleTable:
                 "SELECT number, first_row, count, file, bytes, crc32 FROM segments ORDER BY number"
             )
         ]
+
+    def name_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lexicon ids of the build's names, ascending, and which are figures (none in a
+        version written before names were stored: identity then counts 0)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'names'"):
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=bool)
+        found = self._query("SELECT id, figure FROM names ORDER BY id")
+        return (
+            np.array([i for i, _ in found], dtype=np.int32),
+            np.array([f for _, f in found], dtype=bool),
+        )
 
     def lexicon_size(self) -> int:
         found = self._query("SELECT count(*) FROM lexicon")

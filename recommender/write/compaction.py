@@ -123,6 +123,8 @@ def compact(index_dir: Path, version: Path, manifest: Manifest) -> Path:
             "WHERE removed = 0 ORDER BY row"
         )
         connection.execute("INSERT INTO lexicon SELECT * FROM old.lexicon")
+        if connection.execute("SELECT 1 FROM old.sqlite_master WHERE name = 'names'").fetchone():
+            connection.execute("INSERT INTO names SELECT * FROM old.names")
         live = (
             "(SELECT row, row_number() OVER (ORDER BY row) - 1 AS new_row FROM old.articles "
             "WHERE removed = 0) AS live"

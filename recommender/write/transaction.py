@@ -39,6 +39,7 @@ from ..errors import (
     RecommenderError,
 )
 from ..lexical import Lexicon, TermVector
+from ..names import is_figure
 from ..read.snapshot import Snapshot
 from ..storage import cursors
 from ..storage import overrides as stored_overrides
@@ -63,6 +64,7 @@ from ..storage.table import (
     connect,
     ensure_build,
     insert_lexicon,
+    insert_names,
     replica_source,
     row_checksum,
     terms_row,
@@ -367,8 +369,10 @@ def write_version(
     lists_progress: ProgressFn | None = None,
     overrides: Sequence[stored_overrides.Row] = (),
     cursor: cursors.Advance | None = None,
+    names: np.ndarray | None = None,
 ) -> Path:
-    """Write a complete new version and make it current; returns its folder. ``languages``:
+    """Write a complete new version and make it current; returns its folder. ``names``: the
+    lexicon ids of the build's names (``names.proper_terms``; None: none). ``languages``:
     each article's effective language (``language.effective``); ``lists_progress``: called
     with (done, total) as each article's list is precomputed; ``overrides``: the editorial
     ones it holds (those of the version it replaces); ``cursor``: a sync's, the only one it
@@ -386,6 +390,9 @@ def write_version(
             ),
         )
         insert_lexicon(connection, lexicon)
+        if names is not None:
+            figures = [is_figure(lexicon.terms[int(i)]) for i in names]
+            insert_names(connection, names, np.array(figures, dtype=bool))
         connection.executemany(INSERT_TERMS, (terms_row(row, v) for row, v in enumerate(terms)))
         stored_overrides.insert(connection, overrides)
         if cursor is not None:

@@ -48,6 +48,7 @@ from ..errors import (
 )
 from ..language import effective as effective_language
 from ..lexical import Lexicon, TermVector, lexical_text
+from ..names import proper_terms
 from ..read.snapshot import Snapshot
 from ..results import BuildReport, UpdateReport
 from ..settings import AUTO_MODEL, BUILD_FIELDS, Ranking, Settings, checked_threads
@@ -430,12 +431,11 @@ class IndexWriter:
             check_dimension(vectors, model, known)
             matched = match(vectors, chosen, hashes)
             supplied = matched.vectors
+        lexical_texts = [lexical_text(a.title, a.body) for a in chosen]
         lexicon, terms = fit_lexicon(
-            [lexical_text(a.title, a.body) for a in chosen],
-            settings.lexical_ngrams,
-            settings.lexical_min_df,
-            languages=languages,
+            lexical_texts, settings.lexical_ngrams, settings.lexical_min_df, languages=languages
         )
+        names = proper_terms(lexicon, lexical_texts, languages)
         with writing(self.path, self.wait) as state:
             dimension, reused = _reusable_vectors(self.path, model, hashes)
             if vectors is not None:
@@ -490,6 +490,7 @@ class IndexWriter:
                 lists_progress=lists_progress,
                 overrides=carried,
                 cursor=cursor,
+                names=names,
             )
             state.committed = True
         return BuildReport(
