@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from ...errors import IndexNotFoundError, IndexWriteError, RecommenderError
 from ...events import Event, View, parse_event
 from ...quality.report import parse_since, report_of
-from ...storage.events import EventsReadOnlyError, read_events
+from ...storage.events import read_events
 from ..dependencies import Index, Options, RequestMetrics, WorkThreads, authorize
 from ..errors import ApiError, json_body_problem, public_message
 from ..events import EventWriter, RateLimit, ReportCache, client_key
@@ -150,9 +150,7 @@ async def _keep(request: Request, path: Path | None, events: list[Event], metric
         )
     except IndexNotFoundError as exc:
         failure = ApiError("index-unavailable", public_message(str(exc), path))
-    except EventsReadOnlyError as exc:
-        failure = ApiError("events-unavailable", public_message(str(exc), path))
-    except IndexWriteError as exc:
+    except IndexWriteError as exc:  # EventsReadOnlyError too: read-only, disk full
         failure = ApiError("events-unavailable", public_message(str(exc), path))
     metrics.count_events("refused", len(events))
     raise failure
