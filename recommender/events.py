@@ -74,7 +74,7 @@ def parse_event(raw: Any, *, now: datetime | None = None) -> Event:
             raise InvalidQueryError(f"'shown' must be a list of 1 to {MAX_SHOWN} article ids")
         ids = tuple(_id(item, "shown") for item in shown)
         swapped: Any = raw.get("swapped")
-        if swapped is not None and not (_is_int(swapped) and 0 <= swapped < len(ids) - 1):
+        if swapped is not None and not (is_whole(swapped) and 0 <= swapped < len(ids) - 1):
             raise InvalidQueryError("'swapped' must be a place in 'shown' other than the last")
         teams = raw.get("teams")
         if teams is not None:
@@ -96,7 +96,7 @@ def parse_event(raw: Any, *, now: datetime | None = None) -> Event:
         )
     if kind == "click":
         position: Any = raw.get("position")
-        if not _is_int(position) or not 0 <= position < MAX_SHOWN:
+        if not is_whole(position) or not 0 <= position < MAX_SHOWN:
             raise InvalidQueryError(f"'position' must be a whole number from 0 to {MAX_SHOWN - 1}")
         return Click(
             view=view, article=_id(raw.get("article"), "article"), position=position, time=time
@@ -104,7 +104,8 @@ def parse_event(raw: Any, *, now: datetime | None = None) -> Event:
     raise InvalidQueryError("'type' must be 'view' or 'click'")
 
 
-def _is_int(value: Any) -> bool:
+def is_whole(value: Any) -> bool:
+    """An int that is not a bool (JSON's true is not a place)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -145,7 +146,7 @@ def _time(value: Any, now: datetime) -> datetime:
         except ValueError:
             raise InvalidQueryError("'time' must be ISO-8601 or milliseconds since 1970") from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    elif _is_int(value) or (isinstance(value, float) and math.isfinite(value)):
+    elif is_whole(value) or (isinstance(value, float) and math.isfinite(value)):
         try:
             when = datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, OSError, ValueError):

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import IndexNotFoundError, IndexWriteError
-from ..events import Click, Event, View
+from ..events import Click, Event, View, is_whole
 from .files import fsync_dir
 from .layout import EVENTS, EVENTS_FILE, is_index_folder
 
@@ -106,7 +106,9 @@ def event_of(line: bytes) -> Event | None:
             return None
         if raw["type"] == "click":
             position = raw["position"]
-            return Click(raw["view"], raw["article"], position, time) if _whole(position) else None
+            if not is_whole(position):
+                return None
+            return Click(raw["view"], raw["article"], position, time)
         if raw["type"] == "view":
             shown, teams = raw["shown"], raw.get("teams")
             swapped, ranking = raw.get("swapped"), raw.get("ranking", "default")
@@ -114,7 +116,7 @@ def event_of(line: bytes) -> Event | None:
                 isinstance(shown, list)
                 and _texts(ranking, *shown)
                 and all(raw.get(name) is None or _texts(raw[name]) for name in OPTIONAL)
-                and (swapped is None or _whole(swapped))
+                and (swapped is None or is_whole(swapped))
                 and (teams is None or (isinstance(teams, list) and _texts(*teams)))
             ):
                 return None
@@ -139,10 +141,6 @@ OPTIONAL = ("section", "language")
 
 def _texts(*values: Any) -> bool:
     return all(isinstance(value, str) for value in values)
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def append_events(index: Path, events: Sequence[Event]) -> None:
