@@ -137,6 +137,11 @@ def _optional(raw: dict[str, Any], name: str) -> str | None:
     return None if raw.get(name) is None else _text(raw, name, MAX_NAME, spaces=True)
 
 
+def aware(when: datetime) -> datetime:
+    """``when`` with a zone: a naive time is read as UTC."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _time(value: Any, now: datetime) -> datetime:
     if value is None:
         return now
@@ -145,7 +150,7 @@ def _time(value: Any, now: datetime) -> datetime:
             when = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidQueryError("'time' must be ISO-8601 or milliseconds since 1970") from None
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        when = aware(when)
     elif is_whole(value) or (isinstance(value, float) and math.isfinite(value)):
         try:
             when = datetime.fromtimestamp(value / 1000, UTC)

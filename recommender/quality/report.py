@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ..articles import quoted
 from ..errors import InvalidQueryError, LabelsError
-from ..events import Event, View
+from ..events import Event, View, aware
 from .clicks import Seen, preference_of, view_outcome
 
 #: Rows of a section, language or ranking at most, those with the most views: each name comes
@@ -43,7 +43,7 @@ def parse_since(value: str) -> datetime:
         raise InvalidQueryError(
             f"since {quoted(value, 40)} is not a date (2026-12-01) or an ISO-8601 time"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return aware(when)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import IndexNotFoundError, IndexWriteError
-from ..events import Click, Event, View, is_whole
+from ..events import Click, Event, View, aware, is_whole
 from .files import fsync_dir
 from .layout import EVENTS, EVENTS_FILE, is_index_folder
 
@@ -224,7 +224,7 @@ class Events(Iterator[Event]):
 
     def __init__(self, index: Path, since: datetime | None) -> None:
         self.damaged = 0
-        self._since = None if since is None else _aware(since)
+        self._since = None if since is None else aware(since)
         self._lines = self._read(index / EVENTS)
 
     def __next__(self) -> Event:
@@ -274,10 +274,6 @@ class Events(Iterator[Event]):
                 self.damaged += 1  # torn by a killed writer, in a day appended to no more
             # The newest file's unfinished last line: being written now, or torn by a killed
             # writer; the next append ends it, and it is counted then.
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def read_events(index: Path, since: datetime | None = None) -> Events:
