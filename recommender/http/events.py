@@ -13,7 +13,6 @@ events): when the disk cannot keep up, requests are refused (503) rather than he
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import threading
@@ -146,8 +145,7 @@ class RateLimit:
                 wait = (min(cost, self.burst) - tokens) / self.rate if self.rate > 0 else 3600.0
             self._buckets[client] = (tokens, now)
             while len(self._buckets) > self.MAX_CLIENTS:
-                with contextlib.suppress(KeyError):
-                    self._buckets.popitem(last=False)
+                self._buckets.popitem(last=False)
         return wait
 
 
