@@ -1144,7 +1144,7 @@ def report(
     from .quality.report import report_of
 
     events, when = _stored_events(index, since)
-    found = report_of(events, since=when, damaged=events.damaged)
+    found = report_of(events, since=when)
     if json_output:
         _print_json(found.as_json())
         return

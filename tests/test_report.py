@@ -319,3 +319,17 @@ def test_a_stranger_cannot_make_the_report_a_row_per_view(tmp_path: Path) -> Non
     table = run("report", "--index", str(index))
     assert "note: 201 more section rows with fewer views left out" in table.stderr
     assert len(table.stdout.splitlines()) < 2 * MAX_GROUPS + 30
+
+
+def test_the_report_counts_the_damaged_records_of_the_store(tmp_path: Path) -> None:
+    """The store's count is known only once it has been read: the report takes it then."""
+    index = make_index(tmp_path / "index")
+    append_events(index, EVENTS)
+    (day,) = (index / "events").glob("*.jsonl")
+    with open(day, "ab") as handle:
+        handle.write(b"\x00\xff garbage\n")
+    append_events(index, [Click("v4", "z", 1, DAY2)])  # the garbage line is not the last
+    data = json.loads(run("report", "--index", str(index), "--json").stdout)
+    assert data["damaged"] == 1 and data["views"] == 4
+    result = run("report", "--index", str(index))
+    assert "note: 1 damaged record skipped" in result.stderr

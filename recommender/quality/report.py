@@ -22,6 +22,7 @@ from datetime import datetime
 from ..articles import quoted
 from ..errors import InvalidQueryError, LabelsError
 from ..events import Event, View, aware
+from ..storage.events import Events
 from .clicks import Seen, preference_of, view_outcome
 
 #: Rows of a section, language or ranking at most, those with the most views: each name comes
@@ -171,7 +172,8 @@ def comparison(ranking: str, outcomes: list[int]) -> Comparison:
 def report_of(
     events: Iterable[Event], *, since: datetime | None = None, damaged: int = 0
 ) -> Report:
-    """The report of ``events`` (those of the period: ``since`` is only recorded).
+    """The report of ``events`` (those of the period: ``since`` is only recorded); ``damaged``
+    adds to the records a store skipped (``Events.damaged``, read once they are all read).
 
     A view is tallied as it is read, and only what its clicks need of it is kept (its section,
     language and ranking, one tuple for each such combination): a million events take the
@@ -235,6 +237,8 @@ def report_of(
         return [Count(key, *found[key]) for key in keys]
 
     left_out: dict[str, int] = {}
+    if isinstance(events, Events):  # its count is known only now that it has been read
+        damaged += events.damaged
 
     places: dict[str, set[int]] = {}
     for view_id, position in clicks:

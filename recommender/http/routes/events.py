@@ -216,7 +216,7 @@ async def get_report(
 
         def build() -> dict[str, object]:
             events = read_events(index.path, when) if index.path else iter(())
-            found = report_of(events, since=when, damaged=getattr(events, "damaged", 0))
+            found = report_of(events, since=when)
             return found.as_json()
 
         answer = cache.compute(key, threads.write(build))
