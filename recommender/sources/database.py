@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -256,6 +257,23 @@ def _check_columns(found: Sequence[str], wanted: Mapping[str, str], what: str) -
             )
 
 
+@contextmanager
+def _connected(source: str) -> Iterator[Connection]:
+    """A connection to the database at ``source``, its engine disposed of after; a database
+    error inside becomes ``_failure``'s one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = url_of(source)
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        raise _failure(exc, source, url.password) from None
+    finally:
+        engine.dispose()
+
+
 def read_rows(
     source: str,
     *,
@@ -269,57 +287,41 @@ def read_rows(
     ``updated_column``); ``columns``: role -> column each row must have (SourceError names a
     missing one and lists those there)."""
     from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
 
-    url = url_of(source)
-    engine = _engine(url)
     what = f"table {table}" if table else "the query"
-    try:
-        with engine.connect() as connection:
-            # A colon in the site's own SQL is its text, not a parameter of ours.
-            base = f"SELECT * FROM {_quoted(connection, table)}" if table else _escaped(query)
-            wrapped = f"SELECT * FROM ({base.strip().rstrip(';')}) AS sync_source"
-            probe = connection.execute(text(f"{wrapped} WHERE 1 = 0"))
-            found = tuple(probe.keys())
-            probe.close()
-            _check_columns(found, columns, what)
-            statement, params = wrapped, {}
-            if updated_column is not None:
-                column = _quoted(connection, updated_column)
-                if since is not None:
-                    statement += f" WHERE {column} >= :since OR {column} IS NULL"
-                    params["since"] = position_value(since)
-            result = connection.execution_options(stream_results=True, max_row_buffer=BATCH)
-            rows = result.execute(text(statement), params)
-            records: list[dict[str, Any]] = []
-            latest = None
-            at = found.index(updated_column) if updated_column is not None else -1
-            for part in rows.partitions(BATCH):
-                for row in part:
-                    if at >= 0:
-                        latest = _later(latest, row[at])
-                    records.append(
-                        {name: _json_value(value) for name, value in zip(found, row, strict=True)}
-                    )
-    except SQLAlchemyError as exc:
-        raise _failure(exc, source, url.password) from None
-    finally:
-        engine.dispose()
+    with _connected(source) as connection:
+        # A colon in the site's own SQL is its text, not a parameter of ours.
+        base = f"SELECT * FROM {_quoted(connection, table)}" if table else _escaped(query)
+        wrapped = f"SELECT * FROM ({base.strip().rstrip(';')}) AS sync_source"
+        probe = connection.execute(text(f"{wrapped} WHERE 1 = 0"))
+        found = tuple(probe.keys())
+        probe.close()
+        _check_columns(found, columns, what)
+        statement, params = wrapped, {}
+        if updated_column is not None:
+            column = _quoted(connection, updated_column)
+            if since is not None:
+                statement += f" WHERE {column} >= :since OR {column} IS NULL"
+                params["since"] = position_value(since)
+        result = connection.execution_options(stream_results=True, max_row_buffer=BATCH)
+        rows = result.execute(text(statement), params)
+        records: list[dict[str, Any]] = []
+        latest = None
+        at = found.index(updated_column) if updated_column is not None else -1
+        for part in rows.partitions(BATCH):
+            for row in part:
+                if at >= 0:
+                    latest = _later(latest, row[at])
+                records.append(
+                    {name: _json_value(value) for name, value in zip(found, row, strict=True)}
+                )
     return Rows(found, records, position_text(latest))
 
 
 def read_ids(source: str, query: str) -> Iterator[str]:
     """The first column of every row of ``query`` at ``source``, as text: ids taken down."""
     from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
 
-    url = url_of(source)
-    engine = _engine(url)
-    try:
-        with engine.connect() as connection:
-            found = connection.execute(text(_escaped(query))).fetchall()
-    except SQLAlchemyError as exc:
-        raise _failure(exc, source, url.password) from None
-    finally:
-        engine.dispose()
+    with _connected(source) as connection:
+        found = connection.execute(text(_escaped(query))).fetchall()
     return (str(_json_value(row[0])) for row in found if row and row[0] is not None)

@@ -28,7 +28,7 @@ from ..results import SyncReport
 from ..settings import Settings
 from ..storage import cursors
 from ..storage.layout import ARTICLES, CURRENT, current_version
-from ..storage.table import connect
+from ..storage.table import ArticleTable, connect
 from . import database, feeds
 
 if TYPE_CHECKING:
@@ -142,24 +142,13 @@ def _stored(index: Path, key: str) -> tuple[bool, cursors.Cursor]:
 
 def _live(index: Path, ids: Sequence[str]) -> set[str]:
     """Those of ``ids`` that are live articles of the index."""
-    found: set[str] = set()
     if not ids or not (index / CURRENT).is_file():
-        return found
-    connection = connect(current_version(index) / ARTICLES, write=False)
+        return set()
+    table = ArticleTable(current_version(index))
     try:
-        for start in range(0, len(ids), 500):
-            part = list(ids[start : start + 500])
-            found.update(
-                row[0]
-                for row in connection.execute(
-                    "SELECT id FROM articles WHERE removed = 0 AND id IN "
-                    f"({','.join('?' * len(part))})",
-                    part,
-                )
-            )
+        return set(table.live_hashes(ids))
     finally:
-        connection.close()
-    return found
+        table.close()
 
 
 def sync(

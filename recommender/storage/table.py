@@ -158,22 +158,10 @@ def listed_fields(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def _article(values: Sequence[Any]) -> Article:
-    """The article of a stored row, ``values`` in ``ArticleRow.columns()`` order."""
-    published = values[_AT["published_at"]]
-    return Article(
-        id=values[_AT["id"]],
-        title=values[_AT["title"]],
-        body=values[_AT["body"]],
-        category=values[_AT["category"]],
-        published_at=datetime.fromisoformat(published.replace("Z", "+00:00"))
-        if published
-        else None,
-        url=values[_AT["url"]],
-        source=values[_AT["source"]],
-        lang=values[_AT["lang"]],
-        tags=tuple(json.loads(values[_AT["tags"]])),
-        metadata=json.loads(values[_AT["metadata"]]),
-    )
+    """The article of a stored row, ``values`` in ``ArticleRow.columns()`` order: its listed
+    fields (``listed_fields``, decoded the same way) and its body."""
+    article_id, title, category, *rest = listed_fields(values)
+    return Article(article_id, title, values[_AT["body"]], category, *rest)
 
 
 def _table_sql() -> str:
