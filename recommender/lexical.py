@@ -123,11 +123,19 @@ def stop_words(language: str | None) -> frozenset[str]:
     return frozenset(found)
 
 
+def kept_words(text: str, language: str | None) -> list[str]:
+    """The words of a text in ``language`` (None: unknown) in order, stop words left out."""
+    stop = stop_words(language)
+    return [word for word in words(text, language) if word not in stop]
+
+
 def analyze(text: str, language: str | None, ngrams: int) -> list[str]:
     """The TF-IDF terms of a text in ``language`` (None: unknown): its words without stop
     words, then the runs of 2 to ``ngrams`` of them, as scikit-learn's word n-grams."""
-    stop = stop_words(language)
-    tokens = [word for word in words(text, language) if word not in stop]
+    return _terms(kept_words(text, language), ngrams)
+
+
+def _terms(tokens: list[str], ngrams: int) -> list[str]:
     out = list(tokens)
     for n in range(2, min(ngrams, len(tokens)) + 1):
         out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
@@ -178,30 +186,40 @@ class Lexicon:
     ) -> list[TermVector]:
         """TF-IDF vectors of new texts with this lexicon (as scikit-learn's ``transform``);
         ``languages``: each text's language (None: unknown, the default)."""
-        index = self.index
-        out = []
         texts = list(texts)
         chosen = each_language(texts, languages)
-        for text, language in zip(texts, chosen, strict=True):
-            counts = Counter(index[t] for t in analyze(text, language, self.ngrams) if t in index)
-            if not counts:
-                out.append(TermVector.empty())
-                continue
-            terms = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-            tf = np.array([1.0 + math.log(counts[int(t)]) for t in terms])
-            weights = tf * self.idf[terms]
-            weights /= np.linalg.norm(weights)
-            out.append(TermVector(terms, weights.astype(np.float32)))
-        return out
+        return [
+            self._vector(analyze(text, language, self.ngrams))
+            for text, language in zip(texts, chosen, strict=True)
+        ]
 
     def known_share(self, text: str, language: str | None = None) -> float:
         """The share of a text's words (stop words left out) that this lexicon holds as
         terms: how much of it TF-IDF can see (1.0 for a text without such words)."""
-        index = self.index
-        found = [word for word in words(text, language) if word not in stop_words(language)]
-        if not found:
+        return self._share(kept_words(text, language))
+
+    def vector_and_share(self, text: str, language: str | None = None) -> tuple[TermVector, float]:
+        """``vectorize`` and ``known_share`` of one text, its words cut once for both (a
+        draft's query)."""
+        tokens = kept_words(text, language)
+        return self._vector(_terms(tokens, self.ngrams)), self._share(tokens)
+
+    def _share(self, tokens: list[str]) -> float:
+        if not tokens:
             return 1.0
-        return sum(word in index for word in found) / len(found)
+        index = self.index
+        return sum(word in index for word in tokens) / len(tokens)
+
+    def _vector(self, analyzed: list[str]) -> TermVector:
+        index = self.index
+        counts = Counter(index[t] for t in analyzed if t in index)
+        if not counts:
+            return TermVector.empty()
+        terms = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        tf = np.array([1.0 + math.log(counts[int(t)]) for t in terms])
+        weights = tf * self.idf[terms]
+        weights /= np.linalg.norm(weights)
+        return TermVector(terms, weights.astype(np.float32))
 
 
 def stack(vectors: Sequence[TermVector], width: int) -> Any:

@@ -289,7 +289,7 @@ def _longest_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     spy("clean", pipeline, "clean_html")
     spy("clean", lexical, "clean_html")
     spy("detect", language, "detect")
-    spy("tf-idf", lexical, "analyze")
+    spy("tf-idf", lexical, "kept_words")  # analyze and known_share read through it
     monkeypatch.setattr(FakeEncoder, "encode", encode)
     return longest
 

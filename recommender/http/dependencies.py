@@ -76,11 +76,7 @@ class Cached:
         if request.method == "POST":
             return _json(build(), {"Cache-Control": "no-store"})
         query = known_query(request)
-        tag = self.index.tag()
-        digest = hashlib.blake2b(digest_size=12)
-        for part in (self.version, tag, request.url.path, repr(query)):
-            digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
-        etag = f'W/"{digest.hexdigest()}"'
+        etag = etag_of(self.version, self.index.tag(), request.url.path, query)
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={self.max_age}"}
         held = _held_tags(request.headers.getlist("if-none-match"))
         if _opaque(etag) in held:
@@ -89,6 +85,15 @@ class Cached:
         if "*" in held:
             return Response(status_code=304, headers=headers)
         return _json(answer, headers)
+
+
+def etag_of(version: str, tag: str, path: str, query: list[tuple[str, str]]) -> str:
+    """The ETag of a read's answer (``Cached``): a digest of the package ``version``, the
+    index state's ``tag``, the ``path`` and the declared query parameters (``known_query``)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in (version, tag, path, repr(query)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return f'W/"{digest.hexdigest()}"'
 
 
 def known_query(request: Request) -> list[tuple[str, str]]:

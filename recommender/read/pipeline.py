@@ -321,8 +321,7 @@ def text_query(
         raise InvalidQueryError(f"published_at {exc}") from None
     title, _, body = cleaned.partition("\n")
     language = effective_language(lang, title, body)
-    lexicon, lexical = snapshot.lexicon(), lexical_text(title, body)
-    terms = lexicon.vectorize([lexical], [language])[0]
+    terms, known = snapshot.lexicon().vector_and_share(lexical_text(title, body), language)
     current = days(now or datetime.now(timezone.utc))
     day = current if moment is None or ranking.recency_from == "now" else days(moment)
     columns = snapshot.columns
@@ -331,7 +330,7 @@ def text_query(
         category=columns.category_code(category),
         indexed=False,
         language=columns.language_code(language),
-        lexical_share=lexical_share(lexicon.known_share(lexical, language)),
+        lexical_share=lexical_share(known),
     )
     return TextQuery(
         embedded=embedding_text(title, body, snapshot.settings.max_body_chars),

@@ -249,18 +249,19 @@ def imputation(pool: Pool, seen: np.ndarray) -> Imputed | None:
 @dataclass(frozen=True)
 class Fusion:
     """How one query's similarities fuse (``fuse``): the TF-IDF ``weight`` and, where some
-    candidates are in another language than the query (``blind``), their language ``codes``
-    and the ``imputed`` TF-IDF cosines of the pairs across two languages."""
+    candidates are in another language than the query's ``language`` (``blind``), their
+    language ``codes`` and the ``imputed`` TF-IDF cosines of the pairs across two languages."""
 
     weight: float
-    blind: np.ndarray | None = None
+    language: int = -1
     codes: np.ndarray | None = None
     imputed: Imputed | None = None
 
     def to_query(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
         """The fused similarity of each candidate with the query."""
-        if self.imputed is not None and self.blind is not None:
-            lexical = np.where(self.blind, np.maximum(self.imputed(dense), lexical), lexical)
+        if self.imputed is not None and self.codes is not None:
+            hidden = (self.codes >= 0) & (self.codes != self.language)  # ``blind``, as fitted
+            lexical = np.where(hidden, np.maximum(self.imputed(dense), lexical), lexical)
         return fuse(dense, lexical, self.weight)
 
     def between(
@@ -287,7 +288,7 @@ def fusion(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> 
     imputed = None if hidden is None else imputation(pool, ~hidden & ~of_query)
     if imputed is None:
         return Fusion(weight)
-    return Fusion(weight, hidden, pool.language_codes, imputed)
+    return Fusion(weight, query.language, pool.language_codes, imputed)
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:

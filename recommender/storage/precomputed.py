@@ -58,7 +58,6 @@ from .table import new_stamp, record_stamp
 MAGIC = b"RECANS01"
 #: The lists' file name; ``answers-`` in indexes written before the lists had one name.
 NAME = re.compile(r"(?:precomputed|answers)-(\d{12})\.bin")
-_HEAD = np.dtype([("dense_floor", "<f4"), ("lexical_floor", "<f4"), ("count", "<i4")])
 
 
 def file_name(generation: int) -> str:
@@ -113,7 +112,7 @@ def record(
     """A row's record (see the module docstring); ``parts``: score, similarity, recency and
     category factors, embedding and TF-IDF cosines, one value per group."""
     count = len(heads)
-    head = np.array([(dense_floor, lexical_floor, count)], dtype=_HEAD).tobytes()
+    head = _HEAD_STRUCT.pack(dense_floor, lexical_floor, count)
     members = [row for group in copies for row in group]
     return b"".join(
         [
@@ -167,6 +166,7 @@ def _record_struct(count: int, members: int) -> struct.Struct:
     return found
 
 
+#: A record's head: its dense and lexical floors (float32) and its count of groups.
 _HEAD_STRUCT = struct.Struct("<ffi")
 _HEAD_SIZE = _HEAD_STRUCT.size
 _STRUCTS: dict[tuple[int, int], struct.Struct] = {}

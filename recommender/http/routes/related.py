@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import zlib
@@ -20,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ...engine import Recommender
 from ...results import Recommendation
-from ..dependencies import ArticleId, Index, Options, Reply, answer_json, check_k
+from ..dependencies import ArticleId, Index, Options, Reply, answer_json, check_k, etag_of
 from ..logs import REQUEST_ID, request_id
 from ..metrics import Metrics
 from ..middleware import (
@@ -241,11 +240,8 @@ class HotReads:
                 related = rec.similar(article_id, k, filters=self.filters, **self.ranking)
             except Exception:  # an error is the route's to answer, as it always has
                 return None
-            digest = hashlib.blake2b(digest_size=12)
-            for part in (state.version, tag, path, repr(known)):
-                digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
             envelope = {"article": article_id, **_envelope(rec, k, related)}
-            return f'W/"{digest.hexdigest()}"', answer_json(envelope).encode()
+            return etag_of(state.version, tag, path, known), answer_json(envelope).encode()
 
         # Quick unless the index is to be opened or looked at for changes (``tag()``): a
         # lookup, or a search of 2 ms when the lists do not hold.
