@@ -16,13 +16,14 @@ the rest of the snapshot does (rows removed by another process are never listed 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..results import shown_json, to_json
+from ..results import SHOWN_FIELDS, shown_json, to_json
 from ..storage.table import listed_fields
 
 if TYPE_CHECKING:
@@ -79,10 +80,11 @@ class ShownCache:
                     found[row] = shown
         if not missing:
             return found
-        stored = snapshot.table.checked_rows(missing)
-        read = {
-            row: shown_of(snapshot, row, listed_fields(values)) for row, values in stored.items()
-        }
+        read, missing = from_lists(snapshot, missing)
+        if missing:
+            stored = snapshot.table.checked_rows(missing)
+            for row, values in stored.items():
+                read[row] = shown_of(snapshot, row, listed_fields(values))
         found.update(read)
         if self.capacity:
             with self._lock:
@@ -98,6 +100,63 @@ class ShownCache:
             kept = [(row, shown) for row, shown in self._held.items() if row not in gone]
         size = self.capacity if capacity is None else capacity
         return ShownCache(size, kept[-size:] if size else ())
+
+
+def from_lists(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, Shown], list[int]]:
+    """The ``Shown`` of those ``rows`` whose pieces the snapshot's lists' file holds
+    (``storage.precomputed``), each unchanged since the lists were written, by row; and the
+    other rows, to read from SQLite.
+
+    A piece was made from the row as stored when the lists were written, checked against its
+    checksum; a row added, removed or edited since is one of ``changed_rows`` (when those are
+    too many to know, every row is read from SQLite). A row removed before holds no piece."""
+    lists = snapshot.precomputed
+    if lists is None or not lists.has_pieces:
+        return {}, rows
+    changed = snapshot.changed_rows
+    if changed is None:
+        return {}, rows
+    members = changed.members
+    found: dict[int, Shown] = {}
+    rest = []
+    for row in rows:
+        piece = None if row in members else lists.piece(row)
+        shown = None if piece is None else shown_of_piece(snapshot, row, piece)
+        if shown is None:
+            rest.append(row)
+        else:
+            found[row] = shown
+    return found, rest
+
+
+def shown_of_piece(snapshot: Snapshot, row: int, piece: str) -> Shown | None:
+    """The ``Shown`` of the article at ``row`` of ``snapshot`` read back from its piece of JSON
+    (``shown_of``'s last field): the same values, the piece itself kept; None when it is not
+    one (or names another effective language than the snapshot's: then read the row)."""
+    try:
+        values = json.loads("{" + piece + "}")
+        language = snapshot.columns.language(row)
+        if not isinstance(values, dict) or values.get("language") != language:
+            return None
+        title, category, date, url, source, lang, _, tags, metadata = (
+            values[name] for name in SHOWN_FIELDS
+        )
+        published = None if date is None else datetime.fromisoformat(date.replace("Z", "+00:00"))
+        return (
+            snapshot.columns.ids[row],
+            title,
+            category,
+            published,
+            url,
+            source,
+            lang,
+            language,
+            tuple(tags),
+            to_json(metadata) if metadata else None,
+            piece,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def shown_of(snapshot: Snapshot, row: int, fields: tuple[Any, ...]) -> Shown:
