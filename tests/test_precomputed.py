@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 
 from recommender import Ranking, Recommender, Settings
 from recommender.cli import app
-from recommender.errors import IndexWriteError, SettingsError
+from recommender.errors import IndexWriteError, SettingsError, UnknownArticleError
 from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
 from recommender.read import snapshot as snapshot_module
+from recommender.results import to_json
 from recommender.settings import RULES
 from recommender.storage import precomputed as precomputed_module
 from recommender.storage.layout import ARTICLES, current_version
@@ -1049,3 +1050,47 @@ def test_lists_made_by_older_ranking_rules_are_not_used(
         rec.similar(first)
         assert rec.answers().precomputed == 1  # the same lists, under the rules they were made by
     assert _all(listed) == _all(searched)
+
+
+def _json_checked(rec: Recommender, ids: list[str], k: int) -> int:
+    """``lists.json`` of each id against ``to_json(similar)``, each counted as a precomputed
+    answer; how many lists held."""
+    held = 0
+    for article_id in ids:
+        before = rec.answers().precomputed
+        found = rec.lists.json(article_id, k)
+        if found is not None:
+            held += 1
+            assert rec.answers().precomputed == before + 1
+            assert found == to_json(rec.similar(article_id, k))
+    return held
+
+
+def test_lists_json_is_what_similar_writes(pair: tuple[Path, Path]) -> None:
+    """``Recommender.lists.json`` (the HTTP service's hot read) writes byte for byte what
+    ``to_json(similar(...))`` does, before and after overrides, an edit and a removal."""
+    listed, searched = pair
+    with Recommender.open(listed, encoder=FakeEncoder()) as rec:
+        ids = rec.ids()
+        for k in (1, 5, 10):
+            assert _json_checked(rec, ids, k) == len(ids)
+        assert rec.lists.json(ids[0], 0) is None  # a list of none: ``similar``'s to answer
+        assert rec.lists.json(ids[0], 11) is None  # more than the lists hold
+        with pytest.raises(UnknownArticleError):
+            rec.lists.json("no-such-article", 10)
+        first = rec.similar(ids[1], 3)
+        rec.overrides.pin(ids[0], ids[-1], position=2)
+        rec.overrides.block(ids[1], first[0].id)
+        rec.overrides.hide(ids[3])
+        rec.add([replace(rec.get(ids[4]), url="https://news.example/moved", tags=("a", "é"))])
+        rec.remove([ids[5]])
+        alive = rec.ids()
+        assert _json_checked(rec, alive, 10) > len(alive) // 2
+        # The article edited, pinned into a list that still holds: shown as it is now.
+        query = next(i for i in alive if i != ids[4] and rec.lists.json(i, 10) is not None)
+        rec.overrides.pin(query, ids[4], position=1)
+        pinned = rec.lists.json(query, 10)
+        assert pinned == to_json(rec.similar(query, 10))
+        assert pinned is not None and '"url": "https://news.example/moved"' in pinned
+    with Recommender.open(searched) as rec:
+        assert rec.lists.json(rec.ids()[0], 10) is None  # no lists

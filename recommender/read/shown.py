@@ -93,6 +93,33 @@ class ShownCache:
                     held.popitem(last=False)
         return found
 
+    def pieces(self, snapshot: Snapshot, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The id and piece of JSON (a ``Shown``'s first and last field) of the stored articles
+        of ``rows`` (removed ones left out), by row, for a list written as JSON without its
+        ``Recommendation`` objects: those held; those the lists' file holds, read there each
+        time (not decoded, not kept); the others as ``get`` gives them (read and kept)."""
+        found: dict[int, tuple[str, str]] = {}
+        missing = []
+        with self._lock:
+            held = self._held
+            for row in rows:
+                shown = held.get(row)
+                if shown is None:
+                    missing.append(row)
+                else:
+                    held.move_to_end(row)
+                    found[row] = (shown[0], shown[10])
+        if not missing:
+            return found
+        listed, missing = _listed_pieces(snapshot, missing)
+        ids = snapshot.columns.ids
+        for row, piece in listed.items():
+            found[row] = (ids[row], piece)
+        if missing:
+            for row, shown in self.get(snapshot, missing).items():
+                found[row] = (shown[0], shown[10])
+        return found
+
     def carried(self, written: Iterable[int], capacity: int | None = None) -> ShownCache:
         """A new cache holding what this one does but the ``written`` rows."""
         gone = set(written)
@@ -110,6 +137,21 @@ def from_lists(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, Shown], l
     A piece was made from the row as stored when the lists were written, checked against its
     checksum; a row added, removed or edited since is one of ``changed_rows`` (when those are
     too many to know, every row is read from SQLite). A row removed before holds no piece."""
+    pieces, rest = _listed_pieces(snapshot, rows)
+    found: dict[int, Shown] = {}
+    for row, piece in pieces.items():
+        shown = shown_of_piece(snapshot, row, piece)
+        if shown is None:
+            rest.append(row)
+        else:
+            found[row] = shown
+    return found, rest
+
+
+def _listed_pieces(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, str], list[int]]:
+    """The pieces of JSON the snapshot's lists' file holds of those ``rows`` unchanged since
+    the lists were written (``from_lists``), by row, each naming the row's effective language
+    as the snapshot does; and the other rows."""
     lists = snapshot.precomputed
     if lists is None or not lists.has_pieces:
         return {}, rows
@@ -117,16 +159,29 @@ def from_lists(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, Shown], l
     if changed is None:
         return {}, rows
     members = changed.members
-    found: dict[int, Shown] = {}
+    language = snapshot.columns.language
+    found: dict[int, str] = {}
     rest = []
     for row in rows:
         piece = None if row in members else lists.piece(row)
-        shown = None if piece is None else shown_of_piece(snapshot, row, piece)
-        if shown is None:
+        if piece is None or not _names_language(piece, language(row)):
             rest.append(row)
         else:
-            found[row] = shown
+            found[row] = piece
     return found, rest
+
+
+#: What comes before the language in a piece of JSON (``results.SHOWN_FIELDS``' order): the
+#: first time it is there, as every quote in a string before it is escaped.
+_LANGUAGE = ', "language": '
+_string = json.encoder.encode_basestring  # what to_json writes a string with
+
+
+def _names_language(piece: str, language: str | None) -> bool:
+    """Whether a piece of JSON gives this effective language, read without decoding it."""
+    at = piece.find(_LANGUAGE)
+    named = "null" if language is None else _string(language)
+    return at >= 0 and piece.startswith(f"{_LANGUAGE}{named}, ", at)
 
 
 def shown_of_piece(snapshot: Snapshot, row: int, piece: str) -> Shown | None:

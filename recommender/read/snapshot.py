@@ -242,11 +242,23 @@ class Snapshot:
         has one (``retrieve.graph_walk``: its efSearch, or "scan"); None without a graph.
         Precomputed lists hold only for queries walked as theirs were: removals widen the walk
         once they are a large enough share."""
+        known = self._walks.get(wanted, False)
+        if known is not False:  # found once per snapshot: every lookup asks (FAISS's efSearch)
+            return known
         share = self._graph_share
         if share is None:
-            return None
-        walk = graph_walk(self.parts[0][1], wanted, share)
-        return "scan" if walk is None else walk
+            found: int | str | None = None
+        else:
+            walk = graph_walk(self.parts[0][1], wanted, share)
+            found = "scan" if walk is None else walk
+        if len(self._walks) < 64:
+            self._walks[wanted] = found
+        return found
+
+    @cached_property
+    def _walks(self) -> dict[int, int | str | None]:
+        """``graph_walk``'s answers, by ``wanted``."""
+        return {}
 
     @cached_property
     def _graph_share(self) -> float | None:
@@ -392,6 +404,11 @@ class Snapshot:
         """What related lists show of the stored articles at ``rows`` (removed ones left
         out), by row: from this snapshot's cache (``shown``), else read and checked."""
         return self.shown_cache.get(self, rows)
+
+    def shown_pieces(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The id and piece of JSON of what related lists show of the stored articles at
+        ``rows`` (removed ones left out), by row (``ShownCache.pieces``)."""
+        return self.shown_cache.pieces(self, rows)
 
     def query(self, row: int) -> Query:
         """What the indexed article at ``row`` contributes to ranking as a query: its date

@@ -269,6 +269,7 @@ class Precomputed:
         self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
         self.ranking = Ranking(**header["ranking"])
         self.rules = int(header.get("rules", 1))  # lists of before the rules had a version: 1
+        self._served: Ranking | None = None  # the last ranking ``serves`` found the same
         arrays = view_arrays(
             mapped, header, base, {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}
         )
@@ -316,7 +317,11 @@ class Precomputed:
 
     def serves(self, k: int, ranking: Ranking, candidates: int) -> bool:
         """Whether a query for ``k`` groups with this ranking may use the lists."""
-        same = ranking == self.ranking and self.rules == RULES
+        # A ranking found equal once is known by identity after (Ranking is frozen): every
+        # lookup asks, with the snapshot's own.
+        same = (ranking is self._served or ranking == self.ranking) and self.rules == RULES
+        if same:
+            self._served = ranking
         return k <= self.k and candidates == self.candidates and same
 
     def listed(self, row: int) -> StoredList | None:

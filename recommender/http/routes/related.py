@@ -18,7 +18,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 
 from ...engine import Recommender
-from ...results import Recommendation
+from ...read.retrieve import Filters
+from ...results import Recommendation, to_json
 from ..dependencies import ArticleId, Index, Options, Reply, answer_json, check_k, etag_of
 from ..logs import REQUEST_ID, request_id
 from ..metrics import Metrics
@@ -178,6 +179,9 @@ class HotReads:
         self.k = values["k"]
         self.filters = query_filters(values, values["category"])
         self.ranking = query_ranking(values)
+        # No option given: the list is the precomputed one, written as JSON without its
+        # objects (``Recommender.lists``), when it holds.
+        self.plain = self.filters == Filters() and not self.ranking
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not await self._answered(scope, send):
@@ -237,11 +241,19 @@ class HotReads:
             try:
                 rec = index.open()
                 tag = index.tag()
-                related = rec.similar(article_id, k, filters=self.filters, **self.ranking)
+                listed = rec.lists.json(article_id, k) if self.plain else None
+                if listed is None:
+                    related = rec.similar(article_id, k, filters=self.filters, **self.ranking)
             except Exception:  # an error is the route's to answer, as it always has
                 return None
-            envelope = {"article": article_id, **_envelope(rec, k, related)}
-            return etag_of(state.version, tag, path, known), answer_json(envelope).encode()
+            if listed is None:
+                envelope = {"article": article_id, **_envelope(rec, k, related)}
+                body = answer_json(envelope)
+            else:  # as answer_json writes the envelope, with the list's JSON last
+                envelope = {"article": article_id, **_envelope(rec, k, [])}
+                del envelope["related"]
+                body = f'{to_json(envelope)[:-1]}, "related": {listed}}}'
+            return etag_of(state.version, tag, path, known), body.encode()
 
         # Quick unless the index is to be opened or looked at for changes (``tag()``): a
         # lookup, or a search of 2 ms when the lists do not hold.
