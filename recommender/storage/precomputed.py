@@ -38,8 +38,10 @@ import mmap
 import os
 import re
 import struct
+import sys
+import typing
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +257,15 @@ def _chunks(records: list[bytes]) -> Iterator[bytes]:
     return (b"".join(records[start : start + 10_000]) for start in range(0, len(records), 10_000))
 
 
+def _ints(array: np.ndarray) -> Sequence[int]:
+    """An array of offsets or CRC32s (little-endian) as a lookup reads it, a value at a time:
+    a memoryview of it where that is the machine's order, whose items are Python ints (a
+    numpy scalar made and converted takes ten times as long), else the array itself."""
+    if sys.byteorder != "little" or not array.flags.c_contiguous:
+        return typing.cast(Sequence[int], array)
+    return array.data.cast("B").cast("q" if array.dtype.itemsize == 8 else "I")
+
+
 class Precomputed:
     """A version's lists, mapped (``read``); rows are read when looked up."""
 
@@ -275,11 +286,11 @@ class Precomputed:
         )
         if len(arrays["offsets"]) != self.rows + 1 or len(arrays["crcs"]) != self.rows:
             raise ValueError("arrays of another size than the rows")
-        self._offsets = arrays["offsets"]
-        self._crcs = arrays["crcs"]
+        self._offsets = _ints(arrays["offsets"])
+        self._crcs = _ints(arrays["crcs"])
         self._records = arrays["records"]
         self._view = memoryview(mapped)[base + int(header["arrays"]["records"]["offset"]) :]
-        self._shown: tuple[np.ndarray, np.ndarray, memoryview] | None = None
+        self._shown: tuple[Sequence[int], Sequence[int], memoryview] | None = None
         if "shown" in header["arrays"]:  # files written before hold no pieces
             found = view_arrays(
                 mapped, header, base, {"shown_offsets": "<i8", "shown_crcs": "<u4", "shown": "|u1"}
@@ -290,7 +301,7 @@ class Precomputed:
                 raise ValueError("pieces of another size than the rows")
             start = base + int(header["arrays"]["shown"]["offset"])
             view = memoryview(mapped)[start : start + len(found["shown"])]
-            self._shown = (found["shown_offsets"], found["shown_crcs"], view)
+            self._shown = (_ints(found["shown_offsets"]), _ints(found["shown_crcs"]), view)
 
     @property
     def has_pieces(self) -> bool:
