@@ -1094,3 +1094,28 @@ def test_lists_json_is_what_similar_writes(pair: tuple[Path, Path]) -> None:
         assert pinned is not None and '"url": "https://news.example/moved"' in pinned
     with Recommender.open(searched) as rec:
         assert rec.lists.json(rec.ids()[0], 10) is None  # no lists
+
+
+def test_check_reports_pieces_that_differ_from_the_stored_rows(pair: tuple[Path, Path]) -> None:
+    """A row edited outside the engine with its checksum made again (so SQLite's rows are
+    sound): the lists' pieces still show it as it was, and recommend check says so."""
+    from recommender.storage.table import row_checksum, select_columns
+
+    listed, _ = pair
+    assert not Recommender.check(listed).problems
+    target = str(sample_records()[2]["id"])
+    connection = sqlite3.connect(current_version(listed) / ARTICLES)
+    connection.execute("UPDATE articles SET source = 'Edited By Hand' WHERE id = ?", (target,))
+    values = connection.execute(
+        f"SELECT {select_columns(True)} FROM articles WHERE id = ? AND removed = 0", (target,)
+    ).fetchone()
+    connection.execute(
+        "UPDATE row_checksums SET crc = ? WHERE row = ?", (row_checksum(values), values[0])
+    )
+    connection.commit()
+    connection.close()
+    problems = Recommender.check(listed).problems
+    assert any(
+        _lists(listed).name in p and "does not match the stored articles" in p and target in p
+        for p in problems
+    ), problems

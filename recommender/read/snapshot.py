@@ -33,14 +33,14 @@ from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
-from .shown import Shown, ShownCache
+from .shown import Shown, ShownCache, shown_of
 
 if TYPE_CHECKING:
     pass
 from ..storage.columns import Columns, apply_rows
 from ..storage.layout import CURRENT, current_name, current_version
 from ..storage.manifest import Manifest, read_manifest
-from ..storage.table import ArticleTable
+from ..storage.table import ArticleTable, listed_fields
 from ..storage.vectors import (
     Checksums,
     is_graph,
@@ -533,9 +533,36 @@ def derived_problems(path: Path) -> tuple[list[str], list[str]]:
             else:
                 used_lists = found
                 problems += _lists_problems(found.name, lists, plain.columns.ids)
+                problems += _pieces_problems(found.name, lists, plain)
     finally:
         plain.close()
     return problems, notes
+
+
+def _pieces_problems(name: str, lists: Precomputed, plain: Snapshot) -> list[str]:
+    """Lists whose pieces of JSON (``read.shown``) differ from what the stored rows unchanged
+    since give (a row edited outside the engine, its checksum made again): queries show
+    those rows as the pieces hold them."""
+    if not lists.has_pieces:
+        return []
+    changed = plain.table.changed_since(lists.generation, len(plain.columns.ids) + 1) or []
+    since = set(changed)
+    rows = [row for row in range(min(lists.rows, len(plain.columns.ids))) if row not in since]
+    differ = []
+    for start in range(0, len(rows), 500):
+        part = rows[start : start + 500]
+        for row, values in plain.table.checked_rows(part).items():
+            piece = lists.piece(row)
+            if piece is not None and piece != shown_of(plain, row, listed_fields(values))[-1]:
+                differ.append(row)
+    if not differ:
+        return []
+    named = ", ".join(quoted(plain.columns.ids[row]) for row in differ[:5])
+    more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+    return [
+        f"{name} does not match the stored articles (what lists show of {named}{more}): "
+        "queries show them as it holds them; run recommend precompute"
+    ]
 
 
 def _older(name: str, used: str) -> str:

@@ -147,7 +147,9 @@ class HotReads:
     ``minimum_size`` and more), ``IdPaths`` (the id as sent, ``middleware.encoded_path``), and
     the route's ``Cached`` (the ETag, ``Cache-Control``). FastAPI's routing and its
     validation of the twenty query parameters the route declares are left out, and so are
-    the objects each layer makes per request (its JSON: ``dependencies.answer_json``).
+    the objects each layer makes per request (its JSON: ``dependencies.answer_json``); the list
+    is written straight from the precomputed one when it holds (``Recommender.lists``: the
+    same bytes, without a ``Recommendation`` per article), else as the route makes it.
 
     CORS's headers are ``CORSMiddleware``'s own (``send``, with the options it was given).
 
