@@ -164,7 +164,7 @@ def _listed_pieces(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, str],
     rest = []
     for row in rows:
         piece = None if row in members else lists.piece(row)
-        if piece is None or not _names_language(piece, language(row)):
+        if piece is None or not names_language(piece, language(row)):
             rest.append(row)
         else:
             found[row] = piece
@@ -177,7 +177,7 @@ _LANGUAGE = ', "language": '
 _string = json.encoder.encode_basestring  # what to_json writes a string with
 
 
-def _names_language(piece: str, language: str | None) -> bool:
+def names_language(piece: str, language: str | None) -> bool:
     """Whether a piece of JSON gives this effective language, read without decoding it."""
     at = piece.find(_LANGUAGE)
     named = "null" if language is None else _string(language)

@@ -33,7 +33,7 @@ from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
-from .shown import Shown, ShownCache, shown_of
+from .shown import Shown, ShownCache, names_language, shown_of
 
 if TYPE_CHECKING:
     pass
@@ -553,7 +553,9 @@ def _pieces_problems(name: str, lists: Precomputed, plain: Snapshot) -> list[str
         part = rows[start : start + 500]
         for row, values in plain.table.checked_rows(part).items():
             piece = lists.piece(row)
-            if piece is not None and piece != shown_of(plain, row, listed_fields(values))[-1]:
+            if piece is None or not names_language(piece, plain.columns.language(row)):
+                continue  # read from SQLite instead (``read.shown``)
+            if piece != shown_of(plain, row, listed_fields(values))[-1]:
                 differ.append(row)
     if not differ:
         return []
