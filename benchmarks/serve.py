@@ -520,6 +520,10 @@ def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
             for article_id in picked:
                 rec.similar(article_id, K)
 
+        def lookup_json() -> None:
+            for article_id in picked:
+                rec.lists.json(article_id, K)
+
         def lookup_uncached() -> None:
             for article_id in picked:
                 uncached.similar(article_id, K)
@@ -538,6 +542,7 @@ def parts(index: Path, ids: list[str], body: int, requests: int = 2000) -> str:
 
         timed = {
             "engine: similar(id, k=10)": lookup,
+            "engine: lists.json(id, 10), what HTTP answers with": lookup_json,
             "engine, no article kept (cached_articles=0)": lookup_uncached,
             "the answer: ETag tag, similar, JSON": answer,
             "our app, all its layers (one ASGI call)": through(ours),

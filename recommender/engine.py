@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .articles import Article, read_valid
 from .errors import InputFileError
 from .read import pipeline
-from .read.held import lookup
+from .read.held import Lists, lookup
 from .read.reader import Reader
 from .read.retrieve import Filters
 from .read.snapshot import Snapshot, check
@@ -40,8 +40,7 @@ NO_FILTERS = Filters()
 class Recommender:
     """An opened index: related articles for an indexed id or for new text.
 
-    Open it once with ``Recommender.open(path)`` and share it: every method is thread-safe.
-    """
+    Open it once with ``Recommender.open(path)`` and share it: every method is thread-safe."""
 
     def __init__(
         self, path: Path, encoder: Encoder | None = None, threads: int | None = None, **reading: Any
@@ -52,6 +51,7 @@ class Recommender:
         self._writer_lock = threading.Lock()
         self._writer: IndexWriter | None = None
         self._reader = Reader(path, on_model_change=self._forget_model, **reading)
+        self.lists = Lists(self._reader)  # ``similar(id, k)`` as JSON (read.held)
 
     @property
     def snapshot(self) -> Snapshot:

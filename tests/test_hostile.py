@@ -544,6 +544,21 @@ def _changed_title(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) 
         db.execute("UPDATE articles SET title = replace(title, 'bridge', 'bridbe')")
 
 
+def _changed_title_no_lists(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for lists in _version(index).glob("precomputed-*.bin"):  # every article read from SQLite
+        lists.unlink()
+    _changed_title(index, outside, monkeypatch)
+
+
+def _changed_title_caught_when_read(index: Path, outside: Path) -> None:
+    with Recommender.open(index) as rec:
+        listed = {r.id: r.title for r in rec.similar("good-2", k=2)}
+        assert listed["good-1"] == GOOD_BEFORE["title"]  # as written, checked then
+        with pytest.raises(IndexDamagedError, match="does not match its checksum"):
+            rec.get("good-1")
+    assert any("does not match its checksum" in p for p in Recommender.check(index).problems)
+
+
 def _changed_manifest(index: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _version(index) / "manifest.json"
     path.write_text(path.read_text().replace('"half_life_days": 1.0', '"half_life_days": 70.0'))
@@ -611,13 +626,19 @@ FOLDER_CASES = [
         check=_precious_untouched,
     ),
     FolderCase(
-        "one byte changed in a stored title",
-        _changed_title,
+        "one byte changed in a stored title, no precomputed lists",
+        _changed_title_no_lists,
         "query",
         error=(
             IndexDamagedError,
             "the stored article 'good-1' (row 0) does not match its checksum",
         ),
+    ),
+    FolderCase(  # the precomputed list shows it from its piece, checked when written
+        "one byte changed in a stored title, listed from the lists",
+        _changed_title,
+        "query",
+        check=_changed_title_caught_when_read,
     ),
     FolderCase(
         "a value changed in manifest.json",

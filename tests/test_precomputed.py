@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 
 from recommender import Ranking, Recommender, Settings
 from recommender.cli import app
-from recommender.errors import IndexWriteError, SettingsError
+from recommender.errors import IndexWriteError, SettingsError, UnknownArticleError
 from recommender.read import held as held_module
 from recommender.read import pipeline as pipeline_module
 from recommender.read import snapshot as snapshot_module
+from recommender.results import to_json
 from recommender.settings import RULES
 from recommender.storage import precomputed as precomputed_module
 from recommender.storage.layout import ARTICLES, current_version
@@ -242,12 +243,27 @@ def _damage(path: Path, at: int, data: bytes) -> None:
     path.write_bytes(bytes(raw))
 
 
-def test_damaged_lists_are_never_used_and_check_reports_them(pair: tuple[Path, Path]) -> None:
+def _array_end(path: Path, name: str) -> int:
+    """Where an array of a lists' file ends (its last byte's offset plus one)."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[8:16], "little")
+    header = json.loads(raw[16 : 16 + length])
+    spec = header["arrays"][name]
+    base = -(-(16 + length) // 64) * 64
+    return (
+        base + int(spec["offset"]) + int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize
+    )
+
+
+@pytest.mark.parametrize("array", ["records", "shown"])
+def test_damaged_lists_are_never_used_and_check_reports_them(
+    pair: tuple[Path, Path], array: str
+) -> None:
     listed, searched = pair
     expected = _all(searched)
     path = _lists(listed)
-    size = path.stat().st_size
-    _damage(path, size - 200, b"\xff" * 8)  # inside the last rows' records
+    # Inside the last rows' records, or their pieces of JSON (read from SQLite instead).
+    _damage(path, _array_end(path, array) - 200, b"\xff" * 8)
     assert _all(listed) == expected
     report = Recommender.check(listed)
     assert any(path.name in p and "are damaged" in p for p in report.problems)
@@ -285,16 +301,100 @@ def test_a_symlinked_lists_file_is_ignored(pair: tuple[Path, Path], tmp_path: Pa
     assert _all(listed) == _all(searched)
 
 
-def test_edited_rows_in_sqlite_are_caught_as_before(pair: tuple[Path, Path]) -> None:
-    listed, _ = pair
-    with Recommender.open(listed) as rec:
-        head = rec.similar(str(sample_records()[0]["id"]))[0].id
-    connection = sqlite3.connect(current_version(listed) / ARTICLES)
-    connection.execute("UPDATE articles SET title = 'edited' WHERE id = ?", (head,))
+def _edit_behind(index: Path, article_id: str) -> None:
+    """A stored article's title changed in SQLite by hand: its checksum no longer matches."""
+    connection = sqlite3.connect(current_version(index) / ARTICLES)
+    connection.execute("UPDATE articles SET title = 'edited' WHERE id = ?", (article_id,))
     connection.commit()
     connection.close()
+
+
+def test_edited_rows_in_sqlite_are_caught_when_read(pair: tuple[Path, Path]) -> None:
+    """A row edited by hand (not by a writer: no change recorded) is caught when it is read.
+    A list shows the article as its piece of JSON holds it, checked against the row's
+    checksum when the lists were written, as a kept article (``read.shown``) is shown; the
+    row itself, read, and recommend check, report the damage."""
+    listed, _ = pair
+    query = str(sample_records()[0]["id"])
+    with Recommender.open(listed) as rec:
+        head = rec.similar(query)[0]
+    _edit_behind(listed, head.id)
+    with Recommender.open(listed) as rec:
+        assert rec.similar(query)[0] == head  # from its piece, as written
+        with pytest.raises(Exception, match="checksum"):
+            rec.get(head.id)
+    assert any("checksum" in p or "damaged" in p for p in Recommender.check(listed).problems)
+
+
+def test_edited_rows_in_sqlite_are_caught_as_before_without_pieces(
+    pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists written before they held pieces of JSON: each article is read from SQLite."""
+    listed, _ = pair
+    path = _lists(listed)
+    with Recommender.open(listed) as rec:
+        expected = _all(listed)
+        snapshot = rec.snapshot
+        lists = snapshot.precomputed
+        assert lists is not None and lists.has_pieces
+        records = [bytes(lists.stored(row) or b"") for row in range(lists.rows)]
+        ranking = snapshot.settings.ranking
+        precomputed_module.write(
+            snapshot.version,
+            lists.generation,
+            lists.k,
+            lists.candidates,
+            lists.walk,
+            ranking,
+            records,
+            build=lists.build,
+            ids=lists.ids,
+        )
+    assert _lists(listed) == path
+    with Recommender.open(listed) as rec:
+        found = rec.snapshot.precomputed
+        assert found is not None and not found.has_pieces
+    assert _all(listed) == expected
+    query = str(sample_records()[0]["id"])
+    _edit_behind(listed, expected[query][0].id)
     with Recommender.open(listed) as rec, pytest.raises(Exception, match="checksum"):
-        rec.similar(str(sample_records()[0]["id"]))
+        rec.similar(query)
+
+
+def test_pieces_hold_what_sqlite_does(pair: tuple[Path, Path]) -> None:
+    """Every row's piece of JSON read back is what the row read from SQLite gives."""
+    from recommender.read.shown import from_lists, shown_of
+    from recommender.storage.table import listed_fields
+
+    listed, _ = pair
+    with Recommender.open(listed) as rec:
+        snapshot = rec.snapshot
+        rows = list(range(len(snapshot.columns.ids)))
+        found, rest = from_lists(snapshot, rows)
+        assert not rest and len(found) == len(rows)
+        stored = snapshot.table.checked_rows(rows)
+        for row, values in stored.items():
+            assert found[row] == shown_of(snapshot, row, listed_fields(values))
+
+
+def test_rows_changed_since_the_lists_are_read_from_sqlite(pair: tuple[Path, Path]) -> None:
+    """A row edited or removed by a writer after the lists were written is not shown from
+    its piece: what a list shows of it is its row as it is now."""
+    from recommender.read.shown import from_lists
+
+    listed, _ = pair
+    with Recommender.open(listed, encoder=FakeEncoder()) as rec:
+        ids = rec.ids()
+        rows = [rec.snapshot.columns.row_of[i] for i in ids[:3]]
+        edited = replace(rec.get(ids[1]), url="https://news.example/moved")
+        assert rec.add([edited]).fields_only == 1
+        rec.remove([ids[2]])
+        snapshot = rec.snapshot
+        assert rows[:2] == [snapshot.columns.row_of[i] for i in ids[:2]]  # edited in place
+        found, rest = from_lists(snapshot, rows)
+        assert rows[0] in found and rows[1] in rest and rows[2] in rest
+        shown = snapshot.shown(rows)
+        assert shown[rows[1]][4] == "https://news.example/moved" and rows[2] not in shown
 
 
 @pytest.mark.parametrize("value", [-1, 101, True, 2.5, "10"])
@@ -950,3 +1050,72 @@ def test_lists_made_by_older_ranking_rules_are_not_used(
         rec.similar(first)
         assert rec.answers().precomputed == 1  # the same lists, under the rules they were made by
     assert _all(listed) == _all(searched)
+
+
+def _json_checked(rec: Recommender, ids: list[str], k: int) -> int:
+    """``lists.json`` of each id against ``to_json(similar)``, each counted as a precomputed
+    answer; how many lists held."""
+    held = 0
+    for article_id in ids:
+        before = rec.answers().precomputed
+        found = rec.lists.json(article_id, k)
+        if found is not None:
+            held += 1
+            assert rec.answers().precomputed == before + 1
+            assert found == to_json(rec.similar(article_id, k))
+    return held
+
+
+def test_lists_json_is_what_similar_writes(pair: tuple[Path, Path]) -> None:
+    """``Recommender.lists.json`` (the HTTP service's hot read) writes byte for byte what
+    ``to_json(similar(...))`` does, before and after overrides, an edit and a removal."""
+    listed, searched = pair
+    with Recommender.open(listed, encoder=FakeEncoder()) as rec:
+        ids = rec.ids()
+        for k in (1, 5, 10):
+            assert _json_checked(rec, ids, k) == len(ids)
+        assert rec.lists.json(ids[0], 0) is None  # a list of none: ``similar``'s to answer
+        assert rec.lists.json(ids[0], 11) is None  # more than the lists hold
+        with pytest.raises(UnknownArticleError):
+            rec.lists.json("no-such-article", 10)
+        first = rec.similar(ids[1], 3)
+        rec.overrides.pin(ids[0], ids[-1], position=2)
+        rec.overrides.block(ids[1], first[0].id)
+        rec.overrides.hide(ids[3])
+        rec.add([replace(rec.get(ids[4]), url="https://news.example/moved", tags=("a", "é"))])
+        rec.remove([ids[5]])
+        alive = rec.ids()
+        assert _json_checked(rec, alive, 10) > len(alive) // 2
+        # The article edited, pinned into a list that still holds: shown as it is now.
+        query = next(i for i in alive if i != ids[4] and rec.lists.json(i, 10) is not None)
+        rec.overrides.pin(query, ids[4], position=1)
+        pinned = rec.lists.json(query, 10)
+        assert pinned == to_json(rec.similar(query, 10))
+        assert pinned is not None and '"url": "https://news.example/moved"' in pinned
+    with Recommender.open(searched) as rec:
+        assert rec.lists.json(rec.ids()[0], 10) is None  # no lists
+
+
+def test_check_reports_pieces_that_differ_from_the_stored_rows(pair: tuple[Path, Path]) -> None:
+    """A row edited outside the engine with its checksum made again (so SQLite's rows are
+    sound): the lists' pieces still show it as it was, and recommend check says so."""
+    from recommender.storage.table import row_checksum, select_columns
+
+    listed, _ = pair
+    assert not Recommender.check(listed).problems
+    target = str(sample_records()[2]["id"])
+    connection = sqlite3.connect(current_version(listed) / ARTICLES)
+    connection.execute("UPDATE articles SET source = 'Edited By Hand' WHERE id = ?", (target,))
+    values = connection.execute(
+        f"SELECT {select_columns(True)} FROM articles WHERE id = ? AND removed = 0", (target,)
+    ).fetchone()
+    connection.execute(
+        "UPDATE row_checksums SET crc = ? WHERE row = ?", (row_checksum(values), values[0])
+    )
+    connection.commit()
+    connection.close()
+    problems = Recommender.check(listed).problems
+    assert any(
+        _lists(listed).name in p and "does not match the stored articles" in p and target in p
+        for p in problems
+    ), problems

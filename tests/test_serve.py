@@ -1073,23 +1073,29 @@ def test_reads_run_on_the_read_threads_only(
     import time
     from concurrent.futures import ThreadPoolExecutor
 
+    from recommender.read.held import Lists
+
     running, most = 0, 0
     lock = threading.Lock()
-    real = Recommender.similar
 
-    def counted(self: Recommender, *args: Any, **kwargs: Any) -> Any:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        time.sleep(0.05)
-        try:
-            return real(self, *args, **kwargs)
-        finally:
+    def counting(real: Any) -> Any:
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal running, most
             with lock:
-                running -= 1
+                running += 1
+                most = max(most, running)
+            time.sleep(0.05)
+            try:
+                return real(self, *args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
 
-    monkeypatch.setattr(Recommender, "similar", counted)
+        return counted
+
+    # A read with no option but k is answered from the lists as JSON, else by similar.
+    monkeypatch.setattr(Recommender, "similar", counting(Recommender.similar))
+    monkeypatch.setattr(Lists, "json", counting(Lists.json))
     options = ServeOptions(read_threads=read_threads)
     with TestClient(create_app(shared_index, encoder=FakeEncoder(), options=options)) as client:
         with ThreadPoolExecutor(8) as pool:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
-import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
@@ -27,7 +27,20 @@ def request_id(sent: bytes | None) -> str:
     digits and ``._:-``, else a new one (32 hex digits)."""
     if sent is not None and SENT_ID.fullmatch(sent):
         return sent.decode("ascii")
-    return uuid.uuid4().hex
+    # What ``uuid.uuid4().hex`` gives (its version and variant bits), from a generator seeded
+    # from os.urandom instead of a system call a request (a fifth of the time). An id only
+    # tells requests apart in the logs: it guards nothing.
+    value = _IDS.getrandbits(128) & _UUID4_CLEARED | _UUID4_SET
+    return f"{value:032x}"
+
+
+#: The random ids' generator, seeded from os.urandom, again in a forked child.
+_IDS = random.Random()
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_IDS.seed)
+#: The bits ``uuid.UUID(version=4)`` clears and sets: variant RFC 4122, version 4.
+_UUID4_CLEARED = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def json_line(level: str, logger: str, message: str, **fields: Any) -> str:

@@ -91,8 +91,10 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
-        for source in ("precomputed", "searched"):  # both shown from the start, at 0
-            self.answers.labels(source)
+        # Both shown from the start, at 0; their series found once, not after every request.
+        self._answer_series = tuple(
+            self.answers.labels(source) for source in ("precomputed", "searched")
+        )
         self.events = Counter(
             "recommender_events",
             "Events of the box (POST /events): accepted (on disk), rejected (invalid), "
@@ -139,9 +141,9 @@ class Metrics:
         now = (answers.precomputed, answers.searched)
         with self._counted_lock:
             before, self._counted = self._counted, now
-        for source, was, is_ in zip(("precomputed", "searched"), before, now, strict=True):
+        for series, was, is_ in zip(self._answer_series, before, now, strict=True):
             if is_ > was:
-                self.answers.labels(source).inc(is_ - was)
+                series.inc(is_ - was)
 
     def _set_gauges(self) -> None:
         rec = self.index()

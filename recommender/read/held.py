@@ -27,9 +27,10 @@ changing: only its speed does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -37,11 +38,14 @@ from ..lexical import QUERY_TERMS, SparseRows, TermVector, cosine_with, rows_mat
 from ..results import Recommendation
 from ..settings import Ranking
 from ..storage.precomputed import Precomputed, StoredList, parse
-from .pipeline import Entry, edits_for, placed, recommendations
+from .pipeline import Entry, checked_k, edits_for, entry_json, placed, recommendations
 from .retrieve import candidate_count, dot
 
 if TYPE_CHECKING:
+    from .reader import Reader
     from .snapshot import Snapshot
+
+T = TypeVar("T")
 
 #: Past this many rows changed since the lists were computed, they are not used: checking a
 #: query against every changed row would cost more than answering it.
@@ -75,6 +79,63 @@ def lookup(
 ) -> list[Recommendation] | None:
     """``similar`` of ``row`` (no filters) from the snapshot's precomputed lists, when they
     hold what the pipeline would answer now; None otherwise (search it)."""
+    found = _listed(snapshot, row, k, ranking, removed, snapshot.shown)
+    return None if found is None else recommendations(snapshot, *found)
+
+
+def lookup_json(
+    snapshot: Snapshot, row: int, k: int, ranking: Ranking, removed: frozenset[int]
+) -> str | None:
+    """``lookup``'s list as JSON, what ``to_json`` (``RelatedList.json``) writes of it, made
+    from the articles' pieces of JSON without its ``Recommendation`` objects (the HTTP
+    service's most asked read); None where ``lookup`` gives None, or for a list holding a
+    number JSON would write otherwise (then ask ``lookup``)."""
+    found = _listed(snapshot, row, k, ranking, removed, snapshot.shown_pieces)
+    if found is None:
+        return None
+    entries, pieces = found
+    ids = snapshot.columns.ids
+    items = []
+    for entry in entries:
+        article_id, piece = pieces[entry.row]
+        item = entry_json(article_id, entry, [ids[r] for r in entry.copies], piece)
+        if item is None:
+            return None
+        items.append(item)
+    return "[" + ", ".join(items) + "]"
+
+
+class Lists:
+    """``similar(id, k)`` with the index's ranking and no filters, as JSON, from the
+    precomputed lists: the facade's ``lists``, for the HTTP service's most asked read."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def json(self, article_id: str, k: int) -> str | None:
+        """What ``to_json(similar(article_id, k))`` writes, when a precomputed list holds it
+        (counted as ``similar`` counts its answers); None otherwise, for ``similar`` to
+        answer. UnknownArticleError as ``similar``."""
+        reader = self._reader
+        snapshot, removed = reader.current_and_removed()
+        row = reader.live_row(snapshot, article_id, removed)
+        if not checked_k(k):  # as ``similar``: a list of none is searched
+            return None
+        found = lookup_json(snapshot, row, k, snapshot.settings.ranking, removed)
+        if found is not None:
+            reader.answered(precomputed=True)
+        return found
+
+
+def _listed(
+    snapshot: Snapshot,
+    row: int,
+    k: int,
+    ranking: Ranking,
+    removed: frozenset[int],
+    read: Callable[[list[int]], Mapping[int, T]],
+) -> tuple[list[Entry], Mapping[int, T]] | None:
+    """``lookup``'s places and what ``read`` gives of their articles (stored ones only)."""
     found = snapshot.precomputed
     if found is None or ranking.recency_from != "query":
         return None
@@ -95,10 +156,10 @@ def lookup(
     if len(ranked) < k and len(listed.heads) >= found.k:
         return None  # overrides left out more than the list holds beyond k: search
     heads = [entry.row for entry in ranked]
-    stored = snapshot.shown([*heads, *(pin for pin, _ in edits.pins)])
+    stored = read([*heads, *(pin for pin, _ in edits.pins)])
     if any(head not in stored for head in heads):
         return None  # removed meanwhile
-    return recommendations(snapshot, placed(snapshot, ranked, edits, stored, k), stored)
+    return placed(snapshot, ranked, edits, stored, k), stored
 
 
 def entries_of(listed: StoredList, k: int) -> list[Entry]:

@@ -34,7 +34,7 @@ from ..articles import parse_datetime
 from ..errors import InvalidQueryError, SettingsError
 from ..language import effective as effective_language
 from ..lexical import TermVector, lexical_text
-from ..results import Recommendation, RelatedList
+from ..results import Recommendation, RelatedList, item_json, recommendation
 from ..settings import Ranking
 from ..storage.columns import SECONDS_PER_DAY
 from ..text import clean_html, embedding_text, query_chars
@@ -169,7 +169,7 @@ def edits_for(
 
 
 def placed(
-    snapshot: Snapshot, ranked: Sequence[Entry], edits: Edits, stored: Mapping[int, Shown], k: int
+    snapshot: Snapshot, ranked: Sequence[Entry], edits: Edits, stored: Mapping[int, object], k: int
 ) -> list[Entry]:
     """The first ``k`` of ``ranked`` (overrides' rows already left out) with the pinned
     articles still stored put at their places (or last, when the list is shorter)."""
@@ -236,7 +236,7 @@ def recommendations(
 
 
 def _recommendation(shown: Shown, entry: Entry, copy_ids: list[str]) -> tuple[Recommendation, str]:
-    found = Recommendation(
+    found = recommendation(
         shown[0],  # the id
         entry.score,
         entry.similarity,
@@ -250,6 +250,14 @@ def _recommendation(shown: Shown, entry: Entry, copy_ids: list[str]) -> tuple[Re
         tuple(copy_ids),
     )
     return found, shown[10]
+
+
+def entry_json(article_id: str, entry: Entry, copy_ids: list[str], piece: str) -> str | None:
+    """What ``RelatedList.json`` writes of the ``Recommendation`` that ``_recommendation``
+    makes of these (``piece``: its article's ``Shown`` JSON), without making it; None for
+    numbers JSON spells otherwise."""
+    numbers = (entry.score, entry.similarity, entry.recency, entry.category, entry.dense)
+    return item_json(article_id, (*numbers, entry.lexical), len(copy_ids) + 1, copy_ids, piece)
 
 
 def checked_k(k: object) -> int:

@@ -16,13 +16,14 @@ the rest of the snapshot does (rows removed by another process are never listed 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..results import shown_json, to_json
+from ..results import SHOWN_FIELDS, shown_json, to_json
 from ..storage.table import listed_fields
 
 if TYPE_CHECKING:
@@ -79,16 +80,44 @@ class ShownCache:
                     found[row] = shown
         if not missing:
             return found
-        stored = snapshot.table.checked_rows(missing)
-        read = {
-            row: shown_of(snapshot, row, listed_fields(values)) for row, values in stored.items()
-        }
+        read, missing = from_lists(snapshot, missing)
+        if missing:
+            stored = snapshot.table.checked_rows(missing)
+            for row, values in stored.items():
+                read[row] = shown_of(snapshot, row, listed_fields(values))
         found.update(read)
         if self.capacity:
             with self._lock:
                 held.update(read)
                 while len(held) > self.capacity:
                     held.popitem(last=False)
+        return found
+
+    def pieces(self, snapshot: Snapshot, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The id and piece of JSON (a ``Shown``'s first and last field) of the stored articles
+        of ``rows`` (removed ones left out), by row, for a list written as JSON without its
+        ``Recommendation`` objects: those held; those the lists' file holds, read there each
+        time (not decoded, not kept); the others as ``get`` gives them (read and kept)."""
+        found: dict[int, tuple[str, str]] = {}
+        missing = []
+        with self._lock:
+            held = self._held
+            for row in rows:
+                shown = held.get(row)
+                if shown is None:
+                    missing.append(row)
+                else:
+                    held.move_to_end(row)
+                    found[row] = (shown[0], shown[10])
+        if not missing:
+            return found
+        listed, missing = _listed_pieces(snapshot, missing)
+        ids = snapshot.columns.ids
+        for row, piece in listed.items():
+            found[row] = (ids[row], piece)
+        if missing:
+            for row, shown in self.get(snapshot, missing).items():
+                found[row] = (shown[0], shown[10])
         return found
 
     def carried(self, written: Iterable[int], capacity: int | None = None) -> ShownCache:
@@ -98,6 +127,91 @@ class ShownCache:
             kept = [(row, shown) for row, shown in self._held.items() if row not in gone]
         size = self.capacity if capacity is None else capacity
         return ShownCache(size, kept[-size:] if size else ())
+
+
+def from_lists(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, Shown], list[int]]:
+    """The ``Shown`` of those ``rows`` whose pieces the snapshot's lists' file holds
+    (``storage.precomputed``), each unchanged since the lists were written, by row; and the
+    other rows, to read from SQLite.
+
+    A piece was made from the row as stored when the lists were written, checked against its
+    checksum; a row added, removed or edited since is one of ``changed_rows`` (when those are
+    too many to know, every row is read from SQLite). A row removed before holds no piece."""
+    pieces, rest = _listed_pieces(snapshot, rows)
+    found: dict[int, Shown] = {}
+    for row, piece in pieces.items():
+        shown = shown_of_piece(snapshot, row, piece)
+        if shown is None:
+            rest.append(row)
+        else:
+            found[row] = shown
+    return found, rest
+
+
+def _listed_pieces(snapshot: Snapshot, rows: list[int]) -> tuple[dict[int, str], list[int]]:
+    """The pieces of JSON the snapshot's lists' file holds of those ``rows`` unchanged since
+    the lists were written (``from_lists``), by row, each naming the row's effective language
+    as the snapshot does; and the other rows."""
+    lists = snapshot.precomputed
+    if lists is None or not lists.has_pieces:
+        return {}, rows
+    changed = snapshot.changed_rows
+    if changed is None:
+        return {}, rows
+    members = changed.members
+    language = snapshot.columns.language
+    found: dict[int, str] = {}
+    rest = []
+    for row in rows:
+        piece = None if row in members else lists.piece(row)
+        if piece is None or not names_language(piece, language(row)):
+            rest.append(row)
+        else:
+            found[row] = piece
+    return found, rest
+
+
+#: What comes before the language in a piece of JSON (``results.SHOWN_FIELDS``' order): the
+#: first time it is there, as every quote in a string before it is escaped.
+_LANGUAGE = ', "language": '
+_string = json.encoder.encode_basestring  # what to_json writes a string with
+
+
+def names_language(piece: str, language: str | None) -> bool:
+    """Whether a piece of JSON gives this effective language, read without decoding it."""
+    at = piece.find(_LANGUAGE)
+    named = "null" if language is None else _string(language)
+    return at >= 0 and piece.startswith(f"{_LANGUAGE}{named}, ", at)
+
+
+def shown_of_piece(snapshot: Snapshot, row: int, piece: str) -> Shown | None:
+    """The ``Shown`` of the article at ``row`` of ``snapshot`` read back from its piece of JSON
+    (``shown_of``'s last field): the same values, the piece itself kept; None when it is not
+    one (or names another effective language than the snapshot's: then read the row)."""
+    try:
+        values = json.loads("{" + piece + "}")
+        language = snapshot.columns.language(row)
+        if not isinstance(values, dict) or values.get("language") != language:
+            return None
+        title, category, date, url, source, lang, _, tags, metadata = (
+            values[name] for name in SHOWN_FIELDS
+        )
+        published = None if date is None else datetime.fromisoformat(date.replace("Z", "+00:00"))
+        return (
+            snapshot.columns.ids[row],
+            title,
+            category,
+            published,
+            url,
+            source,
+            lang,
+            language,
+            tuple(tags),
+            to_json(metadata) if metadata else None,
+            piece,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def shown_of(snapshot: Snapshot, row: int, fields: tuple[Any, ...]) -> Shown:

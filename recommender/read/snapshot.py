@@ -33,14 +33,14 @@ from ..storage.precomputed import Precomputed
 from . import held
 from .rerank import Query
 from .retrieve import graph_walk
-from .shown import Shown, ShownCache
+from .shown import Shown, ShownCache, names_language, shown_of
 
 if TYPE_CHECKING:
     pass
 from ..storage.columns import Columns, apply_rows
 from ..storage.layout import CURRENT, current_name, current_version
 from ..storage.manifest import Manifest, read_manifest
-from ..storage.table import ArticleTable
+from ..storage.table import ArticleTable, listed_fields
 from ..storage.vectors import (
     Checksums,
     is_graph,
@@ -242,11 +242,23 @@ class Snapshot:
         has one (``retrieve.graph_walk``: its efSearch, or "scan"); None without a graph.
         Precomputed lists hold only for queries walked as theirs were: removals widen the walk
         once they are a large enough share."""
+        known = self._walks.get(wanted, False)
+        if known is not False:  # found once per snapshot: every lookup asks (FAISS's efSearch)
+            return known
         share = self._graph_share
         if share is None:
-            return None
-        walk = graph_walk(self.parts[0][1], wanted, share)
-        return "scan" if walk is None else walk
+            found: int | str | None = None
+        else:
+            walk = graph_walk(self.parts[0][1], wanted, share)
+            found = "scan" if walk is None else walk
+        if len(self._walks) < 64:
+            self._walks[wanted] = found
+        return found
+
+    @cached_property
+    def _walks(self) -> dict[int, int | str | None]:
+        """``graph_walk``'s answers, by ``wanted``."""
+        return {}
 
     @cached_property
     def _graph_share(self) -> float | None:
@@ -393,6 +405,11 @@ class Snapshot:
         out), by row: from this snapshot's cache (``shown``), else read and checked."""
         return self.shown_cache.get(self, rows)
 
+    def shown_pieces(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The id and piece of JSON of what related lists show of the stored articles at
+        ``rows`` (removed ones left out), by row (``ShownCache.pieces``)."""
+        return self.shown_cache.pieces(self, rows)
+
     def query(self, row: int) -> Query:
         """What the indexed article at ``row`` contributes to ranking as a query: its date
         (the recency reference), category, duplicate keys and language."""
@@ -516,9 +533,38 @@ def derived_problems(path: Path) -> tuple[list[str], list[str]]:
             else:
                 used_lists = found
                 problems += _lists_problems(found.name, lists, plain.columns.ids)
+                problems += _pieces_problems(found.name, lists, plain)
     finally:
         plain.close()
     return problems, notes
+
+
+def _pieces_problems(name: str, lists: Precomputed, plain: Snapshot) -> list[str]:
+    """Lists whose pieces of JSON (``read.shown``) differ from what the stored rows unchanged
+    since give (a row edited outside the engine, its checksum made again): queries show
+    those rows as the pieces hold them."""
+    if not lists.has_pieces:
+        return []
+    changed = plain.table.changed_since(lists.generation, len(plain.columns.ids) + 1) or []
+    since = set(changed)
+    rows = [row for row in range(min(lists.rows, len(plain.columns.ids))) if row not in since]
+    differ = []
+    for start in range(0, len(rows), 500):
+        part = rows[start : start + 500]
+        for row, values in plain.table.checked_rows(part).items():
+            piece = lists.piece(row)
+            if piece is None or not names_language(piece, plain.columns.language(row)):
+                continue  # read from SQLite instead (``read.shown``)
+            if piece != shown_of(plain, row, listed_fields(values))[-1]:
+                differ.append(row)
+    if not differ:
+        return []
+    named = ", ".join(quoted(plain.columns.ids[row]) for row in differ[:5])
+    more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+    return [
+        f"{name} does not match the stored articles (what lists show of {named}{more}): "
+        "queries show them as it holds them; run recommend precompute"
+    ]
 
 
 def _older(name: str, used: str) -> str:

@@ -20,6 +20,14 @@ offsets that are multiples of 64 (``mapped``): ``offsets`` (rows + 1, into ``rec
 lexical_floor (f4), n (i4); then n shown rows (i4), n copy counts (i4), n scores,
 similarities, recency and category factors (f8 each), n embedding and TF-IDF cosines (f4
 each); then every group's other copies (i4).
+
+Files written since hold three arrays more, which readers of before leave alone: the pieces
+of JSON that lists show of each row's article (``read.shown``: its stored fields but the body),
+UTF-8, made from the stored rows (each checked against its checksum) as the lists were
+written: ``shown_offsets`` (rows + 1), ``shown_crcs`` (rows, each seeded with the row number)
+and ``shown``. A reader takes a row's piece instead of reading the row from SQLite only while
+the row has not changed since the lists' generation (``read.shown``); an empty piece (a row
+removed) or a damaged one sends it to SQLite.
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ import mmap
 import os
 import re
 import struct
+import sys
+import typing
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -182,23 +193,31 @@ def write(
     records: list[bytes],
     build: str,
     ids: str,
+    shown: list[bytes] | None = None,
 ) -> Path:
     """Write a version's lists (one record a row, ``b""`` for none), flushed, bound to its
     build (``table.BUILD``), name them in the version's database (``table.record_stamp``;
     under the writer lock), then delete the older ones of the version (readers that mapped
-    them keep their mapping). ``ids``: the ``mapped.ids_digest`` of its rows' ids."""
+    them keep their mapping). ``ids``: the ``mapped.ids_digest`` of its rows' ids; ``shown``:
+    the rows' pieces of JSON (one a row, ``b""`` for none), if any."""
     stamp = new_stamp()
     total = len(records)
-    offsets = np.zeros(total + 1, dtype="<i8")
-    np.cumsum([len(r) for r in records], out=offsets[1:])
-    crcs = np.array([zlib.crc32(r, row) for row, r in enumerate(records)], dtype="<u4")
-    arrays, _ = layout(
-        {
-            "offsets": ("<i8", offsets.shape),
-            "crcs": ("<u4", crcs.shape),
-            "records": ("|u1", [int(offsets[-1])]),
-        }
-    )
+    if shown is not None and len(shown) != total:
+        raise ValueError(f"{len(shown)} pieces for {total} rows")
+    offsets, crcs = _index(records)
+    specs = {
+        "offsets": ("<i8", offsets.shape),
+        "crcs": ("<u4", crcs.shape),
+        "records": ("|u1", [int(offsets[-1])]),
+    }
+    pieces: list[Any] = []
+    if shown is not None:
+        shown_offsets, shown_crcs = _index(shown)
+        specs["shown_offsets"] = ("<i8", shown_offsets.shape)
+        specs["shown_crcs"] = ("<u4", shown_crcs.shape)
+        specs["shown"] = ("|u1", [int(shown_offsets[-1])])
+        pieces = [shown_offsets, shown_crcs, _chunks(shown)]
+    arrays, _ = layout(specs)
     header = {
         "build": build,
         "stamp": stamp,
@@ -216,13 +235,35 @@ def write(
     header["checksum"] = header_checksum(header)
     path = version / file_name(generation)
     # Written piece by piece: the records are not joined in memory (half a GB at a million).
-    chunks = (b"".join(records[start : start + 10_000]) for start in range(0, total, 10_000))
     head = encode_header(MAGIC, header)
-    write_mapped(path, itertools.chain([head], padded([offsets, crcs, chunks])))
+    body = padded([offsets, crcs, _chunks(records), *pieces])
+    write_mapped(path, itertools.chain([head], body))
     # Named before the older ones go: a reader opening meanwhile maps one or the other.
     record_stamp(version, "lists", stamp)
     remove_older(path.parent, NAME, generation, path.name)  # answers-G.bin of an old index too
     return path
+
+
+def _index(records: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (one more than the records) and CRC32s (each seeded with its row) of
+    records laid end to end."""
+    offsets = np.zeros(len(records) + 1, dtype="<i8")
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    crcs = np.array([zlib.crc32(r, row) for row, r in enumerate(records)], dtype="<u4")
+    return offsets, crcs
+
+
+def _chunks(records: list[bytes]) -> Iterator[bytes]:
+    return (b"".join(records[start : start + 10_000]) for start in range(0, len(records), 10_000))
+
+
+def _ints(array: np.ndarray) -> Sequence[int]:
+    """An array of offsets or CRC32s (little-endian) as a lookup reads it, a value at a time:
+    a memoryview of it where that is the machine's order, whose items are Python ints (a
+    numpy scalar made and converted takes ten times as long), else the array itself."""
+    if sys.byteorder != "little" or not array.flags.c_contiguous:
+        return typing.cast(Sequence[int], array)
+    return array.data.cast("B").cast("q" if array.dtype.itemsize == 8 else "I")
 
 
 class Precomputed:
@@ -239,19 +280,59 @@ class Precomputed:
         self.walk: int | str | None = walk if walk is None or isinstance(walk, str) else int(walk)
         self.ranking = Ranking(**header["ranking"])
         self.rules = int(header.get("rules", 1))  # lists of before the rules had a version: 1
+        self._served: Ranking | None = None  # the last ranking ``serves`` found the same
         arrays = view_arrays(
             mapped, header, base, {"offsets": "<i8", "crcs": "<u4", "records": "|u1"}
         )
         if len(arrays["offsets"]) != self.rows + 1 or len(arrays["crcs"]) != self.rows:
             raise ValueError("arrays of another size than the rows")
-        self._offsets = arrays["offsets"]
-        self._crcs = arrays["crcs"]
+        self._offsets = _ints(arrays["offsets"])
+        self._crcs = _ints(arrays["crcs"])
         self._records = arrays["records"]
         self._view = memoryview(mapped)[base + int(header["arrays"]["records"]["offset"]) :]
+        self._shown: tuple[Sequence[int], Sequence[int], memoryview] | None = None
+        if "shown" in header["arrays"]:  # files written before hold no pieces
+            found = view_arrays(
+                mapped, header, base, {"shown_offsets": "<i8", "shown_crcs": "<u4", "shown": "|u1"}
+            )
+            if len(found["shown_offsets"]) != self.rows + 1:
+                raise ValueError("pieces of another size than the rows")
+            if len(found["shown_crcs"]) != self.rows:
+                raise ValueError("pieces of another size than the rows")
+            start = base + int(header["arrays"]["shown"]["offset"])
+            view = memoryview(mapped)[start : start + len(found["shown"])]
+            self._shown = (_ints(found["shown_offsets"]), _ints(found["shown_crcs"]), view)
+
+    @property
+    def has_pieces(self) -> bool:
+        """Whether the file holds the rows' pieces of JSON (``piece``)."""
+        return self._shown is not None
+
+    def piece(self, row: int) -> str | None:
+        """The piece of JSON that lists show of the article at ``row`` as it was when the
+        lists were written (``read.shown``); None when the file holds none for it (a row
+        removed, a file written before pieces) or it is damaged."""
+        if self._shown is None or not 0 <= row < self.rows:
+            return None
+        offsets, crcs, view = self._shown
+        start, end = int(offsets[row]), int(offsets[row + 1])
+        if not 0 <= start < end <= len(view):
+            return None
+        data = view[start:end]
+        if zlib.crc32(data, row) != int(crcs[row]):
+            return None
+        try:
+            return str(data, "utf-8")
+        except UnicodeDecodeError:
+            return None
 
     def serves(self, k: int, ranking: Ranking, candidates: int) -> bool:
         """Whether a query for ``k`` groups with this ranking may use the lists."""
-        same = ranking == self.ranking and self.rules == RULES
+        # A ranking found equal once is known by identity after (Ranking is frozen): every
+        # lookup asks, with the snapshot's own.
+        same = (ranking is self._served or ranking == self.ranking) and self.rules == RULES
+        if same:
+            self._served = ranking
         return k <= self.k and candidates == self.candidates and same
 
     def listed(self, row: int) -> StoredList | None:
@@ -277,12 +358,22 @@ class Precomputed:
         for row in range(self.rows):
             start, end = int(self._offsets[row]), int(self._offsets[row + 1])
             if start == end and start <= len(self._records):
-                continue
-            if self.listed(row) is None:
+                listed = True
+            else:
+                listed = self.listed(row) is not None
+            if not listed or not self._piece_sound(row):
                 bad.append(row)
         return [f"row {row}" for row in bad[:10]] + (
             [f"and {len(bad) - 10} more rows"] if len(bad) > 10 else []
         )
+
+    def _piece_sound(self, row: int) -> bool:
+        """Whether the row's piece is none (empty) or reads back whole."""
+        if self._shown is None:
+            return True
+        offsets = self._shown[0]
+        start, end = int(offsets[row]), int(offsets[row + 1])
+        return (start == end and start <= len(self._shown[2])) or self.piece(row) is not None
 
 
 def load(path: Path, binding: Binding, generation: int, rows: int) -> Precomputed:

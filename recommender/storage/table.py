@@ -415,6 +415,8 @@ class ArticleTable:
             )
         self._lock = threading.Lock()
         self._immutable: tuple[int, int, int] | None = None  # the file's signature, if so
+        #: ``removed_since``'s last answer: the data_version, the generation, the rows.
+        self._removed: tuple[int, int, frozenset[int]] | None = None
         try:
             self._connection = self._open()
         except sqlite3.Error as exc:
@@ -470,11 +472,29 @@ class ArticleTable:
 
     def removed_since(self, generation: int) -> frozenset[int]:
         """Rows removed or replaced by the updates committed after ``generation``: what a
-        reader holding that generation must no longer return, before it refreshes."""
-        found = self._query(
-            "SELECT row FROM articles WHERE changed > ? AND removed = 1", (generation,)
-        )
-        return frozenset(row for (row,) in found)
+        reader holding that generation must no longer return, before it refreshes.
+
+        Asked before every query: the last answer is given again while SQLite's
+        ``data_version`` says no other connection committed since (it changes with every
+        commit of another connection, in any process), without looking for the rows."""
+        try:
+            with self._lock:
+                connection = self._connection
+                version = None
+                if self._immutable is None:  # an immutable one is opened again instead
+                    version = connection.execute("PRAGMA data_version").fetchone()[0]
+                    known = self._removed
+                    if known is not None and known[0] == version and known[1] == generation:
+                        return known[2]
+                found = connection.execute(
+                    "SELECT row FROM articles WHERE changed > ? AND removed = 1", (generation,)
+                ).fetchall()
+                rows = frozenset(row for (row,) in found)
+                if version is not None:
+                    self._removed = (version, generation, rows)
+                return rows
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
 
     def changed_since(self, generation: int, limit: int) -> list[int] | None:
         """Rows added, removed or edited by the updates committed after ``generation``; None

@@ -17,13 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import IndexDamagedError
 from ..read.held import Changed, current_list
 from ..read.pipeline import SLACK, candidates, first_groups
 from ..read.retrieve import candidate_count
+from ..read.shown import shown_of
 from ..read.snapshot import Snapshot
 from ..settings import Ranking
 from ..storage.mapped import ids_digest
 from ..storage.precomputed import Precomputed, record, write
+from ..storage.table import listed_fields
 
 
 def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None) -> Path | None:
@@ -50,7 +53,34 @@ def save(snapshot: Snapshot, progress: Callable[[int, int], None] | None = None)
         records,
         build=snapshot.build,
         ids=ids,
+        shown=pieces(snapshot),
     )
+
+
+def pieces(snapshot: Snapshot) -> list[bytes]:
+    """Each row's piece of JSON as lists show its article (``read.shown``), UTF-8, made from
+    its stored row checked against its checksum; ``b""`` for a removed or damaged row, which
+    a query reads from SQLite instead (as it did before the lists held pieces)."""
+    total = len(snapshot.columns.ids)
+    found = [b""] * total
+    for start in range(0, total, PIECES_CHUNK):
+        rows = list(range(start, min(start + PIECES_CHUNK, total)))
+        try:
+            stored = snapshot.table.checked_rows(rows)
+        except IndexDamagedError:  # one by one: the damaged rows get none
+            stored = {}
+            for row in rows:
+                with contextlib.suppress(IndexDamagedError):
+                    stored.update(snapshot.table.checked_rows([row]))
+        for row, values in stored.items():
+            piece = shown_of(snapshot, row, listed_fields(values))[-1]
+            with contextlib.suppress(UnicodeEncodeError):
+                found[row] = piece.encode("utf-8")
+    return found
+
+
+#: Rows read from SQLite at a time for their pieces (one query's parameters).
+PIECES_CHUNK = 500
 
 
 def compute_row(snapshot: Snapshot, row: int, ranking: Ranking, k: int) -> bytes:

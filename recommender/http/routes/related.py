@@ -18,7 +18,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 
 from ...engine import Recommender
-from ...results import Recommendation
+from ...read.retrieve import Filters
+from ...results import Recommendation, to_json
 from ..dependencies import ArticleId, Index, Options, Reply, answer_json, check_k, etag_of
 from ..logs import REQUEST_ID, request_id
 from ..metrics import Metrics
@@ -146,7 +147,9 @@ class HotReads:
     ``minimum_size`` and more), ``IdPaths`` (the id as sent, ``middleware.encoded_path``), and
     the route's ``Cached`` (the ETag, ``Cache-Control``). FastAPI's routing and its
     validation of the twenty query parameters the route declares are left out, and so are
-    the objects each layer makes per request (its JSON: ``dependencies.answer_json``).
+    the objects each layer makes per request (its JSON: ``dependencies.answer_json``); the list
+    is written straight from the precomputed one when it holds (``Recommender.lists``: the
+    same bytes, without a ``Recommendation`` per article), else as the route makes it.
 
     CORS's headers are ``CORSMiddleware``'s own (``send``, with the options it was given).
 
@@ -178,6 +181,9 @@ class HotReads:
         self.k = values["k"]
         self.filters = query_filters(values, values["category"])
         self.ranking = query_ranking(values)
+        # No option given: the list is the precomputed one, written as JSON without its
+        # objects (``Recommender.lists``), when it holds.
+        self.plain = self.filters == Filters() and not self.ranking
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not await self._answered(scope, send):
@@ -237,11 +243,19 @@ class HotReads:
             try:
                 rec = index.open()
                 tag = index.tag()
-                related = rec.similar(article_id, k, filters=self.filters, **self.ranking)
+                listed = rec.lists.json(article_id, k) if self.plain else None
+                if listed is None:
+                    related = rec.similar(article_id, k, filters=self.filters, **self.ranking)
             except Exception:  # an error is the route's to answer, as it always has
                 return None
-            envelope = {"article": article_id, **_envelope(rec, k, related)}
-            return etag_of(state.version, tag, path, known), answer_json(envelope).encode()
+            if listed is None:
+                envelope = {"article": article_id, **_envelope(rec, k, related)}
+                body = answer_json(envelope)
+            else:  # as answer_json writes the envelope, with the list's JSON last
+                envelope = {"article": article_id, **_envelope(rec, k, [])}
+                del envelope["related"]
+                body = f'{to_json(envelope)[:-1]}, "related": {listed}}}'
+            return etag_of(state.version, tag, path, known), body.encode()
 
         # Quick unless the index is to be opened or looked at for changes (``tag()``): a
         # lookup, or a search of 2 ms when the lists do not hold.
