@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,21 @@ def test_without_an_index_model_the_packaged_one_is_used() -> None:
     assert len(packaged["long"]) == len(packaged["short"]) == evidence.WIDTH
     assert evidence.model_of(Ranking()) == evidence.default_model()
     assert evidence.model_of(Ranking(combination="hand")) == evidence.Model()
+
+
+@pytest.mark.parametrize("text", ["{", '{"long": [1], "short": []}', '{"long": 5}', "[]"])
+def test_a_damaged_packaged_model_is_a_clear_error(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    damaged = tmp_path / "default_model.json"
+    damaged.write_text(text)
+    monkeypatch.setattr(evidence, "DEFAULT_MODEL", damaged)
+    evidence.default_model.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match=r"packaged model .* is damaged"):
+            evidence.default_model()
+    finally:
+        evidence.default_model.cache_clear()
 
 
 @pytest.mark.parametrize(

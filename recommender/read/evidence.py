@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SettingsError
 from ..settings import EVIDENCE_WIDTH, Ranking
 
 #: The pieces of evidence, in the order of a weight vector.
@@ -65,7 +66,7 @@ class Model:
     @classmethod
     def of(cls, values: tuple[float, ...] | list[float]) -> Model:
         """From ``flat``'s numbers (``2 * WIDTH``)."""
-        values = tuple(float(v) for v in values)
+        values = tuple(float(v) for v in values)  # ValueError or TypeError for a non-number
         if len(values) != 2 * WIDTH:
             raise ValueError(f"a model has {2 * WIDTH} weights, got {len(values)}")
         return cls(values[:WIDTH], values[WIDTH:])
@@ -76,9 +77,13 @@ def default_model() -> Model:
     """The correction that ships with the package (none when its file is missing)."""
     try:
         data = json.loads(DEFAULT_MODEL.read_text(encoding="utf-8"))
+        found = Model.of([*data["long"], *data["short"]])
+        Ranking(evidence=found.flat())  # the checks of a stored one
     except FileNotFoundError:
         return Model()
-    return Model(tuple(data["long"]), tuple(data["short"]))
+    except (ValueError, KeyError, TypeError, SettingsError) as exc:
+        raise SettingsError(f"the packaged model {DEFAULT_MODEL} is damaged: {exc}") from None
+    return found
 
 
 def model_of(ranking: Ranking) -> Model:
