@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .articles import Article, read_valid
 from .errors import InputFileError
 from .read import pipeline
+from .read.explain import Explanation, explain
 from .read.held import Lists, lookup
 from .read.reader import Reader
 from .read.retrieve import Filters
@@ -122,16 +123,9 @@ class Recommender:
         """``build`` from JSON Lines / CSV files (an invalid record: InvalidArticlesError)."""
         report = read_valid(files, field_map, drop_fields, skip_invalid)
         if not report.articles:
-            names = ", ".join(str(f) for f in files)
-            raise InputFileError(f"no articles in {names}; nothing to index")
-        return cls.build(
-            report.articles,
-            path,
-            records=report.records,
-            skipped=len(report.invalid),
-            duplicates=report.duplicates,
-            **options,
-        )
+            raise InputFileError(f"no articles in {', '.join(map(str, files))}; nothing to index")
+        counts: dict[str, Any] = {"records": report.records, "duplicates": report.duplicates}
+        return cls.build(report.articles, path, skipped=len(report.invalid), **counts, **options)
 
     @staticmethod
     def stored_ranking(path: str | Path) -> Ranking | None:
@@ -398,3 +392,9 @@ class Recommender:
         snapshot, removed = self._reader.current_and_removed()
         row = self._reader.live_row(snapshot, article_id, removed)
         return pipeline.fused_candidates(snapshot, row, k, drop={row, *removed})
+
+    def explain(self, article_id: str, k: int = 10, **overrides: Any) -> list[Explanation]:
+        """``similar(article_id, k, **overrides)`` searched, with each one's evidence."""
+        snapshot, removed = self._reader.current_and_removed()
+        row = self._reader.live_row(snapshot, article_id, removed)
+        return explain(snapshot, row, k, overrides, removed)

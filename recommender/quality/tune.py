@@ -11,8 +11,12 @@ the pipeline that answers queries) for every setting tried. The queries are spli
 
 The search is coordinate ascent on the tuning queries' mean nDCG@10: each setting in turn is
 set to the best value of its grid, the others held, for ``rounds`` rounds, starting from the
-index's settings. The held-out queries then score the old and the new settings; the new ones
-win only if they are better there by at least ``MIN_GAIN`` nDCG@10.
+index's settings. Then, with ``combination="learned"``, the correction of the evidence
+weights (read/evidence.py) is learned on the tuning queries under the settings found
+(``quality.learn``, from the index's correction or the packaged one), and kept only if the
+held-out queries score higher with it than with the settings found alone. The held-out
+queries then score the old and the new ranking; the new one wins only if it is better there
+by at least ``MIN_GAIN`` nDCG@10.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidQueryError, LabelsError
+from ..read import evidence
 from ..read.pipeline import Gathered, candidates, first_groups
 from ..read.rerank import Query
 from ..read.retrieve import RowFilter
 from ..read.snapshot import Snapshot
 from ..settings import Ranking
 from .evaluate import EvaluationReport, choose_queries, score_list, summarize
+from .learn import case_of, fit_model
 
 #: The values tried for each setting (the index's own value is always tried too).
 GRID: dict[str, tuple[Any, ...]] = {
@@ -75,6 +81,12 @@ class TuneReport:
     old_held_out: EvaluationReport
     new_held_out: EvaluationReport
     stored: bool
+    # The learned correction of the evidence weights (``evidence.Model.flat``) before and
+    # after, and what the one learned now gained on the held-out queries over the settings
+    # found alone (kept only when above 0; None: not learned, ``combination="hand"``).
+    old_model: tuple[float, ...] = ()
+    new_model: tuple[float, ...] = ()
+    model_gain: float | None = None
 
     @property
     def gain(self) -> float:
@@ -238,6 +250,10 @@ def tune(
     old_ranking = replace(base, recency_from="query")
     step = None if progress is None else (lambda d, t: progress("settings", d, t))
     found = search(tuning_cases, old_ranking, listed, progress=step)
+    model_gain = None
+    if found.combination == "learned":
+        learning = None if progress is None else (lambda d, t: progress("evidence weights", d, t))
+        found, model_gain = learned(tuning_cases, held_out_cases, found, listed, live, learning)
     report = TuneReport(
         split="time" if cutoff is not None else "random",
         cutoff=None
@@ -252,8 +268,31 @@ def tune(
         old_held_out=replay(held_out_cases, old_ranking, listed),
         new_held_out=replay(held_out_cases, found, listed),
         stored=False,
+        old_model=evidence.model_of(old_ranking).flat(),
+        new_model=evidence.model_of(found).flat(),
+        model_gain=model_gain,
     )
     if report.gain >= MIN_GAIN and store is not None:
         store(replace(found, recency_from=base.recency_from))
         report = replace(report, stored=True)
     return report
+
+
+def learned(
+    tuning: Sequence[Case],
+    held_out: Sequence[Case],
+    ranking: Ranking,
+    listed: Callable[[int], ListedRow],
+    rows: Mapping[str, int],
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Ranking, float]:
+    """``ranking`` with the correction of the evidence weights learned on the ``tuning``
+    cases, if the ``held_out`` ones score higher with it; and what it gained there."""
+    cases = [
+        case_of(case.gathered, ranking, case.query, {rows[r] for r in case.relevant})
+        for case in tuning
+    ]
+    model = fit_model([case for case in cases if case is not None], evidence.model_of(ranking))
+    trial = replace(ranking, evidence=model.flat())
+    gain = replay(held_out, trial, listed).ndcg_at_10 - replay(held_out, ranking, listed).ndcg_at_10
+    return (trial, gain) if gain > 0 else (ranking, gain)

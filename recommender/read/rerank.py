@@ -17,7 +17,9 @@ The order of one list (see README, "How results are ranked"):
    top-``neighbours`` candidates) / (1 + b)`` with ``b = neighbour_weight`` (a top candidate's
    similarity to itself is not counted; names count between candidates too): an article
    close to the query's nearest ones is more likely on the same story than one close to the
-   query alone;
+   query alone. Steps 1 and 2 are one weighted sum of six pieces of evidence (``pieces``,
+   read/evidence.py), whose weights are those of the knobs plus, with
+   ``combination="learned"``, a learned correction;
 3. calibration (``calibration="pool"``): the similarities are standardised over the query's
    candidates and put on one reference scale (``calibrate``), so that the recency and category
    weights mean the same whatever the model's cosines look like;
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..settings import Ranking
+from . import evidence
 from .retrieve import Pool
 
 
@@ -423,32 +426,60 @@ def mmr(scores: np.ndarray, similarity: np.ndarray, lam: float, limit: int) -> n
     return np.array(taken, dtype=np.int64)
 
 
-def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
-    """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
+@dataclass(frozen=True)
+class Pieces:
+    """One query's evidence (read/evidence.py): n x ``evidence.WIDTH`` values, the weights
+    they are combined with, and the fusion its pairs were computed with."""
+
+    values: np.ndarray
+    weights: np.ndarray
+    fusing: Fusion
+
+
+def pieces(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> Pieces:
+    """The evidence of each candidate (``evidence.PIECES``) and its weights for this query."""
     count = len(pool)
-    of_query = query_copies(pool, query, ranking)
     fusing = fusion(pool, ranking, query, of_query)
-    fused = fusing.to_query(pool.dense, pool.lexical)
-    identity = ranking.identity_weight if pool.identity is not None else 0.0
-    if identity > 0 and pool.identity is not None:
-        fused = fused + identity * pool.identity
-    similarity = fused
-    if count and ranking.neighbours > 0 and ranking.neighbour_weight > 0:
-        by_fused = np.lexsort((np.arange(count), -fused))
-        top = by_fused[~of_query[by_fused]][: ranking.neighbours]
+    short = pool.query_terms < ranking.short_terms
+    weights = evidence.weights(ranking, short, query.lexical_share)
+    # The TF-IDF cosines as the fusion sees them (imputed across languages): fused at weight 1.
+    words_fusion = Fusion(1.0, fusing.language, fusing.codes, fusing.imputed)
+    topic = np.asarray(pool.dense, np.float64)
+    words = words_fusion.to_query(pool.dense, pool.lexical)
+    names = np.asarray(pool.identity, np.float64) if pool.identity is not None else np.zeros(count)
+    values = np.empty((count, evidence.WIDTH), dtype=np.float64)
+    values[:, 0], values[:, 1], values[:, 2] = topic, words, names
+    values[:, 3:] = values[:, :3]  # a candidate with no neighbour left: its own
+    if count and ranking.neighbours > 0 and np.any(weights[3:] != 0):
+        # The neighbours are the best by the hand weights, whatever the learned correction:
+        # it is learned on the evidence of these.
+        direct = values[:, :3] @ evidence.hand_weights(ranking, short, query.lexical_share)[:3]
+        by_direct = np.lexsort((np.arange(count), -direct))
+        top = by_direct[~of_query[by_direct]][: ranking.neighbours]
         if len(top):
             everyone = np.arange(count)
-            pair = fusing.between(pool.dense_to(top), pool.lexical_to(top), everyone, top)
-            if identity > 0:
-                pair = pair + identity * pool.identity_to(top)
-            counted = np.ones(pair.shape, dtype=bool)
+            dense_pairs = pool.dense_to(top)
+            pairs = (
+                dense_pairs,
+                words_fusion.between(dense_pairs, pool.lexical_to(top), everyone, top),
+                pool.identity_to(top),
+            )
+            counted = np.ones((count, len(top)), dtype=bool)
             counted[top, np.arange(len(top))] = False  # a neighbour's own similarity: not counted
             counts = counted.sum(axis=1)
-            sums = np.where(counted, pair, 0.0).sum(axis=1)
-            # The mean over the others; a row with none (a lone neighbour): its own fused.
-            closeness = np.where(counts > 0, sums / np.maximum(counts, 1), fused)
-            boost = ranking.neighbour_weight
-            similarity = (fused + boost * closeness) / (1.0 + boost)
+            some = counts > 0
+            for column, pair in enumerate(pairs, start=3):
+                sums = np.where(counted, pair, 0.0).sum(axis=1)
+                values[some, column] = sums[some] / counts[some]
+    return Pieces(values, weights, fusing)
+
+
+def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -> Listing:
+    """The list over ``pool`` (see the module docstring); at most ``limit`` groups."""
+    of_query = query_copies(pool, query, ranking)
+    found = pieces(pool, ranking, query, of_query)
+    fusing = found.fusing
+    similarity = evidence.combine(found.values, found.weights)
     if ranking.calibration == "pool":
         similarity = calibrate(similarity, ~of_query)  # copies of the query would inflate it
     ranked = weigh(
