@@ -25,7 +25,7 @@ import numpy as np
 
 from ..read import evidence
 from ..read.pipeline import Gathered
-from ..read.rerank import Query, _copies, calibrate, pieces, query_copies, weigh
+from ..read.rerank import Query, _copies, calibrate, pieces, query_copies, weighed
 from ..settings import Ranking
 
 K = 10
@@ -62,17 +62,7 @@ def case_of(
     pool = gathered.pool
     of_query = query_copies(pool, query, ranking)
     found = pieces(pool, ranking, query, of_query)
-    ranked = weigh(
-        np.ones(len(pool)),
-        pool.published_days,
-        pool.category_codes,
-        reference_day=query.day,
-        query_category=query.category,
-        half_life_days=ranking.half_life_days,
-        recency_weight=ranking.recency_weight,
-        category_boost=ranking.category_boost,
-        future_is_fresh=ranking.recency_from == "now",
-    )
+    ranked = weighed(np.ones(len(pool)), pool, ranking, query)
     copies = _copies(pool, ranking)
     unit = np.arange(len(pool))
     for _ in range(len(pool)):  # connected groups of copies, by repeated relabelling

@@ -158,6 +158,21 @@ def weigh(
     return Ranked(order=order, scores=scores, recency=recency, category=category)
 
 
+def weighed(similarity: np.ndarray, pool: Pool, ranking: Ranking, query: Query) -> Ranked:
+    """``weigh`` a pool's similarities with the ranking's recency and category settings."""
+    return weigh(
+        similarity,
+        pool.published_days,
+        pool.category_codes,
+        reference_day=query.day,
+        query_category=query.category,
+        half_life_days=ranking.half_life_days,
+        recency_weight=ranking.recency_weight,
+        category_boost=ranking.category_boost,
+        future_is_fresh=ranking.recency_from == "now",
+    )
+
+
 @dataclass(frozen=True)
 class Query:
     """What the query article contributes to ranking. Copies of an ``indexed`` query are
@@ -482,17 +497,7 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
     similarity = evidence.combine(found.values, found.weights)
     if ranking.calibration == "pool":
         similarity = calibrate(similarity, ~of_query)  # copies of the query would inflate it
-    ranked = weigh(
-        similarity,
-        pool.published_days,
-        pool.category_codes,
-        reference_day=query.day,
-        query_category=query.category,
-        half_life_days=ranking.half_life_days,
-        recency_weight=ranking.recency_weight,
-        category_boost=ranking.category_boost,
-        future_is_fresh=ranking.recency_from == "now",
-    )
+    ranked = weighed(similarity, pool, ranking, query)
     diverse = ranking.mmr_lambda < 1.0
     order = np.asarray(ranked.order, dtype=np.int64)
     groups = _group_ranked(pool, ranking, order, of_query, None if diverse else limit)

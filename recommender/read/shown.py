@@ -63,10 +63,8 @@ class ShownCache:
     def __len__(self) -> int:
         return len(self._held)
 
-    def get(self, snapshot: Snapshot, rows: Sequence[int]) -> dict[int, Shown]:
-        """The shown articles of ``rows`` that are stored (removed ones left out), by row:
-        those held, and the others read from the snapshot's table (each checked against its
-        checksum there) and kept."""
+    def _held_of(self, rows: Sequence[int]) -> tuple[dict[int, Shown], list[int]]:
+        """The held articles of ``rows`` (each marked as just used), and the rows not held."""
         found: dict[int, Shown] = {}
         missing = []
         with self._lock:
@@ -78,6 +76,13 @@ class ShownCache:
                 else:
                     held.move_to_end(row)
                     found[row] = shown
+        return found, missing
+
+    def get(self, snapshot: Snapshot, rows: Sequence[int]) -> dict[int, Shown]:
+        """The shown articles of ``rows`` that are stored (removed ones left out), by row:
+        those held, and the others read from the snapshot's table (each checked against its
+        checksum there) and kept."""
+        found, missing = self._held_of(rows)
         if not missing:
             return found
         read, missing = from_lists(snapshot, missing)
@@ -88,6 +93,7 @@ class ShownCache:
         found.update(read)
         if self.capacity:
             with self._lock:
+                held = self._held
                 held.update(read)
                 while len(held) > self.capacity:
                     held.popitem(last=False)
@@ -98,17 +104,8 @@ class ShownCache:
         of ``rows`` (removed ones left out), by row, for a list written as JSON without its
         ``Recommendation`` objects: those held; those the lists' file holds, read there each
         time (not decoded, not kept); the others as ``get`` gives them (read and kept)."""
-        found: dict[int, tuple[str, str]] = {}
-        missing = []
-        with self._lock:
-            held = self._held
-            for row in rows:
-                shown = held.get(row)
-                if shown is None:
-                    missing.append(row)
-                else:
-                    held.move_to_end(row)
-                    found[row] = (shown[0], shown[10])
+        held, missing = self._held_of(rows)
+        found = {row: (shown[0], shown[10]) for row, shown in held.items()}
         if not missing:
             return found
         listed, missing = _listed_pieces(snapshot, missing)
