@@ -6,8 +6,8 @@ learned by coordinate ascent on the mean nDCG@10 of the lists themselves (each w
 set to the best of a few steps around it, the others held, for a few rounds), the way a
 linear ranking model is fitted to a ranking measure (Metzler and Croft, "Linear
 feature-based models for information retrieval", 2007), rather than to a proxy such as the
-likelihood of pairs: on the shared sets a pairwise logistic fit lost to the hand weights
-(benchmarks/RESULTS.md, "combination").
+likelihood of pairs (a pairwise logistic fit on the shared sets, tried while this was
+written, lost to the hand weights on every set it was not trained on).
 
 What a list needs is computed once per query (``Case``): its pieces, its recency and category
 factors, which candidates are copies of one another and of the query, which are relevant; a
