@@ -290,6 +290,7 @@ def main() -> None:
     model = learn.fit_model(everything)
     print("model:", model)
     if not args.no_model:
+        # A new model needs new ranking rules (settings.RULES): tests/test_evidence.py says so.
         evidence.DEFAULT_MODEL.write_text(
             json.dumps(
                 {

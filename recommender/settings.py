@@ -90,7 +90,8 @@ MAX_EVIDENCE_WEIGHT = 100.0
 #: two languages imputed (``rerank.Imputed``), the fusion weight scaled by what a new text's
 #: terms can say (``rerank.lexical_share``); 3: the names two articles share count in the
 #: similarity (``Ranking.identity_weight``, names.py); 4: the evidence combined with a learned
-#: correction of the hand weights (``Ranking.combination``, read/evidence.py).
+#: correction of the hand weights (``Ranking.combination``, read/evidence.py). The packaged
+#: correction (read/default_model.json) is part of the rules: a new one needs a new version.
 RULES = 4
 
 

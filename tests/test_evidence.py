@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import replace
@@ -17,7 +18,7 @@ from recommender.quality import learn
 from recommender.read import evidence
 from recommender.read.rerank import Query, fuse, pieces, rank
 from recommender.read.retrieve import Pool
-from recommender.settings import Ranking, Settings
+from recommender.settings import RULES, Ranking, Settings
 
 
 def _pool(n: int, *, seed: int = 0, query_terms: int = 50, names: bool = True) -> Pool:
@@ -108,6 +109,16 @@ def test_without_an_index_model_the_packaged_one_is_used() -> None:
     assert len(packaged["long"]) == len(packaged["short"]) == evidence.WIDTH
     assert evidence.model_of(Ranking()) == evidence.default_model()
     assert evidence.model_of(Ranking(combination="hand")) == evidence.Model()
+
+
+def test_a_new_packaged_model_comes_with_new_ranking_rules() -> None:
+    # Precomputed lists are used only under the ranking rules they were made by
+    # (settings.RULES), and an index without a model of its own ranks with the packaged one:
+    # a packaged model learned anew without a new RULES would leave old lists served. When
+    # benchmarks/combination.py writes a new one, bump RULES and record both here.
+    model = evidence.default_model()
+    digest = hashlib.sha256(json.dumps([list(model.long), list(model.short)]).encode())
+    assert (RULES, digest.hexdigest()[:16]) == (4, "65911ba2f90914a0")
 
 
 @pytest.mark.parametrize("text", ["{", '{"long": [1], "short": []}', '{"long": 5}', "[]"])
