@@ -1052,6 +1052,8 @@ def explain(
             f"{parts['names']:6.3f} {item.recency_factor:7.2f} {item.category_factor:7.2f}  "
             f"{_visible(item.id)}: {_visible(item.title)[:60]}"
         )
+        if item.shared_names:
+            typer.echo(f"{'':45}shares {_visible(', '.join(item.shared_names))}")
 
 
 def _weights_line(weights: dict[str, float]) -> str:

@@ -678,7 +678,10 @@ def test_explain_prints_the_evidence_behind_each_related_article(index: Path) ->
     lines = out.splitlines()
     assert lines[0].startswith("evidence combined: learned (topic ")
     assert lines[1].split()[:7] == ["#", "score", "topic", "words", "names", "recency", "section"]
-    assert len(lines) == 5 and lines[2].split()[0] == "1"
+    places = [line for line in lines[2:] if not line.startswith(" " * 45)]
+    assert [line.split()[0] for line in places] == ["1", "2", "3"]
+    shared = [line.split("shares ", 1)[1] for line in lines[2:] if line.startswith(" " * 45)]
+    assert shared and all(name for line in shared for name in line.split(", "))
     code, out, _ = run(
         "explain", "a-1001", "--index", str(index), "-k", "3", "--json", "--combination", "hand"
     )

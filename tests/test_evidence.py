@@ -216,6 +216,14 @@ def test_explain_takes_the_searched_list_apart(sample_rec: Recommender) -> None:
         assert sum(found.by_kind.values()) == pytest.approx(found.similarity)
         assert found.recency_factor == pytest.approx(item.recency_factor)
         assert found.title == item.title
+    query = sample_rec.get("a-1001")
+    asked = f"{query.title} {query.body}".lower()
+    assert any(found.shared_names for found in explained)
+    for found in explained:
+        other = sample_rec.get(found.id)
+        text = f"{other.title} {other.body}".lower()
+        assert all(name in asked and name in text for name in found.shared_names)
+        assert found.evidence["names"] > 0 or not found.shared_names
     by_hand = sample_rec.explain("a-1001", k=3, combination="hand", identity_weight=0.0)
     assert all(e.evidence["names"] == 0 and e.combination == "hand" for e in by_hand)
 

@@ -15,6 +15,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ..lexical import TermVector
 from . import evidence
 from .pipeline import candidates, checked_k, ranking_with, row_query
 from .rerank import pieces, query_copies, rank
@@ -29,7 +32,9 @@ class Explanation:
 
     ``evidence``: each piece's part of the similarity (``evidence.PIECES``: its value times
     its weight), which add up to ``similarity``; ``by_kind``: the same added up into topic,
-    shared words and shared names (each with its neighbours' part). ``score`` is
+    shared words and shared names (each with its neighbours' part); ``shared_names``: the
+    names (and figures) it shares with the query, those that count most first, at most
+    ``SHARED_NAMES``. ``score`` is
     ``calibrated * recency_factor * category_factor`` (divided for a negative similarity)."""
 
     id: str
@@ -44,6 +49,29 @@ class Explanation:
     weights: dict[str, float]
     combination: str
     copies: int
+    shared_names: tuple[str, ...] = ()
+
+
+#: The most shared names an explanation lists.
+SHARED_NAMES = 8
+
+
+def shared_names(query: TermVector, terms: Any, position: int, kinds: np.ndarray) -> list[int]:
+    """The lexicon ids of the names the query (its TF-IDF ``query`` vector) shares with the
+    candidate at ``position`` of a pool's TF-IDF rows ``terms``, by the product of their two
+    weights, largest first (none when the index has no names)."""
+    if not len(kinds):
+        return []
+    start, end = int(terms.indptr[position]), int(terms.indptr[position + 1])
+    ids = np.asarray(terms.indices[start:end], dtype=np.int64)
+    weights = np.asarray(terms.data[start:end], dtype=np.float64)
+    mine = dict(zip(query.terms.tolist(), query.weights.tolist(), strict=True))
+    found = [
+        (weight * mine[term], term)
+        for term, weight in zip(ids.tolist(), weights.tolist(), strict=True)
+        if term in mine and 0 <= term < len(kinds) and kinds[term] > 0
+    ]
+    return [term for _, term in sorted(found, key=lambda pair: (-pair[0], pair[1]))]
 
 
 def explain(
@@ -65,6 +93,8 @@ def explain(
     found = pieces(pool, ranking, query, query_copies(pool, query, ranking))
     listing = rank(pool, ranking, query, limit=k)
     weights = dict(zip(evidence.PIECES, found.weights.tolist(), strict=True))
+    asked = snapshot.terms(row)
+    vocabulary = snapshot.lexicon().terms if len(snapshot.names) else ()
     shown_rows = [int(gathered.rows[int(group[0])]) for group in listing.groups]
     stored = snapshot.table.articles(shown_rows)
     out = []
@@ -86,6 +116,12 @@ def explain(
                 weights=weights,
                 combination=ranking.combination,
                 copies=len(group),
+                shared_names=tuple(
+                    vocabulary[term]
+                    for term in shared_names(asked, pool.terms, shown, snapshot.names)[
+                        :SHARED_NAMES
+                    ]
+                ),
             )
         )
     return out
