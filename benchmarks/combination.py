@@ -43,7 +43,7 @@ from recommender.quality import learn
 from recommender.quality.evaluate import choose_queries, labels_from_field, relevance_from_labels
 from recommender.read import evidence
 from recommender.read.pipeline import candidates
-from recommender.read.rerank import calibrate
+from recommender.read.rerank import calibrate, scored
 
 SETS = ("ecbplus-dev", "uci-news-2014-04", "sample")
 #: Weights tried for a candidate piece of evidence, on top of the hand weights.
@@ -182,8 +182,7 @@ def story_in_first_five(case: learn.Case, piece: np.ndarray, weight: float) -> i
     similarity = case.values @ case.hand + weight * piece
     if case.calibrated:
         similarity = calibrate(similarity, ~case.of_query)
-    factors = case.factors
-    scores = np.where(similarity >= 0, similarity * factors, similarity / factors)
+    scores = scored(similarity, case.factors)
     seen: set[int] = set()
     found = 0
     for position in np.argsort(-scores, kind="stable").tolist():

@@ -22,19 +22,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..read import evidence
 from ..read.pipeline import Gathered
-from ..read.rerank import Query, _copies, calibrate, pieces, query_copies, weighed
+from ..read.rerank import Query, _copies, calibrate, pieces, query_copies, scored, weighed
 from ..settings import Ranking
 
 K = 10
 #: The steps tried around each weight, per round (the hand weights are 0.04 to 0.5).
 STEPS = (-0.2, -0.1, 0.1, 0.2)
 ROUNDS = 2
-#: The gain in mean nDCG@10 a step needs to be taken. Smaller steps and gains fitted the
-#: shared sets' quirks: cross-validated by story they gained nothing and cost the sample 0.02
-#: (benchmarks/RESULTS.md, "combination").
+#: The gain in mean nDCG@10 a step needs to be taken. Smaller steps and gains, tried while
+#: this was written, fitted the shared sets' quirks (cross-validated by story they gained
+#: nothing, and the sample lost).
 MIN_STEP_GAIN = 1e-3
 _DISCOUNT = 1.0 / np.log2(np.arange(2, K + 2))
 
@@ -57,22 +59,17 @@ class Case:
 def case_of(
     gathered: Gathered, ranking: Ranking, query: Query, relevant_rows: set[int]
 ) -> Case | None:
-    """The ``Case`` of one query (None when it has no relevant candidate and no relevant
-    article at all: nothing to learn from)."""
+    """The ``Case`` of one query (None when it has no relevant article: nothing to learn
+    from)."""
+    if not relevant_rows:
+        return None
     pool = gathered.pool
     of_query = query_copies(pool, query, ranking)
     found = pieces(pool, ranking, query, of_query)
     ranked = weighed(np.ones(len(pool)), pool, ranking, query)
-    copies = _copies(pool, ranking)
-    unit = np.arange(len(pool))
-    for _ in range(len(pool)):  # connected groups of copies, by repeated relabelling
-        merged = np.array([unit[np.flatnonzero(row)].min() for row in copies])
-        if (merged == unit).all():
-            break
-        unit = merged
+    # Groups of copies, connected (rank groups a candidate with the first copy above it).
+    _, unit = connected_components(csr_matrix(_copies(pool, ranking)), directed=False)
     relevant = np.array([int(row) in relevant_rows for row in gathered.rows], dtype=bool)
-    if not relevant_rows:
-        return None
     short = pool.query_terms < ranking.short_terms
     return Case(
         values=found.values,
@@ -93,10 +90,7 @@ def ndcg(case: Case, correction: np.ndarray) -> float:
     similarity = case.values @ (case.hand + correction)
     if case.calibrated:
         similarity = calibrate(similarity, ~case.of_query)
-    factors = case.factors
-    scores = np.where(
-        similarity >= 0, similarity * factors, similarity / np.maximum(factors, 1e-12)
-    )
+    scores = scored(similarity, case.factors)
     order = np.argsort(-scores, kind="stable")
     seen: set[int] = set()
     gain = 0.0

@@ -115,9 +115,13 @@ def correctable(hand: np.ndarray) -> np.ndarray:
 def weights(ranking: Ranking, short: bool, lexical_share: float = 1.0) -> np.ndarray:
     """The weights a query's similarity is combined with: the hand weights plus the learned
     correction for its kind, where ``correctable``, none below 0."""
+    return corrected(hand_weights(ranking, short, lexical_share), ranking, short)
+
+
+def corrected(hand: np.ndarray, ranking: Ranking, short: bool) -> np.ndarray:
+    """``weights`` from the ``hand`` weights of the query's kind (``hand_weights``)."""
     model = model_of(ranking)
     correction = np.asarray(model.short if short else model.long, dtype=np.float64)
-    hand = hand_weights(ranking, short, lexical_share)
     return np.where(correctable(hand), np.maximum(hand + correction, 0.0), hand)
 
 

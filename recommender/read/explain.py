@@ -20,7 +20,7 @@ import numpy as np
 from ..lexical import TermVector
 from . import evidence
 from .pipeline import candidates, checked_k, ranking_with, row_query
-from .rerank import pieces, query_copies, rank
+from .rerank import rank
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -86,14 +86,12 @@ def explain(
     k = checked_k(k)
     ranking = ranking_with(snapshot.settings.ranking, overrides)
     query = row_query(snapshot, row, ranking, None)
-    gathered = candidates(
-        snapshot, snapshot.vector(row), snapshot.terms(row), k, ranking, drop={row, *removed}
-    )
-    pool = gathered.pool
-    found = pieces(pool, ranking, query, query_copies(pool, query, ranking))
-    listing = rank(pool, ranking, query, limit=k)
-    weights = dict(zip(evidence.PIECES, found.weights.tolist(), strict=True))
     asked = snapshot.terms(row)
+    gathered = candidates(snapshot, snapshot.vector(row), asked, k, ranking, drop={row, *removed})
+    pool = gathered.pool
+    listing = rank(pool, ranking, query, limit=k)
+    found = listing.pieces
+    weights = dict(zip(evidence.PIECES, found.weights.tolist(), strict=True))
     vocabulary = snapshot.lexicon().terms if len(snapshot.names) else ()
     shown_rows = [int(gathered.rows[int(group[0])]) for group in listing.groups]
     stored = snapshot.table.articles(shown_rows)

@@ -148,14 +148,19 @@ def weigh(
     )
     category = category_factors(category_codes, query_category, category_boost)
     factors = recency * category
-    # A factor below 1 must lower a score and one above 1 raise it, also for the (rare,
-    # unrelated) articles with a negative cosine: those are divided instead of multiplied.
-    # The floor keeps scores finite when recency_weight is 1 and a decay underflows to 0.
-    divided = similarities / np.maximum(factors, 1e-12)
-    scores = np.where(similarities >= 0, similarities * factors, divided)
+    scores = scored(similarities, factors)
     newest_first = -np.where(np.isnan(published), -np.inf, published)
     order = np.lexsort((np.arange(len(scores)), newest_first, -scores))
     return Ranked(order=order, scores=scores, recency=recency, category=category)
+
+
+def scored(similarities: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``similarity * factor``: a factor below 1 must lower a score and one above 1 raise it,
+    also for the (rare, unrelated) articles with a negative cosine: those are divided instead
+    of multiplied. The floor keeps scores finite when recency_weight is 1 and a decay
+    underflows to 0."""
+    divided = similarities / np.maximum(factors, 1e-12)
+    return np.where(similarities >= 0, similarities * factors, divided)  # type: ignore[no-any-return]
 
 
 def weighed(similarity: np.ndarray, pool: Pool, ranking: Ranking, query: Query) -> Ranked:
@@ -212,6 +217,7 @@ class Listing:
     scores: np.ndarray
     recency: np.ndarray
     category: np.ndarray
+    pieces: Pieces  # the evidence the similarity was combined from
 
 
 def fusion_weight(pool: Pool, ranking: Ranking, query: Query | None = None) -> float:
@@ -456,7 +462,8 @@ def pieces(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> 
     count = len(pool)
     fusing = fusion(pool, ranking, query, of_query)
     short = pool.query_terms < ranking.short_terms
-    weights = evidence.weights(ranking, short, query.lexical_share)
+    hand = evidence.hand_weights(ranking, short, query.lexical_share)
+    weights = evidence.corrected(hand, ranking, short)
     # The TF-IDF cosines as the fusion sees them (imputed across languages): fused at weight 1.
     words_fusion = Fusion(1.0, fusing.language, fusing.codes, fusing.imputed)
     topic = np.asarray(pool.dense, np.float64)
@@ -468,7 +475,7 @@ def pieces(pool: Pool, ranking: Ranking, query: Query, of_query: np.ndarray) -> 
     if count and ranking.neighbours > 0 and np.any(weights[3:] != 0):
         # The neighbours are the best by the hand weights, whatever the learned correction:
         # it is learned on the evidence of these.
-        direct = values[:, :3] @ evidence.hand_weights(ranking, short, query.lexical_share)[:3]
+        direct = values[:, :3] @ hand[:3]
         by_direct = np.lexsort((np.arange(count), -direct))
         top = by_direct[~of_query[by_direct]][: ranking.neighbours]
         if len(top):
@@ -519,4 +526,5 @@ def rank(pool: Pool, ranking: Ranking, query: Query, limit: int | None = None) -
         scores=ranked.scores,
         recency=ranked.recency,
         category=ranked.category,
+        pieces=found,
     )
